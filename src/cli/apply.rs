@@ -1,0 +1,120 @@
+//! `mfactl apply`: plan, show the plan, confirm, write, report.
+
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use miette::{IntoDiagnostic, miette};
+
+use super::args::{GraphArgs, OutputFormat, traffic_line};
+use super::exit;
+use super::plan::load_manifest;
+use crate::engine::{self, Journal};
+use crate::plan::{Plan, Status};
+use crate::report;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The desired-state file (YAML, or CSV by its .csv extension).
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// Apply without asking (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Append one JSON line per write (user, endpoint, before, body, result, request-id) here.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// How to print the report on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+pub async fn run(args: ApplyArgs, _bars: bool) -> miette::Result<u8> {
+    let manifest = load_manifest(&args.manifest)?;
+    if !args.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(miette!(
+            help = "review the changes with `mfactl plan` first, then pass --auto-approve",
+            "apply asks for confirmation, but stdin is not a terminal"
+        ));
+    }
+    let journal = args
+        .journal
+        .as_deref()
+        .map(Journal::open)
+        .transpose()
+        .map_err(|e| miette!("{e}"))?;
+    let tenant = args.graph.load_emulated_tenant()?;
+    let connection = args.graph.connect(tenant).await?;
+    let client = &connection.client;
+    let started = Instant::now();
+
+    let mut plan = engine::plan(client, &manifest, connection.concurrency).await;
+    let plan_text = report::render_plan_text(&plan);
+    match args.format {
+        OutputFormat::Text => print!("{plan_text}"),
+        OutputFormat::Json if !args.auto_approve => eprint!("{plan_text}"),
+        OutputFormat::Json => {}
+    }
+
+    if plan.summary.writes > 0 {
+        if !args.auto_approve && !confirm()? {
+            eprintln!("Apply cancelled: nothing was changed.");
+            return Ok(exit::ERROR);
+        }
+        engine::apply(client, &mut plan, journal.as_ref(), connection.concurrency)
+            .await
+            .map_err(|e| miette!("{e}; the run stopped so that no write goes unrecorded"))?;
+    } else if let Some(journal) = &journal {
+        journal
+            .start(client.transport().root())
+            .map_err(|e| miette!("{e}"))?;
+        journal.finish().map_err(|e| miette!("{e}"))?;
+    }
+    eprintln!("{}", traffic_line(client, started.elapsed()));
+    if let Some(emulator) = connection.emulator {
+        emulator.shutdown().await;
+    }
+    plan.summary.applied.get_or_insert(0);
+
+    match args.format {
+        OutputFormat::Text => {
+            if plan.summary.writes > 0 {
+                println!();
+            }
+            print!("{}", report::render_apply_text(&plan));
+        }
+        OutputFormat::Json => print!("{}", report::render_json(&plan)),
+    }
+    Ok(apply_exit_code(&plan))
+}
+
+/// 0 when every user converged; 3 when some failed, were blocked, were not found, or were left
+/// unwritten.
+pub fn apply_exit_code(plan: &Plan) -> u8 {
+    let converged = plan.users.iter().all(|user| user.status == Status::Applied);
+    if converged {
+        exit::OK
+    } else {
+        exit::NOT_CONVERGED
+    }
+}
+
+/// Asks on the terminal; only `yes` applies.
+fn confirm() -> miette::Result<bool> {
+    let mut stderr = std::io::stderr();
+    write!(
+        stderr,
+        "\nDo you want to perform these changes? Only 'yes' will be accepted.\n  Enter 'yes' to apply: "
+    )
+    .into_diagnostic()?;
+    stderr.flush().into_diagnostic()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .into_diagnostic()?;
+    Ok(answer.trim() == "yes")
+}

@@ -1,0 +1,100 @@
+//! The command line: clap definitions (one file per command) and the wiring from a checked run
+//! configuration to the library. Renders; decides nothing about plans.
+
+mod apply;
+mod args;
+mod emulator;
+mod logging;
+mod plan;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use args::{GraphArgs, OutputFormat};
+
+/// Reconcile Microsoft Entra ID MFA settings with a desired-state file.
+#[derive(Debug, Parser)]
+#[command(name = "mfactl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log detail on stderr (-v: info, -vv: debug). MFACTL_LOG takes a tracing filter.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log lines as JSON objects (for log collectors) instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what apply would change, without changing anything.
+    Plan(plan::PlanArgs),
+    /// Plan, confirm, then make the changes.
+    Apply(apply::ApplyArgs),
+    /// Check a manifest without contacting Graph.
+    Validate(validate::ValidateArgs),
+    /// The built-in Microsoft Graph emulator, for tests, demos and dry runs.
+    #[command(subcommand)]
+    Emulator(emulator::EmulatorCommand),
+}
+
+/// Exit codes (design.md).
+pub mod exit {
+    /// Success (with `--detailed-exitcode`: no changes).
+    pub const OK: u8 = 0;
+    /// An error: bad input, no token, Graph unreachable, a user that could not be read.
+    pub const ERROR: u8 = 1;
+    /// `plan --detailed-exitcode`: not everything is in sync.
+    pub const CHANGES: u8 = 2;
+    /// apply finished but some users did not converge (failed, blocked, not found).
+    pub const NOT_CONVERGED: u8 = 3;
+}
+
+/// Runs the parsed command line; returns the process exit code. Errors are printed here.
+pub fn run(cli: Cli) -> ExitCode {
+    let progress = logging::init(cli.verbose, cli.log_json);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => with_runtime(|| plan::run(args, progress)),
+        Command::Apply(args) => with_runtime(|| apply::run(args, progress)),
+        Command::Emulator(command) => with_runtime(|| emulator::run(command)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(report) => {
+            eprintln!("{}", render_error(&report));
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+/// The error, its causes and its help, as plain lines (no boxes: these end up in CI logs and
+/// scheduler mails). A manifest's problems already carry their own `error[code]` prefixes.
+fn render_error(report: &miette::Report) -> String {
+    let mut out = match report.downcast_ref::<crate::manifest::ManifestError>() {
+        Some(error @ crate::manifest::ManifestError::Invalid { .. }) => error.to_string(),
+        _ => format!("error: {report}"),
+    };
+    for cause in report.chain().skip(1) {
+        out.push_str(&format!("\n  caused by: {cause}"));
+    }
+    if let Some(help) = report.help() {
+        out.push_str(&format!("\nhelp: {help}"));
+    }
+    out
+}
+
+fn with_runtime<F, Fut>(f: F) -> miette::Result<u8>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = miette::Result<u8>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| miette::miette!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(f())
+}

@@ -1,0 +1,72 @@
+//! `mfactl plan`: read the manifest, fetch live state, print what would change.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use miette::{IntoDiagnostic, WrapErr};
+
+use super::args::{GraphArgs, OutputFormat, traffic_line};
+use super::exit;
+use crate::engine;
+use crate::manifest::{self, Manifest};
+use crate::plan::Plan;
+use crate::report;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The desired-state file (YAML, or CSV by its .csv extension).
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// Also write the plan document (JSON) to this file.
+    #[arg(long, value_name = "PLAN.json")]
+    pub out: Option<PathBuf>,
+    /// How to print the plan on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Exit 0 when everything is in sync, 2 when not, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+/// Reads and validates a manifest; every problem is reported and nothing is sent.
+pub fn load_manifest(path: &std::path::Path) -> miette::Result<Manifest> {
+    manifest::load(path).map_err(miette::Report::new)
+}
+
+pub async fn run(args: PlanArgs, _bars: bool) -> miette::Result<u8> {
+    let manifest = load_manifest(&args.manifest)?;
+    let tenant = args.graph.load_emulated_tenant()?;
+    let connection = args.graph.connect(tenant).await?;
+    let started = Instant::now();
+    let plan = engine::plan(&connection.client, &manifest, connection.concurrency).await;
+    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
+    if let Some(emulator) = connection.emulator {
+        emulator.shutdown().await;
+    }
+
+    if let Some(out) = &args.out {
+        std::fs::write(out, report::render_json(&plan))
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write the plan to {}", out.display()))?;
+    }
+    match args.format {
+        OutputFormat::Text => print!("{}", report::render_plan_text(&plan)),
+        OutputFormat::Json => print!("{}", report::render_json(&plan)),
+    }
+    Ok(plan_exit_code(&plan, args.detailed_exitcode))
+}
+
+/// 1 when some user could not be read (the plan is incomplete); with `--detailed-exitcode`,
+/// 2 when anything is not in sync and 0 otherwise.
+pub fn plan_exit_code(plan: &Plan, detailed: bool) -> u8 {
+    if plan.summary.failed > 0 {
+        exit::ERROR
+    } else if detailed && plan.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}

@@ -1,0 +1,31 @@
+//! `mfactl validate`: check a manifest without contacting Graph.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::exit;
+use super::plan::load_manifest;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The desired-state file (YAML, or CSV by its .csv extension).
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+}
+
+pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
+    let manifest = load_manifest(&args.manifest)?;
+    let count = |f: fn(&crate::manifest::DesiredUser) -> bool| {
+        manifest.users.iter().filter(|u| f(u)).count()
+    };
+    println!(
+        "{}: ok, {} users (preferredMethod set for {}, systemPreferred for {}, perUserMfaState for {})",
+        args.manifest.display(),
+        manifest.users.len(),
+        count(|u| u.preferred_method.is_some()),
+        count(|u| u.system_preferred.is_some()),
+        count(|u| u.per_user_mfa_state.is_some()),
+    );
+    Ok(exit::OK)
+}

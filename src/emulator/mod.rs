@@ -1,0 +1,186 @@
+//! A stand-in for Microsoft Graph's beta endpoints that mfactl uses, served over real HTTP.
+//!
+//! Every test, demo and benchmark runs against it, so it must answer like Graph from the
+//! client's side of the socket: the same paths (ids, UPNs, percent-encoded guests, the OAuth
+//! key form for `$` UPNs), the same JSON shapes and error envelopes, the same headers
+//! (`request-id`, `client-request-id`, `Retry-After`, `x-ms-throttle-*`), Graph's throttling
+//! arithmetic, injected 503s and latency — and TCP_NODELAY, keep-alive, HTTP/1.1 and h2c, so that
+//! timings measured against it mean something.
+//!
+//! It must not be a second implementation of mfactl's logic: it holds state and applies Graph's
+//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`]); the tenant
+//! file lives in [`tenant`] and the synthetic-tenant generator in [`generate`].
+
+pub mod generate;
+pub mod routes;
+pub mod state;
+pub mod tenant;
+pub mod throttle;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use tenant::{
+    Group, Tenant, TenantError, TenantNote, TenantProblem, TenantUser, UserSignInPreferences,
+    UserType,
+};
+
+use routes::Shared;
+
+/// How the emulator behaves beyond the tenant's data: latency, throttling and faults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmulatorConfig {
+    /// Uniform random delay per request in `[min, max]`; `None` answers at once.
+    pub latency: Option<(Duration, Duration)>,
+    /// `false` disables both throttling buckets (`--no-throttle`).
+    pub throttle: bool,
+    /// RU bucket size per 10 s; `None` picks Graph's tier for the tenant size
+    /// (under 50 users 3,500; 50–500 5,000; over 500 8,000).
+    pub ru_per_10s: Option<u32>,
+    /// Write bucket size per 150 s (Graph: 3,000).
+    pub writes_per_150s: u32,
+    /// Probability of answering a request with an injected 503 (0.0–1.0).
+    pub fail_rate: f64,
+    /// Seeds latency and failure randomness.
+    pub seed: u64,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> EmulatorConfig {
+        EmulatorConfig {
+            latency: None,
+            throttle: true,
+            ru_per_10s: None,
+            writes_per_150s: 3_000,
+            fail_rate: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Counters since start; `GET /_emulator/stats` serves the same value.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Stats {
+    /// Every Graph request received (not `/_emulator/*`).
+    pub requests: u64,
+    /// GETs answered 200.
+    pub reads: u64,
+    /// PATCHes answered 2xx (each one changed or confirmed state).
+    pub writes: u64,
+    /// Requests answered 429 (either bucket).
+    pub throttled: u64,
+    /// The subset of `throttled` refused by the write bucket.
+    pub throttled_writes: u64,
+    /// Requests answered with an injected 503.
+    pub injected_failures: u64,
+    pub not_found: u64,
+    pub bad_requests: u64,
+    pub unauthorized: u64,
+    /// Highest number of requests being handled at the same time.
+    pub peak_in_flight: u64,
+}
+
+/// A running emulator; [`Emulator::shutdown`] stops it (dropping it stops it too, without waiting).
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Emulator {
+    /// Binds `listen` (port 0 = ephemeral), spawns the server on the current tokio runtime and
+    /// returns at once.
+    pub async fn start(
+        tenant: Tenant,
+        config: EmulatorConfig,
+        listen: SocketAddr,
+    ) -> std::io::Result<Emulator> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(tenant, config));
+        let app = routes::router(shared.clone());
+        // Without TCP_NODELAY, Nagle's algorithm holds small keep-alive responses back ~40 ms.
+        let listener = listener.tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {err}");
+            }
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::debug!(%addr, "emulator listening");
+        Ok(Emulator {
+            addr,
+            shared,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// The bound address (with the real port when `listen` asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Graph root without version, e.g. `http://127.0.0.1:8080`; an unspecified bind
+    /// address (`0.0.0.0`) is reported as loopback, which is where clients on this host reach it.
+    pub fn url(&self) -> String {
+        let ip = match self.addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// A snapshot of the current state (after PATCHes), in the tenant file's shape.
+    pub fn tenant(&self) -> Tenant {
+        self.shared.tenant()
+    }
+
+    /// Stops accepting, lets requests in flight finish and closes idle keep-alive connections.
+    /// Connections that stay busy longer than 5 s are cut.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut server) = self.server.take() {
+            match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(err))) => tracing::warn!("emulator server ended with an error: {err}"),
+                Ok(Err(err)) => tracing::warn!("emulator server task failed: {err}"),
+                Err(_) => {
+                    tracing::warn!("emulator connections still busy after 5 s; closing them");
+                    server.abort();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

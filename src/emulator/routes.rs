@@ -1,0 +1,793 @@
+//! The HTTP face of the emulator: Graph's paths, headers and error envelopes.
+//!
+//! Graph paths are parsed by hand in one fallback handler rather than with the router's
+//! patterns, because Graph addresses users three ways that a pattern router does not model:
+//! by id, by percent-encoded UPN (`%23EXT%23` for guests) and by the OData key form
+//! `users('$x@contoso.com')` (with `'` doubled) for UPNs that start with `$`.
+//!
+//! Each request goes through the same steps Graph applies, in this order: latency, injected
+//! failure (503, nothing else happens), authentication (401), routing (404/405), throttling (429,
+//! charged but no state change), then the state operation. Only the last step may change state.
+//! `POST /beta/$batch` runs each item through the same routing, throttling and state steps, so
+//! batching saves round trips but not quota, as on Graph. This module must not hold Graph's data
+//! rules; those live in [`super::state`].
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::state::{GraphError, TenantState};
+use super::throttle::{Limit, Throttle, Verdict};
+use super::{EmulatorConfig, Stats, Tenant};
+use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
+
+/// The application id the emulator reports in throttle scopes: it accepts any token and does
+/// not decode it, so every caller is one app (as a single mfactl run is).
+pub const EMULATOR_APP_ID: &str = "00000000-0000-0000-0000-00000000cafe";
+
+/// The content type Graph sends with JSON bodies.
+const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// Counters behind [`Stats`].
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    throttled: AtomicU64,
+    throttled_writes: AtomicU64,
+    injected_failures: AtomicU64,
+    not_found: AtomicU64,
+    bad_requests: AtomicU64,
+    unauthorized: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Everything a request handler needs, shared by all connections.
+pub struct Shared {
+    state: Mutex<TenantState>,
+    throttle: Option<Mutex<Throttle>>,
+    rng: Mutex<StdRng>,
+    config: EmulatorConfig,
+    tenant_id: String,
+    counters: Counters,
+}
+
+impl Shared {
+    pub fn new(tenant: Tenant, config: EmulatorConfig) -> Shared {
+        let throttle = config.throttle.then(|| {
+            let ru = config.ru_per_10s.unwrap_or_else(|| tenant.ru_tier());
+            Mutex::new(Throttle::new(ru, config.writes_per_150s))
+        });
+        Shared {
+            tenant_id: tenant.tenant_id.clone(),
+            state: Mutex::new(TenantState::new(tenant)),
+            throttle,
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+            config,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            requests: load(&c.requests),
+            reads: load(&c.reads),
+            writes: load(&c.writes),
+            throttled: load(&c.throttled),
+            throttled_writes: load(&c.throttled_writes),
+            injected_failures: load(&c.injected_failures),
+            not_found: load(&c.not_found),
+            bad_requests: load(&c.bad_requests),
+            unauthorized: load(&c.unauthorized),
+            peak_in_flight: load(&c.peak_in_flight),
+        }
+    }
+
+    pub fn tenant(&self) -> Tenant {
+        self.lock_state().tenant().clone()
+    }
+
+    /// The state lock is only held for in-memory work; a panic while holding it would be a bug
+    /// in this module, and the data is still consistent (every change validates first).
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, TenantState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The axum router: `/_emulator/*` helpers plus the Graph fallback.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/_emulator/stats", get(emulator_stats))
+        .route("/_emulator/tenant", get(emulator_tenant))
+        .fallback(graph)
+        .with_state(shared)
+}
+
+async fn emulator_stats(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.stats()).into_response()
+}
+
+async fn emulator_tenant(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.tenant()).into_response()
+}
+
+/// Per-request ids Graph puts in headers and error bodies.
+struct RequestIds {
+    request_id: String,
+    client_request_id: String,
+}
+
+impl RequestIds {
+    fn new(headers: &HeaderMap) -> RequestIds {
+        let client_request_id = headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        RequestIds {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id,
+        }
+    }
+}
+
+/// What dispatching produced, before the common headers are added.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: StatusCode,
+    body: Option<Value>,
+    headers: Vec<(HeaderName, String)>,
+}
+
+impl Answer {
+    fn json(status: StatusCode, body: Value) -> Answer {
+        Answer {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+
+    fn no_content() -> Answer {
+        Answer {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// An error in Graph's envelope (the ids are filled in by [`finish`]).
+    fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: Some(
+                serde_json::to_value(ErrorBody {
+                    error: ErrorDetail {
+                        code: code.to_owned(),
+                        message: message.into(),
+                        inner_error: None,
+                    },
+                })
+                .unwrap_or(Value::Null),
+            ),
+            headers: Vec::new(),
+        }
+    }
+
+    fn from_graph(err: GraphError) -> Answer {
+        Answer::error(err.status, err.code, err.message)
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+        self.headers
+            .push((HeaderName::from_static(name), value.into()));
+        self
+    }
+}
+
+/// The Graph date format used in `innerError.date`.
+fn graph_date() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+/// Fills `innerError` (date and ids) into an error envelope; other bodies are left alone.
+fn add_inner_error(body: &mut Value, ids: &RequestIds) {
+    if let Value::Object(body) = body
+        && let Some(Value::Object(error)) = body.get_mut("error")
+    {
+        error.insert(
+            "innerError".to_owned(),
+            serde_json::to_value(InnerError {
+                date: Some(graph_date()),
+                request_id: Some(ids.request_id.clone()),
+                client_request_id: Some(ids.client_request_id.clone()),
+            })
+            .unwrap_or(Value::Null),
+        );
+    }
+}
+
+/// Adds ids to error bodies and the common headers, and renders the response.
+fn finish(mut answer: Answer, ids: &RequestIds) -> Response {
+    if let Some(body) = &mut answer.body {
+        add_inner_error(body, ids);
+    }
+    let mut response = match &answer.body {
+        Some(body) => {
+            let mut response = Response::new(Body::from(body.to_string()));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(GRAPH_JSON));
+            response
+        }
+        None => Response::new(Body::empty()),
+    };
+    *response.status_mut() = answer.status;
+    let headers = response.headers_mut();
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    for (name, value) in [
+        ("request-id", &ids.request_id),
+        ("client-request-id", &ids.client_request_id),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+/// Decrements the in-flight gauge when a request ends, however it ends.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn enter(counters: &'a Counters) -> InFlight<'a> {
+        let now = counters.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        counters.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every Graph request lands here.
+async fn graph(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ids = RequestIds::new(&headers);
+    bump(&shared.counters.requests);
+    let _in_flight = InFlight::enter(&shared.counters);
+
+    if let Some((min, max)) = shared.config.latency {
+        let delay = if max > min {
+            shared.lock_rng().random_range(min..=max)
+        } else {
+            min
+        };
+        tokio::time::sleep(delay).await;
+    }
+
+    let answer = handle(&shared, &method, &uri, &headers, &body, &ids);
+    finish(answer, &ids)
+}
+
+/// Counts one answered Graph operation (a request, or one item of a batch).
+fn count(shared: &Shared, method: &Method, answer: &Answer) {
+    let counters = &shared.counters;
+    match answer.status.as_u16() {
+        400 => bump(&counters.bad_requests),
+        404 => bump(&counters.not_found),
+        s if (200..300).contains(&s) && method == Method::GET => bump(&counters.reads),
+        s if (200..300).contains(&s) => bump(&counters.writes),
+        _ => {}
+    }
+}
+
+/// The Graph resources the emulator serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    SignInPreferences(String),
+    Requirements(String),
+    Methods(String),
+    User(String),
+    Policy,
+}
+
+/// Runs the request through Graph's steps (see the module documentation) without touching HTTP.
+fn handle(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    ids: &RequestIds,
+) -> Answer {
+    let fail_rate = shared.config.fail_rate;
+    if fail_rate > 0.0 && shared.lock_rng().random_bool(fail_rate.min(1.0)) {
+        bump(&shared.counters.injected_failures);
+        return Answer::error(
+            503,
+            "serviceUnavailable",
+            "The service is temporarily unavailable (injected by the emulator). Retry later.",
+        )
+        .header("retry-after", "1");
+    }
+
+    if !has_bearer_token(headers) {
+        bump(&shared.counters.unauthorized);
+        return Answer::error(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        )
+        .header("www-authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\"");
+    }
+
+    if is_batch_path(uri.path()) {
+        let answer = batch(shared, method, body, ids);
+        if !answer.status.is_success() {
+            count(shared, method, &answer);
+        }
+        return answer;
+    }
+    let answer = metered(shared, method, uri.path(), body);
+    count(shared, method, &answer);
+    answer
+}
+
+/// Routing, throttling and the state operation: what one Graph call (alone or batched) costs
+/// and answers.
+fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer {
+    let route = match parse_route(path) {
+        Ok(route) => route,
+        Err(answer) => return answer,
+    };
+
+    let is_write = match (&route, method) {
+        (_, m) if m == Method::GET => false,
+        (Route::SignInPreferences(_) | Route::Requirements(_) | Route::Policy, m)
+            if m == Method::PATCH =>
+        {
+            true
+        }
+        _ => {
+            return Answer::error(
+                405,
+                "Request_BadRequest",
+                format!("The HTTP method '{method}' is not allowed for the request URI."),
+            );
+        }
+    };
+
+    let verdict = shared.throttle.as_ref().map(|throttle| {
+        throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(is_write)
+    });
+    let answer = if let Some(Verdict {
+        refused: Some((limit, retry_after)),
+        ..
+    }) = &verdict
+    {
+        bump(&shared.counters.throttled);
+        if *limit == Limit::Writes {
+            bump(&shared.counters.throttled_writes);
+        }
+        Answer::error(
+            429,
+            "TooManyRequests",
+            "Too many requests. Please retry after the time given in the Retry-After header.",
+        )
+        .header("retry-after", retry_after.to_string())
+        .header(
+            "x-ms-throttle-scope",
+            format!(
+                "{}/{}/{}",
+                limit.scope_prefix(),
+                EMULATOR_APP_ID,
+                shared.tenant_id
+            ),
+        )
+        .header("x-ms-throttle-information", limit.information())
+    } else {
+        serve(shared, method, route, body)
+    };
+
+    match verdict {
+        Some(verdict) => {
+            let answer = answer.header("x-ms-resource-unit", verdict.resource_units.to_string());
+            match verdict.limit_percentage {
+                Some(fraction) => {
+                    answer.header("x-ms-throttle-limit-percentage", format!("{fraction:.2}"))
+                }
+                None => answer,
+            }
+        }
+        None => answer,
+    }
+}
+
+/// The state operation for an admitted request.
+fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer {
+    let patch_body = if *method == Method::PATCH {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                return Answer::error(
+                    400,
+                    "BadRequest",
+                    format!("Unable to read JSON request payload: {err}."),
+                );
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut state = shared.lock_state();
+    let result = (|| -> Result<Answer, GraphError> {
+        Ok(match (route, patch_body) {
+            (Route::Policy, None) => Answer::json(StatusCode::OK, state.policy()),
+            (Route::Policy, Some(body)) => Answer::json(StatusCode::OK, state.patch_policy(&body)?),
+            (Route::User(key), _) => {
+                let index = state.find(&key)?;
+                Answer::json(StatusCode::OK, state.user_object(index))
+            }
+            (Route::SignInPreferences(key), None) => {
+                let index = state.find(&key)?;
+                Answer::json(StatusCode::OK, state.sign_in_preferences(index))
+            }
+            (Route::SignInPreferences(key), Some(body)) => {
+                let index = state.find(&key)?;
+                state.patch_sign_in_preferences(index, &body)?;
+                Answer::no_content()
+            }
+            (Route::Requirements(key), None) => {
+                let index = state.find(&key)?;
+                Answer::json(StatusCode::OK, state.requirements(index))
+            }
+            (Route::Requirements(key), Some(body)) => {
+                let index = state.find(&key)?;
+                state.patch_requirements(index, &body)?;
+                Answer::no_content()
+            }
+            (Route::Methods(key), _) => {
+                let index = state.find(&key)?;
+                Answer::json(StatusCode::OK, state.methods(index))
+            }
+        })
+    })();
+    result.unwrap_or_else(Answer::from_graph)
+}
+
+/// `Authorization: Bearer <something>`; Graph would validate it, the emulator only needs one.
+fn has_bearer_token(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+        })
+}
+
+/// The largest batch Graph accepts (graph-api.md §7).
+const MAX_BATCH: usize = 20;
+
+fn is_batch_path(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path == "/beta/$batch" || path.eq_ignore_ascii_case("/beta/%24batch")
+}
+
+/// `POST /beta/$batch`: runs each item as if it were sent alone (each one is metered and may be
+/// throttled on its own) and answers 200 with every item's status, headers and body. Items run
+/// in order; `dependsOn` needs nothing more, since an item never starts before the previous ends.
+fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &RequestIds) -> Answer {
+    if method != Method::POST {
+        return Answer::error(
+            405,
+            "Request_BadRequest",
+            format!("The HTTP method '{method}' is not allowed for the request URI."),
+        );
+    }
+    let bad = |message: String| Answer::error(400, "BadRequest", message);
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return bad("Unable to read JSON request payload.".to_owned());
+    };
+    let Some(items) = request.get("requests").and_then(Value::as_array) else {
+        return bad("A batch request must hold a 'requests' array.".to_owned());
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return bad(format!(
+            "A batch must hold between 1 and {MAX_BATCH} requests; this one holds {}.",
+            items.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut parsed = Vec::with_capacity(items.len());
+    for item in items {
+        let field = |name: &str| item.get(name).and_then(Value::as_str);
+        let (Some(id), Some(method), Some(url)) = (field("id"), field("method"), field("url"))
+        else {
+            return bad("Every batch request needs 'id', 'method' and 'url'.".to_owned());
+        };
+        if !seen.insert(id) {
+            return bad(format!("The batch request id '{id}' is used twice."));
+        }
+        let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+            return bad(format!(
+                "Invalid method '{method}' in batch request '{id}'."
+            ));
+        };
+        let path = url
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        let body = item
+            .get("body")
+            .map(|b| b.to_string().into_bytes())
+            .unwrap_or_default();
+        parsed.push((id, method, format!("/beta/{path}"), body));
+    }
+
+    let mut responses = Vec::with_capacity(parsed.len());
+    for (id, method, path, body) in parsed {
+        let mut answer = if is_batch_path(&path) {
+            bad("A batch cannot hold another batch.".to_owned())
+        } else {
+            metered(shared, &method, &path, &body)
+        };
+        count(shared, &method, &answer);
+        let mut headers = serde_json::Map::new();
+        if answer.body.is_some() {
+            headers.insert("Content-Type".to_owned(), Value::from(GRAPH_JSON));
+        }
+        for (name, value) in &answer.headers {
+            headers.insert(name.as_str().to_owned(), Value::from(value.as_str()));
+        }
+        let mut response = serde_json::json!({
+            "id": id,
+            "status": answer.status.as_u16(),
+            "headers": headers,
+        });
+        if let Some(mut body) = answer.body.take() {
+            add_inner_error(&mut body, ids);
+            response["body"] = body;
+        }
+        responses.push(response);
+    }
+    Answer::json(
+        StatusCode::OK,
+        serde_json::json!({ "responses": responses }),
+    )
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn segment_not_found(segment: &str) -> Answer {
+    Answer::error(
+        404,
+        "BadRequest",
+        format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+/// Parses a path under `/beta` into a [`Route`], or the error Graph would answer.
+fn parse_route(path: &str) -> Result<Route, Answer> {
+    let raw: Vec<&str> = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let mut segments = Vec::with_capacity(raw.len());
+    for segment in &raw {
+        segments.push(percent_decode(segment).ok_or_else(|| {
+            Answer::error(
+                400,
+                "BadRequest",
+                format!("Invalid escape in the path segment '{segment}'."),
+            )
+        })?);
+    }
+    let Some((version, rest)) = segments.split_first() else {
+        return Err(segment_not_found(""));
+    };
+    if version != "beta" {
+        return Err(segment_not_found(version));
+    }
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+
+    // `users('key')` folds into the same shape as `users/key`.
+    let (user_key, tail): (Option<String>, &[&str]) = match rest.as_slice() {
+        [first, tail @ ..] if is_key_form(first) => (Some(key_form_value(first)?), tail),
+        [users, key, tail @ ..] if users.eq_ignore_ascii_case("users") => {
+            if key.starts_with('$') {
+                return Err(Answer::error(
+                    400,
+                    "BadRequest",
+                    format!(
+                        "Unrecognized segment '{key}': a userPrincipalName starting with '$' must be \
+                         addressed in the key form users('{key}')."
+                    ),
+                ));
+            }
+            (Some((*key).to_owned()), tail)
+        }
+        [policies, name]
+            if policies.eq_ignore_ascii_case("policies")
+                && name.eq_ignore_ascii_case("authenticationMethodsPolicy") =>
+        {
+            return Ok(Route::Policy);
+        }
+        [first, ..] => return Err(segment_not_found(first)),
+        [] => return Err(segment_not_found("beta")),
+    };
+    let Some(key) = user_key.filter(|k| !k.is_empty()) else {
+        return Err(segment_not_found("users"));
+    };
+    match tail {
+        [] => Ok(Route::User(key)),
+        [authentication, endpoint] if authentication.eq_ignore_ascii_case("authentication") => {
+            match endpoint.to_ascii_lowercase().as_str() {
+                "signinpreferences" => Ok(Route::SignInPreferences(key)),
+                "requirements" => Ok(Route::Requirements(key)),
+                "methods" => Ok(Route::Methods(key)),
+                _ => Err(segment_not_found(endpoint)),
+            }
+        }
+        [first, ..] => Err(segment_not_found(first)),
+    }
+}
+
+fn is_key_form(segment: &str) -> bool {
+    segment.len() > "users()".len()
+        && segment[..6].eq_ignore_ascii_case("users(")
+        && segment.ends_with(')')
+}
+
+/// The key inside `users('...')` (quotes removed, `''` unescaped) or `users(guid)`.
+fn key_form_value(segment: &str) -> Result<String, Answer> {
+    let inner = &segment[6..segment.len() - 1];
+    if let Some(quoted) = inner.strip_prefix('\'') {
+        let Some(text) = quoted.strip_suffix('\'') else {
+            return Err(Answer::error(
+                400,
+                "BadRequest",
+                format!("Unterminated string literal in the key of segment '{segment}'."),
+            ));
+        };
+        // Inside an OData literal a quote is written twice; a lone quote ends the literal early.
+        if text.replace("''", "").contains('\'') {
+            return Err(Answer::error(
+                400,
+                "BadRequest",
+                format!(
+                    "Bad string literal in the key of segment '{segment}': a quote must be doubled."
+                ),
+            ));
+        }
+        Ok(text.replace("''", "'"))
+    } else {
+        Ok(inner.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_way_of_naming_a_user() {
+        assert_eq!(
+            parse_route(
+                "/beta/users/071cc716-8147-4397-a5ba-b2105951cc0b/authentication/requirements"
+            ),
+            Ok(Route::Requirements(
+                "071cc716-8147-4397-a5ba-b2105951cc0b".into()
+            ))
+        );
+        assert_eq!(
+            parse_route(
+                "/beta/users/adele_fabrikam.com%23EXT%23%40contoso.onmicrosoft.com/authentication/methods"
+            ),
+            Ok(Route::Methods(
+                "adele_fabrikam.com#EXT#@contoso.onmicrosoft.com".into()
+            ))
+        );
+        assert_eq!(
+            parse_route("/beta/users('$o''brien@contoso.com')/authentication/signInPreferences"),
+            Ok(Route::SignInPreferences("$o'brien@contoso.com".into()))
+        );
+        assert_eq!(
+            parse_route("/beta/users(%27%24x%40contoso.com%27)/authentication/signinpreferences"),
+            Ok(Route::SignInPreferences("$x@contoso.com".into()))
+        );
+        assert_eq!(
+            parse_route("/beta/policies/authenticationMethodsPolicy"),
+            Ok(Route::Policy)
+        );
+    }
+
+    #[test]
+    fn refuses_what_graph_refuses() {
+        assert_eq!(
+            parse_route("/v1.0/users/x/authentication/methods")
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            parse_route("/beta/users/x/authentication/fax")
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            parse_route("/beta/users/$x@contoso.com/authentication/methods")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_route("/beta/users('a'b')/authentication/methods")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(parse_route("/beta/users/%zz").unwrap_err().status, 400);
+    }
+}

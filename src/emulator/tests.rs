@@ -1,0 +1,679 @@
+//! The emulator over a real socket, checked with the same HTTP client mfactl uses.
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use super::*;
+
+const MEGAN: &str = "071cc716-8147-4397-a5ba-b2105951cc0b";
+const GUEST_UPN: &str = "adele_fabrikam.com#EXT#@contoso.onmicrosoft.com";
+const DOLLAR_UPN: &str = "$o'brien@contoso.com";
+
+const TENANT: &str = r#"
+tenantId: 9c0e5f1a-0000-4000-8000-000000000001
+domain: contoso.onmicrosoft.com
+users:
+  - id: 071cc716-8147-4397-a5ba-b2105951cc0b
+    userPrincipalName: megan@contoso.com
+    displayName: Megan Bowen
+    methods: [microsoftAuthenticator, mobilePhone]
+    signInPreferences:
+      isSystemPreferredAuthenticationMethodEnabled: false
+      userPreferredMethodForSecondaryAuthentication: sms
+    perUserMfaState: disabled
+  - id: 5f7e4c1a-1111-4000-8000-000000000002
+    userPrincipalName: "adele_fabrikam.com#EXT#@contoso.onmicrosoft.com"
+    userType: guest
+    methods: [mobilePhone]
+    perUserMfaState: enforced
+  - id: 5f7e4c1a-2222-4000-8000-000000000003
+    userPrincipalName: "$o'brien@contoso.com"
+    methods: []
+    perUserMfaState: disabled
+"#;
+
+fn tenant() -> Tenant {
+    Tenant::from_yaml_str(TENANT).expect("test tenant is valid")
+}
+
+async fn start(config: EmulatorConfig) -> Emulator {
+    Emulator::start(tenant(), config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator starts")
+}
+
+fn client() -> Client {
+    Client::new()
+}
+
+/// The percent-encoded path segment for a UPN, as the client sends it.
+fn encode(upn: &str) -> String {
+    upn.replace('#', "%23")
+}
+
+fn auth_url(emulator: &Emulator, user_segment: &str, endpoint: &str) -> String {
+    format!(
+        "{}/beta/users/{user_segment}/authentication/{endpoint}",
+        emulator.url()
+    )
+}
+
+async fn get(client: &Client, url: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = client.get(url).bearer_auth("token").send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+async fn patch(
+    client: &Client,
+    url: &str,
+    body: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = client
+        .patch(url)
+        .bearer_auth("token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn sign_in_preferences_round_trip_by_id_and_upn() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let by_id = auth_url(&emulator, MEGAN, "signInPreferences");
+    let (status, headers, body) = get(&client, &by_id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"isSystemPreferredAuthenticationMethodEnabled": false,
+               "userPreferredMethodForSecondaryAuthentication": "sms",
+               "systemPreferredAuthenticationMethod": null})
+    );
+    assert!(headers.contains_key("request-id"));
+    assert_eq!(headers["x-ms-resource-unit"], "1");
+
+    let (status, _, _) = patch(
+        &client,
+        &by_id,
+        json!({"userPreferredMethodForSecondaryAuthentication": "push",
+               "isSystemPreferredAuthenticationMethodEnabled": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Read back through the UPN, in another case.
+    let by_upn = auth_url(&emulator, "Megan@Contoso.com", "signInPreferences");
+    let (_, _, body) = get(&client, &by_upn).await;
+    assert_eq!(
+        body["userPreferredMethodForSecondaryAuthentication"],
+        "push"
+    );
+    assert_eq!(body["systemPreferredAuthenticationMethod"], "Push");
+    let user = &emulator.tenant().users[0];
+    assert_eq!(
+        user.sign_in_preferences
+            .user_preferred_method_for_secondary_authentication,
+        Some(crate::model::PreferredMethod::Push)
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn guest_and_dollar_upns_are_addressable() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let guest = auth_url(&emulator, &encode(GUEST_UPN), "requirements");
+    let (status, _, body) = get(&client, &guest).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"perUserMfaState": "enforced"}));
+    let (status, _, _) = patch(&client, &guest, json!({"perUserMfaState": "disabled"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        emulator.tenant().users[1].per_user_mfa_state,
+        crate::model::PerUserMfaState::Disabled
+    );
+
+    let key_form = format!(
+        "{}/beta/users('{}')/authentication/methods",
+        emulator.url(),
+        DOLLAR_UPN.replace('\'', "''")
+    );
+    let (status, _, body) = get(&client, &key_form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["value"][0]["@odata.type"],
+        "#microsoft.graph.passwordAuthenticationMethod"
+    );
+    let plain = auth_url(&emulator, DOLLAR_UPN, "methods");
+    assert_eq!(get(&client, &plain).await.0, StatusCode::BAD_REQUEST);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn methods_list_password_first_with_stable_ids() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let url = auth_url(&emulator, MEGAN, "methods");
+    let (_, _, first) = get(&client, &url).await;
+    let (_, _, second) = get(&client, &url).await;
+    assert_eq!(first, second);
+    let kinds: Vec<_> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            crate::model::MethodKind::from_odata(
+                m["@odata.type"].as_str().unwrap(),
+                m["phoneType"].as_str(),
+            )
+            .unwrap()
+        })
+        .collect();
+    use crate::model::MethodKind as M;
+    assert_eq!(
+        kinds,
+        [M::Password, M::MicrosoftAuthenticator, M::MobilePhone]
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_user_gets_graphs_404_envelope() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let response = client()
+        .get(auth_url(
+            &emulator,
+            "ghost@contoso.com",
+            "signInPreferences",
+        ))
+        .bearer_auth("token")
+        .header("client-request-id", "11111111-2222-3333-4444-555555555555")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.headers()["client-request-id"],
+        "11111111-2222-3333-4444-555555555555"
+    );
+    let request_id = response.headers()["request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: crate::graph::wire::ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.error.code, "Request_ResourceNotFound");
+    assert!(body.error.message.contains("'ghost@contoso.com'"));
+    let inner = body.error.inner_error.unwrap();
+    assert_eq!(inner.request_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(
+        inner.client_request_id.as_deref(),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    assert!(inner.date.is_some());
+
+    let (status, _, body) = get(&client(), &format!("{}/beta/fax", emulator.url())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "BadRequest");
+    assert_eq!(emulator.stats().not_found, 2);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_values_are_refused_without_changing_state() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let prefs = auth_url(&emulator, MEGAN, "signInPreferences");
+    for body in [
+        json!({"userPreferredMethodForSecondaryAuthentication": "fax"}),
+        json!({"userPreferredMethodForSecondaryAuthentication": "oath", "color": "blue"}),
+        json!({"isSystemPreferredAuthenticationMethodEnabled": "yes"}),
+        // Megan has Authenticator and a mobile phone, but no office phone.
+        json!({"userPreferredMethodForSecondaryAuthentication": "voiceOffice"}),
+    ] {
+        let (status, _, error) = patch(&client, &prefs, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error["error"]["code"], "badRequest");
+    }
+    let (_, _, error) = patch(
+        &client,
+        &prefs,
+        json!({"userPreferredMethodForSecondaryAuthentication": "voiceOffice"}),
+    )
+    .await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("voiceOffice")
+    );
+
+    let requirements = auth_url(&emulator, MEGAN, "requirements");
+    let (status, _, _) = patch(&client, &requirements, json!({"perUserMfaState": "on"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(emulator.tenant(), tenant());
+    assert_eq!(emulator.stats().bad_requests, 6);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn enabled_becomes_enforced_only_with_a_registered_method() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let megan = auth_url(&emulator, MEGAN, "requirements");
+    assert_eq!(
+        patch(&client, &megan, json!({"perUserMfaState": "enabled"}))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get(&client, &megan).await.2["perUserMfaState"], "enforced");
+
+    // The `$` user has no MFA method: enabled stays enabled.
+    let dollar = format!(
+        "{}/beta/users('{}')/authentication/requirements",
+        emulator.url(),
+        DOLLAR_UPN.replace('\'', "''")
+    );
+    patch(&client, &dollar, json!({"perUserMfaState": "enabled"})).await;
+    assert_eq!(get(&client, &dollar).await.2["perUserMfaState"], "enabled");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_without_a_bearer_token_are_unauthorized() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let url = auth_url(&emulator, MEGAN, "signInPreferences");
+    let response = client().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    let response = client()
+        .get(&url)
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(emulator.stats().unauthorized, 2);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn spent_buckets_answer_429_with_graphs_headers_and_change_nothing() {
+    let emulator = start(EmulatorConfig {
+        ru_per_10s: Some(1000),
+        writes_per_150s: 2,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client();
+    let requirements = auth_url(&emulator, MEGAN, "requirements");
+    for state in ["enforced", "disabled"] {
+        let (status, _, _) = patch(&client, &requirements, json!({"perUserMfaState": state})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (status, headers, body) = patch(
+        &client,
+        &requirements,
+        json!({"perUserMfaState": "enforced"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=150).contains(&retry_after), "{retry_after}");
+    assert_eq!(headers["x-ms-throttle-information"], "WriteLimitExceeded");
+    assert_eq!(
+        headers["x-ms-throttle-scope"],
+        format!(
+            "Tenant_Application/Write/{}/9c0e5f1a-0000-4000-8000-000000000001",
+            routes::EMULATOR_APP_ID
+        )
+    );
+    assert_eq!(
+        get(&client, &requirements).await.2["perUserMfaState"],
+        "disabled"
+    );
+
+    let stats = emulator.stats();
+    assert_eq!(
+        (stats.throttled, stats.throttled_writes, stats.writes),
+        (1, 1, 2)
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_ru_bucket_throttles_reads_and_warns_above_80_percent() {
+    let emulator = start(EmulatorConfig {
+        ru_per_10s: Some(10),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client();
+    let url = auth_url(&emulator, MEGAN, "signInPreferences");
+    let mut warned = false;
+    for _ in 0..10 {
+        let (status, headers, _) = get(&client, &url).await;
+        assert_eq!(status, StatusCode::OK);
+        warned |= headers.contains_key("x-ms-throttle-limit-percentage");
+    }
+    assert!(warned, "no early warning before the limit");
+    let (status, headers, _) = get(&client, &url).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        headers["x-ms-throttle-information"],
+        "ResourceUnitLimitExceeded"
+    );
+    assert!(
+        headers["x-ms-throttle-scope"]
+            .to_str()
+            .unwrap()
+            .starts_with("Tenant_Application/ReadWrite/")
+    );
+    let percentage: f64 = headers["x-ms-throttle-limit-percentage"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.8..=1.8).contains(&percentage));
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_throttle_means_no_limit() {
+    let emulator = start(EmulatorConfig {
+        throttle: false,
+        ru_per_10s: Some(1),
+        writes_per_150s: 1,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client();
+    let url = auth_url(&emulator, MEGAN, "requirements");
+    for _ in 0..5 {
+        let (status, headers, _) =
+            patch(&client, &url, json!({"perUserMfaState": "disabled"})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(!headers.contains_key("x-ms-resource-unit"));
+    }
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_rate_one_fails_everything_and_changes_nothing() {
+    let emulator = start(EmulatorConfig {
+        fail_rate: 1.0,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client();
+    let url = auth_url(&emulator, MEGAN, "requirements");
+    for _ in 0..3 {
+        let (status, _, body) = patch(&client, &url, json!({"perUserMfaState": "enforced"})).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "serviceUnavailable");
+        assert_eq!(get(&client, &url).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(emulator.tenant(), tenant());
+    let stats = emulator.stats();
+    assert_eq!(
+        (stats.requests, stats.injected_failures, stats.writes),
+        (6, 6, 0)
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_delays_answers_within_bounds() {
+    let emulator = start(EmulatorConfig {
+        latency: Some((Duration::from_millis(30), Duration::from_millis(40))),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = client();
+    let url = auth_url(&emulator, MEGAN, "requirements");
+    get(&client, &url).await; // connect first
+    let started = std::time::Instant::now();
+    get(&client, &url).await;
+    let elapsed = started.elapsed();
+    // A lower bound only: an upper bound would be a timing assertion on a shared machine.
+    assert!(elapsed >= Duration::from_millis(30), "{elapsed:?}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn serves_http2_with_prior_knowledge() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = Client::builder().http2_prior_knowledge().build().unwrap();
+    let response = client
+        .get(auth_url(&emulator, MEGAN, "requirements"))
+        .bearer_auth("token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn stats_and_tenant_are_served_for_tests() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    get(&client, &auth_url(&emulator, MEGAN, "requirements")).await;
+    patch(
+        &client,
+        &auth_url(&emulator, MEGAN, "requirements"),
+        json!({"perUserMfaState": "enforced"}),
+    )
+    .await;
+    let stats: Stats = client
+        .get(format!("{}/_emulator/stats", emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats, emulator.stats());
+    assert_eq!((stats.requests, stats.reads, stats.writes), (2, 1, 1));
+    let served: Tenant = client
+        .get(format!("{}/_emulator/tenant", emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, emulator.tenant());
+    assert_eq!(
+        served.users[0].per_user_mfa_state,
+        crate::model::PerUserMfaState::Enforced
+    );
+    emulator.shutdown().await;
+}
+
+#[test]
+fn generate_is_deterministic_and_round_trips_through_yaml() {
+    let tenant = Tenant::generate(300, 7);
+    assert_eq!(tenant, Tenant::generate(300, 7));
+    assert_ne!(tenant.tenant_id, Tenant::generate(300, 8).tenant_id);
+    let yaml = tenant.to_yaml();
+    let (back, notes) = Tenant::from_yaml_str_with_notes(&yaml).expect("generated YAML loads");
+    assert_eq!(back, tenant);
+    assert!(notes.is_empty(), "{notes:?}");
+
+    let dir = std::env::temp_dir().join(format!("mfactl-emulator-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tenant.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    assert_eq!(Tenant::load(&path).unwrap(), tenant);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let guests = tenant
+        .users
+        .iter()
+        .filter(|u| u.user_type == UserType::Guest)
+        .count();
+    let without_mfa = tenant.users.iter().filter(|u| !u.has_mfa_method()).count();
+    assert!((3..=40).contains(&guests), "{guests} guests");
+    assert!(
+        (10..=60).contains(&without_mfa),
+        "{without_mfa} without MFA"
+    );
+    for user in &tenant.users {
+        if let Some(method) = user
+            .sign_in_preferences
+            .user_preferred_method_for_secondary_authentication
+        {
+            assert!(
+                user.methods.iter().any(|m| method.is_enabled_by(*m)),
+                "{user:?}"
+            );
+        }
+        if user.per_user_mfa_state == crate::model::PerUserMfaState::Enabled {
+            assert!(!user.has_mfa_method(), "{user:?}");
+        }
+    }
+}
+
+#[test]
+fn tenant_errors_name_the_line_user_and_field() {
+    let bad = TENANT
+        .replace("perUserMfaState: enforced", "perUserMfaState: sometimes")
+        .replace("methods: []", "methods: [carrierPigeon]")
+        .replace(
+            "userPrincipalName: \"$o'brien@contoso.com\"",
+            "userPrincipalName: MEGAN@contoso.com",
+        );
+    let err = Tenant::from_yaml_str(&bad).unwrap_err();
+    let TenantError::Invalid { problems, .. } = &err else {
+        panic!("{err}");
+    };
+    let codes: Vec<_> = problems.iter().map(|p| (p.code, p.field)).collect();
+    assert!(
+        codes.contains(&("invalid-value", "perUserMfaState")),
+        "{err}"
+    );
+    assert!(codes.contains(&("invalid-value", "methods")), "{err}");
+    assert!(
+        codes.contains(&("duplicate-upn", "userPrincipalName")),
+        "{err}"
+    );
+    let state = problems
+        .iter()
+        .find(|p| p.field == "perUserMfaState")
+        .unwrap();
+    assert_eq!(state.line, 17);
+    assert_eq!(state.subject.as_deref(), Some(GUEST_UPN));
+    assert!(err.to_string().contains("sometimes"), "{err}");
+
+    let err = Tenant::from_yaml_str("tenantId: [\nusers: 3").unwrap_err();
+    assert!(
+        matches!(err, TenantError::Syntax { line: 1.., .. }),
+        "{err}"
+    );
+    let err = Tenant::from_yaml_str(
+        "tenantId: 9c0e5f1a-0000-4000-8000-000000000001\ndomain: x\nusrs: []\n",
+    )
+    .unwrap_err();
+    assert!(matches!(err, TenantError::Syntax { line: 3, .. }), "{err}");
+}
+
+#[test]
+fn an_unregistered_preferred_method_loads_with_a_note() {
+    let text = TENANT.replace(
+        "userPreferredMethodForSecondaryAuthentication: sms",
+        "userPreferredMethodForSecondaryAuthentication: voiceOffice",
+    );
+    let (_, notes) = Tenant::from_yaml_str_with_notes(&text).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].code, "unregistered-preferred-method");
+    assert_eq!(notes[0].line, 11);
+}
+
+#[tokio::test]
+async fn batch_items_are_metered_and_answered_one_by_one() {
+    let emulator = start(EmulatorConfig {
+        writes_per_150s: 1,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let requests = json!({"requests": [
+        {"id": "1", "method": "PATCH", "url": format!("/users/{MEGAN}/authentication/requirements"),
+         "headers": {"Content-Type": "application/json"}, "body": {"perUserMfaState": "enforced"}},
+        {"id": "2", "method": "PATCH", "url": format!("/users/{MEGAN}/authentication/signInPreferences"),
+         "headers": {"Content-Type": "application/json"},
+         "body": {"userPreferredMethodForSecondaryAuthentication": "oath"}},
+        {"id": "3", "method": "GET", "url": "/users/ghost@contoso.com/authentication/requirements"},
+        {"id": "4", "method": "GET", "url": format!("/users/{MEGAN}/authentication/requirements")},
+    ]});
+    let response = client()
+        .post(format!("{}/beta/$batch", emulator.url()))
+        .bearer_auth("token")
+        .json(&requests)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let responses = body["responses"].as_array().unwrap();
+    let status = |id: &str| {
+        responses.iter().find(|r| r["id"] == id).unwrap()["status"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        (status("1"), status("2"), status("3"), status("4")),
+        (204, 429, 404, 200)
+    );
+    let throttled = responses.iter().find(|r| r["id"] == "2").unwrap();
+    assert_eq!(
+        throttled["headers"]["x-ms-throttle-information"],
+        "WriteLimitExceeded"
+    );
+    assert!(throttled["headers"]["retry-after"].is_string());
+    let read = responses.iter().find(|r| r["id"] == "4").unwrap();
+    assert_eq!(read["body"]["perUserMfaState"], "enforced");
+    let stats = emulator.stats();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.reads,
+            stats.writes,
+            stats.throttled,
+            stats.not_found
+        ),
+        (1, 1, 1, 1, 1)
+    );
+    emulator.shutdown().await;
+}
+
+#[test]
+fn the_tenant_file_has_a_json_schema() {
+    let schema = serde_json::to_value(schemars::schema_for!(Tenant)).unwrap();
+    let text = schema.to_string();
+    assert!(
+        text.contains("userPrincipalName") && text.contains("perUserMfaState"),
+        "{text}"
+    );
+}

@@ -1,0 +1,99 @@
+//! Fetch live state concurrently and plan each user as its answers arrive.
+//!
+//! Only the endpoints whose fields the manifest manages for a user are read; registered methods
+//! only when a preferred method would change. A user Graph does not know is `not_found`, a user
+//! whose reads failed after retries is `failed`; neither stops the others.
+
+use futures::StreamExt;
+use futures::stream;
+
+use super::progress::Progress;
+use crate::graph::{GraphClient, GraphError};
+use crate::manifest::{DesiredUser, Manifest};
+use crate::model::Endpoint;
+use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
+
+/// Reads the live state of every manifest user and returns the plan.
+/// `concurrency` bounds users in flight (the transport bounds requests in flight).
+pub async fn plan(client: &GraphClient, manifest: &Manifest, concurrency: usize) -> Plan {
+    let progress = Progress::new("fetch", manifest.users.len() as u64);
+    let mut not_in_sync = Vec::new();
+    let mut results = stream::iter(manifest.users.iter().enumerate())
+        .map(|(order, desired)| async move { (order, plan_user(client, desired).await) })
+        .buffer_unordered(concurrency.max(1) * 2);
+    while let Some((order, user)) = results.next().await {
+        progress.inc(1);
+        if user.status != Status::InSync {
+            not_in_sync.push((order, user));
+        }
+    }
+    Plan::new(
+        client.transport().root(),
+        manifest.users.len() as u64,
+        not_in_sync,
+    )
+}
+
+async fn plan_user(client: &GraphClient, desired: &DesiredUser) -> UserPlan {
+    let sign_in = async {
+        if desired.manages_sign_in_preferences() {
+            Some(client.sign_in_preferences(&desired.user).await)
+        } else {
+            None
+        }
+    };
+    let requirements = async {
+        if desired.manages_requirements() {
+            Some(client.requirements(&desired.user).await)
+        } else {
+            None
+        }
+    };
+    let (sign_in, requirements) = futures::join!(sign_in, requirements);
+
+    let mut live = LiveUser::default();
+    match sign_in.transpose() {
+        Ok(value) => live.sign_in = value,
+        Err(error) => return unreadable(desired, Some(Endpoint::SignInPreferences), &error),
+    }
+    match requirements.transpose() {
+        Ok(value) => live.requirements = value,
+        Err(error) => return unreadable(desired, Some(Endpoint::Requirements), &error),
+    }
+    if plan::needs_methods(desired, &live) {
+        match client.registered_methods(&desired.user).await {
+            Ok(methods) => live.methods = Some(methods),
+            Err(error) => return unreadable(desired, None, &error),
+        }
+    }
+    plan::diff(desired, &live)
+}
+
+/// The plan entry for a user whose state could not be read.
+fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphError) -> UserPlan {
+    let status = if error.is_not_found() {
+        Status::NotFound
+    } else {
+        tracing::warn!(user = %desired.user, %error, "could not read the user's live state");
+        Status::Failed
+    };
+    let mut entry = plan::diff(desired, &LiveUser::default());
+    entry.status = status;
+    entry.fields.clear();
+    entry.writes.clear();
+    entry.reason = None;
+    entry.notes.clear();
+    entry.error = Some(user_error(endpoint, error));
+    entry
+}
+
+/// A Graph error as recorded against a user.
+pub(super) fn user_error(endpoint: Option<Endpoint>, error: &GraphError) -> UserError {
+    UserError {
+        endpoint,
+        status: error.status(),
+        code: error.code().to_owned(),
+        message: error.message().to_owned(),
+        request_id: error.request_id().map(str::to_owned),
+    }
+}

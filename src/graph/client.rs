@@ -1,0 +1,186 @@
+//! Typed Graph calls for the endpoints mfactl manages, over the one [`Transport`].
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+
+use super::error::GraphError;
+use super::transport::{Class, Response, Transport};
+use super::wire::{AuthenticationMethod, Collection, Requirements, SignInPreferences};
+use crate::model::{Endpoint, MethodKind};
+
+/// The Graph client. Clones share one transport (one pause gate, one set of budgets).
+#[derive(Clone, Debug)]
+pub struct GraphClient {
+    transport: Arc<Transport>,
+}
+
+/// What a successful PATCH returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatchOutcome {
+    pub status: u16,
+    pub request_id: Option<String>,
+}
+
+impl GraphClient {
+    pub fn new(transport: Transport) -> Self {
+        GraphClient {
+            transport: Arc::new(transport),
+        }
+    }
+
+    /// The shared transport (for its counters).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// `GET .../authentication/signInPreferences`.
+    pub async fn sign_in_preferences(&self, user: &str) -> Result<SignInPreferences, GraphError> {
+        self.get_json(&endpoint_path(user, Endpoint::SignInPreferences.as_str()))
+            .await
+    }
+
+    /// `GET .../authentication/requirements`.
+    pub async fn requirements(&self, user: &str) -> Result<Requirements, GraphError> {
+        self.get_json(&endpoint_path(user, Endpoint::Requirements.as_str()))
+            .await
+    }
+
+    /// `GET .../authentication/methods`, following `@odata.nextLink`; method types this build
+    /// does not know are skipped.
+    pub async fn registered_methods(&self, user: &str) -> Result<Vec<MethodKind>, GraphError> {
+        let mut path = endpoint_path(user, "methods");
+        let mut kinds = Vec::new();
+        loop {
+            let page: Collection<AuthenticationMethod> = self.get_json(&path).await?;
+            kinds.extend(
+                page.value
+                    .iter()
+                    .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())),
+            );
+            match page.next_link {
+                Some(next) => path = self.relative(&next),
+                None => break,
+            }
+        }
+        kinds.sort();
+        kinds.dedup();
+        Ok(kinds)
+    }
+
+    /// `PATCH .../authentication/{endpoint}` with exactly `body`.
+    pub async fn patch(
+        &self,
+        user: &str,
+        endpoint: Endpoint,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<PatchOutcome, GraphError> {
+        let body = serde_json::Value::Object(body.clone());
+        let response = self
+            .transport
+            .send(
+                Method::PATCH,
+                &endpoint_path(user, endpoint.as_str()),
+                Some(&body),
+                Class::Write,
+            )
+            .await?;
+        Ok(PatchOutcome {
+            status: response.status,
+            request_id: response.request_id,
+        })
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, GraphError> {
+        let Response {
+            body, request_id, ..
+        } = self
+            .transport
+            .send(Method::GET, path, None, Class::Read)
+            .await?;
+        serde_json::from_slice(&body).map_err(|error| GraphError::Decode {
+            method: "GET",
+            path: path.to_owned(),
+            message: error.to_string(),
+            request_id,
+        })
+    }
+
+    /// A `nextLink` is absolute; the transport takes paths from the root.
+    fn relative(&self, link: &str) -> String {
+        let root = self.transport.root().trim_end_matches('/');
+        link.strip_prefix(root).unwrap_or(link).to_owned()
+    }
+}
+
+/// `/beta/users/{user}/authentication/{leaf}` with the user encoded for a URL path.
+pub fn endpoint_path(user: &str, leaf: &str) -> String {
+    format!("/beta/{}/authentication/{leaf}", user_segment(user))
+}
+
+/// The `users/...` path part for a UPN or object id (graph-api.md §10): the UPN is
+/// percent-encoded as a path segment (a guest's `#EXT#` becomes `%23EXT%23`); a UPN starting
+/// with `$` takes the key form `users('$x@contoso.com')`, with `'` doubled inside the literal.
+pub fn user_segment(user: &str) -> String {
+    if user.starts_with('$') {
+        let literal = user.replace('\'', "''");
+        format!("users('{}')", encode_segment(&literal))
+    } else {
+        format!("users/{}", encode_segment(user))
+    }
+}
+
+/// Percent-encodes everything outside RFC 3986's unreserved set, `@`, `$` and `'`, so `#`, `?`, `/`,
+/// `%`, spaces and non-ASCII never change the URL's structure.
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'@'
+            | b'\''
+            | b'$' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_upn_hash_is_percent_encoded() {
+        assert_eq!(
+            user_segment("adele_fabrikam.com#EXT#@contoso.onmicrosoft.com"),
+            "users/adele_fabrikam.com%23EXT%23@contoso.onmicrosoft.com"
+        );
+    }
+
+    #[test]
+    fn dollar_upn_uses_key_form_with_quotes_doubled() {
+        assert_eq!(
+            user_segment("$o'neil@contoso.com"),
+            "users('$o''neil@contoso.com')"
+        );
+    }
+
+    #[test]
+    fn object_ids_and_plain_upns_pass_through() {
+        let id = "071cc716-8147-4397-a5ba-b2105951cc0b";
+        assert_eq!(user_segment(id), format!("users/{id}"));
+        assert_eq!(
+            endpoint_path("megan@contoso.com", "requirements"),
+            "/beta/users/megan@contoso.com/authentication/requirements"
+        );
+        assert_eq!(user_segment("a b/c?d%"), "users/a%20b%2Fc%3Fd%25");
+    }
+}

@@ -1,0 +1,89 @@
+//! Graph's JSON shapes for the endpoints mfactl reads and writes (graph-api.md §1–§5).
+//!
+//! Shared by the client and the emulator, so both sides of the socket agree by construction.
+//! Live enum values stay strings here: Graph may return values newer than this build
+//! (`unknownFutureValue`, or casing we have not seen), and a live value we cannot parse must
+//! show up in a plan as itself, not fail the fetch.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /beta/users/{user}/authentication/signInPreferences`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInPreferences {
+    #[serde(default)]
+    pub is_system_preferred_authentication_method_enabled: Option<bool>,
+    #[serde(default)]
+    pub user_preferred_method_for_secondary_authentication: Option<String>,
+    /// Undocumented and read-only; Graph spells it differently (`Sms`, `Fido2`). Never diffed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_preferred_authentication_method: Option<String>,
+}
+
+/// `GET /beta/users/{user}/authentication/requirements`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requirements {
+    #[serde(default)]
+    pub per_user_mfa_state: Option<String>,
+}
+
+/// One item of `GET /beta/users/{user}/authentication/methods`; only what mfactl reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticationMethod {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: String,
+    #[serde(default)]
+    pub id: String,
+    #[serde(rename = "phoneType", default, skip_serializing_if = "Option::is_none")]
+    pub phone_type: Option<String>,
+}
+
+/// A Graph collection page: `{"value": [...], "@odata.nextLink": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection<T> {
+    pub value: Vec<T>,
+    #[serde(
+        rename = "@odata.nextLink",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_link: Option<String>,
+}
+
+/// Graph's error envelope: `{"error": {"code", "message", "innerError": {...}}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(
+        rename = "innerError",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inner_error: Option<InnerError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InnerError {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(
+        rename = "request-id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_id: Option<String>,
+    #[serde(
+        rename = "client-request-id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_request_id: Option<String>,
+}

@@ -1,0 +1,238 @@
+//! The desired state: what the admin's file asks for, parsed and validated before any network call.
+//!
+//! A field left out of the file is `None` and is never touched. Every problem in the file is
+//! collected (not just the first) and reported with its file and line (YAML) or row (CSV).
+
+mod csv;
+mod problem;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use crate::model::{Field, PerUserMfaState, PreferredMethod};
+
+pub use problem::{Code as ProblemCode, Location, ManifestError, Problem};
+use problem::{Code, quoted};
+
+/// A parsed, validated manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The file it was read from, for messages.
+    pub source: PathBuf,
+    /// One entry per user, in file order, with `defaults:` already applied.
+    pub users: Vec<DesiredUser>,
+}
+
+/// What one user's settings should be. `None` means "not managed": left as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredUser {
+    /// userPrincipalName or object id, as written (trimmed).
+    pub user: String,
+    pub preferred_method: Option<PreferredMethod>,
+    pub system_preferred: Option<bool>,
+    pub per_user_mfa_state: Option<PerUserMfaState>,
+    /// Where the entry stands in the file: a YAML line or a CSV row (1-based, header is row 1).
+    pub origin: Origin,
+}
+
+/// Where a manifest entry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Line(u64),
+    Row(u64),
+}
+
+impl DesiredUser {
+    /// Whether the entry manages any field on `signInPreferences`.
+    pub fn manages_sign_in_preferences(&self) -> bool {
+        self.preferred_method.is_some() || self.system_preferred.is_some()
+    }
+
+    /// Whether the entry manages `perUserMfaState` (on `requirements`).
+    pub fn manages_requirements(&self) -> bool {
+        self.per_user_mfa_state.is_some()
+    }
+}
+
+/// Reads and validates a manifest; the format follows the extension (`.csv` is CSV, anything
+/// else is YAML).
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        csv::load(path)
+    } else {
+        yaml::load(path)
+    }
+}
+
+/// A value as the file spells it, before it is checked against the field it is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RawValue<'a> {
+    /// A string (YAML) or a non-empty cell (CSV).
+    Text(&'a str),
+    /// A YAML boolean.
+    Bool(bool),
+    /// A YAML number, as Rust prints it.
+    Number(&'a str),
+    /// A YAML null: `~`, `null`, or nothing after the colon.
+    Null,
+    /// A YAML list or mapping where a single value belongs (`"a list"`, `"a mapping"`).
+    Collection(&'static str),
+}
+
+impl RawValue<'_> {
+    /// The value for a message: strings quoted, other kinds as YAML would print them.
+    fn describe(self) -> String {
+        match self {
+            RawValue::Text(text) => quoted(text),
+            RawValue::Bool(value) => value.to_string(),
+            RawValue::Number(text) => text.to_string(),
+            RawValue::Null => "null".to_string(),
+            RawValue::Collection(kind) => kind.to_string(),
+        }
+    }
+}
+
+/// The managed settings of one entry (or of `defaults:`), as far as they are set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) preferred_method: Option<PreferredMethod>,
+    pub(crate) system_preferred: Option<bool>,
+    pub(crate) per_user_mfa_state: Option<PerUserMfaState>,
+}
+
+/// What is wrong with one value: its code and a message naming field, value and the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ValueProblem {
+    pub(crate) code: Code,
+    pub(crate) message: String,
+}
+
+impl Settings {
+    /// Checks `value` for `field` and records it. `subject` prefixes the message: the user
+    /// (`megan@contoso.com: `), `defaults: `, or nothing when the entry names no user.
+    pub(crate) fn set(
+        &mut self,
+        field: Field,
+        value: RawValue<'_>,
+        subject: &str,
+    ) -> Result<(), ValueProblem> {
+        let name = field.as_str();
+        if let RawValue::Null = value {
+            return Err(ValueProblem {
+                code: Code::NullValue,
+                message: format!(
+                    "{subject}{name} is null; leave the field out to leave it unmanaged, \
+                     or give a value"
+                ),
+            });
+        }
+        let wrong = |code: Code, expected: String| ValueProblem {
+            code,
+            message: format!(
+                "{subject}{name} {} is not one of {expected}",
+                value.describe()
+            ),
+        };
+        match field {
+            Field::PreferredMethod => {
+                let parsed = text(value).and_then(PreferredMethod::parse);
+                let method = parsed
+                    .ok_or_else(|| wrong(Code::UnknownMethod, PreferredMethod::expected()))?;
+                self.preferred_method = Some(method);
+            }
+            Field::SystemPreferred => {
+                let parsed = match value {
+                    RawValue::Bool(flag) => Some(flag),
+                    RawValue::Text(text) => parse_bool(text),
+                    _ => None,
+                };
+                let flag = parsed.ok_or_else(|| ValueProblem {
+                    code: Code::InvalidBool,
+                    message: format!("{subject}{name} {} is not true or false", value.describe()),
+                })?;
+                self.system_preferred = Some(flag);
+            }
+            Field::PerUserMfaState => {
+                let parsed = text(value).and_then(PerUserMfaState::parse);
+                let state =
+                    parsed.ok_or_else(|| wrong(Code::UnknownState, PerUserMfaState::expected()))?;
+                self.per_user_mfa_state = Some(state);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills every field the entry leaves out from `defaults`.
+    pub(crate) fn or(self, defaults: Settings) -> Settings {
+        Settings {
+            preferred_method: self.preferred_method.or(defaults.preferred_method),
+            system_preferred: self.system_preferred.or(defaults.system_preferred),
+            per_user_mfa_state: self.per_user_mfa_state.or(defaults.per_user_mfa_state),
+        }
+    }
+
+    /// The desired user these settings describe.
+    pub(crate) fn for_user(self, user: String, origin: Origin) -> DesiredUser {
+        DesiredUser {
+            user,
+            preferred_method: self.preferred_method,
+            system_preferred: self.system_preferred,
+            per_user_mfa_state: self.per_user_mfa_state,
+            origin,
+        }
+    }
+}
+
+fn text(value: RawValue<'_>) -> Option<&str> {
+    match value {
+        RawValue::Text(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// `true`/`false` in any case, surrounding whitespace ignored; nothing else (no `yes`, `1`).
+fn parse_bool(text: &str) -> Option<bool> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if text.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The entries whose user repeats an earlier entry's user (compared case-insensitively, as
+/// Entra compares userPrincipalNames): `(earlier, later)` index pairs, each later entry
+/// paired with the first one naming that user.
+///
+/// Sorting indices instead of hashing lowered copies keeps a million-user manifest to one
+/// extra `u32` per user.
+pub(crate) fn duplicate_users(users: &[DesiredUser]) -> Vec<(usize, usize)> {
+    let folded = |index: u32| {
+        users[index as usize]
+            .user
+            .chars()
+            .flat_map(char::to_lowercase)
+    };
+    let count = u32::try_from(users.len()).expect("fewer than 4 billion users");
+    let mut order: Vec<u32> = (0..count).collect();
+    // Stable sort: equal users stay in file order, so the first of each run is the earliest.
+    order.sort_by(|&a, &b| folded(a).cmp(folded(b)));
+    let mut pairs = Vec::new();
+    let mut first = None;
+    for window in order.windows(2) {
+        let (earlier, later) = (window[0], window[1]);
+        if folded(earlier).eq(folded(later)) {
+            let first = *first.get_or_insert(earlier);
+            pairs.push((first as usize, later as usize));
+        } else {
+            first = None;
+        }
+    }
+    pairs.sort_unstable_by_key(|&(_, later)| later);
+    pairs
+}

@@ -1,0 +1,256 @@
+//! The domain vocabulary shared by every layer: the values mfactl manages, the Graph endpoints
+//! that hold them, and the registered-method kinds that make a preferred method usable.
+//!
+//! Enum values parse case-insensitively (admins type `SMS`, `Oath`, `Enabled`) and are always
+//! written back in Graph's spelling. Nothing here does I/O.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Implements `ALL`, `as_str` (Graph's spelling), case-insensitive `parse` and `Display`.
+macro_rules! graph_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in Graph's documentation order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value as Graph spells it on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses a value case-insensitively (`SMS`, `sms` and `Sms` are all `sms`).
+            pub fn parse(text: &str) -> Option<Self> {
+                let text = text.trim();
+                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(text))
+            }
+
+            /// The accepted spellings, for error messages: `push, oath, ...`.
+            pub fn expected() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+graph_enum! {
+    /// `userPreferredMethodForSecondaryAuthentication` on `signInPreferences`.
+    PreferredMethod {
+        Push => "push",
+        Oath => "oath",
+        VoiceMobile => "voiceMobile",
+        VoiceAlternateMobile => "voiceAlternateMobile",
+        VoiceOffice => "voiceOffice",
+        Sms => "sms",
+    }
+}
+
+graph_enum! {
+    /// `perUserMfaState` on `requirements`.
+    PerUserMfaState {
+        Disabled => "disabled",
+        Enabled => "enabled",
+        Enforced => "enforced",
+    }
+}
+
+graph_enum! {
+    /// A registered authentication method, in the tenant file's vocabulary (design.md).
+    MethodKind {
+        MicrosoftAuthenticator => "microsoftAuthenticator",
+        SoftwareOath => "softwareOath",
+        HardwareOath => "hardwareOath",
+        MobilePhone => "mobilePhone",
+        AlternateMobilePhone => "alternateMobilePhone",
+        OfficePhone => "officePhone",
+        Fido2 => "fido2",
+        WindowsHelloForBusiness => "windowsHelloForBusiness",
+        Email => "email",
+        TemporaryAccessPass => "temporaryAccessPass",
+        Password => "password",
+    }
+}
+
+graph_enum! {
+    /// A per-user value mfactl manages, named as in the manifest.
+    Field {
+        PreferredMethod => "preferredMethod",
+        SystemPreferred => "systemPreferred",
+        PerUserMfaState => "perUserMfaState",
+    }
+}
+
+graph_enum! {
+    /// A Graph endpoint under `/beta/users/{user}/authentication/`.
+    Endpoint {
+        SignInPreferences => "signInPreferences",
+        Requirements => "requirements",
+    }
+}
+
+impl PerUserMfaState {
+    /// Whether a live state satisfies this desired state. Desired `enabled` is met by live
+    /// `enforced`: Graph promotes an enabled user who has a registered method to enforced by
+    /// itself, so writing `enabled` again would be a write that changes nothing, every run.
+    pub fn is_met_by(self, live: PerUserMfaState) -> bool {
+        self == live || (self == PerUserMfaState::Enabled && live == PerUserMfaState::Enforced)
+    }
+}
+
+impl PreferredMethod {
+    /// Whether a registered method makes this preferred method usable (graph-api.md §3):
+    /// `push` needs Authenticator; `oath` a software or hardware token, or Authenticator (it also
+    /// generates codes); `sms`/`voiceMobile` a mobile phone; the other voice methods their phone.
+    pub fn is_enabled_by(self, method: MethodKind) -> bool {
+        use MethodKind as M;
+        match self {
+            PreferredMethod::Push => method == M::MicrosoftAuthenticator,
+            PreferredMethod::Oath => matches!(
+                method,
+                M::SoftwareOath | M::HardwareOath | M::MicrosoftAuthenticator
+            ),
+            PreferredMethod::Sms | PreferredMethod::VoiceMobile => method == M::MobilePhone,
+            PreferredMethod::VoiceAlternateMobile => method == M::AlternateMobilePhone,
+            PreferredMethod::VoiceOffice => method == M::OfficePhone,
+        }
+    }
+
+    /// The preferred methods that a set of registered methods makes usable, in Graph's order.
+    pub fn usable_with(methods: &[MethodKind]) -> Vec<PreferredMethod> {
+        PreferredMethod::ALL
+            .iter()
+            .copied()
+            .filter(|p| methods.iter().any(|m| p.is_enabled_by(*m)))
+            .collect()
+    }
+}
+
+impl Field {
+    /// The endpoint that holds this field.
+    pub fn endpoint(self) -> Endpoint {
+        match self {
+            Field::PreferredMethod | Field::SystemPreferred => Endpoint::SignInPreferences,
+            Field::PerUserMfaState => Endpoint::Requirements,
+        }
+    }
+
+    /// The Graph property that holds this field.
+    pub fn graph_property(self) -> &'static str {
+        match self {
+            Field::PreferredMethod => "userPreferredMethodForSecondaryAuthentication",
+            Field::SystemPreferred => "isSystemPreferredAuthenticationMethodEnabled",
+            Field::PerUserMfaState => "perUserMfaState",
+        }
+    }
+}
+
+impl MethodKind {
+    /// The method kind for a Graph `@odata.type` (and `phoneType` for phones), as in
+    /// graph-api.md §3. Unknown types yield `None` and are ignored.
+    pub fn from_odata(odata_type: &str, phone_type: Option<&str>) -> Option<MethodKind> {
+        let short = odata_type
+            .strip_prefix("#microsoft.graph.")
+            .unwrap_or(odata_type);
+        Some(match short {
+            "phoneAuthenticationMethod" => match phone_type.unwrap_or("mobile") {
+                p if p.eq_ignore_ascii_case("alternateMobile") => MethodKind::AlternateMobilePhone,
+                p if p.eq_ignore_ascii_case("office") => MethodKind::OfficePhone,
+                _ => MethodKind::MobilePhone,
+            },
+            "microsoftAuthenticatorAuthenticationMethod" => MethodKind::MicrosoftAuthenticator,
+            "softwareOathAuthenticationMethod" => MethodKind::SoftwareOath,
+            "hardwareOathAuthenticationMethod" => MethodKind::HardwareOath,
+            "fido2AuthenticationMethod" => MethodKind::Fido2,
+            "windowsHelloForBusinessAuthenticationMethod" => MethodKind::WindowsHelloForBusiness,
+            "emailAuthenticationMethod" => MethodKind::Email,
+            "temporaryAccessPassAuthenticationMethod" => MethodKind::TemporaryAccessPass,
+            "passwordAuthenticationMethod" => MethodKind::Password,
+            _ => return None,
+        })
+    }
+
+    /// The Graph `@odata.type` and, for phones, the `phoneType` of this method kind.
+    pub fn odata(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            MethodKind::MobilePhone => {
+                ("#microsoft.graph.phoneAuthenticationMethod", Some("mobile"))
+            }
+            MethodKind::AlternateMobilePhone => (
+                "#microsoft.graph.phoneAuthenticationMethod",
+                Some("alternateMobile"),
+            ),
+            MethodKind::OfficePhone => {
+                ("#microsoft.graph.phoneAuthenticationMethod", Some("office"))
+            }
+            MethodKind::MicrosoftAuthenticator => (
+                "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+                None,
+            ),
+            MethodKind::SoftwareOath => ("#microsoft.graph.softwareOathAuthenticationMethod", None),
+            MethodKind::HardwareOath => ("#microsoft.graph.hardwareOathAuthenticationMethod", None),
+            MethodKind::Fido2 => ("#microsoft.graph.fido2AuthenticationMethod", None),
+            MethodKind::WindowsHelloForBusiness => (
+                "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
+                None,
+            ),
+            MethodKind::Email => ("#microsoft.graph.emailAuthenticationMethod", None),
+            MethodKind::TemporaryAccessPass => (
+                "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+                None,
+            ),
+            MethodKind::Password => ("#microsoft.graph.passwordAuthenticationMethod", None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_parse_case_insensitively_and_print_graph_spelling() {
+        assert_eq!(
+            PreferredMethod::parse("VOICEMOBILE"),
+            Some(PreferredMethod::VoiceMobile)
+        );
+        assert_eq!(PreferredMethod::parse(" Sms "), Some(PreferredMethod::Sms));
+        assert_eq!(PreferredMethod::parse("fax"), None);
+        assert_eq!(
+            PerUserMfaState::parse("Enforced").unwrap().as_str(),
+            "enforced"
+        );
+        assert_eq!(
+            PreferredMethod::VoiceAlternateMobile.to_string(),
+            "voiceAlternateMobile"
+        );
+    }
+
+    #[test]
+    fn enabled_is_met_by_enforced_but_not_the_reverse() {
+        assert!(PerUserMfaState::Enabled.is_met_by(PerUserMfaState::Enforced));
+        assert!(!PerUserMfaState::Enforced.is_met_by(PerUserMfaState::Enabled));
+        assert!(!PerUserMfaState::Disabled.is_met_by(PerUserMfaState::Enforced));
+    }
+
+    #[test]
+    fn odata_round_trips_for_every_method_kind() {
+        for kind in MethodKind::ALL {
+            let (odata, phone) = kind.odata();
+            assert_eq!(MethodKind::from_odata(odata, phone), Some(*kind));
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! `diff(desired, live)`: the pure heart of mfactl.
+
+use serde_json::{Map, Value, json};
+
+use super::{FieldChange, Status, UserPlan, Write};
+use crate::graph::wire::{Requirements, SignInPreferences};
+use crate::manifest::DesiredUser;
+use crate::model::{Endpoint, Field, MethodKind, PerUserMfaState, PreferredMethod};
+
+/// What Graph said about one user. An endpoint the manifest does not manage for this user is
+/// not fetched and stays `None`; `methods` is fetched only when a preferred method would change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveUser {
+    pub sign_in: Option<SignInPreferences>,
+    pub requirements: Option<Requirements>,
+    pub methods: Option<Vec<MethodKind>>,
+}
+
+/// Whether the planner needs the user's registered methods: only when the desired preferred
+/// method differs from the live one (a write is coming, and it must be usable).
+pub fn needs_methods(desired: &DesiredUser, live: &LiveUser) -> bool {
+    match desired.preferred_method {
+        Some(wanted) => live_preferred(live) != Some(wanted),
+        None => false,
+    }
+}
+
+fn live_preferred(live: &LiveUser) -> Option<PreferredMethod> {
+    live.sign_in
+        .as_ref()
+        .and_then(|s| {
+            s.user_preferred_method_for_secondary_authentication
+                .as_deref()
+        })
+        .and_then(PreferredMethod::parse)
+}
+
+fn live_per_user_state(live: &LiveUser) -> Option<PerUserMfaState> {
+    live.requirements
+        .as_ref()
+        .and_then(|r| r.per_user_mfa_state.as_deref())
+        .and_then(PerUserMfaState::parse)
+}
+
+/// Compares one user's desired and live state. The result's status is `InSync`, `Change` or
+/// `Blocked`; `user` and `id` are copied from the manifest entry.
+///
+/// A live value Graph spells differently (`SMS`) or that this build does not know
+/// (`unknownFutureValue`) is compared by meaning and shown as Graph returned it.
+pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
+    let mut fields = Vec::new();
+    let mut sign_in_before = Map::new();
+    let mut sign_in_body = Map::new();
+    let mut requirements_before = Map::new();
+    let mut requirements_body = Map::new();
+    let mut notes = Vec::new();
+    let mut reason = None;
+
+    let sign_in = live.sign_in.clone().unwrap_or_default();
+
+    if let Some(wanted) = desired.preferred_method
+        && live_preferred(live) != Some(wanted)
+    {
+        let before = json!(sign_in.user_preferred_method_for_secondary_authentication);
+        let usable = live
+            .methods
+            .as_ref()
+            .is_none_or(|methods| methods.iter().any(|m| wanted.is_enabled_by(*m)));
+        if !usable {
+            let methods = live.methods.as_deref().unwrap_or_default();
+            reason = Some(unregistered_reason(&desired.user, wanted, methods));
+        }
+        // With system-preferred MFA on, Graph ignores the preferred method at sign-in.
+        let system_preferred_after = desired
+            .system_preferred
+            .or(sign_in.is_system_preferred_authentication_method_enabled)
+            .unwrap_or(false);
+        if system_preferred_after {
+            notes.push(format!(
+                "system-preferred MFA is on for {}: the preferred method {wanted} is ignored at \
+                 sign-in (except by the NPS extension and the AD FS adapter)",
+                desired.user
+            ));
+        }
+        record(
+            &mut fields,
+            (&mut sign_in_before, &mut sign_in_body),
+            Field::PreferredMethod,
+            before,
+            json!(wanted.as_str()),
+        );
+    }
+
+    if let Some(wanted) = desired.system_preferred
+        && sign_in.is_system_preferred_authentication_method_enabled != Some(wanted)
+    {
+        let before = json!(sign_in.is_system_preferred_authentication_method_enabled);
+        record(
+            &mut fields,
+            (&mut sign_in_before, &mut sign_in_body),
+            Field::SystemPreferred,
+            before,
+            json!(wanted),
+        );
+    }
+
+    if let Some(wanted) = desired.per_user_mfa_state {
+        let met = live_per_user_state(live).is_some_and(|state| wanted.is_met_by(state));
+        if !met {
+            let before = json!(
+                live.requirements
+                    .as_ref()
+                    .and_then(|r| r.per_user_mfa_state.clone())
+            );
+            record(
+                &mut fields,
+                (&mut requirements_before, &mut requirements_body),
+                Field::PerUserMfaState,
+                before,
+                json!(wanted.as_str()),
+            );
+        }
+    }
+
+    let mut writes = Vec::new();
+    if reason.is_none() {
+        for (endpoint, before, body) in [
+            (Endpoint::SignInPreferences, sign_in_before, sign_in_body),
+            (
+                Endpoint::Requirements,
+                requirements_before,
+                requirements_body,
+            ),
+        ] {
+            if !body.is_empty() {
+                writes.push(Write {
+                    endpoint,
+                    before,
+                    body,
+                    result: None,
+                });
+            }
+        }
+    }
+
+    let status = if reason.is_some() {
+        Status::Blocked
+    } else if writes.is_empty() {
+        Status::InSync
+    } else {
+        Status::Change
+    };
+    UserPlan {
+        user: desired.user.clone(),
+        id: object_id(&desired.user),
+        status,
+        fields,
+        writes,
+        reason,
+        notes,
+        error: None,
+    }
+}
+
+fn record(
+    fields: &mut Vec<FieldChange>,
+    (before_map, body_map): (&mut Map<String, Value>, &mut Map<String, Value>),
+    field: Field,
+    before: Value,
+    after: Value,
+) {
+    before_map.insert(field.graph_property().to_owned(), before.clone());
+    body_map.insert(field.graph_property().to_owned(), after.clone());
+    fields.push(FieldChange {
+        field,
+        before,
+        after,
+    });
+}
+
+fn unregistered_reason(user: &str, wanted: PreferredMethod, methods: &[MethodKind]) -> String {
+    let registered: Vec<&str> = methods
+        .iter()
+        .filter(|m| **m != MethodKind::Password)
+        .map(|m| m.as_str())
+        .collect();
+    let usable: Vec<&str> = PreferredMethod::usable_with(methods)
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    let registered = if registered.is_empty() {
+        "none".to_owned()
+    } else {
+        registered.join(", ")
+    };
+    let fix = if usable.is_empty() {
+        "the user must register a method first, or leave preferredMethod out".to_owned()
+    } else {
+        format!(
+            "choose one of {}, or have the user register one",
+            usable.join(", ")
+        )
+    };
+    format!("{wanted} is not registered for {user} (registered: {registered}); {fix}")
+}
+
+/// The object id when the manifest named the user by one (a GUID).
+fn object_id(user: &str) -> Option<String> {
+    uuid::Uuid::parse_str(user)
+        .ok()
+        .map(|id| id.hyphenated().to_string())
+}
+
+/// The live state after Graph accepted `writes` (the emulator's and Graph's semantics for these
+/// two endpoints: each PATCH sets exactly the properties in its body).
+pub fn apply_writes(live: &LiveUser, writes: &[Write]) -> LiveUser {
+    let mut after = live.clone();
+    for write in writes {
+        match write.endpoint {
+            Endpoint::SignInPreferences => {
+                let sign_in = after.sign_in.get_or_insert_with(SignInPreferences::default);
+                for (key, value) in &write.body {
+                    match key.as_str() {
+                        "isSystemPreferredAuthenticationMethodEnabled" => {
+                            sign_in.is_system_preferred_authentication_method_enabled =
+                                value.as_bool()
+                        }
+                        "userPreferredMethodForSecondaryAuthentication" => {
+                            sign_in.user_preferred_method_for_secondary_authentication =
+                                value.as_str().map(str::to_owned)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Endpoint::Requirements => {
+                let requirements = after.requirements.get_or_insert_with(Requirements::default);
+                if let Some(state) = write.body.get("perUserMfaState") {
+                    requirements.per_user_mfa_state = state.as_str().map(str::to_owned);
+                }
+            }
+        }
+    }
+    after
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::manifest::Origin;
+
+    fn desired_strategy() -> impl Strategy<Value = DesiredUser> {
+        (
+            prop::option::of(prop::sample::select(PreferredMethod::ALL)),
+            prop::option::of(any::<bool>()),
+            prop::option::of(prop::sample::select(PerUserMfaState::ALL)),
+        )
+            .prop_map(|(preferred_method, system_preferred, per_user_mfa_state)| {
+                DesiredUser {
+                    user: "megan@contoso.com".into(),
+                    preferred_method,
+                    system_preferred,
+                    per_user_mfa_state,
+                    origin: Origin::Line(3),
+                }
+            })
+    }
+
+    /// Live values as Graph could return them: any casing, unknown values, nulls.
+    fn live_strategy() -> impl Strategy<Value = LiveUser> {
+        let method = prop_oneof![
+            Just(None),
+            prop::sample::select(PreferredMethod::ALL).prop_map(|m| Some(m.as_str().to_owned())),
+            prop::sample::select(PreferredMethod::ALL)
+                .prop_map(|m| Some(m.as_str().to_uppercase())),
+            Just(Some("unknownFutureValue".to_owned())),
+        ];
+        let state = prop_oneof![
+            Just(None),
+            prop::sample::select(PerUserMfaState::ALL).prop_map(|s| Some(s.as_str().to_owned())),
+            Just(Some("unknownFutureValue".to_owned())),
+        ];
+        (
+            prop::option::of((prop::option::of(any::<bool>()), method)),
+            prop::option::of(state),
+            prop::option::of(prop::collection::vec(
+                prop::sample::select(MethodKind::ALL),
+                0..4,
+            )),
+        )
+            .prop_map(|(sign_in, requirements, methods)| LiveUser {
+                sign_in: sign_in.map(|(system, method)| SignInPreferences {
+                    is_system_preferred_authentication_method_enabled: system,
+                    user_preferred_method_for_secondary_authentication: method,
+                    system_preferred_authentication_method: None,
+                }),
+                requirements: requirements
+                    .map(|per_user_mfa_state| Requirements { per_user_mfa_state }),
+                methods,
+            })
+    }
+
+    /// The live state exactly as the manifest wants it.
+    fn live_matching(desired: &DesiredUser) -> LiveUser {
+        LiveUser {
+            sign_in: Some(SignInPreferences {
+                is_system_preferred_authentication_method_enabled: desired.system_preferred,
+                user_preferred_method_for_secondary_authentication: desired
+                    .preferred_method
+                    .map(|m| m.as_str().to_owned()),
+                system_preferred_authentication_method: None,
+            }),
+            requirements: Some(Requirements {
+                per_user_mfa_state: desired.per_user_mfa_state.map(|s| s.as_str().to_owned()),
+            }),
+            methods: None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn diff_of_equal_states_is_empty(desired in desired_strategy()) {
+            let plan = diff(&desired, &live_matching(&desired));
+            prop_assert_eq!(plan.status, Status::InSync);
+            prop_assert!(plan.fields.is_empty());
+            prop_assert!(plan.writes.is_empty());
+        }
+
+        #[test]
+        fn applying_the_writes_converges(desired in desired_strategy(), live in live_strategy()) {
+            let plan = diff(&desired, &live);
+            let after = apply_writes(&live, &plan.writes);
+            let again = diff(&desired, &after);
+            prop_assert!(again.writes.is_empty(), "second diff still writes: {:?}", again.writes);
+            if plan.status == Status::Blocked {
+                prop_assert_eq!(again.status, Status::Blocked);
+            } else {
+                prop_assert_eq!(again.status, Status::InSync);
+            }
+        }
+
+        #[test]
+        fn writes_are_minimal(desired in desired_strategy(), live in live_strategy()) {
+            let plan = diff(&desired, &live);
+            // At most one PATCH per endpoint, never an empty body, never an unmanaged field.
+            prop_assert!(plan.writes.len() <= 2);
+            let mut endpoints: Vec<_> = plan.writes.iter().map(|w| w.endpoint).collect();
+            endpoints.dedup();
+            prop_assert_eq!(endpoints.len(), plan.writes.len());
+            for write in &plan.writes {
+                prop_assert!(!write.body.is_empty());
+                prop_assert_eq!(write.before.len(), write.body.len());
+            }
+            let fields_written: usize = plan.writes.iter().map(|w| w.body.len()).sum();
+            if plan.status != Status::Blocked {
+                prop_assert_eq!(fields_written, plan.fields.len());
+            }
+            for field in &plan.fields {
+                let managed = match field.field {
+                    Field::PreferredMethod => desired.preferred_method.is_some(),
+                    Field::SystemPreferred => desired.system_preferred.is_some(),
+                    Field::PerUserMfaState => desired.per_user_mfa_state.is_some(),
+                };
+                prop_assert!(managed, "{:?} is not managed but changes", field.field);
+            }
+        }
+    }
+
+    fn user(preferred: Option<PreferredMethod>, state: Option<PerUserMfaState>) -> DesiredUser {
+        DesiredUser {
+            user: "megan@contoso.com".into(),
+            preferred_method: preferred,
+            system_preferred: None,
+            per_user_mfa_state: state,
+            origin: Origin::Line(1),
+        }
+    }
+
+    #[test]
+    fn enabled_desired_against_enforced_live_is_in_sync() {
+        let live = LiveUser {
+            requirements: Some(Requirements {
+                per_user_mfa_state: Some("enforced".into()),
+            }),
+            ..LiveUser::default()
+        };
+        let plan = diff(&user(None, Some(PerUserMfaState::Enabled)), &live);
+        assert_eq!(plan.status, Status::InSync);
+    }
+
+    #[test]
+    fn unregistered_preferred_method_blocks_with_a_fix() {
+        let live = LiveUser {
+            sign_in: Some(SignInPreferences {
+                user_preferred_method_for_secondary_authentication: Some("sms".into()),
+                ..SignInPreferences::default()
+            }),
+            methods: Some(vec![MethodKind::MobilePhone, MethodKind::Password]),
+            ..LiveUser::default()
+        };
+        let plan = diff(
+            &user(Some(PreferredMethod::Push), Some(PerUserMfaState::Disabled)),
+            &live,
+        );
+        assert_eq!(plan.status, Status::Blocked);
+        assert!(plan.writes.is_empty());
+        assert_eq!(
+            plan.reason.as_deref(),
+            Some(
+                "push is not registered for megan@contoso.com (registered: mobilePhone); \
+                 choose one of voiceMobile, sms, or have the user register one"
+            )
+        );
+    }
+
+    #[test]
+    fn only_changed_fields_are_in_the_body() {
+        let live = LiveUser {
+            sign_in: Some(SignInPreferences {
+                is_system_preferred_authentication_method_enabled: Some(true),
+                user_preferred_method_for_secondary_authentication: Some("SMS".into()),
+                system_preferred_authentication_method: Some("Sms".into()),
+            }),
+            methods: Some(vec![MethodKind::MicrosoftAuthenticator]),
+            ..LiveUser::default()
+        };
+        let mut desired = user(Some(PreferredMethod::Oath), None);
+        desired.system_preferred = Some(true);
+        let plan = diff(&desired, &live);
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(
+            serde_json::Value::Object(plan.writes[0].body.clone()),
+            json!({"userPreferredMethodForSecondaryAuthentication": "oath"})
+        );
+        assert_eq!(
+            plan.notes.len(),
+            1,
+            "system-preferred on makes the change ineffective"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real `mfactl` binary against the Graph emulator.
+//! One test binary (modules per command) keeps link time down.
+
+mod apply;
+mod examples;
+mod manifest_errors;
+mod plan;
+mod schemas;
+mod support;

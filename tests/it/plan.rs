@@ -1,0 +1,167 @@
+//! `mfactl plan` against generated tenants.
+
+use mfactl::emulator::Tenant;
+use serde_json::Value;
+
+use crate::support::{Scenario, manifest_for, stderr, stdout, to_csv, to_yaml};
+
+fn check_plan_matches(doc: &Value, expected: &crate::support::Expected, users: u64) {
+    let summary = &doc["summary"];
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(summary["users"], users);
+    assert_eq!(summary["to_change"], expected.to_change, "{summary}");
+    assert_eq!(summary["writes"], expected.writes, "{summary}");
+    assert_eq!(summary["blocked"], expected.blocked, "{summary}");
+    assert_eq!(summary["in_sync"], expected.in_sync, "{summary}");
+    assert_eq!(summary["not_found"], 0);
+    assert_eq!(summary["failed"], 0);
+    let listed = doc["users"].as_array().unwrap();
+    assert_eq!(listed.len() as u64, expected.to_change + expected.blocked);
+    for entry in listed {
+        let user = entry["user"].as_str().unwrap();
+        let want = expected
+            .fields
+            .get(user)
+            .unwrap_or_else(|| panic!("{user} should be in sync: {entry}"));
+        let got: Vec<&str> = entry["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        let mut want_sorted = want.clone();
+        want_sorted.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want_sorted, "{user}: {entry}");
+        for write in entry["writes"].as_array().unwrap() {
+            let body = write["body"].as_object().unwrap();
+            let before = write["before"].as_object().unwrap();
+            assert!(!body.is_empty());
+            assert_eq!(
+                body.keys().collect::<Vec<_>>(),
+                before.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn plan_reports_exactly_the_expected_changes_for_yaml_and_csv() {
+    let tenant = Tenant::generate(400, 11);
+    let (rows, expected) = manifest_for(&tenant, true);
+    assert!(
+        expected.to_change > 200 && expected.blocked > 5,
+        "{expected:?}"
+    );
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let csv = scenario.write("desired.csv", &to_csv(&rows));
+
+    let (code, yaml_plan) = scenario.plan_json(&yaml);
+    assert_eq!(code, 2, "--detailed-exitcode: changes present");
+    check_plan_matches(&yaml_plan, &expected, 400);
+
+    let (code, csv_plan) = scenario.plan_json(&csv);
+    assert_eq!(code, 2);
+    assert_eq!(
+        csv_plan, yaml_plan,
+        "CSV and YAML manifests plan identically"
+    );
+
+    // A plan only reads.
+    let stats = scenario.stats();
+    assert_eq!(stats.writes, 0);
+    assert!(stats.reads > 0);
+}
+
+#[test]
+fn text_plan_lists_changes_and_the_summary_line() {
+    let tenant = Tenant::generate(60, 3);
+    let (rows, expected) = manifest_for(&tenant, true);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let out = scenario.run(&["plan", yaml.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let summary_line = text.lines().last().unwrap();
+    assert_eq!(
+        summary_line,
+        format!(
+            "Plan: {} users to change ({} writes), {} in sync, {} blocked, 0 not found, 0 failed.",
+            expected.to_change, expected.writes, expected.in_sync, expected.blocked
+        )
+    );
+    let changed = text.lines().filter(|l| l.starts_with("  ~ ")).count() as u64;
+    assert_eq!(changed, expected.to_change);
+    assert!(text.contains(" -> "));
+    assert!(stderr(&out).contains("Graph: "), "traffic line on stderr");
+}
+
+#[test]
+fn unknown_user_is_reported_and_the_rest_are_planned() {
+    let tenant = Tenant::generate(30, 5);
+    let (mut rows, expected) = manifest_for(&tenant, false);
+    rows.insert(
+        3,
+        crate::support::Row {
+            user: "ghost@contoso.onmicrosoft.com".into(),
+            per_user_mfa_state: Some(mfactl::model::PerUserMfaState::Disabled),
+            ..Default::default()
+        },
+    );
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let (code, doc) = scenario.plan_json(&yaml);
+    assert_eq!(code, 2);
+    assert_eq!(doc["summary"]["not_found"], 1);
+    assert_eq!(doc["summary"]["to_change"], expected.to_change);
+    let ghost = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == "ghost@contoso.onmicrosoft.com")
+        .expect("ghost listed");
+    assert_eq!(ghost["status"], "not_found");
+    assert_eq!(ghost["writes"], serde_json::json!([]));
+    assert_eq!(ghost["error"]["code"], "Request_ResourceNotFound");
+}
+
+#[test]
+fn plan_out_writes_the_plan_document() {
+    let tenant = Tenant::generate(20, 9);
+    let (rows, _) = manifest_for(&tenant, false);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let out_path = scenario.dir.path().join("plan.json");
+    let out = scenario.run(&[
+        "plan",
+        yaml.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    assert_eq!(saved["format_version"], 1);
+    assert_eq!(saved["graph"], scenario.url());
+}
+
+#[test]
+fn no_token_is_an_error_before_any_request() {
+    let tenant = Tenant::generate(5, 1);
+    let (rows, _) = manifest_for(&tenant, false);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let out = scenario
+        .mfactl(&["plan", yaml.to_str().unwrap()])
+        .env_remove("MFACTL_ACCESS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("MFACTL_ACCESS_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(scenario.stats().requests, 0);
+}

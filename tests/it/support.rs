@@ -1,0 +1,346 @@
+//! A small fluent harness: start an emulator with a scenario, run the binary against it, and
+//! look at what the emulator saw.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
+use mfactl::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use serde_json::Value;
+
+/// A running emulator plus a scratch directory for manifests, plans and journals.
+pub struct Scenario {
+    runtime: tokio::runtime::Runtime,
+    emulator: Option<Emulator>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    /// An emulator over `tenant` with Graph's default limits.
+    pub fn new(tenant: Tenant) -> Scenario {
+        Scenario::with_config(tenant, EmulatorConfig::default())
+    }
+
+    pub fn with_config(tenant: Tenant, config: EmulatorConfig) -> Scenario {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let emulator = runtime
+            .block_on(Emulator::start(tenant, config, listen))
+            .expect("emulator starts");
+        Scenario {
+            runtime,
+            emulator: Some(emulator),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn emulator(&self) -> &Emulator {
+        self.emulator.as_ref().expect("running")
+    }
+
+    pub fn url(&self) -> String {
+        self.emulator().url()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.emulator().stats()
+    }
+
+    pub fn tenant(&self) -> Tenant {
+        self.emulator().tenant()
+    }
+
+    /// Writes a file into the scratch directory.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+
+    /// `mfactl ARGS --graph-url URL` with a test token, stdin closed.
+    pub fn mfactl(&self, args: &[&str]) -> Command {
+        let mut cmd = mfactl();
+        cmd.args(args)
+            .args(["--graph-url", &self.url()])
+            .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret");
+        cmd
+    }
+
+    /// The same command as a `std::process::Command`, to run several at once.
+    pub fn std_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mfactl"));
+        for name in ["MFACTL_GRAPH_URL", "MFACTL_CLOUD", "MFACTL_LOG", "RUST_LOG"] {
+            cmd.env_remove(name);
+        }
+        cmd.args(args)
+            .args(["--graph-url", &self.url()])
+            .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    }
+
+    /// Runs `mfactl ARGS` against the emulator and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.mfactl(args).output().expect("mfactl runs")
+    }
+
+    /// `plan MANIFEST --format json --detailed-exitcode`: (exit code, plan document).
+    pub fn plan_json(&self, manifest: &Path) -> (i32, Value) {
+        let out = self.run(&[
+            "plan",
+            manifest.to_str().unwrap(),
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ]);
+        let code = out.status.code().expect("exit code");
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "plan printed no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, doc)
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            self.runtime.block_on(emulator.shutdown());
+        }
+    }
+}
+
+/// The binary, with nothing inherited that could change its behaviour.
+pub fn mfactl() -> Command {
+    let mut cmd = Command::cargo_bin("mfactl").expect("binary built");
+    cmd.env_remove("MFACTL_ACCESS_TOKEN")
+        .env_remove("MFACTL_GRAPH_URL")
+        .env_remove("MFACTL_CLOUD")
+        .env_remove("MFACTL_LOG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// What a generated manifest asks of one user, and what the plan must therefore say.
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    pub to_change: u64,
+    pub writes: u64,
+    pub blocked: u64,
+    pub in_sync: u64,
+    /// user -> the fields the plan must list for them.
+    pub fields: std::collections::BTreeMap<String, Vec<&'static str>>,
+}
+
+/// One manifest row.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    pub user: String,
+    pub preferred_method: Option<PreferredMethod>,
+    pub system_preferred: Option<bool>,
+    pub per_user_mfa_state: Option<PerUserMfaState>,
+}
+
+/// Builds a manifest for `tenant` whose plan is known by construction: users cycle through
+/// "in sync", "change per-user state", "change preferred method", "flip system-preferred",
+/// "change two fields"; with `blocking`, some users ask for a method they have not registered.
+pub fn manifest_for(tenant: &Tenant, blocking: bool) -> (Vec<Row>, Expected) {
+    let mut rows = Vec::new();
+    let mut expected = Expected::default();
+    for (i, user) in tenant.users.iter().enumerate() {
+        let key = if i % 2 == 0 {
+            user.user_principal_name.clone()
+        } else {
+            user.id.clone()
+        };
+        let mut row = Row {
+            user: key.clone(),
+            ..Row::default()
+        };
+        let live_state = user.per_user_mfa_state;
+        let live_pref = user
+            .sign_in_preferences
+            .user_preferred_method_for_secondary_authentication;
+        let live_sys = user
+            .sign_in_preferences
+            .is_system_preferred_authentication_method_enabled;
+        let usable = PreferredMethod::usable_with(&user.methods);
+        let other_method = usable.iter().copied().find(|m| Some(*m) != live_pref);
+        let mut fields = Vec::new();
+        match i % 6 {
+            // In sync: restate what is there (enabled stays enabled; never ask for a null).
+            0 => {
+                row.per_user_mfa_state = Some(live_state);
+                row.system_preferred = Some(live_sys);
+                row.preferred_method = live_pref;
+            }
+            1 => {
+                let state = if live_state == PerUserMfaState::Disabled {
+                    PerUserMfaState::Enforced
+                } else {
+                    PerUserMfaState::Disabled
+                };
+                row.per_user_mfa_state = Some(state);
+                fields.push("perUserMfaState");
+            }
+            2 => {
+                if let Some(method) = other_method {
+                    row.preferred_method = Some(method);
+                    fields.push("preferredMethod");
+                } else {
+                    row.preferred_method = live_pref;
+                }
+            }
+            3 => {
+                row.system_preferred = Some(!live_sys);
+                fields.push("systemPreferred");
+            }
+            4 => {
+                row.system_preferred = Some(!live_sys);
+                fields.push("systemPreferred");
+                if let Some(method) = other_method {
+                    row.preferred_method = Some(method);
+                    fields.push("preferredMethod");
+                }
+            }
+            _ => {
+                let has_authenticator = user.methods.contains(&MethodKind::MicrosoftAuthenticator);
+                if blocking && !has_authenticator && live_pref != Some(PreferredMethod::Push) {
+                    row.preferred_method = Some(PreferredMethod::Push);
+                    expected.blocked += 1;
+                    expected.fields.insert(key.clone(), vec!["preferredMethod"]);
+                    rows.push(row);
+                    continue;
+                }
+                row.per_user_mfa_state = Some(live_state);
+            }
+        }
+        if fields.is_empty() {
+            expected.in_sync += 1;
+        } else {
+            expected.to_change += 1;
+            let sign_in = fields.iter().any(|f| *f != "perUserMfaState");
+            let requirements = fields.contains(&"perUserMfaState");
+            expected.writes += u64::from(sign_in) + u64::from(requirements);
+            expected.fields.insert(key, fields);
+        }
+        rows.push(row);
+    }
+    (rows, expected)
+}
+
+/// A manifest that changes both endpoints of every user (flips per-user state between disabled
+/// and enforced, and system-preferred): two reads and two writes each.
+pub fn manifest_changing_everyone(tenant: &Tenant) -> Vec<Row> {
+    tenant
+        .users
+        .iter()
+        .map(|user| Row {
+            user: user.id.clone(),
+            preferred_method: None,
+            system_preferred: Some(
+                !user
+                    .sign_in_preferences
+                    .is_system_preferred_authentication_method_enabled,
+            ),
+            per_user_mfa_state: Some(if user.per_user_mfa_state == PerUserMfaState::Disabled {
+                PerUserMfaState::Enforced
+            } else {
+                PerUserMfaState::Disabled
+            }),
+        })
+        .collect()
+}
+
+pub fn to_yaml(rows: &[Row]) -> String {
+    let mut out = String::from("version: 1\nusers:\n");
+    for row in rows {
+        out.push_str(&format!("  - user: \"{}\"\n", row.user));
+        if let Some(m) = row.preferred_method {
+            // Mixed case on purpose: values match case-insensitively.
+            out.push_str(&format!(
+                "    preferredMethod: {}\n",
+                m.as_str().to_uppercase()
+            ));
+        }
+        if let Some(b) = row.system_preferred {
+            out.push_str(&format!("    systemPreferred: {b}\n"));
+        }
+        if let Some(s) = row.per_user_mfa_state {
+            out.push_str(&format!("    perUserMfaState: {s}\n"));
+        }
+    }
+    out
+}
+
+pub fn to_csv(rows: &[Row]) -> String {
+    let mut out =
+        String::from("userPrincipalName,PreferredMethod,systemPreferred,perUserMfaState\n");
+    for row in rows {
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            row.user,
+            row.preferred_method.map(|m| m.as_str()).unwrap_or(""),
+            row.system_preferred
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            row.per_user_mfa_state.map(|s| s.as_str()).unwrap_or(""),
+        ));
+    }
+    out
+}
+
+/// Checks the tenant now holds every value the rows ask for (`enabled` met by `enforced`).
+pub fn assert_converged(tenant: &Tenant, rows: &[Row]) {
+    for row in rows {
+        let user: &TenantUser = tenant
+            .users
+            .iter()
+            .find(|u| u.id == row.user || u.user_principal_name.eq_ignore_ascii_case(&row.user))
+            .unwrap_or_else(|| panic!("{} is in the tenant", row.user));
+        if let Some(m) = row.preferred_method {
+            assert_eq!(
+                user.sign_in_preferences
+                    .user_preferred_method_for_secondary_authentication,
+                Some(m),
+                "{}",
+                row.user
+            );
+        }
+        if let Some(b) = row.system_preferred {
+            assert_eq!(
+                user.sign_in_preferences
+                    .is_system_preferred_authentication_method_enabled,
+                b,
+                "{}",
+                row.user
+            );
+        }
+        if let Some(s) = row.per_user_mfa_state {
+            assert!(
+                s.is_met_by(user.per_user_mfa_state),
+                "{}: {:?}",
+                row.user,
+                user.per_user_mfa_state
+            );
+        }
+    }
+}
