@@ -110,12 +110,14 @@ async fn run(case: &Case) -> Measured {
     let client = GraphClient::new(Transport::new(transport).expect("client"));
 
     let started = Instant::now();
-    let mut plan = engine::plan(&client, &manifest, case.concurrency).await;
+    let mut plan = engine::plan(&client, &manifest, case.concurrency)
+        .await
+        .expect("the emulator accepts the token");
     let elapsed = if case.apply {
         let apply_started = Instant::now();
         engine::apply(&client, &mut plan, None, case.concurrency)
             .await
-            .expect("no journal");
+            .expect("no journal, token accepted");
         apply_started.elapsed()
     } else {
         started.elapsed()

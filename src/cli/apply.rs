@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, miette};
 
 use super::args::{GraphArgs, OutputFormat, traffic_line};
 use super::exit;
-use super::plan::load_manifest;
+use super::plan::{load_manifest, run_error};
 use crate::engine::{self, Journal};
 use crate::plan::{Plan, Status};
 use crate::report;
@@ -51,7 +51,10 @@ pub async fn run(args: ApplyArgs, _bars: bool) -> miette::Result<u8> {
     let client = &connection.client;
     let started = Instant::now();
 
-    let mut plan = engine::plan(client, &manifest, connection.concurrency).await;
+    let mut plan = engine::plan(client, &manifest, connection.concurrency)
+        .await
+        .map_err(run_error)?;
+    plan.tenant_id = connection.tenant_id.clone();
     let plan_text = report::render_plan_text(&plan);
     match args.format {
         OutputFormat::Text => print!("{plan_text}"),
@@ -59,14 +62,15 @@ pub async fn run(args: ApplyArgs, _bars: bool) -> miette::Result<u8> {
         OutputFormat::Json => {}
     }
 
+    let mut halted = None;
     if plan.summary.writes > 0 {
         if !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");
             return Ok(exit::ERROR);
         }
-        engine::apply(client, &mut plan, journal.as_ref(), connection.concurrency)
+        halted = engine::apply(client, &mut plan, journal.as_ref(), connection.concurrency)
             .await
-            .map_err(|e| miette!("{e}; the run stopped so that no write goes unrecorded"))?;
+            .err();
     } else if let Some(journal) = &journal {
         journal
             .start(client.transport().root())
@@ -87,6 +91,10 @@ pub async fn run(args: ApplyArgs, _bars: bool) -> miette::Result<u8> {
             print!("{}", report::render_apply_text(&plan));
         }
         OutputFormat::Json => print!("{}", report::render_json(&plan)),
+    }
+    // The report above shows what was done before the run halted.
+    if let Some(error) = halted {
+        return Err(run_error(error));
     }
     Ok(apply_exit_code(&plan))
 }

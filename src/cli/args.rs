@@ -57,6 +57,8 @@ pub struct GraphArgs {
 /// (kept alive for the run).
 pub struct Connection {
     pub client: GraphClient,
+    /// The tenant, when known without asking Graph (the emulated tenant file's id).
+    pub tenant_id: Option<String>,
     pub concurrency: usize,
     pub emulator: Option<Emulator>,
 }
@@ -72,6 +74,7 @@ impl GraphArgs {
 
     /// Starts the emulator if asked, reads the token, builds the transport.
     pub async fn connect(&self, tenant: Option<Tenant>) -> miette::Result<Connection> {
+        let tenant_id = tenant.as_ref().map(|t| t.tenant_id.clone());
         let (root, token, emulator) = match tenant {
             Some(tenant) => {
                 let listen = "127.0.0.1:0".parse().expect("valid address");
@@ -111,6 +114,7 @@ impl GraphArgs {
             .wrap_err("cannot build the HTTP client")?;
         Ok(Connection {
             client: GraphClient::new(transport),
+            tenant_id,
             concurrency: usize::from(self.concurrency),
             emulator,
         })

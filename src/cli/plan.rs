@@ -31,6 +31,11 @@ pub struct PlanArgs {
     pub graph: GraphArgs,
 }
 
+/// A run-stopping failure, with what to do about it.
+pub fn run_error(error: engine::RunError) -> miette::Report {
+    miette::miette!(help = error.help(), "{error}")
+}
+
 /// Reads and validates a manifest; every problem is reported and nothing is sent.
 pub fn load_manifest(path: &std::path::Path) -> miette::Result<Manifest> {
     manifest::load(path).map_err(miette::Report::new)
@@ -41,11 +46,13 @@ pub async fn run(args: PlanArgs, _bars: bool) -> miette::Result<u8> {
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args.graph.connect(tenant).await?;
     let started = Instant::now();
-    let plan = engine::plan(&connection.client, &manifest, connection.concurrency).await;
+    let planned = engine::plan(&connection.client, &manifest, connection.concurrency).await;
     eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
     if let Some(emulator) = connection.emulator {
         emulator.shutdown().await;
     }
+    let mut plan = planned.map_err(run_error)?;
+    plan.tenant_id = connection.tenant_id;
 
     if let Some(out) = &args.out {
         std::fs::write(out, report::render_json(&plan))

@@ -349,14 +349,28 @@ fn handle(
         .header("retry-after", "1");
     }
 
-    if !has_bearer_token(headers) {
+    let token = bearer_token(headers);
+    let rejection = match token {
+        None => Some("Access token is empty."),
+        Some(token) if token.starts_with(EXPIRED_TOKEN_PREFIX) => {
+            Some("Lifetime validation failed, the token is expired.")
+        }
+        Some(_) => None,
+    };
+    if let Some(message) = rejection {
+        bump(&shared.counters.unauthorized);
+        return Answer::error(401, "InvalidAuthenticationToken", message)
+        .header("www-authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\"");
+    }
+    if token.is_some_and(|t| t.starts_with(DENIED_TOKEN_PREFIX))
+        && !uri.path().starts_with("/_emulator")
+    {
         bump(&shared.counters.unauthorized);
         return Answer::error(
-            401,
-            "InvalidAuthenticationToken",
-            "Access token is empty.",
-        )
-        .header("www-authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\"");
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        );
     }
 
     if is_batch_path(uri.path()) {
@@ -498,14 +512,20 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
 }
 
 /// `Authorization: Bearer <something>`; Graph would validate it, the emulator only needs one.
-fn has_bearer_token(headers: &HeaderMap) -> bool {
+/// A bearer token starting with this is answered 401 as expired (to test token handling).
+pub const EXPIRED_TOKEN_PREFIX: &str = "expired";
+/// A bearer token starting with this is answered 403 `Authorization_RequestDenied`, as a token
+/// without the needed permissions would be.
+pub const DENIED_TOKEN_PREFIX: &str = "denied";
+
+/// The bearer token, when the request carries a non-empty one.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-        })
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim())
 }
 
 /// The largest batch Graph accepts (graph-api.md §7).

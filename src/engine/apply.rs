@@ -3,59 +3,55 @@
 //!
 //! Users run concurrently; a user's own writes run in order (signInPreferences, then
 //! requirements) and independently: one failing does not skip the other, since neither depends
-//! on the other and the admin asked for both.
+//! on the other and the admin asked for both. A 401/403 or a journal failure halts the run: no
+//! new write starts, and the users not reached keep their `change` status.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use futures::StreamExt;
 use futures::stream;
 
+use super::RunError;
 use super::fetch::user_error;
-use super::journal::{Journal, JournalError};
+use super::journal::Journal;
 use super::progress::Progress;
 use crate::graph::GraphClient;
 use crate::plan::{Plan, Status, UserPlan, WriteResult};
 
 /// Applies every `change` user's writes, updating statuses and write results in place and the
-/// summary at the end. Returns an error only when the journal cannot be written (then the run
-/// stops: a write that cannot be recorded must not be made).
+/// summary at the end (also when the run halts, so the report shows what was done).
 pub async fn apply(
     client: &GraphClient,
     plan: &mut Plan,
     journal: Option<&Journal>,
     concurrency: usize,
-) -> Result<(), JournalError> {
+) -> Result<(), RunError> {
     if let Some(journal) = journal {
         journal.start(client.transport().root())?;
     }
     let total_users = plan.summary.users;
-    let pending: Vec<(usize, UserPlan)> = plan.users.drain(..).enumerate().collect();
-    let to_apply = pending
+    let to_apply = plan
+        .users
         .iter()
-        .filter(|(_, u)| u.status == Status::Change)
+        .filter(|u| u.status == Status::Change)
         .count() as u64;
     let progress = Progress::new("apply", to_apply);
+    let halt: Mutex<Option<RunError>> = Mutex::new(None);
+    let halt = &halt;
 
+    let pending: Vec<(usize, UserPlan)> = plan.users.drain(..).enumerate().collect();
     let mut done: Vec<(usize, UserPlan)> = Vec::with_capacity(pending.len());
-    let mut first_journal_error = None;
-    let halted = AtomicBool::new(false);
-    let halted = &halted;
     let mut results = stream::iter(pending)
         .map(|(order, user)| async move {
             if user.status != Status::Change {
-                return (order, user, false, Ok(()));
+                return (order, user, false);
             }
-            let (user, journaled) = apply_user(client, user, journal, halted).await;
-            (order, user, true, journaled)
+            (order, apply_user(client, user, journal, halt).await, true)
         })
         .buffer_unordered(concurrency.max(1));
-    while let Some((order, user, attempted, journaled)) = results.next().await {
+    while let Some((order, user, attempted)) = results.next().await {
         if attempted {
             progress.inc(1);
-        }
-        if let Err(error) = journaled {
-            halted.store(true, Ordering::SeqCst);
-            first_journal_error.get_or_insert(error);
         }
         done.push((order, user));
     }
@@ -64,26 +60,35 @@ pub async fn apply(
     plan.users = done.into_iter().map(|(_, user)| user).collect();
     plan.summary = plan.count(total_users);
     plan.summary.applied.get_or_insert(0);
+
+    if let Some(error) = halt.lock().expect("halt poisoned").take() {
+        return Err(error);
+    }
     if let Some(journal) = journal {
         journal.finish()?;
     }
-    match first_journal_error {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
+    Ok(())
+}
+
+fn halted(halt: &Mutex<Option<RunError>>) -> bool {
+    halt.lock().expect("halt poisoned").is_some()
+}
+
+fn halt_with(halt: &Mutex<Option<RunError>>, error: RunError) {
+    halt.lock().expect("halt poisoned").get_or_insert(error);
 }
 
 async fn apply_user(
     client: &GraphClient,
     mut user: UserPlan,
     journal: Option<&Journal>,
-    halted: &AtomicBool,
-) -> (UserPlan, Result<(), JournalError>) {
+    halt: &Mutex<Option<RunError>>,
+) -> UserPlan {
     let mut failed = false;
     for write in &mut user.writes {
-        // The journal failed elsewhere: make no write that could not be recorded.
-        if halted.load(Ordering::SeqCst) {
-            return (user, Ok(()));
+        if halted(halt) {
+            // Not reached: the user keeps `change` (or `failed` if an earlier write failed).
+            break;
         }
         let result = match client.patch(&user.user, write.endpoint, &write.body).await {
             Ok(outcome) => WriteResult {
@@ -94,6 +99,9 @@ async fn apply_user(
             },
             Err(error) => {
                 tracing::warn!(user = %user.user, endpoint = %write.endpoint, %error, "write failed");
+                if let Some(systemic) = RunError::systemic(&error) {
+                    halt_with(halt, systemic);
+                }
                 if user.error.is_none() {
                     user.error = Some(user_error(Some(write.endpoint), &error));
                 }
@@ -106,26 +114,32 @@ async fn apply_user(
                 }
             }
         };
-        if let Some(journal) = journal
-            && let Err(error) = journal.write(
+        let journaled = journal.map_or(Ok(()), |journal| {
+            journal.write(
                 &user.user,
                 write.endpoint,
                 &write.before,
                 &write.body,
                 &result,
             )
-        {
-            write.result = Some(result);
-            halted.store(true, Ordering::SeqCst);
-            user.status = Status::Failed;
-            return (user, Err(error));
-        }
+        });
         write.result = Some(result);
+        if let Err(error) = journaled {
+            halt_with(halt, RunError::Journal(error));
+            failed = true;
+            break;
+        }
     }
+    let all_written = user
+        .writes
+        .iter()
+        .all(|w| w.result.as_ref().is_some_and(|r| r.ok));
     user.status = if failed {
         Status::Failed
-    } else {
+    } else if all_written {
         Status::Applied
+    } else {
+        Status::Change
     };
-    (user, Ok(()))
+    user
 }

@@ -4,9 +4,12 @@
 //! only when a preferred method would change. A user Graph does not know is `not_found`, a user
 //! whose reads failed after retries is `failed`; neither stops the others.
 
+use std::sync::OnceLock;
+
 use futures::StreamExt;
 use futures::stream;
 
+use super::RunError;
 use super::progress::Progress;
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::{DesiredUser, Manifest};
@@ -15,26 +18,51 @@ use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
 
 /// Reads the live state of every manifest user and returns the plan.
 /// `concurrency` bounds users in flight (the transport bounds requests in flight).
-pub async fn plan(client: &GraphClient, manifest: &Manifest, concurrency: usize) -> Plan {
+///
+/// A 401 or 403 stops the run: every other user would get the same answer, and 50,000 identical
+/// failures help nobody.
+pub async fn plan(
+    client: &GraphClient,
+    manifest: &Manifest,
+    concurrency: usize,
+) -> Result<Plan, RunError> {
     let progress = Progress::new("fetch", manifest.users.len() as u64);
+    let stop: OnceLock<GraphError> = OnceLock::new();
+    let stop = &stop;
     let mut not_in_sync = Vec::new();
     let mut results = stream::iter(manifest.users.iter().enumerate())
-        .map(|(order, desired)| async move { (order, plan_user(client, desired).await) })
+        .map(|(order, desired)| async move {
+            if stop.get().is_some() {
+                return None;
+            }
+            Some((order, plan_user(client, desired, stop).await))
+        })
         .buffer_unordered(concurrency.max(1) * 2);
-    while let Some((order, user)) = results.next().await {
+    while let Some(result) = results.next().await {
+        let Some((order, user)) = result else {
+            continue;
+        };
         progress.inc(1);
         if user.status != Status::InSync {
             not_in_sync.push((order, user));
         }
     }
-    Plan::new(
+    drop(results);
+    if let Some(error) = stop.get() {
+        return Err(RunError::systemic(error).expect("only systemic errors stop a run"));
+    }
+    Ok(Plan::new(
         client.transport().root(),
         manifest.users.len() as u64,
         not_in_sync,
-    )
+    ))
 }
 
-async fn plan_user(client: &GraphClient, desired: &DesiredUser) -> UserPlan {
+async fn plan_user(
+    client: &GraphClient,
+    desired: &DesiredUser,
+    stop: &OnceLock<GraphError>,
+) -> UserPlan {
     let sign_in = async {
         if desired.manages_sign_in_preferences() {
             Some(client.sign_in_preferences(&desired.user).await)
@@ -51,19 +79,25 @@ async fn plan_user(client: &GraphClient, desired: &DesiredUser) -> UserPlan {
     };
     let (sign_in, requirements) = futures::join!(sign_in, requirements);
 
+    let unreadable = |endpoint, error: GraphError| {
+        if RunError::systemic(&error).is_some() {
+            let _ = stop.set(error.clone());
+        }
+        unreadable(desired, endpoint, &error)
+    };
     let mut live = LiveUser::default();
     match sign_in.transpose() {
         Ok(value) => live.sign_in = value,
-        Err(error) => return unreadable(desired, Some(Endpoint::SignInPreferences), &error),
+        Err(error) => return unreadable(Some(Endpoint::SignInPreferences), error),
     }
     match requirements.transpose() {
         Ok(value) => live.requirements = value,
-        Err(error) => return unreadable(desired, Some(Endpoint::Requirements), &error),
+        Err(error) => return unreadable(Some(Endpoint::Requirements), error),
     }
     if plan::needs_methods(desired, &live) {
         match client.registered_methods(&desired.user).await {
             Ok(methods) => live.methods = Some(methods),
-            Err(error) => return unreadable(desired, None, &error),
+            Err(error) => return unreadable(None, error),
         }
     }
     plan::diff(desired, &live)

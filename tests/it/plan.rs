@@ -165,3 +165,49 @@ fn no_token_is_an_error_before_any_request() {
     );
     assert_eq!(scenario.stats().requests, 0);
 }
+
+#[test]
+fn expired_token_stops_the_run_with_advice() {
+    let tenant = Tenant::generate(300, 12);
+    let (rows, _) = manifest_for(&tenant, false);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let out = scenario
+        .mfactl(&["plan", yaml.to_str().unwrap()])
+        .env("MFACTL_ACCESS_TOKEN", "expired-token-for-the-emulator")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Graph rejected the access token"), "{err}");
+    assert!(err.contains("InvalidAuthenticationToken"), "{err}");
+    assert!(err.contains("help: get a fresh access token"), "{err}");
+    assert!(
+        !err.contains("expired-token-for-the-emulator"),
+        "the token leaked: {err}"
+    );
+    // It stopped instead of failing 300 users one by one.
+    let sent = scenario.stats().requests;
+    assert!(sent < 150, "{sent} requests after the first 401");
+    assert!(
+        stdout(&out).is_empty(),
+        "no plan for a run that could not read"
+    );
+}
+
+#[test]
+fn missing_permission_stops_the_run_naming_the_permissions() {
+    let tenant = Tenant::generate(50, 12);
+    let (rows, _) = manifest_for(&tenant, false);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let out = scenario
+        .mfactl(&["plan", yaml.to_str().unwrap()])
+        .env("MFACTL_ACCESS_TOKEN", "denied-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Authorization_RequestDenied"), "{err}");
+    assert!(err.contains("UserAuthenticationMethod.Read.All"), "{err}");
+}
