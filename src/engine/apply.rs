@@ -51,7 +51,7 @@ pub async fn apply(
         .buffer_unordered(concurrency.max(1));
     while let Some((order, user, attempted)) = results.next().await {
         if attempted {
-            progress.inc(1);
+            progress.user_done(&client.transport().stats());
         }
         done.push((order, user));
     }

@@ -2,6 +2,8 @@
 //! terminal (and nothing at all elsewhere: bars only on a terminal, logs never clobbered).
 
 use tracing::Span;
+
+use crate::graph::TransportStats;
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 use tracing_indicatif::style::ProgressStyle;
 
@@ -22,7 +24,7 @@ impl Progress {
             _ => tracing::info_span!(target: PROGRESS_TARGET, "fetch"),
         };
         let style = ProgressStyle::with_template(
-            "{span_name:>6} [{bar:40}] {pos}/{len} users ({per_sec}, eta {eta}) {msg}",
+            "{span_name:>6} [{bar:40}] {pos}/{len} users, {elapsed} elapsed, eta {eta} {msg}",
         )
         .expect("valid template")
         .progress_chars("=> ");
@@ -40,5 +42,16 @@ impl Progress {
     /// Sets the bar's trailing message (e.g. "3 throttled").
     pub fn message(&self, text: &str) {
         self.span.pb_set_message(text);
+    }
+
+    /// Counts one more user done and shows the transport's trouble so far, if any.
+    pub fn user_done(&self, stats: &TransportStats) {
+        self.inc(1);
+        if stats.throttled > 0 || stats.retries > 0 {
+            self.message(&format!(
+                "({} throttled, {} retries)",
+                stats.throttled, stats.retries
+            ));
+        }
     }
 }
