@@ -26,6 +26,8 @@ struct Case {
 }
 
 struct Measured {
+    /// The emulator's RU bucket per 10 s (the tier for the tenant's size unless the case set one).
+    ru_per_10s: u32,
     elapsed: Duration,
     client: TransportStats,
     server: Stats,
@@ -123,6 +125,7 @@ async fn run(case: &Case) -> Measured {
         started.elapsed()
     };
     let measured = Measured {
+        ru_per_10s,
         elapsed,
         client: client.transport().stats(),
         server: emulator.stats(),
@@ -167,7 +170,7 @@ fn report(case: &Case, m: &Measured) {
         "== {} ({} users, concurrency {})",
         case.name, case.users, case.concurrency
     );
-    let ru_per_10s = f64::from(case.emulator.ru_per_10s.unwrap_or(8000));
+    let ru_per_10s = f64::from(m.ru_per_10s);
     if case.apply {
         let applied = m.plan.summary.applied.unwrap_or(0);
         let writes_per_150s = f64::from(case.emulator.writes_per_150s);
@@ -180,8 +183,8 @@ fn report(case: &Case, m: &Measured) {
             case.write_rate
         );
         println!(
-            "  failed users: {}, writes sent (with retries): {}, 429s: {}",
-            m.plan.summary.failed, m.server.writes, m.server.throttled
+            "  failed users: {}, PATCHes sent (with retries): {}, 429s over plan and apply: {}",
+            m.plan.summary.failed, m.client.writes, m.server.throttled
         );
     } else {
         let reads = m.client.reads as f64;

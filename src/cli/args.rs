@@ -82,8 +82,12 @@ impl GraphArgs {
                     .await
                     .into_diagnostic()
                     .wrap_err("cannot start the in-process emulator")?;
-                // The emulator takes any bearer token; a real one is never needed or sent.
-                let token = read_token().unwrap_or_else(|| SecretString::from("emulator"));
+                // The emulator takes any bearer token; a real one in the environment is never
+                // sent to it. MFACTL_EMULATOR_TOKEN picks the emulator's answers to bad tokens.
+                let token = std::env::var("MFACTL_EMULATOR_TOKEN")
+                    .ok()
+                    .filter(|t| !t.trim().is_empty())
+                    .map_or_else(|| SecretString::from("emulator"), SecretString::from);
                 (emulator.url(), token, Some(emulator))
             }
             None => {
@@ -96,7 +100,10 @@ impl GraphArgs {
                     )
                 })?;
                 let root = match &self.graph_url {
-                    Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+                    Some(url) => {
+                        check_graph_url(url)?;
+                        url.as_str().trim_end_matches('/').to_owned()
+                    }
                     None => self.cloud.graph_root().to_owned(),
                 };
                 (root, token, None)
@@ -118,6 +125,24 @@ impl GraphArgs {
             concurrency: usize::from(self.concurrency),
             emulator,
         })
+    }
+}
+
+/// The token goes only over https, or over http to this machine (the emulator).
+fn check_graph_url(url: &url::Url) -> miette::Result<()> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(miette!(
+            help = "use https, or http only to a loopback address such as the emulator's",
+            "--graph-url {url} would send the access token unencrypted"
+        )),
     }
 }
 

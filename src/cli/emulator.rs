@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Probability (0 to 1) of answering a request with a 503.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_rate: f64,
+    /// Probability (0 to 1) of answering a PATCH with a 503, on top of --fail-rate.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub write_fail_rate: f64,
     /// Seed for latency and failure randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -80,6 +83,7 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         ru_per_10s: args.ru_per_10s,
         writes_per_150s: args.writes_per_150s,
         fail_rate: args.fail_rate,
+        write_fail_rate: args.write_fail_rate,
         seed: args.seed,
     };
     let emulator = Emulator::start(tenant, config, args.listen)

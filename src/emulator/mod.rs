@@ -49,6 +49,8 @@ pub struct EmulatorConfig {
     pub writes_per_150s: u32,
     /// Probability of answering a request with an injected 503 (0.0–1.0).
     pub fail_rate: f64,
+    /// Probability of answering a PATCH with an injected 503, on top of `fail_rate`.
+    pub write_fail_rate: f64,
     /// Seeds latency and failure randomness.
     pub seed: u64,
 }
@@ -61,6 +63,7 @@ impl Default for EmulatorConfig {
             ru_per_10s: None,
             writes_per_150s: 3_000,
             fail_rate: 0.0,
+            write_fail_rate: 0.0,
             seed: 0,
         }
     }

@@ -338,8 +338,11 @@ fn handle(
     body: &[u8],
     ids: &RequestIds,
 ) -> Answer {
-    let fail_rate = shared.config.fail_rate;
-    if fail_rate > 0.0 && shared.lock_rng().random_bool(fail_rate.min(1.0)) {
+    let mut fail_rate = shared.config.fail_rate;
+    if method == Method::PATCH {
+        fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - shared.config.write_fail_rate);
+    }
+    if fail_rate > 0.0 && shared.lock_rng().random_bool(fail_rate.clamp(0.0, 1.0)) {
         bump(&shared.counters.injected_failures);
         return Answer::error(
             503,
@@ -714,13 +717,17 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
 }
 
 fn is_key_form(segment: &str) -> bool {
+    // `get`, not indexing: a percent-decoded segment may have a multi-byte char at byte 6.
     segment.len() > "users()".len()
-        && segment[..6].eq_ignore_ascii_case("users(")
+        && segment
+            .get(..6)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("users("))
         && segment.ends_with(')')
 }
 
 /// The key inside `users('...')` (quotes removed, `''` unescaped) or `users(guid)`.
 fn key_form_value(segment: &str) -> Result<String, Answer> {
+    // is_key_form checked the ASCII prefix `users(` and the ASCII suffix `)`.
     let inner = &segment[6..segment.len() - 1];
     if let Some(quoted) = inner.strip_prefix('\'') {
         let Some(text) = quoted.strip_suffix('\'') else {

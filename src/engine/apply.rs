@@ -1,25 +1,31 @@
 //! Execute a plan's writes: per user, one PATCH per endpoint, under the transport's write budget
-//! and retry policy, each recorded in the journal as it completes.
+//! and retry policy, each recorded in the journal as it happens.
+//!
+//! Before each PATCH the endpoint is read again and compared with what the plan saw: if the
+//! value changed since (another admin, a script, the user), nothing is written over it and the
+//! user is `drifted` — a plan can sit at the confirmation prompt for hours. Reads are cheap
+//! (Graph meters writes 40 times tighter), so the check costs no time in a bulk run.
 //!
 //! Users run concurrently; a user's own writes run in order (signInPreferences, then
 //! requirements) and independently: one failing does not skip the other, since neither depends
-//! on the other and the admin asked for both. A 401/403 or a journal failure halts the run: no
-//! new write starts, and the users not reached keep their `change` status.
-
-use std::sync::Mutex;
+//! on the other and the admin asked for both. A 401 (or 403s before any write succeeded) or a
+//! journal failure halts the run: no new write starts, users not reached keep `change`.
 
 use futures::StreamExt;
 use futures::stream;
+use serde_json::{Map, Value};
 
-use super::RunError;
 use super::fetch::user_error;
 use super::journal::Journal;
 use super::progress::Progress;
-use crate::graph::GraphClient;
-use crate::plan::{Plan, Status, UserPlan, WriteResult};
+use super::{Breaker, RunError};
+use crate::graph::{GraphClient, GraphError};
+use crate::model::Endpoint;
+use crate::plan::{Plan, Status, UserError, UserPlan, Write, WriteResult};
 
-/// Applies every `change` user's writes, updating statuses and write results in place and the
-/// summary at the end (also when the run halts, so the report shows what was done).
+/// Applies the writes of every user that has some, updating statuses and write results in
+/// place and the summary at the end (also when the run halts, so the report shows what was
+/// done).
 pub async fn apply(
     client: &GraphClient,
     plan: &mut Plan,
@@ -30,23 +36,19 @@ pub async fn apply(
         journal.start(client.transport().root())?;
     }
     let total_users = plan.summary.users;
-    let to_apply = plan
-        .users
-        .iter()
-        .filter(|u| u.status == Status::Change)
-        .count() as u64;
+    let to_apply = plan.users.iter().filter(|u| has_writes(u)).count() as u64;
     let progress = Progress::new("apply", to_apply);
-    let halt: Mutex<Option<RunError>> = Mutex::new(None);
-    let halt = &halt;
+    let breaker = Breaker::default();
+    let shared = &breaker;
 
     let pending: Vec<(usize, UserPlan)> = plan.users.drain(..).enumerate().collect();
     let mut done: Vec<(usize, UserPlan)> = Vec::with_capacity(pending.len());
     let mut results = stream::iter(pending)
         .map(|(order, user)| async move {
-            if user.status != Status::Change {
+            if !has_writes(&user) {
                 return (order, user, false);
             }
-            (order, apply_user(client, user, journal, halt).await, true)
+            (order, apply_user(client, user, journal, shared).await, true)
         })
         .buffer_unordered(concurrency.max(1));
     while let Some((order, user, attempted)) = results.next().await {
@@ -61,7 +63,7 @@ pub async fn apply(
     plan.summary = plan.count(total_users);
     plan.summary.applied.get_or_insert(0);
 
-    if let Some(error) = halt.lock().expect("halt poisoned").take() {
+    if let Some(error) = breaker.into_error() {
         return Err(error);
     }
     if let Some(journal) = journal {
@@ -70,64 +72,48 @@ pub async fn apply(
     Ok(())
 }
 
-fn halted(halt: &Mutex<Option<RunError>>) -> bool {
-    halt.lock().expect("halt poisoned").is_some()
+/// Users with writes to make: `change`, and `blocked` users' other fields.
+fn has_writes(user: &UserPlan) -> bool {
+    matches!(user.status, Status::Change | Status::Blocked) && !user.writes.is_empty()
 }
 
-fn halt_with(halt: &Mutex<Option<RunError>>, error: RunError) {
-    halt.lock().expect("halt poisoned").get_or_insert(error);
+/// What happened to one write.
+enum Outcome {
+    Written(WriteResult),
+    Failed(WriteResult, GraphError),
+    Drifted(UserError),
 }
 
 async fn apply_user(
     client: &GraphClient,
     mut user: UserPlan,
     journal: Option<&Journal>,
-    halt: &Mutex<Option<RunError>>,
+    breaker: &Breaker,
 ) -> UserPlan {
     let mut failed = false;
+    let mut drifted = false;
     for write in &mut user.writes {
-        if halted(halt) {
-            // Not reached: the user keeps `change` (or `failed` if an earlier write failed).
-            break;
+        if breaker.is_tripped() {
+            break; // Not reached: no result, and the user keeps its status unless it failed.
         }
-        let result = match client.patch(&user.user, write.endpoint, &write.body).await {
-            Ok(outcome) => WriteResult {
-                ok: true,
-                status: Some(outcome.status),
-                request_id: outcome.request_id,
-                code: None,
-            },
-            Err(error) => {
+        match write_one(client, &user.user, write, journal, breaker).await {
+            Ok(Outcome::Written(result)) => write.result = Some(result),
+            Ok(Outcome::Failed(result, error)) => {
                 tracing::warn!(user = %user.user, endpoint = %write.endpoint, %error, "write failed");
-                if let Some(systemic) = RunError::systemic(&error) {
-                    halt_with(halt, systemic);
-                }
-                if user.error.is_none() {
-                    user.error = Some(user_error(Some(write.endpoint), &error));
-                }
+                user.error
+                    .get_or_insert_with(|| user_error(Some(write.endpoint), &error));
+                write.result = Some(result);
                 failed = true;
-                WriteResult {
-                    ok: false,
-                    status: error.status(),
-                    request_id: error.request_id().map(str::to_owned),
-                    code: Some(error.code().to_owned()),
-                }
             }
-        };
-        let journaled = journal.map_or(Ok(()), |journal| {
-            journal.write(
-                &user.user,
-                write.endpoint,
-                &write.before,
-                &write.body,
-                &result,
-            )
-        });
-        write.result = Some(result);
-        if let Err(error) = journaled {
-            halt_with(halt, RunError::Journal(error));
-            failed = true;
-            break;
+            Ok(Outcome::Drifted(error)) => {
+                tracing::warn!(user = %user.user, endpoint = %write.endpoint, message = %error.message, "changed since the plan: not written");
+                user.error.get_or_insert(error);
+                drifted = true;
+            }
+            Err(journal_error) => {
+                breaker.trip(RunError::Journal(journal_error));
+                break;
+            }
         }
     }
     let all_written = user
@@ -136,10 +122,110 @@ async fn apply_user(
         .all(|w| w.result.as_ref().is_some_and(|r| r.ok));
     user.status = if failed {
         Status::Failed
+    } else if drifted {
+        Status::Drifted
+    } else if user.status == Status::Blocked {
+        Status::Blocked // its other fields were written; the blocked one still stands
     } else if all_written {
         Status::Applied
     } else {
-        Status::Change
+        user.status
     };
     user
+}
+
+/// Re-reads, compares with the plan's `before`, journals the intent, PATCHes, journals the
+/// result. Errs only when the journal cannot be written (then nothing more may be sent).
+async fn write_one(
+    client: &GraphClient,
+    user: &str,
+    write: &Write,
+    journal: Option<&Journal>,
+    breaker: &Breaker,
+) -> Result<Outcome, super::JournalError> {
+    match reread(client, user, write.endpoint).await {
+        Ok(live) => {
+            breaker.success();
+            if let Some(drift) = drift(&write.before, &live) {
+                return Ok(Outcome::Drifted(UserError {
+                    endpoint: Some(write.endpoint),
+                    status: None,
+                    code: "changedSincePlan".into(),
+                    message: format!(
+                        "{drift} since the plan; nothing was written over it, run plan again"
+                    ),
+                    request_id: None,
+                }));
+            }
+        }
+        Err(error) => {
+            breaker.failure(&error);
+            return Ok(Outcome::Failed(failure(&error), error));
+        }
+    }
+    if let Some(journal) = journal {
+        journal.intent(user, write.endpoint, &write.before, &write.body)?;
+    }
+    let outcome = match client.patch(user, write.endpoint, &write.body).await {
+        Ok(outcome) => {
+            breaker.success();
+            Outcome::Written(WriteResult {
+                ok: true,
+                status: Some(outcome.status),
+                request_id: outcome.request_id,
+                code: None,
+            })
+        }
+        Err(error) => {
+            breaker.failure(&error);
+            Outcome::Failed(failure(&error), error)
+        }
+    };
+    if let Some(journal) = journal {
+        let (Outcome::Written(result) | Outcome::Failed(result, _)) = &outcome else {
+            unreachable!("a sent write is written or failed");
+        };
+        journal.result(user, write.endpoint, result)?;
+    }
+    Ok(outcome)
+}
+
+fn failure(error: &GraphError) -> WriteResult {
+    WriteResult {
+        ok: false,
+        status: error.status(),
+        request_id: error.request_id().map(str::to_owned),
+        code: Some(error.code().to_owned()),
+    }
+}
+
+/// The endpoint's current properties, as Graph returns them.
+async fn reread(
+    client: &GraphClient,
+    user: &str,
+    endpoint: Endpoint,
+) -> Result<Map<String, Value>, GraphError> {
+    let value = match endpoint {
+        Endpoint::SignInPreferences => {
+            serde_json::to_value(client.sign_in_preferences(user).await?)
+        }
+        Endpoint::Requirements => serde_json::to_value(client.requirements(user).await?),
+    };
+    match value {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Ok(Map::new()),
+    }
+}
+
+/// How the live values differ from the plan's `before`, if they do: `perUserMfaState was
+/// "enforced", is now "disabled"`.
+fn drift(before: &Map<String, Value>, live: &Map<String, Value>) -> Option<String> {
+    let changes: Vec<String> = before
+        .iter()
+        .filter_map(|(key, was)| {
+            let now = live.get(key).unwrap_or(&Value::Null);
+            (now != was).then(|| format!("{key} was {was}, is now {now}"))
+        })
+        .collect();
+    (!changes.is_empty()).then(|| changes.join("; "))
 }

@@ -4,13 +4,11 @@
 //! only when a preferred method would change. A user Graph does not know is `not_found`, a user
 //! whose reads failed after retries is `failed`; neither stops the others.
 
-use std::sync::OnceLock;
-
 use futures::StreamExt;
 use futures::stream;
 
-use super::RunError;
 use super::progress::Progress;
+use super::{Breaker, RunError};
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
@@ -19,20 +17,20 @@ use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
 /// Reads the live state of every manifest user and returns the plan.
 /// `concurrency` bounds users in flight (the transport bounds requests in flight).
 ///
-/// A 401 or 403 stops the run: every other user would get the same answer, and 50,000 identical
-/// failures help nobody.
+/// A 401, or 403s before anything succeeded, stop the run (see [`Breaker`]): every other user
+/// would get the same answer, and 50,000 identical failures help nobody.
 pub async fn plan(
     client: &GraphClient,
     manifest: &Manifest,
     concurrency: usize,
 ) -> Result<Plan, RunError> {
     let progress = Progress::new("fetch", manifest.users.len() as u64);
-    let stop: OnceLock<GraphError> = OnceLock::new();
-    let stop = &stop;
+    let breaker = Breaker::default();
+    let stop = &breaker;
     let mut not_in_sync = Vec::new();
     let mut results = stream::iter(manifest.users.iter().enumerate())
         .map(|(order, desired)| async move {
-            if stop.get().is_some() {
+            if stop.is_tripped() {
                 return None;
             }
             Some((order, plan_user(client, desired, stop).await))
@@ -48,8 +46,8 @@ pub async fn plan(
         }
     }
     drop(results);
-    if let Some(error) = stop.get() {
-        return Err(RunError::systemic(error).expect("only systemic errors stop a run"));
+    if let Some(error) = breaker.into_error() {
+        return Err(error);
     }
     Ok(Plan::new(
         client.transport().root(),
@@ -58,11 +56,7 @@ pub async fn plan(
     ))
 }
 
-async fn plan_user(
-    client: &GraphClient,
-    desired: &DesiredUser,
-    stop: &OnceLock<GraphError>,
-) -> UserPlan {
+async fn plan_user(client: &GraphClient, desired: &DesiredUser, stop: &Breaker) -> UserPlan {
     let sign_in = async {
         if desired.manages_sign_in_preferences() {
             Some(client.sign_in_preferences(&desired.user).await)
@@ -80,9 +74,7 @@ async fn plan_user(
     let (sign_in, requirements) = futures::join!(sign_in, requirements);
 
     let unreadable = |endpoint, error: GraphError| {
-        if RunError::systemic(&error).is_some() {
-            let _ = stop.set(error.clone());
-        }
+        stop.failure(&error);
         unreadable(desired, endpoint, &error)
     };
     let mut live = LiveUser::default();
@@ -93,6 +85,9 @@ async fn plan_user(
     match requirements.transpose() {
         Ok(value) => live.requirements = value,
         Err(error) => return unreadable(Some(Endpoint::Requirements), error),
+    }
+    if live.sign_in.is_some() || live.requirements.is_some() {
+        stop.success();
     }
     if plan::needs_methods(desired, &live) {
         match client.registered_methods(&desired.user).await {

@@ -71,50 +71,47 @@ impl Journal {
     /// Records the start of an apply run against `graph`.
     pub fn start(&self, graph: &str) -> Result<(), JournalError> {
         self.append(&Entry {
-            time: now(),
-            event: "start",
             graph: Some(graph),
-            user: None,
-            endpoint: None,
-            before: None,
-            body: None,
-            result: None,
+            ..Entry::event("start")
         })
     }
 
-    /// Records one write and Graph's answer.
-    pub fn write(
+    /// Records a write about to be sent (before the PATCH leaves, so that a crash or kill
+    /// between the two still leaves a trace of a write that may have happened).
+    pub fn intent(
         &self,
         user: &str,
         endpoint: Endpoint,
         before: &serde_json::Map<String, serde_json::Value>,
         body: &serde_json::Map<String, serde_json::Value>,
-        result: &WriteResult,
     ) -> Result<(), JournalError> {
         self.append(&Entry {
-            time: now(),
-            event: "write",
-            graph: None,
             user: Some(user),
             endpoint: Some(endpoint),
             before: Some(before),
             body: Some(body),
+            ..Entry::event("intent")
+        })
+    }
+
+    /// Records Graph's answer to a write (or why it was not sent).
+    pub fn result(
+        &self,
+        user: &str,
+        endpoint: Endpoint,
+        result: &WriteResult,
+    ) -> Result<(), JournalError> {
+        self.append(&Entry {
+            user: Some(user),
+            endpoint: Some(endpoint),
             result: Some(result),
+            ..Entry::event("result")
         })
     }
 
     /// Records the end of the run.
     pub fn finish(&self) -> Result<(), JournalError> {
-        self.append(&Entry {
-            time: now(),
-            event: "finish",
-            graph: None,
-            user: None,
-            endpoint: None,
-            before: None,
-            body: None,
-            result: None,
-        })
+        self.append(&Entry::event("finish"))
     }
 
     fn append(&self, entry: &Entry<'_>) -> Result<(), JournalError> {
@@ -126,6 +123,22 @@ impl Journal {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+impl Entry<'_> {
+    /// An entry of kind `event`, stamped now, with nothing else set.
+    fn event(event: &'static str) -> Self {
+        Entry {
+            time: now(),
+            event,
+            graph: None,
+            user: None,
+            endpoint: None,
+            before: None,
+            body: None,
+            result: None,
+        }
     }
 }
 

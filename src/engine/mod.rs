@@ -7,6 +7,9 @@ mod fetch;
 mod journal;
 mod progress;
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use crate::graph::GraphError;
 
 pub use apply::apply;
@@ -35,15 +38,6 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The error for a Graph answer that no other request can get past, if it is one.
-    pub fn systemic(error: &GraphError) -> Option<RunError> {
-        match error.status() {
-            Some(401) => Some(RunError::Unauthorized(error.clone())),
-            Some(403) => Some(RunError::Forbidden(error.clone())),
-            _ => None,
-        }
-    }
-
     /// What to do about it.
     pub fn help(&self) -> &'static str {
         match self {
@@ -58,5 +52,60 @@ impl RunError {
             }
             RunError::Journal(_) => "check the journal path and the free disk space",
         }
+    }
+}
+
+/// Decides when Graph's answers mean the whole run must stop.
+///
+/// A 401 always does: the token is bad for every request. A 403 does only while nothing has
+/// succeeded and it keeps coming: with delegated sign-in an Authentication Administrator is
+/// denied only the privileged users, and one admin account in a 50,000-user manifest must fail
+/// alone, not stop the night's run.
+#[derive(Debug, Default)]
+pub(crate) struct Breaker {
+    denied: AtomicU32,
+    succeeded: AtomicBool,
+    tripped: Mutex<Option<RunError>>,
+}
+
+/// Consecutive 403s, with no success before them, that stop a run.
+const DENIALS_TO_STOP: u32 = 3;
+
+impl Breaker {
+    /// A request succeeded: from now on a 403 is about one user.
+    pub(crate) fn success(&self) {
+        self.succeeded.store(true, Ordering::SeqCst);
+    }
+
+    /// A request failed: trips the breaker when the failure is run-wide.
+    pub(crate) fn failure(&self, error: &GraphError) {
+        match error.status() {
+            Some(401) => self.trip(RunError::Unauthorized(error.clone())),
+            Some(403) => {
+                let denied = self.denied.fetch_add(1, Ordering::SeqCst) + 1;
+                if denied >= DENIALS_TO_STOP && !self.succeeded.load(Ordering::SeqCst) {
+                    self.trip(RunError::Forbidden(error.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops the run with `error` (the first trip wins).
+    pub(crate) fn trip(&self, error: RunError) {
+        self.tripped
+            .lock()
+            .expect("breaker poisoned")
+            .get_or_insert(error);
+    }
+
+    /// Whether the run must stop: no new request may start.
+    pub(crate) fn is_tripped(&self) -> bool {
+        self.tripped.lock().expect("breaker poisoned").is_some()
+    }
+
+    /// The reason the run stopped, if it did.
+    pub(crate) fn into_error(self) -> Option<RunError> {
+        self.tripped.into_inner().expect("breaker poisoned")
     }
 }

@@ -60,7 +60,17 @@ impl GraphClient {
                     .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())),
             );
             match page.next_link {
-                Some(next) => path = self.relative(&next),
+                Some(next) => {
+                    path = self.relative(&next).ok_or_else(|| GraphError::Decode {
+                        method: "GET",
+                        path: path.clone(),
+                        message: format!(
+                            "@odata.nextLink {next} points outside {}; not followed",
+                            self.transport.root()
+                        ),
+                        request_id: None,
+                    })?
+                }
                 None => break,
             }
         }
@@ -107,10 +117,23 @@ impl GraphClient {
         })
     }
 
-    /// A `nextLink` is absolute; the transport takes paths from the root.
-    fn relative(&self, link: &str) -> String {
-        let root = self.transport.root().trim_end_matches('/');
-        link.strip_prefix(root).unwrap_or(link).to_owned()
+    /// A `nextLink` is absolute; the transport takes paths from the root. A link to any other
+    /// origin gives `None`: following it would send the bearer token there.
+    fn relative(&self, link: &str) -> Option<String> {
+        let root = url::Url::parse(self.transport.root()).ok()?;
+        let next = url::Url::parse(link).ok()?;
+        let same_origin = next.scheme() == root.scheme()
+            && next.host_str() == root.host_str()
+            && next.port_or_known_default() == root.port_or_known_default();
+        if !same_origin {
+            return None;
+        }
+        let mut path = next.path().to_owned();
+        if let Some(query) = next.query() {
+            path.push('?');
+            path.push_str(query);
+        }
+        Some(path)
     }
 }
 
@@ -156,6 +179,32 @@ fn encode_segment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_links_are_followed_only_on_the_same_origin() {
+        let transport = Transport::new(crate::graph::TransportConfig::new(
+            "https://graph.microsoft.com",
+            secrecy::SecretString::from("t"),
+        ))
+        .unwrap();
+        let client = GraphClient::new(transport);
+        assert_eq!(
+            client
+                .relative(
+                    "https://graph.microsoft.com/beta/users/x/authentication/methods?$skiptoken=a"
+                )
+                .as_deref(),
+            Some("/beta/users/x/authentication/methods?$skiptoken=a")
+        );
+        for foreign in [
+            "https://graph.microsoft.com.evil.example/beta/x",
+            "http://graph.microsoft.com/beta/x",
+            "https://graph.microsoft.com:8443/beta/x",
+            "not a url",
+        ] {
+            assert_eq!(client.relative(foreign), None, "{foreign}");
+        }
+    }
 
     #[test]
     fn guest_upn_hash_is_percent_encoded() {

@@ -87,6 +87,7 @@ pub struct Response {
 #[derive(Debug, Default)]
 struct Counters {
     attempts: AtomicU64,
+    succeeded: AtomicU64,
     reads: AtomicU64,
     writes: AtomicU64,
     throttled: AtomicU64,
@@ -100,6 +101,8 @@ struct Counters {
 pub struct TransportStats {
     /// Requests sent, retries included.
     pub attempts: u64,
+    /// Requests answered 2xx.
+    pub succeeded: u64,
     pub reads: u64,
     pub writes: u64,
     /// 429 answers.
@@ -158,6 +161,7 @@ impl Transport {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         TransportStats {
             attempts: load(&c.attempts),
+            succeeded: load(&c.succeeded),
             reads: load(&c.reads),
             writes: load(&c.writes),
             throttled: load(&c.throttled),
@@ -267,21 +271,19 @@ impl Transport {
             Class::Read => self.counters.reads.fetch_add(1, Ordering::Relaxed),
             Class::Write => self.counters.writes.fetch_add(1, Ordering::Relaxed),
         };
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => {
-                self.counters
-                    .transport_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(GraphError::Transport {
-                    method: method_name,
-                    path: path.to_owned(),
-                    message: describe_reqwest_error(&error),
-                    timeout: error.is_timeout(),
-                    client_request_id,
-                });
+        let no_answer = |error: reqwest::Error| {
+            self.counters
+                .transport_errors
+                .fetch_add(1, Ordering::Relaxed);
+            GraphError::Transport {
+                method: method_name,
+                path: path.to_owned(),
+                message: describe_reqwest_error(&error),
+                timeout: error.is_timeout(),
+                client_request_id: client_request_id.clone(),
             }
         };
+        let response = request.send().await.map_err(no_answer)?;
 
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -292,23 +294,10 @@ impl Transport {
         {
             budget.pacer.on_pressure(sent_at);
         }
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(error) => {
-                self.counters
-                    .transport_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(GraphError::Transport {
-                    method: method_name,
-                    path: path.to_owned(),
-                    message: describe_reqwest_error(&error),
-                    timeout: error.is_timeout(),
-                    client_request_id,
-                });
-            }
-        };
+        let bytes = response.bytes().await.map_err(no_answer)?.to_vec();
 
         if (200..300).contains(&status) {
+            self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             return Ok(Response {
                 status,
                 body: bytes,
@@ -400,16 +389,18 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
 
 /// Parses `Retry-After`: decimal seconds (`"2"`, `"1.5"`) or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    parse_retry_after_at(value, SystemTime::now())
+}
+
+/// [`parse_retry_after`] as of `now`.
+fn parse_retry_after_at(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0)
             .then(|| Duration::from_secs_f64(seconds.min(3600.0)));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -425,10 +416,13 @@ mod tests {
         );
         assert_eq!(parse_retry_after("-1"), None);
         assert_eq!(parse_retry_after("soon"), None);
-        let in_ten = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(10));
-        let parsed = parse_retry_after(&in_ten).unwrap();
-        assert!(parsed <= Duration::from_secs(10) && parsed >= Duration::from_secs(8));
-        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(10));
-        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let in_ten = httpdate::fmt_http_date(now + Duration::from_secs(10));
+        assert_eq!(
+            parse_retry_after_at(&in_ten, now),
+            Some(Duration::from_secs(10))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(10));
+        assert_eq!(parse_retry_after_at(&past, now), Some(Duration::ZERO));
     }
 }

@@ -43,7 +43,8 @@ fn live_per_user_state(live: &LiveUser) -> Option<PerUserMfaState> {
 }
 
 /// Compares one user's desired and live state. The result's status is `InSync`, `Change` or
-/// `Blocked`; `user` and `id` are copied from the manifest entry.
+/// `Blocked` (a preferred method the user has not registered: that field is shown but not
+/// written, the user's other fields still are); `user` and `id` are copied from the manifest.
 ///
 /// A live value Graph spells differently (`SMS`) or that this build does not know
 /// (`unknownFutureValue`) is compared by meaning and shown as Graph returned it.
@@ -82,13 +83,22 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
                 desired.user
             ));
         }
-        record(
-            &mut fields,
-            (&mut sign_in_before, &mut sign_in_body),
-            Field::PreferredMethod,
-            before,
-            json!(wanted.as_str()),
-        );
+        if usable {
+            record(
+                &mut fields,
+                (&mut sign_in_before, &mut sign_in_body),
+                Field::PreferredMethod,
+                before,
+                json!(wanted.as_str()),
+            );
+        } else {
+            // Shown, never written: Graph would refuse it or, worse, accept it silently.
+            fields.push(FieldChange {
+                field: Field::PreferredMethod,
+                before,
+                after: json!(wanted.as_str()),
+            });
+        }
     }
 
     if let Some(wanted) = desired.system_preferred
@@ -123,23 +133,21 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
     }
 
     let mut writes = Vec::new();
-    if reason.is_none() {
-        for (endpoint, before, body) in [
-            (Endpoint::SignInPreferences, sign_in_before, sign_in_body),
-            (
-                Endpoint::Requirements,
-                requirements_before,
-                requirements_body,
-            ),
-        ] {
-            if !body.is_empty() {
-                writes.push(Write {
-                    endpoint,
-                    before,
-                    body,
-                    result: None,
-                });
-            }
+    for (endpoint, before, body) in [
+        (Endpoint::SignInPreferences, sign_in_before, sign_in_body),
+        (
+            Endpoint::Requirements,
+            requirements_before,
+            requirements_body,
+        ),
+    ] {
+        if !body.is_empty() {
+            writes.push(Write {
+                endpoint,
+                before,
+                body,
+                result: None,
+            });
         }
     }
 
@@ -354,8 +362,12 @@ mod tests {
                 prop_assert_eq!(write.before.len(), write.body.len());
             }
             let fields_written: usize = plan.writes.iter().map(|w| w.body.len()).sum();
-            if plan.status != Status::Blocked {
-                prop_assert_eq!(fields_written, plan.fields.len());
+            let blocked = usize::from(plan.status == Status::Blocked);
+            prop_assert_eq!(fields_written + blocked, plan.fields.len());
+            if plan.status == Status::Blocked {
+                prop_assert!(plan.writes.iter().all(|w| !w.body.contains_key(
+                    "userPreferredMethodForSecondaryAuthentication"
+                )));
             }
             for field in &plan.fields {
                 let managed = match field.field {
@@ -405,7 +417,10 @@ mod tests {
             &live,
         );
         assert_eq!(plan.status, Status::Blocked);
-        assert!(plan.writes.is_empty());
+        // The blocked field is shown, not written; the other field is still written.
+        assert_eq!(plan.fields.len(), 2);
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(plan.writes[0].endpoint, Endpoint::Requirements);
         assert_eq!(
             plan.reason.as_deref(),
             Some(

@@ -29,7 +29,12 @@ pub struct Plan {
     pub users: Vec<UserPlan>,
 }
 
-/// The counts of design.md. `applied` appears only in apply reports.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The counts of design.md. `applied` (and `drifted`, when not zero) appear only in apply
+/// reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// Users in the manifest.
@@ -42,6 +47,9 @@ pub struct Summary {
     pub blocked: u64,
     pub not_found: u64,
     pub failed: u64,
+    /// Users whose live values changed between plan and write (apply only; never written).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drifted: u64,
     /// Writes that succeeded (apply only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<u64>,
@@ -55,13 +63,15 @@ pub enum Status {
     InSync,
     /// Writes are planned.
     Change,
-    /// The desired state cannot be reached by writing (e.g. the preferred method is not
-    /// registered); nothing will be written for this user.
+    /// Part of the desired state cannot be reached by writing (the preferred method is not
+    /// registered): that field is not written; the user's other changes still are.
     Blocked,
     /// Graph does not know the user.
     NotFound,
     /// Reading or writing failed after retries.
     Failed,
+    /// At apply time a value was no longer what the plan saw: nothing was written over it.
+    Drifted,
     /// Every planned write succeeded (apply only).
     Applied,
 }
@@ -76,9 +86,10 @@ pub struct UserPlan {
     pub status: Status,
     /// Every managed field whose live value differs from the desired one.
     pub fields: Vec<FieldChange>,
-    /// The PATCH calls that make the fields match; empty for blocked, not-found and failed users.
+    /// The PATCH calls that make the fields match (a blocked field has none); empty for
+    /// not-found and unreadable users.
     pub writes: Vec<Write>,
-    /// Why the user is blocked, and what to do about it.
+    /// Why a field is blocked (nothing is written for it), and what to do about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Things worth knowing that do not stop the change (e.g. an ineffective preferred method).
@@ -168,6 +179,7 @@ impl Plan {
                 Status::Blocked => summary.blocked += 1,
                 Status::NotFound => summary.not_found += 1,
                 Status::Failed => summary.failed += 1,
+                Status::Drifted => summary.drifted += 1,
                 Status::InSync | Status::Change | Status::Applied => {}
             }
             if !user.writes.is_empty() {
@@ -186,8 +198,9 @@ impl Plan {
         summary
     }
 
-    /// Whether anything differs from the desired state (for `--detailed-exitcode`).
+    /// Whether the plan would write anything (for `--detailed-exitcode`). Blocked and
+    /// not-found users without writes are reported but are not changes.
     pub fn has_changes(&self) -> bool {
-        !self.users.is_empty()
+        self.summary.writes > 0
     }
 }

@@ -15,7 +15,15 @@ pub fn render_plan_text(plan: &Plan) -> String {
             "No changes. Every user in the manifest matches the desired state."
         );
     } else {
-        let _ = writeln!(out, "mfactl will make these changes in {}:", plan.graph);
+        if plan.summary.writes > 0 {
+            let _ = writeln!(out, "mfactl will make these changes in {}:", plan.graph);
+        } else {
+            let _ = writeln!(
+                out,
+                "No changes to make in {}, but these users need attention:",
+                plan.graph
+            );
+        }
         let _ = writeln!(out);
         for user in &plan.users {
             render_user(&mut out, user);
@@ -32,28 +40,28 @@ pub fn render_apply_text(plan: &Plan) -> String {
     let failed: Vec<&UserPlan> = plan
         .users
         .iter()
-        .filter(|u| u.status == Status::Failed)
+        .filter(|u| matches!(u.status, Status::Failed | Status::Drifted))
         .collect();
     if !failed.is_empty() {
-        let _ = writeln!(out, "Failed users:");
+        let _ = writeln!(out, "Not converged:");
         for user in failed {
-            let _ = writeln!(out, "  x {}", user.user);
+            render_user(&mut out, user);
+            // Every failed write, not only the first error kept on the user.
             for write in &user.writes {
-                if let Some(result) = write.result.as_ref().filter(|r| !r.ok) {
+                if let Some(result) = write.result.as_ref().filter(|r| !r.ok)
+                    && user.error.as_ref().and_then(|e| e.endpoint) != Some(write.endpoint)
+                {
                     let _ = writeln!(
                         out,
-                        "      {}: HTTP {} {}{}",
+                        "      {}: {}{}{}",
                         write.endpoint,
                         result
                             .status
-                            .map_or_else(|| "(no answer)".to_owned(), |s| s.to_string()),
+                            .map_or_else(|| "no answer ".to_owned(), |s| format!("HTTP {s} ")),
                         result.code.as_deref().unwrap_or(""),
                         request_id_suffix(result.request_id.as_deref()),
                     );
                 }
-            }
-            if let Some(error) = &user.error {
-                let _ = writeln!(out, "      {}", error.message);
             }
         }
         let _ = writeln!(out);
@@ -65,9 +73,14 @@ pub fn render_apply_text(plan: &Plan) -> String {
         .iter()
         .filter(|u| u.status == Status::Applied)
         .count();
+    let drifted = if s.drifted > 0 {
+        format!(", {} changed since the plan", s.drifted)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Apply: {} changed ({applied} of {} writes applied), {} in sync, {} blocked, {} not found, {} failed.",
+        "Apply: {} changed ({applied} of {} writes applied), {} in sync, {} blocked, {} not found, {} failed{drifted}.",
         users(converged as u64),
         s.writes,
         s.in_sync,
@@ -85,6 +98,7 @@ fn render_user(out: &mut String, user: &UserPlan) {
         Status::Blocked => ("!", " (blocked)"),
         Status::NotFound => ("?", " (not found)"),
         Status::Failed => ("x", " (failed)"),
+        Status::Drifted => ("x", " (changed since the plan: not written)"),
         Status::InSync => (" ", ""),
     };
     let _ = writeln!(out, "  {sign} {}{label}", user.user);

@@ -211,3 +211,40 @@ fn missing_permission_stops_the_run_naming_the_permissions() {
     assert!(err.contains("Authorization_RequestDenied"), "{err}");
     assert!(err.contains("UserAuthenticationMethod.Read.All"), "{err}");
 }
+
+#[test]
+fn detailed_exitcode_is_zero_when_nothing_would_be_written() {
+    // Only an unknown user: reported, but there is nothing to apply.
+    let scenario = Scenario::new(Tenant::generate(5, 3));
+    let yaml = scenario.write(
+        "desired.yaml",
+        "version: 1\nusers:\n  - user: ghost@contoso.onmicrosoft.com\n    perUserMfaState: disabled\n",
+    );
+    let (code, doc) = scenario.plan_json(&yaml);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["not_found"], 1);
+    let out = scenario.run(&["plan", yaml.to_str().unwrap()]);
+    assert!(
+        stdout(&out).starts_with("No changes to make in"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn graph_url_over_plain_http_to_another_host_is_refused() {
+    let scenario = Scenario::new(Tenant::generate(5, 3));
+    let yaml = scenario.write("desired.yaml", "version: 1\nusers: []\n");
+    let out = crate::support::mfactl()
+        .args([
+            "plan",
+            yaml.to_str().unwrap(),
+            "--graph-url",
+            "http://graph.example.com",
+        ])
+        .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unencrypted"), "{}", stderr(&out));
+}

@@ -43,6 +43,11 @@ impl Scenario {
         self.emulator.as_ref().expect("running")
     }
 
+    /// Runs a future on the emulator's runtime (for tests that drive the library directly).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     pub fn url(&self) -> String {
         self.emulator().url()
     }
