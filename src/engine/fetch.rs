@@ -102,6 +102,8 @@ async fn plan_user(client: &GraphClient, desired: &DesiredUser, stop: &Breaker) 
 fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphError) -> UserPlan {
     let status = if error.is_not_found() {
         Status::NotFound
+    } else if error.status() == Some(401) {
+        Status::Failed // the run stops with one message saying so; not one line per user
     } else {
         tracing::warn!(user = %desired.user, %error, "could not read the user's live state");
         Status::Failed
