@@ -32,7 +32,7 @@ pub struct ApplyArgs {
     pub graph: GraphArgs,
 }
 
-pub async fn run(args: ApplyArgs, _bars: bool) -> miette::Result<u8> {
+pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     let manifest = load_manifest(&args.manifest)?;
     if !args.auto_approve && !std::io::stdin().is_terminal() {
         return Err(miette!(

@@ -11,8 +11,8 @@ use tracing_subscriber::{Layer, Registry};
 
 use crate::engine::progress_target;
 
-/// Installs the subscriber. Returns whether progress bars will be drawn.
-pub fn init(verbose: u8, json: bool) -> bool {
+/// Installs the subscriber: progress bars only when stderr is a terminal and logs are text.
+pub fn init(verbose: u8, json: bool) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -47,5 +47,4 @@ pub fn init(verbose: u8, json: bool) -> bool {
             .with_filter(filter);
         let _ = tracing_subscriber::registry().with(fmt).try_init();
     }
-    bars
 }

@@ -55,11 +55,11 @@ pub mod exit {
 
 /// Runs the parsed command line; returns the process exit code. Errors are printed here.
 pub fn run(cli: Cli) -> ExitCode {
-    let progress = logging::init(cli.verbose, cli.log_json);
+    logging::init(cli.verbose, cli.log_json);
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Plan(args) => with_runtime(|| plan::run(args, progress)),
-        Command::Apply(args) => with_runtime(|| apply::run(args, progress)),
+        Command::Plan(args) => with_runtime(|| plan::run(args)),
+        Command::Apply(args) => with_runtime(|| apply::run(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
     };
     match result {

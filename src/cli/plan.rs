@@ -41,7 +41,7 @@ pub fn load_manifest(path: &std::path::Path) -> miette::Result<Manifest> {
     manifest::load(path).map_err(miette::Report::new)
 }
 
-pub async fn run(args: PlanArgs, _bars: bool) -> miette::Result<u8> {
+pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     let manifest = load_manifest(&args.manifest)?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args.graph.connect(tenant).await?;
