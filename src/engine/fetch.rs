@@ -108,14 +108,16 @@ fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphEr
         tracing::warn!(user = %desired.user, %error, "could not read the user's live state");
         Status::Failed
     };
-    let mut entry = plan::diff(desired, &LiveUser::default());
-    entry.status = status;
-    entry.fields.clear();
-    entry.writes.clear();
-    entry.reason = None;
-    entry.notes.clear();
-    entry.error = Some(user_error(endpoint, error));
-    entry
+    UserPlan {
+        user: desired.user.clone(),
+        id: plan::object_id(&desired.user),
+        status,
+        fields: Vec::new(),
+        writes: Vec::new(),
+        reason: None,
+        notes: Vec::new(),
+        error: Some(user_error(endpoint, error)),
+    }
 }
 
 /// A Graph error as recorded against a user.

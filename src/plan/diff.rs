@@ -213,7 +213,7 @@ fn unregistered_reason(user: &str, wanted: PreferredMethod, methods: &[MethodKin
 }
 
 /// The object id when the manifest named the user by one (a GUID).
-fn object_id(user: &str) -> Option<String> {
+pub fn object_id(user: &str) -> Option<String> {
     uuid::Uuid::parse_str(user)
         .ok()
         .map(|id| id.hyphenated().to_string())

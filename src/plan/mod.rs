@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Endpoint, Field};
 
-pub use diff::{LiveUser, apply_writes, diff, needs_methods};
+pub use diff::{LiveUser, apply_writes, diff, needs_methods, object_id};
 
 /// The plan document's format version.
 pub const FORMAT_VERSION: u32 = 1;
