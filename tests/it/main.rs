@@ -3,6 +3,7 @@
 
 mod apply;
 mod examples;
+mod fault_proxy;
 mod manifest_errors;
 mod plan;
 mod schemas;
