@@ -117,9 +117,15 @@ async fn run(case: &Case) -> Measured {
         .expect("the emulator accepts the token");
     let elapsed = if case.apply {
         let apply_started = Instant::now();
-        engine::apply(&client, &mut plan, None, case.concurrency)
-            .await
-            .expect("no journal, token accepted");
+        engine::apply(
+            &client,
+            &mut plan,
+            None,
+            case.concurrency,
+            engine::Interrupt::new(),
+        )
+        .await
+        .expect("no journal, token accepted");
         apply_started.elapsed()
     } else {
         started.elapsed()

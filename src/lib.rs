@@ -7,9 +7,11 @@
 pub mod cli;
 pub mod emulator;
 pub mod engine;
+pub mod files;
 pub mod graph;
 pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod report;
 pub mod schemas;
+pub mod text;

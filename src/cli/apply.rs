@@ -7,14 +7,15 @@ use std::time::Instant;
 use clap::Args;
 use miette::{IntoDiagnostic, miette};
 
-use super::args::{GraphArgs, OutputFormat, traffic_line};
+use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::plan::{load_manifest, run_error};
-use crate::engine::{self, Journal};
+use crate::engine::{self, Interrupt, Journal, RunError};
 use crate::plan::{Plan, Status};
 use crate::report;
 
 #[derive(Debug, Args)]
+#[command(after_help = TOKEN_HELP)]
 pub struct ApplyArgs {
     /// The desired-state file (YAML, or CSV by its .csv extension).
     #[arg(value_name = "MANIFEST")]
@@ -22,7 +23,8 @@ pub struct ApplyArgs {
     /// Apply without asking (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Append one JSON line per write (user, endpoint, before, body, result, request-id) here.
+    /// Append one JSON line per write (user, endpoint, before, body, result, request-id) here
+    /// (readable by you only; opened before anything is sent).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
     /// How to print the report on stdout.
@@ -33,7 +35,9 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
+    // Everything that can be checked offline is, before the first request.
     let manifest = load_manifest(&args.manifest)?;
+    args.graph.graph_root()?;
     if !args.auto_approve && !std::io::stdin().is_terminal() {
         return Err(miette!(
             help = "review the changes with `mfactl plan` first, then pass --auto-approve",
@@ -45,16 +49,18 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         .as_deref()
         .map(Journal::open)
         .transpose()
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(|e| miette!(help = "nothing was sent", "{e}"))?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args.graph.connect(tenant).await?;
     let client = &connection.client;
     let started = Instant::now();
 
+    let tenant = connection.identify().await?;
     let mut plan = engine::plan(client, &manifest, connection.concurrency)
         .await
         .map_err(run_error)?;
-    plan.tenant_id = connection.tenant_id.clone();
+    plan.tenant_id = tenant.id;
+    plan.tenant_domain = tenant.domain;
     let plan_text = report::render_plan_text(&plan);
     match args.format {
         OutputFormat::Text => print!("{plan_text}"),
@@ -68,9 +74,18 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             eprintln!("Apply cancelled: nothing was changed.");
             return Ok(exit::ERROR);
         }
-        halted = engine::apply(client, &mut plan, journal.as_ref(), connection.concurrency)
-            .await
-            .err();
+        let interrupt = Interrupt::new();
+        let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone()));
+        halted = engine::apply(
+            client,
+            &mut plan,
+            journal.as_ref(),
+            connection.concurrency,
+            interrupt,
+        )
+        .await
+        .err();
+        watcher.abort();
     } else if let Some(journal) = &journal {
         journal
             .start(client.transport().root())
@@ -93,10 +108,31 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         OutputFormat::Json => print!("{}", report::render_json(&plan)),
     }
     // The report above shows what was done before the run halted.
-    if let Some(error) = halted {
-        return Err(run_error(error));
+    match halted {
+        Some(RunError::Interrupted) => {
+            eprintln!("{}", run_error(RunError::Interrupted));
+            Ok(exit::INTERRUPTED)
+        }
+        Some(error) => Err(run_error(error)),
+        None => Ok(apply_exit_code(&plan)),
     }
-    Ok(apply_exit_code(&plan))
+}
+
+/// The first Ctrl-C stops new writes (those in flight finish and are journalled, then the
+/// report is printed); a second one exits at once.
+async fn watch_ctrl_c(interrupt: Interrupt) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    interrupt.interrupt();
+    eprintln!(
+        "\nCtrl-C: no new writes will start; finishing the ones in flight (Ctrl-C again to \
+         exit at once; the journal records every write sent)"
+    );
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("Exiting at once.");
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    }
 }
 
 /// 0 when every user converged; 3 when some failed, were blocked, were not found, or were left

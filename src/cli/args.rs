@@ -8,10 +8,22 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 use secrecy::SecretString;
 
 use crate::emulator::{Emulator, EmulatorConfig, Tenant};
-use crate::graph::{Cloud, GraphClient, Transport, TransportConfig};
+use crate::engine;
+use crate::graph::{BuildError, Cloud, GraphClient, Transport, TransportConfig};
 
 /// The environment variable holding a bearer token to use as is.
 pub const TOKEN_ENV: &str = "MFACTL_ACCESS_TOKEN";
+/// The token `--emulate` sends to its emulator (a real token is never sent there).
+pub const EMULATOR_TOKEN_ENV: &str = "MFACTL_EMULATOR_TOKEN";
+
+/// Where plan and apply take the token from; shown in their `--help`.
+pub const TOKEN_HELP: &str = "\
+Access token: MFACTL_ACCESS_TOKEN holds a bearer token for Microsoft Graph, used as is (never
+taken as an argument, never logged). Reading needs UserAuthenticationMethod.Read.All and
+Policy.Read.All; writing needs UserAuthenticationMethod.ReadWrite.All and
+Policy.ReadWrite.AuthenticationMethod. With --emulate no token is needed (MFACTL_EMULATOR_TOKEN
+sets the one the emulator sees), and the emulator's changes live in memory only: they are lost
+when the command ends.";
 
 /// How plan and apply print their document on stdout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -26,13 +38,21 @@ pub enum OutputFormat {
 /// Where Graph is and how hard to drive it.
 #[derive(Clone, Debug, Args)]
 pub struct GraphArgs {
-    /// Graph root without version, e.g. http://127.0.0.1:8080 (default: the cloud's host).
-    #[arg(long, env = "MFACTL_GRAPH_URL", value_name = "URL")]
-    pub graph_url: Option<url::Url>,
+    /// Graph root without version, e.g. http://127.0.0.1:8080 (default: the cloud's host);
+    /// a trailing /beta is accepted. https only, or http to a loopback address (the emulator).
+    // A string, not a `url::Url`: clap would echo a value it cannot parse, password and all.
+    #[arg(
+        long,
+        env = "MFACTL_GRAPH_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub graph_url: Option<String>,
     /// The Microsoft cloud whose Graph to use.
     #[arg(long, value_enum, default_value_t = Cloud::Global, env = "MFACTL_CLOUD")]
     pub cloud: Cloud,
-    /// Run against an in-process Graph emulator seeded from this tenant file.
+    /// Run against an in-process Graph emulator seeded from this tenant file (its changes live
+    /// in memory only and are lost when the command ends).
     #[arg(long, value_name = "TENANT.yaml", conflicts_with = "graph_url")]
     pub emulate: Option<PathBuf>,
     /// Graph requests in flight at once.
@@ -57,10 +77,25 @@ pub struct GraphArgs {
 /// (kept alive for the run).
 pub struct Connection {
     pub client: GraphClient,
-    /// The tenant, when known without asking Graph (the emulated tenant file's id).
+    /// The tenant, when known without asking Graph (the emulated tenant file's id, or the
+    /// token's `tid` claim).
     pub tenant_id: Option<String>,
     pub concurrency: usize,
     pub emulator: Option<Emulator>,
+}
+
+impl Connection {
+    /// Asks Graph which tenant this is (`/organization`), falling back on what is known
+    /// locally. Stops here, with one message, when Graph cannot be reached or refuses the token.
+    pub async fn identify(&self) -> miette::Result<engine::Tenant> {
+        let mut tenant = engine::identify_tenant(&self.client)
+            .await
+            .map_err(super::plan::run_error)?;
+        if tenant.id.is_none() {
+            tenant.id = self.tenant_id.clone();
+        }
+        Ok(tenant)
+    }
 }
 
 impl GraphArgs {
@@ -72,9 +107,22 @@ impl GraphArgs {
         }
     }
 
+    /// Checks `--graph-url` (before anything else, so a bad one costs nothing).
+    pub fn graph_root(&self) -> miette::Result<String> {
+        match &self.graph_url {
+            Some(text) => graph_root(text),
+            None => Ok(self.cloud.graph_root().to_owned()),
+        }
+    }
+
     /// Starts the emulator if asked, reads the token, builds the transport.
     pub async fn connect(&self, tenant: Option<Tenant>) -> miette::Result<Connection> {
-        let tenant_id = tenant.as_ref().map(|t| t.tenant_id.clone());
+        let mut tenant_id = tenant.as_ref().map(|t| t.tenant_id.clone());
+        let token_source = if tenant.is_some() {
+            EMULATOR_TOKEN_ENV
+        } else {
+            TOKEN_ENV
+        };
         let (root, token, emulator) = match tenant {
             Some(tenant) => {
                 let listen = "127.0.0.1:0".parse().expect("valid address");
@@ -84,7 +132,7 @@ impl GraphArgs {
                     .wrap_err("cannot start the in-process emulator")?;
                 // The emulator takes any bearer token; a real one in the environment is never
                 // sent to it. MFACTL_EMULATOR_TOKEN picks the emulator's answers to bad tokens.
-                let token = std::env::var("MFACTL_EMULATOR_TOKEN")
+                let token = std::env::var(EMULATOR_TOKEN_ENV)
                     .ok()
                     .filter(|t| !t.trim().is_empty())
                     .map_or_else(|| SecretString::from("emulator"), SecretString::from);
@@ -99,13 +147,8 @@ impl GraphArgs {
                         "no access token: {TOKEN_ENV} is not set"
                     )
                 })?;
-                let root = match &self.graph_url {
-                    Some(url) => {
-                        check_graph_url(url)?;
-                        url.as_str().trim_end_matches('/').to_owned()
-                    }
-                    None => self.cloud.graph_root().to_owned(),
-                };
+                let root = self.graph_root()?;
+                tenant_id = crate::graph::claims::tenant_id(&token);
                 (root, token, None)
             }
         };
@@ -116,9 +159,14 @@ impl GraphArgs {
         config.max_attempts = self.max_attempts;
         config.max_throttled = self.max_attempts.saturating_mul(4);
         config.timeout = Duration::from_secs(self.timeout);
-        let transport = Transport::new(config)
-            .into_diagnostic()
-            .wrap_err("cannot build the HTTP client")?;
+        let transport = Transport::new(config).map_err(|error| match error {
+            BuildError::InvalidToken => miette!(
+                help = "copy the token again without surrounding spaces or line breaks; \
+                        nothing was sent",
+                "{token_source}: {error}"
+            ),
+            BuildError::Http(error) => miette!("cannot build the HTTP client: {error}"),
+        })?;
         Ok(Connection {
             client: GraphClient::new(transport),
             tenant_id,
@@ -128,8 +176,37 @@ impl GraphArgs {
     }
 }
 
-/// The token goes only over https, or over http to this machine (the emulator).
-fn check_graph_url(url: &url::Url) -> miette::Result<()> {
+/// The Graph root (`scheme://host[:port]`) from `--graph-url`, or why it is refused:
+/// - not a URL: the parser's reason, never the text (it may hold a password);
+/// - credentials in it (`user:pw@`): refused, shown with the credentials masked;
+/// - plain http to anything but a loopback address: the token would travel unencrypted;
+/// - a path other than `/` or `/beta` (`/v1.0`, `/beta/users`): mfactl adds `/beta/...`
+///   itself, so a path would silently address nothing; a query or fragment likewise.
+fn graph_root(text: &str) -> miette::Result<String> {
+    let url = url::Url::parse(text.trim()).map_err(|error| {
+        miette!(
+            help = "give the Graph root, e.g. https://graph.microsoft.com",
+            "--graph-url is not a valid URL ({error})"
+        )
+    })?;
+    if !matches!(url.scheme(), "https" | "http") {
+        // Not echoed: `user:password@host` without a scheme parses as scheme `user`.
+        return Err(miette!(
+            help = "give the Graph root, e.g. https://graph.microsoft.com",
+            "--graph-url must start with https:// (or http:// for a loopback address)"
+        ));
+    }
+    let mut shown = url.clone();
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = shown.set_username("***");
+        let _ = shown.set_password(None);
+        return Err(miette!(
+            help = "the access token comes from MFACTL_ACCESS_TOKEN; the URL must not carry \
+                    credentials",
+            "--graph-url {shown} contains a user name or password; refused (nothing was sent)"
+        ));
+    }
+    let shown = crate::text::printable(shown.as_str()).into_owned();
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -137,13 +214,31 @@ fn check_graph_url(url: &url::Url) -> miette::Result<()> {
         None => false,
     };
     match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(miette!(
-            help = "use https, or http only to a loopback address such as the emulator's",
-            "--graph-url {url} would send the access token unencrypted"
-        )),
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(miette!(
+                help = "use https, or http only to a loopback address such as the emulator's",
+                "--graph-url {shown} would send the access token unencrypted"
+            ));
+        }
     }
+    let path = url.path().trim_end_matches('/');
+    if !(path.is_empty() || path.eq_ignore_ascii_case("/beta"))
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(miette!(
+            help = "give the Graph root without a version or path, e.g. \
+                    https://graph.microsoft.com: mfactl adds /beta/... itself",
+            "--graph-url {shown} has a path, query or fragment; it would address nothing"
+        ));
+    }
+    let host = url.host_str().unwrap_or_default();
+    Ok(match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
 }
 
 /// The bearer token from the environment, never from a command-line argument.
@@ -158,7 +253,7 @@ fn read_token() -> Option<SecretString> {
 /// One line on stderr about the traffic of the run.
 pub fn traffic_line(client: &GraphClient, elapsed: Duration) -> String {
     let s = client.transport().stats();
-    format!(
+    let mut line = format!(
         "Graph: {} requests in {:.2} s ({} reads, {} writes; {} retries, {} throttled (429), {} server errors, {} connection errors)",
         s.attempts,
         elapsed.as_secs_f64(),
@@ -168,5 +263,84 @@ pub fn traffic_line(client: &GraphClient, elapsed: Duration) -> String {
         s.throttled,
         s.server_errors,
         s.transport_errors
-    )
+    );
+    if s.pauses > 0 {
+        line.push_str(&format!(
+            "; paused {} {} for {:.1} s in all (longest {:.1} s)",
+            s.pauses,
+            if s.pauses == 1 { "time" } else { "times" },
+            s.paused_ms as f64 / 1000.0,
+            s.longest_pause_ms as f64 / 1000.0
+        ));
+    }
+    if s.outages > 0 {
+        line.push_str(&format!("; lost the connection {} times", s.outages));
+    }
+    if s.settled_by_read > 0 {
+        line.push_str(&format!(
+            "; {} writes confirmed by reading back (their answer was lost)",
+            s.settled_by_read
+        ));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_roots_are_reduced_to_scheme_host_and_port() {
+        for (given, root) in [
+            ("https://graph.microsoft.com", "https://graph.microsoft.com"),
+            (
+                "https://graph.microsoft.com/",
+                "https://graph.microsoft.com",
+            ),
+            (
+                "https://graph.microsoft.com/beta",
+                "https://graph.microsoft.com",
+            ),
+            (
+                "https://graph.microsoft.com/beta/",
+                "https://graph.microsoft.com",
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://localhost:8080/beta", "http://localhost:8080"),
+            ("http://[::1]:9000", "http://[::1]:9000"),
+        ] {
+            assert_eq!(graph_root(given).unwrap(), root, "{given}");
+        }
+    }
+
+    #[test]
+    fn graph_roots_with_paths_credentials_or_plain_http_are_refused() {
+        for (given, says) in [
+            ("https://graph.microsoft.com/v1.0", "has a path"),
+            ("https://graph.microsoft.com/beta/users", "has a path"),
+            ("https://graph.microsoft.com/?x=1", "query"),
+            ("http://graph.microsoft.com", "unencrypted"),
+            ("http://10.0.0.5:8080", "unencrypted"),
+            ("graph.microsoft.com", "not a valid URL"),
+        ] {
+            let error = graph_root(given).unwrap_err().to_string();
+            assert!(error.contains(says), "{given}: {error}");
+        }
+        let error = graph_root("https://admin:hunter2@graph.microsoft.com")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("user name or password"), "{error}");
+        assert!(
+            !error.contains("hunter2") && !error.contains("admin"),
+            "{error}"
+        );
+        let error = graph_root("admin:hunter2@graph.microsoft.com")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        let error = graph_root("https://:hunter2@graph.microsoft.com")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
 }

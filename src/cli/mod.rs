@@ -5,6 +5,7 @@ mod apply;
 mod args;
 mod emulator;
 mod logging;
+mod output;
 mod plan;
 mod validate;
 
@@ -51,6 +52,8 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
     /// apply finished but some users did not converge (failed, blocked, not found).
     pub const NOT_CONVERGED: u8 = 3;
+    /// apply was stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Runs the parsed command line; returns the process exit code. Errors are printed here.

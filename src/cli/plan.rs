@@ -3,22 +3,23 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Args;
-use miette::{IntoDiagnostic, WrapErr};
-
-use super::args::{GraphArgs, OutputFormat, traffic_line};
+use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
+use super::output::OutputFile;
 use crate::engine;
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
 use crate::report;
+use clap::Args;
 
 #[derive(Debug, Args)]
+#[command(after_help = TOKEN_HELP)]
 pub struct PlanArgs {
     /// The desired-state file (YAML, or CSV by its .csv extension).
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
-    /// Also write the plan document (JSON) to this file.
+    /// Also write the plan document (JSON) to this file (readable by you only; checked
+    /// writable before anything is sent).
     #[arg(long, value_name = "PLAN.json")]
     pub out: Option<PathBuf>,
     /// How to print the plan on stdout.
@@ -42,22 +43,35 @@ pub fn load_manifest(path: &std::path::Path) -> miette::Result<Manifest> {
 }
 
 pub async fn run(args: PlanArgs) -> miette::Result<u8> {
+    // Everything that can be checked offline is, before the first request.
     let manifest = load_manifest(&args.manifest)?;
+    args.graph.graph_root()?;
+    let out = args
+        .out
+        .as_deref()
+        .map(|path| OutputFile::check(path, "--out"))
+        .transpose()?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args.graph.connect(tenant).await?;
     let started = Instant::now();
-    let planned = engine::plan(&connection.client, &manifest, connection.concurrency).await;
+    let planned = async {
+        let tenant = connection.identify().await?;
+        let mut plan = engine::plan(&connection.client, &manifest, connection.concurrency)
+            .await
+            .map_err(run_error)?;
+        plan.tenant_id = tenant.id;
+        plan.tenant_domain = tenant.domain;
+        Ok::<_, miette::Report>(plan)
+    }
+    .await;
     eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
     if let Some(emulator) = connection.emulator {
         emulator.shutdown().await;
     }
-    let mut plan = planned.map_err(run_error)?;
-    plan.tenant_id = connection.tenant_id;
+    let plan = planned?;
 
-    if let Some(out) = &args.out {
-        std::fs::write(out, report::render_json(&plan))
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot write the plan to {}", out.display()))?;
+    if let Some(out) = &out {
+        out.write(report::render_json(&plan).as_bytes())?;
     }
     match args.format {
         OutputFormat::Text => print!("{}", report::render_plan_text(&plan)),

@@ -12,6 +12,7 @@
 //! file lives in [`tenant`] and the synthetic-tenant generator in [`generate`].
 
 pub mod generate;
+pub mod organization;
 pub mod routes;
 pub mod state;
 pub mod tenant;

@@ -327,6 +327,7 @@ enum Route {
     Methods(String),
     User(String),
     Policy,
+    Organization,
 }
 
 /// Runs the request through Graph's steps (see the module documentation) without touching HTTP.
@@ -481,6 +482,15 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
     let mut state = shared.lock_state();
     let result = (|| -> Result<Answer, GraphError> {
         Ok(match (route, patch_body) {
+            (Route::Organization, None) => Answer::json(
+                StatusCode::OK,
+                super::organization::organization(state.tenant()),
+            ),
+            (Route::Organization, Some(_)) => {
+                return Err(GraphError::bad_request(
+                    "The organization cannot be changed through this emulator.",
+                ));
+            }
             (Route::Policy, None) => Answer::json(StatusCode::OK, state.policy()),
             (Route::Policy, Some(body)) => Answer::json(StatusCode::OK, state.patch_policy(&body)?),
             (Route::User(key), _) => {
@@ -695,6 +705,9 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
                 && name.eq_ignore_ascii_case("authenticationMethodsPolicy") =>
         {
             return Ok(Route::Policy);
+        }
+        [organization] if organization.eq_ignore_ascii_case("organization") => {
+            return Ok(Route::Organization);
         }
         [first, ..] => return Err(segment_not_found(first)),
         [] => return Err(segment_not_found("beta")),

@@ -18,19 +18,21 @@ use serde_json::{Map, Value};
 use super::fetch::user_error;
 use super::journal::Journal;
 use super::progress::Progress;
-use super::{Breaker, RunError};
+use super::{Breaker, Interrupt, RunError};
 use crate::graph::{GraphClient, GraphError};
 use crate::model::Endpoint;
 use crate::plan::{Plan, Status, UserError, UserPlan, Write, WriteResult};
 
 /// Applies the writes of every user that has some, updating statuses and write results in
 /// place and the summary at the end (also when the run halts, so the report shows what was
-/// done).
+/// done). Once `interrupt` is set no new write starts; writes in flight finish and are
+/// journalled.
 pub async fn apply(
     client: &GraphClient,
     plan: &mut Plan,
     journal: Option<&Journal>,
     concurrency: usize,
+    interrupt: Interrupt,
 ) -> Result<(), RunError> {
     if let Some(journal) = journal {
         journal.start(client.transport().root())?;
@@ -38,7 +40,7 @@ pub async fn apply(
     let total_users = plan.summary.users;
     let to_apply = plan.users.iter().filter(|u| has_writes(u)).count() as u64;
     let progress = Progress::new("apply", to_apply);
-    let breaker = Breaker::default();
+    let breaker = Breaker::with_interrupt(interrupt);
     let shared = &breaker;
 
     let pending: Vec<(usize, UserPlan)> = plan.users.drain(..).enumerate().collect();
@@ -60,8 +62,7 @@ pub async fn apply(
     drop(results);
     done.sort_by_key(|(order, _)| *order);
     plan.users = done.into_iter().map(|(_, user)| user).collect();
-    plan.summary = plan.count(total_users);
-    plan.summary.applied.get_or_insert(0);
+    plan.summary = plan.count_after_apply(total_users);
 
     if let Some(error) = breaker.into_error() {
         return Err(error);
@@ -99,7 +100,10 @@ async fn apply_user(
         match write_one(client, &user.user, write, journal, breaker).await {
             Ok(Outcome::Written(result)) => write.result = Some(result),
             Ok(Outcome::Failed(result, error)) => {
-                tracing::warn!(user = %user.user, endpoint = %write.endpoint, %error, "write failed");
+                // A run-wide failure is said once, when the run stops.
+                if !Breaker::is_run_wide(&error) {
+                    tracing::warn!(user = %user.user, endpoint = %write.endpoint, %error, "write failed");
+                }
                 user.error
                     .get_or_insert_with(|| user_error(Some(write.endpoint), &error));
                 write.result = Some(result);
@@ -171,9 +175,10 @@ async fn write_one(
             breaker.success();
             Outcome::Written(WriteResult {
                 ok: true,
-                status: Some(outcome.status),
+                status: outcome.status,
                 request_id: outcome.request_id,
                 code: None,
+                settled_by_read: outcome.settled_by_read,
             })
         }
         Err(error) => {
@@ -196,6 +201,7 @@ fn failure(error: &GraphError) -> WriteResult {
         status: error.status(),
         request_id: error.request_id().map(str::to_owned),
         code: Some(error.code().to_owned()),
+        settled_by_read: false,
     }
 }
 
@@ -224,7 +230,10 @@ fn drift(before: &Map<String, Value>, live: &Map<String, Value>) -> Option<Strin
         .iter()
         .filter_map(|(key, was)| {
             let now = live.get(key).unwrap_or(&Value::Null);
-            (now != was).then(|| format!("{key} was {was}, is now {now}"))
+            // Graph's values reach the terminal: escaped.
+            (now != was).then(|| {
+                crate::text::printable(&format!("{key} was {was}, is now {now}")).into_owned()
+            })
         })
         .collect();
     (!changes.is_empty()).then(|| changes.join("; "))

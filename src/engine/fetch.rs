@@ -1,24 +1,63 @@
 //! Fetch live state concurrently and plan each user as its answers arrive.
 //!
 //! Only the endpoints whose fields the manifest manages for a user are read; registered methods
-//! only when a preferred method would change. A user Graph does not know is `not_found`, a user
-//! whose reads failed after retries is `failed`; neither stops the others.
+//! only when a preferred method would change. A user named by userPrincipalName is also resolved
+//! to its object id (alongside the reads, so it costs no time), which goes into the plan and
+//! finds two entries naming the same object — once by UPN, once by id — before any write. A user
+//! Graph does not know is `not_found`, a user whose reads failed after retries is `failed`;
+//! neither stops the others.
 
 use futures::StreamExt;
 use futures::stream;
 
 use super::progress::Progress;
-use super::{Breaker, RunError};
+use super::{Breaker, DuplicateUser, RunError};
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
 use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
 
+/// The tenant a run talks to, as far as it could be learnt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: Option<String>,
+    /// The primary (default) verified domain.
+    pub domain: Option<String>,
+}
+
+/// Learns which tenant the client talks to from `GET /organization`. Best effort: a token
+/// without the permission to read it (a 403, least privilege) leaves the tenant unknown;
+/// failures that would stop every request (the host unreachable, the token refused) stop here,
+/// before anything else is sent.
+pub async fn identify_tenant(client: &GraphClient) -> Result<Tenant, RunError> {
+    match client.organization().await {
+        Ok(Some(organization)) => Ok(Tenant {
+            domain: organization.primary_domain().map(str::to_owned),
+            id: Some(organization.id),
+        }),
+        Ok(None) => Ok(Tenant::default()),
+        Err(error) => {
+            let breaker = Breaker::default();
+            if !matches!(error.status(), Some(403)) {
+                breaker.failure(&error);
+            }
+            match breaker.into_error() {
+                Some(stop) => Err(stop),
+                None => {
+                    tracing::debug!(%error, "cannot read /organization: the tenant stays unknown");
+                    Ok(Tenant::default())
+                }
+            }
+        }
+    }
+}
+
 /// Reads the live state of every manifest user and returns the plan.
 /// `concurrency` bounds users in flight (the transport bounds requests in flight).
 ///
-/// A 401, or 403s before anything succeeded, stop the run (see [`Breaker`]): every other user
-/// would get the same answer, and 50,000 identical failures help nobody.
+/// A 401, a redirect, an unreachable host, or 403s before anything succeeded stop the run (see
+/// [`Breaker`]): every other user would get the same answer, and 50,000 identical failures help
+/// nobody. Entries that resolve to the same object are an error ([`RunError::DuplicateUsers`]).
 pub async fn plan(
     client: &GraphClient,
     manifest: &Manifest,
@@ -28,6 +67,8 @@ pub async fn plan(
     let breaker = Breaker::default();
     let stop = &breaker;
     let mut not_in_sync = Vec::new();
+    // (object id, manifest index) of every resolved user: 20 bytes a user, for duplicates.
+    let mut resolved: Vec<(u128, u32)> = Vec::new();
     let mut results = stream::iter(manifest.users.iter().enumerate())
         .map(|(order, desired)| async move {
             if stop.is_tripped() {
@@ -37,10 +78,13 @@ pub async fn plan(
         })
         .buffer_unordered(concurrency.max(1) * 2);
     while let Some(result) = results.next().await {
-        let Some((order, user)) = result else {
+        let Some((order, (user, id))) = result else {
             continue;
         };
         progress.inc(1);
+        if let Some(id) = id {
+            resolved.push((id, order as u32));
+        }
         if user.status != Status::InSync {
             not_in_sync.push((order, user));
         }
@@ -49,6 +93,10 @@ pub async fn plan(
     if let Some(error) = breaker.into_error() {
         return Err(error);
     }
+    let duplicates = duplicate_objects(manifest, resolved);
+    if !duplicates.is_empty() {
+        return Err(RunError::DuplicateUsers(duplicates));
+    }
     Ok(Plan::new(
         client.transport().root(),
         manifest.users.len() as u64,
@@ -56,7 +104,46 @@ pub async fn plan(
     ))
 }
 
-async fn plan_user(client: &GraphClient, desired: &DesiredUser, stop: &Breaker) -> UserPlan {
+/// Entries whose users resolved to the same object id, each later one paired with the first.
+fn duplicate_objects(manifest: &Manifest, mut resolved: Vec<(u128, u32)>) -> Vec<DuplicateUser> {
+    resolved.sort_unstable();
+    let mut duplicates = Vec::new();
+    for run in resolved.chunk_by(|a, b| a.0 == b.0) {
+        let Some(((id, first), rest)) = run.split_first() else {
+            continue;
+        };
+        let entry = |index: u32| {
+            let user = &manifest.users[index as usize];
+            (user.user.clone(), user.origin)
+        };
+        for (_, later) in rest {
+            duplicates.push(DuplicateUser {
+                file: manifest.source.clone(),
+                id: uuid::Uuid::from_u128(*id).hyphenated().to_string(),
+                first: entry(*first),
+                second: entry(*later),
+            });
+        }
+    }
+    duplicates.sort_by_key(|d| match d.second.1 {
+        crate::manifest::Origin::Line(n) | crate::manifest::Origin::Row(n) => n,
+    });
+    duplicates
+}
+
+/// One user's plan entry, and its object id when known.
+async fn plan_user(
+    client: &GraphClient,
+    desired: &DesiredUser,
+    stop: &Breaker,
+) -> (UserPlan, Option<u128>) {
+    let named_id = uuid::Uuid::parse_str(&desired.user).ok();
+    let identity = async {
+        match named_id {
+            Some(_) => None,
+            None => Some(client.user_identity(&desired.user).await),
+        }
+    };
     let sign_in = async {
         if desired.manages_sign_in_preferences() {
             Some(client.sign_in_preferences(&desired.user).await)
@@ -71,11 +158,17 @@ async fn plan_user(client: &GraphClient, desired: &DesiredUser, stop: &Breaker) 
             None
         }
     };
-    let (sign_in, requirements) = futures::join!(sign_in, requirements);
+    let (identity, sign_in, requirements) = futures::join!(identity, sign_in, requirements);
 
     let unreadable = |endpoint, error: GraphError| {
         stop.failure(&error);
-        unreadable(desired, endpoint, &error)
+        (unreadable(desired, endpoint, &error), None)
+    };
+    let id = match identity.transpose() {
+        Ok(identity) => identity
+            .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
+            .or(named_id),
+        Err(error) => return unreadable(None, error),
     };
     let mut live = LiveUser::default();
     match sign_in.transpose() {
@@ -86,7 +179,7 @@ async fn plan_user(client: &GraphClient, desired: &DesiredUser, stop: &Breaker) 
         Ok(value) => live.requirements = value,
         Err(error) => return unreadable(Some(Endpoint::Requirements), error),
     }
-    if live.sign_in.is_some() || live.requirements.is_some() {
+    if live.sign_in.is_some() || live.requirements.is_some() || id.is_some() {
         stop.success();
     }
     if plan::needs_methods(desired, &live) {
@@ -95,17 +188,20 @@ async fn plan_user(client: &GraphClient, desired: &DesiredUser, stop: &Breaker) 
             Err(error) => return unreadable(None, error),
         }
     }
-    plan::diff(desired, &live)
+    let mut user = plan::diff(desired, &live);
+    user.id = id.map(|id| id.hyphenated().to_string());
+    (user, id.map(|id| id.as_u128()))
 }
 
 /// The plan entry for a user whose state could not be read.
 fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphError) -> UserPlan {
     let status = if error.is_not_found() {
         Status::NotFound
-    } else if error.status() == Some(401) {
-        Status::Failed // the run stops with one message saying so; not one line per user
     } else {
-        tracing::warn!(user = %desired.user, %error, "could not read the user's live state");
+        // A run-wide failure is said once, when the run stops; not once per user in flight.
+        if !Breaker::is_run_wide(error) {
+            tracing::warn!(user = %desired.user, %error, "could not read the user's live state");
+        }
         Status::Failed
     };
     UserPlan {

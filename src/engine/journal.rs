@@ -1,8 +1,9 @@
 //! The journal: one JSON line per write, flushed as it happens, so that after a crash, a kill or
 //! a lost terminal the admin still knows exactly what was changed, when, and with which
-//! request-id. Appends; never rewrites. Holds no secrets: only users, bodies and Graph ids.
+//! request-id. Appends; never rewrites. Holds no secrets: only users, bodies and Graph ids;
+//! readable by the owner only (0600) all the same.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -49,14 +50,10 @@ struct Entry<'a> {
 impl Journal {
     /// Opens (creating or appending to) the journal at `path`.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| JournalError {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = crate::files::open_private(path, true).map_err(|source| JournalError {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Journal {
             path: path.to_owned(),
             file: Mutex::new(BufWriter::new(file)),

@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::GraphError;
 use super::transport::{Class, Response, Transport};
-use super::wire::{AuthenticationMethod, Collection, Requirements, SignInPreferences};
+use super::wire::{
+    AuthenticationMethod, Collection, Organization, Requirements, SignInPreferences, UserIdentity,
+};
 use crate::model::{Endpoint, MethodKind};
 
 /// The Graph client. Clones share one transport (one pause gate, one set of budgets).
@@ -19,8 +21,11 @@ pub struct GraphClient {
 /// What a successful PATCH returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatchOutcome {
-    pub status: u16,
+    /// Graph's status; `None` when the answer was lost and reading back showed the write done.
+    pub status: Option<u16>,
     pub request_id: Option<String>,
+    /// The answer was lost; reading the endpoint back showed the write had been made.
+    pub settled_by_read: bool,
 }
 
 impl GraphClient {
@@ -33,6 +38,23 @@ impl GraphClient {
     /// The shared transport (for its counters).
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// `GET /beta/users/{user}?$select=id,userPrincipalName`: the object a UPN or id names.
+    pub async fn user_identity(&self, user: &str) -> Result<UserIdentity, GraphError> {
+        self.get_json(&format!(
+            "/beta/{}?$select=id,userPrincipalName",
+            user_segment(user)
+        ))
+        .await
+    }
+
+    /// `GET /beta/organization?$select=id,displayName,verifiedDomains`: the signed-in tenant.
+    pub async fn organization(&self) -> Result<Option<Organization>, GraphError> {
+        let page: Collection<Organization> = self
+            .get_json("/beta/organization?$select=id,displayName,verifiedDomains")
+            .await?;
+        Ok(page.value.into_iter().next())
     }
 
     /// `GET .../authentication/signInPreferences`.
@@ -99,6 +121,7 @@ impl GraphClient {
         Ok(PatchOutcome {
             status: response.status,
             request_id: response.request_id,
+            settled_by_read: response.settled_by_read,
         })
     }
 
@@ -145,8 +168,13 @@ pub fn endpoint_path(user: &str, leaf: &str) -> String {
 /// The `users/...` path part for a UPN or object id (graph-api.md §10): the UPN is
 /// percent-encoded as a path segment (a guest's `#EXT#` becomes `%23EXT%23`); a UPN starting
 /// with `$` takes the key form `users('$x@contoso.com')`, with `'` doubled inside the literal.
+///
+/// The user is always exactly one path segment. The manifest refuses anything that is neither
+/// a GUID nor a plausible UPN, but this does not rely on it: `.`, `..` and the empty string
+/// would be collapsed or dropped by URL parsing (even percent-encoded: `%2e` is a dot segment
+/// too) and retarget the request, so they take the key form as well, where they are inert.
 pub fn user_segment(user: &str) -> String {
-    if user.starts_with('$') {
+    if user.starts_with('$') || matches!(user, "" | "." | "..") {
         let literal = user.replace('\'', "''");
         format!("users('{}')", encode_segment(&literal))
     } else {
@@ -220,6 +248,18 @@ mod tests {
             user_segment("$o'neil@contoso.com"),
             "users('$o''neil@contoso.com')"
         );
+    }
+
+    #[test]
+    fn dot_segments_and_empty_users_never_leave_their_segment() {
+        for user in [".", "..", ""] {
+            let path = endpoint_path(user, "requirements");
+            let url = url::Url::parse(&format!("https://graph.microsoft.com{path}")).unwrap();
+            let segments: Vec<&str> = url.path_segments().unwrap().collect();
+            assert_eq!(segments.len(), 4, "{user:?} -> {}", url.path());
+            assert_eq!(segments[0], "beta");
+            assert_eq!(segments[2], "authentication");
+        }
     }
 
     #[test]

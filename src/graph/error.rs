@@ -29,7 +29,18 @@ pub enum GraphError {
         path: String,
         message: String,
         timeout: bool,
+        /// Whether the request may have reached Graph (false when connecting failed).
+        sent: bool,
         client_request_id: String,
+    },
+    /// Graph's host cannot be reached at all (the first requests of the run all failed the same
+    /// way, or an outage lasted too long): the run stops, nothing more is sent.
+    #[error("cannot reach {host}: {cause}")]
+    Unreachable {
+        method: &'static str,
+        path: String,
+        host: String,
+        cause: String,
     },
     /// Graph answered 2xx but the body was not the JSON we expected.
     #[error("{method} {path}: unexpected response body: {message}{}", request_id_suffix(.request_id))]
@@ -55,7 +66,17 @@ impl GraphError {
         match self {
             GraphError::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             GraphError::Transport { .. } => true,
-            GraphError::Decode { .. } => false,
+            GraphError::Decode { .. } | GraphError::Unreachable { .. } => false,
+        }
+    }
+
+    /// Whether a request may have been carried out although no answer says so: it was sent
+    /// and then the connection failed or timed out, or a gateway timed out waiting for Graph.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            GraphError::Transport { sent, .. } => *sent,
+            GraphError::Api { status, .. } => *status == 504,
+            _ => false,
         }
     }
 
@@ -74,6 +95,7 @@ impl GraphError {
             GraphError::Transport { timeout: true, .. } => "timeout",
             GraphError::Transport { .. } => "connectionError",
             GraphError::Decode { .. } => "invalidResponse",
+            GraphError::Unreachable { .. } => "unreachable",
         }
     }
 
@@ -83,6 +105,7 @@ impl GraphError {
             GraphError::Api { message, .. }
             | GraphError::Transport { message, .. }
             | GraphError::Decode { message, .. } => message,
+            GraphError::Unreachable { cause, .. } => cause,
         }
     }
 
@@ -92,7 +115,7 @@ impl GraphError {
             GraphError::Api { request_id, .. } | GraphError::Decode { request_id, .. } => {
                 request_id.as_deref()
             }
-            GraphError::Transport { .. } => None,
+            GraphError::Transport { .. } | GraphError::Unreachable { .. } => None,
         }
     }
 

@@ -17,6 +17,15 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
+/// What one [`PauseGate::pause_for`] call changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PauseAdded {
+    /// The gate was open and is now closed.
+    pub started: bool,
+    /// How much later the gate now opens (zero when an existing pause already covered it).
+    pub extended: Duration,
+}
+
 /// "Do not send before T", shared by all workers.
 #[derive(Debug, Default)]
 pub struct PauseGate {
@@ -24,12 +33,20 @@ pub struct PauseGate {
 }
 
 impl PauseGate {
-    /// Closes the gate for `duration` from now (never shortens an existing pause).
-    pub fn pause_for(&self, duration: Duration) {
-        let until = Instant::now() + duration;
+    /// Closes the gate for `duration` from now (never shortens an existing pause). Says whether
+    /// this started a pause (the gate was open) and how much later it now opens.
+    pub fn pause_for(&self, duration: Duration) -> PauseAdded {
+        let now = Instant::now();
+        let until = now + duration;
         let mut guard = self.until.lock().expect("pause gate poisoned");
-        if guard.is_none_or(|current| current < until) {
-            *guard = Some(until);
+        let current = guard.filter(|t| *t > now);
+        if current.is_some_and(|current| current >= until) {
+            return PauseAdded::default();
+        }
+        *guard = Some(until);
+        PauseAdded {
+            started: current.is_none(),
+            extended: until - current.unwrap_or(now),
         }
     }
 
@@ -215,11 +232,30 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pause_gate_never_shortens_a_pause() {
         let gate = PauseGate::default();
-        gate.pause_for(Duration::from_secs(5));
-        gate.pause_for(Duration::from_secs(1));
+        let first = gate.pause_for(Duration::from_secs(5));
+        assert_eq!(
+            first,
+            PauseAdded {
+                started: true,
+                extended: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(
+            gate.pause_for(Duration::from_secs(1)),
+            PauseAdded::default()
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            gate.pause_for(Duration::from_secs(6)),
+            PauseAdded {
+                started: false,
+                extended: Duration::from_secs(2)
+            },
+            "an extension counts only the time it adds"
+        );
         let start = Instant::now();
         gate.wait().await;
-        assert!(Instant::now() - start >= Duration::from_secs(5));
+        assert!(Instant::now() - start >= Duration::from_secs(6));
     }
 
     #[tokio::test(start_paused = true)]

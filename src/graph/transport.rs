@@ -1,10 +1,21 @@
 //! The one transport every Graph call goes through: token, `client-request-id`, concurrency,
-//! pacing (separate read and write budgets), and the one retry layer.
+//! pacing (separate read and write budgets), connection health, and the one retry layer.
 //!
 //! Exactly one retry layer exists, here: nothing above it retries again, so a request is sent at
-//! most `max_attempts` times whatever happens. Retried: 429 (after `Retry-After`, with the shared
-//! pause gate closed so every worker waits), 500/502/503/504, timeouts and connection errors, with
-//! jittered exponential backoff. Never retried: other 4xx — the same request cannot succeed.
+//! most `max_attempts` times whatever happens. Retried: 429 (after `Retry-After`, capped, with
+//! the shared pause gate closed so every worker waits), 500/502/503/504, timeouts and connection
+//! errors, with jittered exponential backoff. Never retried: other 4xx — the same request cannot
+//! succeed — and 3xx: redirects are never followed (a redirect could carry the request, body and
+//! all, to another host or onto plain http), a 3xx is a failure naming its `Location`.
+//!
+//! A PATCH whose outcome is unknown (the request may have reached Graph, but no answer came
+//! back) is settled by reading the same resource: if it already shows every property of the
+//! body, the write is done; otherwise it is sent again like any retry.
+//!
+//! Connection failures also feed [`Health`], which stops the run when the host cannot be reached
+//! at all and holds every request (without spending its attempts) during an outage.
+//! Everything Graph sends back that may reach a terminal (codes, messages, ids, `Location`) is
+//! made [`printable`] here, once, before any caller sees it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -18,8 +29,10 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::error::GraphError;
+use super::health::{AfterFailure, FailureKind, Health, HealthLimits};
 use super::pacing::{Budget, PauseGate};
 use super::wire::ErrorBody;
+use crate::text::printable_capped;
 
 /// Which Graph budget a request draws on (graph-api.md §6: a PATCH costs a write as well).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +65,11 @@ pub struct TransportConfig {
     /// First backoff delay for 5xx/timeouts; doubles each retry, with jitter, up to `max_delay`.
     pub min_delay: Duration,
     pub max_delay: Duration,
+    /// The longest single pause a `Retry-After` may impose; a longer one is cut to this and
+    /// logged. Graph asks for seconds; an hour or a date in 9999 is a fault, not a plan.
+    pub max_pause: Duration,
+    /// When the run gives up on an unreachable host.
+    pub health: HealthLimits,
 }
 
 impl TransportConfig {
@@ -70,17 +88,37 @@ impl TransportConfig {
             timeout: Duration::from_secs(60),
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
+            max_pause: Duration::from_secs(300),
+            health: HealthLimits::default(),
         }
     }
+}
+
+/// Why a transport could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The token holds a line break, a control character or non-ASCII text: no HTTP header can
+    /// carry it, so every request would fail the same way.
+    #[error(
+        "the access token contains characters that cannot be sent in an HTTP header (a space, \
+         a line break, a control character or non-ASCII text)"
+    )]
+    InvalidToken,
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 /// A successful answer.
 #[derive(Clone, Debug)]
 pub struct Response {
-    pub status: u16,
+    /// The HTTP status; `None` when no answer came but reading the resource back showed the
+    /// write had been made (see [`Response::settled_by_read`]).
+    pub status: Option<u16>,
     pub body: Vec<u8>,
     /// The response's `request-id` header: what Microsoft support asks for.
     pub request_id: Option<String>,
+    /// A PATCH whose answer was lost, confirmed by reading the resource back.
+    pub settled_by_read: bool,
 }
 
 /// Counters over the transport's life, for summaries and benchmarks.
@@ -94,6 +132,10 @@ struct Counters {
     server_errors: AtomicU64,
     transport_errors: AtomicU64,
     retries: AtomicU64,
+    pauses: AtomicU64,
+    paused_ms: AtomicU64,
+    longest_pause_ms: AtomicU64,
+    settled_by_read: AtomicU64,
 }
 
 /// A snapshot of the transport's counters.
@@ -113,6 +155,16 @@ pub struct TransportStats {
     pub transport_errors: u64,
     /// Attempts that were retries.
     pub retries: u64,
+    /// Times the shared pause gate closed (one per throttling episode, however many requests
+    /// were throttled in it).
+    pub pauses: u64,
+    /// Time the gate was closed, in all.
+    pub paused_ms: u64,
+    pub longest_pause_ms: u64,
+    /// Writes whose answer was lost and that reading back showed done.
+    pub settled_by_read: u64,
+    /// Times the connection to Graph was lost mid-run and probed until it came back.
+    pub outages: u64,
 }
 
 /// The Graph transport. Cheap to share behind an `Arc`.
@@ -120,28 +172,47 @@ pub struct TransportStats {
 pub struct Transport {
     http: reqwest::Client,
     config: TransportConfig,
+    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
+    authorization: HeaderValue,
     permits: Semaphore,
     gate: PauseGate,
+    health: Health,
     reads: Budget,
     writes: Budget,
     counters: Counters,
 }
 
+/// Pauses at least this long are logged at the default level, with their reason.
+const NOTABLE_PAUSE: Duration = Duration::from_secs(5);
+
 impl Transport {
-    /// Builds the HTTP client and the budgets.
-    pub fn new(config: TransportConfig) -> Result<Transport, reqwest::Error> {
+    /// Builds the HTTP client and the budgets; refuses a token no header can carry.
+    pub fn new(config: TransportConfig) -> Result<Transport, BuildError> {
+        let authorization = bearer(&config.token)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10).min(config.timeout))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(config.concurrency.max(1))
+            .redirect(reqwest::redirect::Policy::none())
             .gzip(true)
             .build()?;
+        let host = url::Url::parse(&config.root)
+            .ok()
+            .and_then(|url| {
+                url.host_str().map(|host| match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                })
+            })
+            .unwrap_or_else(|| config.root.clone());
         Ok(Transport {
             http,
+            authorization,
             permits: Semaphore::new(config.concurrency.max(1)),
             gate: PauseGate::default(),
+            health: Health::new(host, config.health),
             // A second's worth of burst: Graph's buckets are larger, but other apps share the tenant.
             reads: Budget::new(config.read_rate, config.read_rate),
             writes: Budget::new(config.write_rate, config.write_rate),
@@ -168,6 +239,11 @@ impl Transport {
             server_errors: load(&c.server_errors),
             transport_errors: load(&c.transport_errors),
             retries: load(&c.retries),
+            pauses: load(&c.pauses),
+            paused_ms: load(&c.paused_ms),
+            longest_pause_ms: load(&c.longest_pause_ms),
+            settled_by_read: load(&c.settled_by_read),
+            outages: self.health.outages(),
         }
     }
 
@@ -189,28 +265,72 @@ impl Transport {
             .with_jitter();
         // Two budgets, one retry layer: 429s and transient failures are counted apart.
         let (mut throttled, mut transient) = (0u32, 0u32);
-        (|| self.attempt(method.clone(), path, body, class))
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|error| {
-                if !error.is_retryable() {
-                    return false;
+        let settles = method == Method::PATCH && body.is_some();
+        (|| async {
+            let result = self.attempt(method.clone(), path, body, class).await;
+            match (result, body) {
+                (Err(error), Some(body)) if settles && error.outcome_unknown() => {
+                    self.settle(path, body, error).await
                 }
-                if error.status() == Some(429) {
-                    throttled += 1;
-                    throttled <= max_throttled
-                } else {
-                    transient += 1;
-                    transient <= max_transient
-                }
-            })
-            // `dur` is None once the attempts are spent: keep it None, or backon retries forever.
-            .adjust(|error, dur| dur.map(|backoff| error.retry_after().unwrap_or(backoff)))
-            .notify(|error, delay| {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                debug!(%error, delay_ms = delay.as_millis() as u64, "retrying");
-            })
-            .await
+                (result, _) => result,
+            }
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|error| {
+            if !error.is_retryable() {
+                return false;
+            }
+            if error.status() == Some(429) {
+                throttled += 1;
+                throttled <= max_throttled
+            } else {
+                transient += 1;
+                transient <= max_transient
+            }
+        })
+        // `dur` is None once the attempts are spent: keep it None, or backon retries forever.
+        .adjust(|error, dur| dur.map(|backoff| error.retry_after().unwrap_or(backoff)))
+        .notify(|error, delay| {
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            debug!(%error, delay_ms = delay.as_millis() as u64, "retrying");
+        })
+        .await
+    }
+
+    /// A PATCH got no answer: reads the resource back. Done if it shows every property of the
+    /// body; otherwise the original error stands and the PATCH is retried like any other.
+    async fn settle(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        lost: GraphError,
+    ) -> Result<Response, GraphError> {
+        // Boxed: `send` is async and this is reached from inside it.
+        let read = Box::pin(self.send(Method::GET, path, None, Class::Read)).await;
+        let shows_body = read.as_ref().ok().and_then(|response| {
+            let live: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+            let wanted = body.as_object()?;
+            Some(
+                wanted
+                    .iter()
+                    .all(|(key, value)| live.get(key) == Some(value)),
+            )
+        });
+        if shows_body == Some(true) {
+            self.counters
+                .settled_by_read
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(path, error = %lost, "the answer to a write was lost; reading back shows it was made");
+            return Ok(Response {
+                status: None,
+                body: Vec::new(),
+                request_id: read.ok().and_then(|r| r.request_id),
+                settled_by_read: true,
+            });
+        }
+        debug!(path, error = %lost, "the answer to a write was lost and the write is not visible; sending it again");
+        Err(lost)
     }
 
     async fn attempt(
@@ -230,60 +350,81 @@ impl Transport {
             Class::Read => &self.reads,
             Class::Write => &self.writes,
         };
-        // Take a send slot with the gate open. A 429 may close the gate while this request
-        // waits for its slot; then it waits out the pause and takes a fresh slot, so that the
-        // requests held at the gate leave paced, not all at once when it opens (they would be
-        // throttled together, and usage counts while throttled).
-        let sent_at = loop {
-            self.gate.wait().await;
-            let slot = budget.acquire().await;
-            if self.gate.closed_until().is_none() {
-                break slot;
-            }
-        };
-
-        let client_request_id = uuid::Uuid::new_v4().to_string();
         let url = format!("{}{}", self.config.root.trim_end_matches('/'), path);
-        let mut auth =
-            HeaderValue::try_from(format!("Bearer {}", self.config.token.expose_secret()))
-                .map_err(|_| GraphError::Transport {
-                    method: method_name,
-                    path: path.to_owned(),
-                    message: "the access token contains characters not allowed in an HTTP header"
-                        .into(),
-                    timeout: false,
-                    client_request_id: client_request_id.clone(),
-                })?;
-        auth.set_sensitive(true);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .header(header::AUTHORIZATION, auth)
-            .header(header::ACCEPT, "application/json")
-            .header("client-request-id", &client_request_id)
-            .header("return-client-request-id", "true");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-
-        self.counters.attempts.fetch_add(1, Ordering::Relaxed);
-        match class {
-            Class::Read => self.counters.reads.fetch_add(1, Ordering::Relaxed),
-            Class::Write => self.counters.writes.fetch_add(1, Ordering::Relaxed),
-        };
-        let no_answer = |error: reqwest::Error| {
+        // During an outage the request waits here, as often as it takes, without spending its
+        // attempts; only the probe goes out.
+        let (response, sent_at, client_request_id) = loop {
+            let admission =
+                self.health
+                    .admit()
+                    .await
+                    .map_err(|stopped| GraphError::Unreachable {
+                        method: method_name,
+                        path: path.to_owned(),
+                        host: stopped.host,
+                        cause: stopped.cause,
+                    })?;
+            // Take a send slot with the gate open. A 429 may close the gate while this request
+            // waits for its slot; then it waits out the pause and takes a fresh slot, so that the
+            // requests held at the gate leave paced, not all at once when it opens (they would be
+            // throttled together, and usage counts while throttled).
+            let sent_at = loop {
+                self.gate.wait().await;
+                let slot = budget.acquire().await;
+                if self.gate.closed_until().is_none() {
+                    break slot;
+                }
+            };
+            let client_request_id = uuid::Uuid::new_v4().to_string();
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header(header::AUTHORIZATION, self.authorization.clone())
+                .header(header::ACCEPT, "application/json")
+                .header("client-request-id", &client_request_id)
+                .header("return-client-request-id", "true");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            match class {
+                Class::Read => self.counters.reads.fetch_add(1, Ordering::Relaxed),
+                Class::Write => self.counters.writes.fetch_add(1, Ordering::Relaxed),
+            };
+            let error = match request.send().await {
+                Ok(response) => break (response, sent_at, client_request_id),
+                Err(error) => error,
+            };
             self.counters
                 .transport_errors
                 .fetch_add(1, Ordering::Relaxed);
-            GraphError::Transport {
+            let message = describe_reqwest_error(&error);
+            let kind = FailureKind::classify(error.is_connect(), error.is_timeout(), &message);
+            let failure = GraphError::Transport {
                 method: method_name,
                 path: path.to_owned(),
-                message: describe_reqwest_error(&error),
+                message: printable_capped(&message, 500),
                 timeout: error.is_timeout(),
-                client_request_id: client_request_id.clone(),
+                // A failure to connect never sent the request; anything later may have.
+                sent: !error.is_connect(),
+                client_request_id,
+            };
+            match self.health.failed(kind, admission) {
+                AfterFailure::Retry => return Err(failure),
+                AfterFailure::Wait => {
+                    debug!(error = %failure, "held: Graph is unreachable for now");
+                    continue;
+                }
+                AfterFailure::Stop(stopped) => {
+                    return Err(GraphError::Unreachable {
+                        method: method_name,
+                        path: path.to_owned(),
+                        host: stopped.host,
+                        cause: stopped.cause,
+                    });
+                }
             }
         };
-        let response = request.send().await.map_err(no_answer)?;
 
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -294,26 +435,76 @@ impl Transport {
         {
             budget.pacer.on_pressure(sent_at);
         }
-        let bytes = response.bytes().await.map_err(no_answer)?.to_vec();
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(error) => {
+                // The status came, the body did not: the host is there, this answer was cut.
+                self.health.answered();
+                self.counters
+                    .transport_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(GraphError::Transport {
+                    method: method_name,
+                    path: path.to_owned(),
+                    message: printable_capped(&describe_reqwest_error(&error), 500),
+                    timeout: error.is_timeout(),
+                    sent: true,
+                    client_request_id,
+                });
+            }
+        };
+        self.health.answered();
 
         if (200..300).contains(&status) {
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             return Ok(Response {
-                status,
+                status: Some(status),
                 body: bytes,
                 request_id,
+                settled_by_read: false,
             });
         }
 
-        let retry_after = header_str(&headers, "retry-after").and_then(|v| parse_retry_after(&v));
+        if (300..400).contains(&status) {
+            let location = header_str(&headers, "location")
+                .map_or_else(|| "(none)".to_owned(), |l| printable_capped(&l, 300));
+            return Err(GraphError::Api {
+                method: method_name,
+                path: path.to_owned(),
+                status,
+                code: "redirect".to_owned(),
+                message: format!(
+                    "Graph answered with a redirect to {location}; mfactl never follows \
+                     redirects (the request would go somewhere else than the Graph root it \
+                     was given)"
+                ),
+                request_id,
+                client_request_id,
+                retry_after: None,
+            });
+        }
+
+        let asked = header_str(&headers, "retry-after").and_then(|v| parse_retry_after(&v));
+        let retry_after = asked.map(|asked| asked.min(self.config.max_pause));
         if status == 429 {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
             let pause = retry_after.unwrap_or(Duration::from_secs(2));
-            self.gate.pause_for(pause);
+            self.pause(pause, asked, &headers, path, request_id.as_deref());
             budget.pacer.on_throttled(sent_at);
-            warn_throttled(&headers, path, pause, request_id.as_deref());
         } else if status >= 500 {
             self.counters.server_errors.fetch_add(1, Ordering::Relaxed);
+            if let Some(asked) = asked
+                && asked > self.config.max_pause
+            {
+                tracing::warn!(
+                    path,
+                    status,
+                    asked_s = asked.as_secs(),
+                    waiting_s = self.config.max_pause.as_secs(),
+                    "Graph asked to wait longer than mfactl ever waits at once; waiting the \
+                     longest"
+                );
+            }
         }
         let (code, message, body_request_id) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(envelope) => (
@@ -326,7 +517,7 @@ impl Transport {
             ),
             Err(_) => (
                 format!("httpStatus{status}"),
-                String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                String::from_utf8_lossy(&bytes).into_owned(),
                 None,
             ),
         };
@@ -334,27 +525,84 @@ impl Transport {
             method: method_name,
             path: path.to_owned(),
             status,
-            code,
-            message,
-            request_id: request_id.or(body_request_id),
+            code: printable_capped(&code, 100),
+            message: printable_capped(&message, 500),
+            request_id: request_id.or(body_request_id.map(|id| printable_capped(&id, 100))),
             client_request_id,
             retry_after,
         })
     }
+
+    /// Closes the shared gate for `pause` after a 429, counting it and saying so when it is
+    /// long (at the default log level: an admin must see why nothing moves).
+    fn pause(
+        &self,
+        pause: Duration,
+        asked: Option<Duration>,
+        headers: &HeaderMap,
+        path: &str,
+        request_id: Option<&str>,
+    ) {
+        let added = self.gate.pause_for(pause);
+        if added.started {
+            self.counters.pauses.fetch_add(1, Ordering::Relaxed);
+        }
+        if added.extended > Duration::ZERO {
+            let ms = added.extended.as_millis() as u64;
+            self.counters.paused_ms.fetch_add(ms, Ordering::Relaxed);
+            self.counters
+                .longest_pause_ms
+                .fetch_max(pause.as_millis() as u64, Ordering::Relaxed);
+        }
+        let scope = header_str(headers, "x-ms-throttle-scope").unwrap_or_default();
+        let information = header_str(headers, "x-ms-throttle-information").unwrap_or_default();
+        let capped = asked.is_some_and(|asked| asked > pause);
+        if added.extended > Duration::ZERO && (pause >= NOTABLE_PAUSE || capped) {
+            let asked = asked.map_or_else(
+                || "no Retry-After".to_owned(),
+                |asked| format!("Retry-After {} s", asked.as_secs()),
+            );
+            tracing::warn!(
+                path,
+                scope,
+                information,
+                request_id,
+                "throttled by Graph (429, {asked}): pausing every request for {} s{}",
+                pause.as_secs(),
+                if capped {
+                    " (the longest mfactl waits at once)"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            // Info, not warn: short throttling is expected on bulk runs and handled; the
+            // summary counts it.
+            tracing::info!(
+                path,
+                pause_ms = pause.as_millis() as u64,
+                scope,
+                information,
+                request_id,
+                "throttled by Graph (429): pausing all workers"
+            );
+        }
+    }
 }
 
-fn warn_throttled(headers: &HeaderMap, path: &str, pause: Duration, request_id: Option<&str>) {
-    let scope = header_str(headers, "x-ms-throttle-scope").unwrap_or_default();
-    let information = header_str(headers, "x-ms-throttle-information").unwrap_or_default();
-    // Info, not warn: throttling is expected on bulk runs and handled; the summary counts it.
-    tracing::info!(
-        path,
-        pause_ms = pause.as_millis() as u64,
-        scope,
-        information,
-        request_id,
-        "throttled by Graph (429): pausing all workers"
-    );
+/// `Bearer <token>` as a sensitive header value.
+///
+/// Tokens (JWTs and opaque ones alike) are visible ASCII; anything else — a space, a tab, a line
+/// break pasted with it, non-ASCII text — is refused here, once, rather than by every request.
+fn bearer(token: &SecretString) -> Result<HeaderValue, BuildError> {
+    let token = token.expose_secret();
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(BuildError::InvalidToken);
+    }
+    let mut value =
+        HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| BuildError::InvalidToken)?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn method_name(method: &Method) -> &'static str {
@@ -372,7 +620,7 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
+        .map(|v| printable_capped(v.trim(), 200))
 }
 
 /// The error with its causes: the top error alone ("error sending request") says little.
@@ -387,7 +635,12 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
     text
 }
 
-/// Parses `Retry-After`: decimal seconds (`"2"`, `"1.5"`) or an HTTP date.
+/// The longest `Retry-After` taken as given before the transport's own cap applies; keeps the
+/// arithmetic finite for `99999999999` or a date in the year 9999.
+const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `Retry-After`: decimal seconds (`"2"`, `"1.5"`) or an HTTP date. The value is
+/// returned as asked (up to a year); the transport caps how long it actually waits.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     parse_retry_after_at(value, SystemTime::now())
 }
@@ -397,10 +650,14 @@ fn parse_retry_after_at(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(3600.0)));
+            .then(|| Duration::from_secs_f64(seconds.min(RETRY_AFTER_CEILING.as_secs_f64())));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(RETRY_AFTER_CEILING),
+    )
 }
 
 #[cfg(test)]
@@ -424,5 +681,31 @@ mod tests {
         );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(10));
         assert_eq!(parse_retry_after_at(&past, now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn absurd_retry_after_values_stay_finite() {
+        assert_eq!(parse_retry_after("99999999999"), Some(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after("1e300"), Some(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after("inf"), None);
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(RETRY_AFTER_CEILING)
+        );
+    }
+
+    #[test]
+    fn a_token_no_header_can_carry_is_refused_at_build() {
+        for bad in [
+            "abc\ndef", "abc\rdef", "tök€n", "a\u{7f}b", "a b", "a\tb", "",
+        ] {
+            let config = TransportConfig::new("https://graph.microsoft.com", bad.into());
+            assert!(
+                matches!(Transport::new(config), Err(BuildError::InvalidToken)),
+                "{bad:?}"
+            );
+        }
+        let config = TransportConfig::new("https://graph.microsoft.com", "eyJ0.e30.sig".into());
+        assert!(Transport::new(config).is_ok());
     }
 }

@@ -39,6 +39,48 @@ pub struct AuthenticationMethod {
     pub phone_type: Option<String>,
 }
 
+/// `GET /beta/users/{user}?$select=id,userPrincipalName`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    pub id: String,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+}
+
+/// One item of `GET /beta/organization`: the tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub verified_domains: Vec<VerifiedDomain>,
+}
+
+/// `verifiedDomains` of an organization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedDomain {
+    pub name: String,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default)]
+    pub is_initial: bool,
+}
+
+impl Organization {
+    /// The primary (default) domain, else the initial one, else any.
+    pub fn primary_domain(&self) -> Option<&str> {
+        let pick = |f: fn(&VerifiedDomain) -> bool| self.verified_domains.iter().find(|d| f(d));
+        pick(|d| d.is_default)
+            .or_else(|| pick(|d| d.is_initial))
+            .or_else(|| self.verified_domains.first())
+            .map(|d| d.name.as_str())
+    }
+}
+
 /// A Graph collection page: `{"value": [...], "@odata.nextLink": "..."}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collection<T> {

@@ -24,6 +24,9 @@ pub struct Plan {
     /// The Graph root the live state came from.
     pub graph: String,
     pub tenant_id: Option<String>,
+    /// The tenant's primary domain, when Graph said (`/organization`).
+    #[serde(default)]
+    pub tenant_domain: Option<String>,
     pub summary: Summary,
     /// Every user that is not in sync, in manifest order.
     pub users: Vec<UserPlan>,
@@ -53,6 +56,10 @@ pub struct Summary {
     /// Writes that succeeded (apply only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<u64>,
+    /// Users with writes the run never started because it stopped first (Ctrl-C, a refused
+    /// token, an unreachable Graph; apply only, when not zero). They are still `change`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_reached: u64,
 }
 
 /// Where a user stands.
@@ -132,6 +139,10 @@ pub struct WriteResult {
     /// Graph's error code when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// The answer was lost (the connection dropped after Graph took the request) and reading
+    /// the endpoint back showed the write made; `status` is then null.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settled_by_read: bool,
 }
 
 /// A Graph failure attached to a user.
@@ -159,11 +170,25 @@ impl Plan {
             format_version: FORMAT_VERSION,
             graph: graph.into(),
             tenant_id: None,
+            tenant_domain: None,
             summary: Summary::default(),
             users,
         };
         plan.summary = plan.count(total_users);
         plan
+    }
+
+    /// The summary after an apply: [`Plan::count`], with `applied` always present and the
+    /// users left at `change` counted as not reached.
+    pub fn count_after_apply(&self, total_users: u64) -> Summary {
+        let mut summary = self.count(total_users);
+        summary.applied.get_or_insert(0);
+        summary.not_reached = self
+            .users
+            .iter()
+            .filter(|user| user.status == Status::Change)
+            .count() as u64;
+        summary
     }
 
     /// Recomputes the summary from the users' statuses and write results.

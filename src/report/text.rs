@@ -5,24 +5,47 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::plan::{Plan, Status, Summary, UserError, UserPlan};
+use crate::text::printable;
 
-/// The plan as people read it: one block per user not in sync, then the `Plan:` line.
+/// `Tenant contoso.onmicrosoft.com (9c0e…) at https://graph.microsoft.com`: which directory a
+/// plan is about, before anything else (an admin with two tenants must never have to guess).
+pub fn tenant_line(plan: &Plan) -> String {
+    let tenant = match (&plan.tenant_domain, &plan.tenant_id) {
+        (Some(domain), Some(id)) => format!("{} ({})", printable(domain), printable(id)),
+        (Some(domain), None) => printable(domain).into_owned(),
+        (None, Some(id)) => printable(id).into_owned(),
+        (None, None) => "unknown (the token may not read /organization)".to_owned(),
+    };
+    format!("Tenant {tenant} at {}", plan.graph)
+}
+
+/// The plan as people read it: the tenant, one block per user not in sync, then the `Plan:`
+/// line. A plan with users that could not be read says it is incomplete, never "no changes".
 pub fn render_plan_text(plan: &Plan) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "{}", tenant_line(plan));
+    let _ = writeln!(out);
+    let unread = plan.summary.failed;
     if plan.users.is_empty() {
         let _ = writeln!(
             out,
             "No changes. Every user in the manifest matches the desired state."
         );
     } else {
-        if plan.summary.writes > 0 {
-            let _ = writeln!(out, "mfactl will make these changes in {}:", plan.graph);
-        } else {
+        if unread > 0 {
             let _ = writeln!(
                 out,
-                "No changes to make in {}, but these users need attention:",
-                plan.graph
+                "The plan is incomplete: {} could not be read (listed with the reason below); \
+                 run plan again once Graph answers for them.",
+                users(unread)
             );
+            if plan.summary.writes > 0 {
+                let _ = writeln!(out, "mfactl would make these changes for the others:");
+            }
+        } else if plan.summary.writes > 0 {
+            let _ = writeln!(out, "mfactl will make these changes:");
+        } else {
+            let _ = writeln!(out, "No changes to make, but these users need attention:");
         }
         let _ = writeln!(out);
         for user in &plan.users {
@@ -34,7 +57,11 @@ pub fn render_plan_text(plan: &Plan) -> String {
     out
 }
 
-/// The report after apply: failures first in detail, then the `Apply:` line.
+/// At most this many users not reached are named; the JSON report lists them all.
+const NOT_REACHED_SHOWN: usize = 100;
+
+/// The report after apply: failures first in detail, then the users the run never reached
+/// (when it stopped early), then the `Apply:` line, whose counts add up to the manifest's users.
 pub fn render_apply_text(plan: &Plan) -> String {
     let mut out = String::new();
     let failed: Vec<&UserPlan> = plan
@@ -66,6 +93,38 @@ pub fn render_apply_text(plan: &Plan) -> String {
         }
         let _ = writeln!(out);
     }
+    let not_reached: Vec<&UserPlan> = plan
+        .users
+        .iter()
+        .filter(|u| u.status == Status::Change)
+        .collect();
+    if !not_reached.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not reached (the run stopped before their writes; they are still planned):"
+        );
+        for user in not_reached.iter().take(NOT_REACHED_SHOWN) {
+            let done = user
+                .writes
+                .iter()
+                .filter(|w| w.result.as_ref().is_some_and(|r| r.ok))
+                .count();
+            let partly = if done > 0 {
+                format!(" ({done} of {} writes made)", user.writes.len())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  - {}{partly}", user.user);
+        }
+        if not_reached.len() > NOT_REACHED_SHOWN {
+            let _ = writeln!(
+                out,
+                "  ... and {} more (apply --format json lists every one)",
+                not_reached.len() - NOT_REACHED_SHOWN
+            );
+        }
+        let _ = writeln!(out);
+    }
     let s = &plan.summary;
     let applied = s.applied.unwrap_or(0);
     let converged = plan
@@ -78,9 +137,25 @@ pub fn render_apply_text(plan: &Plan) -> String {
     } else {
         String::new()
     };
+    let not_reached = if s.not_reached > 0 {
+        format!(", {} not reached", s.not_reached)
+    } else {
+        String::new()
+    };
+    let confirmed = plan
+        .users
+        .iter()
+        .flat_map(|u| &u.writes)
+        .filter(|w| w.result.as_ref().is_some_and(|r| r.settled_by_read))
+        .count();
+    let confirmed = if confirmed > 0 {
+        format!(" ({confirmed} confirmed by reading back: their answer was lost)")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Apply: {} changed ({applied} of {} writes applied), {} in sync, {} blocked, {} not found, {} failed{drifted}.",
+        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{not_reached}.",
         users(converged as u64),
         s.writes,
         s.in_sync,
@@ -141,11 +216,12 @@ fn request_id_suffix(request_id: Option<&str>) -> String {
     request_id.map_or_else(String::new, |id| format!(" (request-id {id})"))
 }
 
+/// A value as Graph returned it, escaped: live values come from Graph and reach the terminal.
 fn show(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s).into_owned(),
         Value::Null => "null".to_owned(),
-        other => other.to_string(),
+        other => printable(&other.to_string()).into_owned(),
     }
 }
 
@@ -158,15 +234,21 @@ fn users(n: u64) -> String {
 }
 
 /// `Plan: 2 users to change (3 writes), 400 in sync, 1 blocked, 1 not found, 0 failed.`
+/// With unread users: `..., 3 failed (could not be read: the plan is incomplete).`
 pub fn plan_line(s: &Summary) -> String {
     format!(
-        "Plan: {} to change ({} {}), {} in sync, {} blocked, {} not found, {} failed.",
+        "Plan: {} to change ({} {}), {} in sync, {} blocked, {} not found, {} failed{}.",
         users(s.to_change),
         s.writes,
         if s.writes == 1 { "write" } else { "writes" },
         s.in_sync,
         s.blocked,
         s.not_found,
-        s.failed
+        s.failed,
+        if s.failed > 0 {
+            " (could not be read: the plan is incomplete)"
+        } else {
+            ""
+        }
     )
 }

@@ -787,8 +787,9 @@ mod tests {
             ])
             .output()
             .unwrap();
-        // Today every lost response is a failed write, although Graph made it.
-        assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+        // How mfactl reports writes whose answer was lost is tested in `hardening`; here only
+        // that the proxy let every write through and then dropped its answer.
+        let _ = &out;
         assert_converged(&scenario.tenant(), &rows);
         let stats = proxy.stats();
         assert!(

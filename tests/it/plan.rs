@@ -225,7 +225,7 @@ fn detailed_exitcode_is_zero_when_nothing_would_be_written() {
     assert_eq!(doc["summary"]["not_found"], 1);
     let out = scenario.run(&["plan", yaml.to_str().unwrap()]);
     assert!(
-        stdout(&out).starts_with("No changes to make in"),
+        stdout(&out).contains("\nNo changes to make, but these users need attention:"),
         "{}",
         stdout(&out)
     );

@@ -1,0 +1,118 @@
+//! Files mfactl writes for the admin (plans, reports): checked before the first request, written
+//! readable by the owner only, and replaced atomically.
+//!
+//! A plan or report names every user and what their MFA is; it is nobody else's business, so it
+//! is created 0600 (the journal too, in `engine::journal`). A path that cannot be written is
+//! found before anything is sent, not after an hour of reading Graph; and a file is written to a
+//! temporary name beside it and renamed, so a crash never leaves half a plan under the real name.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use miette::miette;
+
+use crate::files::open_private;
+
+/// An output path that was checked writable; [`OutputFile::write`] fills it at the end.
+#[derive(Debug)]
+pub struct OutputFile {
+    path: PathBuf,
+}
+
+impl OutputFile {
+    /// Checks, before any request, that `path` can be written: its folder exists and takes a
+    /// new file there, and the file itself (if it exists) is a writable regular file.
+    /// `what` names the flag for the message (`--out`).
+    pub fn check(path: &Path, what: &str) -> miette::Result<OutputFile> {
+        let shown = crate::text::printable(&path.display().to_string()).into_owned();
+        if path.is_dir() {
+            return Err(miette!(
+                help = "give a file name, e.g. plan.json",
+                "{what} {shown} is a folder"
+            ));
+        }
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().readonly()
+        {
+            return Err(miette!("{what} {shown} is read-only"));
+        }
+        let probe = temporary_beside(path);
+        open_private(&probe, false)
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|error| {
+                miette!(
+                    help = "check that the folder exists and that you may write there",
+                    "{what} {shown} cannot be written: {error}; nothing was sent"
+                )
+            })?;
+        Ok(OutputFile {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Writes `contents` (0600) under a temporary name beside the file, then renames it over
+    /// the file.
+    pub fn write(&self, contents: &[u8]) -> miette::Result<()> {
+        let temporary = temporary_beside(&self.path);
+        let written = open_private(&temporary, false)
+            .and_then(|mut file| {
+                file.write_all(contents)?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&temporary, &self.path));
+        written.map_err(|error| {
+            let _ = std::fs::remove_file(&temporary);
+            miette!("cannot write {}: {error}", self.path.display())
+        })
+    }
+}
+
+/// `.NAME.mfactl-PID.tmp` in the same folder (a rename is atomic only within one file system).
+fn temporary_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.mfactl-{}.tmp", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn outputs_are_private_and_replace_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, "old").unwrap();
+        let out = OutputFile::check(&path, "--out").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "old",
+            "check changes nothing"
+        );
+        out.write(b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn unwritable_paths_are_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-folder").join("plan.json");
+        let error = OutputFile::check(&missing, "--out").unwrap_err();
+        assert!(error.to_string().contains("cannot be written"), "{error}");
+        assert!(OutputFile::check(dir.path(), "--out").is_err());
+    }
+}
