@@ -55,12 +55,23 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     let client = &connection.client;
     let started = Instant::now();
 
-    let tenant = connection.identify().await?;
-    let mut plan = engine::plan(client, &manifest, connection.concurrency)
-        .await
-        .map_err(run_error)?;
-    plan.tenant_id = tenant.id;
-    plan.tenant_domain = tenant.domain;
+    let planned = async {
+        let tenant = connection.identify().await?;
+        let mut plan = engine::plan(client, &manifest, connection.concurrency)
+            .await
+            .map_err(run_error)?;
+        plan.tenant_id = tenant.id;
+        plan.tenant_domain = tenant.domain;
+        Ok::<_, miette::Report>(plan)
+    }
+    .await;
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("{}", traffic_line(client, started.elapsed()));
+            return Err(error);
+        }
+    };
     let plan_text = report::render_plan_text(&plan);
     match args.format {
         OutputFormat::Text => print!("{plan_text}"),

@@ -71,6 +71,10 @@ pub struct GraphArgs {
     /// Seconds before one attempt times out.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
+    /// The longest single pause, in seconds, that a 429's Retry-After may impose; Graph asks
+    /// for seconds, and a longer request is cut to this (and logged).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_pause: u64,
 }
 
 /// A connected Graph: the client, and the emulator it talks to when `--emulate` was given
@@ -159,6 +163,7 @@ impl GraphArgs {
         config.max_attempts = self.max_attempts;
         config.max_throttled = self.max_attempts.saturating_mul(4);
         config.timeout = Duration::from_secs(self.timeout);
+        config.max_pause = Duration::from_secs(self.max_pause);
         let transport = Transport::new(config).map_err(|error| match error {
             BuildError::InvalidToken => miette!(
                 help = "copy the token again without surrounding spaces or line breaks; \

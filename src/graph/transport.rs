@@ -411,6 +411,11 @@ impl Transport {
             };
             match self.health.failed(kind, admission) {
                 AfterFailure::Retry => return Err(failure),
+                // A write that may have reached Graph is settled by reading back (in `send`)
+                // rather than sent again blindly; the read waits out the outage.
+                AfterFailure::Wait if method == Method::PATCH && failure.outcome_unknown() => {
+                    return Err(failure);
+                }
                 AfterFailure::Wait => {
                     debug!(error = %failure, "held: Graph is unreachable for now");
                     continue;

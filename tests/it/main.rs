@@ -4,6 +4,7 @@
 mod apply;
 mod examples;
 mod fault_proxy;
+mod hardening;
 mod manifest_errors;
 mod plan;
 mod schemas;
