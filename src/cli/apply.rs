@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, miette};
 
 use super::args::{GraphArgs, OutputFormat, traffic_line};
 use super::exit;
-use super::plan::{load_manifest, run_error};
+use super::plan::{ManifestArgs, load_manifest, run_error};
 use crate::engine::{self, Journal};
 use crate::plan::{Plan, Status};
 use crate::report;
@@ -29,11 +29,13 @@ pub struct ApplyArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     #[command(flatten)]
+    pub reading: ManifestArgs,
+    #[command(flatten)]
     pub graph: GraphArgs,
 }
 
 pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
-    let manifest = load_manifest(&args.manifest)?;
+    let manifest = load_manifest(&args.manifest, &args.reading)?;
     if !args.auto_approve && !std::io::stdin().is_terminal() {
         return Err(miette!(
             help = "review the changes with `mfactl plan` first, then pass --auto-approve",
