@@ -10,24 +10,50 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// Whether a character must never reach a terminal as itself: C0 and C1 controls, DEL, bidi
-/// embeddings, overrides, isolates and marks, zero-width characters, and the byte-order mark.
-pub fn is_unsafe(c: char) -> bool {
+/// Whether `c` can move the cursor, end a line, reorder or hide text on a terminal: C0 and C1
+/// controls and DEL; Unicode format characters (general category Cf: bidi embeddings,
+/// overrides, isolates and marks, zero-width space and joiners, the BOM, invisible operators,
+/// tag characters); line and paragraph separators; and the letters that render as blanks
+/// (Hangul fillers, the combining grapheme joiner). None of them belongs in a user name, and
+/// none is printed unescaped in a message.
+pub fn is_hidden_or_control(c: char) -> bool {
+    /// Unicode 15.1 general category Cf, plus the blank-rendering letters.
+    const HIDDEN: &[(char, char)] = &[
+        ('\u{00AD}', '\u{00AD}'),
+        ('\u{034F}', '\u{034F}'),
+        ('\u{0600}', '\u{0605}'),
+        ('\u{061C}', '\u{061C}'),
+        ('\u{06DD}', '\u{06DD}'),
+        ('\u{070F}', '\u{070F}'),
+        ('\u{0890}', '\u{0891}'),
+        ('\u{08E2}', '\u{08E2}'),
+        ('\u{115F}', '\u{1160}'),
+        ('\u{180E}', '\u{180E}'),
+        ('\u{200B}', '\u{200F}'),
+        ('\u{2028}', '\u{202E}'),
+        ('\u{2060}', '\u{2064}'),
+        ('\u{2066}', '\u{206F}'),
+        ('\u{3164}', '\u{3164}'),
+        ('\u{FEFF}', '\u{FEFF}'),
+        ('\u{FFA0}', '\u{FFA0}'),
+        ('\u{FFF9}', '\u{FFFB}'),
+        ('\u{110BD}', '\u{110BD}'),
+        ('\u{110CD}', '\u{110CD}'),
+        ('\u{13430}', '\u{1343F}'),
+        ('\u{1BCA0}', '\u{1BCA3}'),
+        ('\u{1D173}', '\u{1D17A}'),
+        ('\u{E0001}', '\u{E0001}'),
+        ('\u{E0020}', '\u{E007F}'),
+    ];
     c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-        )
+        || HIDDEN
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
 }
 
-/// `text` with every [`is_unsafe`] character escaped; borrowed when there is none.
+/// `text` with every [`is_hidden_or_control`] character escaped; borrowed when there is none.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
+    if !text.chars().any(is_hidden_or_control) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -36,7 +62,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if is_unsafe(c) => {
+            c if is_hidden_or_control(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),

@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, miette};
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
-use super::plan::{load_manifest, run_error};
+use super::plan::{ManifestArgs, load_manifest, run_error};
 use crate::engine::{self, Interrupt, Journal, RunError};
 use crate::plan::{Plan, Status};
 use crate::report;
@@ -31,12 +31,14 @@ pub struct ApplyArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     #[command(flatten)]
+    pub reading: ManifestArgs,
+    #[command(flatten)]
     pub graph: GraphArgs,
 }
 
 pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
-    let manifest = load_manifest(&args.manifest)?;
+    let manifest = load_manifest(&args.manifest, &args.reading)?;
     args.graph.graph_root()?;
     if !args.auto_approve && !std::io::stdin().is_terminal() {
         return Err(miette!(

@@ -29,7 +29,26 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     #[command(flatten)]
+    pub reading: ManifestArgs,
+    #[command(flatten)]
     pub graph: GraphArgs,
+}
+
+/// How to read the manifest; shared by plan, apply and validate.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// CSV: skip columns mfactl does not know (an export's displayName, mail, department...)
+    /// instead of reporting them; a misspelt known column is still reported. No effect on YAML.
+    #[arg(long)]
+    pub ignore_unknown_columns: bool,
+}
+
+impl ManifestArgs {
+    pub fn options(&self) -> manifest::LoadOptions {
+        manifest::LoadOptions {
+            ignore_unknown_columns: self.ignore_unknown_columns,
+        }
+    }
 }
 
 /// A run-stopping failure, with what to do about it.
@@ -38,13 +57,13 @@ pub fn run_error(error: engine::RunError) -> miette::Report {
 }
 
 /// Reads and validates a manifest; every problem is reported and nothing is sent.
-pub fn load_manifest(path: &std::path::Path) -> miette::Result<Manifest> {
-    manifest::load(path).map_err(miette::Report::new)
+pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::Result<Manifest> {
+    manifest::load_with(path, &reading.options()).map_err(miette::Report::new)
 }
 
 pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
-    let manifest = load_manifest(&args.manifest)?;
+    let manifest = load_manifest(&args.manifest, &args.reading)?;
     args.graph.graph_root()?;
     let out = args
         .out

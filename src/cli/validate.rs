@@ -5,17 +5,19 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::exit;
-use super::plan::load_manifest;
+use super::plan::{ManifestArgs, load_manifest};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The desired-state file (YAML, or CSV by its .csv extension).
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
+    #[command(flatten)]
+    pub reading: ManifestArgs,
 }
 
 pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
-    let manifest = load_manifest(&args.manifest)?;
+    let manifest = load_manifest(&args.manifest, &args.reading)?;
     let count = |f: fn(&crate::manifest::DesiredUser) -> bool| {
         manifest.users.iter().filter(|u| f(u)).count()
     };

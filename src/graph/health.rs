@@ -228,10 +228,19 @@ impl Health {
         }
     }
 
-    /// An HTTP answer came (any status): the host is there.
-    pub fn answered(&self) {
+    /// An HTTP answer came (any status) to a request sent at `sent_at`: the host is there. An
+    /// answer to a request sent before the outage began says nothing about now (it was on its
+    /// way back when the connection went), so only later ones end an outage.
+    pub fn answered(&self, sent_at: Instant) {
         let mut state = self.lock();
         state.answered = true;
+        if state
+            .outage
+            .as_ref()
+            .is_some_and(|outage| sent_at < outage.since)
+        {
+            return;
+        }
         state.in_a_row = 0;
         state.same_kind_in_a_row = 0;
         state.last_kind = None;
@@ -370,7 +379,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failures_after_an_answer_are_retried_until_a_burst() {
         let health = health();
-        health.answered();
+        health.answered(Instant::now());
         for _ in 0..7 {
             assert_eq!(
                 health.failed(FailureKind::Refused, Admission::Normal),
@@ -378,7 +387,7 @@ mod tests {
             );
         }
         // One answer in between resets the count.
-        health.answered();
+        health.answered(Instant::now());
         for _ in 0..7 {
             assert_eq!(
                 health.failed(FailureKind::Refused, Admission::Normal),
@@ -396,10 +405,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_outage_sends_one_probe_at_a_time_and_ends_on_an_answer() {
         let health = std::sync::Arc::new(health());
-        health.answered();
+        let before = Instant::now();
+        health.answered(before);
+        tokio::time::advance(Duration::from_millis(10)).await;
         for _ in 0..8 {
             health.failed(FailureKind::Closed, Admission::Normal);
         }
+        // A late answer to a request sent before the outage began does not end it.
+        health.answered(before);
         let start = Instant::now();
         // The first probe goes out after a second; a second waiter is held meanwhile.
         assert_eq!(health.admit().await, Ok(Admission::Probe));
@@ -417,14 +430,14 @@ mod tests {
         );
         let second_probe = waiter.await.unwrap();
         assert_eq!(second_probe, Ok(Admission::Probe));
-        health.answered();
+        health.answered(Instant::now());
         assert_eq!(health.admit().await, Ok(Admission::Normal));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_outage_longer_than_the_limit_stops_the_run() {
         let health = health();
-        health.answered();
+        health.answered(Instant::now());
         for _ in 0..8 {
             health.failed(FailureKind::Timeout, Admission::Normal);
         }

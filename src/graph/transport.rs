@@ -444,7 +444,7 @@ impl Transport {
             Ok(bytes) => bytes.to_vec(),
             Err(error) => {
                 // The status came, the body did not: the host is there, this answer was cut.
-                self.health.answered();
+                self.health.answered(sent_at);
                 self.counters
                     .transport_errors
                     .fetch_add(1, Ordering::Relaxed);
@@ -458,7 +458,7 @@ impl Transport {
                 });
             }
         };
-        self.health.answered();
+        self.health.answered(sent_at);
 
         if (200..300).contains(&status) {
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);

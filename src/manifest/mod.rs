@@ -5,14 +5,16 @@
 
 mod csv;
 mod problem;
+mod user;
 mod yaml;
 
 use std::path::{Path, PathBuf};
 
 use crate::model::{Field, PerUserMfaState, PreferredMethod};
 
-pub use problem::{Code as ProblemCode, Location, ManifestError, Problem};
+pub use problem::{Code as ProblemCode, Location, ManifestError, Problem, is_hidden_or_control};
 use problem::{Code, quoted};
+pub use user::{InvalidUser, check_user};
 
 /// A parsed, validated manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,14 +56,29 @@ impl DesiredUser {
     }
 }
 
+/// How to read a manifest. The default is the strict reading: every unknown column is a problem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// CSV only: skip columns mfactl does not know (an export's `displayName`, `mail`,
+    /// `department`...) instead of reporting them. A column whose name looks like a misspelt
+    /// known one is still reported, so a typo cannot silently leave a setting unmanaged.
+    /// YAML is unaffected: its keys are the manifest's own, and an unknown one is a mistake.
+    pub ignore_unknown_columns: bool,
+}
+
+/// Reads and validates a manifest with the default options; see [`load_with`].
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    load_with(path, &LoadOptions::default())
+}
+
 /// Reads and validates a manifest; the format follows the extension (`.csv` is CSV, anything
 /// else is YAML).
-pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Manifest, ManifestError> {
     let is_csv = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
     if is_csv {
-        csv::load(path)
+        csv::load(path, options)
     } else {
         yaml::load(path)
     }
@@ -203,6 +220,16 @@ fn parse_bool(text: &str) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// Whether a file's first bytes are UTF-16 or UTF-32 rather than UTF-8: a UTF-16 byte-order
+/// mark (which UTF-32LE's starts with too), or a NUL in the first two bytes, which no UTF-8
+/// manifest has (YAML 1.2 detects its encodings the same way). Excel's "Unicode Text" export
+/// is UTF-16LE with a mark.
+pub(crate) fn looks_like_utf16_or_32(head: &[u8]) -> bool {
+    head.starts_with(b"\xFF\xFE")
+        || head.starts_with(b"\xFE\xFF")
+        || head.get(..2).is_some_and(|two| two.contains(&0))
 }
 
 /// The entries whose user repeats an earlier entry's user (compared case-insensitively, as

@@ -13,9 +13,11 @@ use miette::Diagnostic;
 /// The stable identifier of a kind of problem, printed as `error[CODE]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
-    /// The YAML does not parse (or has a shape serde cannot read), as reported by the parser.
+    /// The YAML does not parse (or has a shape serde cannot read), as reported by the parser;
+    /// also bytes that are not UTF-8 text and NUL bytes.
     YamlSyntax,
-    /// A CSV record cannot be read: bad quoting, invalid UTF-8, or a wrong number of cells.
+    /// A CSV record cannot be read: a quote never closed, a cell that is not UTF-8 or holds a
+    /// NUL byte, a wrong number of cells, or a UTF-16 file.
     CsvSyntax,
     /// `version:` is missing or is not `1`.
     UnsupportedVersion,
@@ -35,6 +37,9 @@ pub enum Code {
     UnknownState,
     /// A user entry without a `user`, or with a blank one.
     EmptyUser,
+    /// A user that is neither an object id (a GUID) nor a plausible userPrincipalName, or that
+    /// holds control, bidi or invisible characters.
+    InvalidUser,
     /// The same user (case-insensitively) in two entries.
     DuplicateUser,
     /// A field written as YAML null (`~`, `null` or nothing after the colon).
@@ -57,6 +62,7 @@ impl Code {
         Code::InvalidBool,
         Code::UnknownState,
         Code::EmptyUser,
+        Code::InvalidUser,
         Code::DuplicateUser,
         Code::NullValue,
         Code::UserInDefaults,
@@ -76,6 +82,7 @@ impl Code {
             Code::InvalidBool => "invalid-bool",
             Code::UnknownState => "unknown-state",
             Code::EmptyUser => "empty-user",
+            Code::InvalidUser => "invalid-user",
             Code::DuplicateUser => "duplicate-user",
             Code::NullValue => "null-value",
             Code::UserInDefaults => "user-in-defaults",
@@ -115,10 +122,11 @@ impl fmt::Display for Location {
         match self {
             Location::Yaml { line, column } => write!(f, "{line}:{column}"),
             Location::Csv { row, column: None } => write!(f, "row {row}"),
+            // A header cell is file text: escaped like any quoted value.
             Location::Csv {
                 row,
                 column: Some(name),
-            } => write!(f, "row {row}, column {name}"),
+            } => write!(f, "row {row}, column {}", escaped(name)),
         }
     }
 }
@@ -235,14 +243,26 @@ impl Diagnostic for ManifestError {
                 "check the path; the manifest is a .yaml file, or a .csv file with a header row"
                     .to_string()
             }
-            ManifestError::Invalid { problems, .. } => format!(
-                "fix the {} listed and run again; a field left out is not managed",
-                if problems.len() == 1 {
+            ManifestError::Invalid { problems, .. } => {
+                let noun = if problems.len() == 1 {
                     "problem"
                 } else {
                     "problems"
-                }
-            ),
+                };
+                let unknown_columns = problems.iter().any(|problem| {
+                    problem.code == Code::UnknownField
+                        && matches!(problem.location, Location::Csv { .. })
+                });
+                let skip = if unknown_columns {
+                    "; to use an export with other columns (displayName, mail, ...) as it is, \
+                     pass --ignore-unknown-columns (a misspelt known column is still reported)"
+                } else {
+                    ""
+                };
+                format!(
+                    "fix the {noun} listed and run again; a field left out is not managed{skip}"
+                )
+            }
         }))
     }
 
@@ -284,8 +304,20 @@ impl Problems {
             file: self.file.clone(),
             location,
             user: user.map(str::to_string),
-            message,
+            // Values are quoted with `quoted` where the message is built; this catches any
+            // file text that reached a message another way (a parser's own message, a key).
+            message: escaped(&message),
         });
+    }
+
+    /// Keeps only the problems `keep` accepts.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&Problem) -> bool) {
+        self.found.retain(keep);
+    }
+
+    /// Whether nothing was found so far.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.found.is_empty()
     }
 
     /// `Ok(value)` when nothing was found, else every problem in file order.
@@ -333,11 +365,58 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// Quotes a value as written in the file, with control characters escaped so a message
-/// stays on one line.
+/// Quotes a value as written in the file, with `"` and `\` backslash-escaped and every
+/// character that could break the line, reorder or hide text escaped (`\n`, `\u{202e}`), so a
+/// crafted value can never forge or disguise output on the admin's terminal.
 pub(crate) fn quoted(value: &str) -> String {
-    format!("\"{}\"", value.escape_debug())
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+            out.push(c);
+        } else {
+            push_shown(&mut out, c);
+        }
+    }
+    out.push('"');
+    out
 }
+
+/// `text` with the same characters escaped as [`quoted`] escapes, but no quotes added and `"`,
+/// `\` left as they are: for text that is already part of a message.
+pub(crate) fn escaped(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        push_shown(&mut out, c);
+    }
+    out
+}
+
+/// Whether `c` is written escaped in messages: the characters [`is_hidden_or_control`] names,
+/// and whatever Rust's `escape_debug` escapes (unprintable and combining characters), except
+/// the quotes and backslash, which only [`quoted`] escapes.
+fn needs_escape(c: char) -> bool {
+    !matches!(c, '\'' | '"' | '\\') && (is_hidden_or_control(c) || c.escape_debug().len() > 1)
+}
+
+fn push_shown(out: &mut String, c: char) {
+    if !needs_escape(c) {
+        out.push(c);
+    } else if c.escape_debug().len() > 1 {
+        out.extend(c.escape_debug());
+    } else {
+        // Not escaped by `escape_debug` (a Hangul filler renders as a letter-wide blank).
+        out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+    }
+}
+
+/// Whether `c` can move the cursor, end a line, reorder or hide text on a terminal (see
+/// [`crate::text::is_hidden_or_control`], the one definition every output shares).
+pub use crate::text::is_hidden_or_control;
 
 #[cfg(test)]
 mod tests {
@@ -418,6 +497,79 @@ mod tests {
                     .all(|c| c.is_ascii_lowercase() || c == '-')
             );
         }
+    }
+
+    #[test]
+    fn quoted_escapes_everything_that_could_break_or_reorder_a_line() {
+        assert_eq!(quoted("megan@contoso.com"), "\"megan@contoso.com\"");
+        assert_eq!(quoted("$o'neil \"x\" \\"), "\"$o'neil \\\"x\\\" \\\\\"");
+        let cases = [
+            ("a\nb\r\tc", "\"a\\nb\\r\\tc\""),
+            ("\u{1b}[2J", "\"\\u{1b}[2J\""),
+            ("\u{7f}\u{85}\u{9b}", "\"\\u{7f}\\u{85}\\u{9b}\""),
+            ("\0", "\"\\0\""),
+            ("\u{2028}\u{2029}", "\"\\u{2028}\\u{2029}\""),
+            ("\u{3164}", "\"\\u{3164}\""),
+        ];
+        for (value, shown) in cases {
+            assert_eq!(quoted(value), shown);
+        }
+        let hidden = [
+            '\u{202a}',
+            '\u{202b}',
+            '\u{202c}',
+            '\u{202d}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{061c}',
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{feff}',
+            '\u{2060}',
+            '\u{00ad}',
+            '\u{e0041}',
+            '\u{180e}',
+        ];
+        for c in hidden {
+            assert!(is_hidden_or_control(c), "{:x}", u32::from(c));
+            let shown = quoted(&format!("a{c}b"));
+            assert_eq!(shown, format!("\"a\\u{{{:x}}}b\"", u32::from(c)));
+        }
+        for c in ['a', 'é', 'ü', '中', '😀', '$', '#', '\''] {
+            assert!(!is_hidden_or_control(c), "{c}");
+            assert_eq!(quoted(&c.to_string()), format!("\"{c}\""));
+        }
+    }
+
+    #[test]
+    fn messages_and_column_names_are_escaped_however_they_were_built() {
+        let dir = PathBuf::from("users.csv");
+        let mut problems = Problems::new(&dir);
+        problems.push(
+            Code::UnknownField,
+            Location::Csv {
+                row: 1,
+                column: Some("dis\u{1b}[2Jplay\u{202e}".into()),
+            },
+            None,
+            "forged\nPlan: 0 users to change \u{2067}".into(),
+        );
+        let error = problems.finish(()).unwrap_err();
+        let text = error.to_string();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "users.csv: row 1, column dis\\u{1b}[2Jplay\\u{202e}: error[unknown-field]: \
+             forged\\nPlan: 0 users to change \\u{2067}"
+        );
+        assert_eq!(text.lines().count(), 2);
+        let help = error.help().unwrap().to_string();
+        assert!(help.contains("--ignore-unknown-columns"), "{help}");
     }
 
     #[test]

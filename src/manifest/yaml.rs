@@ -9,18 +9,23 @@
 //! Only real YAML syntax (or a shape serde-saphyr itself refuses) ends the reading early.
 //! This module must not touch the network or apply any policy beyond the manifest format.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::Read;
 use std::path::Path;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 
 use super::problem::{Code, Location, Problems, closest, quoted};
-use super::{DesiredUser, Manifest, ManifestError, Origin, RawValue, Settings, duplicate_users};
+use super::{
+    DesiredUser, Manifest, ManifestError, Origin, RawValue, Settings, check_user, duplicate_users,
+    looks_like_utf16_or_32,
+};
 use crate::model::Field;
 
 /// The manifest format versions this build reads.
@@ -60,13 +65,17 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let reader = BufReader::with_capacity(1 << 16, file);
+    let bad_text = Rc::new(Cell::new(None));
+    let reader = TextCheck::new(file, bad_text.clone());
     let mut collector = Collector::new(path);
     let parsed = serde_saphyr::with_deserializer_from_reader_with_options(
         reader,
         options(),
         |deserializer| (&mut collector).deserialize(deserializer),
     );
+    if let Some(bad) = bad_text.get() {
+        return collector.finish_cut(bad, parsed.err());
+    }
     match parsed {
         Ok(()) => collector.finish(),
         Err(error) => {
@@ -77,18 +86,147 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
                 });
             }
             // Keep what was found before the syntax error: it is as real as the error.
-            let location = error
-                .location()
-                .map_or(position(1, 1), |at| position(at.line(), at.column()));
-            let message = syntax_message(&error);
-            collector
-                .problems
-                .push(Code::YamlSyntax, location, None, message);
+            collector.syntax_error(&error);
             collector.problems.finish(Manifest {
                 source: path.to_path_buf(),
                 users: Vec::new(),
             })
         }
+    }
+}
+
+/// Where the file stops being UTF-8 text: the position of the first byte that is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BadText {
+    line: u64,
+    column: u64,
+    /// The offending byte: `0` for a NUL, else the first byte of an invalid UTF-8 sequence.
+    byte: u8,
+}
+
+impl BadText {
+    fn message(self) -> String {
+        if self.byte == 0 {
+            "the file holds a NUL byte (\\0) here; a manifest is text: save it as UTF-8 text"
+                .to_string()
+        } else {
+            format!(
+                "the file is not UTF-8 text here (byte 0x{:02X}); it was probably saved in a \
+                 legacy encoding such as Windows-1252: save it as UTF-8",
+                self.byte
+            )
+        }
+    }
+}
+
+/// Hands the file to the parser unchanged while checking that it is UTF-8 without NUL bytes,
+/// and counts lines and columns so the first bad byte can be named by its position.
+/// serde-saphyr's own decoding error carries no position and reads as an I/O failure
+/// ("cannot read ...: invalid UTF-8 leading byte"). Only checked bytes are handed over, and the
+/// file seems to end just before a bad byte, so the problems before it are still found (see
+/// [`Collector::finish_cut`]).
+///
+/// A file that starts like UTF-16 or UTF-32 (a BOM, or a NUL in its first two bytes, as YAML
+/// 1.2 detects encodings) is passed through unchecked: serde-saphyr decodes those itself.
+struct TextCheck<R> {
+    inner: R,
+    found: Rc<Cell<Option<BadText>>>,
+    /// `None` until the first bytes are seen; then whether to check them.
+    check: Option<bool>,
+    /// The line and column of the byte after the checked ones.
+    line: u64,
+    column: u64,
+    buffer: Box<[u8]>,
+    /// `buffer[start..ready]` is checked and not handed over yet; `buffer[ready..filled]` is
+    /// the start of a UTF-8 sequence cut by the end of the last read (at most 3 bytes).
+    start: usize,
+    ready: usize,
+    filled: usize,
+    /// Nothing comes after `ready`: the end of the file, or a bad byte.
+    ended: bool,
+}
+
+impl<R: Read> TextCheck<R> {
+    fn new(inner: R, found: Rc<Cell<Option<BadText>>>) -> TextCheck<R> {
+        TextCheck {
+            inner,
+            found,
+            check: None,
+            line: 1,
+            column: 1,
+            buffer: vec![0; 1 << 16].into_boxed_slice(),
+            start: 0,
+            ready: 0,
+            filled: 0,
+            ended: false,
+        }
+    }
+
+    /// Reads more of the file into the buffer and checks it.
+    fn refill(&mut self) -> std::io::Result<()> {
+        self.buffer.copy_within(self.ready..self.filled, 0);
+        self.filled -= self.ready;
+        (self.start, self.ready) = (0, 0);
+        let read = self.inner.read(&mut self.buffer[self.filled..])?;
+        let check = *self
+            .check
+            .get_or_insert_with(|| !looks_like_utf16_or_32(&self.buffer[..read]));
+        if read == 0 {
+            self.ended = true;
+            if self.filled > 0 {
+                // A sequence cut by the end of the file.
+                self.fail(self.buffer[0]);
+            }
+            return Ok(());
+        }
+        self.filled += read;
+        if !check {
+            self.ready = self.filled;
+            return Ok(());
+        }
+        let data = &self.buffer[..self.filled];
+        let (valid, invalid) = match std::str::from_utf8(data) {
+            Ok(_) => (data.len(), false),
+            Err(error) => (error.valid_up_to(), error.error_len().is_some()),
+        };
+        let nul = data[..valid].iter().position(|&byte| byte == 0);
+        self.ready = nul.unwrap_or(valid);
+        for index in 0..self.ready {
+            let byte = self.buffer[index];
+            if byte == b'\n' {
+                self.line += 1;
+                self.column = 1;
+            } else if byte & 0xC0 != 0x80 {
+                // The first byte of a character: continuation bytes do not move the column.
+                self.column += 1;
+            }
+        }
+        if nul.is_some() || invalid {
+            self.ended = true;
+            self.fail(self.buffer[self.ready]);
+        }
+        Ok(())
+    }
+
+    /// Records the bad byte at the current position.
+    fn fail(&mut self, byte: u8) {
+        self.found.set(Some(BadText {
+            line: self.line,
+            column: self.column,
+            byte,
+        }));
+    }
+}
+
+impl<R: Read> Read for TextCheck<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.start == self.ready && !self.ended {
+            self.refill()?;
+        }
+        let count = out.len().min(self.ready - self.start);
+        out[..count].copy_from_slice(&self.buffer[self.start..self.start + count]);
+        self.start += count;
+        Ok(count)
     }
 }
 
@@ -145,6 +283,41 @@ impl Collector {
             users_seen: false,
             top_level_keys: HashSet::new(),
         }
+    }
+
+    fn syntax_error(&mut self, error: &serde_saphyr::Error) {
+        let location = error
+            .location()
+            .map_or(position(1, 1), |at| position(at.line(), at.column()));
+        self.problems
+            .push(Code::YamlSyntax, location, None, syntax_message(error));
+    }
+
+    /// The file stops being text at `bad`, and the parser saw it as if it ended there.
+    /// Problems before that line stand; those on it or after it may be artefacts of the cut
+    /// (a value cut short, a bracket left open), and so are "no version" and "no users",
+    /// which need the whole file, so they are all left out.
+    fn finish_cut(
+        mut self,
+        bad: BadText,
+        syntax: Option<serde_saphyr::Error>,
+    ) -> Result<Manifest, ManifestError> {
+        if let Some(error) = syntax {
+            self.syntax_error(&error);
+        }
+        self.problems.retain(
+            |problem| matches!(problem.location, Location::Yaml { line, .. } if line < bad.line),
+        );
+        self.problems.push(
+            Code::YamlSyntax,
+            position(bad.line, bad.column),
+            None,
+            bad.message(),
+        );
+        self.problems.finish(Manifest {
+            source: self.source,
+            users: Vec::new(),
+        })
     }
 
     fn finish(mut self) -> Result<Manifest, ManifestError> {
@@ -252,11 +425,24 @@ impl Collector {
         };
         // The user first, so every message about the entry can name them.
         let user_field = fields.iter().find(|(key, _)| key.value == USER_KEY);
+        // What messages about the entry's other fields call the user: the name, or the
+        // escaped value when the name is not valid.
+        let mut label = None;
         let user = match user_field {
             Some((_, value)) => match &value.value {
-                Scalar::Text(text) if !text.trim().is_empty() => {
-                    Some((text.trim().to_string(), &value.referenced))
-                }
+                Scalar::Text(text) if !text.trim().is_empty() => match check_user(text.trim()) {
+                    Ok(()) => Some((text.trim().to_string(), &value.referenced)),
+                    Err(invalid) => {
+                        self.problems.push(
+                            Code::InvalidUser,
+                            at(&value.referenced),
+                            None,
+                            invalid.to_string(),
+                        );
+                        label = Some(quoted(text.trim()));
+                        None
+                    }
+                },
                 Scalar::Text(_) | Scalar::Null => {
                     self.problems.push(
                         Code::EmptyUser,
@@ -292,7 +478,10 @@ impl Collector {
             }
         };
         let name = user.as_ref().map(|(name, _)| name.as_str());
-        let subject = name.map_or_else(String::new, |name| format!("{name}: "));
+        let subject = name
+            .map(str::to_string)
+            .or(label)
+            .map_or_else(String::new, |name| format!("{name}: "));
         let mut settings = Settings::default();
         let mut seen = HashSet::new();
         for (key, value) in &fields {
@@ -342,7 +531,10 @@ impl Collector {
             Code::DuplicateField,
             at(&key.referenced),
             None,
-            format!("{} is given twice in this mapping; keep one", key.value),
+            format!(
+                "{} is given twice in this mapping; keep one",
+                quoted(&key.value)
+            ),
         );
         false
     }
@@ -429,7 +621,10 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                     Code::DuplicateField,
                     at(&key.referenced),
                     None,
-                    format!("{} is given twice at the top level; keep one", key.value),
+                    format!(
+                        "{} is given twice at the top level; keep one",
+                        quoted(&key.value)
+                    ),
                 );
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -890,7 +1085,7 @@ users:
     #[test]
     fn defaults_written_after_users_still_apply() {
         let manifest = load_yaml(
-            "users:\n  - user: a@x\n  - user: b@x\n    perUserMfaState: enforced\n\
+            "users:\n  - user: a@x.com\n  - user: b@x.com\n    perUserMfaState: enforced\n\
              defaults:\n  perUserMfaState: enabled\nversion: 1\n",
         )
         .unwrap();
@@ -913,7 +1108,7 @@ users:
         let manifest = load_yaml(
             "version: 1\nusers:\n  - user: ' Megan@Contoso.com '\n    preferredMethod: SMS\n\
              \x20   systemPreferred: \"TRUE\"\n    perUserMfaState: Enabled\n\
-             \x20 - user: b@x\n    preferredMethod: VoiceAlternateMOBILE\n    systemPreferred: False\n",
+             \x20 - user: b@x.com\n    preferredMethod: VoiceAlternateMOBILE\n    systemPreferred: False\n",
         )
         .unwrap();
         let megan = &manifest.users[0];
@@ -974,7 +1169,7 @@ users:
     #[test]
     fn syntax_error_is_reported_with_its_position_after_earlier_problems() {
         let found = problems(
-            "version: 1\nusers:\n  - user: a@x\n    preferredMethod: fax\n  - user: [b@x\n",
+            "version: 1\nusers:\n  - user: a@x.com\n    preferredMethod: fax\n  - user: [b@x.com\n",
         );
         let codes: Vec<_> = found.iter().map(|p| p.code).collect();
         assert_eq!(codes, [Code::UnknownMethod, Code::YamlSyntax]);
@@ -1041,7 +1236,7 @@ users:
     preferredMethod: fax
     systemPreferred: yes
     perUserMfaState: on
-  - user: b@x
+  - user: b@x.com
     preferredMethod: 3
     systemPreferred: [true]
     perUserMfaState: ~
@@ -1074,13 +1269,13 @@ users:
         );
         assert_eq!(
             found[5].message,
-            "b@x: perUserMfaState is null; leave the field out to leave it unmanaged, or give a value"
+            "b@x.com: perUserMfaState is null; leave the field out to leave it unmanaged, or give a value"
         );
     }
 
     #[test]
     fn null_values_in_all_spellings_are_reported() {
-        let text = "version: 1\nusers:\n  - user: a@x\n    preferredMethod:\n    systemPreferred: null\n    perUserMfaState: ~\n";
+        let text = "version: 1\nusers:\n  - user: a@x.com\n    preferredMethod:\n    systemPreferred: null\n    perUserMfaState: ~\n";
         assert_eq!(
             where_(text),
             [
@@ -1119,7 +1314,7 @@ users:
 version: 1
 users:
   - user: megan@contoso.com
-  - user: b@x
+  - user: b@x.com
   - user: MEGAN@Contoso.com
   - user: megan@contoso.com
 ";
@@ -1149,11 +1344,11 @@ users:
 version: 1
 defaults: push
 users:
-  - user: a@x
+  - user: a@x.com
     systemPreferred: true
     systemPreferred: false
-  - b@x
-  - [c@x]
+  - b@x.com
+  - [c@x.com]
   -
 ";
         assert_eq!(
@@ -1166,9 +1361,9 @@ users:
                 ("wrong-type", 9, 4),
             ]
         );
-        assert_eq!(where_("- user: a@x\n"), [("wrong-type", 1, 1)]);
+        assert_eq!(where_("- user: a@x.com\n"), [("wrong-type", 1, 1)]);
         assert_eq!(
-            where_("version: 1\nusers: {user: a@x}\n"),
+            where_("version: 1\nusers: {user: a@x.com}\n"),
             [("wrong-type", 2, 1)]
         );
         assert_eq!(
@@ -1184,7 +1379,7 @@ version: 1
 users:
   - user: megan@contoso.com
     preferredMethod: fax
-  - user: b@x
+  - user: b@x.com
     preferedMethod: push
     systemPreferred: ~
 ";
@@ -1194,13 +1389,200 @@ users:
         let expected = format!(
             "{path}:4:22: error[unknown-method]: megan@contoso.com: preferredMethod \"fax\" is not \
              one of push, oath, voiceMobile, voiceAlternateMobile, voiceOffice, sms\n\
-             {path}:6:5: error[unknown-field]: b@x: unknown field \"preferedMethod\"; did you mean \
+             {path}:6:5: error[unknown-field]: b@x.com: unknown field \"preferedMethod\"; did you mean \
              preferredMethod? allowed here: user, preferredMethod, systemPreferred, perUserMfaState\n\
-             {path}:7:22: error[null-value]: b@x: systemPreferred is null; leave the field out to \
+             {path}:7:22: error[null-value]: b@x.com: systemPreferred is null; leave the field out to \
              leave it unmanaged, or give a value\n\
              3 problems in {path}; nothing was sent"
         );
         assert_eq!(rendered, expected);
+    }
+
+    fn load_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.yaml");
+        std::fs::write(&path, bytes).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn users_must_be_guids_or_plausible_user_principal_names() {
+        let text = r#"version: 1
+users:
+  - user: ..
+    preferredMethod: fax
+  - user: "."
+  - user: megan@contoso
+  - user: "megan@contoso.com\nPlan: 0 users to change"
+  - user: "\e[2Jlee@contoso.com"
+  - user: "adele\u202Emoc.osotnoc@contoso.com"
+  - user: "{071cc716-8147-4397-a5ba-b2105951cc0b}"
+  - user: adele_fabrikam.com#EXT#@contoso.onmicrosoft.com
+  - user: $o'neil@contoso.com
+  - user: 071CC716-8147-4397-A5BA-B2105951CC0B
+"#;
+        assert_eq!(
+            where_(text),
+            [
+                ("invalid-user", 3, 11),
+                ("unknown-method", 4, 22),
+                ("invalid-user", 5, 11),
+                ("invalid-user", 6, 11),
+                ("invalid-user", 7, 11),
+                ("invalid-user", 8, 11),
+                ("invalid-user", 9, 11),
+                ("invalid-user", 10, 11),
+            ]
+        );
+        let found = problems(text);
+        assert_eq!(
+            found[1].message,
+            format!(
+                "\"..\": preferredMethod \"fax\" is not one of {}",
+                PreferredMethod::expected()
+            )
+        );
+        assert!(
+            found[4]
+                .message
+                .contains("\"megan@contoso.com\\nPlan: 0 users to change\"")
+        );
+        assert!(found[5].message.contains("\"\\u{1b}[2Jlee@contoso.com\""));
+        assert!(
+            found[6]
+                .message
+                .contains("\"adele\\u{202e}moc.osotnoc@contoso.com\"")
+        );
+        assert!(found.iter().all(|problem| problem.user.is_none()));
+        for problem in &found {
+            assert!(
+                !problem
+                    .to_string()
+                    .chars()
+                    .any(crate::manifest::is_hidden_or_control)
+            );
+        }
+        let valid = load_yaml(
+            "version: 1\nusers:\n  - user: adele_fabrikam.com#EXT#@contoso.onmicrosoft.com\n  \
+             - user: \"$o'neil@contoso.com\"\n  - user: 071CC716-8147-4397-A5BA-B2105951CC0B\n",
+        )
+        .unwrap();
+        assert_eq!(valid.users.len(), 3);
+    }
+
+    #[test]
+    fn keys_from_the_file_are_escaped_in_messages() {
+        let text = "version: 1\nusers:\n  - user: a@x.com\n    \"pre\\u202Ef\": push\n    \"pre\\u202Ef\": push\n";
+        let found = problems(text);
+        assert_eq!(found.len(), 2);
+        assert!(
+            found[0].message.contains("\"pre\\u{202e}f\""),
+            "{}",
+            found[0].message
+        );
+        assert_eq!(
+            found[1].message,
+            "\"pre\\u{202e}f\" is given twice in this mapping; keep one"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_named_by_line_and_column_after_earlier_problems() {
+        let text = b"version: 1\nusers:\n  - user: a@x.com\n    preferredMethod: fax\n  - user: b\xe9@x.com\n    preferredMethod: pu\n  - user: [c@x.com\n";
+        let error = load_bytes(text).unwrap_err();
+        let found: Vec<_> = error
+            .problems()
+            .iter()
+            .map(|p| (p.code.as_str(), p.location.to_string()))
+            .collect();
+        // Nothing after the bad byte is reported: the parser saw the file end there.
+        assert_eq!(
+            found,
+            [
+                ("unknown-method", "4:22".to_string()),
+                ("yaml-syntax", "5:12".to_string())
+            ]
+        );
+        assert_eq!(
+            error.problems()[1].message,
+            "the file is not UTF-8 text here (byte 0xE9); it was probably saved in a legacy \
+             encoding such as Windows-1252: save it as UTF-8"
+        );
+        // A sequence cut by the end of the file; one after multibyte text on its line; a NUL.
+        let cut = load_bytes(b"version: 1\nusers: []\n# caf\xc3").unwrap_err();
+        assert_eq!(cut.problems()[0].location.to_string(), "3:6");
+        let after =
+            load_bytes("version: 1\nusers: []\n# café \u{1F600} \u{ff}".as_bytes()).unwrap();
+        assert!(after.users.is_empty());
+        let wide = load_bytes(b"version: 1\nusers: []\n# caf\xc3\xa9 \xff\n").unwrap_err();
+        assert_eq!(wide.problems()[0].location.to_string(), "3:8");
+        let nul = load_bytes(b"version: 1\nusers:\n  - user: a@x.com\0\n").unwrap_err();
+        assert_eq!(nul.problems()[0].location.to_string(), "3:18");
+        assert!(
+            nul.problems()[0]
+                .message
+                .starts_with("the file holds a NUL byte (\\0) here")
+        );
+    }
+
+    /// Hands over one byte per read, to split every UTF-8 sequence across reads.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            out[0] = first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn the_text_check_passes_split_sequences_and_stops_at_the_first_bad_byte() {
+        let text = "naïve ✓ 😀\nok\n".as_bytes();
+        let found = Rc::new(Cell::new(None));
+        let mut passed = Vec::new();
+        TextCheck::new(Trickle(text), found.clone())
+            .read_to_end(&mut passed)
+            .unwrap();
+        assert_eq!(passed, text);
+        assert_eq!(found.get(), None);
+
+        let bad = b"ab\n\xc3\xa9\xe2\x9c\x93x\xe2\x9cy";
+        let mut passed = Vec::new();
+        TextCheck::new(Trickle(bad), found.clone())
+            .read_to_end(&mut passed)
+            .unwrap();
+        assert_eq!(passed, &bad[..9], "everything before the cut sequence");
+        assert_eq!(
+            found.get(),
+            Some(BadText {
+                line: 2,
+                column: 4,
+                byte: 0xe2
+            })
+        );
+    }
+
+    #[test]
+    fn utf16_yaml_is_decoded_by_the_parser() {
+        let text =
+            "\u{feff}version: 1\nusers:\n  - user: megan@contoso.com\n    preferredMethod: push\n";
+        for bytes in [
+            text.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+            text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        ] {
+            let manifest = load_bytes(&bytes).unwrap();
+            assert_eq!(manifest.users[0].user, "megan@contoso.com");
+            assert_eq!(
+                manifest.users[0].preferred_method,
+                Some(PreferredMethod::Push)
+            );
+        }
     }
 
     #[test]
