@@ -106,8 +106,8 @@ async fn run(case: &Case) -> Measured {
         .await
         .expect("emulator");
     let mut transport = TransportConfig::new(emulator.url(), SecretString::from("bench"));
-    transport.read_rate = case.read_rate;
-    transport.write_rate = case.write_rate;
+    transport.read_rate = Some(case.read_rate);
+    transport.write_rate = Some(case.write_rate);
     transport.concurrency = case.concurrency;
     let client = GraphClient::new(Transport::new(transport).expect("client"));
 

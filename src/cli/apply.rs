@@ -53,7 +53,10 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         .transpose()
         .map_err(|e| miette!(help = "nothing was sent", "{e}"))?;
     let tenant = args.graph.load_emulated_tenant()?;
-    let connection = args.graph.connect(tenant).await?;
+    let connection = args
+        .graph
+        .connect(tenant, manifest.users.len() as u64)
+        .await?;
     let client = &connection.client;
     let started = Instant::now();
 

@@ -71,7 +71,10 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
     let tenant = args.graph.load_emulated_tenant()?;
-    let connection = args.graph.connect(tenant).await?;
+    let connection = args
+        .graph
+        .connect(tenant, manifest.users.len() as u64)
+        .await?;
     let started = Instant::now();
     let planned = async {
         let tenant = connection.identify().await?;

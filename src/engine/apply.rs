@@ -19,7 +19,7 @@ use super::fetch::user_error;
 use super::journal::Journal;
 use super::progress::Progress;
 use super::{Breaker, Interrupt, RunError};
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::Endpoint;
 use crate::plan::{Plan, Status, UserError, UserPlan, Write, WriteResult};
 
@@ -213,9 +213,11 @@ async fn reread(
 ) -> Result<Map<String, Value>, GraphError> {
     let value = match endpoint {
         Endpoint::SignInPreferences => {
-            serde_json::to_value(client.sign_in_preferences(user).await?)
+            serde_json::to_value(client.sign_in_preferences(user, Purpose::Reread).await?)
         }
-        Endpoint::Requirements => serde_json::to_value(client.requirements(user).await?),
+        Endpoint::Requirements => {
+            serde_json::to_value(client.requirements(user, Purpose::Reread).await?)
+        }
     };
     match value {
         Ok(Value::Object(map)) => Ok(map),

@@ -12,7 +12,7 @@ use futures::stream;
 
 use super::progress::Progress;
 use super::{Breaker, DuplicateUser, RunError};
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
 use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
@@ -146,14 +146,18 @@ async fn plan_user(
     };
     let sign_in = async {
         if desired.manages_sign_in_preferences() {
-            Some(client.sign_in_preferences(&desired.user).await)
+            Some(
+                client
+                    .sign_in_preferences(&desired.user, Purpose::Read)
+                    .await,
+            )
         } else {
             None
         }
     };
     let requirements = async {
         if desired.manages_requirements() {
-            Some(client.requirements(&desired.user).await)
+            Some(client.requirements(&desired.user, Purpose::Read).await)
         } else {
             None
         }

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use super::error::GraphError;
-use super::transport::{Class, Response, Transport};
+use super::transport::{Purpose, Response, Transport};
 use super::wire::{
     AuthenticationMethod, Collection, Organization, Requirements, SignInPreferences, UserIdentity,
 };
@@ -42,31 +41,40 @@ impl GraphClient {
 
     /// `GET /beta/users/{user}?$select=id,userPrincipalName`: the object a UPN or id names.
     pub async fn user_identity(&self, user: &str) -> Result<UserIdentity, GraphError> {
-        self.get_json(&format!(
-            "/beta/{}?$select=id,userPrincipalName",
-            user_segment(user)
-        ))
-        .await
+        let path = format!("/beta/{}?$select=id,userPrincipalName", user_segment(user));
+        self.get_json(Purpose::Identity, &path).await
     }
 
     /// `GET /beta/organization?$select=id,displayName,verifiedDomains`: the signed-in tenant.
     pub async fn organization(&self) -> Result<Option<Organization>, GraphError> {
         let page: Collection<Organization> = self
-            .get_json("/beta/organization?$select=id,displayName,verifiedDomains")
+            .get_json(
+                Purpose::Tenant,
+                "/beta/organization?$select=id,displayName,verifiedDomains",
+            )
             .await?;
         Ok(page.value.into_iter().next())
     }
 
-    /// `GET .../authentication/signInPreferences`.
-    pub async fn sign_in_preferences(&self, user: &str) -> Result<SignInPreferences, GraphError> {
-        self.get_json(&endpoint_path(user, Endpoint::SignInPreferences.as_str()))
-            .await
+    /// `GET .../authentication/signInPreferences`; `purpose` is [`Purpose::Read`] for a plan
+    /// and [`Purpose::Reread`] just before a write.
+    pub async fn sign_in_preferences(
+        &self,
+        user: &str,
+        purpose: Purpose,
+    ) -> Result<SignInPreferences, GraphError> {
+        let path = endpoint_path(user, Endpoint::SignInPreferences.as_str());
+        self.get_json(purpose, &path).await
     }
 
-    /// `GET .../authentication/requirements`.
-    pub async fn requirements(&self, user: &str) -> Result<Requirements, GraphError> {
-        self.get_json(&endpoint_path(user, Endpoint::Requirements.as_str()))
-            .await
+    /// `GET .../authentication/requirements` (see [`GraphClient::sign_in_preferences`]).
+    pub async fn requirements(
+        &self,
+        user: &str,
+        purpose: Purpose,
+    ) -> Result<Requirements, GraphError> {
+        let path = endpoint_path(user, Endpoint::Requirements.as_str());
+        self.get_json(purpose, &path).await
     }
 
     /// `GET .../authentication/methods`, following `@odata.nextLink`; method types this build
@@ -75,7 +83,8 @@ impl GraphClient {
         let mut path = endpoint_path(user, "methods");
         let mut kinds = Vec::new();
         loop {
-            let page: Collection<AuthenticationMethod> = self.get_json(&path).await?;
+            let page: Collection<AuthenticationMethod> =
+                self.get_json(Purpose::Methods, &path).await?;
             kinds.extend(
                 page.value
                     .iter()
@@ -112,10 +121,9 @@ impl GraphClient {
         let response = self
             .transport
             .send(
-                Method::PATCH,
+                Purpose::Write,
                 &endpoint_path(user, endpoint.as_str()),
                 Some(&body),
-                Class::Write,
             )
             .await?;
         Ok(PatchOutcome {
@@ -125,13 +133,14 @@ impl GraphClient {
         })
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, GraphError> {
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        path: &str,
+    ) -> Result<T, GraphError> {
         let Response {
             body, request_id, ..
-        } = self
-            .transport
-            .send(Method::GET, path, None, Class::Read)
-            .await?;
+        } = self.transport.send(purpose, path, None).await?;
         serde_json::from_slice(&body).map_err(|error| GraphError::Decode {
             method: "GET",
             path: path.to_owned(),

@@ -1,6 +1,7 @@
 //! The Microsoft Graph client: endpoints, wire types, errors, transport (pacing and retry), clouds.
 //! Knows HTTP, not manifests.
 
+pub mod batch;
 pub mod claims;
 pub mod client;
 pub mod cloud;
@@ -13,4 +14,7 @@ pub mod wire;
 pub use client::{GraphClient, PatchOutcome};
 pub use cloud::Cloud;
 pub use error::GraphError;
-pub use transport::{BuildError, Class, Transport, TransportConfig, TransportStats};
+pub use pacing::BucketShape;
+pub use transport::{
+    BuildError, Calls, Purpose, Transport, TransportConfig, TransportStats, ru_tier,
+};

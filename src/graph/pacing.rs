@@ -1,14 +1,20 @@
 //! Pacing: how fast requests leave, shared by every worker.
 //!
-//! Three pieces, each small and tested alone:
-//! - [`PauseGate`]: "send nothing before T". One 429 closes it for every worker, because Graph's
-//!   buckets are per app + tenant: a throttled worker's neighbours are throttled too, and usage
-//!   keeps counting while throttled, so retrying early makes it worse.
-//! - a fixed cap per budget (governor): Graph meters reads and writes separately (graph-api.md §6),
-//!   so reads and writes each have their own.
-//! - [`AdaptivePacer`]: governor's quota is immutable, so adaptation lives above it. A 429 (or
-//!   `x-ms-throttle-limit-percentage` ≥ 0.8) lowers the rate; quiet time raises it again until
-//!   the fixed cap alone applies.
+//! Graph meters an app in a tenant with token buckets (graph-api.md §6): resource units (RU,
+//! 3,500 / 5,000 / 8,000 per 10 s by tenant size; every request costs one) and writes (3,000 per
+//! 150 s). Both are full when a run starts. So each [`Budget`] here is shaped like one of them:
+//! a run spends the burst at network speed, then goes at the refill rate — not at a cautious
+//! fixed rate from the first request. Pieces, each small and tested alone:
+//! - [`PauseGate`]: "send nothing before T". A 429 closes the gate of the bucket that refused
+//!   (the RU gate holds everything, the write gate only writes), because the bucket is per
+//!   app + tenant: every worker's requests draw on it, and usage keeps counting while
+//!   throttled, so retrying early makes it worse.
+//! - the local mirror of the bucket (GCRA on tokio time), plus an optional fixed cap per second
+//!   (governor) for admins who want to leave room for other tools;
+//! - [`AdaptivePacer`]: Graph's real usage may differ from the mirror (other runs of the same
+//!   app, a smaller tier than assumed), so Graph's signals — 429s and
+//!   `x-ms-throttle-limit-percentage` — switch to pacing at or below the refill rate, and quiet
+//!   time frees it again.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -68,20 +74,26 @@ impl PauseGate {
     }
 }
 
-/// An adaptive rate below the fixed cap: cut on throttling signals, recovered over time.
+/// An adaptive layer over a bucket-shaped budget: free while Graph is relaxed, paced at or
+/// below the bucket's refill rate when it is not.
 ///
-/// AIMD-like, on time rather than on request counts (a count-based rule recovers 100 times
-/// faster at 800 requests/s than at 8, and a per-response rule compounds when every response
-/// carries the same signal):
-/// - a 429 halves the rate, once per round trip: only a request sent after the last cut can cut
-///   again, so the answers that come back throttled together are one signal, not sixteen;
-/// - `x-ms-throttle-limit-percentage` ≥ 0.8 cuts by 10 %, at most once a second;
-/// - with no signal for a second, the rate grows back by 10 % a second, up to the cap, where the
-///   pacer stops adding anything and the fixed cap alone applies.
+/// - **Free** (the start): no spacing at all; the local bucket mirror alone decides, so a run
+///   spends Graph's burst at network speed.
+/// - `x-ms-throttle-limit-percentage` between 0.8 and 1.0 (Graph's bucket is nearly spent):
+///   stop bursting, pace at the refill rate. Not a cut: at the refill rate usage stays near
+///   100 % by design, and cutting on that signal would collapse the rate for nothing.
+/// - above 1.0 (in debt): pace at refill / percentage, at most once a second;
+/// - a 429: halve, once per round trip (only a request sent after the last cut can cut again,
+///   so the answers that come back throttled together are one signal, not sixteen);
+/// - after a quiet second (no 429, no debt) the rate grows 10 % a second up to the refill rate,
+///   and after five seconds without any pressure signal it is free again.
+///
+/// On time rather than request counts: a count-based rule recovers 100 times faster at 800
+/// requests/s than at 8.
 #[derive(Debug)]
 pub struct AdaptivePacer {
-    /// The fixed cap, in requests per second.
-    cap: f64,
+    /// The bucket's refill rate, in requests per second.
+    refill: f64,
     state: Mutex<PacerState>,
 }
 
@@ -89,47 +101,55 @@ pub struct AdaptivePacer {
 const MIN_RATE: f64 = 0.5;
 /// Growth per quiet second.
 const RECOVERY_PER_SECOND: f64 = 1.10;
+/// Time without any pressure signal after which bursting is allowed again.
+const FREE_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct PacerState {
-    /// Current rate; equal to the cap when unthrottled.
-    rate: f64,
-    /// When the next request may leave.
+    /// `None` while free; otherwise the paced rate (at most the refill rate).
+    rate: Option<f64>,
+    /// When the next request may leave (paced only).
     next: Instant,
     /// The last cut: requests sent before it cannot cut again.
     last_cut: Instant,
     /// The last time the rate was recomputed for recovery.
     last_update: Instant,
+    /// The last pressure signal of any kind.
+    last_signal: Instant,
 }
 
 impl AdaptivePacer {
-    /// A pacer for a budget capped at `rate_per_second`.
-    pub fn new(rate_per_second: u32) -> Self {
+    /// A pacer for a bucket refilled at `refill_per_second`.
+    pub fn new(refill_per_second: f64) -> Self {
         let now = Instant::now();
-        let cap = f64::from(rate_per_second.max(1));
         AdaptivePacer {
-            cap,
+            refill: refill_per_second.max(MIN_RATE),
             state: Mutex::new(PacerState {
-                rate: cap,
+                rate: None,
                 next: now,
                 last_cut: now,
                 last_update: now,
+                last_signal: now,
             }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the next send slot and waits for it. Returns the instant the request leaves,
     /// to hand back to [`AdaptivePacer::on_throttled`].
     pub async fn wait(&self) -> Instant {
         let slot = {
-            let mut state = self.state.lock().expect("pacer poisoned");
+            let mut state = self.lock();
             let now = Instant::now();
             self.recover(&mut state, now);
-            if state.rate >= self.cap {
+            let Some(rate) = state.rate else {
                 return now;
-            }
+            };
             let slot = state.next.max(now);
-            state.next = slot + Duration::from_secs_f64(1.0 / state.rate);
+            state.next = slot + Duration::from_secs_f64(1.0 / rate);
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -141,26 +161,48 @@ impl AdaptivePacer {
         self.cut(sent_at, 0.5, Duration::ZERO);
     }
 
-    /// Graph says usage is above 80 % of the limit: slow down by 10 %.
-    pub fn on_pressure(&self, sent_at: Instant) {
-        self.cut(sent_at, 0.9, Duration::from_secs(1));
+    /// Graph reports the bucket's usage as `percentage` of its limit (only sent above 0.8).
+    pub fn on_pressure(&self, sent_at: Instant, percentage: f64) {
+        if percentage > 1.0 {
+            self.cut(sent_at, 1.0 / percentage, Duration::from_secs(1));
+            return;
+        }
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.last_signal = now;
+        if state.rate.is_none() {
+            state.rate = Some(self.refill);
+            state.next = now;
+            state.last_update = now;
+        }
     }
 
     fn cut(&self, sent_at: Instant, factor: f64, min_gap: Duration) {
-        let mut state = self.state.lock().expect("pacer poisoned");
+        let mut state = self.lock();
         let now = Instant::now();
         if sent_at < state.last_cut || now.duration_since(state.last_cut) < min_gap {
+            state.last_signal = now;
             return;
         }
         self.recover(&mut state, now);
-        state.rate = (state.rate.min(self.cap) * factor).max(MIN_RATE);
+        let rate = state.rate.unwrap_or(self.refill).min(self.refill);
+        state.rate = Some((rate * factor).max(MIN_RATE));
+        state.next = state.next.max(now);
         state.last_cut = now;
         state.last_update = now;
+        state.last_signal = now;
     }
 
-    /// Grows the rate back after a quiet second (no cut), 10 % per second, up to the cap.
+    /// Grows the rate back after a quiet second, 10 % per second, up to the refill rate; frees
+    /// it after a while with no signal at all.
     fn recover(&self, state: &mut PacerState, now: Instant) {
-        if state.rate >= self.cap {
+        let Some(rate) = state.rate else {
+            return;
+        };
+        if rate >= self.refill {
+            if now.duration_since(state.last_signal) >= FREE_AFTER {
+                state.rate = None;
+            }
             return;
         }
         let quiet_since = state.last_cut + Duration::from_secs(1);
@@ -169,38 +211,127 @@ impl AdaptivePacer {
         }
         let from = state.last_update.max(quiet_since);
         let seconds = now.duration_since(from).as_secs_f64();
-        state.rate = (state.rate * RECOVERY_PER_SECOND.powf(seconds)).min(self.cap);
+        state.rate = Some((rate * RECOVERY_PER_SECOND.powf(seconds)).min(self.refill));
         state.last_update = now;
     }
 
-    /// The current rate in requests per second (the cap when unthrottled).
-    pub fn rate(&self) -> f64 {
-        self.state.lock().expect("pacer poisoned").rate
+    /// The current paced rate in requests per second; `None` while free.
+    pub fn rate(&self) -> Option<f64> {
+        self.lock().rate
+    }
+
+    /// The bucket's refill rate.
+    pub fn refill(&self) -> f64 {
+        self.refill
     }
 }
 
-/// One metered budget (reads or writes): a fixed cap with adaptive pacing above it.
-#[derive(Debug)]
-pub struct Budget {
-    cap: DefaultDirectRateLimiter,
-    pub pacer: AdaptivePacer,
+/// The shape of one of Graph's token buckets (graph-api.md §6): `capacity` requests, refilled
+/// continuously over `window` (RU: 8,000 per 10 s for a large tenant; writes: 3,000 per 150 s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BucketShape {
+    pub capacity: u32,
+    pub window: Duration,
 }
 
-impl Budget {
-    /// A budget of `rate_per_second` sustained, allowing bursts of `burst`.
-    pub fn new(rate_per_second: u32, burst: u32) -> Self {
-        let rate = NonZeroU32::new(rate_per_second.max(1)).expect("non-zero");
-        let burst = NonZeroU32::new(burst.max(1)).expect("non-zero");
-        Budget {
-            cap: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-            pacer: AdaptivePacer::new(rate.get()),
+impl BucketShape {
+    pub fn new(capacity: u32, window: Duration) -> BucketShape {
+        BucketShape {
+            capacity: capacity.max(1),
+            window: window.max(Duration::from_millis(1)),
         }
     }
 
-    /// Waits for a send slot under both the fixed cap and the adaptive spacing.
+    /// Requests per second the bucket refills.
+    pub fn refill_per_second(&self) -> f64 {
+        f64::from(self.capacity) / self.window.as_secs_f64()
+    }
+}
+
+/// How much of Graph's bucket the local mirror allows itself: a little under, so that requests
+/// arriving at Graph with network jitter do not find its bucket empty a moment early.
+const HEADROOM: f64 = 0.98;
+
+/// A local mirror of one of Graph's token buckets, as GCRA on tokio time (so it runs under a
+/// paused clock in tests): full at start, as Graph's is, then refilled continuously. Each
+/// request reserves the next slot, so waiters leave in order and never stampede.
+#[derive(Debug)]
+struct Mirror {
+    /// Time one request's worth of tokens takes to refill.
+    interval: Duration,
+    /// How far ahead of now reservations may run: the burst.
+    tolerance: Duration,
+    /// The theoretical arrival time of the next request.
+    next: Mutex<Instant>,
+}
+
+impl Mirror {
+    fn new(burst: u32, interval: Duration) -> Mirror {
+        Mirror {
+            interval,
+            tolerance: interval * burst.saturating_sub(1),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let at = (*next).max(now);
+            let slot = at.checked_sub(self.tolerance).unwrap_or(now).max(now);
+            *next = at + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// One metered budget: a local mirror of Graph's bucket, an optional fixed cap per second
+/// (`--read-rate` / `--write-rate`, governor), and the adaptive pacer above both.
+#[derive(Debug)]
+pub struct Budget {
+    bucket: Mirror,
+    cap: Option<DefaultDirectRateLimiter>,
+    pub pacer: AdaptivePacer,
+    shape: BucketShape,
+}
+
+impl Budget {
+    /// A budget shaped like `shape`, optionally capped at `cap_per_second` (with a second's
+    /// burst).
+    pub fn new(shape: BucketShape, cap_per_second: Option<u32>) -> Self {
+        let burst = ((f64::from(shape.capacity) * HEADROOM) as u32).max(1);
+        let interval = shape
+            .window
+            .div_f64(f64::from(shape.capacity) * HEADROOM)
+            .max(Duration::from_nanos(1));
+        let cap = cap_per_second.map(|rate| {
+            let rate = NonZeroU32::new(rate.max(1)).expect("non-zero");
+            RateLimiter::direct(Quota::per_second(rate).allow_burst(rate))
+        });
+        let refill = shape.refill_per_second() * HEADROOM;
+        let paced = cap_per_second.map_or(refill, |cap| refill.min(f64::from(cap)));
+        Budget {
+            bucket: Mirror::new(burst, interval),
+            cap,
+            pacer: AdaptivePacer::new(paced),
+            shape,
+        }
+    }
+
+    /// The Graph bucket this budget mirrors.
+    pub fn shape(&self) -> BucketShape {
+        self.shape
+    }
+
+    /// Waits for a send slot under the adaptive pacing, the fixed cap and the bucket.
     pub async fn acquire(&self) -> Instant {
         let sent_at = self.pacer.wait().await;
-        self.cap.until_ready().await;
+        if let Some(cap) = &self.cap {
+            cap.until_ready().await;
+        }
+        self.bucket.acquire().await;
         sent_at.max(Instant::now())
     }
 }
@@ -259,49 +390,68 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_free_pacer_adds_no_spacing() {
+        let pacer = AdaptivePacer::new(10.0);
+        let start = Instant::now();
+        for _ in 0..100 {
+            pacer.wait().await;
+        }
+        assert_eq!(Instant::now(), start);
+        assert_eq!(pacer.rate(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn one_round_of_throttling_cuts_once() {
-        let pacer = AdaptivePacer::new(100);
+        let pacer = AdaptivePacer::new(100.0);
         let sent = Instant::now();
         tokio::time::advance(Duration::from_millis(1)).await;
         for _ in 0..16 {
             pacer.on_throttled(sent);
         }
-        assert_eq!(pacer.rate(), 50.0);
+        assert_eq!(pacer.rate(), Some(50.0));
         // A request sent after the cut may cut again.
         tokio::time::advance(Duration::from_millis(1)).await;
         pacer.on_throttled(Instant::now());
-        assert_eq!(pacer.rate(), 25.0);
+        assert_eq!(pacer.rate(), Some(25.0));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn pressure_cuts_at_most_once_a_second() {
-        let pacer = AdaptivePacer::new(100);
-        tokio::time::advance(Duration::from_secs(2)).await;
+    async fn pressure_below_the_limit_stops_bursting_but_never_cuts() {
+        let pacer = AdaptivePacer::new(100.0);
         for _ in 0..50 {
-            pacer.on_pressure(Instant::now());
-            tokio::time::advance(Duration::from_millis(10)).await;
+            pacer.on_pressure(Instant::now(), 0.95);
+            tokio::time::advance(Duration::from_millis(100)).await;
         }
-        assert!((pacer.rate() - 90.0).abs() < 1e-9, "{}", pacer.rate());
+        assert_eq!(pacer.rate(), Some(100.0), "paced at the refill rate");
+        // In debt: paced below the refill rate, at most once a second.
+        pacer.on_pressure(Instant::now(), 1.25);
+        pacer.on_pressure(Instant::now(), 1.25);
+        assert!(
+            (pacer.rate().unwrap() - 80.0).abs() < 1e-9,
+            "{:?}",
+            pacer.rate()
+        );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rate_recovers_over_quiet_time_up_to_the_cap() {
-        let pacer = AdaptivePacer::new(100);
+    async fn rate_recovers_over_quiet_time_then_bursts_again() {
+        let pacer = AdaptivePacer::new(100.0);
         pacer.on_throttled(Instant::now());
+        tokio::time::advance(Duration::from_millis(1)).await;
         pacer.on_throttled(Instant::now());
-        assert_eq!(pacer.rate(), 25.0);
+        assert_eq!(pacer.rate(), Some(25.0));
         // Within the first quiet second nothing changes.
         tokio::time::advance(Duration::from_millis(900)).await;
         pacer.wait().await;
-        assert_eq!(pacer.rate(), 25.0);
+        assert_eq!(pacer.rate(), Some(25.0));
         tokio::time::advance(Duration::from_secs(60)).await;
         pacer.wait().await;
-        assert_eq!(pacer.rate(), 100.0);
+        assert_eq!(pacer.rate(), None, "free again after a quiet spell");
     }
 
     #[tokio::test(start_paused = true)]
     async fn cut_pacer_spaces_sends() {
-        let pacer = AdaptivePacer::new(10);
+        let pacer = AdaptivePacer::new(10.0);
         pacer.on_throttled(Instant::now());
         let start = Instant::now();
         for _ in 0..5 {
@@ -313,11 +463,30 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_never_drops_below_the_floor() {
-        let pacer = AdaptivePacer::new(1);
+        let pacer = AdaptivePacer::new(1.0);
         for _ in 0..10 {
             tokio::time::advance(Duration::from_millis(1)).await;
             pacer.on_throttled(Instant::now());
         }
-        assert_eq!(pacer.rate(), MIN_RATE);
+        assert_eq!(pacer.rate(), Some(MIN_RATE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_spends_its_burst_at_once_then_refills() {
+        // 100 per 10 s: 98 at once (headroom), then 9.8 a second.
+        let budget = Budget::new(BucketShape::new(100, Duration::from_secs(10)), None);
+        let start = Instant::now();
+        for _ in 0..98 {
+            budget.acquire().await;
+        }
+        assert!(
+            Instant::now() - start < Duration::from_millis(1),
+            "the burst is free"
+        );
+        for _ in 0..49 {
+            budget.acquire().await;
+        }
+        let took = (Instant::now() - start).as_secs_f64();
+        assert!((4.9..5.2).contains(&took), "49 more at 9.8/s: {took}");
     }
 }

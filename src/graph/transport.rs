@@ -1,5 +1,6 @@
 //! The one transport every Graph call goes through: token, `client-request-id`, concurrency,
-//! pacing (separate read and write budgets), connection health, and the one retry layer.
+//! pacing (budgets shaped like Graph's buckets), batching, connection health, and the one retry
+//! layer.
 //!
 //! Exactly one retry layer exists, here: nothing above it retries again, so a request is sent at
 //! most `max_attempts` times whatever happens. Retried: 429 (after `Retry-After`, capped, with
@@ -14,9 +15,19 @@
 //!
 //! Connection failures also feed [`Health`], which stops the run when the host cannot be reached
 //! at all and holds every request (without spending its attempts) during an outage.
+//!
+//! Budgets (graph-api.md §6): every request draws one resource unit from the RU bucket; a
+//! PATCH also draws from the write bucket, and a read of `/authentication/methods` from its
+//! own adaptive budget (Microsoft lists that path under a much smaller reports limit). A 429
+//! pauses what its bucket meters: the RU bucket everything, the write bucket writes, the
+//! methods limit methods reads. How many requests are in flight follows the measured latency
+//! (in flight ≈ rate × latency), so the budget binds, not a fixed concurrency; `concurrency` is
+//! the ceiling. With batching on (the default), requests that are ready together share one
+//! `$batch` round trip ([`super::batch`]); each is still paced, retried and settled alone.
 //! Everything Graph sends back that may reach a terminal (codes, messages, ids, `Location`) is
 //! made [`printable`] here, once, before any caller sees it.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -25,20 +36,75 @@ use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 use tracing::debug;
 
+use super::batch::{self, Batcher, NoAnswer, Outcome};
 use super::error::GraphError;
-use super::health::{AfterFailure, FailureKind, Health, HealthLimits};
-use super::pacing::{Budget, PauseGate};
+use super::health::{Admission, AfterFailure, FailureKind, Health, HealthLimits};
+use super::pacing::{BucketShape, Budget, PauseGate};
 use super::wire::ErrorBody;
 use crate::text::printable_capped;
 
-/// Which Graph budget a request draws on (graph-api.md §6: a PATCH costs a write as well).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
+/// Why a request is made: decides its budget, and the summary counts calls by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// `/organization`: which tenant this is.
+    Tenant,
+    /// `/users/{upn}`: a UPN resolved to its object id.
+    Identity,
+    /// The live state of a managed endpoint, for the plan.
     Read,
+    /// `/authentication/methods`: which methods a user has registered.
+    Methods,
+    /// The endpoint read again just before writing it (drift check).
+    Reread,
+    /// A write whose answer was lost, read back.
+    Settle,
+    /// A PATCH.
     Write,
+}
+
+impl Purpose {
+    const ALL: [Purpose; 7] = [
+        Purpose::Tenant,
+        Purpose::Identity,
+        Purpose::Read,
+        Purpose::Methods,
+        Purpose::Reread,
+        Purpose::Settle,
+        Purpose::Write,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Purpose::Write => Method::PATCH,
+            _ => Method::GET,
+        }
+    }
+}
+
+/// Which budgets a request draws on and which pause gates hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Read,
+    Methods,
+    Write,
+}
+
+impl From<Purpose> for Class {
+    fn from(purpose: Purpose) -> Class {
+        match purpose {
+            Purpose::Write => Class::Write,
+            Purpose::Methods => Class::Methods,
+            _ => Class::Read,
+        }
+    }
 }
 
 /// How the transport behaves; built once from the command line.
@@ -47,12 +113,16 @@ pub struct TransportConfig {
     /// Graph root without version, e.g. `https://graph.microsoft.com`.
     pub root: String,
     pub token: SecretString,
-    /// Requests in flight at once.
+    /// The most requests in flight at once (batch items counted one by one); the adaptive
+    /// limit stays at or below it.
     pub concurrency: usize,
-    /// Fixed cap on reads per second (Graph: 8,000 RU per 10 s for the largest tenants).
-    pub read_rate: u32,
-    /// Fixed cap on writes per second (Graph: 3,000 writes per 150 s per app + tenant).
-    pub write_rate: u32,
+    /// Graph's resource-unit bucket for the tenant's size tier (graph-api.md §6).
+    pub ru_bucket: BucketShape,
+    /// Graph's write bucket: 3,000 per 150 s per app and tenant.
+    pub write_bucket: BucketShape,
+    /// Optional fixed caps, per second, below the buckets (to leave room for other tools).
+    pub read_rate: Option<u32>,
+    pub write_rate: Option<u32>,
     /// Times a request is sent at most on transient failures (5xx, timeouts, connection
     /// errors), first try included.
     pub max_attempts: u32,
@@ -70,19 +140,37 @@ pub struct TransportConfig {
     pub max_pause: Duration,
     /// When the run gives up on an unreachable host.
     pub health: HealthLimits,
+    /// Send requests that are ready together as one `$batch`.
+    pub batch: bool,
+    /// How long a lone request waits for company before its batch goes.
+    pub linger: Duration,
+    /// Send `x-ms-throttle-priority: Low`: Graph throttles such requests first, sparing
+    /// interactive admins in the same tenant (for scheduled bulk runs).
+    pub low_priority: bool,
+}
+
+/// RU per 10 s for a tenant of `users` users (graph-api.md §6): under 50, 3,500; 50–500, 5,000;
+/// over 500, 8,000.
+pub fn ru_tier(users: u64) -> u32 {
+    match users {
+        n if n < 50 => 3_500,
+        n if n <= 500 => 5_000,
+        _ => 8_000,
+    }
 }
 
 impl TransportConfig {
-    /// Defaults sized to Graph's documented limits: reads at 800/s (8,000 RU per 10 s; smaller
-    /// tenants have fewer users than their bucket holds, so a whole run fits their burst), writes
-    /// at 20/s (3,000 per 150 s).
+    /// Defaults sized to Graph's documented limits for the smallest tenant tier (the caller
+    /// raises the RU bucket to the tier the tenant is known to be in).
     pub fn new(root: impl Into<String>, token: SecretString) -> Self {
         TransportConfig {
             root: root.into(),
             token,
-            concurrency: 16,
-            read_rate: 800,
-            write_rate: 20,
+            concurrency: 256,
+            ru_bucket: BucketShape::new(ru_tier(0), Duration::from_secs(10)),
+            write_bucket: BucketShape::new(3_000, Duration::from_secs(150)),
+            read_rate: None,
+            write_rate: None,
             max_attempts: 8,
             max_throttled: 32,
             timeout: Duration::from_secs(60),
@@ -90,6 +178,9 @@ impl TransportConfig {
             max_delay: Duration::from_secs(30),
             max_pause: Duration::from_secs(300),
             health: HealthLimits::default(),
+            batch: true,
+            linger: Duration::from_millis(5),
+            low_priority: false,
         }
     }
 }
@@ -125,9 +216,11 @@ pub struct Response {
 #[derive(Debug, Default)]
 struct Counters {
     attempts: AtomicU64,
+    by_purpose: [AtomicU64; Purpose::ALL.len()],
+    http_requests: AtomicU64,
+    batches: AtomicU64,
+    batch_items: AtomicU64,
     succeeded: AtomicU64,
-    reads: AtomicU64,
-    writes: AtomicU64,
     throttled: AtomicU64,
     server_errors: AtomicU64,
     transport_errors: AtomicU64,
@@ -138,11 +231,37 @@ struct Counters {
     settled_by_read: AtomicU64,
 }
 
+/// Requests sent (attempts, retries included) by why they were made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Calls {
+    /// `/organization`.
+    pub tenant: u64,
+    /// UPNs resolved to object ids.
+    pub identity: u64,
+    /// Live state of managed endpoints.
+    pub reads: u64,
+    /// Registered methods.
+    pub methods: u64,
+    /// Endpoints read again just before writing them.
+    pub rereads: u64,
+    /// Writes whose answer was lost, read back.
+    pub settles: u64,
+    /// PATCHes.
+    pub writes: u64,
+}
+
 /// A snapshot of the transport's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TransportStats {
-    /// Requests sent, retries included.
+    /// Requests sent, retries included (each batch item counts once).
     pub attempts: u64,
+    /// The same, by purpose.
+    pub calls: Calls,
+    /// HTTP requests on the wire (a batch is one).
+    pub http_requests: u64,
+    /// `$batch` requests, and the items they carried.
+    pub batches: u64,
+    pub batch_items: u64,
     /// Requests answered 2xx.
     pub succeeded: u64,
     pub reads: u64,
@@ -155,16 +274,115 @@ pub struct TransportStats {
     pub transport_errors: u64,
     /// Attempts that were retries.
     pub retries: u64,
-    /// Times the shared pause gate closed (one per throttling episode, however many requests
-    /// were throttled in it).
+    /// Times a pause gate closed (one per throttling episode, however many requests were
+    /// throttled in it).
     pub pauses: u64,
-    /// Time the gate was closed, in all.
+    /// Time the gates were closed, in all.
     pub paused_ms: u64,
     pub longest_pause_ms: u64,
     /// Writes whose answer was lost and that reading back showed done.
     pub settled_by_read: u64,
     /// Times the connection to Graph was lost mid-run and probed until it came back.
     pub outages: u64,
+}
+
+/// How many requests may be in flight: a ceiling, and below it a limit that follows the
+/// measured latency so that in flight ≈ rate × latency (Little's law) with room to spare.
+#[derive(Debug)]
+struct InFlight {
+    cap: usize,
+    state: Mutex<InFlightState>,
+    freed: Notify,
+}
+
+#[derive(Debug)]
+struct InFlightState {
+    current: usize,
+    limit: usize,
+    /// Exponentially weighted mean latency of answers, in seconds.
+    latency: f64,
+}
+
+/// The fewest requests allowed in flight, whatever the latency.
+const MIN_IN_FLIGHT: usize = 8;
+
+impl InFlight {
+    fn new(cap: usize) -> InFlight {
+        let cap = cap.max(1);
+        InFlight {
+            cap,
+            state: Mutex::new(InFlightState {
+                current: 0,
+                limit: cap.min(64),
+                latency: 0.05,
+            }),
+            freed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn acquire(&self) -> InFlightPermit<'_> {
+        loop {
+            let freed = self.freed.notified();
+            {
+                let mut state = self.lock();
+                if state.current < state.limit {
+                    state.current += 1;
+                    return InFlightPermit(self);
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Folds in one round trip, and sets the limit from `rate` (requests per second the
+    /// budgets allow now; `None` while they allow a burst).
+    fn observe(&self, latency: Duration, rate: Option<f64>) {
+        let mut state = self.lock();
+        state.latency = 0.9 * state.latency + 0.1 * latency.as_secs_f64();
+        let wanted = match rate {
+            None => self.cap,
+            Some(rate) => (rate * state.latency * 1.5).ceil() as usize + MIN_IN_FLIGHT,
+        };
+        let before = state.limit;
+        state.limit = wanted.clamp(MIN_IN_FLIGHT.min(self.cap), self.cap);
+        if state.limit > before {
+            drop(state);
+            self.freed.notify_waiters();
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.lock().limit
+    }
+}
+
+struct InFlightPermit<'a>(&'a InFlight);
+
+impl Drop for InFlightPermit<'_> {
+    fn drop(&mut self) {
+        self.0.lock().current -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// What one exchange on the wire gave: an HTTP answer, or none.
+enum Exchange {
+    Answered {
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        request_id: Option<String>,
+    },
+    NoAnswer {
+        failure: NoAnswer,
+        after: AfterFailure,
+    },
+    /// Graph refused batching: send this request alone.
+    Rejected,
 }
 
 /// The Graph transport. Cheap to share behind an `Arc`.
@@ -174,11 +392,18 @@ pub struct Transport {
     config: TransportConfig,
     /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
     authorization: HeaderValue,
-    permits: Semaphore,
-    gate: PauseGate,
+    in_flight: InFlight,
+    /// Closed by a 429 from the RU bucket: holds every request.
+    all_gate: PauseGate,
+    /// Closed by a 429 from the write bucket: holds writes.
+    write_gate: PauseGate,
+    /// Closed by a 429 on `/authentication/methods`: holds methods reads.
+    methods_gate: PauseGate,
     health: Health,
-    reads: Budget,
+    ru: Budget,
     writes: Budget,
+    methods: Budget,
+    batcher: Batcher,
     counters: Counters,
 }
 
@@ -210,12 +435,17 @@ impl Transport {
         Ok(Transport {
             http,
             authorization,
-            permits: Semaphore::new(config.concurrency.max(1)),
-            gate: PauseGate::default(),
+            in_flight: InFlight::new(config.concurrency),
+            all_gate: PauseGate::default(),
+            write_gate: PauseGate::default(),
+            methods_gate: PauseGate::default(),
             health: Health::new(host, config.health),
-            // A second's worth of burst: Graph's buckets are larger, but other apps share the tenant.
-            reads: Budget::new(config.read_rate, config.read_rate),
-            writes: Budget::new(config.write_rate, config.write_rate),
+            ru: Budget::new(config.ru_bucket, config.read_rate),
+            writes: Budget::new(config.write_bucket, config.write_rate),
+            // Its own pacer and gate over the RU bucket's shape: a small reports limit, if it
+            // applies, is found by its 429s and then paced alone.
+            methods: Budget::new(config.ru_bucket, config.read_rate),
+            batcher: Batcher::new(config.linger),
             counters: Counters::default(),
             config,
         })
@@ -226,15 +456,44 @@ impl Transport {
         &self.config.root
     }
 
+    /// The RU bucket the transport paces to.
+    pub fn ru_bucket(&self) -> BucketShape {
+        self.config.ru_bucket
+    }
+
+    /// The write bucket the transport paces to.
+    pub fn write_bucket(&self) -> BucketShape {
+        self.config.write_bucket
+    }
+
+    /// The current in-flight limit (for progress and benchmarks).
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight.limit()
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> TransportStats {
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let purpose = |p: Purpose| load(&c.by_purpose[p.index()]);
+        let calls = Calls {
+            tenant: purpose(Purpose::Tenant),
+            identity: purpose(Purpose::Identity),
+            reads: purpose(Purpose::Read),
+            methods: purpose(Purpose::Methods),
+            rereads: purpose(Purpose::Reread),
+            settles: purpose(Purpose::Settle),
+            writes: purpose(Purpose::Write),
+        };
         TransportStats {
             attempts: load(&c.attempts),
+            calls,
+            http_requests: load(&c.http_requests),
+            batches: load(&c.batches),
+            batch_items: load(&c.batch_items),
             succeeded: load(&c.succeeded),
-            reads: load(&c.reads),
-            writes: load(&c.writes),
+            reads: load(&c.attempts) - calls.writes,
+            writes: calls.writes,
             throttled: load(&c.throttled),
             server_errors: load(&c.server_errors),
             transport_errors: load(&c.transport_errors),
@@ -247,14 +506,14 @@ impl Transport {
         }
     }
 
-    /// Sends a request (path from the root, e.g. `/beta/users/x/authentication/requirements`),
-    /// retrying as the module doc says. Returns the final answer or the last error.
+    /// Sends a request (path from the root, e.g. `/beta/users/x/authentication/requirements`;
+    /// a PATCH for [`Purpose::Write`], a GET otherwise), retrying as the module doc says.
+    /// Returns the final answer or the last error.
     pub async fn send(
         &self,
-        method: Method,
+        purpose: Purpose,
         path: &str,
         body: Option<&serde_json::Value>,
-        class: Class,
     ) -> Result<Response, GraphError> {
         let max_transient = self.config.max_attempts.saturating_sub(1);
         let max_throttled = self.config.max_throttled;
@@ -265,11 +524,12 @@ impl Transport {
             .with_jitter();
         // Two budgets, one retry layer: 429s and transient failures are counted apart.
         let (mut throttled, mut transient) = (0u32, 0u32);
-        let settles = method == Method::PATCH && body.is_some();
         (|| async {
-            let result = self.attempt(method.clone(), path, body, class).await;
+            let result = self.attempt(purpose, path, body).await;
             match (result, body) {
-                (Err(error), Some(body)) if settles && error.outcome_unknown() => {
+                (Err(error), Some(body))
+                    if purpose == Purpose::Write && error.outcome_unknown() =>
+                {
                     self.settle(path, body, error).await
                 }
                 (result, _) => result,
@@ -307,7 +567,7 @@ impl Transport {
         lost: GraphError,
     ) -> Result<Response, GraphError> {
         // Boxed: `send` is async and this is reached from inside it.
-        let read = Box::pin(self.send(Method::GET, path, None, Class::Read)).await;
+        let read = Box::pin(self.send(Purpose::Settle, path, None)).await;
         let shows_body = read.as_ref().ok().and_then(|response| {
             let live: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
             let wanted = body.as_object()?;
@@ -333,27 +593,56 @@ impl Transport {
         Err(lost)
     }
 
+    /// Waits until the gates that hold `class` are open and its budgets give a slot; returns
+    /// when the request leaves. A 429 may close a gate while this waits for its slot; then it
+    /// waits out the pause and takes a fresh slot, so that the requests held at the gate leave
+    /// paced, not all at once when it opens (usage counts while throttled).
+    async fn slot(&self, class: Class) -> Instant {
+        loop {
+            self.all_gate.wait().await;
+            let (gate, budget) = match class {
+                Class::Read => (None, None),
+                Class::Write => (Some(&self.write_gate), Some(&self.writes)),
+                Class::Methods => (Some(&self.methods_gate), Some(&self.methods)),
+            };
+            if let Some(gate) = gate {
+                gate.wait().await;
+            }
+            let mut sent_at = self.ru.acquire().await;
+            if let Some(budget) = budget {
+                sent_at = sent_at.max(budget.acquire().await);
+            }
+            let open = self.all_gate.closed_until().is_none()
+                && gate.is_none_or(|gate| gate.closed_until().is_none());
+            if open {
+                return sent_at;
+            }
+        }
+    }
+
+    /// The rate the budgets allow now, for the in-flight limit: `None` while free to burst.
+    fn current_rate(&self, class: Class) -> Option<f64> {
+        let budget = match class {
+            Class::Read => &self.ru,
+            Class::Write => &self.writes,
+            Class::Methods => &self.methods,
+        };
+        budget.pacer.rate()
+    }
+
     async fn attempt(
         &self,
-        method: Method,
+        purpose: Purpose,
         path: &str,
         body: Option<&serde_json::Value>,
-        class: Class,
     ) -> Result<Response, GraphError> {
+        let method = purpose.method();
         let method_name = method_name(&method);
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore never closed");
-        let budget = match class {
-            Class::Read => &self.reads,
-            Class::Write => &self.writes,
-        };
-        let url = format!("{}{}", self.config.root.trim_end_matches('/'), path);
+        let class = Class::from(purpose);
+        let _permit = self.in_flight.acquire().await;
         // During an outage the request waits here, as often as it takes, without spending its
         // attempts; only the probe goes out.
-        let (response, sent_at, client_request_id) = loop {
+        loop {
             let admission =
                 self.health
                     .admit()
@@ -364,60 +653,86 @@ impl Transport {
                         host: stopped.host,
                         cause: stopped.cause,
                     })?;
-            // Take a send slot with the gate open. A 429 may close the gate while this request
-            // waits for its slot; then it waits out the pause and takes a fresh slot, so that the
-            // requests held at the gate leave paced, not all at once when it opens (they would be
-            // throttled together, and usage counts while throttled).
-            let sent_at = loop {
-                self.gate.wait().await;
-                let slot = budget.acquire().await;
-                if self.gate.closed_until().is_none() {
-                    break slot;
-                }
-            };
+            let sent_at = self.slot(class).await;
             let client_request_id = uuid::Uuid::new_v4().to_string();
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header(header::AUTHORIZATION, self.authorization.clone())
-                .header(header::ACCEPT, "application/json")
-                .header("client-request-id", &client_request_id)
-                .header("return-client-request-id", "true");
-            if let Some(body) = body {
-                request = request.json(body);
-            }
             self.counters.attempts.fetch_add(1, Ordering::Relaxed);
-            match class {
-                Class::Read => self.counters.reads.fetch_add(1, Ordering::Relaxed),
-                Class::Write => self.counters.writes.fetch_add(1, Ordering::Relaxed),
+            self.counters.by_purpose[purpose.index()].fetch_add(1, Ordering::Relaxed);
+
+            let (exchange, took) = if self.config.batch && !self.batcher.is_refused() {
+                let item = batch::Item {
+                    method: method_name,
+                    path: path.to_owned(),
+                    body: body.cloned(),
+                    client_request_id: client_request_id.clone(),
+                    probe: admission == Admission::Probe,
+                };
+                let (outcome, took) = self.batcher.submit(self, item).await;
+                let exchange = match outcome {
+                    Outcome::Answered {
+                        status,
+                        headers,
+                        body,
+                        request_id,
+                    } => Exchange::Answered {
+                        status,
+                        headers,
+                        body,
+                        request_id,
+                    },
+                    Outcome::NoAnswer { failure, after } => Exchange::NoAnswer { failure, after },
+                    Outcome::Rejected => Exchange::Rejected,
+                };
+                (exchange, took)
+            } else {
+                self.exchange_alone(&method, path, body, &client_request_id, admission, sent_at)
+                    .await
             };
-            let error = match request.send().await {
-                Ok(response) => break (response, sent_at, client_request_id),
-                Err(error) => error,
+            self.in_flight.observe(took, self.current_rate(class));
+
+            let (failure, after) = match exchange {
+                Exchange::Rejected => continue,
+                Exchange::Answered {
+                    status,
+                    headers,
+                    body,
+                    request_id,
+                } => {
+                    return self.interpret(
+                        purpose,
+                        path,
+                        status,
+                        &headers,
+                        body,
+                        request_id,
+                        client_request_id,
+                        sent_at,
+                    );
+                }
+                Exchange::NoAnswer { failure, after } => (failure, after),
             };
             self.counters
                 .transport_errors
                 .fetch_add(1, Ordering::Relaxed);
-            let message = describe_reqwest_error(&error);
-            let kind = FailureKind::classify(error.is_connect(), error.is_timeout(), &message);
-            let failure = GraphError::Transport {
+            let failure_error = GraphError::Transport {
                 method: method_name,
                 path: path.to_owned(),
-                message: printable_capped(&message, 500),
-                timeout: error.is_timeout(),
+                message: printable_capped(&failure.message, 500),
+                timeout: failure.is_timeout,
                 // A failure to connect never sent the request; anything later may have.
-                sent: !error.is_connect(),
+                sent: !failure.is_connect,
                 client_request_id,
             };
-            match self.health.failed(kind, admission) {
-                AfterFailure::Retry => return Err(failure),
+            match after {
+                AfterFailure::Retry => return Err(failure_error),
                 // A write that may have reached Graph is settled by reading back (in `send`)
                 // rather than sent again blindly; the read waits out the outage.
-                AfterFailure::Wait if method == Method::PATCH && failure.outcome_unknown() => {
-                    return Err(failure);
+                AfterFailure::Wait
+                    if method == Method::PATCH && failure_error.outcome_unknown() =>
+                {
+                    return Err(failure_error);
                 }
                 AfterFailure::Wait => {
-                    debug!(error = %failure, "held: Graph is unreachable for now");
+                    debug!(error = %failure_error, "held: Graph is unreachable for now");
                     continue;
                 }
                 AfterFailure::Stop(stopped) => {
@@ -429,36 +744,97 @@ impl Transport {
                     });
                 }
             }
-        };
+        }
+    }
 
+    /// Sends one request on its own (batching off or refused).
+    async fn exchange_alone(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        client_request_id: &str,
+        admission: Admission,
+        sent_at: Instant,
+    ) -> (Exchange, Duration) {
+        let url = format!("{}{}", self.config.root.trim_end_matches('/'), path);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::ACCEPT, "application/json")
+            .header("client-request-id", client_request_id)
+            .header("return-client-request-id", "true");
+        if self.config.low_priority {
+            request = request.header("x-ms-throttle-priority", "Low");
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let failure = no_answer(&error);
+                let after = self.health.failed(classify(&failure), admission);
+                return (Exchange::NoAnswer { failure, after }, started.elapsed());
+            }
+        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let request_id = header_str(&headers, "request-id");
-        if let Some(pct) = header_str(&headers, "x-ms-throttle-limit-percentage")
-            .and_then(|v| v.parse::<f64>().ok())
-            && pct >= 0.8
-        {
-            budget.pacer.on_pressure(sent_at);
-        }
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes.to_vec(),
             Err(error) => {
                 // The status came, the body did not: the host is there, this answer was cut.
                 self.health.answered(sent_at);
-                self.counters
-                    .transport_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(GraphError::Transport {
-                    method: method_name,
-                    path: path.to_owned(),
-                    message: printable_capped(&describe_reqwest_error(&error), 500),
-                    timeout: error.is_timeout(),
-                    sent: true,
-                    client_request_id,
-                });
+                let mut failure = no_answer(&error);
+                failure.is_connect = false;
+                return (
+                    Exchange::NoAnswer {
+                        failure,
+                        after: AfterFailure::Retry,
+                    },
+                    started.elapsed(),
+                );
             }
         };
         self.health.answered(sent_at);
+        (
+            Exchange::Answered {
+                status,
+                headers,
+                body: bytes,
+                request_id,
+            },
+            started.elapsed(),
+        )
+    }
+
+    /// Turns an answer (alone or from a batch) into the result: success, or a typed error with
+    /// its pause applied to the bucket that refused.
+    #[allow(clippy::too_many_arguments)]
+    fn interpret(
+        &self,
+        purpose: Purpose,
+        path: &str,
+        status: u16,
+        headers: &HeaderMap,
+        bytes: Vec<u8>,
+        request_id: Option<String>,
+        client_request_id: String,
+        sent_at: Instant,
+    ) -> Result<Response, GraphError> {
+        let method_name = method_name(&purpose.method());
+        let request_id = request_id.map(|id| printable_capped(&id, 100));
+        if let Some(pct) = header_str(headers, "x-ms-throttle-limit-percentage")
+            .and_then(|v| v.parse::<f64>().ok())
+            && pct >= 0.8
+        {
+            // The percentage is the RU bucket's usage (graph-api.md §6).
+            self.ru.pacer.on_pressure(sent_at, pct);
+        }
 
         if (200..300).contains(&status) {
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -471,7 +847,7 @@ impl Transport {
         }
 
         if (300..400).contains(&status) {
-            let location = header_str(&headers, "location")
+            let location = header_str(headers, "location")
                 .map_or_else(|| "(none)".to_owned(), |l| printable_capped(&l, 300));
             return Err(GraphError::Api {
                 method: method_name,
@@ -489,12 +865,21 @@ impl Transport {
             });
         }
 
-        let asked = header_str(&headers, "retry-after").and_then(|v| parse_retry_after(&v));
+        let asked = header_str(headers, "retry-after").and_then(|v| parse_retry_after(&v));
         let retry_after = asked.map(|asked| asked.min(self.config.max_pause));
         if status == 429 {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
             let pause = retry_after.unwrap_or(Duration::from_secs(2));
-            self.pause(pause, asked, &headers, path, request_id.as_deref());
+            let (gate, budget, what) = self.refusing_bucket(purpose, headers);
+            self.pause(
+                gate,
+                what,
+                pause,
+                asked,
+                headers,
+                path,
+                request_id.as_deref(),
+            );
             budget.pacer.on_throttled(sent_at);
         } else if status >= 500 {
             self.counters.server_errors.fetch_add(1, Ordering::Relaxed);
@@ -538,17 +923,40 @@ impl Transport {
         })
     }
 
-    /// Closes the shared gate for `pause` after a 429, counting it and saying so when it is
-    /// long (at the default log level: an admin must see why nothing moves).
+    /// Which bucket refused a 429, from `x-ms-throttle-information` when Graph says, else
+    /// from the request: its pause gate, its budget, and its name for the log.
+    fn refusing_bucket(
+        &self,
+        purpose: Purpose,
+        headers: &HeaderMap,
+    ) -> (&PauseGate, &Budget, &'static str) {
+        let information = header_str(headers, "x-ms-throttle-information").unwrap_or_default();
+        let information = information.to_ascii_lowercase();
+        if information.contains("write") {
+            (&self.write_gate, &self.writes, "writes")
+        } else if information.contains("resourceunit") {
+            (&self.all_gate, &self.ru, "every request")
+        } else if information.contains("report") || purpose == Purpose::Methods {
+            (&self.methods_gate, &self.methods, "methods reads")
+        } else {
+            (&self.all_gate, &self.ru, "every request")
+        }
+    }
+
+    /// Closes `gate` for `pause` after a 429, counting it and saying so when it is long (at the
+    /// default log level: an admin must see why nothing moves).
+    #[allow(clippy::too_many_arguments)]
     fn pause(
         &self,
+        gate: &PauseGate,
+        what: &str,
         pause: Duration,
         asked: Option<Duration>,
         headers: &HeaderMap,
         path: &str,
         request_id: Option<&str>,
     ) {
-        let added = self.gate.pause_for(pause);
+        let added = gate.pause_for(pause);
         if added.started {
             self.counters.pauses.fetch_add(1, Ordering::Relaxed);
         }
@@ -572,7 +980,7 @@ impl Transport {
                 scope,
                 information,
                 request_id,
-                "throttled by Graph (429, {asked}): pausing every request for {} s{}",
+                "throttled by Graph (429, {asked}): pausing {what} for {} s{}",
                 pause.as_secs(),
                 if capped {
                     " (the longest mfactl waits at once)"
@@ -589,7 +997,7 @@ impl Transport {
                 scope,
                 information,
                 request_id,
-                "throttled by Graph (429): pausing all workers"
+                "throttled by Graph (429): pausing {what}"
             );
         }
     }
@@ -608,6 +1016,56 @@ fn bearer(token: &SecretString) -> Result<HeaderValue, BuildError> {
         HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| BuildError::InvalidToken)?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+impl batch::Sender for Transport {
+    async fn post_batch(&self, body: serde_json::Value) -> Result<reqwest::Response, NoAnswer> {
+        let url = format!("{}/beta/$batch", self.config.root.trim_end_matches('/'));
+        let mut request = self
+            .http
+            .post(url)
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::ACCEPT, "application/json")
+            .header("client-request-id", uuid::Uuid::new_v4().to_string());
+        if self.config.low_priority {
+            request = request.header("x-ms-throttle-priority", "Low");
+        }
+        self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+        request.json(&body).send().await.map_err(|e| no_answer(&e))
+    }
+
+    fn sent_batch(&self, items: usize) {
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .batch_items
+            .fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    fn answered(&self, sent_at: Instant) {
+        self.health.answered(sent_at);
+    }
+
+    fn no_answer(&self, failure: &NoAnswer, probe: bool) -> AfterFailure {
+        let admission = if probe {
+            Admission::Probe
+        } else {
+            Admission::Normal
+        };
+        self.health.failed(classify(failure), admission)
+    }
+}
+
+/// A reqwest error as a [`NoAnswer`]: its text with causes, and its kind.
+fn no_answer(error: &reqwest::Error) -> NoAnswer {
+    NoAnswer {
+        message: describe_reqwest_error(error),
+        is_connect: error.is_connect(),
+        is_timeout: error.is_timeout(),
+    }
+}
+
+fn classify(failure: &NoAnswer) -> FailureKind {
+    FailureKind::classify(failure.is_connect, failure.is_timeout, &failure.message)
 }
 
 fn method_name(method: &Method) -> &'static str {

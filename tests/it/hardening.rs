@@ -53,7 +53,8 @@ fn a_redirect_is_a_failure_naming_its_location_and_nothing_is_applied() {
     let scenario = Scenario::new(tenant);
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
     let proxy = FaultProxy::in_front_of(&scenario.url());
-    // Reads go through; every write is redirected to another host, over plain http.
+    // Reads go through; every write is redirected to another host, over plain http. (Sent one
+    // by one, so that the proxy sees each request's method.)
     proxy.set_rule(|head: &RequestHead, _| {
         if head.method == "PATCH" {
             Action::redirect(307, "http://graph.example.invalid/beta/elsewhere")
@@ -65,6 +66,7 @@ fn a_redirect_is_a_failure_naming_its_location_and_nothing_is_applied() {
         &proxy,
         &[
             "apply",
+            "--no-batch",
             yaml.to_str().unwrap(),
             "--auto-approve",
             "--concurrency",
@@ -127,7 +129,13 @@ fn control_and_bidi_characters_from_graph_are_escaped_in_every_output() {
     for format in ["text", "json"] {
         let (code, out, err) = run_via(
             &proxy,
-            &["plan", yaml.to_str().unwrap(), "--format", format],
+            &[
+                "plan",
+                "--no-batch",
+                yaml.to_str().unwrap(),
+                "--format",
+                format,
+            ],
         );
         assert_eq!(code, 1, "users whose reads failed: {out}\n{err}");
         for text in [&out, &err] {
@@ -408,6 +416,7 @@ fn writes_whose_answer_was_lost_are_confirmed_by_reading_back_not_failed() {
         &proxy,
         &[
             "apply",
+            "--no-batch",
             yaml.to_str().unwrap(),
             "--auto-approve",
             "--write-rate",
@@ -446,6 +455,32 @@ fn writes_whose_answer_was_lost_are_confirmed_by_reading_back_not_failed() {
 }
 
 #[test]
+fn batches_whose_answer_was_lost_are_settled_item_by_item() {
+    let tenant = Tenant::generate(60, 15);
+    let rows = manifest_changing_everyone(&tenant);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let proxy = FaultProxy::in_front_of(&scenario.url());
+    // Every third $batch is carried out and its answer lost.
+    proxy.set_rule(|head: &RequestHead, n| {
+        if head.path.contains("$batch") && n % 3 == 2 {
+            Action::ForwardThenDrop
+        } else {
+            Action::Forward
+        }
+    });
+    let (code, out, err) = run_via(&proxy, &["apply", yaml.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(proxy.stats().dropped_after_forward > 0);
+    assert_eq!(
+        scenario.stats().writes,
+        2 * rows.len() as u64,
+        "each write was made once, lost answer or not"
+    );
+    assert_converged(&scenario.tenant(), &rows);
+}
+
+#[test]
 fn a_lost_answer_to_a_write_that_did_not_happen_is_sent_again() {
     let tenant = Tenant::generate(6, 7);
     let rows = manifest_changing_everyone(&tenant);
@@ -467,6 +502,7 @@ fn a_lost_answer_to_a_write_that_did_not_happen_is_sent_again() {
         &proxy,
         &[
             "apply",
+            "--no-batch",
             yaml.to_str().unwrap(),
             "--auto-approve",
             "--write-rate",
@@ -605,6 +641,7 @@ fn a_401_mid_apply_lists_the_users_never_reached_and_the_summary_adds_up() {
         &proxy,
         &[
             "apply",
+            "--no-batch",
             yaml.to_str().unwrap(),
             "--auto-approve",
             "--concurrency",
