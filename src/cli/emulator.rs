@@ -1,4 +1,5 @@
-//! `mfactl emulator serve|generate`.
+//! `mfactl emulator serve|generate`: wiring only; the emulator and the generator live in
+//! `crate::emulator`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use clap::{Args, Subcommand};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::exit;
+use crate::emulator::tenant::{MAX_USERS, thousands};
 use crate::emulator::{Emulator, EmulatorConfig, Tenant};
 
 #[derive(Debug, Subcommand)]
@@ -52,8 +54,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Number of users.
-    #[arg(long)]
+    /// Number of users (0 to 10,000,000).
+    #[arg(long, value_name = "N", value_parser = parse_user_count)]
     pub users: usize,
     /// Seed: the same seed and size always give the same tenant.
     #[arg(long, default_value_t = 1)]
@@ -62,16 +64,28 @@ pub struct GenerateArgs {
 
 pub async fn run(command: EmulatorCommand) -> miette::Result<u8> {
     match command {
-        EmulatorCommand::Generate(args) => {
-            let tenant = Tenant::generate(args.users, args.seed);
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(tenant.to_yaml().as_bytes())
-                .into_diagnostic()?;
-            Ok(exit::OK)
-        }
+        EmulatorCommand::Generate(args) => generate(&args),
         EmulatorCommand::Serve(args) => serve(args).await,
     }
+}
+
+fn generate(args: &GenerateArgs) -> miette::Result<u8> {
+    if args.users > MAX_USERS {
+        let most = thousands(MAX_USERS as u64);
+        return Err(miette!(
+            help = format!(
+                "ask for at most {most}: the emulator holds a tenant in memory (about 0.5 KB a \
+                 user), and no Entra tenant mfactl is meant for is larger"
+            ),
+            "--users asks for more than {most} users, the most emulator generate writes"
+        ));
+    }
+    let tenant = Tenant::generate(args.users, args.seed);
+    tenant
+        .write_yaml(std::io::stdout().lock())
+        .into_diagnostic()
+        .wrap_err("cannot write the tenant to stdout")?;
+    Ok(exit::OK)
 }
 
 async fn serve(args: ServeArgs) -> miette::Result<u8> {
@@ -98,6 +112,16 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
     shutdown_signal().await;
     emulator.shutdown().await;
     Ok(exit::OK)
+}
+
+/// `--users`: a whole number; one too large for any integer type counts as "too many" so that
+/// it gets the same explanation as any other size over the limit, not a parse error.
+fn parse_user_count(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{text}' is not a whole number of users"));
+    }
+    Ok(text.parse::<usize>().unwrap_or(usize::MAX))
 }
 
 async fn shutdown_signal() {
