@@ -15,7 +15,11 @@ use crate::emulator::{Emulator, EmulatorConfig, Tenant};
 
 #[derive(Debug, Subcommand)]
 pub enum EmulatorCommand {
-    /// Serve a tenant file as Microsoft Graph on a loopback address until interrupted.
+    /// Serve a tenant file as Microsoft Graph until interrupted.
+    ///
+    /// The emulator keeps its state in memory only: PATCHes change its copy of the tenant, never
+    /// the file, and are lost when it stops. `GET /_emulator/tenant` returns the current state in
+    /// the tenant file's shape (save it to keep it); `GET /_emulator/stats` counts what it answered.
     Serve(ServeArgs),
     /// Write a deterministic synthetic tenant file (YAML) on stdout.
     Generate(GenerateArgs),
@@ -23,10 +27,12 @@ pub enum EmulatorCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The tenant file to serve.
+    /// The tenant file to serve (read once at start, never written).
     #[arg(long, value_name = "TENANT.yaml")]
     pub tenant: PathBuf,
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    /// Address to listen on (port 0 picks a free port; the address is printed). 0.0.0.0 or [::]
+    /// listens on every interface: anyone who can reach this machine may then read and change the
+    /// tenant, with any token.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Added latency per request in milliseconds: a fixed MIN or a uniform MIN-MAX.
@@ -104,14 +110,30 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         .await
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
-    println!(
-        "mfactl emulator serving {users} users on {} (Ctrl-C to stop)",
-        emulator.url()
-    );
+    println!("{}", serving_line(users, emulator.addr(), &emulator.url()));
     std::io::stdout().flush().into_diagnostic()?;
     shutdown_signal().await;
     emulator.shutdown().await;
     Ok(exit::OK)
+}
+
+/// The line scripts read, in one of two shapes:
+///
+/// ```text
+/// mfactl emulator serving 40 users on http://127.0.0.1:8080 (Ctrl-C to stop)
+/// mfactl emulator serving 40 users on http://0.0.0.0:8080 (all interfaces; from this machine: http://127.0.0.1:8080; Ctrl-C to stop)
+/// ```
+///
+/// The sixth word is always the address really bound, as a URL; the line's last URL is always
+/// the one a client on this machine uses (a wildcard address is no address to connect to, and
+/// `--graph-url` refuses it as not loopback).
+fn serving_line(users: usize, bound: SocketAddr, local_url: &str) -> String {
+    let on = format!("mfactl emulator serving {users} users on http://{bound}");
+    if bound.ip().is_unspecified() {
+        format!("{on} (all interfaces; from this machine: {local_url}; Ctrl-C to stop)")
+    } else {
+        format!("{on} (Ctrl-C to stop)")
+    }
 }
 
 /// `--users`: a whole number; one too large for any integer type counts as "too many" so that

@@ -201,6 +201,28 @@ fn serve_loads_a_generated_tenant_of_12000_users_and_answers() {
 }
 
 #[test]
+fn serve_on_all_interfaces_prints_the_bound_address_and_the_local_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant_file = generated_file(dir.path(), 40);
+    let served = Served::start(&tenant_file, "0.0.0.0:0");
+    let local = served.local_url();
+    let port = local
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("loopback URL for local clients: {}", served.line));
+    assert_eq!(
+        served.line,
+        format!(
+            "mfactl emulator serving 40 users on http://0.0.0.0:{port} \
+             (all interfaces; from this machine: http://127.0.0.1:{port}; Ctrl-C to stop)"
+        )
+    );
+    let (status, body) = get(&local, "/_emulator/tenant");
+    assert!(status.contains(" 200 "), "{status}");
+    let tenant: Tenant = serde_json::from_str(&body).expect("tenant JSON");
+    assert_eq!(tenant.users.len(), 40);
+}
+
+#[test]
 fn generate_refuses_an_absurd_user_count_without_panicking() {
     for users in [
         "18446744073709551615",
@@ -220,4 +242,17 @@ fn generate_refuses_an_absurd_user_count_without_panicking() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(stdout(&out).is_empty());
     }
+}
+
+#[test]
+fn serve_help_says_state_is_in_memory_only() {
+    let out = mfactl()
+        .args(["emulator", "serve", "--help"])
+        .output()
+        .unwrap();
+    let help = stdout(&out);
+    assert!(
+        help.contains("in memory only") && help.contains("GET /_emulator/tenant"),
+        "{help}"
+    );
 }
