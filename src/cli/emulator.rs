@@ -1,4 +1,5 @@
-//! `mfactl emulator serve|generate`.
+//! `mfactl emulator serve|generate`: wiring only; the emulator and the generator live in
+//! `crate::emulator`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -9,11 +10,16 @@ use clap::{Args, Subcommand};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::exit;
+use crate::emulator::tenant::{MAX_USERS, thousands};
 use crate::emulator::{Emulator, EmulatorConfig, Tenant};
 
 #[derive(Debug, Subcommand)]
 pub enum EmulatorCommand {
-    /// Serve a tenant file as Microsoft Graph on a loopback address until interrupted.
+    /// Serve a tenant file as Microsoft Graph until interrupted.
+    ///
+    /// The emulator keeps its state in memory only: PATCHes change its copy of the tenant, never
+    /// the file, and are lost when it stops. `GET /_emulator/tenant` returns the current state in
+    /// the tenant file's shape (save it to keep it); `GET /_emulator/stats` counts what it answered.
     Serve(ServeArgs),
     /// Write a deterministic synthetic tenant file (YAML) on stdout.
     Generate(GenerateArgs),
@@ -21,10 +27,12 @@ pub enum EmulatorCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The tenant file to serve.
+    /// The tenant file to serve (read once at start, never written).
     #[arg(long, value_name = "TENANT.yaml")]
     pub tenant: PathBuf,
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    /// Address to listen on (port 0 picks a free port; the address is printed). 0.0.0.0 or [::]
+    /// listens on every interface: anyone who can reach this machine may then read and change the
+    /// tenant, with any token.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Added latency per request in milliseconds: a fixed MIN or a uniform MIN-MAX.
@@ -52,8 +60,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Number of users.
-    #[arg(long)]
+    /// Number of users (0 to 10,000,000).
+    #[arg(long, value_name = "N", value_parser = parse_user_count)]
     pub users: usize,
     /// Seed: the same seed and size always give the same tenant.
     #[arg(long, default_value_t = 1)]
@@ -62,16 +70,28 @@ pub struct GenerateArgs {
 
 pub async fn run(command: EmulatorCommand) -> miette::Result<u8> {
     match command {
-        EmulatorCommand::Generate(args) => {
-            let tenant = Tenant::generate(args.users, args.seed);
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(tenant.to_yaml().as_bytes())
-                .into_diagnostic()?;
-            Ok(exit::OK)
-        }
+        EmulatorCommand::Generate(args) => generate(&args),
         EmulatorCommand::Serve(args) => serve(args).await,
     }
+}
+
+fn generate(args: &GenerateArgs) -> miette::Result<u8> {
+    if args.users > MAX_USERS {
+        let most = thousands(MAX_USERS as u64);
+        return Err(miette!(
+            help = format!(
+                "ask for at most {most}: the emulator holds a tenant in memory (about 0.5 KB a \
+                 user), and no Entra tenant mfactl is meant for is larger"
+            ),
+            "--users asks for more than {most} users, the most emulator generate writes"
+        ));
+    }
+    let tenant = Tenant::generate(args.users, args.seed);
+    tenant
+        .write_yaml(std::io::stdout().lock())
+        .into_diagnostic()
+        .wrap_err("cannot write the tenant to stdout")?;
+    Ok(exit::OK)
 }
 
 async fn serve(args: ServeArgs) -> miette::Result<u8> {
@@ -90,14 +110,40 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         .await
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
-    println!(
-        "mfactl emulator serving {users} users on {} (Ctrl-C to stop)",
-        emulator.url()
-    );
+    println!("{}", serving_line(users, emulator.addr(), &emulator.url()));
     std::io::stdout().flush().into_diagnostic()?;
     shutdown_signal().await;
     emulator.shutdown().await;
     Ok(exit::OK)
+}
+
+/// The line scripts read, in one of two shapes:
+///
+/// ```text
+/// mfactl emulator serving 40 users on http://127.0.0.1:8080 (Ctrl-C to stop)
+/// mfactl emulator serving 40 users on http://0.0.0.0:8080 (all interfaces; from this machine: http://127.0.0.1:8080; Ctrl-C to stop)
+/// ```
+///
+/// The sixth word is always the address really bound, as a URL; the line's last URL is always
+/// the one a client on this machine uses (a wildcard address is no address to connect to, and
+/// `--graph-url` refuses it as not loopback).
+fn serving_line(users: usize, bound: SocketAddr, local_url: &str) -> String {
+    let on = format!("mfactl emulator serving {users} users on http://{bound}");
+    if bound.ip().is_unspecified() {
+        format!("{on} (all interfaces; from this machine: {local_url}; Ctrl-C to stop)")
+    } else {
+        format!("{on} (Ctrl-C to stop)")
+    }
+}
+
+/// `--users`: a whole number; one too large for any integer type counts as "too many" so that
+/// it gets the same explanation as any other size over the limit, not a parse error.
+fn parse_user_count(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{text}' is not a whole number of users"));
+    }
+    Ok(text.parse::<usize>().unwrap_or(usize::MAX))
 }
 
 async fn shutdown_signal() {

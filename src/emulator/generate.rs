@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::tenant::{Group, Tenant, TenantUser, UserSignInPreferences, UserType};
+use super::tenant::{Group, MAX_USERS, Tenant, TenantUser, UserSignInPreferences, UserType};
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
 
 const FIRST_NAMES: &[&str] = &[
@@ -119,11 +119,15 @@ fn preferred(rng: &mut StdRng, methods: &[MethodKind]) -> Option<PreferredMethod
 
 impl Tenant {
     /// A synthetic tenant of `users` users, identical for the same `(users, seed)`.
+    ///
+    /// `users` should be at most [`MAX_USERS`], the most the loader is sized for (the CLI refuses
+    /// more); zero gives a valid empty tenant, in which every user is "not found".
     pub fn generate(users: usize, seed: u64) -> Tenant {
         let mut rng = StdRng::seed_from_u64(seed);
         let tenant_id = guid(&mut rng);
         let domain = "contoso.onmicrosoft.com".to_owned();
-        let mut generated = Vec::with_capacity(users);
+        // Reserving for an absurd count would abort on capacity overflow before doing anything.
+        let mut generated = Vec::with_capacity(users.min(MAX_USERS));
         for number in 0..users {
             let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
             let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
@@ -216,5 +220,48 @@ impl Tenant {
                 },
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tenants_get_the_ru_tier_of_their_size() {
+        // graph-api.md §6: under 50 users 3,500 RU per 10 s; 50–500 5,000; over 500 8,000.
+        for (users, tier) in [
+            (0, 3_500),
+            (49, 3_500),
+            (50, 5_000),
+            (500, 5_000),
+            (501, 8_000),
+            (12_000, 8_000),
+        ] {
+            let tenant = Tenant::generate(users, 1);
+            assert_eq!(tenant.users.len(), users);
+            assert_eq!(tenant.ru_tier(), tier, "{users} users");
+        }
+    }
+
+    #[test]
+    fn an_empty_generated_tenant_is_a_valid_tenant() {
+        let tenant = Tenant::generate(0, 1);
+        assert!(tenant.users.is_empty());
+        assert!(tenant.groups.iter().all(|g| g.members.is_empty()));
+        assert_eq!(Tenant::from_yaml_str(&tenant.to_yaml()).unwrap(), tenant);
+    }
+
+    #[test]
+    fn upns_stay_unique_past_the_four_digit_padding() {
+        let tenant = Tenant::generate(12_000, 5);
+        let mut upns: Vec<_> = tenant
+            .users
+            .iter()
+            .map(|u| u.user_principal_name.to_lowercase())
+            .collect();
+        upns.sort();
+        upns.dedup();
+        assert_eq!(upns.len(), 12_000);
     }
 }

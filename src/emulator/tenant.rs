@@ -10,17 +10,57 @@
 //! that Graph itself can hold (a preferred method whose registered method was since removed)
 //! are allowed and come back as [`TenantNote`]s instead.
 //!
+//! Size. A tenant file may be as large as the largest one `emulator generate` writes
+//! ([`MAX_USERS`] users, about 4 GB). The file is streamed through a buffered reader and each user
+//! is converted as soon as it is parsed, so neither the text nor the span-carrying mirror of all
+//! users is ever held: memory is the finished [`Tenant`] plus, while loading, one id and one UPN
+//! key a user for the duplicate checks. serde-saphyr's parser budget (by default 250,000 nodes,
+//! which a 10,000-user file already exceeds) is scaled to the file's length — see
+//! [`parser_options`] — so a big tenant loads while a file that is far denser in YAML nodes than
+//! any tenant file, or larger than [`MAX_FILE_BYTES`], is refused with a message naming the limit.
+//!
 //! This module does no network I/O and knows nothing about HTTP.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
+
+/// The most users `emulator generate` writes, and so the most the loader must accept.
+///
+/// Ten million is several times the largest Entra tenants mfactl is meant for (a directory's
+/// default quota is 300,000 objects; the largest hold a few million users) and ten times the
+/// benchmark's million; beyond it a request is a typo, and the emulator, which holds the tenant in
+/// memory at a few hundred bytes a user, would need several gigabytes more than any test needs.
+pub const MAX_USERS: usize = 10_000_000;
+
+/// A generated user's average size in the file is ~392 bytes (guests' UPNs are longer, some users
+/// have three or four methods); a test keeps the average below this bound.
+const MAX_BYTES_PER_GENERATED_USER: u64 = 512;
+
+/// The largest tenant file the loader reads (5.12 GB): [`MAX_USERS`] generated users.
+///
+/// Checked against the file's length before anything is read, and again by the parser while
+/// reading (for a pipe, whose length is unknown).
+pub const MAX_FILE_BYTES: u64 = MAX_USERS as u64 * MAX_BYTES_PER_GENERATED_USER;
+
+/// The parser may see one YAML node, and one event, per this many bytes of file.
+///
+/// Measured on generated tenants: one node per ~17 bytes and one event per ~15 (a user is ~23
+/// nodes, ~26 events, ~392 bytes); a hand-written file of short values (`accountEnabled: true`,
+/// `methods: [sms]`) comes to about one per 8. Four leaves room for any real tenant file, while a
+/// file of mostly flow punctuation (`[a,a,a,...]`, a node per 2 bytes), the cheapest way to make a
+/// parser allocate, is stopped half-way.
+const MIN_BYTES_PER_NODE: u64 = 4;
 
 /// The emulated directory: one tenant, its users and groups, and its authentication methods policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -141,6 +181,23 @@ pub enum TenantError {
         column: u64,
         message: String,
     },
+    /// The file is longer than [`MAX_FILE_BYTES`]; refused before it is read.
+    #[error(
+        "{origin}: the tenant file is {} bytes, more than the {} the emulator reads (the size of \
+         {} generated users, the most `mfactl emulator generate` writes); the emulator holds the \
+         whole tenant in memory, so use a smaller tenant file",
+        thousands(*bytes), thousands(MAX_FILE_BYTES), thousands(MAX_USERS as u64)
+    )]
+    TooLarge { origin: String, bytes: u64 },
+    /// The parser stopped at one of its limits: far more YAML nodes than a tenant file of this
+    /// length holds, nesting deeper than a tenant's, many aliases. The message names the limit.
+    #[error("{origin}{}: {message}", Place(*line, *column))]
+    Limit {
+        origin: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     /// The file parsed but holds values the emulator cannot serve; every problem is listed.
     #[error("{origin}: {} problem(s) in the tenant file:{}", problems.len(), ProblemList(problems))]
     Invalid {
@@ -202,22 +259,52 @@ impl Tenant {
     }
 
     /// Reads and validates a tenant file, returning the notes instead of logging them.
+    ///
+    /// The file is streamed (see the module docs); a file longer than [`MAX_FILE_BYTES`] is
+    /// refused before it is read.
     pub fn load_with_notes(path: &Path) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TenantError::Read {
+        let read_error = |source| TenantError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
-        parse(&text, &path.display().to_string())
+        };
+        let origin = path.display().to_string();
+        let file = File::open(path).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        // A pipe or a device has no length: it gets the limits of the largest file, and the
+        // parser stops it if it sends more than that.
+        let bytes = if metadata.is_file() {
+            metadata.len()
+        } else {
+            MAX_FILE_BYTES
+        };
+        if bytes > MAX_FILE_BYTES {
+            return Err(TenantError::TooLarge { origin, bytes });
+        }
+        let reader = BufReader::with_capacity(1 << 16, file);
+        let raw = serde_saphyr::from_reader_with_options(reader, parser_options(bytes))
+            .map_err(|error| parse_error(&error, &origin, bytes, Some(path)))?;
+        finish(raw, &origin)
     }
 
     /// Parses and validates tenant YAML held in memory (errors name the origin `<tenant>`).
     pub fn from_yaml_str(text: &str) -> Result<Tenant, TenantError> {
-        parse(text, "<tenant>").map(|(tenant, _)| tenant)
+        parse_str(text).map(|(tenant, _)| tenant)
     }
 
     /// Like [`Tenant::from_yaml_str`], also returning the notes.
     pub fn from_yaml_str_with_notes(text: &str) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
-        parse(text, "<tenant>")
+        parse_str(text)
+    }
+
+    /// Writes the tenant as YAML in the file's shape without building it in memory first
+    /// (a million users are ~390 MB of text).
+    pub fn write_yaml(&self, out: impl Write) -> std::io::Result<()> {
+        let mut out = BufWriter::with_capacity(1 << 16, out);
+        serde_saphyr::to_io_writer(&mut out, self).map_err(|error| match error {
+            serde_saphyr::SerializeError::IO { error } => error,
+            other => std::io::Error::other(other),
+        })?;
+        out.flush()
     }
 
     /// The tenant as YAML in the file's shape; [`Tenant::from_yaml_str`] reads it back equal.
@@ -254,12 +341,92 @@ impl TenantUser {
 struct RawTenant {
     tenant_id: Spanned<String>,
     domain: Spanned<String>,
+    /// Converted while the parser streams them (see the module docs).
     #[serde(default)]
-    users: Vec<Spanned<RawUser>>,
+    users: UserList,
     #[serde(default)]
     groups: Vec<Spanned<RawGroup>>,
     #[serde(default)]
     authentication_methods_policy: Option<serde_json::Value>,
+}
+
+/// `users:`, each entry converted and checked the moment it is parsed, so that the span-carrying
+/// [`RawUser`]s (several times a user's final size) never pile up.
+#[derive(Default)]
+struct UserList {
+    users: Vec<TenantUser>,
+    findings: Findings,
+    /// Lower-cased object id → line of the user that has it (groups' ids are checked against it).
+    ids: HashMap<String, u64>,
+    /// Lower-cased UPN → line of the user that has it.
+    upns: HashMap<String, u64>,
+}
+
+impl UserList {
+    fn push(&mut self, spanned: Spanned<RawUser>) {
+        let line = spanned.referenced.line();
+        let user = convert_user(spanned.value, &mut self.findings);
+        let subject = Some(user.user_principal_name.as_str());
+        if let Some(first) = claim(&mut self.ids, user.id.to_ascii_lowercase(), line) {
+            self.findings.problem(
+                line,
+                "duplicate-id",
+                subject,
+                "id",
+                format!("id {} is already used by the user on line {first}", user.id),
+            );
+        }
+        if let Some(first) = claim(
+            &mut self.upns,
+            user.user_principal_name.to_lowercase(),
+            line,
+        ) {
+            self.findings.problem(
+                line,
+                "duplicate-upn",
+                subject,
+                "userPrincipalName",
+                format!("already used by the user on line {first}"),
+            );
+        }
+        self.users.push(user);
+    }
+}
+
+/// Records `key` as seen on `line`, unless it was seen before: then returns that first line (the
+/// first holder keeps a value; every later one is the duplicate).
+fn claim(seen: &mut HashMap<String, u64>, key: String, line: u64) -> Option<u64> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(*first.get()),
+        Entry::Vacant(slot) => {
+            slot.insert(line);
+            None
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UserList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UserList, D::Error> {
+        struct UserListVisitor;
+
+        impl<'de> Visitor<'de> for UserListVisitor {
+            type Value = UserList;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of users")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UserList, A::Error> {
+                let mut list = UserList::default();
+                while let Some(user) = seq.next_element::<Spanned<RawUser>>()? {
+                    list.push(user);
+                }
+                Ok(list)
+            }
+        }
+
+        deserializer.deserialize_seq(UserListVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -343,24 +510,194 @@ impl Findings {
     }
 }
 
-fn parse(text: &str, origin: &str) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
-    let raw: RawTenant = serde_saphyr::from_str(text).map_err(|err| {
-        let location = err.location();
-        let line = location.map_or(0, |l| l.line());
-        let column = location.map_or(0, |l| l.column());
-        // The message repeats the place, which the error's own prefix already gives.
-        let message = err.without_snippet().to_string();
-        let suffix = format!(" at line {line}, column {column}");
-        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
-        TenantError::Syntax {
+/// The parser's limits for a file of `bytes` bytes (see [`MIN_BYTES_PER_NODE`] for the ratio).
+///
+/// serde-saphyr's defaults (1,000,000 events, 250,000 nodes, 64 MiB of scalar text) stay the
+/// floor, so small files keep them; above ~1 MB the event and node limits grow with the file, one
+/// per [`MIN_BYTES_PER_NODE`] bytes, and scalar text may be as long as the file (it cannot be
+/// longer without tags, which a tenant file never needs). Depth, alias and anchor limits stay at
+/// the defaults: a tenant is six levels deep and has no use for aliases.
+fn parser_options(bytes: u64) -> serde_saphyr::Options {
+    let limits = Limits::for_bytes(bytes);
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: Some(to_usize(MAX_FILE_BYTES)),
+            max_events: limits.events,
+            max_nodes: limits.nodes,
+            max_total_scalar_bytes: limits.scalar_bytes,
+            max_documents: 1,
+        },
+        // Errors are one line each; a snippet would also keep source text around while reading.
+        with_snippet: false,
+    }
+}
+
+/// The scaled part of the parser budget, kept apart so that error messages can name it.
+struct Limits {
+    events: usize,
+    nodes: usize,
+    scalar_bytes: usize,
+}
+
+impl Limits {
+    fn for_bytes(bytes: u64) -> Limits {
+        let defaults = serde_saphyr::Budget::default();
+        let per_node = to_usize(bytes / MIN_BYTES_PER_NODE);
+        Limits {
+            events: defaults.max_events.max(per_node),
+            nodes: defaults.max_nodes.max(per_node),
+            scalar_bytes: defaults.max_total_scalar_bytes.max(to_usize(bytes)),
+        }
+    }
+}
+
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+fn parse_str(text: &str) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
+    let origin = "<tenant>";
+    let bytes = text.len() as u64;
+    if bytes > MAX_FILE_BYTES {
+        return Err(TenantError::TooLarge {
+            origin: origin.to_owned(),
+            bytes,
+        });
+    }
+    let raw = serde_saphyr::from_str_with_options(text, parser_options(bytes))
+        .map_err(|error| parse_error(&error, origin, bytes, None))?;
+    finish(raw, origin)
+}
+
+/// Turns serde-saphyr's error into ours: unreadable input, a parser limit, or a syntax/shape error.
+fn parse_error(
+    error: &serde_saphyr::Error,
+    origin: &str,
+    bytes: u64,
+    path: Option<&Path>,
+) -> TenantError {
+    let mut inner = error.without_snippet();
+    if let serde_saphyr::Error::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
+    let location = error.location();
+    let line = location.map_or(0, |l| l.line());
+    let column = location.map_or(0, |l| l.column());
+    match inner {
+        serde_saphyr::Error::IOError { cause } => {
+            if cause.kind() == std::io::ErrorKind::FileTooLarge {
+                return TenantError::Limit {
+                    origin: origin.to_owned(),
+                    line,
+                    column,
+                    message: format!(
+                        "more than {} bytes, the most the emulator reads (the size of {} \
+                         generated users); use a smaller tenant file",
+                        thousands(MAX_FILE_BYTES),
+                        thousands(MAX_USERS as u64)
+                    ),
+                };
+            }
+            TenantError::Read {
+                path: path.map_or_else(|| PathBuf::from(origin), Path::to_path_buf),
+                source: std::io::Error::new(cause.kind(), cause.to_string()),
+            }
+        }
+        serde_saphyr::Error::Budget { breach, .. } => TenantError::Limit {
             origin: origin.to_owned(),
             line,
             column,
-            message,
+            message: limit_message(breach, bytes),
+        },
+        _ => {
+            // The message repeats the place, which the error's own prefix already gives.
+            let message = error.without_snippet().to_string();
+            let suffix = format!(" at line {line}, column {column}");
+            let message = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
+            TenantError::Syntax {
+                origin: origin.to_owned(),
+                line,
+                column,
+                message,
+            }
         }
-    })?;
+    }
+}
+
+/// What a parser limit means for a tenant file, and why it is there.
+fn limit_message(breach: &serde_saphyr::budget::BudgetBreach, bytes: u64) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limits = Limits::for_bytes(bytes);
+    let density = |what: &str, limit: usize| {
+        format!(
+            "more than {} {what}, the most a {}-byte tenant file may hold (one per {MIN_BYTES_PER_NODE} \
+             bytes; mfactl's tenant files have one per 15 to 17): the file is not shaped like a tenant \
+             file (long flow lists such as [a, b, c]?); the limit keeps a hostile file from \
+             exhausting memory",
+            thousands(limit as u64),
+            thousands(bytes)
+        )
+    };
+    match breach {
+        B::Nodes { .. } => density("YAML nodes (values, lists and mappings)", limits.nodes),
+        B::Events { .. } => density("YAML parser events", limits.events),
+        B::ScalarBytes { .. } => format!(
+            "more than {} bytes of values in a {}-byte file: YAML tags (`!!str`) make values \
+             longer than the text; a tenant file needs none",
+            thousands(limits.scalar_bytes as u64),
+            thousands(bytes)
+        ),
+        B::Depth { depth } => format!(
+            "nested {depth} levels deep: a tenant file is six levels deep (more only inside \
+             authenticationMethodsPolicy); the limit keeps the parser's stack bounded"
+        ),
+        B::Documents { .. } => {
+            "more than one YAML document (`---`): a tenant file is one document".to_owned()
+        }
+        B::Aliases { .. }
+        | B::Anchors { .. }
+        | B::AliasAnchorRatio { .. }
+        | B::RecordedAnchorEvents { .. }
+        | B::RecordedAnchorBytes { .. } => format!(
+            "too many YAML anchors or aliases ({breach:?}): a tenant file needs none, and aliases \
+             can make a small file expand into a huge one; write the values out"
+        ),
+        other => format!("the YAML parser's limit was reached ({other:?})"),
+    }
+}
+
+/// `:line:column`, or nothing when the place is unknown.
+struct Place(u64, u64);
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place(0, _) => Ok(()),
+            Place(line, column) => write!(f, ":{line}:{column}"),
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub(crate) fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Checks what the users did not (tenant fields, groups) and reports every problem at once.
+fn finish(raw: RawTenant, origin: &str) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
     let mut findings = Findings::default();
     let tenant = convert(raw, &mut findings);
+    // Users were checked while streaming, the rest afterwards: put everything in file order.
+    findings.problems.sort_by_key(|p| p.line);
+    findings.notes.sort_by_key(|n| n.line);
     if findings.problems.is_empty() {
         Ok((tenant, findings.notes))
     } else {
@@ -408,33 +745,16 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
         );
     }
 
-    let mut ids: HashMap<String, u64> = HashMap::new();
-    let mut upns: HashMap<String, u64> = HashMap::new();
-    let mut users = Vec::with_capacity(raw.users.len());
-    for spanned in raw.users {
-        let line = spanned.referenced.line();
-        let user = convert_user(spanned.value, findings);
-        let subject = user.user_principal_name.clone();
-        if let Some(first) = ids.insert(user.id.to_ascii_lowercase(), line) {
-            findings.problem(
-                line,
-                "duplicate-id",
-                Some(&subject),
-                "id",
-                format!("id {} is already used by the user on line {first}", user.id),
-            );
-        }
-        if let Some(first) = upns.insert(user.user_principal_name.to_lowercase(), line) {
-            findings.problem(
-                line,
-                "duplicate-upn",
-                Some(&subject),
-                "userPrincipalName",
-                format!("already used by the user on line {first}"),
-            );
-        }
-        users.push(user);
-    }
+    let UserList {
+        users,
+        findings: user_findings,
+        mut ids,
+        upns,
+    } = raw.users;
+    // UPNs mattered only while the users streamed in; free them now (a million users: ~100 MB).
+    drop(upns);
+    findings.problems.extend(user_findings.problems);
+    findings.notes.extend(user_findings.notes);
 
     let mut groups = Vec::with_capacity(raw.groups.len());
     for spanned in &raw.groups {
@@ -449,7 +769,7 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
                 format!("group id '{}' is not a GUID", group.id.value),
             );
         }
-        if let Some(first) = ids.insert(group.id.value.to_ascii_lowercase(), line) {
+        if let Some(first) = claim(&mut ids, group.id.value.to_ascii_lowercase(), line) {
             findings.problem(
                 line,
                 "duplicate-id",
@@ -638,4 +958,156 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
         }
     }
     user
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "tenantId: 9c0e5f1a-0000-4000-8000-000000000001\ndomain: contoso.com\n";
+
+    #[test]
+    fn a_tenant_past_the_parsers_default_budget_loads() {
+        // 12,000 generated users are ~280,000 nodes, over serde-saphyr's default 250,000.
+        let tenant = Tenant::generate(12_000, 3);
+        let text = tenant.to_yaml();
+        assert_eq!(Tenant::from_yaml_str(&text).unwrap(), tenant);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenant.yaml");
+        tenant
+            .write_yaml(File::create(&path).unwrap())
+            .expect("write");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let (loaded, notes) = Tenant::load_with_notes(&path).unwrap();
+        assert_eq!(loaded, tenant);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn generated_users_stay_within_the_size_the_file_ceiling_assumes() {
+        for seed in [1, 2] {
+            let mut text = Vec::new();
+            Tenant::generate(5_000, seed).write_yaml(&mut text).unwrap();
+            let per_user = text.len() as u64 / 5_000;
+            assert!(
+                (300..MAX_BYTES_PER_GENERATED_USER).contains(&per_user),
+                "{per_user} bytes a user"
+            );
+        }
+    }
+
+    #[test]
+    fn the_budget_grows_with_the_file_from_the_parsers_defaults() {
+        let defaults = serde_saphyr::Budget::default();
+        let small = Limits::for_bytes(10_000);
+        assert_eq!(
+            (small.events, small.nodes, small.scalar_bytes),
+            (
+                defaults.max_events,
+                defaults.max_nodes,
+                defaults.max_total_scalar_bytes
+            )
+        );
+        // A million generated users: ~392 MB, ~23 M nodes, ~26 M events.
+        let big = Limits::for_bytes(392_000_000);
+        assert_eq!((big.events, big.nodes), (98_000_000, 98_000_000));
+        assert_eq!(big.scalar_bytes, 392_000_000);
+    }
+
+    #[test]
+    fn a_file_far_denser_in_nodes_than_a_tenant_is_refused_naming_the_limit() {
+        // 1.2 MB of `[a,a,a,...]`: 600,000 nodes where the limit for its size is ~300,000.
+        let mut text = format!("{HEAD}authenticationMethodsPolicy: [");
+        text.push_str(&"a,".repeat(600_000));
+        text.push_str("a]\n");
+        let err = Tenant::from_yaml_str(&text).unwrap_err();
+        let TenantError::Limit { line, message, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(*line, 3, "{err}");
+        let (bytes, limit) = (text.len() as u64, text.len() as u64 / 4);
+        assert!(
+            message.contains(&format!("more than {} YAML nodes", thousands(limit)))
+                && message.contains(&format!("a {}-byte tenant file", thousands(bytes)))
+                && message.contains("one per 4 bytes")
+                && message.contains("hostile"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn aliases_are_refused_with_the_reason() {
+        let mut text = format!("{HEAD}authenticationMethodsPolicy:\n  a: &x [1, 2]\n");
+        for i in 0..200 {
+            text.push_str(&format!("  k{i}: *x\n"));
+        }
+        let err = Tenant::from_yaml_str(&text).unwrap_err();
+        assert!(
+            matches!(&err, TenantError::Limit { message, .. } if message.contains("aliases")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_ceiling_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.yaml");
+        // Sparse: no disk space is used, and nothing may be read from it.
+        File::create(&path)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        let err = Tenant::load(&path).unwrap_err();
+        assert!(
+            matches!(err, TenantError::TooLarge { bytes, .. } if bytes == MAX_FILE_BYTES + 1),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("5,120,000,001 bytes")
+                && message.contains("more than the 5,120,000,000")
+                && message.contains("10,000,000 generated users")
+                && message.contains("in memory"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn problems_found_while_streaming_come_back_in_file_order() {
+        let text = format!(
+            "{HEAD}users:\n\
+             - id: 071cc716-8147-4397-a5ba-b2105951cc0b\n  userPrincipalName: a@contoso.com\n\
+             - id: 071CC716-8147-4397-a5ba-b2105951cc0b\n  userPrincipalName: A@contoso.com\n\
+             - id: 071cc716-8147-4397-a5ba-b2105951cc0b\n  userPrincipalName: b@contoso.com\n\
+             groups:\n- id: not-a-guid\n"
+        );
+        let err = Tenant::from_yaml_str(&format!("{text}tenantIdx: 1\n")).unwrap_err();
+        assert!(matches!(err, TenantError::Syntax { .. }), "{err}");
+        let err = Tenant::from_yaml_str(&text).unwrap_err();
+        let TenantError::Invalid { problems, .. } = &err else {
+            panic!("{err}");
+        };
+        let found: Vec<_> = problems.iter().map(|p| (p.line, p.code)).collect();
+        assert_eq!(
+            found,
+            [
+                (6, "duplicate-id"),
+                (6, "duplicate-upn"),
+                (8, "duplicate-id"),
+                (11, "invalid-id")
+            ],
+            "{err}"
+        );
+        // Each duplicate names the first user with the value, not the one before it.
+        assert!(problems[2].message.ends_with("line 4"), "{err}");
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(5_120_000_000), "5,120,000,000");
+    }
 }
