@@ -8,15 +8,21 @@
 //! timings measured against it mean something.
 //!
 //! It must not be a second implementation of mfactl's logic: it holds state and applies Graph's
-//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`]); the tenant
-//! file lives in [`tenant`] and the synthetic-tenant generator in [`generate`].
+//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
+//! pipeline, and one module per Graph resource: `users`, `authentication`, `policy`,
+//! [`organization`], `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant
+//! generator in [`generate`].
 
+mod authentication;
+mod batch;
 pub mod generate;
 pub mod organization;
+mod policy;
 pub mod routes;
 pub mod state;
 pub mod tenant;
 pub mod throttle;
+mod users;
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! The HTTP face of the emulator: Graph's paths, headers and error envelopes.
+//! The HTTP face of the emulator: the router and the pipeline every Graph request goes through.
 //!
 //! Graph paths are parsed by hand in one fallback handler rather than with the router's
 //! patterns, because Graph addresses users three ways that a pattern router does not model:
@@ -7,10 +7,11 @@
 //!
 //! Each request goes through the same steps Graph applies, in this order: latency, injected
 //! failure (503, nothing else happens), authentication (401), routing (404/405), throttling (429,
-//! charged but no state change), then the state operation. Only the last step may change state.
-//! `POST /beta/$batch` runs each item through the same routing, throttling and state steps, so
-//! batching saves round trips but not quota, as on Graph. This module must not hold Graph's data
-//! rules; those live in [`super::state`].
+//! charged but no state change), then the state operation. Only the last step may change state,
+//! and it belongs to one module per Graph resource (`users`, `authentication`, `policy`,
+//! [`super::organization`]); `POST /beta/$batch` (`batch`) runs each item through the same
+//! routing, throttling and state steps, so batching saves round trips but not quota, as on Graph.
+//! This module must not hold Graph's data rules; those live in [`super::state`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use super::state::{GraphError, TenantState};
 use super::throttle::{Limit, Throttle, Verdict};
 use super::{EmulatorConfig, Stats, Tenant};
+use super::{authentication, batch, organization, policy, users};
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 
 /// The application id the emulator reports in throttle scopes: it accepts any token and does
@@ -36,7 +38,7 @@ use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 pub const EMULATOR_APP_ID: &str = "00000000-0000-0000-0000-00000000cafe";
 
 /// The content type Graph sends with JSON bodies.
-const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub(super) const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// Counters behind [`Stats`].
 #[derive(Default)]
@@ -134,7 +136,7 @@ async fn emulator_tenant(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// Per-request ids Graph puts in headers and error bodies.
-struct RequestIds {
+pub(super) struct RequestIds {
     request_id: String,
     client_request_id: String,
 }
@@ -156,14 +158,14 @@ impl RequestIds {
 
 /// What dispatching produced, before the common headers are added.
 #[derive(Debug, PartialEq)]
-struct Answer {
-    status: StatusCode,
-    body: Option<Value>,
-    headers: Vec<(HeaderName, String)>,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) body: Option<Value>,
+    pub(super) headers: Vec<(HeaderName, String)>,
 }
 
 impl Answer {
-    fn json(status: StatusCode, body: Value) -> Answer {
+    pub(super) fn json(status: StatusCode, body: Value) -> Answer {
         Answer {
             status,
             body: Some(body),
@@ -171,7 +173,7 @@ impl Answer {
         }
     }
 
-    fn no_content() -> Answer {
+    pub(super) fn no_content() -> Answer {
         Answer {
             status: StatusCode::NO_CONTENT,
             body: None,
@@ -180,7 +182,7 @@ impl Answer {
     }
 
     /// An error in Graph's envelope (the ids are filled in by [`finish`]).
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+    pub(super) fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: Some(
@@ -197,11 +199,11 @@ impl Answer {
         }
     }
 
-    fn from_graph(err: GraphError) -> Answer {
+    pub(super) fn from_graph(err: GraphError) -> Answer {
         Answer::error(err.status, err.code, err.message)
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+    pub(super) fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
         self.headers
             .push((HeaderName::from_static(name), value.into()));
         self
@@ -216,7 +218,7 @@ fn graph_date() -> String {
 }
 
 /// Fills `innerError` (date and ids) into an error envelope; other bodies are left alone.
-fn add_inner_error(body: &mut Value, ids: &RequestIds) {
+pub(super) fn add_inner_error(body: &mut Value, ids: &RequestIds) {
     if let Value::Object(body) = body
         && let Some(Value::Object(error)) = body.get_mut("error")
     {
@@ -308,7 +310,7 @@ async fn graph(
 }
 
 /// Counts one answered Graph operation (a request, or one item of a batch).
-fn count(shared: &Shared, method: &Method, answer: &Answer) {
+pub(super) fn count(shared: &Shared, method: &Method, answer: &Answer) {
     let counters = &shared.counters;
     match answer.status.as_u16() {
         400 => bump(&counters.bad_requests),
@@ -377,8 +379,8 @@ fn handle(
         );
     }
 
-    if is_batch_path(uri.path()) {
-        let answer = batch(shared, method, body, ids);
+    if batch::is_batch_path(uri.path()) {
+        let answer = batch::batch(shared, method, body, ids);
         if !answer.status.is_success() {
             count(shared, method, &answer);
         }
@@ -391,7 +393,7 @@ fn handle(
 
 /// Routing, throttling and the state operation: what one Graph call (alone or batched) costs
 /// and answers.
-fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer {
+pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer {
     let route = match parse_route(path) {
         Ok(route) => route,
         Err(answer) => return answer,
@@ -462,7 +464,7 @@ fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer 
     }
 }
 
-/// The state operation for an admitted request.
+/// The state operation for an admitted request, handed to the module of its resource.
 fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer {
     let patch_body = if *method == Method::PATCH {
         match serde_json::from_slice::<Value>(body) {
@@ -480,47 +482,19 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
     };
 
     let mut state = shared.lock_state();
-    let result = (|| -> Result<Answer, GraphError> {
-        Ok(match (route, patch_body) {
-            (Route::Organization, None) => Answer::json(
-                StatusCode::OK,
-                super::organization::organization(state.tenant()),
-            ),
-            (Route::Organization, Some(_)) => {
-                return Err(GraphError::bad_request(
-                    "The organization cannot be changed through this emulator.",
-                ));
-            }
-            (Route::Policy, None) => Answer::json(StatusCode::OK, state.policy()),
-            (Route::Policy, Some(body)) => Answer::json(StatusCode::OK, state.patch_policy(&body)?),
-            (Route::User(key), _) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.user_object(index))
-            }
-            (Route::SignInPreferences(key), None) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.sign_in_preferences(index))
-            }
-            (Route::SignInPreferences(key), Some(body)) => {
-                let index = state.find(&key)?;
-                state.patch_sign_in_preferences(index, &body)?;
-                Answer::no_content()
-            }
-            (Route::Requirements(key), None) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.requirements(index))
-            }
-            (Route::Requirements(key), Some(body)) => {
-                let index = state.find(&key)?;
-                state.patch_requirements(index, &body)?;
-                Answer::no_content()
-            }
-            (Route::Methods(key), _) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.methods(index))
-            }
-        })
-    })();
+    let patch = patch_body.as_ref();
+    // Routing already answered 405 to a PATCH of a read-only resource (organization, user), so
+    // their handlers only read.
+    let result = match route {
+        Route::Organization => Ok(organization::get(state.tenant())),
+        Route::User(key) => users::get(&state, &key),
+        Route::Policy => policy::answer(&mut state, patch),
+        Route::SignInPreferences(key) => {
+            authentication::sign_in_preferences(&mut state, &key, patch)
+        }
+        Route::Requirements(key) => authentication::requirements(&mut state, &key, patch),
+        Route::Methods(key) => authentication::methods(&state, &key),
+    };
     result.unwrap_or_else(Answer::from_graph)
 }
 
@@ -539,98 +513,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
         .map(|(_, token)| token.trim())
-}
-
-/// The largest batch Graph accepts (graph-api.md §7).
-const MAX_BATCH: usize = 20;
-
-fn is_batch_path(path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    path == "/beta/$batch" || path.eq_ignore_ascii_case("/beta/%24batch")
-}
-
-/// `POST /beta/$batch`: runs each item as if it were sent alone (each one is metered and may be
-/// throttled on its own) and answers 200 with every item's status, headers and body. Items run
-/// in order; `dependsOn` needs nothing more, since an item never starts before the previous ends.
-fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &RequestIds) -> Answer {
-    if method != Method::POST {
-        return Answer::error(
-            405,
-            "Request_BadRequest",
-            format!("The HTTP method '{method}' is not allowed for the request URI."),
-        );
-    }
-    let bad = |message: String| Answer::error(400, "BadRequest", message);
-    let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return bad("Unable to read JSON request payload.".to_owned());
-    };
-    let Some(items) = request.get("requests").and_then(Value::as_array) else {
-        return bad("A batch request must hold a 'requests' array.".to_owned());
-    };
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return bad(format!(
-            "A batch must hold between 1 and {MAX_BATCH} requests; this one holds {}.",
-            items.len()
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut parsed = Vec::with_capacity(items.len());
-    for item in items {
-        let field = |name: &str| item.get(name).and_then(Value::as_str);
-        let (Some(id), Some(method), Some(url)) = (field("id"), field("method"), field("url"))
-        else {
-            return bad("Every batch request needs 'id', 'method' and 'url'.".to_owned());
-        };
-        if !seen.insert(id) {
-            return bad(format!("The batch request id '{id}' is used twice."));
-        }
-        let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
-            return bad(format!(
-                "Invalid method '{method}' in batch request '{id}'."
-            ));
-        };
-        let path = url
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('/');
-        let body = item
-            .get("body")
-            .map(|b| b.to_string().into_bytes())
-            .unwrap_or_default();
-        parsed.push((id, method, format!("/beta/{path}"), body));
-    }
-
-    let mut responses = Vec::with_capacity(parsed.len());
-    for (id, method, path, body) in parsed {
-        let mut answer = if is_batch_path(&path) {
-            bad("A batch cannot hold another batch.".to_owned())
-        } else {
-            metered(shared, &method, &path, &body)
-        };
-        count(shared, &method, &answer);
-        let mut headers = serde_json::Map::new();
-        if answer.body.is_some() {
-            headers.insert("Content-Type".to_owned(), Value::from(GRAPH_JSON));
-        }
-        for (name, value) in &answer.headers {
-            headers.insert(name.as_str().to_owned(), Value::from(value.as_str()));
-        }
-        let mut response = serde_json::json!({
-            "id": id,
-            "status": answer.status.as_u16(),
-            "headers": headers,
-        });
-        if let Some(mut body) = answer.body.take() {
-            add_inner_error(&mut body, ids);
-            response["body"] = body;
-        }
-        responses.push(response);
-    }
-    Answer::json(
-        StatusCode::OK,
-        serde_json::json!({ "responses": responses }),
-    )
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
