@@ -9,7 +9,10 @@
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
-use super::routes::{Answer, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, metered};
+use super::routes::{
+    Answer, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, injected_failure,
+    is_low_priority, metered,
+};
 
 /// The largest batch Graph accepts (graph-api.md §7).
 const MAX_BATCH: usize = 20;
@@ -20,9 +23,36 @@ pub(super) fn is_batch_path(path: &str) -> bool {
     path == "/beta/$batch" || path.eq_ignore_ascii_case("/beta/%24batch")
 }
 
-/// `POST /beta/$batch`: runs each item as if it were sent alone (each one is metered and may be
-/// throttled on its own) and answers 200 with every item's status, headers and body. Items run
-/// in order; `dependsOn` needs nothing more, since an item never starts before the previous ends.
+/// One item of a batch, read and checked before any item runs.
+struct Item<'a> {
+    id: &'a str,
+    method: Method,
+    /// The item's `url` under `/beta`, without its query.
+    path: String,
+    body: Vec<u8>,
+    low_priority: bool,
+}
+
+/// Whether a batch item's own `headers` carry `x-ms-throttle-priority: Low`. An item does not
+/// inherit the envelope's header here: Graph does not document whether it would.
+fn item_is_low_priority(item: &Value) -> bool {
+    item.get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .any(|(name, value)| {
+            name.eq_ignore_ascii_case("x-ms-throttle-priority")
+                && value.as_str().is_some_and(is_low_priority)
+        })
+}
+
+/// `POST /beta/$batch`: runs each item as if it were sent alone and answers 200 with every
+/// item's status, headers and body. "Alone" means the injected 503 (`fail_rate`, and
+/// `write_fail_rate` for a PATCH), routing, metering and counting all happen per item, so an
+/// item can be a 503 or a 429 with its own `retry-after` (and, for a 429, its own
+/// `x-ms-throttle-scope` and `x-ms-throttle-information`) next to items that succeeded. Items
+/// run in order; `dependsOn` needs nothing more, since an item never starts before the
+/// previous ends. Latency is the envelope's only: Graph runs a batch's items side by side.
 pub(super) fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &RequestIds) -> Answer {
     if method != Method::POST {
         return Answer::error(
@@ -69,15 +99,34 @@ pub(super) fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &Request
             .get("body")
             .map(|b| b.to_string().into_bytes())
             .unwrap_or_default();
-        parsed.push((id, method, format!("/beta/{path}"), body));
+        parsed.push(Item {
+            id,
+            method,
+            path: format!("/beta/{path}"),
+            body,
+            low_priority: item_is_low_priority(item),
+        });
     }
+    // Counted once the envelope is known good: a refused batch runs (and counts) no item.
+    shared.count_batch(parsed.len());
 
     let mut responses = Vec::with_capacity(parsed.len());
-    for (id, method, path, body) in parsed {
+    for Item {
+        id,
+        method,
+        path,
+        body,
+        low_priority,
+    } in parsed
+    {
+        if low_priority {
+            shared.count_low_priority();
+        }
         let mut answer = if is_batch_path(&path) {
             bad("A batch cannot hold another batch.".to_owned())
         } else {
-            metered(shared, &method, &path, &body)
+            injected_failure(shared, &method)
+                .unwrap_or_else(|| metered(shared, &method, &path, &body))
         };
         count(shared, &method, &answer);
         let mut headers = serde_json::Map::new();

@@ -48,7 +48,11 @@ struct Counters {
     writes: AtomicU64,
     throttled: AtomicU64,
     throttled_writes: AtomicU64,
+    throttled_methods: AtomicU64,
     injected_failures: AtomicU64,
+    batches: AtomicU64,
+    batch_items: AtomicU64,
+    low_priority: AtomicU64,
     not_found: AtomicU64,
     bad_requests: AtomicU64,
     unauthorized: AtomicU64,
@@ -58,6 +62,16 @@ struct Counters {
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `x-ms-throttle-priority: Low`, the value compared case-insensitively.
+///
+/// Graph throttles low-priority requests first when a limit is near, sparing interactive
+/// traffic, but how much earlier is not documented; the emulator only counts them
+/// ([`Stats::low_priority`]) so that tests can prove a client sends the header, and meters them
+/// like any other request rather than invent a rule a client might come to rely on.
+pub(super) fn is_low_priority(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("low")
 }
 
 /// Everything a request handler needs, shared by all connections.
@@ -74,7 +88,11 @@ impl Shared {
     pub fn new(tenant: Tenant, config: EmulatorConfig) -> Shared {
         let throttle = config.throttle.then(|| {
             let ru = config.ru_per_10s.unwrap_or_else(|| tenant.ru_tier());
-            Mutex::new(Throttle::new(ru, config.writes_per_150s))
+            let throttle = Throttle::new(ru, config.writes_per_150s);
+            Mutex::new(match config.methods_per_10s {
+                Some(per_10s) => throttle.with_methods_limit(per_10s),
+                None => throttle,
+            })
         });
         Shared {
             tenant_id: tenant.tenant_id.clone(),
@@ -95,7 +113,11 @@ impl Shared {
             writes: load(&c.writes),
             throttled: load(&c.throttled),
             throttled_writes: load(&c.throttled_writes),
+            throttled_methods: load(&c.throttled_methods),
             injected_failures: load(&c.injected_failures),
+            batches: load(&c.batches),
+            batch_items: load(&c.batch_items),
+            low_priority: load(&c.low_priority),
             not_found: load(&c.not_found),
             bad_requests: load(&c.bad_requests),
             unauthorized: load(&c.unauthorized),
@@ -105,6 +127,19 @@ impl Shared {
 
     pub fn tenant(&self) -> Tenant {
         self.lock_state().tenant().clone()
+    }
+
+    /// One request or batch item sent with `x-ms-throttle-priority: Low`.
+    pub(super) fn count_low_priority(&self) {
+        bump(&self.counters.low_priority);
+    }
+
+    /// One `$batch` whose `items` are about to run.
+    pub(super) fn count_batch(&self, items: usize) {
+        bump(&self.counters.batches);
+        self.counters
+            .batch_items
+            .fetch_add(items as u64, Ordering::Relaxed);
     }
 
     /// The state lock is only held for in-memory work; a panic while holding it would be a bug
@@ -294,6 +329,13 @@ async fn graph(
 ) -> Response {
     let ids = RequestIds::new(&headers);
     bump(&shared.counters.requests);
+    if headers
+        .get("x-ms-throttle-priority")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_low_priority)
+    {
+        shared.count_low_priority();
+    }
     let _in_flight = InFlight::enter(&shared.counters);
 
     if let Some((min, max)) = shared.config.latency {
@@ -341,18 +383,16 @@ fn handle(
     body: &[u8],
     ids: &RequestIds,
 ) -> Answer {
-    let mut fail_rate = shared.config.fail_rate;
-    if method == Method::PATCH {
-        fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - shared.config.write_fail_rate);
-    }
-    if fail_rate > 0.0 && shared.lock_rng().random_bool(fail_rate.clamp(0.0, 1.0)) {
-        bump(&shared.counters.injected_failures);
-        return Answer::error(
-            503,
-            "serviceUnavailable",
-            "The service is temporarily unavailable (injected by the emulator). Retry later.",
-        )
-        .header("retry-after", "1");
+    let is_batch = batch::is_batch_path(uri.path());
+    // A `$batch` as a whole fails only at `batch_fail_rate`; its items roll `fail_rate` one by
+    // one inside it (graph-api.md §7: each item costs what it would cost alone).
+    let failure = if is_batch {
+        roll_failure(shared, shared.config.batch_fail_rate)
+    } else {
+        injected_failure(shared, method)
+    };
+    if let Some(answer) = failure {
+        return answer;
     }
 
     let token = bearer_token(headers);
@@ -379,7 +419,7 @@ fn handle(
         );
     }
 
-    if batch::is_batch_path(uri.path()) {
+    if is_batch {
         let answer = batch::batch(shared, method, body, ids);
         if !answer.status.is_success() {
             count(shared, method, &answer);
@@ -389,6 +429,34 @@ fn handle(
     let answer = metered(shared, method, uri.path(), body);
     count(shared, method, &answer);
     answer
+}
+
+/// The injected 503 a Graph call (a request alone, or one batch item) gets by chance, at
+/// `fail_rate` and, for a PATCH, `write_fail_rate` on top.
+pub(super) fn injected_failure(shared: &Shared, method: &Method) -> Option<Answer> {
+    let mut fail_rate = shared.config.fail_rate;
+    if method == Method::PATCH {
+        fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - shared.config.write_fail_rate);
+    }
+    roll_failure(shared, fail_rate)
+}
+
+/// A 503 `serviceUnavailable` with `Retry-After: 1` at probability `rate`.
+fn roll_failure(shared: &Shared, rate: f64) -> Option<Answer> {
+    // Skipping the draw at 0 keeps the random sequence (latency, other faults) of a seed the
+    // same whether or not fault injection is compiled into the path.
+    if rate > 0.0 && shared.lock_rng().random_bool(rate.clamp(0.0, 1.0)) {
+        bump(&shared.counters.injected_failures);
+        return Some(
+            Answer::error(
+                503,
+                "serviceUnavailable",
+                "The service is temporarily unavailable (injected by the emulator). Retry later.",
+            )
+            .header("retry-after", "1"),
+        );
+    }
+    None
 }
 
 /// Routing, throttling and the state operation: what one Graph call (alone or batched) costs
@@ -416,10 +484,12 @@ pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8])
     };
 
     let verdict = shared.throttle.as_ref().map(|throttle| {
-        throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(is_write)
+        let mut throttle = throttle.lock().unwrap_or_else(|e| e.into_inner());
+        // `/methods` is read-only (a PATCH got 405 above), so this is a GET.
+        match &route {
+            Route::Methods(_) => throttle.admit_methods_read(),
+            _ => throttle.admit(is_write),
+        }
     });
     let answer = if let Some(Verdict {
         refused: Some((limit, retry_after)),
@@ -427,8 +497,10 @@ pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8])
     }) = &verdict
     {
         bump(&shared.counters.throttled);
-        if *limit == Limit::Writes {
-            bump(&shared.counters.throttled_writes);
+        match limit {
+            Limit::ResourceUnits => {}
+            Limit::Writes => bump(&shared.counters.throttled_writes),
+            Limit::Reports => bump(&shared.counters.throttled_methods),
         }
         Answer::error(
             429,
