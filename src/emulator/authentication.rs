@@ -19,17 +19,13 @@ pub(super) fn sign_in_preferences(
     key: &str,
     patch: Option<&Value>,
 ) -> Result<Answer, GraphError> {
-    let index = state.find(key)?;
-    match patch {
-        None => Ok(Answer::json(
-            StatusCode::OK,
-            state.sign_in_preferences(index),
-        )),
-        Some(body) => {
-            state.patch_sign_in_preferences(index, body)?;
-            Ok(Answer::no_content())
-        }
-    }
+    read_or_write(
+        state,
+        key,
+        patch,
+        TenantState::sign_in_preferences,
+        TenantState::patch_sign_in_preferences,
+    )
 }
 
 /// GET (`patch` is `None`, 200 with `perUserMfaState`) or PATCH (204).
@@ -38,11 +34,29 @@ pub(super) fn requirements(
     key: &str,
     patch: Option<&Value>,
 ) -> Result<Answer, GraphError> {
+    read_or_write(
+        state,
+        key,
+        patch,
+        TenantState::requirements,
+        TenantState::patch_requirements,
+    )
+}
+
+/// The shape both writable resources share: find the user, then 200 with `read`, or `write`
+/// and 204 No Content.
+fn read_or_write(
+    state: &mut TenantState,
+    key: &str,
+    patch: Option<&Value>,
+    read: fn(&TenantState, usize) -> Value,
+    write: fn(&mut TenantState, usize, &Value) -> Result<(), GraphError>,
+) -> Result<Answer, GraphError> {
     let index = state.find(key)?;
     match patch {
-        None => Ok(Answer::json(StatusCode::OK, state.requirements(index))),
+        None => Ok(Answer::json(StatusCode::OK, read(state, index))),
         Some(body) => {
-            state.patch_requirements(index, body)?;
+            write(state, index, body)?;
             Ok(Answer::no_content())
         }
     }

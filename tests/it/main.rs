@@ -2,6 +2,7 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod emulator_faults;
 mod examples;
 mod fault_proxy;
 mod hardening;
