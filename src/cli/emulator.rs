@@ -53,6 +53,14 @@ pub struct ServeArgs {
     /// Probability (0 to 1) of answering a PATCH with a 503, on top of --fail-rate.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub write_fail_rate: f64,
+    /// Probability (0 to 1) of answering a whole $batch request with a 503 before any item runs
+    /// (--fail-rate and --write-fail-rate apply to each item, as if it were sent alone).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub batch_fail_rate: f64,
+    /// Give GETs of /authentication/methods their own limit of N per 10 s (Graph's identity
+    /// reports limit is 5), on top of the resource units (default: resource units only).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub methods_per_10s: Option<u32>,
     /// Seed for latency and failure randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -104,6 +112,8 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         writes_per_150s: args.writes_per_150s,
         fail_rate: args.fail_rate,
         write_fail_rate: args.write_fail_rate,
+        batch_fail_rate: args.batch_fail_rate,
+        methods_per_10s: args.methods_per_10s,
         seed: args.seed,
     };
     let emulator = Emulator::start(tenant, config, args.listen)

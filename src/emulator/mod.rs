@@ -8,15 +8,21 @@
 //! timings measured against it mean something.
 //!
 //! It must not be a second implementation of mfactl's logic: it holds state and applies Graph's
-//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`]); the tenant
-//! file lives in [`tenant`] and the synthetic-tenant generator in [`generate`].
+//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
+//! pipeline, and one module per Graph resource: `users`, `authentication`, `policy`,
+//! [`organization`], `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant
+//! generator in [`generate`].
 
+mod authentication;
+mod batch;
 pub mod generate;
 pub mod organization;
+mod policy;
 pub mod routes;
 pub mod state;
 pub mod tenant;
 pub mod throttle;
+mod users;
 
 #[cfg(test)]
 mod tests;
@@ -41,17 +47,30 @@ use routes::Shared;
 pub struct EmulatorConfig {
     /// Uniform random delay per request in `[min, max]`; `None` answers at once.
     pub latency: Option<(Duration, Duration)>,
-    /// `false` disables both throttling buckets (`--no-throttle`).
+    /// `false` disables every throttling bucket (`--no-throttle`), `methods_per_10s`'s too.
     pub throttle: bool,
     /// RU bucket size per 10 s; `None` picks Graph's tier for the tenant size
     /// (under 50 users 3,500; 50–500 5,000; over 500 8,000).
     pub ru_per_10s: Option<u32>,
     /// Write bucket size per 150 s (Graph: 3,000).
     pub writes_per_150s: u32,
-    /// Probability of answering a request with an injected 503 (0.0–1.0).
+    /// Probability of answering a Graph call with an injected 503 `serviceUnavailable` and
+    /// `Retry-After: 1` (0.0–1.0). A call is a request sent alone or one item of a `$batch`:
+    /// each item rolls on its own, as if sent alone, and fails inside the batch's 200 with the
+    /// 503 and `retry-after` in its own `status` and `headers`.
     pub fail_rate: f64,
-    /// Probability of answering a PATCH with an injected 503, on top of `fail_rate`.
+    /// Probability of answering a PATCH (alone or as a batch item) with an injected 503, on top
+    /// of `fail_rate`.
     pub write_fail_rate: f64,
+    /// Probability of answering a whole `$batch` request with an injected 503 before any of its
+    /// items runs (nothing is charged or changed). `fail_rate` does not apply to the envelope:
+    /// with it, a batch of 20 would fail more often than 20 calls sent alone.
+    pub batch_fail_rate: f64,
+    /// Requests per 10 s for GETs of `/users/{id}/authentication/methods`, from their own bucket
+    /// on top of 1 RU each (Microsoft lists `authenticationMethod` under the identity reports
+    /// limit, 5 per 10 s; whether Graph meters `/methods` so is unconfirmed). `None`: only the RU
+    /// bucket applies. Refusals are 429 `ReportsLimitExceeded`.
+    pub methods_per_10s: Option<u32>,
     /// Seeds latency and failure randomness.
     pub seed: u64,
 }
@@ -65,26 +84,41 @@ impl Default for EmulatorConfig {
             writes_per_150s: 3_000,
             fail_rate: 0.0,
             write_fail_rate: 0.0,
+            batch_fail_rate: 0.0,
+            methods_per_10s: None,
             seed: 0,
         }
     }
 }
 
 /// Counters since start; `GET /_emulator/stats` serves the same value.
+///
+/// `requests` counts HTTP requests; every other count is of Graph calls, where an item of a
+/// `$batch` counts as if it had been sent alone (the batch's own 200 is none of them).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Stats {
-    /// Every Graph request received (not `/_emulator/*`).
+    /// Every Graph HTTP request received (not `/_emulator/*`); a `$batch` counts once.
     pub requests: u64,
     /// GETs answered 200.
     pub reads: u64,
     /// PATCHes answered 2xx (each one changed or confirmed state).
     pub writes: u64,
-    /// Requests answered 429 (either bucket).
+    /// Calls answered 429 (any bucket).
     pub throttled: u64,
     /// The subset of `throttled` refused by the write bucket.
     pub throttled_writes: u64,
-    /// Requests answered with an injected 503.
+    /// The subset of `throttled` refused by the `/authentication/methods` bucket
+    /// ([`EmulatorConfig::methods_per_10s`]).
+    pub throttled_methods: u64,
+    /// Calls, and whole `$batch` requests (`batch_fail_rate`), answered with an injected 503.
     pub injected_failures: u64,
+    /// `$batch` requests whose items ran (answered 200).
+    pub batches: u64,
+    /// The items those batches held.
+    pub batch_items: u64,
+    /// Requests, and batch items whose own `headers` say so, sent with
+    /// `x-ms-throttle-priority: Low`. Counted only: throttling treats them like any other.
+    pub low_priority: u64,
     pub not_found: u64,
     pub bad_requests: u64,
     pub unauthorized: u64,

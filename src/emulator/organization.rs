@@ -2,9 +2,16 @@
 //! (its id and primary domain) next to the Graph root. Read-only; built from the tenant file's
 //! `tenantId` and `domain`, which is both the initial and the default verified domain.
 
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Tenant;
+use super::routes::Answer;
+
+/// `GET /organization`.
+pub(super) fn get(tenant: &Tenant) -> Answer {
+    Answer::json(StatusCode::OK, organization(tenant))
+}
 
 /// The collection Graph answers: one organization.
 pub fn organization(tenant: &Tenant) -> Value {

@@ -1,4 +1,4 @@
-//! The HTTP face of the emulator: Graph's paths, headers and error envelopes.
+//! The HTTP face of the emulator: the router and the pipeline every Graph request goes through.
 //!
 //! Graph paths are parsed by hand in one fallback handler rather than with the router's
 //! patterns, because Graph addresses users three ways that a pattern router does not model:
@@ -7,10 +7,11 @@
 //!
 //! Each request goes through the same steps Graph applies, in this order: latency, injected
 //! failure (503, nothing else happens), authentication (401), routing (404/405), throttling (429,
-//! charged but no state change), then the state operation. Only the last step may change state.
-//! `POST /beta/$batch` runs each item through the same routing, throttling and state steps, so
-//! batching saves round trips but not quota, as on Graph. This module must not hold Graph's data
-//! rules; those live in [`super::state`].
+//! charged but no state change), then the state operation. Only the last step may change state,
+//! and it belongs to one module per Graph resource (`users`, `authentication`, `policy`,
+//! [`super::organization`]); `POST /beta/$batch` (`batch`) runs each item through the same
+//! routing, throttling and state steps, so batching saves round trips but not quota, as on Graph.
+//! This module must not hold Graph's data rules; those live in [`super::state`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use super::state::{GraphError, TenantState};
 use super::throttle::{Limit, Throttle, Verdict};
 use super::{EmulatorConfig, Stats, Tenant};
+use super::{authentication, batch, organization, policy, users};
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 
 /// The application id the emulator reports in throttle scopes: it accepts any token and does
@@ -36,7 +38,7 @@ use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 pub const EMULATOR_APP_ID: &str = "00000000-0000-0000-0000-00000000cafe";
 
 /// The content type Graph sends with JSON bodies.
-const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub(super) const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// Counters behind [`Stats`].
 #[derive(Default)]
@@ -46,7 +48,11 @@ struct Counters {
     writes: AtomicU64,
     throttled: AtomicU64,
     throttled_writes: AtomicU64,
+    throttled_methods: AtomicU64,
     injected_failures: AtomicU64,
+    batches: AtomicU64,
+    batch_items: AtomicU64,
+    low_priority: AtomicU64,
     not_found: AtomicU64,
     bad_requests: AtomicU64,
     unauthorized: AtomicU64,
@@ -56,6 +62,16 @@ struct Counters {
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `x-ms-throttle-priority: Low`, the value compared case-insensitively.
+///
+/// Graph throttles low-priority requests first when a limit is near, sparing interactive
+/// traffic, but how much earlier is not documented; the emulator only counts them
+/// ([`Stats::low_priority`]) so that tests can prove a client sends the header, and meters them
+/// like any other request rather than invent a rule a client might come to rely on.
+pub(super) fn is_low_priority(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("low")
 }
 
 /// Everything a request handler needs, shared by all connections.
@@ -72,7 +88,11 @@ impl Shared {
     pub fn new(tenant: Tenant, config: EmulatorConfig) -> Shared {
         let throttle = config.throttle.then(|| {
             let ru = config.ru_per_10s.unwrap_or_else(|| tenant.ru_tier());
-            Mutex::new(Throttle::new(ru, config.writes_per_150s))
+            let throttle = Throttle::new(ru, config.writes_per_150s);
+            Mutex::new(match config.methods_per_10s {
+                Some(per_10s) => throttle.with_methods_limit(per_10s),
+                None => throttle,
+            })
         });
         Shared {
             tenant_id: tenant.tenant_id.clone(),
@@ -93,7 +113,11 @@ impl Shared {
             writes: load(&c.writes),
             throttled: load(&c.throttled),
             throttled_writes: load(&c.throttled_writes),
+            throttled_methods: load(&c.throttled_methods),
             injected_failures: load(&c.injected_failures),
+            batches: load(&c.batches),
+            batch_items: load(&c.batch_items),
+            low_priority: load(&c.low_priority),
             not_found: load(&c.not_found),
             bad_requests: load(&c.bad_requests),
             unauthorized: load(&c.unauthorized),
@@ -103,6 +127,19 @@ impl Shared {
 
     pub fn tenant(&self) -> Tenant {
         self.lock_state().tenant().clone()
+    }
+
+    /// One request or batch item sent with `x-ms-throttle-priority: Low`.
+    pub(super) fn count_low_priority(&self) {
+        bump(&self.counters.low_priority);
+    }
+
+    /// One `$batch` whose `items` are about to run.
+    pub(super) fn count_batch(&self, items: usize) {
+        bump(&self.counters.batches);
+        self.counters
+            .batch_items
+            .fetch_add(items as u64, Ordering::Relaxed);
     }
 
     /// The state lock is only held for in-memory work; a panic while holding it would be a bug
@@ -134,7 +171,7 @@ async fn emulator_tenant(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// Per-request ids Graph puts in headers and error bodies.
-struct RequestIds {
+pub(super) struct RequestIds {
     request_id: String,
     client_request_id: String,
 }
@@ -156,14 +193,14 @@ impl RequestIds {
 
 /// What dispatching produced, before the common headers are added.
 #[derive(Debug, PartialEq)]
-struct Answer {
-    status: StatusCode,
-    body: Option<Value>,
-    headers: Vec<(HeaderName, String)>,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) body: Option<Value>,
+    pub(super) headers: Vec<(HeaderName, String)>,
 }
 
 impl Answer {
-    fn json(status: StatusCode, body: Value) -> Answer {
+    pub(super) fn json(status: StatusCode, body: Value) -> Answer {
         Answer {
             status,
             body: Some(body),
@@ -171,7 +208,7 @@ impl Answer {
         }
     }
 
-    fn no_content() -> Answer {
+    pub(super) fn no_content() -> Answer {
         Answer {
             status: StatusCode::NO_CONTENT,
             body: None,
@@ -180,7 +217,7 @@ impl Answer {
     }
 
     /// An error in Graph's envelope (the ids are filled in by [`finish`]).
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+    pub(super) fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: Some(
@@ -197,11 +234,11 @@ impl Answer {
         }
     }
 
-    fn from_graph(err: GraphError) -> Answer {
+    pub(super) fn from_graph(err: GraphError) -> Answer {
         Answer::error(err.status, err.code, err.message)
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+    pub(super) fn header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
         self.headers
             .push((HeaderName::from_static(name), value.into()));
         self
@@ -216,7 +253,7 @@ fn graph_date() -> String {
 }
 
 /// Fills `innerError` (date and ids) into an error envelope; other bodies are left alone.
-fn add_inner_error(body: &mut Value, ids: &RequestIds) {
+pub(super) fn add_inner_error(body: &mut Value, ids: &RequestIds) {
     if let Value::Object(body) = body
         && let Some(Value::Object(error)) = body.get_mut("error")
     {
@@ -292,6 +329,13 @@ async fn graph(
 ) -> Response {
     let ids = RequestIds::new(&headers);
     bump(&shared.counters.requests);
+    if headers
+        .get("x-ms-throttle-priority")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_low_priority)
+    {
+        shared.count_low_priority();
+    }
     let _in_flight = InFlight::enter(&shared.counters);
 
     if let Some((min, max)) = shared.config.latency {
@@ -308,7 +352,7 @@ async fn graph(
 }
 
 /// Counts one answered Graph operation (a request, or one item of a batch).
-fn count(shared: &Shared, method: &Method, answer: &Answer) {
+pub(super) fn count(shared: &Shared, method: &Method, answer: &Answer) {
     let counters = &shared.counters;
     match answer.status.as_u16() {
         400 => bump(&counters.bad_requests),
@@ -339,18 +383,16 @@ fn handle(
     body: &[u8],
     ids: &RequestIds,
 ) -> Answer {
-    let mut fail_rate = shared.config.fail_rate;
-    if method == Method::PATCH {
-        fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - shared.config.write_fail_rate);
-    }
-    if fail_rate > 0.0 && shared.lock_rng().random_bool(fail_rate.clamp(0.0, 1.0)) {
-        bump(&shared.counters.injected_failures);
-        return Answer::error(
-            503,
-            "serviceUnavailable",
-            "The service is temporarily unavailable (injected by the emulator). Retry later.",
-        )
-        .header("retry-after", "1");
+    let is_batch = batch::is_batch_path(uri.path());
+    // A `$batch` as a whole fails only at `batch_fail_rate`; its items roll `fail_rate` one by
+    // one inside it (graph-api.md §7: each item costs what it would cost alone).
+    let failure = if is_batch {
+        roll_failure(shared, shared.config.batch_fail_rate)
+    } else {
+        injected_failure(shared, method)
+    };
+    if let Some(answer) = failure {
+        return answer;
     }
 
     let token = bearer_token(headers);
@@ -377,8 +419,8 @@ fn handle(
         );
     }
 
-    if is_batch_path(uri.path()) {
-        let answer = batch(shared, method, body, ids);
+    if is_batch {
+        let answer = batch::batch(shared, method, body, ids);
         if !answer.status.is_success() {
             count(shared, method, &answer);
         }
@@ -389,9 +431,37 @@ fn handle(
     answer
 }
 
+/// The injected 503 a Graph call (a request alone, or one batch item) gets by chance, at
+/// `fail_rate` and, for a PATCH, `write_fail_rate` on top.
+pub(super) fn injected_failure(shared: &Shared, method: &Method) -> Option<Answer> {
+    let mut fail_rate = shared.config.fail_rate;
+    if method == Method::PATCH {
+        fail_rate = 1.0 - (1.0 - fail_rate) * (1.0 - shared.config.write_fail_rate);
+    }
+    roll_failure(shared, fail_rate)
+}
+
+/// A 503 `serviceUnavailable` with `Retry-After: 1` at probability `rate`.
+fn roll_failure(shared: &Shared, rate: f64) -> Option<Answer> {
+    // Skipping the draw at 0 keeps the random sequence (latency, other faults) of a seed the
+    // same whether or not fault injection is compiled into the path.
+    if rate > 0.0 && shared.lock_rng().random_bool(rate.clamp(0.0, 1.0)) {
+        bump(&shared.counters.injected_failures);
+        return Some(
+            Answer::error(
+                503,
+                "serviceUnavailable",
+                "The service is temporarily unavailable (injected by the emulator). Retry later.",
+            )
+            .header("retry-after", "1"),
+        );
+    }
+    None
+}
+
 /// Routing, throttling and the state operation: what one Graph call (alone or batched) costs
 /// and answers.
-fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer {
+pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer {
     let route = match parse_route(path) {
         Ok(route) => route,
         Err(answer) => return answer,
@@ -414,10 +484,12 @@ fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer 
     };
 
     let verdict = shared.throttle.as_ref().map(|throttle| {
-        throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(is_write)
+        let mut throttle = throttle.lock().unwrap_or_else(|e| e.into_inner());
+        // `/methods` is read-only (a PATCH got 405 above), so this is a GET.
+        match &route {
+            Route::Methods(_) => throttle.admit_methods_read(),
+            _ => throttle.admit(is_write),
+        }
     });
     let answer = if let Some(Verdict {
         refused: Some((limit, retry_after)),
@@ -425,8 +497,10 @@ fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer 
     }) = &verdict
     {
         bump(&shared.counters.throttled);
-        if *limit == Limit::Writes {
-            bump(&shared.counters.throttled_writes);
+        match limit {
+            Limit::ResourceUnits => {}
+            Limit::Writes => bump(&shared.counters.throttled_writes),
+            Limit::Reports => bump(&shared.counters.throttled_methods),
         }
         Answer::error(
             429,
@@ -462,7 +536,7 @@ fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer 
     }
 }
 
-/// The state operation for an admitted request.
+/// The state operation for an admitted request, handed to the module of its resource.
 fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer {
     let patch_body = if *method == Method::PATCH {
         match serde_json::from_slice::<Value>(body) {
@@ -480,47 +554,19 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
     };
 
     let mut state = shared.lock_state();
-    let result = (|| -> Result<Answer, GraphError> {
-        Ok(match (route, patch_body) {
-            (Route::Organization, None) => Answer::json(
-                StatusCode::OK,
-                super::organization::organization(state.tenant()),
-            ),
-            (Route::Organization, Some(_)) => {
-                return Err(GraphError::bad_request(
-                    "The organization cannot be changed through this emulator.",
-                ));
-            }
-            (Route::Policy, None) => Answer::json(StatusCode::OK, state.policy()),
-            (Route::Policy, Some(body)) => Answer::json(StatusCode::OK, state.patch_policy(&body)?),
-            (Route::User(key), _) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.user_object(index))
-            }
-            (Route::SignInPreferences(key), None) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.sign_in_preferences(index))
-            }
-            (Route::SignInPreferences(key), Some(body)) => {
-                let index = state.find(&key)?;
-                state.patch_sign_in_preferences(index, &body)?;
-                Answer::no_content()
-            }
-            (Route::Requirements(key), None) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.requirements(index))
-            }
-            (Route::Requirements(key), Some(body)) => {
-                let index = state.find(&key)?;
-                state.patch_requirements(index, &body)?;
-                Answer::no_content()
-            }
-            (Route::Methods(key), _) => {
-                let index = state.find(&key)?;
-                Answer::json(StatusCode::OK, state.methods(index))
-            }
-        })
-    })();
+    let patch = patch_body.as_ref();
+    // Routing already answered 405 to a PATCH of a read-only resource (organization, user), so
+    // their handlers only read.
+    let result = match route {
+        Route::Organization => Ok(organization::get(state.tenant())),
+        Route::User(key) => users::get(&state, &key),
+        Route::Policy => policy::answer(&mut state, patch),
+        Route::SignInPreferences(key) => {
+            authentication::sign_in_preferences(&mut state, &key, patch)
+        }
+        Route::Requirements(key) => authentication::requirements(&mut state, &key, patch),
+        Route::Methods(key) => authentication::methods(&state, &key),
+    };
     result.unwrap_or_else(Answer::from_graph)
 }
 
@@ -539,98 +585,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
         .map(|(_, token)| token.trim())
-}
-
-/// The largest batch Graph accepts (graph-api.md §7).
-const MAX_BATCH: usize = 20;
-
-fn is_batch_path(path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    path == "/beta/$batch" || path.eq_ignore_ascii_case("/beta/%24batch")
-}
-
-/// `POST /beta/$batch`: runs each item as if it were sent alone (each one is metered and may be
-/// throttled on its own) and answers 200 with every item's status, headers and body. Items run
-/// in order; `dependsOn` needs nothing more, since an item never starts before the previous ends.
-fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &RequestIds) -> Answer {
-    if method != Method::POST {
-        return Answer::error(
-            405,
-            "Request_BadRequest",
-            format!("The HTTP method '{method}' is not allowed for the request URI."),
-        );
-    }
-    let bad = |message: String| Answer::error(400, "BadRequest", message);
-    let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return bad("Unable to read JSON request payload.".to_owned());
-    };
-    let Some(items) = request.get("requests").and_then(Value::as_array) else {
-        return bad("A batch request must hold a 'requests' array.".to_owned());
-    };
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return bad(format!(
-            "A batch must hold between 1 and {MAX_BATCH} requests; this one holds {}.",
-            items.len()
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut parsed = Vec::with_capacity(items.len());
-    for item in items {
-        let field = |name: &str| item.get(name).and_then(Value::as_str);
-        let (Some(id), Some(method), Some(url)) = (field("id"), field("method"), field("url"))
-        else {
-            return bad("Every batch request needs 'id', 'method' and 'url'.".to_owned());
-        };
-        if !seen.insert(id) {
-            return bad(format!("The batch request id '{id}' is used twice."));
-        }
-        let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
-            return bad(format!(
-                "Invalid method '{method}' in batch request '{id}'."
-            ));
-        };
-        let path = url
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('/');
-        let body = item
-            .get("body")
-            .map(|b| b.to_string().into_bytes())
-            .unwrap_or_default();
-        parsed.push((id, method, format!("/beta/{path}"), body));
-    }
-
-    let mut responses = Vec::with_capacity(parsed.len());
-    for (id, method, path, body) in parsed {
-        let mut answer = if is_batch_path(&path) {
-            bad("A batch cannot hold another batch.".to_owned())
-        } else {
-            metered(shared, &method, &path, &body)
-        };
-        count(shared, &method, &answer);
-        let mut headers = serde_json::Map::new();
-        if answer.body.is_some() {
-            headers.insert("Content-Type".to_owned(), Value::from(GRAPH_JSON));
-        }
-        for (name, value) in &answer.headers {
-            headers.insert(name.as_str().to_owned(), Value::from(value.as_str()));
-        }
-        let mut response = serde_json::json!({
-            "id": id,
-            "status": answer.status.as_u16(),
-            "headers": headers,
-        });
-        if let Some(mut body) = answer.body.take() {
-            add_inner_error(&mut body, ids);
-            response["body"] = body;
-        }
-        responses.push(response);
-    }
-    Answer::json(
-        StatusCode::OK,
-        serde_json::json!({ "responses": responses }),
-    )
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.

@@ -674,6 +674,275 @@ async fn batch_items_are_metered_and_answered_one_by_one() {
     emulator.shutdown().await;
 }
 
+/// Posts a `$batch` of `requests` and returns the envelope's status and body.
+async fn post_batch(emulator: &Emulator, requests: Value) -> (StatusCode, Value) {
+    let response = client()
+        .post(format!("{}/beta/$batch", emulator.url()))
+        .bearer_auth("token")
+        .json(&json!({ "requests": requests }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The response to batch item `id`.
+fn item<'a>(batch: &'a Value, id: &str) -> &'a Value {
+    batch["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no response for item {id}: {batch}"))
+}
+
+fn batch_get(id: &str, endpoint: &str) -> Value {
+    json!({"id": id, "method": "GET", "url": format!("/users/{MEGAN}/authentication/{endpoint}")})
+}
+
+fn batch_patch(id: &str, endpoint: &str, body: Value) -> Value {
+    json!({"id": id, "method": "PATCH", "url": format!("/users/{MEGAN}/authentication/{endpoint}"),
+           "headers": {"Content-Type": "application/json"}, "body": body})
+}
+
+#[tokio::test]
+async fn batch_items_fail_one_by_one_and_the_envelope_only_at_batch_fail_rate() {
+    let emulator = start(EmulatorConfig {
+        fail_rate: 1.0,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (status, body) = post_batch(
+        &emulator,
+        json!([batch_get("1", "requirements"), batch_get("2", "methods")]),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "fail_rate does not fail the envelope"
+    );
+    for id in ["1", "2"] {
+        let answer = item(&body, id);
+        assert_eq!(answer["status"], 503, "{answer}");
+        assert_eq!(answer["headers"]["retry-after"], "1");
+        assert_eq!(answer["body"]["error"]["code"], "serviceUnavailable");
+        assert!(answer["body"]["error"]["innerError"]["request-id"].is_string());
+    }
+    let stats = emulator.stats();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.batches,
+            stats.batch_items,
+            stats.injected_failures,
+            stats.reads
+        ),
+        (1, 1, 2, 2, 0)
+    );
+    emulator.shutdown().await;
+
+    let emulator = start(EmulatorConfig {
+        batch_fail_rate: 1.0,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (status, body) = post_batch(&emulator, json!([batch_get("1", "requirements")])).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "serviceUnavailable");
+    let (status, _, _) = get(&client(), &auth_url(&emulator, MEGAN, "requirements")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "batch_fail_rate spares calls sent alone"
+    );
+    let stats = emulator.stats();
+    assert_eq!(
+        (
+            stats.batches,
+            stats.batch_items,
+            stats.injected_failures,
+            stats.reads
+        ),
+        (0, 0, 1, 1)
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn write_fail_rate_fails_batched_patches_only_and_changes_nothing() {
+    let emulator = start(EmulatorConfig {
+        write_fail_rate: 1.0,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (status, body) = post_batch(
+        &emulator,
+        json!([
+            batch_patch("w", "requirements", json!({"perUserMfaState": "enforced"})),
+            batch_get("r", "requirements"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(item(&body, "w")["status"], 503);
+    assert_eq!(item(&body, "r")["status"], 200);
+    assert_eq!(item(&body, "r")["body"]["perUserMfaState"], "disabled");
+    assert_eq!(emulator.tenant(), tenant());
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_methods_limit_refuses_methods_reads_only_alone_and_batched() {
+    let emulator = start(EmulatorConfig {
+        methods_per_10s: Some(2),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    // Items of one batch run back to back, so no refill comes between them.
+    let (_, body) = post_batch(
+        &emulator,
+        json!([
+            batch_get("m1", "methods"),
+            batch_get("m2", "methods"),
+            batch_get("m3", "methods"),
+            batch_get("s", "signInPreferences"),
+            batch_get("q", "requirements"),
+        ]),
+    )
+    .await;
+    let statuses: Vec<_> = ["m1", "m2", "m3", "s", "q"]
+        .iter()
+        .map(|id| item(&body, id)["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200, 429, 200, 200]);
+    let refused = &item(&body, "m3")["headers"];
+    assert_eq!(refused["x-ms-throttle-information"], "ReportsLimitExceeded");
+    assert_eq!(
+        refused["x-ms-throttle-scope"],
+        format!(
+            "Tenant_Application/Reports/{}/9c0e5f1a-0000-4000-8000-000000000001",
+            routes::EMULATOR_APP_ID
+        )
+    );
+    // 2 per 10 s, balance -1 after the charged refusal: 2 requests' worth at 0.2/s.
+    let retry_after: u64 = refused["retry-after"].as_str().unwrap().parse().unwrap();
+    assert!((9..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused["x-ms-resource-unit"], "1");
+
+    // Alone, the same: refused within the 10 s, while the other reads go on.
+    let client = client();
+    let (status, headers, body) = get(&client, &auth_url(&emulator, MEGAN, "methods")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(headers["x-ms-throttle-information"], "ReportsLimitExceeded");
+    let (status, _, _) = get(&client, &auth_url(&emulator, MEGAN, "signInPreferences")).await;
+    assert_eq!(status, StatusCode::OK);
+    let stats = emulator.stats();
+    assert_eq!(
+        (
+            stats.throttled,
+            stats.throttled_methods,
+            stats.throttled_writes,
+            stats.reads
+        ),
+        (2, 2, 0, 5)
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_write_bucket_names_itself_and_leaves_the_percentage_to_the_ru_bucket() {
+    let emulator = start(EmulatorConfig {
+        ru_per_10s: Some(1000),
+        writes_per_150s: 1,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let (_, body) = post_batch(
+        &emulator,
+        json!([
+            batch_patch("1", "requirements", json!({"perUserMfaState": "enforced"})),
+            batch_patch("2", "requirements", json!({"perUserMfaState": "disabled"})),
+        ]),
+    )
+    .await;
+    assert_eq!(item(&body, "1")["status"], 204);
+    let refused = item(&body, "2");
+    assert_eq!(refused["status"], 429);
+    assert_eq!(refused["body"]["error"]["code"], "TooManyRequests");
+    let headers = refused["headers"].as_object().unwrap();
+    assert_eq!(headers["x-ms-throttle-information"], "WriteLimitExceeded");
+    assert!(
+        headers["x-ms-throttle-scope"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tenant_Application/Write/"),
+        "{refused}"
+    );
+    // The write bucket is spent but the RU bucket is at 0.2 %: no early warning.
+    assert!(
+        !headers.contains_key("x-ms-throttle-limit-percentage"),
+        "{refused}"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn low_priority_is_counted_per_request_and_per_item_and_not_inherited() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let url = auth_url(&emulator, MEGAN, "requirements");
+    for priority in [Some("Low"), Some("low"), Some("High"), None] {
+        let mut request = client.get(&url).bearer_auth("token");
+        if let Some(priority) = priority {
+            request = request.header("x-ms-throttle-priority", priority);
+        }
+        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(emulator.stats().low_priority, 2);
+
+    let mut low = batch_get("low", "requirements");
+    low["headers"] = json!({"X-MS-Throttle-Priority": "Low"});
+    let response = client
+        .post(format!("{}/beta/$batch", emulator.url()))
+        .bearer_auth("token")
+        .header("x-ms-throttle-priority", "Low")
+        .json(&json!({"requests": [low, batch_get("plain", "requirements")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The envelope and the one item that says so; "plain" does not inherit the envelope's.
+    assert_eq!(emulator.stats().low_priority, 4);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_batch_runs_and_counts_no_item() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let too_many: Vec<_> = (0..21)
+        .map(|i| batch_get(&i.to_string(), "requirements"))
+        .collect();
+    let (status, body) = post_batch(&emulator, json!(too_many)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "BadRequest");
+    assert!(body["error"]["innerError"]["request-id"].is_string());
+    let stats = emulator.stats();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.batches,
+            stats.batch_items,
+            stats.reads,
+            stats.bad_requests
+        ),
+        (1, 0, 0, 0, 1)
+    );
+    emulator.shutdown().await;
+}
+
 #[test]
 fn the_tenant_file_has_a_json_schema() {
     let schema = serde_json::to_value(schemars::schema_for!(Tenant)).unwrap();

@@ -1,10 +1,13 @@
-//! Graph's throttling for one application in one tenant (graph-api.md §6), as two token buckets.
+//! Graph's throttling for one application in one tenant (graph-api.md §6), as token buckets.
 //!
 //! It exists so that mfactl's pacing and retry are exercised against the same arithmetic Graph
-//! applies: a resource-unit (RU) bucket that every metered request draws from, and a separate
-//! write bucket that only PATCHes draw from. The detail that matters most is "usage keeps
-//! counting while throttled": a refused request is still charged, so a client that retries
-//! before `Retry-After` digs itself deeper (down to minus one capacity).
+//! applies: a resource-unit (RU) bucket that every metered request draws from, a separate
+//! write bucket that only PATCHes draw from and, when configured, a reports bucket that only
+//! GETs of `/authentication/methods` draw from (Microsoft lists `authenticationMethod` under the
+//! identity *reports* limit, 5 requests per 10 s; whether that meters `/methods` is unconfirmed,
+//! so it is off unless asked for). The detail that matters most is "usage keeps counting while
+//! throttled": a refused request is still charged, in every bucket it draws from, so a client
+//! that retries before `Retry-After` digs itself deeper (down to minus one capacity).
 //!
 //! Time comes from `tokio::time::Instant`, so tests can run it under a paused clock. This module
 //! knows nothing about HTTP; the routes turn a [`Verdict`] into headers.
@@ -18,6 +21,9 @@ pub enum Limit {
     ResourceUnits,
     /// The write bucket (`WriteLimitExceeded`, scope `Tenant_Application/Write/...`).
     Writes,
+    /// The reports bucket of `/authentication/methods` (`ReportsLimitExceeded`, scope
+    /// `Tenant_Application/Reports/...`; Graph's exact strings for it are not documented).
+    Reports,
 }
 
 impl Limit {
@@ -26,6 +32,7 @@ impl Limit {
         match self {
             Limit::ResourceUnits => "ResourceUnitLimitExceeded",
             Limit::Writes => "WriteLimitExceeded",
+            Limit::Reports => "ReportsLimitExceeded",
         }
     }
 
@@ -34,6 +41,7 @@ impl Limit {
         match self {
             Limit::ResourceUnits => "Tenant_Application/ReadWrite",
             Limit::Writes => "Tenant_Application/Write",
+            Limit::Reports => "Tenant_Application/Reports",
         }
     }
 }
@@ -98,11 +106,17 @@ impl Bucket {
     }
 }
 
-/// The two buckets of one app + tenant.
+/// What every bucket a request draws from charges it (graph-api.md §6: a GET is 1 RU, a PATCH
+/// 1 RU and 1 write, a reports-limited GET 1 RU and 1 request of the reports limit).
+const COST: f64 = 1.0;
+
+/// The buckets of one app + tenant.
 #[derive(Clone, Debug)]
 pub struct Throttle {
     resource_units: Bucket,
     writes: Bucket,
+    /// `None`: `/authentication/methods` costs 1 RU like any other GET.
+    reports: Option<Bucket>,
 }
 
 impl Throttle {
@@ -112,41 +126,60 @@ impl Throttle {
         Throttle {
             resource_units: Bucket::new(ru_per_10s, 10.0, now),
             writes: Bucket::new(writes_per_150s, 150.0, now),
+            reports: None,
         }
+    }
+
+    /// Adds the reports bucket for [`Throttle::admit_methods_read`]: `per_10s` requests per
+    /// 10 s, full at start.
+    pub fn with_methods_limit(mut self, per_10s: u32) -> Throttle {
+        self.reports = Some(Bucket::new(per_10s, 10.0, Instant::now()));
+        self
     }
 
     /// Meters one request: a GET costs 1 RU, a PATCH 1 RU and 1 write. A refused request is
     /// charged all the same (Graph keeps counting usage while it throttles).
     pub fn admit(&mut self, is_write: bool) -> Verdict {
-        let now = Instant::now();
-        self.resource_units.refill(now);
-        self.writes.refill(now);
-        let ru_cost = 1.0;
-        let write_cost = if is_write { 1.0 } else { 0.0 };
-        let ru_ok = self.resource_units.covers(ru_cost);
-        let writes_ok = !is_write || self.writes.covers(write_cost);
-        self.resource_units.charge(ru_cost);
-        if is_write {
-            self.writes.charge(write_cost);
+        self.meter(is_write.then_some(Limit::Writes))
+    }
+
+    /// Meters a GET of `/authentication/methods`: 1 RU and, when the reports bucket is set,
+    /// 1 from it too, charged even when refused.
+    pub fn admit_methods_read(&mut self) -> Verdict {
+        self.meter(Some(Limit::Reports))
+    }
+
+    fn bucket(&mut self, limit: Limit) -> Option<&mut Bucket> {
+        match limit {
+            Limit::ResourceUnits => Some(&mut self.resource_units),
+            Limit::Writes => Some(&mut self.writes),
+            Limit::Reports => self.reports.as_mut(),
         }
-        let refused = match (ru_ok, writes_ok) {
-            (true, true) => None,
-            (false, true) => Some((
-                Limit::ResourceUnits,
-                self.resource_units.seconds_until_covers(ru_cost),
-            )),
-            (true, false) => Some((Limit::Writes, self.writes.seconds_until_covers(write_cost))),
-            (false, false) => {
-                let ru_wait = self.resource_units.seconds_until_covers(ru_cost);
-                let write_wait = self.writes.seconds_until_covers(write_cost);
-                // Name the bucket that keeps the client waiting longest.
-                if write_wait >= ru_wait {
-                    Some((Limit::Writes, write_wait))
-                } else {
-                    Some((Limit::ResourceUnits, ru_wait))
+    }
+
+    /// Charges the RU bucket and `narrower` (when it exists) and names the bucket that refuses.
+    fn meter(&mut self, narrower: Option<Limit>) -> Verdict {
+        let now = Instant::now();
+        let mut refused: Option<(Limit, u64)> = None;
+        for limit in std::iter::once(Limit::ResourceUnits).chain(narrower) {
+            let Some(bucket) = self.bucket(limit) else {
+                continue;
+            };
+            bucket.refill(now);
+            let covered = bucket.covers(COST);
+            bucket.charge(COST);
+            if !covered {
+                let wait = bucket.seconds_until_covers(COST);
+                // Name the bucket that keeps the client waiting longest; on a tie the narrower
+                // one, which comes last.
+                if refused.is_none_or(|(_, longest)| wait >= longest) {
+                    refused = Some((limit, wait));
                 }
             }
-        };
+        }
+        // The percentage header is the RU bucket's usage only: graph-api.md §6 describes it as
+        // the share of "the limit" next to RU charges, and the narrower buckets say so in their
+        // 429's x-ms-throttle-information instead.
         let used = self.resource_units.used_fraction();
         Verdict {
             refused,
@@ -203,6 +236,84 @@ mod tests {
         assert_eq!(
             throttle.admit(false).refused,
             Some((Limit::ResourceUnits, 11))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn methods_reads_have_their_own_bucket_when_asked() {
+        let mut throttle = Throttle::new(1000, 1000).with_methods_limit(5);
+        for _ in 0..5 {
+            assert_eq!(throttle.admit_methods_read().refused, None);
+        }
+        // 5 per 10 s = 0.5 per second; the refused sixth is charged, so the balance is -1 and
+        // 2 requests' worth (4 s) is missing.
+        let verdict = throttle.admit_methods_read();
+        assert_eq!(verdict.refused, Some((Limit::Reports, 4)));
+        assert_eq!(verdict.resource_units, 1);
+        assert_eq!(
+            verdict.limit_percentage, None,
+            "the RU bucket is nearly full"
+        );
+        assert_eq!(throttle.admit(false).refused, None, "other reads go on");
+        assert_eq!(throttle.admit(true).refused, None, "writes go on");
+        // Retrying before Retry-After is refused and charged again: -1 + 1.95 - 1 = -0.05, so
+        // 1.05 requests' worth (2.1 s) is missing.
+        tokio::time::advance(Duration::from_millis(3_900)).await;
+        assert_eq!(
+            throttle.admit_methods_read().refused,
+            Some((Limit::Reports, 3))
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(throttle.admit_methods_read().refused, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn methods_reads_cost_one_ru_and_nothing_else_by_default() {
+        let mut throttle = Throttle::new(3, 1000);
+        for _ in 0..3 {
+            assert_eq!(throttle.admit_methods_read().refused, None);
+        }
+        assert_eq!(
+            throttle
+                .admit_methods_read()
+                .refused
+                .map(|(limit, _)| limit),
+            Some(Limit::ResourceUnits)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_names_the_bucket_that_keeps_the_client_waiting_longest() {
+        // RU: 2 per 10 s (0.2/s); reports: 1 per 10 s (0.1/s).
+        let mut throttle = Throttle::new(2, 1000).with_methods_limit(1);
+        assert_eq!(throttle.admit_methods_read().refused, None);
+        // RU 1 -> 0 is still covered; reports 0 -> -1: 2 requests' worth at 0.1/s.
+        assert_eq!(
+            throttle.admit_methods_read().refused,
+            Some((Limit::Reports, 20))
+        );
+        // Both refuse now: RU (-1) needs 10 s, reports (floored at -1) 20 s.
+        assert_eq!(
+            throttle.admit_methods_read().refused,
+            Some((Limit::Reports, 20))
+        );
+        // A plain read meets only the RU bucket: -2 needs 15 s.
+        assert_eq!(
+            throttle.admit(false).refused,
+            Some((Limit::ResourceUnits, 15))
+        );
+
+        // The other way round: RU 1 per 10 s, reports 2 per 10 s.
+        let mut throttle = Throttle::new(1, 1000).with_methods_limit(2);
+        assert_eq!(throttle.admit_methods_read().refused, None);
+        assert_eq!(
+            throttle.admit_methods_read().refused,
+            Some((Limit::ResourceUnits, 20))
+        );
+        // RU (floored at -1) needs 20 s, reports (-1) 10 s.
+        assert_eq!(
+            throttle.admit_methods_read().refused,
+            Some((Limit::ResourceUnits, 20))
         );
     }
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod emulator;
+mod emulator_faults;
 mod examples;
 mod fault_proxy;
 mod hardening;
