@@ -199,20 +199,18 @@ impl AdaptivePacer {
         let Some(rate) = state.rate else {
             return;
         };
-        if rate >= self.refill {
-            if now.duration_since(state.last_signal) >= FREE_AFTER {
-                state.rate = None;
-            }
-            return;
-        }
         let quiet_since = state.last_cut + Duration::from_secs(1);
-        if now <= quiet_since {
-            return;
+        if rate < self.refill && now > quiet_since {
+            let from = state.last_update.max(quiet_since);
+            let seconds = now.duration_since(from).as_secs_f64();
+            state.rate = Some((rate * RECOVERY_PER_SECOND.powf(seconds)).min(self.refill));
+            state.last_update = now;
         }
-        let from = state.last_update.max(quiet_since);
-        let seconds = now.duration_since(from).as_secs_f64();
-        state.rate = Some((rate * RECOVERY_PER_SECOND.powf(seconds)).min(self.refill));
-        state.last_update = now;
+        if state.rate.is_some_and(|rate| rate >= self.refill)
+            && now.duration_since(state.last_signal) >= FREE_AFTER
+        {
+            state.rate = None;
+        }
     }
 
     /// The current paced rate in requests per second; `None` while free.

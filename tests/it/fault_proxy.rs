@@ -25,7 +25,8 @@ use tokio::sync::oneshot;
 /// The longest request or response head the proxy accepts.
 const MAX_HEAD: usize = 64 * 1024;
 
-/// What the rule sees of a request: enough to pick an action, not the body.
+/// What the rule sees of a request: its head, and its body (e.g. to tell a `$batch` of writes
+/// from one of reads).
 #[derive(Clone, Debug)]
 pub struct RequestHead {
     /// `GET`, `PATCH`, ... as sent.
@@ -34,6 +35,17 @@ pub struct RequestHead {
     pub path: String,
     /// Header names and values in the order sent (names as sent; compare case-insensitively).
     pub headers: Vec<(String, String)>,
+    /// The body as received (empty when there is none).
+    pub body: Vec<u8>,
+}
+
+impl RequestHead {
+    /// Whether the body contains `text` (as bytes).
+    pub fn body_contains(&self, text: &str) -> bool {
+        self.body
+            .windows(text.len().max(1))
+            .any(|window| window == text.as_bytes())
+    }
 }
 
 impl RequestHead {
@@ -302,7 +314,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
         let Ok(Some(raw_head)) = client.read_head().await else {
             return; // the client closed (or sent garbage): nothing to answer
         };
-        let Some(head) = parse_request_head(&raw_head) else {
+        let Some(mut head) = parse_request_head(&raw_head) else {
             let _ = client
                 .write_all(&simple_response(400, "unparsable request head"))
                 .await;
@@ -316,6 +328,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
             Shared::count(&shared.refused);
             return;
         }
+        head.body = body.clone();
         let client_closes = connection_close(&head.headers);
         let n = Shared::count(&shared.requests);
         let rule = shared.rule.lock().unwrap().clone();
@@ -541,6 +554,7 @@ fn parse_request_head(raw: &[u8]) -> Option<RequestHead> {
         method: method.to_owned(),
         path: path.to_owned(),
         headers,
+        body: Vec::new(),
     })
 }
 

@@ -461,9 +461,12 @@ fn batches_whose_answer_was_lost_are_settled_item_by_item() {
     let scenario = Scenario::new(tenant);
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
     let proxy = FaultProxy::in_front_of(&scenario.url());
-    // Every third $batch is carried out and its answer lost.
-    proxy.set_rule(|head: &RequestHead, n| {
-        if head.path.contains("$batch") && n % 3 == 2 {
+    // The first three batches that carry writes are carried out and their answers lost.
+    let dropped = Mutex::new(0u32);
+    proxy.set_rule(move |head: &RequestHead, _| {
+        let mut dropped = dropped.lock().unwrap();
+        if head.path.contains("$batch") && head.body_contains("\"PATCH\"") && *dropped < 3 {
+            *dropped += 1;
             Action::ForwardThenDrop
         } else {
             Action::Forward
@@ -471,6 +474,10 @@ fn batches_whose_answer_was_lost_are_settled_item_by_item() {
     });
     let (code, out, err) = run_via(&proxy, &["apply", yaml.to_str().unwrap(), "--auto-approve"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("confirmed by reading back: their answer was lost"),
+        "{out}"
+    );
     assert!(proxy.stats().dropped_after_forward > 0);
     assert_eq!(
         scenario.stats().writes,
