@@ -11,7 +11,7 @@ use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::plan::{ManifestArgs, load_manifest, run_error};
 use crate::engine::{self, Interrupt, Journal, RunError};
-use crate::plan::{Plan, Status};
+use crate::plan::{Plan, Status, estimate};
 use crate::report;
 
 #[derive(Debug, Args)]
@@ -67,6 +67,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             .map_err(run_error)?;
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
+        plan.summary.estimate = Some(engine::estimate(client, &plan));
         Ok::<_, miette::Report>(plan)
     }
     .await;
@@ -92,6 +93,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
         let interrupt = Interrupt::new();
         let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone()));
+        let applying = Instant::now();
         halted = engine::apply(
             client,
             &mut plan,
@@ -102,6 +104,13 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         .await
         .err();
         watcher.abort();
+        if let Some(estimate) = plan.summary.estimate {
+            eprintln!(
+                "Applied in {} (estimated at least {}).",
+                estimate::duration(applying.elapsed().as_secs_f64()),
+                estimate::duration(estimate.seconds)
+            );
+        }
     } else if let Some(journal) = &journal {
         journal
             .start(client.transport().root())
@@ -113,6 +122,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         emulator.shutdown().await;
     }
     plan.summary.applied.get_or_insert(0);
+    plan.summary.calls = Some(engine::calls(client));
 
     match args.format {
         OutputFormat::Text => {

@@ -83,6 +83,8 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
             .map_err(run_error)?;
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
+        plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));
+        plan.summary.calls = Some(engine::calls(&connection.client));
         Ok::<_, miette::Report>(plan)
     }
     .await;

@@ -10,13 +10,52 @@ mod progress;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::graph::GraphError;
+use crate::graph::{GraphClient, GraphError};
 use crate::manifest::Origin;
+use crate::plan::Plan;
+use crate::plan::estimate::{Estimate, Quotas};
 
 pub use apply::apply;
 pub use fetch::{Tenant, identify_tenant, plan};
 pub use journal::{Journal, JournalError};
 pub use progress::Progress;
+
+/// The calls the client has made so far, by kind, as the plan document counts them.
+pub fn calls(client: &GraphClient) -> crate::plan::Calls {
+    let stats = client.transport().stats();
+    crate::plan::Calls {
+        reads: stats.calls.reads,
+        rereads: stats.calls.rereads,
+        methods: stats.calls.methods,
+        identity: stats.calls.identity,
+        writes: stats.calls.writes,
+        settles: stats.calls.settles,
+        tenant: stats.calls.tenant,
+        http_requests: stats.http_requests,
+        batches: stats.batches,
+    }
+}
+
+/// The quotas the client's transport runs under, with the latency measured so far.
+pub fn quotas(client: &GraphClient) -> Quotas {
+    let transport = client.transport();
+    let config = transport.config();
+    Quotas {
+        write_capacity: f64::from(config.write_bucket.capacity),
+        write_refill: config.write_bucket.refill_per_second(),
+        ru_capacity: f64::from(config.ru_bucket.capacity),
+        ru_refill: config.ru_bucket.refill_per_second(),
+        write_cap: config.write_rate.map(f64::from),
+        ru_cap: config.read_rate.map(f64::from),
+        latency: transport.mean_latency().as_secs_f64(),
+        in_flight: config.concurrency as f64,
+    }
+}
+
+/// What applying `plan` will cost with this client.
+pub fn estimate(client: &GraphClient, plan: &Plan) -> Estimate {
+    crate::plan::estimate::estimate(plan.summary.writes, &quotas(client))
+}
 
 /// The tracing target of progress spans (the CLI draws bars for it alone).
 pub fn progress_target() -> &'static str {

@@ -37,6 +37,9 @@ pub struct Item {
     pub client_request_id: String,
     /// This request is the probe of an outage (see `health`).
     pub probe: bool,
+    /// Send `x-ms-throttle-priority: Low` with the item too (whether an item inherits the
+    /// batch's headers is not documented).
+    pub low_priority: bool,
 }
 
 /// A failure with no HTTP answer, described so that every item of a batch can carry it.
@@ -300,6 +303,9 @@ fn request_json(index: usize, item: &Item) -> Value {
         "url": url,
         "headers": { "client-request-id": item.client_request_id },
     });
+    if item.low_priority {
+        request["headers"]["x-ms-throttle-priority"] = json!("Low");
+    }
     if let Some(body) = &item.body {
         request["headers"]["Content-Type"] = json!("application/json");
         request["body"] = body.clone();
@@ -352,6 +358,7 @@ mod tests {
             body: Some(json!({"perUserMfaState": "disabled"})),
             client_request_id: "c1".into(),
             probe: false,
+            low_priority: false,
         };
         let request = request_json(3, &item);
         assert_eq!(request["id"], "3");

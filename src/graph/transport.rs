@@ -466,6 +466,16 @@ impl Transport {
         self.config.write_bucket
     }
 
+    /// How the transport was configured (budgets, caps, concurrency).
+    pub fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+
+    /// The mean round trip of answers so far (an exponentially weighted average).
+    pub fn mean_latency(&self) -> Duration {
+        Duration::from_secs_f64(self.in_flight.lock().latency)
+    }
+
     /// The current in-flight limit (for progress and benchmarks).
     pub fn in_flight_limit(&self) -> usize {
         self.in_flight.limit()
@@ -665,6 +675,7 @@ impl Transport {
                     body: body.cloned(),
                     client_request_id: client_request_id.clone(),
                     probe: admission == Admission::Probe,
+                    low_priority: self.config.low_priority,
                 };
                 let (outcome, took) = self.batcher.submit(self, item).await;
                 let exchange = match outcome {

@@ -6,6 +6,7 @@
 //! files) is [`Plan`]; its keys follow design.md and are never renamed.
 
 mod diff;
+pub mod estimate;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ fn is_zero(n: &u64) -> bool {
 
 /// The counts of design.md. `applied` (and `drifted`, when not zero) appear only in apply
 /// reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// Users in the manifest.
     pub users: u64,
@@ -60,6 +61,36 @@ pub struct Summary {
     /// token, an unreachable Graph; apply only, when not zero). They are still `change`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_reached: u64,
+    /// What applying this plan will cost: its calls and the least time Graph's quotas allow
+    /// (plans only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Estimate>,
+    /// The calls this run made, by kind (filled in at the end of a plan or apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Calls>,
+}
+
+/// Requests a run sent, by kind (retries included; a batch item counts as one request, and
+/// `batches` counts the `$batch` round trips that carried them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Calls {
+    /// Live state of managed endpoints.
+    pub reads: u64,
+    /// Endpoints read again just before writing them.
+    pub rereads: u64,
+    /// Registered methods.
+    pub methods: u64,
+    /// UPNs resolved to object ids.
+    pub identity: u64,
+    /// PATCHes.
+    pub writes: u64,
+    /// Writes whose answer was lost, read back.
+    pub settles: u64,
+    /// `/organization`, to name the tenant.
+    pub tenant: u64,
+    /// HTTP round trips in all, and how many of them were `$batch` requests.
+    pub http_requests: u64,
+    pub batches: u64,
 }
 
 /// Where a user stands.
@@ -183,6 +214,7 @@ impl Plan {
     pub fn count_after_apply(&self, total_users: u64) -> Summary {
         let mut summary = self.count(total_users);
         summary.applied.get_or_insert(0);
+        summary.estimate = self.summary.estimate;
         summary.not_reached = self
             .users
             .iter()

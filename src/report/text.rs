@@ -54,6 +54,9 @@ pub fn render_plan_text(plan: &Plan) -> String {
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "{}", plan_line(&plan.summary));
+    if let Some(estimate) = plan.summary.estimate.filter(|e| e.writes > 0) {
+        let _ = writeln!(out, "Applying it makes {}.", estimate.describe());
+    }
     out
 }
 

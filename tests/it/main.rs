@@ -11,3 +11,4 @@ mod manifest_errors;
 mod plan;
 mod schemas;
 mod support;
+mod throughput;

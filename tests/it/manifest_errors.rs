@@ -212,7 +212,11 @@ fn semicolon_and_tab_separated_csv_plan_like_the_comma_file() {
         let path = scenario.write(name, &comma.replace(',', separator));
         let (code, plan) = scenario.plan_json(&path);
         assert_eq!(code, 2, "{name}");
-        assert_eq!(plan, comma_plan, "{name} plans like the comma file");
+        assert_eq!(
+            crate::support::comparable(plan),
+            crate::support::comparable(comma_plan.clone()),
+            "{name} plans like the comma file"
+        );
     }
 }
 

@@ -349,3 +349,16 @@ pub fn assert_converged(tenant: &Tenant, rows: &[Row]) {
         }
     }
 }
+
+/// A plan document without what legitimately differs between two runs of the same plan: the
+/// estimate's seconds (from measured latency) and the call counts (batching groups requests as
+/// they happen to be ready). Everything a user would act on stays.
+pub fn comparable(mut doc: Value) -> Value {
+    if let Some(summary) = doc.get_mut("summary").and_then(Value::as_object_mut) {
+        summary.remove("calls");
+        if let Some(estimate) = summary.get_mut("estimate").and_then(Value::as_object_mut) {
+            estimate.remove("seconds");
+        }
+    }
+    doc
+}
