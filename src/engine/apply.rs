@@ -53,9 +53,26 @@ pub async fn apply(
             (order, apply_user(client, user, journal, shared).await, true)
         })
         .buffer_unordered(concurrency.max(1));
+    let quotas = super::quotas(client);
+    let started = std::time::Instant::now();
+    let mut writes_left = plan.summary.writes;
     while let Some((order, user, attempted)) = results.next().await {
         if attempted {
-            progress.user_done(&client.transport().stats());
+            writes_left = writes_left.saturating_sub(user.writes.len() as u64);
+            // What is left of the write burst now: spent by the writes made, refilled since.
+            let spent = (plan.summary.writes - writes_left) as f64;
+            let refilled = quotas.write_refill * started.elapsed().as_secs_f64();
+            let now = crate::plan::estimate::Quotas {
+                write_capacity: (quotas.write_capacity - spent + refilled)
+                    .clamp(0.0, quotas.write_capacity),
+                ..quotas
+            };
+            let transport = client.transport();
+            progress.apply_step(
+                &crate::plan::estimate::estimate(writes_left, &now),
+                transport.paused_for(),
+                &transport.stats(),
+            );
         }
         done.push((order, user));
     }

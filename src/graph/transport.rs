@@ -476,6 +476,16 @@ impl Transport {
         Duration::from_secs_f64(self.in_flight.lock().latency)
     }
 
+    /// How long requests are held by a 429's pause, if any gate is closed now.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let now = Instant::now();
+        [&self.all_gate, &self.write_gate, &self.methods_gate]
+            .iter()
+            .filter_map(|gate| gate.closed_until())
+            .max()
+            .map(|until| until.duration_since(now))
+    }
+
     /// The current in-flight limit (for progress and benchmarks).
     pub fn in_flight_limit(&self) -> usize {
         self.in_flight.limit()
