@@ -10,8 +10,9 @@ use clap::{Args, Subcommand};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::exit;
-use crate::emulator::tenant::{MAX_USERS, thousands};
+use crate::emulator::tenant::MAX_USERS;
 use crate::emulator::{Emulator, EmulatorConfig, Tenant};
+use crate::text::thousands;
 
 #[derive(Debug, Subcommand)]
 pub enum EmulatorCommand {

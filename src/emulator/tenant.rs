@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use crate::text::thousands;
 
 /// The most users `emulator generate` writes, and so the most the loader must accept.
 ///
@@ -676,19 +677,6 @@ impl fmt::Display for Place {
             Place(line, column) => write!(f, ":{line}:{column}"),
         }
     }
-}
-
-/// `1234567` as `1,234,567`.
-pub(crate) fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// Checks what the users did not (tenant fields, groups) and reports every problem at once.

@@ -93,16 +93,7 @@ mod tests {
 
     #[test]
     fn the_apply_eta_comes_from_the_quotas_and_says_when_a_429_holds_it() {
-        let quotas = Quotas {
-            write_capacity: 3000.0,
-            write_refill: 20.0,
-            ru_capacity: 8000.0,
-            ru_refill: 800.0,
-            write_cap: None,
-            ru_cap: None,
-            latency: 0.1,
-            in_flight: 256.0,
-        };
+        let quotas = Quotas::graph(0.1, 256.0);
         let remaining = estimate(4200, &quotas);
         let stats = TransportStats {
             throttled: 4,

@@ -369,22 +369,6 @@ impl Drop for InFlightPermit<'_> {
     }
 }
 
-/// What one exchange on the wire gave: an HTTP answer, or none.
-enum Exchange {
-    Answered {
-        status: u16,
-        headers: HeaderMap,
-        body: Vec<u8>,
-        request_id: Option<String>,
-    },
-    NoAnswer {
-        failure: NoAnswer,
-        after: AfterFailure,
-    },
-    /// Graph refused batching: send this request alone.
-    Rejected,
-}
-
 /// The Graph transport. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Transport {
@@ -687,23 +671,7 @@ impl Transport {
                     probe: admission == Admission::Probe,
                     low_priority: self.config.low_priority,
                 };
-                let (outcome, took) = self.batcher.submit(self, item).await;
-                let exchange = match outcome {
-                    Outcome::Answered {
-                        status,
-                        headers,
-                        body,
-                        request_id,
-                    } => Exchange::Answered {
-                        status,
-                        headers,
-                        body,
-                        request_id,
-                    },
-                    Outcome::NoAnswer { failure, after } => Exchange::NoAnswer { failure, after },
-                    Outcome::Rejected => Exchange::Rejected,
-                };
-                (exchange, took)
+                self.batcher.submit(self, item).await
             } else {
                 self.exchange_alone(&method, path, body, &client_request_id, admission, sent_at)
                     .await
@@ -711,8 +679,8 @@ impl Transport {
             self.in_flight.observe(took, self.current_rate(class));
 
             let (failure, after) = match exchange {
-                Exchange::Rejected => continue,
-                Exchange::Answered {
+                Outcome::Rejected => continue,
+                Outcome::Answered {
                     status,
                     headers,
                     body,
@@ -729,7 +697,7 @@ impl Transport {
                         sent_at,
                     );
                 }
-                Exchange::NoAnswer { failure, after } => (failure, after),
+                Outcome::NoAnswer { failure, after } => (failure, after),
             };
             self.counters
                 .transport_errors
@@ -777,7 +745,7 @@ impl Transport {
         client_request_id: &str,
         admission: Admission,
         sent_at: Instant,
-    ) -> (Exchange, Duration) {
+    ) -> (Outcome, Duration) {
         let url = format!("{}{}", self.config.root.trim_end_matches('/'), path);
         let mut request = self
             .http
@@ -799,7 +767,7 @@ impl Transport {
             Err(error) => {
                 let failure = no_answer(&error);
                 let after = self.health.failed(classify(&failure), admission);
-                return (Exchange::NoAnswer { failure, after }, started.elapsed());
+                return (Outcome::NoAnswer { failure, after }, started.elapsed());
             }
         };
         let status = response.status().as_u16();
@@ -813,7 +781,7 @@ impl Transport {
                 let mut failure = no_answer(&error);
                 failure.is_connect = false;
                 return (
-                    Exchange::NoAnswer {
+                    Outcome::NoAnswer {
                         failure,
                         after: AfterFailure::Retry,
                     },
@@ -823,7 +791,7 @@ impl Transport {
         };
         self.health.answered(sent_at);
         (
-            Exchange::Answered {
+            Outcome::Answered {
                 status,
                 headers,
                 body: bytes,

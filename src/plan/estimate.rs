@@ -28,6 +28,23 @@ pub struct Quotas {
     pub in_flight: f64,
 }
 
+impl Quotas {
+    /// Graph's documented quotas for a tenant of over 500 users (graph-api.md §6): 3,000 writes
+    /// per 150 s, 8,000 resource units per 10 s, no fixed caps.
+    pub fn graph(latency: f64, in_flight: f64) -> Quotas {
+        Quotas {
+            write_capacity: 3000.0,
+            write_refill: 20.0,
+            ru_capacity: 8000.0,
+            ru_refill: 800.0,
+            write_cap: None,
+            ru_cap: None,
+            latency,
+            in_flight,
+        }
+    }
+}
+
 /// What binds an apply's duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -167,34 +184,14 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// `62000` as `62,000`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::text::thousands;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn graph() -> Quotas {
-        Quotas {
-            write_capacity: 3000.0,
-            write_refill: 20.0,
-            ru_capacity: 8000.0,
-            ru_refill: 800.0,
-            write_cap: None,
-            ru_cap: None,
-            latency: 0.1,
-            in_flight: 256.0,
-        }
+        Quotas::graph(0.1, 256.0)
     }
 
     #[test]
