@@ -185,6 +185,11 @@ impl Health {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether any HTTP answer has come yet this run.
+    pub fn has_answered(&self) -> bool {
+        self.lock().answered
+    }
+
     /// Outages so far.
     pub fn outages(&self) -> u64 {
         self.lock().outages

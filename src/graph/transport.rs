@@ -391,6 +391,11 @@ pub struct Transport {
     counters: Counters,
 }
 
+/// Until Graph has answered once, an attempt waits at most this long: a host that accepts
+/// connections and never answers is then found within a minute, not after several full
+/// `--timeout`s (Graph answers in well under a second).
+const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Pauses at least this long are logged at the default level, with their reason.
 const NOTABLE_PAUSE: Duration = Duration::from_secs(5);
 
@@ -597,6 +602,15 @@ impl Transport {
         Err(lost)
     }
 
+    /// The timeout of one attempt: `--timeout`, or shorter until Graph has answered once.
+    fn attempt_timeout(&self) -> Duration {
+        if self.health.has_answered() {
+            self.config.timeout
+        } else {
+            self.config.timeout.min(FIRST_ANSWER_TIMEOUT)
+        }
+    }
+
     /// Waits until the gates that hold `class` are open and its budgets give a slot; returns
     /// when the request leaves. A 429 may close a gate while this waits for its slot; then it
     /// waits out the pause and takes a fresh slot, so that the requests held at the gate leave
@@ -760,6 +774,7 @@ impl Transport {
         if let Some(body) = body {
             request = request.json(body);
         }
+        request = request.timeout(self.attempt_timeout());
         self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let response = match request.send().await {
@@ -1021,7 +1036,12 @@ impl batch::Sender for Transport {
             request = request.header("x-ms-throttle-priority", "Low");
         }
         self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
-        request.json(&body).send().await.map_err(|e| no_answer(&e))
+        request
+            .json(&body)
+            .timeout(self.attempt_timeout())
+            .send()
+            .await
+            .map_err(|e| no_answer(&e))
     }
 
     fn sent_batch(&self, items: usize) {
