@@ -371,6 +371,88 @@ mod tests {
         assert_eq!(request["body"]["perUserMfaState"], "disabled");
     }
 
+    /// A Graph stand-in that answers every item 200 with its own id, and records batch sizes.
+    #[derive(Default)]
+    struct Echo {
+        sizes: Mutex<Vec<usize>>,
+    }
+
+    impl Sender for Echo {
+        async fn post_batch(&self, body: Value) -> Result<reqwest::Response, NoAnswer> {
+            let responses: Vec<Value> = body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev() // in any order, as Graph may
+                .map(|r| json!({"id": r["id"], "status": 200, "body": {"url": r["url"]}}))
+                .collect();
+            let answer = axum::http::Response::builder()
+                .status(200)
+                .body(json!({ "responses": responses }).to_string())
+                .unwrap();
+            Ok(reqwest::Response::from(answer))
+        }
+
+        fn sent_batch(&self, items: usize) {
+            self.sizes.lock().unwrap().push(items);
+        }
+
+        fn answered(&self, _: Instant) {}
+
+        fn no_answer(&self, _: &NoAnswer, _: bool) -> AfterFailure {
+            AfterFailure::Retry
+        }
+    }
+
+    fn item(n: usize) -> Item {
+        Item {
+            method: "GET",
+            path: format!("/beta/users/u{n}/authentication/requirements"),
+            body: None,
+            client_request_id: n.to_string(),
+            probe: false,
+            low_priority: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_item_gets_its_own_answer_in_batches_of_at_most_twenty() {
+        let batcher = std::sync::Arc::new(Batcher::new(Duration::from_millis(5)));
+        let echo = std::sync::Arc::new(Echo::default());
+        let tasks: Vec<_> = (0..45)
+            .map(|n| {
+                let (batcher, echo) = (batcher.clone(), echo.clone());
+                tokio::spawn(async move { (n, batcher.submit(&*echo, item(n)).await.0) })
+            })
+            .collect();
+        for task in tasks {
+            let (n, outcome) = task.await.unwrap();
+            let Outcome::Answered { status, body, .. } = outcome else {
+                panic!("item {n} not answered");
+            };
+            assert_eq!(status, 200);
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                body["url"],
+                format!("/users/u{n}/authentication/requirements")
+            );
+        }
+        let sizes = echo.sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 45);
+        assert!(sizes.iter().all(|&size| size <= MAX_ITEMS), "{sizes:?}");
+        assert!(sizes.len() <= 4, "ready items share round trips: {sizes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_item_waits_only_the_linger_time() {
+        let batcher = Batcher::new(Duration::from_millis(5));
+        let echo = Echo::default();
+        let started = Instant::now();
+        let (outcome, _) = batcher.submit(&echo, item(1)).await;
+        assert!(matches!(outcome, Outcome::Answered { status: 200, .. }));
+        assert_eq!(Instant::now() - started, Duration::from_millis(5));
+    }
+
     #[test]
     fn inner_answers_keep_their_status_headers_and_body() {
         let answer = json!({

@@ -326,7 +326,11 @@ impl InFlight {
 
     async fn acquire(&self) -> InFlightPermit<'_> {
         loop {
+            // Registered before looking, so a release or a raised limit in between is not
+            // missed.
             let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             {
                 let mut state = self.lock();
                 if state.current < state.limit {
