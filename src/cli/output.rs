@@ -82,7 +82,9 @@ fn temporary_beside(path: &Path) -> PathBuf {
 
 /// Writes to stdout through a buffer, as `write` produces it (a million-user report is never
 /// held whole), and flushes.
-pub fn to_stdout(write: impl FnOnce(&mut BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>) -> miette::Result<()> {
+pub fn to_stdout(
+    write: impl FnOnce(&mut BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> miette::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     write(&mut out)
         .and_then(|()| out.flush())

@@ -137,9 +137,7 @@ async fn apply_user(
             }
         }
     }
-    let all_written = user
-        .writes()
-        .all(|w| w.result().is_some_and(|r| r.ok));
+    let all_written = user.writes().all(|w| w.result().is_some_and(|r| r.ok));
     user.status = if failed {
         Status::Failed
     } else if drifted {
@@ -248,8 +246,11 @@ fn drift(write: &Write<'_>, live: &LiveUser) -> Option<String> {
             let now = live_value(field, live);
             // Graph's values reach the terminal: escaped.
             (now != *was).then(|| {
-                crate::text::printable(&format!("{} was {was}, is now {now}", field.graph_property()))
-                    .into_owned()
+                crate::text::printable(&format!(
+                    "{} was {was}, is now {now}",
+                    field.graph_property()
+                ))
+                .into_owned()
             })
         })
         .collect();

@@ -126,12 +126,13 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
 pub fn live_value(field: Field, live: &LiveUser) -> Value {
     let sign_in = live.sign_in.as_ref();
     match field {
-        Field::PreferredMethod => Value::from_text(
-            sign_in.and_then(|s| s.user_preferred_method_for_secondary_authentication.as_deref()),
+        Field::PreferredMethod => Value::from_text(sign_in.and_then(|s| {
+            s.user_preferred_method_for_secondary_authentication
+                .as_deref()
+        })),
+        Field::SystemPreferred => Value::from_bool(
+            sign_in.and_then(|s| s.is_system_preferred_authentication_method_enabled),
         ),
-        Field::SystemPreferred => {
-            Value::from_bool(sign_in.and_then(|s| s.is_system_preferred_authentication_method_enabled))
-        }
         Field::PerUserMfaState => Value::from_text(
             live.requirements
                 .as_ref()
@@ -381,7 +382,10 @@ mod tests {
         // The blocked field is shown, not written; the other field is still written.
         assert_eq!(plan.fields.len(), 2);
         assert_eq!(plan.write_count(), 1);
-        assert_eq!(plan.writes().next().unwrap().endpoint, Endpoint::Requirements);
+        assert_eq!(
+            plan.writes().next().unwrap().endpoint,
+            Endpoint::Requirements
+        );
         assert_eq!(
             plan.reason(),
             Some(

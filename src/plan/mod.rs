@@ -162,10 +162,10 @@ pub struct FieldChange {
 }
 
 /// A managed property's value, as Graph returned it or as mfactl writes it: what a
-/// `serde_json::Value` held here, in 24 bytes and without an allocation for the values this
+/// `serde_json::Value` held here, in 16 bytes and without an allocation for the values this
 /// build knows. Strings are kept exactly as spelt (`SMS` stays `Other("SMS")`, never `sms`), so
-/// the plan shows and compares what Graph said; build them with [`Value::text`] so that equal
-/// JSON gives equal values.
+/// the plan shows and compares what Graph said; build them with [`Value::text`] or
+/// [`Value::from_json`] so that equal JSON gives equal values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
@@ -174,23 +174,24 @@ pub enum Value {
     Method(PreferredMethod),
     /// A per-user MFA state in Graph's exact spelling.
     State(PerUserMfaState),
-    /// Any other string: one this build does not know (`unknownFutureValue`) or spelt otherwise.
-    Other(Box<str>),
-    /// Any other JSON (numbers, arrays, objects): never planned, kept so a plan file reads back
-    /// unchanged.
-    Json(Box<serde_json::Value>),
+    /// Anything else, as Graph returned it: a string this build does not know
+    /// (`unknownFutureValue`) or spelt otherwise (`SMS`); or, read from a plan file, any JSON.
+    Other(Box<serde_json::Value>),
 }
 
 impl Value {
     /// The value of a JSON string.
     pub fn text(text: &str) -> Value {
+        Value::known(text).unwrap_or_else(|| Value::Other(Box::new(text.into())))
+    }
+
+    /// The known value spelt exactly `text`.
+    fn known(text: &str) -> Option<Value> {
         let method = PreferredMethod::ALL.iter().find(|m| m.as_str() == text);
         let state = PerUserMfaState::ALL.iter().find(|s| s.as_str() == text);
-        match (method, state) {
-            (Some(method), _) => Value::Method(*method),
-            (None, Some(state)) => Value::State(*state),
-            (None, None) => Value::Other(text.into()),
-        }
+        method
+            .map(|m| Value::Method(*m))
+            .or_else(|| state.map(|s| Value::State(*s)))
     }
 
     /// The value of any JSON.
@@ -198,8 +199,10 @@ impl Value {
         match json {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(b),
-            serde_json::Value::String(s) => Value::text(&s),
-            other => Value::Json(Box::new(other)),
+            serde_json::Value::String(s) => {
+                Value::known(&s).unwrap_or_else(|| Value::Other(Box::new(s.into())))
+            }
+            other => Value::Other(Box::new(other)),
         }
     }
 
@@ -218,8 +221,7 @@ impl Value {
         match self {
             Value::Method(method) => Some(method.as_str()),
             Value::State(state) => Some(state.as_str()),
-            Value::Other(text) => Some(text),
-            Value::Json(json) => json.as_str(),
+            Value::Other(json) => json.as_str(),
             Value::Null | Value::Bool(_) => None,
         }
     }
@@ -238,8 +240,9 @@ impl Serialize for Value {
         match self {
             Value::Null => serializer.serialize_unit(),
             Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Json(json) => json.serialize(serializer),
-            text => serializer.serialize_str(text.as_str().unwrap_or_default()),
+            Value::Method(method) => serializer.serialize_str(method.as_str()),
+            Value::State(state) => serializer.serialize_str(state.as_str()),
+            Value::Other(json) => json.serialize(serializer),
         }
     }
 }
@@ -250,8 +253,9 @@ impl fmt::Display for Value {
         match self {
             Value::Null => f.write_str("null"),
             Value::Bool(b) => write!(f, "{b}"),
-            Value::Json(json) => write!(f, "{json}"),
-            text => write!(f, "{}", serde_json::Value::from(text.as_str().unwrap_or_default())),
+            Value::Method(method) => write!(f, "\"{method}\""),
+            Value::State(state) => write!(f, "\"{state}\""),
+            Value::Other(json) => write!(f, "{json}"),
         }
     }
 }
@@ -291,8 +295,8 @@ impl UserPlan {
         reason: Option<String>,
         notes: Vec<String>,
     ) -> UserPlan {
-        let remarks = (reason.is_some() || !notes.is_empty())
-            .then(|| Box::new(Remarks { reason, notes }));
+        let remarks =
+            (reason.is_some() || !notes.is_empty()).then(|| Box::new(Remarks { reason, notes }));
         UserPlan {
             id: diff::object_id(&user),
             user,
@@ -487,7 +491,9 @@ impl<'a> Properties<'a> {
 
     /// The value of `field`, when written.
     pub fn get(&self, field: Field) -> Option<&'a Value> {
-        self.iter().find(|(f, _)| *f == field).map(|(_, value)| value)
+        self.iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, value)| value)
     }
 }
 
