@@ -9,6 +9,7 @@ use miette::{IntoDiagnostic, miette};
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
+use super::output;
 use super::plan::{ManifestArgs, load_manifest, run_error};
 use crate::engine::{self, Interrupt, Journal, RunError};
 use crate::plan::{Plan, Status, estimate};
@@ -78,10 +79,14 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             return Err(error);
         }
     };
-    let plan_text = report::render_plan_text(&plan);
     match args.format {
-        OutputFormat::Text => print!("{plan_text}"),
-        OutputFormat::Json if !args.auto_approve => eprint!("{plan_text}"),
+        OutputFormat::Text => output::to_stdout(|out| report::render_plan_text(&plan, out))?,
+        OutputFormat::Json if !args.auto_approve => {
+            let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
+            report::render_plan_text(&plan, &mut stderr)
+                .and_then(|()| stderr.flush())
+                .into_diagnostic()?;
+        }
         OutputFormat::Json => {}
     }
 
@@ -124,15 +129,15 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     plan.summary.applied.get_or_insert(0);
     plan.summary.calls = Some(engine::calls(client));
 
-    match args.format {
+    output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
             if plan.summary.writes > 0 {
-                println!();
+                writeln!(out)?;
             }
-            print!("{}", report::render_apply_text(&plan));
+            report::render_apply_text(&plan, out)
         }
-        OutputFormat::Json => print!("{}", report::render_json(&plan)),
-    }
+        OutputFormat::Json => report::render_json(&plan, out),
+    })?;
     // The report above shows what was done before the run halted.
     match halted {
         Some(RunError::Interrupted) => {

@@ -6,7 +6,8 @@
 //! found before anything is sent, not after an hour of reading Graph; and a file is written to a
 //! temporary name beside it and renamed, so a crash never leaves half a plan under the real name.
 
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use miette::miette;
@@ -50,14 +51,18 @@ impl OutputFile {
         })
     }
 
-    /// Writes `contents` (0600) under a temporary name beside the file, then renames it over
-    /// the file.
-    pub fn write(&self, contents: &[u8]) -> miette::Result<()> {
+    /// Writes what `contents` writes (0600, buffered) under a temporary name beside the file,
+    /// then renames it over the file.
+    pub fn write(
+        &self,
+        contents: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    ) -> miette::Result<()> {
         let temporary = temporary_beside(&self.path);
         let written = open_private(&temporary, false)
-            .and_then(|mut file| {
-                file.write_all(contents)?;
-                file.sync_all()
+            .and_then(|file| {
+                let mut out = BufWriter::new(file);
+                contents(&mut out)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()
             })
             .and_then(|()| std::fs::rename(&temporary, &self.path));
         written.map_err(|error| {
@@ -73,6 +78,17 @@ fn temporary_beside(path: &Path) -> PathBuf {
         .file_name()
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.mfactl-{}.tmp", std::process::id()))
+}
+
+/// Writes to stdout through a buffer, as `write` produces it (a million-user report is never
+/// held whole), and flushes.
+pub fn to_stdout(
+    write: impl FnOnce(&mut BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> miette::Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(|error| miette!("cannot write to stdout: {error}"))
 }
 
 #[cfg(test)]
@@ -97,7 +113,7 @@ mod tests {
             "old",
             "check changes nothing"
         );
-        out.write(b"new").unwrap();
+        out.write(|file| file.write_all(b"new")).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(mode(&path), 0o600);
         assert_eq!(

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
-use super::output::OutputFile;
+use super::output::{self, OutputFile};
 use crate::engine;
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
@@ -95,12 +95,12 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     let plan = planned?;
 
     if let Some(out) = &out {
-        out.write(report::render_json(&plan).as_bytes())?;
+        out.write(|file| report::render_json(&plan, file))?;
     }
-    match args.format {
-        OutputFormat::Text => print!("{}", report::render_plan_text(&plan)),
-        OutputFormat::Json => print!("{}", report::render_json(&plan)),
-    }
+    output::to_stdout(|stdout| match args.format {
+        OutputFormat::Text => report::render_plan_text(&plan, stdout),
+        OutputFormat::Json => report::render_json(&plan, stdout),
+    })?;
     Ok(plan_exit_code(&plan, args.detailed_exitcode))
 }
 

@@ -13,7 +13,6 @@
 
 use futures::StreamExt;
 use futures::stream;
-use serde_json::{Map, Value};
 
 use super::fetch::user_error;
 use super::journal::Journal;
@@ -21,7 +20,7 @@ use super::progress::Progress;
 use super::{Breaker, Interrupt, RunError};
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::Endpoint;
-use crate::plan::{Plan, Status, UserError, UserPlan, Write, WriteResult};
+use crate::plan::{LiveUser, Plan, Status, UserError, UserPlan, Write, WriteResult, live_value};
 
 /// Applies the writes of every user that has some, updating statuses and write results in
 /// place and the summary at the end (also when the run halts, so the report shows what was
@@ -43,24 +42,25 @@ pub async fn apply(
     let breaker = Breaker::with_interrupt(interrupt);
     let shared = &breaker;
 
-    let pending: Vec<(usize, UserPlan)> = plan.users.drain(..).enumerate().collect();
-    let mut done: Vec<(usize, UserPlan)> = Vec::with_capacity(pending.len());
-    let mut results = stream::iter(pending)
-        .map(|(order, user)| async move {
-            if !has_writes(&user) {
-                return (order, user, false);
+    // Each user is updated where it lies in the plan: no second list of a million users.
+    let total_writes = plan.summary.writes;
+    let mut results = stream::iter(plan.users.iter_mut())
+        .map(|user| async move {
+            if !has_writes(user) {
+                return None;
             }
-            (order, apply_user(client, user, journal, shared).await, true)
+            apply_user(client, user, journal, shared).await;
+            Some(user.write_count() as u64)
         })
         .buffer_unordered(concurrency.max(1));
     let quotas = super::quotas(client);
     let started = std::time::Instant::now();
-    let mut writes_left = plan.summary.writes;
-    while let Some((order, user, attempted)) = results.next().await {
-        if attempted {
-            writes_left = writes_left.saturating_sub(user.writes.len() as u64);
+    let mut writes_left = total_writes;
+    while let Some(attempted) = results.next().await {
+        if let Some(writes) = attempted {
+            writes_left = writes_left.saturating_sub(writes);
             // What is left of the write burst now: spent by the writes made, refilled since.
-            let spent = (plan.summary.writes - writes_left) as f64;
+            let spent = (total_writes - writes_left) as f64;
             let refilled = quotas.write_refill * started.elapsed().as_secs_f64();
             let now = crate::plan::estimate::Quotas {
                 write_capacity: (quotas.write_capacity - spent + refilled)
@@ -74,11 +74,8 @@ pub async fn apply(
                 &transport.stats(),
             );
         }
-        done.push((order, user));
     }
     drop(results);
-    done.sort_by_key(|(order, _)| *order);
-    plan.users = done.into_iter().map(|(_, user)| user).collect();
     plan.summary = plan.count_after_apply(total_users);
 
     if let Some(error) = breaker.into_error() {
@@ -92,7 +89,7 @@ pub async fn apply(
 
 /// Users with writes to make: `change`, and `blocked` users' other fields.
 fn has_writes(user: &UserPlan) -> bool {
-    matches!(user.status, Status::Change | Status::Blocked) && !user.writes.is_empty()
+    matches!(user.status, Status::Change | Status::Blocked) && user.write_count() > 0
 }
 
 /// What happened to one write.
@@ -104,31 +101,34 @@ enum Outcome {
 
 async fn apply_user(
     client: &GraphClient,
-    mut user: UserPlan,
+    user: &mut UserPlan,
     journal: Option<&Journal>,
     breaker: &Breaker,
-) -> UserPlan {
+) {
     let mut failed = false;
     let mut drifted = false;
-    for write in &mut user.writes {
+    for endpoint in Endpoint::ALL.iter().copied() {
+        let Some(write) = user.write(endpoint) else {
+            continue;
+        };
         if breaker.is_tripped() {
             break; // Not reached: no result, and the user keeps its status unless it failed.
         }
-        match write_one(client, &user.user, write, journal, breaker).await {
-            Ok(Outcome::Written(result)) => write.result = Some(result),
+        match write_one(client, &user.user, &write, journal, breaker).await {
+            Ok(Outcome::Written(result)) => user.set_result(endpoint, result),
             Ok(Outcome::Failed(result, error)) => {
                 // A run-wide failure is said once, when the run stops.
                 if !Breaker::is_run_wide(&error) {
-                    tracing::warn!(user = %user.user, endpoint = %write.endpoint, %error, "write failed");
+                    tracing::warn!(user = %user.user, %endpoint, %error, "write failed");
                 }
                 user.error
-                    .get_or_insert_with(|| user_error(Some(write.endpoint), &error));
-                write.result = Some(result);
+                    .get_or_insert_with(|| Box::new(user_error(Some(endpoint), &error)));
+                user.set_result(endpoint, result);
                 failed = true;
             }
             Ok(Outcome::Drifted(error)) => {
-                tracing::warn!(user = %user.user, endpoint = %write.endpoint, message = %error.message, "changed since the plan: not written");
-                user.error.get_or_insert(error);
+                tracing::warn!(user = %user.user, %endpoint, message = %error.message, "changed since the plan: not written");
+                user.error.get_or_insert(Box::new(error));
                 drifted = true;
             }
             Err(journal_error) => {
@@ -137,10 +137,7 @@ async fn apply_user(
             }
         }
     }
-    let all_written = user
-        .writes
-        .iter()
-        .all(|w| w.result.as_ref().is_some_and(|r| r.ok));
+    let all_written = user.writes().all(|w| w.result().is_some_and(|r| r.ok));
     user.status = if failed {
         Status::Failed
     } else if drifted {
@@ -152,7 +149,6 @@ async fn apply_user(
     } else {
         user.status
     };
-    user
 }
 
 /// Re-reads, compares with the plan's `before`, journals the intent, PATCHes, journals the
@@ -160,14 +156,14 @@ async fn apply_user(
 async fn write_one(
     client: &GraphClient,
     user: &str,
-    write: &Write,
+    write: &Write<'_>,
     journal: Option<&Journal>,
     breaker: &Breaker,
 ) -> Result<Outcome, super::JournalError> {
     match reread(client, user, write.endpoint).await {
         Ok(live) => {
             breaker.success();
-            if let Some(drift) = drift(&write.before, &live) {
+            if let Some(drift) = drift(write, &live) {
                 return Ok(Outcome::Drifted(UserError {
                     endpoint: Some(write.endpoint),
                     status: None,
@@ -185,9 +181,9 @@ async fn write_one(
         }
     }
     if let Some(journal) = journal {
-        journal.intent(user, write.endpoint, &write.before, &write.body)?;
+        journal.intent(user, write)?;
     }
-    let outcome = match client.patch(user, write.endpoint, &write.body).await {
+    let outcome = match client.patch(user, write.endpoint, &write.body()).await {
         Ok(outcome) => {
             breaker.success();
             Outcome::Written(WriteResult {
@@ -222,36 +218,39 @@ fn failure(error: &GraphError) -> WriteResult {
     }
 }
 
-/// The endpoint's current properties, as Graph returns them.
+/// The endpoint's current state, as Graph returns it (the other endpoint stays unread).
 async fn reread(
     client: &GraphClient,
     user: &str,
     endpoint: Endpoint,
-) -> Result<Map<String, Value>, GraphError> {
-    let value = match endpoint {
+) -> Result<LiveUser, GraphError> {
+    let mut live = LiveUser::default();
+    match endpoint {
         Endpoint::SignInPreferences => {
-            serde_json::to_value(client.sign_in_preferences(user, Purpose::Reread).await?)
+            live.sign_in = Some(client.sign_in_preferences(user, Purpose::Reread).await?)
         }
         Endpoint::Requirements => {
-            serde_json::to_value(client.requirements(user, Purpose::Reread).await?)
+            live.requirements = Some(client.requirements(user, Purpose::Reread).await?)
         }
-    };
-    match value {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Ok(Map::new()),
     }
+    Ok(live)
 }
 
 /// How the live values differ from the plan's `before`, if they do: `perUserMfaState was
 /// "enforced", is now "disabled"`.
-fn drift(before: &Map<String, Value>, live: &Map<String, Value>) -> Option<String> {
-    let changes: Vec<String> = before
+fn drift(write: &Write<'_>, live: &LiveUser) -> Option<String> {
+    let changes: Vec<String> = write
+        .before()
         .iter()
-        .filter_map(|(key, was)| {
-            let now = live.get(key).unwrap_or(&Value::Null);
+        .filter_map(|(field, was)| {
+            let now = live_value(field, live);
             // Graph's values reach the terminal: escaped.
-            (now != was).then(|| {
-                crate::text::printable(&format!("{key} was {was}, is now {now}")).into_owned()
+            (now != *was).then(|| {
+                crate::text::printable(&format!(
+                    "{} was {was}, is now {now}",
+                    field.graph_property()
+                ))
+                .into_owned()
             })
         })
         .collect();

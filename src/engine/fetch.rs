@@ -193,7 +193,7 @@ async fn plan_user(
         }
     }
     let mut user = plan::diff(desired, &live);
-    user.id = id.map(|id| id.hyphenated().to_string());
+    user.id = id;
     (user, id.map(|id| id.as_u128()))
 }
 
@@ -208,16 +208,7 @@ fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphEr
         }
         Status::Failed
     };
-    UserPlan {
-        user: desired.user.clone(),
-        id: plan::object_id(&desired.user),
-        status,
-        fields: Vec::new(),
-        writes: Vec::new(),
-        reason: None,
-        notes: Vec::new(),
-        error: Some(user_error(endpoint, error)),
-    }
+    UserPlan::unread(desired.user.clone(), status, user_error(endpoint, error))
 }
 
 /// A Graph error as recorded against a user.

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::model::Endpoint;
-use crate::plan::WriteResult;
+use crate::plan::{Properties, WriteResult};
 
 /// An open journal file.
 #[derive(Debug)]
@@ -40,9 +40,9 @@ struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    before: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    before: Option<Properties<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    body: Option<Properties<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a WriteResult>,
 }
@@ -75,18 +75,12 @@ impl Journal {
 
     /// Records a write about to be sent (before the PATCH leaves, so that a crash or kill
     /// between the two still leaves a trace of a write that may have happened).
-    pub fn intent(
-        &self,
-        user: &str,
-        endpoint: Endpoint,
-        before: &serde_json::Map<String, serde_json::Value>,
-        body: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), JournalError> {
+    pub fn intent(&self, user: &str, write: &crate::plan::Write<'_>) -> Result<(), JournalError> {
         self.append(&Entry {
             user: Some(user),
-            endpoint: Some(endpoint),
-            before: Some(before),
-            body: Some(body),
+            endpoint: Some(write.endpoint),
+            before: Some(write.before()),
+            body: Some(write.body()),
             ..Entry::event("intent")
         })
     }

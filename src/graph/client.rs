@@ -115,9 +115,9 @@ impl GraphClient {
         &self,
         user: &str,
         endpoint: Endpoint,
-        body: &serde_json::Map<String, serde_json::Value>,
+        body: &impl serde::Serialize,
     ) -> Result<PatchOutcome, GraphError> {
-        let body = serde_json::Value::Object(body.clone());
+        let body = serde_json::to_value(body).expect("PATCH bodies serialise");
         let response = self
             .transport
             .send(

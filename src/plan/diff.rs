@@ -1,11 +1,9 @@
 //! `diff(desired, live)`: the pure heart of mfactl.
 
-use serde_json::{Map, Value, json};
-
-use super::{FieldChange, Status, UserPlan, Write};
+use super::{FieldChange, Status, UserPlan, Value};
 use crate::graph::wire::{Requirements, SignInPreferences};
 use crate::manifest::DesiredUser;
-use crate::model::{Endpoint, Field, MethodKind, PerUserMfaState, PreferredMethod};
+use crate::model::{Field, MethodKind, PerUserMfaState, PreferredMethod};
 
 /// What Graph said about one user. An endpoint the manifest does not manage for this user is
 /// not fetched and stays `None`; `methods` is fetched only when a preferred method would change.
@@ -50,19 +48,17 @@ fn live_per_user_state(live: &LiveUser) -> Option<PerUserMfaState> {
 /// (`unknownFutureValue`) is compared by meaning and shown as Graph returned it.
 pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
     let mut fields = Vec::new();
-    let mut sign_in_before = Map::new();
-    let mut sign_in_body = Map::new();
-    let mut requirements_before = Map::new();
-    let mut requirements_body = Map::new();
     let mut notes = Vec::new();
     let mut reason = None;
 
-    let sign_in = live.sign_in.clone().unwrap_or_default();
+    let system_preferred_live = live
+        .sign_in
+        .as_ref()
+        .and_then(|s| s.is_system_preferred_authentication_method_enabled);
 
     if let Some(wanted) = desired.preferred_method
         && live_preferred(live) != Some(wanted)
     {
-        let before = json!(sign_in.user_preferred_method_for_secondary_authentication);
         let usable = live
             .methods
             .as_ref()
@@ -74,7 +70,7 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
         // With system-preferred MFA on, Graph ignores the preferred method at sign-in.
         let system_preferred_after = desired
             .system_preferred
-            .or(sign_in.is_system_preferred_authentication_method_enabled)
+            .or(system_preferred_live)
             .unwrap_or(false);
         if system_preferred_after {
             notes.push(format!(
@@ -83,107 +79,66 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
                 desired.user
             ));
         }
-        if usable {
-            record(
-                &mut fields,
-                (&mut sign_in_before, &mut sign_in_body),
-                Field::PreferredMethod,
-                before,
-                json!(wanted.as_str()),
-            );
-        } else {
-            // Shown, never written: Graph would refuse it or, worse, accept it silently.
-            fields.push(FieldChange {
-                field: Field::PreferredMethod,
-                before,
-                after: json!(wanted.as_str()),
-            });
-        }
+        // A blocked field is shown, never written: Graph would refuse it or, worse, accept it
+        // silently.
+        fields.push(FieldChange {
+            field: Field::PreferredMethod,
+            before: live_value(Field::PreferredMethod, live),
+            after: Value::Method(wanted),
+            blocked: !usable,
+        });
     }
 
     if let Some(wanted) = desired.system_preferred
-        && sign_in.is_system_preferred_authentication_method_enabled != Some(wanted)
+        && system_preferred_live != Some(wanted)
     {
-        let before = json!(sign_in.is_system_preferred_authentication_method_enabled);
-        record(
-            &mut fields,
-            (&mut sign_in_before, &mut sign_in_body),
-            Field::SystemPreferred,
-            before,
-            json!(wanted),
-        );
+        fields.push(FieldChange {
+            field: Field::SystemPreferred,
+            before: live_value(Field::SystemPreferred, live),
+            after: Value::Bool(wanted),
+            blocked: false,
+        });
     }
 
     if let Some(wanted) = desired.per_user_mfa_state {
         let met = live_per_user_state(live).is_some_and(|state| wanted.is_met_by(state));
         if !met {
-            let before = json!(
-                live.requirements
-                    .as_ref()
-                    .and_then(|r| r.per_user_mfa_state.clone())
-            );
-            record(
-                &mut fields,
-                (&mut requirements_before, &mut requirements_body),
-                Field::PerUserMfaState,
-                before,
-                json!(wanted.as_str()),
-            );
-        }
-    }
-
-    let mut writes = Vec::new();
-    for (endpoint, before, body) in [
-        (Endpoint::SignInPreferences, sign_in_before, sign_in_body),
-        (
-            Endpoint::Requirements,
-            requirements_before,
-            requirements_body,
-        ),
-    ] {
-        if !body.is_empty() {
-            writes.push(Write {
-                endpoint,
-                before,
-                body,
-                result: None,
+            fields.push(FieldChange {
+                field: Field::PerUserMfaState,
+                before: live_value(Field::PerUserMfaState, live),
+                after: Value::State(wanted),
+                blocked: false,
             });
         }
     }
 
     let status = if reason.is_some() {
         Status::Blocked
-    } else if writes.is_empty() {
+    } else if fields.iter().all(|f| f.blocked) {
         Status::InSync
     } else {
         Status::Change
     };
-    UserPlan {
-        user: desired.user.clone(),
-        id: object_id(&desired.user),
-        status,
-        fields,
-        writes,
-        reason,
-        notes,
-        error: None,
-    }
+    UserPlan::new(desired.user.clone(), status, fields, reason, notes)
 }
 
-fn record(
-    fields: &mut Vec<FieldChange>,
-    (before_map, body_map): (&mut Map<String, Value>, &mut Map<String, Value>),
-    field: Field,
-    before: Value,
-    after: Value,
-) {
-    before_map.insert(field.graph_property().to_owned(), before.clone());
-    body_map.insert(field.graph_property().to_owned(), after.clone());
-    fields.push(FieldChange {
-        field,
-        before,
-        after,
-    });
+/// A managed field's live value as Graph returned it (`null` when unset or not read).
+pub fn live_value(field: Field, live: &LiveUser) -> Value {
+    let sign_in = live.sign_in.as_ref();
+    match field {
+        Field::PreferredMethod => Value::from_text(sign_in.and_then(|s| {
+            s.user_preferred_method_for_secondary_authentication
+                .as_deref()
+        })),
+        Field::SystemPreferred => Value::from_bool(
+            sign_in.and_then(|s| s.is_system_preferred_authentication_method_enabled),
+        ),
+        Field::PerUserMfaState => Value::from_text(
+            live.requirements
+                .as_ref()
+                .and_then(|r| r.per_user_mfa_state.as_deref()),
+        ),
+    }
 }
 
 fn unregistered_reason(user: &str, wanted: PreferredMethod, methods: &[MethodKind]) -> String {
@@ -213,38 +168,35 @@ fn unregistered_reason(user: &str, wanted: PreferredMethod, methods: &[MethodKin
 }
 
 /// The object id when the manifest named the user by one (a GUID).
-pub fn object_id(user: &str) -> Option<String> {
-    uuid::Uuid::parse_str(user)
-        .ok()
-        .map(|id| id.hyphenated().to_string())
+pub fn object_id(user: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::parse_str(user).ok()
 }
 
-/// The live state after Graph accepted `writes` (the emulator's and Graph's semantics for these
-/// two endpoints: each PATCH sets exactly the properties in its body).
-pub fn apply_writes(live: &LiveUser, writes: &[Write]) -> LiveUser {
+/// The live state after Graph accepted the user's writes (the emulator's and Graph's semantics
+/// for these two endpoints: each PATCH sets exactly the properties in its body).
+pub fn apply_writes(live: &LiveUser, plan: &UserPlan) -> LiveUser {
     let mut after = live.clone();
-    for write in writes {
-        match write.endpoint {
-            Endpoint::SignInPreferences => {
-                let sign_in = after.sign_in.get_or_insert_with(SignInPreferences::default);
-                for (key, value) in &write.body {
-                    match key.as_str() {
-                        "isSystemPreferredAuthenticationMethodEnabled" => {
-                            sign_in.is_system_preferred_authentication_method_enabled =
-                                value.as_bool()
-                        }
-                        "userPreferredMethodForSecondaryAuthentication" => {
-                            sign_in.user_preferred_method_for_secondary_authentication =
-                                value.as_str().map(str::to_owned)
-                        }
-                        _ => {}
-                    }
+    for write in plan.writes() {
+        for (field, value) in write.body().iter() {
+            match field {
+                Field::SystemPreferred => {
+                    after
+                        .sign_in
+                        .get_or_insert_with(SignInPreferences::default)
+                        .is_system_preferred_authentication_method_enabled = value.as_bool()
                 }
-            }
-            Endpoint::Requirements => {
-                let requirements = after.requirements.get_or_insert_with(Requirements::default);
-                if let Some(state) = write.body.get("perUserMfaState") {
-                    requirements.per_user_mfa_state = state.as_str().map(str::to_owned);
+                Field::PreferredMethod => {
+                    after
+                        .sign_in
+                        .get_or_insert_with(SignInPreferences::default)
+                        .user_preferred_method_for_secondary_authentication =
+                        value.as_str().map(str::to_owned)
+                }
+                Field::PerUserMfaState => {
+                    after
+                        .requirements
+                        .get_or_insert_with(Requirements::default)
+                        .per_user_mfa_state = value.as_str().map(str::to_owned)
                 }
             }
         }
@@ -258,6 +210,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::Origin;
+    use crate::model::Endpoint;
 
     fn desired_strategy() -> impl Strategy<Value = DesiredUser> {
         (
@@ -333,15 +286,15 @@ mod tests {
             let plan = diff(&desired, &live_matching(&desired));
             prop_assert_eq!(plan.status, Status::InSync);
             prop_assert!(plan.fields.is_empty());
-            prop_assert!(plan.writes.is_empty());
+            prop_assert_eq!(plan.write_count(), 0);
         }
 
         #[test]
         fn applying_the_writes_converges(desired in desired_strategy(), live in live_strategy()) {
             let plan = diff(&desired, &live);
-            let after = apply_writes(&live, &plan.writes);
+            let after = apply_writes(&live, &plan);
             let again = diff(&desired, &after);
-            prop_assert!(again.writes.is_empty(), "second diff still writes: {:?}", again.writes);
+            prop_assert_eq!(again.write_count(), 0, "second diff still writes: {:?}", again);
             if plan.status == Status::Blocked {
                 prop_assert_eq!(again.status, Status::Blocked);
             } else {
@@ -349,25 +302,34 @@ mod tests {
             }
         }
 
+        /// The compact plan serialises exactly as the JSON shape's types do, and reads back.
+        #[test]
+        fn plans_round_trip_through_todays_json(desired in desired_strategy(), live in live_strategy()) {
+            let plan = diff(&desired, &live);
+            let text = serde_json::to_string_pretty(&plan).unwrap();
+            let wire: crate::plan::wire::UserPlan = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(serde_json::to_string_pretty(&wire).unwrap(), text.clone());
+            let back: UserPlan = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(back, plan);
+        }
+
         #[test]
         fn writes_are_minimal(desired in desired_strategy(), live in live_strategy()) {
             let plan = diff(&desired, &live);
             // At most one PATCH per endpoint, never an empty body, never an unmanaged field.
-            prop_assert!(plan.writes.len() <= 2);
-            let mut endpoints: Vec<_> = plan.writes.iter().map(|w| w.endpoint).collect();
+            prop_assert!(plan.write_count() <= 2);
+            let mut endpoints: Vec<_> = plan.writes().map(|w| w.endpoint).collect();
             endpoints.dedup();
-            prop_assert_eq!(endpoints.len(), plan.writes.len());
-            for write in &plan.writes {
-                prop_assert!(!write.body.is_empty());
-                prop_assert_eq!(write.before.len(), write.body.len());
+            prop_assert_eq!(endpoints.len(), plan.write_count());
+            for write in plan.writes() {
+                prop_assert!(!write.body().is_empty());
+                prop_assert_eq!(write.before().len(), write.body().len());
             }
-            let fields_written: usize = plan.writes.iter().map(|w| w.body.len()).sum();
+            let fields_written: usize = plan.writes().map(|w| w.body().len()).sum();
             let blocked = usize::from(plan.status == Status::Blocked);
             prop_assert_eq!(fields_written + blocked, plan.fields.len());
             if plan.status == Status::Blocked {
-                prop_assert!(plan.writes.iter().all(|w| !w.body.contains_key(
-                    "userPreferredMethodForSecondaryAuthentication"
-                )));
+                prop_assert!(plan.writes().all(|w| w.body().get(Field::PreferredMethod).is_none()));
             }
             for field in &plan.fields {
                 let managed = match field.field {
@@ -419,10 +381,13 @@ mod tests {
         assert_eq!(plan.status, Status::Blocked);
         // The blocked field is shown, not written; the other field is still written.
         assert_eq!(plan.fields.len(), 2);
-        assert_eq!(plan.writes.len(), 1);
-        assert_eq!(plan.writes[0].endpoint, Endpoint::Requirements);
+        assert_eq!(plan.write_count(), 1);
         assert_eq!(
-            plan.reason.as_deref(),
+            plan.writes().next().unwrap().endpoint,
+            Endpoint::Requirements
+        );
+        assert_eq!(
+            plan.reason(),
             Some(
                 "push is not registered for megan@contoso.com (registered: mobilePhone); \
                  choose one of voiceMobile, sms, or have the user register one"
@@ -444,13 +409,13 @@ mod tests {
         let mut desired = user(Some(PreferredMethod::Oath), None);
         desired.system_preferred = Some(true);
         let plan = diff(&desired, &live);
-        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(plan.write_count(), 1);
         assert_eq!(
-            serde_json::Value::Object(plan.writes[0].body.clone()),
-            json!({"userPreferredMethodForSecondaryAuthentication": "oath"})
+            serde_json::to_value(plan.writes().next().unwrap().body()).unwrap(),
+            serde_json::json!({"userPreferredMethodForSecondaryAuthentication": "oath"})
         );
         assert_eq!(
-            plan.notes.len(),
+            plan.notes().len(),
             1,
             "system-preferred on makes the change ineffective"
         );

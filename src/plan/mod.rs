@@ -7,13 +7,17 @@
 
 mod diff;
 pub mod estimate;
+pub mod wire;
+
+use std::fmt;
 
 use schemars::JsonSchema;
+use serde::ser::SerializeStruct as _;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Endpoint, Field};
+use crate::model::{Endpoint, Field, PerUserMfaState, PreferredMethod};
 
-pub use diff::{LiveUser, apply_writes, diff, needs_methods, object_id};
+pub use diff::{LiveUser, apply_writes, diff, live_value, needs_methods, object_id};
 
 /// The plan document's format version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -114,50 +118,392 @@ pub enum Status {
     Applied,
 }
 
-/// One user's entry in the plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One user's entry in the plan, held compactly: a plan of a million users is a million of
+/// these. It serialises to design.md's shape ([`wire::UserPlan`]): `writes` are not stored but
+/// derived from `fields`, one per endpoint with a field that is not blocked (its `before` and
+/// `body` are those fields' values, in Graph's property names), with the write's result.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "wire::UserPlan")]
 pub struct UserPlan {
     /// As written in the manifest.
     pub user: String,
-    /// The object id, when known (the manifest named the user by id).
-    pub id: Option<String>,
+    /// The object id, when known (the manifest named the user by id, or it was resolved).
+    pub id: Option<uuid::Uuid>,
     pub status: Status,
     /// Every managed field whose live value differs from the desired one.
-    pub fields: Vec<FieldChange>,
-    /// The PATCH calls that make the fields match (a blocked field has none); empty for
-    /// not-found and unreadable users.
-    pub writes: Vec<Write>,
+    pub fields: Box<[FieldChange]>,
+    /// What Graph answered to each endpoint's write, by [`endpoint_index`] (apply only).
+    results: Option<Box<[Option<WriteResult>; 2]>>,
+    /// Why a field is blocked, and notes (rare: most users have neither).
+    remarks: Option<Box<Remarks>>,
+    /// What failed, for `failed`, `not_found` and `drifted` users.
+    pub error: Option<Box<UserError>>,
+}
+
+/// A user's rarely present explanations.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Remarks {
     /// Why a field is blocked (nothing is written for it), and what to do about it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Things worth knowing that do not stop the change (e.g. an ineffective preferred method).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-    /// What failed, for `failed` and `not_found` users.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<UserError>,
 }
 
 /// One field's change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FieldChange {
     pub field: Field,
     /// The live value as Graph returned it (`null` when unset).
-    pub before: serde_json::Value,
-    pub after: serde_json::Value,
+    pub before: Value,
+    pub after: Value,
+    /// Shown but never written (a preferred method the user has not registered): no write
+    /// carries it.
+    pub blocked: bool,
 }
 
-/// One PATCH call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Write {
+/// A managed property's value, as Graph returned it or as mfactl writes it: what a
+/// `serde_json::Value` held here, in 16 bytes and without an allocation for the values this
+/// build knows. Strings are kept exactly as spelt (`SMS` stays `Other("SMS")`, never `sms`), so
+/// the plan shows and compares what Graph said; build them with [`Value::text`] or
+/// [`Value::from_json`] so that equal JSON gives equal values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// A preferred method in Graph's exact spelling.
+    Method(PreferredMethod),
+    /// A per-user MFA state in Graph's exact spelling.
+    State(PerUserMfaState),
+    /// Anything else, as Graph returned it: a string this build does not know
+    /// (`unknownFutureValue`) or spelt otherwise (`SMS`); or, read from a plan file, any JSON.
+    Other(Box<serde_json::Value>),
+}
+
+impl Value {
+    /// The value of a JSON string.
+    pub fn text(text: &str) -> Value {
+        Value::known(text).unwrap_or_else(|| Value::Other(Box::new(text.into())))
+    }
+
+    /// The known value spelt exactly `text`.
+    fn known(text: &str) -> Option<Value> {
+        let method = PreferredMethod::ALL.iter().find(|m| m.as_str() == text);
+        let state = PerUserMfaState::ALL.iter().find(|s| s.as_str() == text);
+        method
+            .map(|m| Value::Method(*m))
+            .or_else(|| state.map(|s| Value::State(*s)))
+    }
+
+    /// The value of any JSON.
+    pub fn from_json(json: serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::String(s) => {
+                Value::known(&s).unwrap_or_else(|| Value::Other(Box::new(s.into())))
+            }
+            other => Value::Other(Box::new(other)),
+        }
+    }
+
+    /// A string property's value (`null` when unset).
+    pub fn from_text(text: Option<&str>) -> Value {
+        text.map_or(Value::Null, Value::text)
+    }
+
+    /// A boolean property's value (`null` when unset).
+    pub fn from_bool(value: Option<bool>) -> Value {
+        value.map_or(Value::Null, Value::Bool)
+    }
+
+    /// The string, when the value is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Method(method) => Some(method.as_str()),
+            Value::State(state) => Some(state.as_str()),
+            Value::Other(json) => json.as_str(),
+            Value::Null | Value::Bool(_) => None,
+        }
+    }
+
+    /// The boolean, when the value is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Method(method) => serializer.serialize_str(method.as_str()),
+            Value::State(state) => serializer.serialize_str(state.as_str()),
+            Value::Other(json) => json.serialize(serializer),
+        }
+    }
+}
+
+/// As JSON (`"enforced"`, `null`, `true`): how a drift message quotes values.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Method(method) => write!(f, "\"{method}\""),
+            Value::State(state) => write!(f, "\"{state}\""),
+            Value::Other(json) => write!(f, "{json}"),
+        }
+    }
+}
+
+impl Serialize for FieldChange {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("FieldChange", 3)?;
+        s.serialize_field("field", &self.field)?;
+        s.serialize_field("before", &self.before)?;
+        s.serialize_field("after", &self.after)?;
+        s.end()
+    }
+}
+
+/// The slot of an endpoint's write result (writes go in this order too).
+pub(crate) fn endpoint_index(endpoint: Endpoint) -> usize {
+    match endpoint {
+        Endpoint::SignInPreferences => 0,
+        Endpoint::Requirements => 1,
+    }
+}
+
+/// The managed fields in the order of their Graph property names: the order `serde_json::Map`
+/// (a `BTreeMap`) gave `before` and `body`, which the plan document and the journal keep.
+const PROPERTY_ORDER: [Field; 3] = [
+    Field::SystemPreferred, // isSystemPreferredAuthenticationMethodEnabled
+    Field::PerUserMfaState, // perUserMfaState
+    Field::PreferredMethod, // userPreferredMethodForSecondaryAuthentication
+];
+
+impl UserPlan {
+    /// A user's entry with no result and no error yet.
+    pub fn new(
+        user: String,
+        status: Status,
+        fields: Vec<FieldChange>,
+        reason: Option<String>,
+        notes: Vec<String>,
+    ) -> UserPlan {
+        let remarks =
+            (reason.is_some() || !notes.is_empty()).then(|| Box::new(Remarks { reason, notes }));
+        UserPlan {
+            id: diff::object_id(&user),
+            user,
+            status,
+            fields: fields.into_boxed_slice(),
+            results: None,
+            remarks,
+            error: None,
+        }
+    }
+
+    /// The entry of a user whose state could not be read.
+    pub fn unread(user: String, status: Status, error: UserError) -> UserPlan {
+        UserPlan {
+            error: Some(Box::new(error)),
+            ..UserPlan::new(user, status, Vec::new(), None, Vec::new())
+        }
+    }
+
+    /// Why a field is blocked, and what to do about it.
+    pub fn reason(&self) -> Option<&str> {
+        self.remarks.as_ref()?.reason.as_deref()
+    }
+
+    /// Things worth knowing that do not stop the change.
+    pub fn notes(&self) -> &[String] {
+        self.remarks.as_ref().map_or(&[], |r| &r.notes)
+    }
+
+    /// The PATCH calls that make the fields match, signInPreferences first (a blocked field
+    /// has none); none for not-found and unreadable users.
+    pub fn writes(&self) -> impl Iterator<Item = Write<'_>> {
+        Endpoint::ALL
+            .iter()
+            .map(|endpoint| Write {
+                user: self,
+                endpoint: *endpoint,
+            })
+            .filter(|write| !write.body().is_empty())
+    }
+
+    /// How many PATCH calls [`UserPlan::writes`] lists.
+    pub fn write_count(&self) -> usize {
+        self.writes().count()
+    }
+
+    /// The write to `endpoint`, when there is one.
+    pub fn write(&self, endpoint: Endpoint) -> Option<Write<'_>> {
+        self.writes().find(|write| write.endpoint == endpoint)
+    }
+
+    /// Records Graph's answer to the write to `endpoint`.
+    pub fn set_result(&mut self, endpoint: Endpoint, result: WriteResult) {
+        self.results.get_or_insert_with(Box::default)[endpoint_index(endpoint)] = Some(result);
+    }
+}
+
+impl Serialize for UserPlan {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The writes as a JSON array, without collecting them.
+        struct Writes<'a>(&'a UserPlan);
+        impl Serialize for Writes<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.writes())
+            }
+        }
+        let reason = self.reason();
+        let notes = self.notes();
+        let len = 5
+            + usize::from(reason.is_some())
+            + usize::from(!notes.is_empty())
+            + usize::from(self.error.is_some());
+        let mut s = serializer.serialize_struct("UserPlan", len)?;
+        s.serialize_field("user", &self.user)?;
+        s.serialize_field("id", &self.id.map(|id| id.hyphenated().to_string()))?;
+        s.serialize_field("status", &self.status)?;
+        s.serialize_field("fields", &self.fields)?;
+        s.serialize_field("writes", &Writes(self))?;
+        if let Some(reason) = reason {
+            s.serialize_field("reason", reason)?;
+        }
+        if !notes.is_empty() {
+            s.serialize_field("notes", notes)?;
+        }
+        if let Some(error) = &self.error {
+            s.serialize_field("error", error)?;
+        }
+        s.end()
+    }
+}
+
+/// The schema is the JSON shape's: the compact form serialises to exactly it.
+impl JsonSchema for UserPlan {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        wire::UserPlan::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        wire::UserPlan::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        wire::UserPlan::json_schema(generator)
+    }
+}
+
+/// One PATCH call: a view of the user's written fields on one endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Write<'a> {
+    user: &'a UserPlan,
     pub endpoint: Endpoint,
+}
+
+impl<'a> Write<'a> {
     /// The live values of the properties the body changes.
-    pub before: serde_json::Map<String, serde_json::Value>,
+    pub fn before(&self) -> Properties<'a> {
+        Properties {
+            write: *self,
+            side: Side::Before,
+        }
+    }
+
     /// Exactly the properties to change, in Graph's names and spelling.
-    pub body: serde_json::Map<String, serde_json::Value>,
+    pub fn body(&self) -> Properties<'a> {
+        Properties {
+            write: *self,
+            side: Side::After,
+        }
+    }
+
     /// What Graph answered (apply only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<WriteResult>,
+    pub fn result(&self) -> Option<&'a WriteResult> {
+        self.user.results.as_ref()?[endpoint_index(self.endpoint)].as_ref()
+    }
+}
+
+impl Serialize for Write<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let result = self.result();
+        let mut s = serializer.serialize_struct("Write", 3 + usize::from(result.is_some()))?;
+        s.serialize_field("endpoint", &self.endpoint)?;
+        s.serialize_field("before", &self.before())?;
+        s.serialize_field("body", &self.body())?;
+        if let Some(result) = result {
+            s.serialize_field("result", result)?;
+        }
+        s.end()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Before,
+    After,
+}
+
+/// A write's `before` or `body`: Graph property name → value, in property-name order. Serialises
+/// as the JSON object.
+#[derive(Clone, Copy, Debug)]
+pub struct Properties<'a> {
+    write: Write<'a>,
+    side: Side,
+}
+
+impl<'a> Properties<'a> {
+    /// Each written field and its value, in property-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (Field, &'a Value)> + 'a {
+        let Properties { write, side } = *self;
+        PROPERTY_ORDER
+            .iter()
+            .filter(move |field| field.endpoint() == write.endpoint)
+            .filter_map(move |field| {
+                let change = write
+                    .user
+                    .fields
+                    .iter()
+                    .find(|change| change.field == *field && !change.blocked)?;
+                Some(match side {
+                    Side::Before => (change.field, &change.before),
+                    Side::After => (change.field, &change.after),
+                })
+            })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// The value of `field`, when written.
+    pub fn get(&self, field: Field) -> Option<&'a Value> {
+        self.iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, value)| value)
+    }
+}
+
+impl Serialize for Properties<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.iter()
+                .map(|(field, value)| (field.graph_property(), value)),
+        )
+    }
 }
 
 /// The answer to one PATCH.
@@ -239,12 +585,13 @@ impl Plan {
                 Status::Drifted => summary.drifted += 1,
                 Status::InSync | Status::Change | Status::Applied => {}
             }
-            if !user.writes.is_empty() {
+            let writes = user.write_count() as u64;
+            if writes > 0 {
                 summary.to_change += 1;
-                summary.writes += user.writes.len() as u64;
+                summary.writes += writes;
             }
-            for write in &user.writes {
-                if let Some(result) = &write.result {
+            for write in user.writes() {
+                if let Some(result) = write.result() {
                     has_results = true;
                     applied += u64::from(result.ok);
                 }

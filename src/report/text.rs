@@ -1,10 +1,8 @@
 //! The Terraform-like text plan and the apply summary.
 
-use std::fmt::Write as _;
+use std::io;
 
-use serde_json::Value;
-
-use crate::plan::{Plan, Status, Summary, UserError, UserPlan};
+use crate::plan::{Plan, Status, Summary, UserError, UserPlan, Value};
 use crate::text::printable;
 
 /// `Tenant contoso.onmicrosoft.com (9c0e…) at https://graph.microsoft.com`: which directory a
@@ -21,43 +19,43 @@ pub fn tenant_line(plan: &Plan) -> String {
 
 /// The plan as people read it: the tenant, one block per user not in sync, then the `Plan:`
 /// line. A plan with users that could not be read says it is incomplete, never "no changes".
-pub fn render_plan_text(plan: &Plan) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", tenant_line(plan));
-    let _ = writeln!(out);
+/// Written as it goes: no copy of the whole text is built.
+pub fn render_plan_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
+    writeln!(out, "{}", tenant_line(plan))?;
+    writeln!(out)?;
     let unread = plan.summary.failed;
     if plan.users.is_empty() {
-        let _ = writeln!(
+        writeln!(
             out,
             "No changes. Every user in the manifest matches the desired state."
-        );
+        )?;
     } else {
         if unread > 0 {
-            let _ = writeln!(
+            writeln!(
                 out,
                 "The plan is incomplete: {} could not be read (listed with the reason below); \
                  run plan again once Graph answers for them.",
                 users(unread)
-            );
+            )?;
             if plan.summary.writes > 0 {
-                let _ = writeln!(out, "mfactl would make these changes for the others:");
+                writeln!(out, "mfactl would make these changes for the others:")?;
             }
         } else if plan.summary.writes > 0 {
-            let _ = writeln!(out, "mfactl will make these changes:");
+            writeln!(out, "mfactl will make these changes:")?;
         } else {
-            let _ = writeln!(out, "No changes to make, but these users need attention:");
+            writeln!(out, "No changes to make, but these users need attention:")?;
         }
-        let _ = writeln!(out);
+        writeln!(out)?;
         for user in &plan.users {
-            render_user(&mut out, user);
+            render_user(out, user)?;
         }
-        let _ = writeln!(out);
+        writeln!(out)?;
     }
-    let _ = writeln!(out, "{}", plan_line(&plan.summary));
+    writeln!(out, "{}", plan_line(&plan.summary))?;
     if let Some(estimate) = plan.summary.estimate.filter(|e| e.writes > 0) {
-        let _ = writeln!(out, "Applying it makes {}.", estimate.describe());
+        writeln!(out, "Applying it makes {}.", estimate.describe())?;
     }
-    out
+    Ok(())
 }
 
 /// At most this many users not reached are named; the JSON report lists them all.
@@ -65,23 +63,22 @@ const NOT_REACHED_SHOWN: usize = 100;
 
 /// The report after apply: failures first in detail, then the users the run never reached
 /// (when it stopped early), then the `Apply:` line, whose counts add up to the manifest's users.
-pub fn render_apply_text(plan: &Plan) -> String {
-    let mut out = String::new();
-    let failed: Vec<&UserPlan> = plan
+pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
+    let mut failed = plan
         .users
         .iter()
         .filter(|u| matches!(u.status, Status::Failed | Status::Drifted))
-        .collect();
-    if !failed.is_empty() {
-        let _ = writeln!(out, "Not converged:");
+        .peekable();
+    if failed.peek().is_some() {
+        writeln!(out, "Not converged:")?;
         for user in failed {
-            render_user(&mut out, user);
+            render_user(out, user)?;
             // Every failed write, not only the first error kept on the user.
-            for write in &user.writes {
-                if let Some(result) = write.result.as_ref().filter(|r| !r.ok)
+            for write in user.writes() {
+                if let Some(result) = write.result().filter(|r| !r.ok)
                     && user.error.as_ref().and_then(|e| e.endpoint) != Some(write.endpoint)
                 {
-                    let _ = writeln!(
+                    writeln!(
                         out,
                         "      {}: {}{}{}",
                         write.endpoint,
@@ -90,43 +87,39 @@ pub fn render_apply_text(plan: &Plan) -> String {
                             .map_or_else(|| "no answer ".to_owned(), |s| format!("HTTP {s} ")),
                         result.code.as_deref().unwrap_or(""),
                         request_id_suffix(result.request_id.as_deref()),
-                    );
+                    )?;
                 }
             }
         }
-        let _ = writeln!(out);
+        writeln!(out)?;
     }
-    let not_reached: Vec<&UserPlan> = plan
-        .users
-        .iter()
-        .filter(|u| u.status == Status::Change)
-        .collect();
-    if !not_reached.is_empty() {
-        let _ = writeln!(
+    let not_reached = || plan.users.iter().filter(|u| u.status == Status::Change);
+    let not_reached_count = not_reached().count();
+    if not_reached_count > 0 {
+        writeln!(
             out,
             "Not reached (the run stopped before their writes; they are still planned):"
-        );
-        for user in not_reached.iter().take(NOT_REACHED_SHOWN) {
+        )?;
+        for user in not_reached().take(NOT_REACHED_SHOWN) {
             let done = user
-                .writes
-                .iter()
-                .filter(|w| w.result.as_ref().is_some_and(|r| r.ok))
+                .writes()
+                .filter(|w| w.result().is_some_and(|r| r.ok))
                 .count();
             let partly = if done > 0 {
-                format!(" ({done} of {} writes made)", user.writes.len())
+                format!(" ({done} of {} writes made)", user.write_count())
             } else {
                 String::new()
             };
-            let _ = writeln!(out, "  - {}{partly}", user.user);
+            writeln!(out, "  - {}{partly}", user.user)?;
         }
-        if not_reached.len() > NOT_REACHED_SHOWN {
-            let _ = writeln!(
+        if not_reached_count > NOT_REACHED_SHOWN {
+            writeln!(
                 out,
                 "  ... and {} more (apply --format json lists every one)",
-                not_reached.len() - NOT_REACHED_SHOWN
-            );
+                not_reached_count - NOT_REACHED_SHOWN
+            )?;
         }
-        let _ = writeln!(out);
+        writeln!(out)?;
     }
     let s = &plan.summary;
     let applied = s.applied.unwrap_or(0);
@@ -148,15 +141,15 @@ pub fn render_apply_text(plan: &Plan) -> String {
     let confirmed = plan
         .users
         .iter()
-        .flat_map(|u| &u.writes)
-        .filter(|w| w.result.as_ref().is_some_and(|r| r.settled_by_read))
+        .flat_map(|u| u.writes())
+        .filter(|w| w.result().is_some_and(|r| r.settled_by_read))
         .count();
     let confirmed = if confirmed > 0 {
         format!(" ({confirmed} confirmed by reading back: their answer was lost)")
     } else {
         String::new()
     };
-    let _ = writeln!(
+    writeln!(
         out,
         "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{not_reached}.",
         users(converged as u64),
@@ -165,11 +158,11 @@ pub fn render_apply_text(plan: &Plan) -> String {
         s.blocked,
         s.not_found,
         s.failed,
-    );
-    out
+    )?;
+    Ok(())
 }
 
-fn render_user(out: &mut String, user: &UserPlan) {
+fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
     let (sign, label) = match user.status {
         Status::Change => ("~", ""),
         Status::Applied => ("~", " (applied)"),
@@ -179,25 +172,26 @@ fn render_user(out: &mut String, user: &UserPlan) {
         Status::Drifted => ("x", " (changed since the plan: not written)"),
         Status::InSync => (" ", ""),
     };
-    let _ = writeln!(out, "  {sign} {}{label}", user.user);
+    writeln!(out, "  {sign} {}{label}", user.user)?;
     for field in &user.fields {
-        let _ = writeln!(
+        writeln!(
             out,
             "      {}: {} -> {}",
             field.field,
             show(&field.before),
             show(&field.after)
-        );
+        )?;
     }
-    if let Some(reason) = &user.reason {
-        let _ = writeln!(out, "      blocked: {reason}");
+    if let Some(reason) = user.reason() {
+        writeln!(out, "      blocked: {reason}")?;
     }
-    for note in &user.notes {
-        let _ = writeln!(out, "      note: {note}");
+    for note in user.notes() {
+        writeln!(out, "      note: {note}")?;
     }
     if let Some(error) = &user.error {
-        let _ = writeln!(out, "      {}", describe_error(error));
+        writeln!(out, "      {}", describe_error(error))?;
     }
+    Ok(())
 }
 
 fn describe_error(error: &UserError) -> String {
@@ -221,10 +215,9 @@ fn request_id_suffix(request_id: Option<&str>) -> String {
 
 /// A value as Graph returned it, escaped: live values come from Graph and reach the terminal.
 fn show(value: &Value) -> String {
-    match value {
-        Value::String(s) => printable(s).into_owned(),
-        Value::Null => "null".to_owned(),
-        other => printable(&other.to_string()).into_owned(),
+    match value.as_str() {
+        Some(s) => printable(s).into_owned(),
+        None => printable(&value.to_string()).into_owned(),
     }
 }
 
