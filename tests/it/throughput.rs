@@ -200,15 +200,15 @@ fn no_batch_plans_exactly_like_batched() {
 
 #[test]
 fn the_plan_states_the_cost_and_the_eta_holds_for_a_throttled_apply() {
-    let tenant = Tenant::generate(40, 35);
+    let tenant = Tenant::generate(60, 35);
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::new(tenant);
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
     let (_, doc) = scenario.plan_json(&yaml);
-    assert_eq!(doc["summary"]["estimate"]["writes"], 80);
-    assert_eq!(doc["summary"]["estimate"]["reads"], 80);
+    assert_eq!(doc["summary"]["estimate"]["writes"], 120);
+    assert_eq!(doc["summary"]["estimate"]["reads"], 120);
     assert_eq!(doc["summary"]["estimate"]["bound"], "latency");
-    // 80 writes at --write-rate 8: the write cap binds.
+    // 120 writes at --write-rate 8: the write cap binds (14 s after a second's burst).
     let out = scenario.run(&[
         "apply",
         yaml.to_str().unwrap(),
@@ -220,7 +220,7 @@ fn the_plan_states_the_cost_and_the_eta_holds_for_a_throttled_apply() {
     let text = stdout(&out);
     assert!(
         text.contains(
-            "Applying it makes 80 writes and 80 re-reads: at least 9 s at --write-rate 8/s."
+            "Applying it makes 120 writes and 120 re-reads: at least 14 s at --write-rate 8/s."
         ),
         "{text}"
     );
