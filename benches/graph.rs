@@ -259,7 +259,12 @@ async fn run(setup: &Setup) -> Run {
         plan.summary.to_change, setup.changing_users as u64,
         "every user changes"
     );
-    let max_writes_per_user = plan.users.iter().map(|u| u.writes.len()).max().unwrap_or(0);
+    let max_writes_per_user = plan
+        .users
+        .iter()
+        .map(|u| u.write_count())
+        .max()
+        .unwrap_or(0);
 
     let before_client = client.transport().stats();
     let before_server = emulator.stats();
@@ -775,7 +780,17 @@ async fn memory_cases(groups: &[MemoryGroup]) {
 
         if group.real_binary_plan {
             let binary = PathBuf::from(env!("CARGO_BIN_EXE_mfactl"));
-            let args = ["plan", &csv_arg, "--graph-url", &url].map(str::to_owned);
+            let args = [
+                "plan",
+                &csv_arg,
+                "--graph-url",
+                &url,
+                "--ru-quota",
+                "1000000000",
+                "--write-quota",
+                "100000000",
+            ]
+            .map(str::to_owned);
             let child = run_child(&emulator, dir.path(), &binary, &args).await;
             assert_eq!(child.exit, 0, "mfactl plan failed:\n{}", child.stderr);
             let calls = graph_calls(&child.server);
@@ -970,8 +985,9 @@ fn standin(args: &[String]) -> ExitCode {
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
         steps.push(Heap::step("plan"));
-        let plan_text = report::render_plan_text(&plan);
-        print!("{plan_text}");
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        report::render_plan_text(&plan, &mut stdout).expect("stdout");
+        std::io::Write::flush(&mut stdout).expect("stdout");
         steps.push(Heap::step("plan text"));
         if !apply {
             return plan.summary.failed == 0;
@@ -987,10 +1003,9 @@ fn standin(args: &[String]) -> ExitCode {
         .expect("apply");
         plan.summary.applied.get_or_insert(0);
         steps.push(Heap::step("apply"));
-        println!();
-        print!("{}", report::render_apply_text(&plan));
+        report::render_apply_text(&plan, &mut stdout).expect("stdout");
+        std::io::Write::flush(&mut stdout).expect("stdout");
         steps.push(Heap::step("report text"));
-        drop(plan_text);
         plan.users.iter().all(|u| u.status == Status::Applied)
     });
     eprintln!("heap (MB, peak during / held after): {}", steps.join("; "));

@@ -75,6 +75,16 @@ pub struct GraphArgs {
     /// units per 10 s; 50-500: 5,000; over 500: 8,000). Default: what the manifest proves.
     #[arg(long, value_name = "USERS")]
     pub tenant_size: Option<u64>,
+    /// Resource units per 10 s that Graph allows this app in this tenant (default: Graph's
+    /// tier for the tenant's size, see --tenant-size). Change it only for a tenant whose limit
+    /// differs, or for an emulator started with another --ru-per-10s.
+    #[arg(long, value_name = "RU", value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+    pub ru_quota: Option<u32>,
+    /// Writes per 150 s that Graph allows this app in this tenant (Graph documents 3,000).
+    /// Change it only for a tenant whose limit differs, or for an emulator started with
+    /// another --writes-per-150s.
+    #[arg(long, value_name = "WRITES", default_value_t = 3_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub write_quota: u32,
     /// A fixed cap on requests per second, below Graph's resource-unit bucket (to leave room
     /// for other tools of the same app registration).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -194,7 +204,9 @@ impl GraphArgs {
         };
         let mut config = TransportConfig::new(root, token);
         config.concurrency = usize::from(self.concurrency);
-        config.ru_bucket = BucketShape::new(ru_tier(tenant_size), Duration::from_secs(10));
+        let ru_per_10s = self.ru_quota.unwrap_or_else(|| ru_tier(tenant_size));
+        config.ru_bucket = BucketShape::new(ru_per_10s, Duration::from_secs(10));
+        config.write_bucket = BucketShape::new(self.write_quota, Duration::from_secs(150));
         config.read_rate = self.read_rate;
         config.write_rate = self.write_rate;
         config.batch = !self.no_batch;
