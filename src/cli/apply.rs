@@ -72,6 +72,9 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         Ok::<_, miette::Report>(plan)
     }
     .await;
+    // The plan holds what the rest needs; the desired state (a million entries in a large
+    // migration) is let go before writing starts.
+    drop(manifest);
     let mut plan = match planned {
         Ok(plan) => plan,
         Err(error) => {

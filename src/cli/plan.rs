@@ -88,6 +88,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         Ok::<_, miette::Report>(plan)
     }
     .await;
+    drop(manifest); // the plan holds what the rest needs
     eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
     if let Some(emulator) = connection.emulator {
         emulator.shutdown().await;
