@@ -1097,7 +1097,7 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         .iter()
         .enumerate()
         .map(|(i, u)| DesiredUser {
-            user: u.id.clone(),
+            user: u.id.as_str().into(),
             preferred_method: PreferredMethod::usable_with(&u.methods).first().copied(),
             system_preferred: Some(
                 !u.sign_in_preferences
@@ -1138,7 +1138,7 @@ fn assert_converged(desired: &[DesiredUser], tenant: &Tenant) -> usize {
     let live: HashMap<&str, &TenantUser> =
         tenant.users.iter().map(|u| (u.id.as_str(), u)).collect();
     for want in desired {
-        let user = live[want.user.as_str()];
+        let user = live[&*want.user];
         let prefs = &user.sign_in_preferences;
         if let Some(system) = want.system_preferred {
             assert_eq!(

@@ -764,7 +764,7 @@ mod tests {
             let manifest =
                 load_csv(&format!("{alias}\n071cc716-8147-4397-a5ba-b2105951cc0b\n")).unwrap();
             assert_eq!(
-                manifest.users[0].user, "071cc716-8147-4397-a5ba-b2105951cc0b",
+                &*manifest.users[0].user, "071cc716-8147-4397-a5ba-b2105951cc0b",
                 "{alias}"
             );
         }
@@ -1057,7 +1057,7 @@ displayName,userPrincipalName,mail,department,,preferredMethod
 
         let manifest = load_csv_with(export, &IGNORE).unwrap();
         assert_eq!(manifest.users.len(), 1);
-        assert_eq!(manifest.users[0].user, "megan@contoso.com");
+        assert_eq!(&*manifest.users[0].user, "megan@contoso.com");
         assert_eq!(
             manifest.users[0].preferred_method,
             Some(PreferredMethod::Push)

@@ -28,8 +28,9 @@ pub struct Manifest {
 /// What one user's settings should be. `None` means "not managed": left as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredUser {
-    /// userPrincipalName or object id, as written (trimmed).
-    pub user: String,
+    /// userPrincipalName or object id, as written (trimmed). Shared (not copied) with the user's
+    /// plan entry: a million-user migration holds each name once.
+    pub user: std::sync::Arc<str>,
     pub preferred_method: Option<PreferredMethod>,
     pub system_preferred: Option<bool>,
     pub per_user_mfa_state: Option<PerUserMfaState>,
@@ -194,7 +195,7 @@ impl Settings {
     /// The desired user these settings describe.
     pub(crate) fn for_user(self, user: String, origin: Origin) -> DesiredUser {
         DesiredUser {
-            user,
+            user: user.into(),
             preferred_method: self.preferred_method,
             system_preferred: self.system_preferred,
             per_user_mfa_state: self.per_user_mfa_state,

@@ -1112,7 +1112,7 @@ users:
         )
         .unwrap();
         let megan = &manifest.users[0];
-        assert_eq!(megan.user, "Megan@Contoso.com");
+        assert_eq!(&*megan.user, "Megan@Contoso.com");
         assert_eq!(megan.preferred_method, Some(PreferredMethod::Sms));
         assert_eq!(megan.system_preferred, Some(true));
         assert_eq!(megan.per_user_mfa_state, Some(PerUserMfaState::Enabled));
@@ -1577,7 +1577,7 @@ users:
             text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
         ] {
             let manifest = load_bytes(&bytes).unwrap();
-            assert_eq!(manifest.users[0].user, "megan@contoso.com");
+            assert_eq!(&*manifest.users[0].user, "megan@contoso.com");
             assert_eq!(
                 manifest.users[0].preferred_method,
                 Some(PreferredMethod::Push)
@@ -1620,7 +1620,10 @@ users:
         let manifest = load_yaml(&text).unwrap();
         assert_eq!(manifest.users.len(), count);
         let last = manifest.users.last().unwrap();
-        assert_eq!(last.user, format!("user{}@contoso.com", count - 1));
+        assert_eq!(
+            last.user.to_string(),
+            format!("user{}@contoso.com", count - 1)
+        );
         assert_eq!(last.origin, Origin::Line(4 + 3 * (count as u64 - 1) + 1));
         assert_eq!(last.system_preferred, Some(true));
     }

@@ -125,8 +125,8 @@ pub enum Status {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(try_from = "wire::UserPlan")]
 pub struct UserPlan {
-    /// As written in the manifest.
-    pub user: String,
+    /// As written in the manifest (the manifest's own copy, shared).
+    pub user: std::sync::Arc<str>,
     /// The object id, when known (the manifest named the user by id, or it was resolved).
     pub id: Option<uuid::Uuid>,
     pub status: Status,
@@ -289,7 +289,7 @@ const PROPERTY_ORDER: [Field; 3] = [
 impl UserPlan {
     /// A user's entry with no result and no error yet.
     pub fn new(
-        user: String,
+        user: std::sync::Arc<str>,
         status: Status,
         fields: Vec<FieldChange>,
         reason: Option<String>,
@@ -309,7 +309,7 @@ impl UserPlan {
     }
 
     /// The entry of a user whose state could not be read.
-    pub fn unread(user: String, status: Status, error: UserError) -> UserPlan {
+    pub fn unread(user: std::sync::Arc<str>, status: Status, error: UserError) -> UserPlan {
         UserPlan {
             error: Some(Box::new(error)),
             ..UserPlan::new(user, status, Vec::new(), None, Vec::new())
@@ -370,7 +370,7 @@ impl Serialize for UserPlan {
             + usize::from(!notes.is_empty())
             + usize::from(self.error.is_some());
         let mut s = serializer.serialize_struct("UserPlan", len)?;
-        s.serialize_field("user", &self.user)?;
+        s.serialize_field("user", &*self.user)?;
         s.serialize_field("id", &self.id.map(|id| id.hyphenated().to_string()))?;
         s.serialize_field("status", &self.status)?;
         s.serialize_field("fields", &self.fields)?;
@@ -541,7 +541,9 @@ impl Plan {
         total_users: u64,
         mut users: Vec<(usize, UserPlan)>,
     ) -> Plan {
-        users.sort_by_key(|(order, _)| *order);
+        // Unstable: the orders are distinct, and a stable sort would allocate half the list
+        // again. The collect reuses the allocation (same alignment, smaller items).
+        users.sort_unstable_by_key(|(order, _)| *order);
         let users: Vec<UserPlan> = users.into_iter().map(|(_, user)| user).collect();
         let mut plan = Plan {
             format_version: FORMAT_VERSION,

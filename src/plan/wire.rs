@@ -135,7 +135,7 @@ impl TryFrom<UserPlan> for super::UserPlan {
             })
         });
         Ok(super::UserPlan {
-            user,
+            user: user.into(),
             id,
             status: wire.status,
             fields: fields.into_boxed_slice(),

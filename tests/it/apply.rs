@@ -355,7 +355,7 @@ fn a_value_changed_since_the_plan_is_not_written_over() {
             .unwrap();
         plan
     });
-    let entry = plan.users.iter().find(|u| u.user == victim).unwrap();
+    let entry = plan.users.iter().find(|u| *u.user == *victim).unwrap();
     assert_eq!(entry.status, mfactl::plan::Status::Drifted);
     let error = entry.error.as_ref().unwrap();
     assert_eq!(error.code, "changedSincePlan");
