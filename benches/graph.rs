@@ -953,8 +953,8 @@ fn own_peak_kib() -> u64 {
 
 /// `--standin plan|apply MANIFEST URL`: what `mfactl plan MANIFEST` and `mfactl apply
 /// --auto-approve MANIFEST` do with `--graph-url URL` (cli/plan.rs, cli/apply.rs), the client's
-/// budgets lifted. Keeps what the CLI keeps alive: the manifest through the run, and (apply) the
-/// rendered plan text through the writes. Says on stderr, last line, how much heap each step
+/// budgets lifted. Keeps what the CLI keeps alive: the manifest until the plan is made (the CLI
+/// lets it go then). Says on stderr, last line, how much heap each step
 /// held. Exit 0 when everything converged.
 fn standin(args: &[String]) -> ExitCode {
     let [command, manifest_path, url] = args else {
@@ -981,6 +981,7 @@ fn standin(args: &[String]) -> ExitCode {
         let mut plan = engine::plan(&client, &manifest, CONCURRENCY)
             .await
             .expect("plan");
+        drop(manifest);
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
         steps.push(Heap::step("plan"));

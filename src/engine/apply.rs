@@ -20,7 +20,9 @@ use super::progress::Progress;
 use super::{Breaker, Interrupt, RunError};
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::Endpoint;
-use crate::plan::{LiveUser, Plan, Status, UserError, UserPlan, Write, WriteResult, live_value};
+use crate::plan::{
+    LiveUser, Plan, RequestId, Status, UserError, UserPlan, Write, WriteResult, live_value,
+};
 
 /// Applies the writes of every user that has some, updating statuses and write results in
 /// place and the summary at the end (also when the run halts, so the report shows what was
@@ -189,7 +191,7 @@ async fn write_one(
             Outcome::Written(WriteResult {
                 ok: true,
                 status: outcome.status,
-                request_id: outcome.request_id,
+                request_id: outcome.request_id.map(RequestId::from),
                 code: None,
                 settled_by_read: outcome.settled_by_read,
             })
@@ -212,8 +214,8 @@ fn failure(error: &GraphError) -> WriteResult {
     WriteResult {
         ok: false,
         status: error.status(),
-        request_id: error.request_id().map(str::to_owned),
-        code: Some(error.code().to_owned()),
+        request_id: error.request_id().map(|id| RequestId::from(id.to_owned())),
+        code: Some(error.code().into()),
         settled_by_read: false,
     }
 }

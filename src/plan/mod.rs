@@ -506,16 +506,70 @@ impl Serialize for Properties<'_> {
     }
 }
 
+/// Graph's `request-id` for one answer, held in 24 bytes: a GUID (what Graph sends) as its 16
+/// bytes, anything else as text. It reads back exactly as Graph wrote it: only the canonical
+/// lower-case hyphenated form is stored as a GUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestId {
+    Guid([u8; 16]),
+    Text(Box<str>),
+}
+
+impl From<String> for RequestId {
+    fn from(text: String) -> RequestId {
+        match uuid::Uuid::parse_str(&text) {
+            Ok(id) if id.hyphenated().to_string() == text => RequestId::Guid(*id.as_bytes()),
+            _ => RequestId::Text(text.into_boxed_str()),
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestId::Guid(bytes) => write!(f, "{}", uuid::Uuid::from_bytes(*bytes).hyphenated()),
+            RequestId::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RequestId, D::Error> {
+        String::deserialize(deserializer).map(RequestId::from)
+    }
+}
+
+/// In the JSON Schema, a request-id is the string it serialises to.
+impl JsonSchema for RequestId {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        String::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 /// The answer to one PATCH.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WriteResult {
     pub ok: bool,
     /// HTTP status of the last attempt (none when no answer came).
     pub status: Option<u16>,
-    pub request_id: Option<String>,
+    pub request_id: Option<RequestId>,
     /// Graph's error code when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<Box<str>>,
     /// The answer was lost (the connection dropped after Graph took the request) and reading
     /// the endpoint back showed the write made; `status` is then null.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -151,6 +151,27 @@ impl TryFrom<UserPlan> for super::UserPlan {
 
 #[cfg(test)]
 mod tests {
+    use crate::plan::RequestId;
+
+    #[test]
+    fn request_ids_read_back_exactly_as_graph_wrote_them() {
+        for text in [
+            "6f1b8b0c-2f3e-4c9a-9d8e-0a1b2c3d4e5f",
+            "6F1B8B0C-2F3E-4C9A-9D8E-0A1B2C3D4E5F",
+            "r-1",
+            "",
+        ] {
+            let id = RequestId::from(text.to_owned());
+            assert_eq!(id.to_string(), text);
+            assert_eq!(serde_json::to_value(&id).unwrap(), serde_json::json!(text));
+        }
+        assert!(matches!(
+            RequestId::from("6f1b8b0c-2f3e-4c9a-9d8e-0a1b2c3d4e5f".to_owned()),
+            RequestId::Guid(_)
+        ));
+        assert_eq!(std::mem::size_of::<Option<RequestId>>(), 24);
+    }
+
     use super::*;
 
     /// Today's document: unknown and differently spelt live values, nulls, a blocked field,

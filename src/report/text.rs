@@ -86,7 +86,13 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
                             .status
                             .map_or_else(|| "no answer ".to_owned(), |s| format!("HTTP {s} ")),
                         result.code.as_deref().unwrap_or(""),
-                        request_id_suffix(result.request_id.as_deref()),
+                        request_id_suffix(
+                            result
+                                .request_id
+                                .as_ref()
+                                .map(|id| id.to_string())
+                                .as_deref()
+                        ),
                     )?;
                 }
             }
