@@ -1223,15 +1223,7 @@ fn server_since(after: &Stats, before: &Stats) -> Stats {
 
 /// `12,345`.
 fn n(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    mfactl::text::thousands(value)
 }
 
 /// A rounded float as [`n`], keeping the sign.
