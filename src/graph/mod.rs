@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod error;
 pub mod health;
 pub mod pacing;
+pub mod permissions;
 pub mod transport;
 pub mod wire;
 

@@ -132,8 +132,9 @@ pub struct UserPlan {
     pub status: Status,
     /// Every managed field whose live value differs from the desired one.
     pub fields: Box<[FieldChange]>,
-    /// What Graph answered to each endpoint's write, by [`endpoint_index`] (apply only).
-    results: Option<Box<[Option<WriteResult>; 2]>>,
+    /// What Graph answered to each endpoint's write, by [`endpoint_index`] (apply only), in
+    /// 20 bytes each: a million applied users hold 48 MB of answers, not 112 MB.
+    results: Option<Box<[Option<HeldResult>; 2]>>,
     /// Why a field is blocked, and notes (rare: most users have neither).
     remarks: Option<Box<Remarks>>,
     /// What failed, for `failed`, `not_found` and `drifted` users.
@@ -142,11 +143,93 @@ pub struct UserPlan {
 
 /// A user's rarely present explanations.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Remarks {
+struct Remarks {
     /// Why a field is blocked (nothing is written for it), and what to do about it.
-    pub reason: Option<String>,
+    reason: Option<String>,
     /// Things worth knowing that do not stop the change (e.g. an ineffective preferred method).
-    pub notes: Vec<String>,
+    notes: Vec<String>,
+    /// What a [`HeldResult`] leaves out of each endpoint's answer, by [`endpoint_index`].
+    answers: [RareAnswer; 2],
+}
+
+/// The parts of a write's answer that most answers lack: an error code, a request-id that is
+/// not a GUID.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct RareAnswer {
+    request_id: Option<Box<str>>,
+    code: Option<Box<str>>,
+}
+
+/// A [`WriteResult`] as a plan holds it, in 20 bytes: everything of the common answer (`ok`, the
+/// status, a GUID request-id or none); a [`RareAnswer`] in the user's remarks holds the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeldResult {
+    /// The request-id's GUID, when it was one ([`HeldResult::GUID`]).
+    guid: [u8; 16],
+    /// The HTTP status, when an answer came ([`HeldResult::STATUS`]).
+    status: u16,
+    ok: bool,
+    flags: u8,
+}
+
+impl HeldResult {
+    const STATUS: u8 = 1;
+    const GUID: u8 = 2;
+    const SETTLED_BY_READ: u8 = 4;
+
+    /// The held part of `result`, and what is left over when anything is.
+    fn hold(result: WriteResult) -> (HeldResult, Option<RareAnswer>) {
+        let WriteResult {
+            ok,
+            status,
+            request_id,
+            code,
+            settled_by_read,
+        } = result;
+        let mut held = HeldResult {
+            guid: [0; 16],
+            status: status.unwrap_or(0),
+            ok,
+            flags: 0,
+        };
+        if status.is_some() {
+            held.flags |= HeldResult::STATUS;
+        }
+        if settled_by_read {
+            held.flags |= HeldResult::SETTLED_BY_READ;
+        }
+        let mut rare = RareAnswer {
+            request_id: None,
+            code,
+        };
+        match request_id {
+            Some(RequestId::Guid(guid)) => {
+                held.guid = guid;
+                held.flags |= HeldResult::GUID;
+            }
+            Some(RequestId::Text(text)) => rare.request_id = Some(text),
+            None => {}
+        }
+        let rare = (rare.request_id.is_some() || rare.code.is_some()).then_some(rare);
+        (held, rare)
+    }
+
+    /// The whole answer again.
+    fn unfold(self, rare: Option<&RareAnswer>) -> WriteResult {
+        let has = |flag| self.flags & flag != 0;
+        let text_id = rare.and_then(|r| r.request_id.clone()).map(RequestId::Text);
+        WriteResult {
+            ok: self.ok,
+            status: has(HeldResult::STATUS).then_some(self.status),
+            request_id: if has(HeldResult::GUID) {
+                Some(RequestId::Guid(self.guid))
+            } else {
+                text_id
+            },
+            code: rare.and_then(|r| r.code.clone()),
+            settled_by_read: has(HeldResult::SETTLED_BY_READ),
+        }
+    }
 }
 
 /// One field's change.
@@ -295,8 +378,13 @@ impl UserPlan {
         reason: Option<String>,
         notes: Vec<String>,
     ) -> UserPlan {
-        let remarks =
-            (reason.is_some() || !notes.is_empty()).then(|| Box::new(Remarks { reason, notes }));
+        let remarks = (reason.is_some() || !notes.is_empty()).then(|| {
+            Box::new(Remarks {
+                reason,
+                notes,
+                ..Remarks::default()
+            })
+        });
         UserPlan {
             id: diff::object_id(&user),
             user,
@@ -350,7 +438,14 @@ impl UserPlan {
 
     /// Records Graph's answer to the write to `endpoint`.
     pub fn set_result(&mut self, endpoint: Endpoint, result: WriteResult) {
-        self.results.get_or_insert_with(Box::default)[endpoint_index(endpoint)] = Some(result);
+        let slot = endpoint_index(endpoint);
+        let (held, rare) = HeldResult::hold(result);
+        self.results.get_or_insert_with(Box::default)[slot] = Some(held);
+        match (rare, &mut self.remarks) {
+            (Some(rare), remarks) => remarks.get_or_insert_with(Box::default).answers[slot] = rare,
+            (None, Some(remarks)) => remarks.answers[slot] = RareAnswer::default(),
+            (None, None) => {}
+        }
     }
 }
 
@@ -428,8 +523,10 @@ impl<'a> Write<'a> {
     }
 
     /// What Graph answered (apply only).
-    pub fn result(&self) -> Option<&'a WriteResult> {
-        self.user.results.as_ref()?[endpoint_index(self.endpoint)].as_ref()
+    pub fn result(&self) -> Option<WriteResult> {
+        let slot = endpoint_index(self.endpoint);
+        let held = self.user.results.as_ref()?[slot]?;
+        Some(held.unfold(self.user.remarks.as_ref().map(|r| &r.answers[slot])))
     }
 }
 
@@ -440,7 +537,7 @@ impl Serialize for Write<'_> {
         s.serialize_field("endpoint", &self.endpoint)?;
         s.serialize_field("before", &self.before())?;
         s.serialize_field("body", &self.body())?;
-        if let Some(result) = result {
+        if let Some(result) = &result {
             s.serialize_field("result", result)?;
         }
         s.end()

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use super::{Remarks, UserError, Value, WriteResult};
+use super::{UserError, Value, WriteResult};
 use crate::model::{Endpoint, Field};
 
 /// One user's entry in the plan.
@@ -128,24 +128,18 @@ impl TryFrom<UserPlan> for super::UserPlan {
             }
             results[slot] = write.result;
         }
-        let remarks = (wire.reason.is_some() || !wire.notes.is_empty()).then(|| {
-            Box::new(Remarks {
-                reason: wire.reason,
-                notes: wire.notes,
-            })
-        });
-        Ok(super::UserPlan {
-            user: user.into(),
+        let mut plan = super::UserPlan {
             id,
             status: wire.status,
-            fields: fields.into_boxed_slice(),
-            results: results
-                .iter()
-                .any(Option::is_some)
-                .then(|| Box::new(results)),
-            remarks,
             error: wire.error.map(Box::new),
-        })
+            ..super::UserPlan::new(user.into(), wire.status, fields, wire.reason, wire.notes)
+        };
+        for endpoint in Endpoint::ALL.iter().copied() {
+            if let Some(result) = results[super::endpoint_index(endpoint)].take() {
+                plan.set_result(endpoint, result);
+            }
+        }
+        Ok(plan)
     }
 }
 
@@ -187,7 +181,7 @@ mod tests {
                                   "isSystemPreferredAuthenticationMethodEnabled": null },
                       "body": { "userPreferredMethodForSecondaryAuthentication": "oath",
                                 "isSystemPreferredAuthenticationMethodEnabled": false },
-                      "result": { "ok": true, "status": 204, "request_id": "r-1" } },
+                      "result": { "ok": true, "status": 204, "request_id": "6f1b8b0c-2f3e-4c9a-9d8e-0a1b2c3d4e5f" } },
                     { "endpoint": "requirements", "before": { "perUserMfaState": "unknownFutureValue" },
                       "body": { "perUserMfaState": "disabled" },
                       "result": { "ok": true, "status": null, "request_id": null, "settled_by_read": true } } ],
@@ -218,6 +212,24 @@ mod tests {
         assert_eq!(serde_json::to_string_pretty(&compact).unwrap(), expected);
         let again: Vec<super::super::UserPlan> = serde_json::from_str(&expected).unwrap();
         assert_eq!(again, compact);
+        // Answers come back whole: a GUID request-id, a text one with an error code, none.
+        let result = |user: usize, endpoint| {
+            compact[user]
+                .write(endpoint)
+                .and_then(|w| w.result())
+                .unwrap()
+        };
+        let guid = result(0, Endpoint::SignInPreferences);
+        assert!(matches!(guid.request_id, Some(RequestId::Guid(_))));
+        assert_eq!((guid.ok, guid.status), (true, Some(204)));
+        let settled = result(0, Endpoint::Requirements);
+        assert_eq!(
+            (settled.status, settled.request_id, settled.settled_by_read),
+            (None, None, true)
+        );
+        let failed = result(1, Endpoint::Requirements);
+        assert_eq!(failed.request_id, Some(RequestId::Text("r-2".into())));
+        assert_eq!(failed.code.as_deref(), Some("serviceUnavailable"));
         // What is rare is kept, and the values Graph returned keep their spelling.
         assert_eq!(compact[1].reason(), Some("push is not registered"));
         assert!(compact[1].fields[0].blocked);
@@ -313,5 +325,7 @@ mod tests {
         assert!(std::mem::size_of::<super::super::UserPlan>() <= 88);
         assert!(std::mem::size_of::<Value>() <= 16);
         assert!(std::mem::size_of::<super::super::FieldChange>() <= 40);
+        // An applied user's two answers: one 40-byte allocation.
+        assert_eq!(std::mem::size_of::<Option<super::super::HeldResult>>(), 20);
     }
 }

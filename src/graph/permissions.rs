@@ -1,0 +1,175 @@
+//! Which Graph permissions each call mfactl makes needs (graph-api.md §1–4): one table, read by
+//! the preflight that compares a token's `roles`/`scp` claims with what a run needs, by the
+//! wording of a 403, and by the emulator, which enforces it.
+//!
+//! A permission is granted when the token holds any of the names listed for the access (an app
+//! token's `roles`, a delegated token's `scp`); the first name is the least privileged one, the
+//! one a message asks for.
+
+use std::fmt;
+
+use crate::model::Endpoint;
+
+/// A Graph resource mfactl reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// `/users/{id}/authentication/signInPreferences`.
+    SignInPreferences,
+    /// `/users/{id}/authentication/requirements`.
+    Requirements,
+    /// `/users/{id}/authentication/methods`.
+    Methods,
+    /// `/policies/authenticationMethodsPolicy`.
+    Policy,
+    /// `/users/{upn}?$select=id` and user listings.
+    Users,
+    /// `/organization`.
+    Organization,
+}
+
+/// Reading or writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// One access to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Need {
+    pub resource: Resource,
+    pub access: Access,
+}
+
+impl Resource {
+    /// The resource a managed endpoint is.
+    pub fn of(endpoint: Endpoint) -> Resource {
+        match endpoint {
+            Endpoint::SignInPreferences => Resource::SignInPreferences,
+            Endpoint::Requirements => Resource::Requirements,
+        }
+    }
+
+    /// What the resource is called in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Resource::SignInPreferences => "signInPreferences",
+            Resource::Requirements => "requirements (per-user MFA state)",
+            Resource::Methods => "authentication/methods (registered methods)",
+            Resource::Policy => "authenticationMethodsPolicy",
+            Resource::Users => "users (UPN to object id)",
+            Resource::Organization => "organization (tenant name)",
+        }
+    }
+
+    pub fn read(self) -> Need {
+        Need {
+            resource: self,
+            access: Access::Read,
+        }
+    }
+
+    pub fn write(self) -> Need {
+        Need {
+            resource: self,
+            access: Access::Write,
+        }
+    }
+}
+
+impl Need {
+    /// The permissions that grant this access, least privileged first. Application permission
+    /// names; the delegated scopes mfactl asks for have the same names.
+    pub fn granted_by(self) -> &'static [&'static str] {
+        use Access::*;
+        use Resource::*;
+        match (self.resource, self.access) {
+            (SignInPreferences | Methods, Read) => &[
+                "UserAuthenticationMethod.Read.All",
+                "UserAuthenticationMethod.ReadWrite.All",
+            ],
+            (SignInPreferences | Methods, Write) => &["UserAuthenticationMethod.ReadWrite.All"],
+            (Requirements, Read) => &["Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"],
+            (Requirements | Policy, Write) => &["Policy.ReadWrite.AuthenticationMethod"],
+            (Policy, Read) => &[
+                "Policy.Read.AuthenticationMethod",
+                "Policy.Read.All",
+                "Policy.ReadWrite.AuthenticationMethod",
+            ],
+            (Users, Read) => &[
+                "User.ReadBasic.All",
+                "User.Read.All",
+                "User.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            (Users, Write) => &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+            (Organization, Read) => &[
+                "Organization.Read.All",
+                "Organization.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            (Organization, Write) => &["Organization.ReadWrite.All"],
+        }
+    }
+
+    /// The permission to ask for: the least privileged one that grants it.
+    pub fn least(self) -> &'static str {
+        self.granted_by()[0]
+    }
+
+    /// Whether `granted` (a token's roles or scopes; compared without regard to case, as Entra
+    /// does) includes a permission that grants this access.
+    pub fn is_met_by<S: AsRef<str>>(self, granted: &[S]) -> bool {
+        self.granted_by().iter().any(|wanted| {
+            granted
+                .iter()
+                .any(|have| have.as_ref().eq_ignore_ascii_case(wanted))
+        })
+    }
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let access = match self.access {
+            Access::Read => "reading",
+            Access::Write => "writing",
+        };
+        write!(f, "{access} {}", self.resource.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_permission_also_reads_and_a_read_one_does_not_write() {
+        let rw = ["UserAuthenticationMethod.ReadWrite.All", "Policy.Read.All"];
+        assert!(Resource::SignInPreferences.read().is_met_by(&rw));
+        assert!(Resource::SignInPreferences.write().is_met_by(&rw));
+        assert!(Resource::Methods.read().is_met_by(&rw));
+        assert!(Resource::Requirements.read().is_met_by(&rw));
+        assert!(!Resource::Requirements.write().is_met_by(&rw));
+        assert_eq!(
+            Resource::Requirements.write().least(),
+            "Policy.ReadWrite.AuthenticationMethod"
+        );
+        // Entra compares permission names without regard to case.
+        assert!(
+            Resource::Requirements
+                .read()
+                .is_met_by(&["policy.read.all"])
+        );
+        assert!(!Resource::Users.read().is_met_by::<&str>(&[]));
+    }
+
+    #[test]
+    fn needs_read_as_sentences() {
+        assert_eq!(
+            Resource::Requirements.write().to_string(),
+            "writing requirements (per-user MFA state)"
+        );
+    }
+}
