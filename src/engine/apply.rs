@@ -18,6 +18,7 @@ use super::fetch::user_error;
 use super::journal::Journal;
 use super::progress::Progress;
 use super::{Breaker, Interrupt, RunError};
+use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::Endpoint;
 use crate::plan::{
@@ -116,7 +117,19 @@ async fn apply_user(
         if breaker.is_tripped() {
             break; // Not reached: no result, and the user keeps its status unless it failed.
         }
-        match write_one(client, &user.user, &write, journal, breaker).await {
+        let need = Resource::of(endpoint).write();
+        let permit = breaker.admit(need).await;
+        if breaker.is_stopped(need) || breaker.is_tripped() {
+            continue; // Always refused (the token lacks the permission): not sent, still planned.
+        }
+        let outcome = write_one(client, &user.user, &write, journal, breaker).await;
+        // A refusal keeps its probe slot: the fifth refusal, not the ninth, ends the probing.
+        if let (Ok(Outcome::Failed(_, error)), Some(permit)) = (&outcome, permit)
+            && error.status() == Some(403)
+        {
+            permit.forget();
+        }
+        match outcome {
             Ok(Outcome::Written(result)) => user.set_result(endpoint, result),
             Ok(Outcome::Failed(result, error)) => {
                 // A run-wide failure is said once, when the run stops.
@@ -162,9 +175,11 @@ async fn write_one(
     journal: Option<&Journal>,
     breaker: &Breaker,
 ) -> Result<Outcome, super::JournalError> {
+    let resource = Resource::of(write.endpoint);
     match reread(client, user, write.endpoint).await {
         Ok(live) => {
-            breaker.success();
+            // A read, not a write: a token that reads but cannot write must still be found out.
+            breaker.success(resource.read());
             if let Some(drift) = drift(write, &live) {
                 return Ok(Outcome::Drifted(UserError {
                     endpoint: Some(write.endpoint),
@@ -178,7 +193,7 @@ async fn write_one(
             }
         }
         Err(error) => {
-            breaker.failure(&error);
+            breaker.failure(resource.read(), &error);
             return Ok(Outcome::Failed(failure(&error), error));
         }
     }
@@ -187,7 +202,7 @@ async fn write_one(
     }
     let outcome = match client.patch(user, write.endpoint, &write.body()).await {
         Ok(outcome) => {
-            breaker.success();
+            breaker.success(resource.write());
             Outcome::Written(WriteResult {
                 ok: true,
                 status: outcome.status,
@@ -197,7 +212,7 @@ async fn write_one(
             })
         }
         Err(error) => {
-            breaker.failure(&error);
+            breaker.failure(resource.write(), &error);
             Outcome::Failed(failure(&error), error)
         }
     };

@@ -12,6 +12,7 @@ use futures::stream;
 
 use super::progress::Progress;
 use super::{Breaker, DuplicateUser, RunError};
+use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
@@ -39,7 +40,7 @@ pub async fn identify_tenant(client: &GraphClient) -> Result<Tenant, RunError> {
         Err(error) => {
             let breaker = Breaker::default();
             if !matches!(error.status(), Some(403)) {
-                breaker.failure(&error);
+                breaker.failure(Resource::Organization.read(), &error);
             }
             match breaker.into_error() {
                 Some(stop) => Err(stop),
@@ -167,32 +168,55 @@ async fn plan_user(
     };
     let (identity, sign_in, requirements) = futures::join!(identity, sign_in, requirements);
 
-    let unreadable = |endpoint, error: GraphError| {
-        stop.failure(&error);
-        (unreadable(desired, endpoint, &error), None)
+    // Each answer counts for its own kind of read: a token that reads signInPreferences but
+    // not requirements is found out after a few users, not hidden by the other's successes.
+    let counted = |resource: Resource, result: Result<(), &GraphError>| match result {
+        Ok(()) => stop.success(resource.read()),
+        Err(error) => stop.failure(resource.read(), error),
     };
-    let id = match identity.transpose() {
-        Ok(identity) => identity
-            .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
-            .or(named_id),
-        Err(error) => return unreadable(None, error),
+    let mut failure = None;
+    for (resource, endpoint, result) in [
+        (Resource::Users, None, identity.as_ref().map(|r| r.as_ref().map(|_| ()))),
+        (
+            Resource::SignInPreferences,
+            Some(Endpoint::SignInPreferences),
+            sign_in.as_ref().map(|r| r.as_ref().map(|_| ())),
+        ),
+        (
+            Resource::Requirements,
+            Some(Endpoint::Requirements),
+            requirements.as_ref().map(|r| r.as_ref().map(|_| ())),
+        ),
+    ] {
+        if let Some(result) = result {
+            counted(resource, result);
+            if let Err(error) = result {
+                failure.get_or_insert((endpoint, error.clone()));
+            }
+        }
+    }
+    if let Some((endpoint, error)) = failure {
+        return (unreadable(desired, endpoint, &error), None);
+    }
+    let id = identity
+        .and_then(Result::ok)
+        .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
+        .or(named_id);
+    let mut live = LiveUser {
+        sign_in: sign_in.and_then(Result::ok),
+        requirements: requirements.and_then(Result::ok),
+        ..LiveUser::default()
     };
-    let mut live = LiveUser::default();
-    match sign_in.transpose() {
-        Ok(value) => live.sign_in = value,
-        Err(error) => return unreadable(Some(Endpoint::SignInPreferences), error),
-    }
-    match requirements.transpose() {
-        Ok(value) => live.requirements = value,
-        Err(error) => return unreadable(Some(Endpoint::Requirements), error),
-    }
-    if live.sign_in.is_some() || live.requirements.is_some() || id.is_some() {
-        stop.success();
-    }
     if plan::needs_methods(desired, &live) {
         match client.registered_methods(&desired.user).await {
-            Ok(methods) => live.methods = Some(methods),
-            Err(error) => return unreadable(None, error),
+            Ok(methods) => {
+                counted(Resource::Methods, Ok(()));
+                live.methods = Some(methods);
+            }
+            Err(error) => {
+                counted(Resource::Methods, Err(&error));
+                return (unreadable(desired, None, &error), None);
+            }
         }
     }
     let mut user = plan::diff(desired, &live);

@@ -7,9 +7,10 @@ mod fetch;
 mod journal;
 mod progress;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::graph::permissions::{Access, Need};
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::Origin;
 use crate::plan::Plan;
@@ -69,9 +70,10 @@ pub enum RunError {
     /// Graph answered 401: the token is invalid or expired.
     #[error("Graph rejected the access token: {0}")]
     Unauthorized(GraphError),
-    /// Graph answered 403: the token lacks a permission or the signed-in user a role.
-    #[error("Graph denied access: {0}")]
-    Forbidden(GraphError),
+    /// Graph answered 403 to every request of some kind: the token lacks a permission or the
+    /// signed-in user a role. For writes, the other kinds were still made.
+    #[error("{}", render_forbidden(.needs, .error))]
+    Forbidden { needs: Vec<Need>, error: GraphError },
     /// Graph's host cannot be reached (DNS, refused, TLS, no answer), or was lost for too long.
     #[error("{0}")]
     Unreachable(GraphError),
@@ -135,18 +137,43 @@ fn render_duplicates(duplicates: &[DuplicateUser]) -> String {
     out
 }
 
+/// "Graph refused writing requirements (per-user MFA state): the token lacks
+/// Policy.ReadWrite.AuthenticationMethod (HTTP 403 ...)".
+fn render_forbidden(needs: &[Need], error: &GraphError) -> String {
+    let refused: Vec<String> = needs
+        .iter()
+        .map(|need| format!("{need}: the token lacks {}", need.least()))
+        .collect();
+    let stopped = if needs.iter().all(|n| n.access == Access::Write) {
+        "; no more such writes were sent, the others were made"
+    } else {
+        ""
+    };
+    format!(
+        "Graph refused {} ({error}){stopped}",
+        refused.join("; and ")
+    )
+}
+
 impl RunError {
     /// What to do about it.
-    pub fn help(&self) -> &'static str {
-        match self {
+    pub fn help(&self) -> std::borrow::Cow<'static, str> {
+        let fixed = match self {
             RunError::Unauthorized(_) => {
                 "get a fresh access token for the tenant's Graph and export it in MFACTL_ACCESS_TOKEN \
                  (tokens live 60-90 minutes)"
             }
-            RunError::Forbidden(_) => {
-                "reading needs UserAuthenticationMethod.Read.All and Policy.Read.All; writing needs \
-                 UserAuthenticationMethod.ReadWrite.All and Policy.ReadWrite.AuthenticationMethod \
-                 (application permissions), or the Authentication Administrator role (delegated)"
+            RunError::Forbidden { needs, .. } => {
+                let mut names: Vec<&str> = needs.iter().map(|n| n.least()).collect();
+                names.dedup();
+                return format!(
+                    "grant the app the application permission {} with admin consent (or sign \
+                     in as an admin whose role and scopes include it), then run again: users \
+                     already changed are in sync and are skipped; `mfactl auth check --for \
+                     MANIFEST` compares what a token holds with what a run needs",
+                    names.join(" and ")
+                )
+                .into();
             }
             RunError::Unreachable(_) => {
                 "check the network, the proxy and --graph-url / --cloud; nothing more was sent"
@@ -162,7 +189,8 @@ impl RunError {
             RunError::DuplicateUsers(_) => {
                 "an entry may name a user by userPrincipalName or by object id, not both"
             }
-        }
+        };
+        fixed.into()
     }
 }
 
@@ -185,23 +213,43 @@ impl Interrupt {
     }
 }
 
-/// Decides when Graph's answers mean the whole run must stop.
+/// Decides when Graph's answers mean the whole run, or one kind of request, must stop.
 ///
-/// A 401 always does: the token is bad for every request. So do a redirect (the Graph root is
-/// wrong) and an unreachable host (the transport's run-wide connection check gave up). A 403
-/// does only while nothing has succeeded and it keeps coming: with delegated sign-in an
-/// Authentication Administrator is denied only the privileged users, and one admin account in a
-/// 50,000-user manifest must fail alone, not stop the night's run.
+/// A 401 always stops the run: the token is bad for every request. So do a redirect (the Graph
+/// root is wrong) and an unreachable host (the transport's run-wide connection check gave up).
+/// A 403 is judged per kind of access ([`Need`]: reading requirements, writing
+/// signInPreferences, ...): once that access has succeeded for some user, a 403 is about one
+/// user (with delegated sign-in an Authentication Administrator is denied only the privileged
+/// users, and one admin account in a 50,000-user manifest must fail alone); while it has never
+/// succeeded, [`DENIALS_TO_STOP`] of them mean the token lacks the permission. A read that is
+/// always refused stops the run (no plan can be made without it); a write that is always refused
+/// stops only the writes of that kind: the others still land, and the users whose refused writes
+/// were never sent are not marked failed, they stay planned.
 #[derive(Debug, Default)]
 pub(crate) struct Breaker {
-    denied: AtomicU32,
-    succeeded: AtomicBool,
+    needs: Mutex<Vec<(Need, Denials)>>,
     tripped: Mutex<Option<RunError>>,
+    /// Writes no longer sent: always refused so far.
+    stopped_writes: Mutex<Vec<Need>>,
+    /// The first refusal of a stopped write, for the message.
+    first_refusal: Mutex<Option<GraphError>>,
+    /// Per kind of write, while none has succeeded yet: at most [`DENIALS_TO_STOP`] in flight,
+    /// so that a token without the permission is found out by a handful of refused writes, not
+    /// by one per user in flight. Closed (open to all) at the first success, or when stopped.
+    probes: Mutex<Vec<(Need, Arc<tokio::sync::Semaphore>)>>,
     interrupt: Interrupt,
 }
 
-/// Consecutive 403s, with no success before them, that stop a run.
-const DENIALS_TO_STOP: u32 = 3;
+/// How one kind of access has fared.
+#[derive(Clone, Copy, Debug, Default)]
+struct Denials {
+    denied: u32,
+    succeeded: bool,
+}
+
+/// 403s in a row on one kind of access, with no success before them, that stop it: a handful,
+/// so that a token missing one permission costs a few refused requests, not one per user.
+pub(crate) const DENIALS_TO_STOP: u32 = 5;
 
 impl Breaker {
     /// A breaker that also trips when `interrupt` is set.
@@ -219,13 +267,44 @@ impl Breaker {
             || matches!(error.status(), Some(401 | 403 | 300..=399))
     }
 
-    /// A request succeeded: from now on a 403 is about one user.
-    pub(crate) fn success(&self) {
-        self.succeeded.store(true, Ordering::SeqCst);
+    /// A request for `need` succeeded: from now on a 403 for it is about one user.
+    pub(crate) fn success(&self, need: Need) {
+        let first = self.with_denials(need, |d| !std::mem::replace(&mut d.succeeded, true));
+        if first {
+            self.open(need);
+        }
     }
 
-    /// A request failed: trips the breaker when the failure is run-wide.
-    pub(crate) fn failure(&self, error: &GraphError) {
+    /// Waits until a request for `need` may be sent: at once when one has succeeded, otherwise
+    /// when fewer than [`DENIALS_TO_STOP`] are in flight. Hold the permit until the answer is
+    /// counted; then check [`Breaker::is_stopped`].
+    pub(crate) async fn admit(&self, need: Need) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let gate = {
+            let mut probes = self.probes.lock().expect("breaker poisoned");
+            match probes.iter().find(|(n, _)| *n == need) {
+                Some((_, gate)) => gate.clone(),
+                None => {
+                    let gate = Arc::new(tokio::sync::Semaphore::new(DENIALS_TO_STOP as usize));
+                    probes.push((need, gate.clone()));
+                    gate
+                }
+            }
+        };
+        // Closed: the probing is over, everyone goes.
+        gate.acquire_owned().await.ok()
+    }
+
+    /// Ends the probing of `need`: every waiter goes (and then sees whether it was stopped).
+    fn open(&self, need: Need) {
+        let probes = self.probes.lock().expect("breaker poisoned");
+        if let Some((_, gate)) = probes.iter().find(|(n, _)| *n == need) {
+            gate.close();
+        }
+    }
+
+    /// A request for `need` failed: trips the breaker when the failure is run-wide, stops the
+    /// writes of that kind when they have never been allowed.
+    pub(crate) fn failure(&self, need: Need, error: &GraphError) {
         match error.status() {
             _ if matches!(error, GraphError::Unreachable { .. }) => {
                 self.trip(RunError::Unreachable(error.clone()))
@@ -233,13 +312,59 @@ impl Breaker {
             Some(401) => self.trip(RunError::Unauthorized(error.clone())),
             Some(300..=399) => self.trip(RunError::Redirected(error.clone())),
             Some(403) => {
-                let denied = self.denied.fetch_add(1, Ordering::SeqCst) + 1;
-                if denied >= DENIALS_TO_STOP && !self.succeeded.load(Ordering::SeqCst) {
-                    self.trip(RunError::Forbidden(error.clone()));
+                let denied = self.with_denials(need, |d| {
+                    d.denied += 1;
+                    d.denied >= DENIALS_TO_STOP && !d.succeeded
+                });
+                if !denied {
+                    return;
+                }
+                match need.access {
+                    Access::Read => self.trip(RunError::Forbidden {
+                        needs: vec![need],
+                        error: error.clone(),
+                    }),
+                    Access::Write => {
+                        let mut stopped = self.stopped_writes.lock().expect("breaker poisoned");
+                        if !stopped.contains(&need) {
+                            tracing::warn!(
+                                "Graph refused {need} {DENIALS_TO_STOP} times and never allowed \
+                                 it: no more such writes are sent (the token lacks {})",
+                                need.least()
+                            );
+                            stopped.push(need);
+                            self.first_refusal
+                                .lock()
+                                .expect("breaker poisoned")
+                                .get_or_insert_with(|| error.clone());
+                            drop(stopped);
+                            self.open(need);
+                        }
+                    }
                 }
             }
             _ => {}
         }
+    }
+
+    /// Whether writes of this kind are no longer sent (always refused).
+    pub(crate) fn is_stopped(&self, need: Need) -> bool {
+        self.stopped_writes
+            .lock()
+            .expect("breaker poisoned")
+            .contains(&need)
+    }
+
+    fn with_denials<T>(&self, need: Need, f: impl FnOnce(&mut Denials) -> T) -> T {
+        let mut needs = self.needs.lock().expect("breaker poisoned");
+        let index = match needs.iter().position(|(n, _)| *n == need) {
+            Some(index) => index,
+            None => {
+                needs.push((need, Denials::default()));
+                needs.len() - 1
+            }
+        };
+        f(&mut needs[index].1)
     }
 
     /// Stops the run with `error` (the first trip wins).
@@ -255,9 +380,18 @@ impl Breaker {
         self.interrupt.is_set() || self.tripped.lock().expect("breaker poisoned").is_some()
     }
 
-    /// The reason the run stopped, if it did.
+    /// The reason the run stopped, or stopped some of its writes, if it did.
     pub(crate) fn into_error(self) -> Option<RunError> {
         let tripped = self.tripped.into_inner().expect("breaker poisoned");
-        tripped.or_else(|| self.interrupt.is_set().then_some(RunError::Interrupted))
+        let stopped = self.stopped_writes.into_inner().expect("breaker poisoned");
+        let refusal = self.first_refusal.into_inner().expect("breaker poisoned");
+        tripped
+            .or_else(|| self.interrupt.is_set().then_some(RunError::Interrupted))
+            .or_else(|| {
+                Some(RunError::Forbidden {
+                    needs: stopped,
+                    error: refusal?,
+                })
+            })
     }
 }

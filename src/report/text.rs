@@ -104,7 +104,7 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
     if not_reached_count > 0 {
         writeln!(
             out,
-            "Not reached (the run stopped before their writes; they are still planned):"
+            "Not reached (writes not sent: the run stopped, or Graph refused every write of that kind; they are still planned):"
         )?;
         for user in not_reached().take(NOT_REACHED_SHOWN) {
             let done = user

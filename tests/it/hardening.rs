@@ -660,7 +660,7 @@ fn a_401_mid_apply_lists_the_users_never_reached_and_the_summary_adds_up() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("rejected the access token"), "{err}");
     assert!(
-        out.contains("Not reached (the run stopped before their writes"),
+        out.contains("Not reached (writes not sent: the run stopped"),
         "{out}"
     );
     let n = apply_line_numbers(&out);

@@ -8,6 +8,7 @@ mod examples;
 mod fault_proxy;
 mod hardening;
 mod manifest_errors;
+mod permissions;
 mod plan;
 mod schemas;
 mod support;
