@@ -5,6 +5,7 @@
 mod apply;
 mod fetch;
 mod journal;
+pub mod preflight;
 mod progress;
 
 use std::sync::atomic::{AtomicBool, Ordering};

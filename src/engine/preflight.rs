@@ -1,0 +1,187 @@
+//! Least privilege, checked before the first request that needs it: what a run needs (per
+//! resource, read or write, from the manifest and then the plan) against what the token says
+//! it holds (an app token's `roles`, a delegated token's `scp`).
+//!
+//! Best effort: an opaque token, or a delegated one whose admin's directory role decides as
+//! much as its scopes, may still be refused; Graph's 403 then gets the same wording
+//! ([`super::RunError::Forbidden`]).
+
+use std::fmt;
+
+use crate::graph::permissions::{Access, Need, Resource};
+use crate::manifest::Manifest;
+use crate::model::Endpoint;
+use crate::plan::{Plan, Status};
+
+/// One access the run needs, and why: how many users' changes or reads need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub need: Need,
+    /// What needs it, e.g. "reading 1,200 users' perUserMfaState".
+    pub why: String,
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.need.least(), self.why)
+    }
+}
+
+/// The reads a plan of `manifest` makes: each managed endpoint, the registered methods when a
+/// preferred method is managed, and the UPN lookups when users are named by UPN.
+pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
+    let (mut sign_in, mut requirements, mut methods, mut by_upn) = (0u64, 0u64, 0u64, 0u64);
+    for user in &manifest.users {
+        sign_in += u64::from(user.manages_sign_in_preferences());
+        requirements += u64::from(user.manages_requirements());
+        methods += u64::from(user.preferred_method.is_some());
+        by_upn += u64::from(uuid::Uuid::parse_str(&user.user).is_err());
+    }
+    let mut out = Vec::new();
+    let mut add = |count: u64, resource: Resource, what: &str| {
+        if count > 0 {
+            out.push(Requirement {
+                need: resource.read(),
+                why: format!("{what} of {}", users(count)),
+            });
+        }
+    };
+    add(sign_in, Resource::SignInPreferences, "reading signInPreferences");
+    add(requirements, Resource::Requirements, "reading perUserMfaState");
+    add(methods, Resource::Methods, "checking the registered methods");
+    add(by_upn, Resource::Users, "resolving the userPrincipalName");
+    out
+}
+
+/// The writes applying `plan` makes, per endpoint.
+pub fn writes(plan: &Plan) -> Vec<Requirement> {
+    Endpoint::ALL
+        .iter()
+        .filter_map(|endpoint| {
+            let count = plan
+                .users
+                .iter()
+                .filter(|u| matches!(u.status, Status::Change | Status::Blocked))
+                .filter(|u| u.write(*endpoint).is_some())
+                .count() as u64;
+            (count > 0).then(|| Requirement {
+                need: Resource::of(*endpoint).write(),
+                why: format!("writing {endpoint} of {}", users(count)),
+            })
+        })
+        .collect()
+}
+
+/// The writes an apply of `manifest` could make: every endpoint it manages (for `auth check`,
+/// before any plan exists).
+pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
+    Endpoint::ALL
+        .iter()
+        .filter_map(|endpoint| {
+            let count = manifest
+                .users
+                .iter()
+                .filter(|u| match endpoint {
+                    Endpoint::SignInPreferences => u.manages_sign_in_preferences(),
+                    Endpoint::Requirements => u.manages_requirements(),
+                })
+                .count() as u64;
+            (count > 0).then(|| Requirement {
+                need: Resource::of(*endpoint).write(),
+                why: format!("changing {endpoint} of up to {}", users(count)),
+            })
+        })
+        .collect()
+}
+
+/// The requirements `granted` does not meet.
+pub fn missing<'a, S: AsRef<str>>(
+    required: &'a [Requirement],
+    granted: &[S],
+) -> Vec<&'a Requirement> {
+    required
+        .iter()
+        .filter(|r| !r.need.is_met_by(granted))
+        .collect()
+}
+
+/// "the token lacks Policy.ReadWrite.AuthenticationMethod, needed for writing requirements of
+/// 120 users".
+pub fn render_missing(missing: &[&Requirement]) -> String {
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|r| {
+            let access = match r.need.access {
+                Access::Read => "read",
+                Access::Write => "write",
+            };
+            format!(
+                "{} (to {access} {}), needed for {}",
+                r.need.least(),
+                r.need.resource.describe(),
+                r.why
+            )
+        })
+        .collect();
+    format!("the token lacks {}", lines.join("; and "))
+}
+
+fn users(count: u64) -> String {
+    let n = crate::text::thousands(count);
+    if count == 1 {
+        format!("{n} user")
+    } else {
+        format!("{n} users")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(yaml: &str) -> Manifest {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("desired.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        crate::manifest::load(&path).expect("manifest")
+    }
+
+    #[test]
+    fn reads_follow_what_the_manifest_manages() {
+        let m = manifest(
+            "version: 1\nusers:\n  - user: megan@contoso.com\n    perUserMfaState: disabled\n  \
+             - user: 071cc716-8147-4397-a5ba-b2105951cc0b\n    preferredMethod: push\n",
+        );
+        let needs: Vec<Need> = reads(&m).iter().map(|r| r.need).collect();
+        assert_eq!(
+            needs,
+            [
+                Resource::SignInPreferences.read(),
+                Resource::Requirements.read(),
+                Resource::Methods.read(),
+                Resource::Users.read(),
+            ]
+        );
+        let writes = possible_writes(&m);
+        assert_eq!(writes.len(), 2);
+        assert_eq!(writes[1].why, "changing requirements of up to 1 user");
+    }
+
+    #[test]
+    fn what_is_missing_is_named_with_why() {
+        let m = manifest(
+            "version: 1\nusers:\n  - user: 071cc716-8147-4397-a5ba-b2105951cc0b\n    \
+             perUserMfaState: disabled\n    systemPreferred: true\n",
+        );
+        let mut required = reads(&m);
+        required.extend(possible_writes(&m));
+        let granted = ["UserAuthenticationMethod.ReadWrite.All", "Policy.Read.All"];
+        let missing = missing(&required, &granted);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(
+            render_missing(&missing),
+            "the token lacks Policy.ReadWrite.AuthenticationMethod (to write requirements \
+             (per-user MFA state)), needed for changing requirements of up to 1 user"
+        );
+    }
+}
