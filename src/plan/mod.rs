@@ -149,7 +149,8 @@ struct Remarks {
     /// Things worth knowing that do not stop the change (e.g. an ineffective preferred method).
     notes: Vec<String>,
     /// What a [`HeldResult`] leaves out of each endpoint's answer, by [`endpoint_index`].
-    answers: [RareAnswer; 2],
+    /// Boxed again: many users carry a note, few an unusual answer.
+    answers: Option<Box<[RareAnswer; 2]>>,
 }
 
 /// The parts of a write's answer that most answers lack: an error code, a request-id that is
@@ -442,8 +443,15 @@ impl UserPlan {
         let (held, rare) = HeldResult::hold(result);
         self.results.get_or_insert_with(Box::default)[slot] = Some(held);
         match (rare, &mut self.remarks) {
-            (Some(rare), remarks) => remarks.get_or_insert_with(Box::default).answers[slot] = rare,
-            (None, Some(remarks)) => remarks.answers[slot] = RareAnswer::default(),
+            (Some(rare), remarks) => {
+                let remarks = remarks.get_or_insert_with(Box::default);
+                remarks.answers.get_or_insert_with(Box::default)[slot] = rare;
+            }
+            (None, Some(remarks)) => {
+                if let Some(answers) = &mut remarks.answers {
+                    answers[slot] = RareAnswer::default();
+                }
+            }
             (None, None) => {}
         }
     }
@@ -526,7 +534,8 @@ impl<'a> Write<'a> {
     pub fn result(&self) -> Option<WriteResult> {
         let slot = endpoint_index(self.endpoint);
         let held = self.user.results.as_ref()?[slot]?;
-        Some(held.unfold(self.user.remarks.as_ref().map(|r| &r.answers[slot])))
+        let rare = self.user.remarks.as_ref().and_then(|r| r.answers.as_ref());
+        Some(held.unfold(rare.map(|answers| &answers[slot])))
     }
 }
 
