@@ -1,6 +1,7 @@
-//! The Microsoft Graph client: endpoints, wire types, errors, transport (pacing and retry), clouds.
-//! Knows HTTP, not manifests.
+//! The Microsoft Graph client: endpoints, wire types, errors, transport (pacing and retry), clouds,
+//! sign-in. Knows HTTP, not manifests.
 
+pub mod auth;
 pub mod batch;
 pub mod claims;
 pub mod client;
