@@ -751,11 +751,11 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
     result.unwrap_or_else(Answer::from_graph)
 }
 
-/// `Authorization: Bearer <something>`; Graph would validate it, the emulator only needs one.
-/// A bearer token starting with this is answered 401 as expired (to test token handling).
+/// Without an `auth` section, a bearer token starting with this is answered 401 as expired (to
+/// test token handling); with one, only tokens the emulator issued pass.
 pub const EXPIRED_TOKEN_PREFIX: &str = "expired";
-/// A bearer token starting with this is answered 403 `Authorization_RequestDenied`, as a token
-/// without the needed permissions would be.
+/// Without an `auth` section, a bearer token starting with this is answered 403
+/// `Authorization_RequestDenied`, as a token without the needed permissions would be.
 pub const DENIED_TOKEN_PREFIX: &str = "denied";
 
 /// The bearer token, when the request carries a non-empty one.

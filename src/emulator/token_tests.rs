@@ -1690,3 +1690,32 @@ async fn the_tenant_endpoint_never_serves_the_auth_section() {
     assert!(emulator.tenant().auth.is_some());
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_sign_in_example_loads_and_its_secret_app_signs_in() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenant-signin.yaml");
+    let (tenant, notes) = Tenant::load_with_notes(&path).expect("the example loads");
+    assert!(notes.is_empty(), "{notes:?}");
+    let auth = tenant.auth.as_ref().expect("an auth section");
+    assert!(
+        auth.managed_identity().is_some() && auth.admin_for_public_client(PUBLIC_CLIENT) == Some(0)
+    );
+    let emulator = Emulator::start(
+        tenant,
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let token = secret_token(&emulator, "https://graph.microsoft.com/.default").await;
+    let (status, _, _) = graph(
+        &emulator,
+        Method::GET,
+        "/beta/users/megan@contoso.com/authentication/signInPreferences",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    emulator.shutdown().await;
+}

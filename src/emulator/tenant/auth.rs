@@ -32,6 +32,8 @@ use crate::emulator::certificate::{AppCertificate, CertificateError};
 pub const DEFAULT_TOKEN_LIFETIME_SECONDS: u64 = 3599;
 /// The longest token lifetime the file may ask for: a managed identity's day.
 pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 86_400;
+/// The longest polling interval the file may ask for.
+pub const MAX_DEVICE_CODE_INTERVAL_SECONDS: u64 = 3_600;
 /// `deviceCodeExpiresInSeconds` when the file does not say: Entra's 15 minutes.
 pub const DEFAULT_DEVICE_CODE_EXPIRES_IN_SECONDS: u64 = 900;
 
@@ -51,6 +53,7 @@ pub struct TenantAuth {
     /// The `interval` the devicecode answer gives, in seconds (default 1). A poll sooner than
     /// that after the previous one answers `slow_down`; 0 lets a client poll at any pace.
     #[serde(default = "default_interval")]
+    #[schemars(range(max = 3_600))]
     pub device_code_interval_seconds: u64,
     /// How long a device code lives (`expires_in`; default 900, as Entra's).
     #[serde(default = "default_device_code_lifetime")]
@@ -233,7 +236,7 @@ pub(super) struct RawAuth {
     #[serde(default)]
     device_code_approval_polls: Option<Spanned<u32>>,
     #[serde(default)]
-    device_code_interval_seconds: Option<u64>,
+    device_code_interval_seconds: Option<Spanned<u64>>,
     #[serde(default)]
     device_code_expires_in_seconds: Option<Spanned<u64>>,
     #[serde(default)]
@@ -323,9 +326,13 @@ pub(super) fn convert(
     TenantAuth {
         token_lifetime_seconds,
         device_code_approval_polls,
-        device_code_interval_seconds: raw
-            .device_code_interval_seconds
-            .unwrap_or_else(default_interval),
+        device_code_interval_seconds: bounded(
+            raw.device_code_interval_seconds,
+            default_interval(),
+            0..=MAX_DEVICE_CODE_INTERVAL_SECONDS,
+            "deviceCodeIntervalSeconds",
+            findings,
+        ),
         device_code_expires_in_seconds,
         strict_assertions: raw.strict_assertions.unwrap_or(false),
         identity_header,
