@@ -4,7 +4,7 @@
 //!
 //! It exists so that mfactl's sign-in code (client secret, certificate assertion, workload
 //! identity federation, device code, refresh token; managed identity lives in
-//! [`super::identity`]) runs against the same protocol and the same refusals as Entra, with
+//! `identity`) runs against the same protocol and the same refusals as Entra, with
 //! Entra's `AADSTS` codes, and so that Graph calls are refused for the reasons Graph refuses
 //! them: a missing, expired, foreign or misaddressed token (401), a token without the permission
 //! the call needs (403, decided from [`crate::graph::permissions`]).

@@ -22,6 +22,8 @@ use crate::emulator::tenant::AuthApp;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Microsoft's advice for a client assertion's lifetime; enforced only with `strictAssertions`.
 const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 600;
+/// The most assertion ids `strictAssertions` remembers at once (each for at most 10 minutes).
+const MAX_SEEN_JTIS: usize = 100_000;
 
 impl SignIn {
     /// Checks the client's credential; returns `appidacr` ("1" secret, "2" assertion).
@@ -97,11 +99,12 @@ impl SignIn {
                  https://learn.microsoft.com/entra/identity-platform/certificate-credentials.",
             ));
         }
-        if !assertion.audiences().iter().any(|aud| {
-            ctx.token_urls(&self.tenant_id, &self.domain)
-                .iter()
-                .any(|url| same_url(aud, url))
-        }) {
+        let token_urls = ctx.token_urls(&self.tenant_id, &self.domain);
+        if !assertion
+            .audiences()
+            .iter()
+            .any(|aud| token_urls.iter().any(|url| same_url(aud, url)))
+        {
             // AADSTS700023 (Azure SDK for Java's troubleshooting guide).
             return Err(OAuthError::invalid_client(
                 700023,
@@ -116,6 +119,8 @@ impl SignIn {
             .clone()
             .or_else(|| assertion.header.x5t.clone())
             .unwrap_or_default();
+        // Thumbprints are base64url; some clients pad them.
+        let presented = presented.trim_end_matches('=').to_owned();
         let certificate = app.certificate.as_ref().filter(|certificate| {
             presented == certificate.x5t_s256() || presented == certificate.x5t()
         });
@@ -269,6 +274,16 @@ impl SignIn {
         };
         let mut sessions = self.lock();
         sessions.seen_jtis.retain(|_, until| *until > ctx.now);
+        // A federated assertion is not signature-checked, so anyone can mint fresh jtis: bound
+        // what they can make the emulator remember.
+        if sessions.seen_jtis.len() >= MAX_SEEN_JTIS {
+            return Err(OAuthError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                None,
+                format!("The emulator remembers {MAX_SEEN_JTIS} assertion ids; let some expire."),
+            ));
+        }
         if sessions.seen_jtis.insert(jti.to_owned(), exp).is_some() {
             // AADSTS50013 InvalidAssertion (Microsoft's error reference). Entra accepts a
             // reused assertion; this refusal is the emulator's (strictAssertions).

@@ -49,9 +49,12 @@ impl SignIn {
         let user_code = user_code();
         let expires_in = self.auth.device_code_expires_in_seconds;
         let mut sessions = self.lock();
+        // Codes are forgotten a lifetime after they expire, so that a late poll is still told
+        // `expired_token` rather than that the code is unknown.
+        let grace = Duration::from_secs(expires_in);
         sessions
             .device_codes
-            .retain(|_, code| code.expires > ctx.instant);
+            .retain(|_, code| code.expires + grace > ctx.instant);
         if sessions.device_codes.len() >= MAX_DEVICE_CODES {
             return Err(OAuthError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
