@@ -19,6 +19,11 @@
 //! [`parser_options`] — so a big tenant loads while a file that is far denser in YAML nodes than
 //! any tenant file, or larger than [`MAX_FILE_BYTES`], is refused with a message naming the limit.
 //!
+//! The optional `auth:` section (who may sign in to the emulator, and with what) is read by the
+//! child module `auth` with the same rules; it is the only part of the file that names other
+//! files (app certificates, relative to the tenant file). Every problem carries its line and
+//! column, and a list of them reads `file:line:column: [code] ...`, as a compiler's does.
+//!
 //! This module does no network I/O and knows nothing about HTTP.
 
 use std::collections::HashMap;
