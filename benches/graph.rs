@@ -1217,6 +1217,8 @@ fn server_since(after: &Stats, before: &Stats) -> Stats {
         not_found: after.not_found - before.not_found,
         bad_requests: after.bad_requests - before.bad_requests,
         unauthorized: after.unauthorized - before.unauthorized,
+        forbidden: after.forbidden - before.forbidden,
+        tokens_issued: after.tokens_issued - before.tokens_issued,
         peak_in_flight: after.peak_in_flight,
     }
 }

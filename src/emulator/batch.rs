@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::routes::{
-    Answer, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, injected_failure,
+    Answer, Credential, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, injected_failure,
     is_low_priority, metered,
 };
 
@@ -53,7 +53,15 @@ fn item_is_low_priority(item: &Value) -> bool {
 /// `x-ms-throttle-scope` and `x-ms-throttle-information`) next to items that succeeded. Items
 /// run in order; `dependsOn` needs nothing more, since an item never starts before the
 /// previous ends. Latency is the envelope's only: Graph runs a batch's items side by side.
-pub(super) fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &RequestIds) -> Answer {
+/// Every item carries the envelope's `credential`: a refused token fails each item with its own
+/// 401, a missing permission only the items that need it (403).
+pub(super) fn batch(
+    shared: &Shared,
+    method: &Method,
+    body: &[u8],
+    ids: &RequestIds,
+    credential: &Credential,
+) -> Answer {
     if method != Method::POST {
         return Answer::error(
             405,
@@ -126,7 +134,7 @@ pub(super) fn batch(shared: &Shared, method: &Method, body: &[u8], ids: &Request
             bad("A batch cannot hold another batch.".to_owned())
         } else {
             injected_failure(shared, &method)
-                .unwrap_or_else(|| metered(shared, &method, &path, &body))
+                .unwrap_or_else(|| metered(shared, &method, &path, &body, credential))
         };
         count(shared, &method, &answer);
         let mut headers = serde_json::Map::new();

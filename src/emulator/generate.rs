@@ -193,6 +193,7 @@ impl Tenant {
             domain,
             users: generated,
             groups,
+            auth: None,
             authentication_methods_policy: Some(json!({
                 "id": "authenticationMethodsPolicy",
                 "systemCredentialPreferences": {

@@ -11,21 +11,29 @@
 //! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
 //! pipeline, and one module per Graph resource: `users`, `authentication`, `policy`,
 //! [`organization`], `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant
-//! generator in [`generate`].
+//! generator in [`generate`]. When the tenant file has an `auth` section it also signs in like
+//! Entra ID: [`token`] (token and device-code endpoints, the tokens and their check) and
+//! `identity` (IMDS and App Service managed identity), with app certificates read by
+//! [`certificate`].
 
 mod authentication;
 mod batch;
+pub mod certificate;
 pub mod generate;
+mod identity;
 pub mod organization;
 mod policy;
 pub mod routes;
 pub mod state;
 pub mod tenant;
 pub mod throttle;
+pub mod token;
 mod users;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,8 +44,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use tenant::{
-    Group, Tenant, TenantError, TenantNote, TenantProblem, TenantUser, UserSignInPreferences,
-    UserType,
+    AuthAdmin, AuthApp, Group, Secret, Tenant, TenantAuth, TenantError, TenantNote, TenantProblem,
+    TenantUser, UserSignInPreferences, UserType,
 };
 
 use routes::Shared;
@@ -121,7 +129,15 @@ pub struct Stats {
     pub low_priority: u64,
     pub not_found: u64,
     pub bad_requests: u64,
+    /// Requests, and batch items, answered 401 (no token, or one Graph refuses).
     pub unauthorized: u64,
+    /// Calls answered 403: the token lacks the permission the call needs (tenant files with an
+    /// `auth` section only).
+    #[serde(default)]
+    pub forbidden: u64,
+    /// Access tokens the sign-in endpoints issued (token endpoint, IMDS, App Service).
+    #[serde(default)]
+    pub tokens_issued: u64,
     /// Highest number of requests being handled at the same time.
     pub peak_in_flight: u64,
 }
@@ -144,7 +160,7 @@ impl Emulator {
     ) -> std::io::Result<Emulator> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(tenant, config));
+        let shared = Arc::new(Shared::new(tenant, config)?);
         let app = routes::router(shared.clone());
         // Without TCP_NODELAY, Nagle's algorithm holds small keep-alive responses back ~40 ms.
         let listener = listener.tap_io(|stream| {
@@ -193,6 +209,44 @@ impl Emulator {
     /// A snapshot of the current state (after PATCHes), in the tenant file's shape.
     pub fn tenant(&self) -> Tenant {
         self.shared.tenant()
+    }
+
+    /// The authority host to sign in at, like `https://login.microsoftonline.com`: the same root
+    /// as [`Emulator::url`] (what `AZURE_AUTHORITY_HOST` would be set to). Its sign-in endpoints
+    /// exist only when the tenant file has an `auth` section.
+    pub fn authority(&self) -> String {
+        self.url()
+    }
+
+    /// The tenant's token endpoint, `{url}/{tenantId}/oauth2/v2.0/token`; a client assertion's
+    /// `aud` names it (by tenant id or domain).
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.url(), self.tenant_id())
+    }
+
+    /// The tenant's device-code endpoint, `{url}/{tenantId}/oauth2/v2.0/devicecode`.
+    pub fn device_code_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/devicecode", self.url(), self.tenant_id())
+    }
+
+    /// The IMDS token endpoint (on a VM, `http://169.254.169.254/metadata/identity/oauth2/token`).
+    pub fn imds_endpoint(&self) -> String {
+        format!("{}/metadata/identity/oauth2/token", self.url())
+    }
+
+    /// App Service's token endpoint, what `IDENTITY_ENDPOINT` holds on such a host.
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.url())
+    }
+
+    /// Revokes every refresh token handed out so far (the next refresh answers `invalid_grant`
+    /// AADSTS50173), as an admin revoking a user's sessions would.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.revoke_refresh_tokens();
+    }
+
+    fn tenant_id(&self) -> String {
+        self.shared.tenant_id().to_owned()
     }
 
     /// Stops accepting, lets requests in flight finish and closes idle keep-alive connections.

@@ -6,12 +6,23 @@
 //! `users('$x@contoso.com')` (with `'` doubled) for UPNs that start with `$`.
 //!
 //! Each request goes through the same steps Graph applies, in this order: latency, injected
-//! failure (503, nothing else happens), authentication (401), routing (404/405), throttling (429,
-//! charged but no state change), then the state operation. Only the last step may change state,
-//! and it belongs to one module per Graph resource (`users`, `authentication`, `policy`,
-//! [`super::organization`]); `POST /beta/$batch` (`batch`) runs each item through the same
-//! routing, throttling and state steps, so batching saves round trips but not quota, as on Graph.
-//! This module must not hold Graph's data rules; those live in [`super::state`].
+//! failure (503, nothing else happens), authentication (401), routing (404/405), authorization
+//! (403), throttling (429, charged but no state change), then the state operation. Only the last
+//! step may change state, and it belongs to one module per Graph resource (`users`,
+//! `authentication`, `policy`, [`super::organization`]); `POST /beta/$batch` (`batch`) runs each
+//! item through the same routing, authorization, throttling and state steps, so batching saves
+//! round trips but not quota, as on Graph. This module must not hold Graph's data rules; those
+//! live in [`super::state`].
+//!
+//! Authentication and authorization depend on the tenant file. Without an `auth` section any
+//! bearer token passes (except the `expired…`/`denied…` test tokens). With one, the token must be
+//! one the emulator's sign-in server ([`super::token`]) issued, and the call must be allowed by
+//! the token's `roles` or `scp` under [`crate::graph::permissions`]. Authorization needs the
+//! resource, so it follows routing; it comes before throttling, so a refused call costs nothing:
+//! Graph documents neither order, and a client must not learn to spend quota on calls it is not
+//! allowed to make. A `$batch` needs a token to be read at all; a token Graph refuses fails each
+//! item with its own 401 inside the 200 (as Graph is seen to answer), and a missing permission
+//! fails only the items that need it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,13 +40,19 @@ use std::sync::Arc;
 
 use super::state::{GraphError, TenantState};
 use super::throttle::{Limit, Throttle, Verdict};
+use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
-use super::{authentication, batch, organization, policy, users};
+use super::{authentication, batch, identity, organization, policy, token, users};
+use crate::graph::permissions::Resource;
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 
-/// The application id the emulator reports in throttle scopes: it accepts any token and does
-/// not decode it, so every caller is one app (as a single mfactl run is).
+/// The application id the emulator reports in throttle scopes when it accepts any token (no
+/// `auth` section): it does not decode tokens then, so every caller is one app (as a single
+/// mfactl run is). With an `auth` section the scope names the token's `appid`.
 pub const EMULATOR_APP_ID: &str = "00000000-0000-0000-0000-00000000cafe";
+
+/// Graph's `WWW-Authenticate` on a 401.
+const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"";
 
 /// The content type Graph sends with JSON bodies.
 pub(super) const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
@@ -56,6 +73,7 @@ struct Counters {
     not_found: AtomicU64,
     bad_requests: AtomicU64,
     unauthorized: AtomicU64,
+    forbidden: AtomicU64,
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
 }
@@ -82,10 +100,14 @@ pub struct Shared {
     config: EmulatorConfig,
     tenant_id: String,
     counters: Counters,
+    /// The sign-in server, when the tenant file has an `auth` section.
+    sign_in: Option<SignIn>,
 }
 
 impl Shared {
-    pub fn new(tenant: Tenant, config: EmulatorConfig) -> Shared {
+    /// Fails only if the sign-in server's signing key cannot be made.
+    pub fn new(tenant: Tenant, config: EmulatorConfig) -> std::io::Result<Shared> {
+        let sign_in = SignIn::new(&tenant)?;
         let throttle = config.throttle.then(|| {
             let ru = config.ru_per_10s.unwrap_or_else(|| tenant.ru_tier());
             let throttle = Throttle::new(ru, config.writes_per_150s);
@@ -94,13 +116,31 @@ impl Shared {
                 None => throttle,
             })
         });
-        Shared {
+        Ok(Shared {
             tenant_id: tenant.tenant_id.clone(),
             state: Mutex::new(TenantState::new(tenant)),
             throttle,
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             config,
             counters: Counters::default(),
+            sign_in,
+        })
+    }
+
+    /// The tenant's id, as the tenant file has it.
+    pub(super) fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// The sign-in server, when the tenant file has an `auth` section.
+    pub(super) fn sign_in(&self) -> Option<&SignIn> {
+        self.sign_in.as_ref()
+    }
+
+    /// Revokes every refresh token the sign-in server handed out (nothing without `auth`).
+    pub fn revoke_refresh_tokens(&self) {
+        if let Some(sign_in) = &self.sign_in {
+            sign_in.revoke_refresh_tokens();
         }
     }
 
@@ -121,6 +161,8 @@ impl Shared {
             not_found: load(&c.not_found),
             bad_requests: load(&c.bad_requests),
             unauthorized: load(&c.unauthorized),
+            forbidden: load(&c.forbidden),
+            tokens_issued: self.sign_in.as_ref().map_or(0, SignIn::tokens_issued),
             peak_in_flight: load(&c.peak_in_flight),
         }
     }
@@ -153,21 +195,28 @@ impl Shared {
     }
 }
 
-/// The axum router: `/_emulator/*` helpers plus the Graph fallback.
+/// The axum router: `/_emulator/*` helpers, the sign-in endpoints when the tenant file has an
+/// `auth` section, and the Graph fallback.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/_emulator/stats", get(emulator_stats))
-        .route("/_emulator/tenant", get(emulator_tenant))
-        .fallback(graph)
-        .with_state(shared)
+        .route("/_emulator/tenant", get(emulator_tenant));
+    if shared.sign_in.is_some() {
+        router = router.merge(token::routes()).merge(identity::routes());
+    }
+    router.fallback(graph).with_state(shared)
 }
 
 async fn emulator_stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.stats()).into_response()
 }
 
+/// The current state in the tenant file's shape, without the `auth` section: an HTTP endpoint
+/// that anyone who reaches the emulator can read never hands out credentials.
 async fn emulator_tenant(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(shared.tenant()).into_response()
+    let mut tenant = shared.tenant();
+    tenant.auth = None;
+    axum::Json(tenant).into_response()
 }
 
 /// Per-request ids Graph puts in headers and error bodies.
@@ -356,6 +405,8 @@ pub(super) fn count(shared: &Shared, method: &Method, answer: &Answer) {
     let counters = &shared.counters;
     match answer.status.as_u16() {
         400 => bump(&counters.bad_requests),
+        401 => bump(&counters.unauthorized),
+        403 => bump(&counters.forbidden),
         404 => bump(&counters.not_found),
         s if (200..300).contains(&s) && method == Method::GET => bump(&counters.reads),
         s if (200..300).contains(&s) => bump(&counters.writes),
@@ -372,6 +423,93 @@ enum Route {
     User(String),
     Policy,
     Organization,
+}
+
+impl Route {
+    /// The resource whose permissions a call to this route needs.
+    fn resource(&self) -> Resource {
+        match self {
+            Route::SignInPreferences(_) => Resource::SignInPreferences,
+            Route::Requirements(_) => Resource::Requirements,
+            Route::Methods(_) => Resource::Methods,
+            Route::User(_) => Resource::Users,
+            Route::Policy => Resource::Policy,
+            Route::Organization => Resource::Organization,
+        }
+    }
+}
+
+/// What a request's bearer token allows, decided once per HTTP request.
+pub(super) enum Credential {
+    /// No `auth` section: any token passes and no permission is checked.
+    Anyone,
+    /// A token the emulator issued, valid now, for Graph.
+    Caller(Caller),
+    /// A token Graph refuses; each `$batch` item answers 401 with it.
+    Refused(Refusal),
+}
+
+impl Credential {
+    /// The app a throttle scope names.
+    fn app_id(&self) -> &str {
+        match self {
+            Credential::Caller(caller) if !caller.app_id.is_empty() => &caller.app_id,
+            _ => EMULATOR_APP_ID,
+        }
+    }
+}
+
+/// Graph's 401 for a refused token.
+fn unauthenticated(message: &str) -> Answer {
+    Answer::error(401, "InvalidAuthenticationToken", message)
+        .header("www-authenticate", WWW_AUTHENTICATE)
+}
+
+/// Graph's 403 when the token lacks the permission the call needs; `None` when it has it.
+///
+/// The `/authentication/*` endpoints answer `accessDenied` "Request Authorization failed" (as
+/// Graph is seen to answer `/authentication/methods`); directory objects (users, organization)
+/// and the policy answer the directory's `Authorization_RequestDenied` (what Graph sends for the
+/// policy is not documented).
+fn authorize(caller: &Caller, route: &Route, is_write: bool) -> Option<Answer> {
+    let resource = route.resource();
+    let need = if is_write {
+        resource.write()
+    } else {
+        resource.read()
+    };
+    if need.is_met_by(&caller.permissions) {
+        return None;
+    }
+    let (code, message) = match resource {
+        Resource::SignInPreferences | Resource::Requirements | Resource::Methods => {
+            ("accessDenied", "Request Authorization failed")
+        }
+        Resource::Users | Resource::Organization | Resource::Policy => (
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ),
+    };
+    Some(Answer::error(403, code, message))
+}
+
+/// The emulator's root as the request reached it, `http://{host}`: what a token's `aud` and a
+/// client assertion's token URL are compared with. HTTP/2 carries the host in the URI, HTTP/1.1
+/// in `Host`. Empty when neither does.
+pub(super) fn request_root(uri: &Uri, headers: &HeaderMap) -> String {
+    let host = uri
+        .authority()
+        .map(|authority| authority.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    match host {
+        Some(host) if !host.is_empty() => format!("http://{host}"),
+        _ => String::new(),
+    }
 }
 
 /// Runs the request through Graph's steps (see the module documentation) without touching HTTP.
@@ -395,40 +533,67 @@ fn handle(
         return answer;
     }
 
-    let token = bearer_token(headers);
-    let rejection = match token {
-        None => Some("Access token is empty."),
-        Some(token) if token.starts_with(EXPIRED_TOKEN_PREFIX) => {
-            Some("Lifetime validation failed, the token is expired.")
+    let credential = match authenticate(shared, uri, headers, is_batch) {
+        Ok(credential) => credential,
+        Err(answer) => {
+            bump(&shared.counters.unauthorized);
+            return answer;
         }
-        Some(_) => None,
     };
-    if let Some(message) = rejection {
-        bump(&shared.counters.unauthorized);
-        return Answer::error(401, "InvalidAuthenticationToken", message)
-        .header("www-authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\"");
-    }
-    if token.is_some_and(|t| t.starts_with(DENIED_TOKEN_PREFIX))
-        && !uri.path().starts_with("/_emulator")
-    {
-        bump(&shared.counters.unauthorized);
-        return Answer::error(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        );
-    }
 
     if is_batch {
-        let answer = batch::batch(shared, method, body, ids);
+        let answer = batch::batch(shared, method, body, ids, &credential);
         if !answer.status.is_success() {
             count(shared, method, &answer);
         }
         return answer;
     }
-    let answer = metered(shared, method, uri.path(), body);
+    let answer = metered(shared, method, uri.path(), body, &credential);
     count(shared, method, &answer);
     answer
+}
+
+/// The authentication step: what the request's token allows, or the answer that refuses the
+/// whole request. A `$batch` whose token is refused still runs, each item answering 401.
+fn authenticate(
+    shared: &Shared,
+    uri: &Uri,
+    headers: &HeaderMap,
+    is_batch: bool,
+) -> Result<Credential, Answer> {
+    let token = bearer_token(headers);
+    let Some(sign_in) = &shared.sign_in else {
+        return without_sign_in(token, uri);
+    };
+    let Some(token) = token else {
+        return Err(unauthenticated(Refusal::Empty.message()));
+    };
+    match sign_in.authenticate(token, &request_root(uri, headers)) {
+        Ok(caller) => Ok(Credential::Caller(caller)),
+        Err(refusal) if is_batch => Ok(Credential::Refused(refusal)),
+        Err(refusal) => Err(unauthenticated(refusal.message())),
+    }
+}
+
+/// Without an `auth` section: any token passes, but the test tokens starting with `expired` or
+/// `denied` get the 401 and 403 a real token would.
+fn without_sign_in(token: Option<&str>, uri: &Uri) -> Result<Credential, Answer> {
+    match token {
+        None => Err(unauthenticated(Refusal::Empty.message())),
+        Some(token) if token.starts_with(EXPIRED_TOKEN_PREFIX) => Err(unauthenticated(
+            "Lifetime validation failed, the token is expired.",
+        )),
+        Some(token)
+            if token.starts_with(DENIED_TOKEN_PREFIX) && !uri.path().starts_with("/_emulator") =>
+        {
+            Err(Answer::error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ))
+        }
+        Some(_) => Ok(Credential::Anyone),
+    }
 }
 
 /// The injected 503 a Graph call (a request alone, or one batch item) gets by chance, at
@@ -459,9 +624,19 @@ fn roll_failure(shared: &Shared, rate: f64) -> Option<Answer> {
     None
 }
 
-/// Routing, throttling and the state operation: what one Graph call (alone or batched) costs
-/// and answers.
-pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8]) -> Answer {
+/// Routing, authorization, throttling and the state operation: what one Graph call (alone or
+/// batched) costs and answers. A refused token (possible only for a batch item) answers 401
+/// before routing, as it would for the call sent alone.
+pub(super) fn metered(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+    credential: &Credential,
+) -> Answer {
+    if let Credential::Refused(refusal) = credential {
+        return unauthenticated(refusal.message());
+    }
     let route = match parse_route(path) {
         Ok(route) => route,
         Err(answer) => return answer,
@@ -482,6 +657,12 @@ pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8])
             );
         }
     };
+
+    if let Credential::Caller(caller) = credential
+        && let Some(answer) = authorize(caller, &route, is_write)
+    {
+        return answer;
+    }
 
     let verdict = shared.throttle.as_ref().map(|throttle| {
         let mut throttle = throttle.lock().unwrap_or_else(|e| e.into_inner());
@@ -513,7 +694,7 @@ pub(super) fn metered(shared: &Shared, method: &Method, path: &str, body: &[u8])
             format!(
                 "{}/{}/{}",
                 limit.scope_prefix(),
-                EMULATOR_APP_ID,
+                credential.app_id(),
                 shared.tenant_id
             ),
         )
@@ -570,11 +751,11 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
     result.unwrap_or_else(Answer::from_graph)
 }
 
-/// `Authorization: Bearer <something>`; Graph would validate it, the emulator only needs one.
-/// A bearer token starting with this is answered 401 as expired (to test token handling).
+/// Without an `auth` section, a bearer token starting with this is answered 401 as expired (to
+/// test token handling); with one, only tokens the emulator issued pass.
 pub const EXPIRED_TOKEN_PREFIX: &str = "expired";
-/// A bearer token starting with this is answered 403 `Authorization_RequestDenied`, as a token
-/// without the needed permissions would be.
+/// Without an `auth` section, a bearer token starting with this is answered 403
+/// `Authorization_RequestDenied`, as a token without the needed permissions would be.
 pub const DENIED_TOKEN_PREFIX: &str = "denied";
 
 /// The bearer token, when the request carries a non-empty one.

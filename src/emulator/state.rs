@@ -453,6 +453,7 @@ mod tests {
             }],
             groups: vec![],
             authentication_methods_policy: None,
+            auth: None,
         })
     }
 

@@ -19,6 +19,11 @@
 //! [`parser_options`] — so a big tenant loads while a file that is far denser in YAML nodes than
 //! any tenant file, or larger than [`MAX_FILE_BYTES`], is refused with a message naming the limit.
 //!
+//! The optional `auth:` section (who may sign in to the emulator, and with what) is read by the
+//! child module `auth` with the same rules; it is the only part of the file that names other
+//! files (app certificates, relative to the tenant file). Every problem carries its line and
+//! column, and a list of them reads `file:line:column: [code] ...`, as a compiler's does.
+//!
 //! This module does no network I/O and knows nothing about HTTP.
 
 use std::collections::HashMap;
@@ -31,10 +36,14 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
 use crate::text::thousands;
+
+mod auth;
+
+pub use auth::{AuthAdmin, AuthApp, Secret, TenantAuth};
 
 /// The most users `emulator generate` writes, and so the most the loader must accept.
 ///
@@ -80,6 +89,10 @@ pub struct Tenant {
     /// `/beta/policies/authenticationMethodsPolicy` as Graph returns it (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_methods_policy: Option<serde_json::Value>,
+    /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued,
+    /// with the permission each call needs; without it, any bearer token is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<TenantAuth>,
 }
 
 /// One user and the three values mfactl manages, plus what makes them valid.
@@ -200,7 +213,7 @@ pub enum TenantError {
         message: String,
     },
     /// The file parsed but holds values the emulator cannot serve; every problem is listed.
-    #[error("{origin}: {} problem(s) in the tenant file:{}", problems.len(), ProblemList(problems))]
+    #[error("{origin}: {} problem(s) in the tenant file:{}", problems.len(), ProblemList(origin, problems))]
     Invalid {
         origin: String,
         problems: Vec<TenantProblem>,
@@ -212,8 +225,12 @@ pub enum TenantError {
 pub struct TenantProblem {
     /// 1-based line (0 when unknown, e.g. for a tenant built in memory).
     pub line: u64,
+    /// 1-based column of the value the problem is about (0 when unknown).
+    pub column: u64,
     /// A stable code: `duplicate-id`, `duplicate-upn`, `invalid-value`, `invalid-id`,
-    /// `duplicate-method`, `unregistered-preferred-method`, `enabled-with-method`, `unknown-member`.
+    /// `duplicate-method`, `unregistered-preferred-method`, `enabled-with-method`, `unknown-member`;
+    /// in `auth`: `no-credential`, `unreadable-certificate`, `invalid-certificate`,
+    /// `duplicate-managed-identity`, `unknown-admin`.
     pub code: &'static str,
     /// The user (UPN or id) or group the problem belongs to, when it belongs to one.
     pub subject: Option<String>,
@@ -227,9 +244,18 @@ pub type TenantNote = TenantProblem;
 
 impl fmt::Display for TenantProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "line {}: ", self.line)?;
+        match (self.line, self.column) {
+            (0, _) => {}
+            (line, 0) => write!(f, "line {line}: ")?,
+            (line, column) => write!(f, "line {line}, column {column}: ")?,
         }
+        self.fmt_what(f)
+    }
+}
+
+impl TenantProblem {
+    /// Everything after the place: `[code] subject: field: message`.
+    fn fmt_what(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}] ", self.code)?;
         if let Some(subject) = &self.subject {
             write!(f, "{subject}: ")?;
@@ -238,12 +264,15 @@ impl fmt::Display for TenantProblem {
     }
 }
 
-struct ProblemList<'a>(&'a [TenantProblem]);
+/// Every problem on a line of its own, each starting `file:line:column:` as a compiler's do.
+struct ProblemList<'a>(&'a str, &'a [TenantProblem]);
 
 impl fmt::Display for ProblemList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for problem in self.0 {
-            write!(f, "\n  {problem}")?;
+        let ProblemList(origin, problems) = self;
+        for problem in *problems {
+            write!(f, "\n  {origin}{}: ", Place(problem.line, problem.column))?;
+            problem.fmt_what(f)?;
         }
         Ok(())
     }
@@ -284,7 +313,9 @@ impl Tenant {
         let reader = BufReader::with_capacity(1 << 16, file);
         let raw = serde_saphyr::from_reader_with_options(reader, parser_options(bytes))
             .map_err(|error| parse_error(&error, &origin, bytes, Some(path)))?;
-        finish(raw, &origin)
+        // Certificates the `auth` section names are relative to the tenant file.
+        let base = path.parent().unwrap_or(Path::new(""));
+        finish(raw, &origin, Some(base))
     }
 
     /// Parses and validates tenant YAML held in memory (errors name the origin `<tenant>`).
@@ -349,6 +380,8 @@ struct RawTenant {
     groups: Vec<Spanned<RawGroup>>,
     #[serde(default)]
     authentication_methods_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    auth: Option<auth::RawAuth>,
 }
 
 /// `users:`, each entry converted and checked the moment it is parsed, so that the span-carrying
@@ -365,12 +398,13 @@ struct UserList {
 
 impl UserList {
     fn push(&mut self, spanned: Spanned<RawUser>) {
-        let line = spanned.referenced.line();
+        let at = spanned.referenced;
+        let line = at.line();
         let user = convert_user(spanned.value, &mut self.findings);
         let subject = Some(user.user_principal_name.as_str());
         if let Some(first) = claim(&mut self.ids, user.id.to_ascii_lowercase(), line) {
             self.findings.problem(
-                line,
+                &at,
                 "duplicate-id",
                 subject,
                 "id",
@@ -383,7 +417,7 @@ impl UserList {
             line,
         ) {
             self.findings.problem(
-                line,
+                &at,
                 "duplicate-upn",
                 subject,
                 "userPrincipalName",
@@ -478,14 +512,15 @@ struct Findings {
 impl Findings {
     fn problem(
         &mut self,
-        line: u64,
+        at: &Location,
         code: &'static str,
         subject: Option<&str>,
         field: &'static str,
         message: String,
     ) {
         self.problems.push(TenantProblem {
-            line,
+            line: at.line(),
+            column: at.column(),
             code,
             subject: subject.map(str::to_owned),
             field,
@@ -495,14 +530,15 @@ impl Findings {
 
     fn note(
         &mut self,
-        line: u64,
+        at: &Location,
         code: &'static str,
         subject: Option<&str>,
         field: &'static str,
         message: String,
     ) {
         self.notes.push(TenantProblem {
-            line,
+            line: at.line(),
+            column: at.column(),
             code,
             subject: subject.map(str::to_owned),
             field,
@@ -567,7 +603,7 @@ fn parse_str(text: &str) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
     }
     let raw = serde_saphyr::from_str_with_options(text, parser_options(bytes))
         .map_err(|error| parse_error(&error, origin, bytes, None))?;
-    finish(raw, origin)
+    finish(raw, origin, None)
 }
 
 /// Turns serde-saphyr's error into ours: unreadable input, a parser limit, or a syntax/shape error.
@@ -674,15 +710,23 @@ impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Place(0, _) => Ok(()),
+            Place(line, 0) => write!(f, ":{line}"),
             Place(line, column) => write!(f, ":{line}:{column}"),
         }
     }
 }
 
 /// Checks what the users did not (tenant fields, groups) and reports every problem at once.
-fn finish(raw: RawTenant, origin: &str) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
+///
+/// `base` is the directory relative certificate paths start from (the tenant file's), `None`
+/// for text held in memory (the working directory).
+fn finish(
+    raw: RawTenant,
+    origin: &str,
+    base: Option<&Path>,
+) -> Result<(Tenant, Vec<TenantNote>), TenantError> {
     let mut findings = Findings::default();
-    let tenant = convert(raw, &mut findings);
+    let tenant = convert(raw, &mut findings, base);
     // Users were checked while streaming, the rest afterwards: put everything in file order.
     findings.problems.sort_by_key(|p| p.line);
     findings.notes.sort_by_key(|n| n.line);
@@ -713,10 +757,10 @@ fn single_instance(kind: MethodKind) -> bool {
     )
 }
 
-fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
+fn convert(raw: RawTenant, findings: &mut Findings, base: Option<&Path>) -> Tenant {
     if !is_guid(&raw.tenant_id.value) {
         findings.problem(
-            raw.tenant_id.referenced.line(),
+            &raw.tenant_id.referenced,
             "invalid-id",
             None,
             "tenantId",
@@ -725,7 +769,7 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
     }
     if raw.domain.value.trim().is_empty() {
         findings.problem(
-            raw.domain.referenced.line(),
+            &raw.domain.referenced,
             "invalid-value",
             None,
             "domain",
@@ -750,7 +794,7 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
         let line = spanned.referenced.line();
         if !is_guid(&group.id.value) {
             findings.problem(
-                group.id.referenced.line(),
+                &group.id.referenced,
                 "invalid-id",
                 Some(&group.id.value),
                 "id",
@@ -759,7 +803,7 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
         }
         if let Some(first) = claim(&mut ids, group.id.value.to_ascii_lowercase(), line) {
             findings.problem(
-                line,
+                &spanned.referenced,
                 "duplicate-id",
                 Some(&group.id.value),
                 "id",
@@ -772,7 +816,7 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
         for member in &group.members {
             if !ids.contains_key(&member.value.to_ascii_lowercase()) {
                 findings.note(
-                    member.referenced.line(),
+                    &member.referenced,
                     "unknown-member",
                     Some(&group.id.value),
                     "members",
@@ -790,12 +834,17 @@ fn convert(raw: RawTenant, findings: &mut Findings) -> Tenant {
         });
     }
 
+    let auth = raw
+        .auth
+        .map(|auth| auth::convert(auth, &users, base, findings));
+
     Tenant {
         tenant_id: raw.tenant_id.value,
         domain: raw.domain.value,
         users,
         groups,
         authentication_methods_policy: raw.authentication_methods_policy,
+        auth,
     }
 }
 
@@ -804,7 +853,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
     let subject = Some(subject.as_str());
     if !is_guid(&raw.id.value) {
         findings.problem(
-            raw.id.referenced.line(),
+            &raw.id.referenced,
             "invalid-id",
             subject,
             "id",
@@ -814,7 +863,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
     let upn = &raw.user_principal_name.value;
     if !upn.contains('@') || upn.starts_with('@') || upn.ends_with('@') {
         findings.problem(
-            raw.user_principal_name.referenced.line(),
+            &raw.user_principal_name.referenced,
             "invalid-value",
             subject,
             "userPrincipalName",
@@ -826,7 +875,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
         None => UserType::Member,
         Some(text) => UserType::parse(&text.value).unwrap_or_else(|| {
             findings.problem(
-                text.referenced.line(),
+                &text.referenced,
                 "invalid-value",
                 subject,
                 "userType",
@@ -842,7 +891,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
             Some(kind) => {
                 if single_instance(kind) && methods.contains(&kind) {
                     findings.problem(
-                        text.referenced.line(),
+                        &text.referenced,
                         "duplicate-method",
                         subject,
                         "methods",
@@ -853,7 +902,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
                 }
             }
             None => findings.problem(
-                text.referenced.line(),
+                &text.referenced,
                 "invalid-value",
                 subject,
                 "methods",
@@ -872,7 +921,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
             Some(method) => {
                 if !methods.iter().any(|m| method.is_enabled_by(*m)) {
                     findings.note(
-                        text.referenced.line(),
+                        &text.referenced,
                         "unregistered-preferred-method",
                         subject,
                         "userPreferredMethodForSecondaryAuthentication",
@@ -886,7 +935,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
             }
             None => {
                 findings.problem(
-                    text.referenced.line(),
+                    &text.referenced,
                     "invalid-value",
                     subject,
                     "userPreferredMethodForSecondaryAuthentication",
@@ -921,7 +970,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
             Some(state) => {
                 if state == PerUserMfaState::Enabled && user.has_mfa_method() {
                     findings.note(
-                        text.referenced.line(),
+                        &text.referenced,
                         "enabled-with-method",
                         Some(&user.user_principal_name),
                         "perUserMfaState",
@@ -933,7 +982,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
                 user.per_user_mfa_state = state;
             }
             None => findings.problem(
-                text.referenced.line(),
+                &text.referenced,
                 "invalid-value",
                 Some(&user.user_principal_name),
                 "perUserMfaState",
