@@ -11,7 +11,7 @@ use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output;
 use super::plan::{ManifestArgs, load_manifest, run_error};
-use crate::engine::{self, Interrupt, Journal, RunError};
+use crate::engine::{self, Interrupt, Journal, RunError, preflight};
 use crate::plan::{Plan, Status, estimate};
 use crate::report;
 
@@ -54,18 +54,19 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         .transpose()
         .map_err(|e| miette!(help = "nothing was sent", "{e}"))?;
     let tenant = args.graph.load_emulated_tenant()?;
-    let connection = args
+    let mut connection = args
         .graph
         .connect(tenant, manifest.users.len() as u64)
         .await?;
     let client = &connection.client;
+    super::auth::check_permissions(connection.tokens(), &preflight::reads(&manifest))?;
     let started = Instant::now();
 
     let planned = async {
         let tenant = connection.identify().await?;
         let mut plan = engine::plan(client, &manifest, connection.concurrency)
             .await
-            .map_err(run_error)?;
+            .map_err(|error| connection.stop(error))?;
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
         plan.summary.estimate = Some(engine::estimate(client, &plan));
@@ -95,6 +96,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
 
     let mut halted = None;
     if plan.summary.writes > 0 {
+        // Before the prompt and the first write: a token that may not make them says so now.
+        super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
         if !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");
             return Ok(exit::ERROR);
@@ -125,10 +128,11 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             .map_err(|e| miette!("{e}"))?;
         journal.finish().map_err(|e| miette!("{e}"))?;
     }
-    eprintln!("{}", traffic_line(client, started.elapsed()));
-    if let Some(emulator) = connection.emulator {
+    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
+    if let Some(emulator) = connection.emulator.take() {
         emulator.shutdown().await;
     }
+    let client = &connection.client;
     plan.summary.applied.get_or_insert(0);
     plan.summary.calls = Some(engine::calls(client));
 
@@ -147,7 +151,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             eprintln!("{}", run_error(RunError::Interrupted));
             Ok(exit::INTERRUPTED)
         }
-        Some(error) => Err(run_error(error)),
+        Some(error) => Err(connection.stop(error)),
         None => Ok(apply_exit_code(&plan)),
     }
 }

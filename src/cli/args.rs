@@ -1,31 +1,42 @@
 //! Flags shared by plan and apply, and their check into a run configuration.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr, miette};
 use secrecy::SecretString;
 
+use super::auth::AuthArgs;
 use crate::emulator::{Emulator, EmulatorConfig, Tenant};
 use crate::engine;
+use crate::graph::auth::{AuthSettings, SourceKind, TokenCredential, TokenProvider};
 use crate::graph::{
     BucketShape, BuildError, Cloud, GraphClient, Transport, TransportConfig, ru_tier,
 };
 
-/// The environment variable holding a bearer token to use as is.
-pub const TOKEN_ENV: &str = "MFACTL_ACCESS_TOKEN";
-/// The token `--emulate` sends to its emulator (a real token is never sent there).
+/// The token `--emulate` sends to an emulator without an `auth:` section (a real token is
+/// never sent there).
 pub const EMULATOR_TOKEN_ENV: &str = "MFACTL_EMULATOR_TOKEN";
 
 /// Where plan and apply take the token from; shown in their `--help`.
 pub const TOKEN_HELP: &str = "\
-Access token: MFACTL_ACCESS_TOKEN holds a bearer token for Microsoft Graph, used as is (never
-taken as an argument, never logged). Reading needs UserAuthenticationMethod.Read.All and
-Policy.Read.All; writing needs UserAuthenticationMethod.ReadWrite.All and
-Policy.ReadWrite.AuthenticationMethod. With --emulate no token is needed (MFACTL_EMULATOR_TOKEN
-sets the one the emulator sees), and the emulator's changes live in memory only: they are lost
-when the command ends.";
+Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth names:
+  token        MFACTL_ACCESS_TOKEN, or --token-file FILE: a bearer token used as is
+  secret       AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET
+  certificate  ... + AZURE_CLIENT_CERTIFICATE_PATH (PEM, or .pfx with _PASSWORD)
+  workload     ... + AZURE_FEDERATED_TOKEN_FILE (GitHub Actions, Kubernetes)
+  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Automation); --auth managed
+               on a VM
+  cli          the Azure CLI's signed-in account (az login)
+  device       the admin signed in with `mfactl login`
+Secrets come from the environment or files, never from an argument, and never reach a log.
+Reading needs UserAuthenticationMethod.Read.All and Policy.Read.All (User.Read.All for
+userPrincipalNames); writing needs UserAuthenticationMethod.ReadWrite.All and
+Policy.ReadWrite.AuthenticationMethod. With --emulate and a tenant file without an auth:
+section no sign-in is needed (MFACTL_EMULATOR_TOKEN sets the token the emulator sees); its
+changes live in memory only and are lost when the command ends.";
 
 /// How plan and apply print their document on stdout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -111,6 +122,8 @@ pub struct GraphArgs {
     /// for seconds, and a longer request is cut to this (and logged).
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub max_pause: u64,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// A connected Graph: the client, and the emulator it talks to when `--emulate` was given
@@ -122,15 +135,47 @@ pub struct Connection {
     pub tenant_id: Option<String>,
     pub concurrency: usize,
     pub emulator: Option<Emulator>,
+    /// How sign-in was configured (none for an emulator without an `auth:` section).
+    pub auth: Option<AuthSettings>,
 }
 
 impl Connection {
+    /// Where the run's tokens come from.
+    pub fn tokens(&self) -> &Arc<TokenProvider> {
+        &self.client.transport().config().tokens
+    }
+
+    /// A run-stopping failure, with what to do about it; a rejected token names its source.
+    pub fn stop(&self, error: engine::RunError) -> miette::Report {
+        match &error {
+            engine::RunError::Unauthorized(_) => {
+                let tokens = self.tokens();
+                let help = if tokens.kind() == SourceKind::Token {
+                    format!(
+                        "get a fresh access token and give it again ({}); tokens live 60-90 \
+                         minutes",
+                        tokens.describe()
+                    )
+                } else {
+                    format!(
+                        "a new token from {} was refused too: check that the credential is for \
+                         this tenant and cloud, and that the app is still registered and \
+                         consented",
+                        tokens.describe()
+                    )
+                };
+                miette!(help = help, "{error}")
+            }
+            _ => super::plan::run_error(error),
+        }
+    }
+
     /// Asks Graph which tenant this is (`/organization`), falling back on what is known
     /// locally. Stops here, with one message, when Graph cannot be reached or refuses the token.
     pub async fn identify(&self) -> miette::Result<engine::Tenant> {
         let mut tenant = engine::identify_tenant(&self.client)
             .await
-            .map_err(super::plan::run_error)?;
+            .map_err(|error| self.stop(error))?;
         if tenant.id.is_none() {
             tenant.id = self.tenant_id.clone();
         }
@@ -168,41 +213,51 @@ impl GraphArgs {
             None => manifest_users,
         });
         let mut tenant_id = tenant.as_ref().map(|t| t.tenant_id.clone());
-        let token_source = if tenant.is_some() {
-            EMULATOR_TOKEN_ENV
-        } else {
-            TOKEN_ENV
-        };
-        let (root, token, emulator) = match tenant {
+        let (root, tokens, emulator, auth) = match tenant {
             Some(tenant) => {
+                let signs_in = tenant.auth.is_some();
                 let listen = "127.0.0.1:0".parse().expect("valid address");
                 let emulator = Emulator::start(tenant, EmulatorConfig::default(), listen)
                     .await
                     .into_diagnostic()
                     .wrap_err("cannot start the in-process emulator")?;
-                // The emulator takes any bearer token; a real one in the environment is never
-                // sent to it. MFACTL_EMULATOR_TOKEN picks the emulator's answers to bad tokens.
-                let token = std::env::var(EMULATOR_TOKEN_ENV)
-                    .ok()
-                    .filter(|t| !t.trim().is_empty())
-                    .map_or_else(|| SecretString::from("emulator"), SecretString::from);
-                (emulator.url(), token, Some(emulator))
+                let url = emulator.url();
+                if signs_in {
+                    // It signs in like Entra ID: the real sources, against its authority.
+                    let settings = self.auth.settings(self.cloud, &url, Some(&url));
+                    let tokens = self.auth.provider(&settings)?;
+                    (url, tokens, Some(emulator), Some(settings))
+                } else {
+                    // It takes any bearer token; a real one in the environment is never sent
+                    // to it. MFACTL_EMULATOR_TOKEN picks the emulator's answers to bad tokens.
+                    let token = std::env::var(EMULATOR_TOKEN_ENV)
+                        .ok()
+                        .filter(|t| !t.trim().is_empty())
+                        .map_or_else(|| SecretString::from("emulator"), SecretString::from);
+                    let given = TokenCredential::given(
+                        token,
+                        "for the emulator, which takes any token without an auth: section",
+                    );
+                    let tokens = Arc::new(TokenProvider::new(Arc::new(given)));
+                    (url, tokens, Some(emulator), None)
+                }
             }
             None => {
-                let token = read_token().ok_or_else(|| {
-                    miette!(
-                        help = "export a Graph access token for the tenant, e.g. from \
-                                `az account get-access-token --resource-type ms-graph`, or use \
-                                --emulate TENANT.yaml to run against the built-in emulator",
-                        "no access token: {TOKEN_ENV} is not set"
-                    )
-                })?;
                 let root = self.graph_root()?;
-                tenant_id = crate::graph::claims::tenant_id(&token);
-                (root, token, None)
+                let settings = self.auth.settings(self.cloud, &root, None);
+                let tokens = self.auth.provider(&settings)?;
+                (root, tokens, None, Some(settings))
             }
         };
-        let mut config = TransportConfig::new(root, token);
+        // Signed in before the first request: a bad credential is one message, nothing sent.
+        super::auth::sign_in(&tokens).await?;
+        if let Some(claims) = tokens.claims()
+            && claims.tenant_id.is_some()
+            && emulator.is_none()
+        {
+            tenant_id = claims.tenant_id;
+        }
+        let mut config = TransportConfig::with_tokens(root, tokens);
         config.concurrency = usize::from(self.concurrency);
         let ru_per_10s = self.ru_quota.unwrap_or_else(|| ru_tier(tenant_size));
         config.ru_bucket = BucketShape::new(ru_per_10s, Duration::from_secs(10));
@@ -216,11 +271,6 @@ impl GraphArgs {
         config.timeout = Duration::from_secs(self.timeout);
         config.max_pause = Duration::from_secs(self.max_pause);
         let transport = Transport::new(config).map_err(|error| match error {
-            BuildError::InvalidToken => miette!(
-                help = "copy the token again without surrounding spaces or line breaks; \
-                        nothing was sent",
-                "{token_source}: {error}"
-            ),
             BuildError::Http(error) => miette!("cannot build the HTTP client: {error}"),
         })?;
         Ok(Connection {
@@ -228,6 +278,7 @@ impl GraphArgs {
             tenant_id,
             concurrency: usize::from(self.concurrency),
             emulator,
+            auth,
         })
     }
 }
@@ -295,15 +346,6 @@ fn graph_root(text: &str) -> miette::Result<String> {
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     })
-}
-
-/// The bearer token from the environment, never from a command-line argument.
-fn read_token() -> Option<SecretString> {
-    std::env::var(TOKEN_ENV)
-        .ok()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .map(SecretString::from)
 }
 
 /// One line on stderr about the traffic of the run.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod args;
+mod auth;
 mod emulator;
 mod logging;
 mod output;
@@ -37,6 +38,14 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check a manifest without contacting Graph.
     Validate(validate::ValidateArgs),
+    /// Sign in as an admin at a terminal (device code); the refresh token is cached for the
+    /// next runs (`--auth device`, or automatically when nothing else is configured).
+    Login(auth::LoginArgs),
+    /// Forget the cached sign-in of `mfactl login`.
+    Logout(auth::LogoutArgs),
+    /// What a token is and may do.
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// The built-in Microsoft Graph emulator, for tests, demos and dry runs.
     #[command(subcommand)]
     Emulator(emulator::EmulatorCommand),
@@ -63,6 +72,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => with_runtime(|| plan::run(args)),
         Command::Apply(args) => with_runtime(|| apply::run(args)),
+        Command::Login(args) => with_runtime(|| auth::login(args)),
+        Command::Logout(args) => auth::logout(&args),
+        Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
     };
     match result {

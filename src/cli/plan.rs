@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile};
-use crate::engine;
+use crate::engine::{self, preflight};
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
 use crate::report;
@@ -75,12 +75,13 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .graph
         .connect(tenant, manifest.users.len() as u64)
         .await?;
+    super::auth::check_permissions(connection.tokens(), &preflight::reads(&manifest))?;
     let started = Instant::now();
     let planned = async {
         let tenant = connection.identify().await?;
         let mut plan = engine::plan(&connection.client, &manifest, connection.concurrency)
             .await
-            .map_err(run_error)?;
+            .map_err(|error| connection.stop(error))?;
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
         plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));

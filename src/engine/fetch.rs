@@ -176,7 +176,11 @@ async fn plan_user(
     };
     let mut failure = None;
     for (resource, endpoint, result) in [
-        (Resource::Users, None, identity.as_ref().map(|r| r.as_ref().map(|_| ()))),
+        (
+            Resource::Users,
+            None,
+            identity.as_ref().map(|r| r.as_ref().map(|_| ())),
+        ),
         (
             Resource::SignInPreferences,
             Some(Endpoint::SignInPreferences),

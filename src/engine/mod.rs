@@ -75,6 +75,10 @@ pub enum RunError {
     /// signed-in user a role. For writes, the other kinds were still made.
     #[error("{}", render_forbidden(.needs, .error))]
     Forbidden { needs: Vec<Need>, error: GraphError },
+    /// No token could be had (the credential source failed, or renewed to a token Graph had
+    /// just refused): the message names the source and the fix.
+    #[error("sign-in failed during the run: {0}")]
+    SignIn(Box<crate::graph::auth::AuthError>),
     /// Graph's host cannot be reached (DNS, refused, TLS, no answer), or was lost for too long.
     #[error("{0}")]
     Unreachable(GraphError),
@@ -161,8 +165,12 @@ impl RunError {
     pub fn help(&self) -> std::borrow::Cow<'static, str> {
         let fixed = match self {
             RunError::Unauthorized(_) => {
-                "get a fresh access token for the tenant's Graph and export it in MFACTL_ACCESS_TOKEN \
-                 (tokens live 60-90 minutes)"
+                "get a fresh access token (tokens live 60-90 minutes), or check that the \
+                 credential is for this tenant and cloud"
+            }
+            RunError::SignIn(_) => {
+                "users already changed are in sync and are skipped when apply runs again; \
+                 `mfactl auth check` tests the sign-in alone"
             }
             RunError::Forbidden { needs, .. } => {
                 let mut names: Vec<&str> = needs.iter().map(|n| n.least()).collect();
@@ -264,8 +272,10 @@ impl Breaker {
     /// Whether `error` is one the run stops on, so that it is said once for the run rather
     /// than once per user.
     pub(crate) fn is_run_wide(error: &GraphError) -> bool {
-        matches!(error, GraphError::Unreachable { .. })
-            || matches!(error.status(), Some(401 | 403 | 300..=399))
+        matches!(
+            error,
+            GraphError::Unreachable { .. } | GraphError::SignIn(_)
+        ) || matches!(error.status(), Some(401 | 403 | 300..=399))
     }
 
     /// A request for `need` succeeded: from now on a 403 for it is about one user.
@@ -309,6 +319,9 @@ impl Breaker {
         match error.status() {
             _ if matches!(error, GraphError::Unreachable { .. }) => {
                 self.trip(RunError::Unreachable(error.clone()))
+            }
+            _ if let GraphError::SignIn(error) = error => {
+                self.trip(RunError::SignIn(error.clone()))
             }
             Some(401) => self.trip(RunError::Unauthorized(error.clone())),
             Some(300..=399) => self.trip(RunError::Redirected(error.clone())),

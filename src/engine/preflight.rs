@@ -46,9 +46,21 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
             });
         }
     };
-    add(sign_in, Resource::SignInPreferences, "reading signInPreferences");
-    add(requirements, Resource::Requirements, "reading perUserMfaState");
-    add(methods, Resource::Methods, "checking the registered methods");
+    add(
+        sign_in,
+        Resource::SignInPreferences,
+        "reading signInPreferences",
+    );
+    add(
+        requirements,
+        Resource::Requirements,
+        "reading perUserMfaState",
+    );
+    add(
+        methods,
+        Resource::Methods,
+        "checking the registered methods",
+    );
     add(by_upn, Resource::Users, "resolving the userPrincipalName");
     out
 }

@@ -40,6 +40,10 @@ pub struct Item {
     /// Send `x-ms-throttle-priority: Low` with the item too (whether an item inherits the
     /// batch's headers is not documented).
     pub low_priority: bool,
+    /// The `Authorization` header the request was given, and its token's generation: the
+    /// batch goes with the newest of its items'.
+    pub authorization: reqwest::header::HeaderValue,
+    pub generation: u64,
 }
 
 /// A failure with no HTTP answer, described so that every item of a batch can carry it.
@@ -105,6 +109,7 @@ pub trait Sender {
     fn post_batch(
         &self,
         body: Value,
+        authorization: reqwest::header::HeaderValue,
     ) -> impl std::future::Future<Output = Result<reqwest::Response, NoAnswer>> + Send;
     /// Called once per batch sent, with how many items it carried.
     fn sent_batch(&self, items: usize);
@@ -192,8 +197,15 @@ impl Batcher {
             .map(|(index, pending)| request_json(index, &pending.item))
             .collect();
         sender.sent_batch(batch.len());
+        let authorization = batch
+            .iter()
+            .max_by_key(|pending| pending.item.generation)
+            .map(|pending| pending.item.authorization.clone())
+            .expect("a batch has items");
         let started = Instant::now();
-        let answer = sender.post_batch(json!({ "requests": requests })).await;
+        let answer = sender
+            .post_batch(json!({ "requests": requests }), authorization)
+            .await;
         let response = match answer {
             Ok(response) => response,
             Err(failure) => {
@@ -359,6 +371,8 @@ mod tests {
             client_request_id: "c1".into(),
             probe: false,
             low_priority: false,
+            authorization: reqwest::header::HeaderValue::from_static("Bearer t"),
+            generation: 1,
         };
         let request = request_json(3, &item);
         assert_eq!(request["id"], "3");
@@ -378,7 +392,11 @@ mod tests {
     }
 
     impl Sender for Echo {
-        async fn post_batch(&self, body: Value) -> Result<reqwest::Response, NoAnswer> {
+        async fn post_batch(
+            &self,
+            body: Value,
+            _authorization: reqwest::header::HeaderValue,
+        ) -> Result<reqwest::Response, NoAnswer> {
             let responses: Vec<Value> = body["requests"]
                 .as_array()
                 .unwrap()
@@ -412,6 +430,8 @@ mod tests {
             client_request_id: n.to_string(),
             probe: false,
             low_priority: false,
+            authorization: reqwest::header::HeaderValue::from_static("Bearer t"),
+            generation: 1,
         }
     }
 

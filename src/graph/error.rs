@@ -42,6 +42,10 @@ pub enum GraphError {
         host: String,
         cause: String,
     },
+    /// No token to send: the credential source failed (its message names the source and the
+    /// fix), or gave back a token Graph had just refused.
+    #[error("{0}")]
+    SignIn(Box<crate::graph::auth::AuthError>),
     /// Graph answered 2xx but the body was not the JSON we expected.
     #[error("{method} {path}: unexpected response body: {message}{}", request_id_suffix(.request_id))]
     Decode {
@@ -66,7 +70,9 @@ impl GraphError {
         match self {
             GraphError::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             GraphError::Transport { .. } => true,
-            GraphError::Decode { .. } | GraphError::Unreachable { .. } => false,
+            GraphError::Decode { .. } | GraphError::Unreachable { .. } | GraphError::SignIn(_) => {
+                false
+            }
         }
     }
 
@@ -96,6 +102,7 @@ impl GraphError {
             GraphError::Transport { .. } => "connectionError",
             GraphError::Decode { .. } => "invalidResponse",
             GraphError::Unreachable { .. } => "unreachable",
+            GraphError::SignIn(_) => "signInFailed",
         }
     }
 
@@ -106,6 +113,7 @@ impl GraphError {
             | GraphError::Transport { message, .. }
             | GraphError::Decode { message, .. } => message,
             GraphError::Unreachable { cause, .. } => cause,
+            GraphError::SignIn(_) => "the access token could not be obtained",
         }
     }
 
@@ -115,7 +123,9 @@ impl GraphError {
             GraphError::Api { request_id, .. } | GraphError::Decode { request_id, .. } => {
                 request_id.as_deref()
             }
-            GraphError::Transport { .. } | GraphError::Unreachable { .. } => None,
+            GraphError::Transport { .. }
+            | GraphError::Unreachable { .. }
+            | GraphError::SignIn(_) => None,
         }
     }
 

@@ -27,19 +27,20 @@
 //! Everything Graph sends back that may reach a terminal (codes, messages, ids, `Location`) is
 //! made [`printable`] here, once, before any caller sees it.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::auth::{AuthError, Bearer, TokenCredential, TokenProvider};
 use super::batch::{self, Batcher, NoAnswer, Outcome};
 use super::error::GraphError;
 use super::health::{Admission, AfterFailure, FailureKind, Health, HealthLimits};
@@ -112,7 +113,8 @@ impl From<Purpose> for Class {
 pub struct TransportConfig {
     /// Graph root without version, e.g. `https://graph.microsoft.com`.
     pub root: String,
-    pub token: SecretString,
+    /// Where every request's token comes from; shared, renewed ahead of expiry and after a 401.
+    pub tokens: Arc<TokenProvider>,
     /// The most requests in flight at once (batch items counted one by one); the adaptive
     /// limit stays at or below it.
     pub concurrency: usize,
@@ -163,9 +165,15 @@ impl TransportConfig {
     /// Defaults sized to Graph's documented limits for the smallest tenant tier (the caller
     /// raises the RU bucket to the tier the tenant is known to be in).
     pub fn new(root: impl Into<String>, token: SecretString) -> Self {
+        let given = TokenCredential::given(token, "given to the transport");
+        TransportConfig::with_tokens(root, Arc::new(TokenProvider::new(Arc::new(given))))
+    }
+
+    /// The defaults of [`TransportConfig::new`], with tokens from `tokens`.
+    pub fn with_tokens(root: impl Into<String>, tokens: Arc<TokenProvider>) -> Self {
         TransportConfig {
             root: root.into(),
-            token,
+            tokens,
             concurrency: 256,
             ru_bucket: BucketShape::new(ru_tier(0), Duration::from_secs(10)),
             write_bucket: BucketShape::new(3_000, Duration::from_secs(150)),
@@ -188,13 +196,6 @@ impl TransportConfig {
 /// Why a transport could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The token holds a line break, a control character or non-ASCII text: no HTTP header can
-    /// carry it, so every request would fail the same way.
-    #[error(
-        "the access token contains characters that cannot be sent in an HTTP header (a space, \
-         a line break, a control character or non-ASCII text)"
-    )]
-    InvalidToken,
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }
@@ -229,6 +230,7 @@ struct Counters {
     paused_ms: AtomicU64,
     longest_pause_ms: AtomicU64,
     settled_by_read: AtomicU64,
+    renewals: AtomicU64,
 }
 
 /// Requests sent (attempts, retries included) by why they were made.
@@ -282,6 +284,8 @@ pub struct TransportStats {
     pub longest_pause_ms: u64,
     /// Writes whose answer was lost and that reading back showed done.
     pub settled_by_read: u64,
+    /// Tokens renewed after Graph answered 401 (renewals ahead of expiry are not counted).
+    pub renewals: u64,
     /// Times the connection to Graph was lost mid-run and probed until it came back.
     pub outages: u64,
 }
@@ -378,8 +382,6 @@ impl Drop for InFlightPermit<'_> {
 pub struct Transport {
     http: reqwest::Client,
     config: TransportConfig,
-    /// `Bearer <token>`, built once and marked sensitive (never printed by `Debug`).
-    authorization: HeaderValue,
     in_flight: InFlight,
     /// Closed by a 429 from the RU bucket: holds every request.
     all_gate: PauseGate,
@@ -404,9 +406,8 @@ const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 const NOTABLE_PAUSE: Duration = Duration::from_secs(5);
 
 impl Transport {
-    /// Builds the HTTP client and the budgets; refuses a token no header can carry.
+    /// Builds the HTTP client and the budgets.
     pub fn new(config: TransportConfig) -> Result<Transport, BuildError> {
-        let authorization = bearer(&config.token)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
@@ -427,7 +428,6 @@ impl Transport {
             .unwrap_or_else(|| config.root.clone());
         Ok(Transport {
             http,
-            authorization,
             in_flight: InFlight::new(config.concurrency),
             all_gate: PauseGate::default(),
             write_gate: PauseGate::default(),
@@ -515,6 +515,7 @@ impl Transport {
             paused_ms: load(&c.paused_ms),
             longest_pause_ms: load(&c.longest_pause_ms),
             settled_by_read: load(&c.settled_by_read),
+            renewals: load(&c.renewals),
             outages: self.health.outages(),
         }
     }
@@ -662,6 +663,10 @@ impl Transport {
         let method_name = method_name(&method);
         let class = Class::from(purpose);
         let _permit = self.in_flight.acquire().await;
+        let sign_in = |error| GraphError::SignIn(Box::new(error));
+        let mut bearer = self.config.tokens.current().await.map_err(sign_in)?;
+        // Whether a 401 has renewed the token yet: a second 401 stands.
+        let mut renewed = false;
         // During an outage the request waits here, as often as it takes, without spending its
         // attempts; only the probe goes out.
         loop {
@@ -688,14 +693,39 @@ impl Transport {
                     client_request_id: client_request_id.clone(),
                     probe: admission == Admission::Probe,
                     low_priority: self.config.low_priority,
+                    authorization: bearer.header.clone(),
+                    generation: bearer.generation,
                 };
                 self.batcher.submit(self, item).await
             } else {
-                self.exchange_alone(&method, path, body, &client_request_id, admission, sent_at)
-                    .await
+                self.exchange_alone(
+                    &method,
+                    path,
+                    body,
+                    &client_request_id,
+                    &bearer,
+                    admission,
+                    sent_at,
+                )
+                .await
             };
             self.in_flight.observe(took, self.current_rate(class));
 
+            // A 401 renews the token once (it expired early, or was revoked) and sends again;
+            // a source with no other token (one given as is) lets the 401 stand.
+            if matches!(exchange, Outcome::Answered { status: 401, .. }) && !renewed {
+                renewed = true;
+                debug!(path, "Graph answered 401: renewing the access token once");
+                match self.config.tokens.renew(&bearer).await {
+                    Ok(fresh) => {
+                        self.counters.renewals.fetch_add(1, Ordering::Relaxed);
+                        bearer = fresh;
+                        continue;
+                    }
+                    Err(AuthError::Refused { .. }) => {}
+                    Err(error) => return Err(sign_in(error)),
+                }
+            }
             let (failure, after) = match exchange {
                 Outcome::Rejected => continue,
                 Outcome::Answered {
@@ -755,12 +785,15 @@ impl Transport {
     }
 
     /// Sends one request on its own (batching off or refused).
+    // Each argument is one of the request's parts; a struct for them would be used once.
+    #[allow(clippy::too_many_arguments)]
     async fn exchange_alone(
         &self,
         method: &Method,
         path: &str,
         body: Option<&serde_json::Value>,
         client_request_id: &str,
+        bearer: &Bearer,
         admission: Admission,
         sent_at: Instant,
     ) -> (Outcome, Duration) {
@@ -768,7 +801,7 @@ impl Transport {
         let mut request = self
             .http
             .request(method.clone(), &url)
-            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::AUTHORIZATION, bearer.header.clone())
             .header(header::ACCEPT, "application/json")
             .header("client-request-id", client_request_id)
             .header("return-client-request-id", "true");
@@ -1012,28 +1045,17 @@ impl Transport {
     }
 }
 
-/// `Bearer <token>` as a sensitive header value.
-///
-/// Tokens (JWTs and opaque ones alike) are visible ASCII; anything else — a space, a tab, a line
-/// break pasted with it, non-ASCII text — is refused here, once, rather than by every request.
-fn bearer(token: &SecretString) -> Result<HeaderValue, BuildError> {
-    let token = token.expose_secret();
-    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(BuildError::InvalidToken);
-    }
-    let mut value =
-        HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| BuildError::InvalidToken)?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 impl batch::Sender for Transport {
-    async fn post_batch(&self, body: serde_json::Value) -> Result<reqwest::Response, NoAnswer> {
+    async fn post_batch(
+        &self,
+        body: serde_json::Value,
+        authorization: HeaderValue,
+    ) -> Result<reqwest::Response, NoAnswer> {
         let url = format!("{}/beta/$batch", self.config.root.trim_end_matches('/'));
         let mut request = self
             .http
             .post(url)
-            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::AUTHORIZATION, authorization)
             .header(header::ACCEPT, "application/json")
             .header("client-request-id", uuid::Uuid::new_v4().to_string());
         if self.config.low_priority {
@@ -1171,18 +1193,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_token_no_header_can_carry_is_refused_at_build() {
+    #[tokio::test]
+    async fn a_token_no_header_can_carry_is_refused_before_anything_is_sent() {
         for bad in [
             "abc\ndef", "abc\rdef", "tök€n", "a\u{7f}b", "a b", "a\tb", "",
         ] {
             let config = TransportConfig::new("https://graph.microsoft.com", bad.into());
-            assert!(
-                matches!(Transport::new(config), Err(BuildError::InvalidToken)),
-                "{bad:?}"
-            );
+            assert!(config.tokens.current().await.is_err(), "{bad:?}");
         }
         let config = TransportConfig::new("https://graph.microsoft.com", "eyJ0.e30.sig".into());
-        assert!(Transport::new(config).is_ok());
+        assert!(config.tokens.current().await.is_ok());
     }
 }

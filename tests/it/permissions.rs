@@ -42,7 +42,12 @@ fn writes_always_refused_on_one_endpoint_stop_after_a_handful_and_the_other_endp
         }
     });
     let out = proxy
-        .mfactl(&["apply", "--no-batch", yaml.to_str().unwrap(), "--auto-approve"])
+        .mfactl(&[
+            "apply",
+            "--no-batch",
+            yaml.to_str().unwrap(),
+            "--auto-approve",
+        ])
         .output()
         .unwrap();
     let (err, report) = (stderr(&out), stdout(&out));
@@ -54,22 +59,36 @@ fn writes_always_refused_on_one_endpoint_stop_after_a_handful_and_the_other_endp
         err.contains("writing requirements (per-user MFA state): the token lacks Policy.ReadWrite.AuthenticationMethod"),
         "{err}"
     );
-    assert!(err.contains("Policy.ReadWrite.AuthenticationMethod with admin consent"), "{err}");
+    assert!(
+        err.contains("Policy.ReadWrite.AuthenticationMethod with admin consent"),
+        "{err}"
+    );
     // Every signInPreferences write landed; no requirements value moved.
     let now = scenario.tenant();
     for (row, user) in rows.iter().zip(&now.users) {
         assert_eq!(
-            Some(user.sign_in_preferences.is_system_preferred_authentication_method_enabled),
+            Some(
+                user.sign_in_preferences
+                    .is_system_preferred_authentication_method_enabled
+            ),
             row.system_preferred,
             "{}",
             row.user
         );
-        assert_ne!(Some(user.per_user_mfa_state), row.per_user_mfa_state, "{}", row.user);
+        assert_ne!(
+            Some(user.per_user_mfa_state),
+            row.per_user_mfa_state,
+            "{}",
+            row.user
+        );
     }
     // Only the users actually refused are failed; the rest are still planned, not failed.
     let failed = report.matches("failed").count();
     assert!(report.contains(&format!("{sent} failed")), "{report}");
-    assert!(report.contains(&format!("{} not reached", 120 - sent)), "{report} {failed}");
+    assert!(
+        report.contains(&format!("{} not reached", 120 - sent)),
+        "{report} {failed}"
+    );
     eprintln!("{err}\n{report}");
     // One message for the run, not a warning per user.
     assert!(err.matches("WARN").count() <= sent as usize + 1, "{err}");

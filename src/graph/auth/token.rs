@@ -25,6 +25,11 @@ enum Origin {
     Variable(SecretString),
     /// `--token-file`.
     File(PathBuf),
+    /// Handed over by the program itself (the in-process emulator's token, a test's).
+    Given {
+        token: SecretString,
+        label: &'static str,
+    },
 }
 
 /// The `token` source.
@@ -52,17 +57,25 @@ impl TokenCredential {
         Ok(TokenCredential { origin })
     }
 
+    /// A token the program hands over itself; `label` says where it came from in messages.
+    pub fn given(token: SecretString, label: &'static str) -> TokenCredential {
+        TokenCredential {
+            origin: Origin::Given { token, label },
+        }
+    }
+
     /// Where the token comes from, for messages.
     fn origin(&self) -> String {
         match &self.origin {
             Origin::Variable(_) => TOKEN_ENV.to_owned(),
             Origin::File(path) => format!("the file {}", printable(&path.to_string_lossy())),
+            Origin::Given { label, .. } => (*label).to_owned(),
         }
     }
 
     async fn read(&self) -> Result<SecretString, AuthError> {
         match &self.origin {
-            Origin::Variable(token) => Ok(token.clone()),
+            Origin::Variable(token) | Origin::Given { token, .. } => Ok(token.clone()),
             Origin::File(path) => {
                 use tokio::io::AsyncReadExt as _;
                 let unreadable = |reason: String| AuthError::Unreadable {
@@ -94,6 +107,7 @@ impl fmt::Debug for TokenCredential {
         let origin = match &self.origin {
             Origin::Variable(_) => TOKEN_ENV.to_owned(),
             Origin::File(path) => path.to_string_lossy().into_owned(),
+            Origin::Given { label, .. } => (*label).to_owned(),
         };
         f.debug_struct("TokenCredential")
             .field("origin", &origin)
@@ -110,6 +124,7 @@ impl Credential for TokenCredential {
     fn describe(&self) -> String {
         match &self.origin {
             Origin::Variable(_) => format!("token (from {TOKEN_ENV})"),
+            Origin::Given { label, .. } => format!("token ({label})"),
             Origin::File(path) => format!(
                 "token (from the file {}, read again on renewal)",
                 printable(&path.to_string_lossy())
@@ -137,6 +152,7 @@ impl Credential for TokenCredential {
                     fix: match self.origin {
                         Origin::Variable(_) => format!("export a new one in {TOKEN_ENV}"),
                         Origin::File(_) => "write a new one to the file".to_owned(),
+                        Origin::Given { .. } => "sign in again".to_owned(),
                     },
                 });
             }

@@ -1,0 +1,355 @@
+//! Sign-in on the command line: the flags every Graph command shares ([`AuthArgs`]),
+//! `mfactl login`, `mfactl logout` and `mfactl auth check`.
+//!
+//! Secrets never come from an argument: a client secret, a certificate's password and a token
+//! come from the environment, a file, or the device-code prompt; the flags here name only what
+//! is not secret (tenant, client id, file paths, the authority).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use clap::{Args, Subcommand};
+use miette::miette;
+
+use super::args::GraphArgs;
+use crate::engine::preflight::{self, Requirement};
+use crate::graph::Cloud;
+use crate::graph::auth::{self, AuthError, AuthSettings, Env, SourceKind, TokenProvider};
+use crate::graph::permissions::Resource;
+use crate::text::printable;
+
+/// Where the access token comes from; shared by every command that talks to Graph.
+#[derive(Clone, Debug, Default, Args)]
+pub struct AuthArgs {
+    /// Where the access token comes from (default: the first one configured, in this order:
+    /// token, secret, certificate, workload, managed, cli, device). `managed` is never guessed
+    /// on a VM (no probe of the metadata address): name it.
+    #[arg(long, value_enum, env = "MFACTL_AUTH", value_name = "SOURCE")]
+    pub auth: Option<SourceKind>,
+    /// The tenant to sign in to: its id or a verified domain (default: AZURE_TENANT_ID;
+    /// `mfactl login`: organizations).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// The application (client) id (default: AZURE_CLIENT_ID; `mfactl login`: Microsoft Graph
+    /// Command Line Tools, 14d82eec-204b-4c2f-b7e8-296a70dab67e).
+    #[arg(long, value_name = "GUID")]
+    pub client_id: Option<String>,
+    /// The app's certificate: PEM with its private key, or PKCS#12 (.pfx) whose password is in
+    /// AZURE_CLIENT_CERTIFICATE_PASSWORD (default: AZURE_CLIENT_CERTIFICATE_PATH).
+    #[arg(long, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// Read the bearer token from this file instead of MFACTL_ACCESS_TOKEN (read again each
+    /// time it must be renewed, so another process may refresh it).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The sign-in authority (default: AZURE_AUTHORITY_HOST, else the cloud's, e.g.
+    /// https://login.microsoftonline.us for usgov). https, or http to a loopback address.
+    #[arg(long, value_name = "URL")]
+    pub authority_host: Option<String>,
+    /// Where `mfactl login` keeps the refresh token (default: MFACTL_TOKEN_CACHE, else
+    /// ~/.cache/mfactl/token-cache.json); readable by you only.
+    #[arg(long, value_name = "FILE")]
+    pub token_cache: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The sign-in settings for a Graph at `graph_root` in `cloud`; `authority` is the
+    /// authority to use when neither the flag nor AZURE_AUTHORITY_HOST names one (the
+    /// emulator's own, when emulating).
+    pub fn settings(
+        &self,
+        cloud: Cloud,
+        graph_root: &str,
+        authority: Option<&str>,
+    ) -> AuthSettings {
+        // No IMDS probe: a laptop is not a VM, and a run must not send anything anywhere
+        // without being asked to. On an Azure VM, `--auth managed`.
+        let env = Env::from_process().with_imds_probe(None);
+        let mut settings = AuthSettings::new(cloud, graph_root, env);
+        settings.tenant = self.tenant.clone();
+        settings.client_id = self.client_id.clone();
+        settings.certificate_path = self.certificate.clone();
+        settings.token_file = self.token_file.clone();
+        settings.authority_host = self
+            .authority_host
+            .clone()
+            .or_else(|| authority.map(str::to_owned));
+        if let Some(cache) = &self.token_cache {
+            settings.cache_path = cache.clone();
+        }
+        settings
+    }
+
+    /// The credential source and a token provider over it.
+    pub fn provider(&self, settings: &AuthSettings) -> miette::Result<Arc<TokenProvider>> {
+        let credential = auth::choose(settings, self.auth).map_err(sign_in_error)?;
+        Ok(Arc::new(TokenProvider::new(credential)))
+    }
+}
+
+/// A sign-in failure as the command line shows it: the source's message, and a pointer to the
+/// README's recipes.
+pub fn sign_in_error(error: AuthError) -> miette::Report {
+    miette!(
+        help = "README.md, \"Sign in\", has a recipe per source; `mfactl auth check` shows \
+                what a token holds",
+        "sign-in failed: {error}"
+    )
+}
+
+/// Signs in now, before anything is sent to Graph, and says on stderr which source was used.
+pub async fn sign_in(tokens: &TokenProvider) -> miette::Result<()> {
+    tokens.current().await.map_err(sign_in_error)?;
+    eprintln!("Signed in with {}", tokens.describe());
+    Ok(())
+}
+
+/// Stops before the first request that would be refused, when the token's claims say it lacks
+/// a permission the run needs. Opaque tokens, and tokens that list no permission at all, are
+/// not judged (Graph will say).
+pub fn check_permissions(tokens: &TokenProvider, required: &[Requirement]) -> miette::Result<()> {
+    let Some(claims) = tokens.claims() else {
+        tracing::debug!("the token is opaque: its permissions are checked by Graph alone");
+        return Ok(());
+    };
+    let granted: Vec<&str> = claims
+        .roles
+        .iter()
+        .chain(&claims.scopes)
+        .map(String::as_str)
+        .collect();
+    if granted.is_empty() {
+        return Ok(());
+    }
+    let missing = preflight::missing(required, &granted);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = missing.iter().map(|r| r.need.least()).collect();
+    names.dedup();
+    let kind = if claims.roles.is_empty() {
+        "delegated permission (scope)"
+    } else {
+        "application permission"
+    };
+    Err(miette!(
+        help = format!(
+            "grant the app the {kind} {} with admin consent, or use a token that holds it; \
+             nothing was sent. `mfactl auth check --for MANIFEST` lists what a run needs",
+            names.join(" and ")
+        ),
+        "{} ({})",
+        preflight::render_missing(&missing),
+        tokens.describe()
+    ))
+}
+
+/// `mfactl login`, `logout`, `auth check`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The refresh-token cache to remove (default: MFACTL_TOKEN_CACHE, else
+    /// ~/.cache/mfactl/token-cache.json).
+    #[arg(long, value_name = "FILE")]
+    pub token_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Sign in, then print the cloud, tenant, client id, credential source, token expiry and
+    /// the permissions the token holds against those a run needs (never the token).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Compare with what planning and applying this manifest need (default: everything mfactl
+    /// can do with users).
+    #[arg(long = "for", value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub reading: super::plan::ManifestArgs,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+/// `mfactl login`: the device code flow; the refresh token goes to the cache file.
+pub async fn login(args: LoginArgs) -> miette::Result<u8> {
+    let root = args.graph.graph_root()?;
+    let settings = args.graph.auth.settings(args.graph.cloud, &root, None);
+    let outcome = auth::login(&settings, &mut |message| {
+        eprintln!("{}", printable(message));
+    })
+    .await
+    .map_err(sign_in_error)?;
+    let who = outcome.upn.as_deref().map_or_else(
+        || "Signed in".to_owned(),
+        |upn| format!("Signed in as {}", printable(upn)),
+    );
+    eprintln!(
+        "{who}; the refresh token is in {} (readable by you only; `mfactl logout` removes it).",
+        printable(&outcome.cache_path.to_string_lossy())
+    );
+    if !outcome.scopes.is_empty() {
+        eprintln!("Granted: {}", printable(&outcome.scopes.join(" ")));
+    }
+    if let Some(at) = outcome.expires_at {
+        eprintln!("The first access token expires {}.", when(at));
+    }
+    Ok(super::exit::OK)
+}
+
+/// `mfactl logout`: removes the cached refresh token.
+pub fn logout(args: &LogoutArgs) -> miette::Result<u8> {
+    let mut settings = AuthSettings::new(Cloud::Global, Cloud::Global.graph_root(), {
+        Env::from_process().with_imds_probe(None)
+    });
+    if let Some(cache) = &args.token_cache {
+        settings.cache_path = cache.clone();
+    }
+    match auth::logout(&settings).map_err(sign_in_error)? {
+        Some(path) => eprintln!(
+            "Signed out: removed {}.",
+            printable(&path.to_string_lossy())
+        ),
+        None => eprintln!(
+            "Not signed in: there is no {}.",
+            printable(&settings.cache_path.to_string_lossy())
+        ),
+    }
+    Ok(super::exit::OK)
+}
+
+/// `mfactl auth check`: what the token is and may do. Exit 1 when a needed permission is
+/// missing from the token's claims.
+pub async fn check(args: CheckArgs) -> miette::Result<u8> {
+    let manifest = args
+        .manifest
+        .as_deref()
+        .map(|path| super::plan::load_manifest(path, &args.reading))
+        .transpose()?;
+    let tenant = args.graph.load_emulated_tenant()?;
+    let connection = args.graph.connect(tenant, 0).await?;
+    let tokens = connection.client.transport().config().tokens.clone();
+    let claims = tokens.claims().unwrap_or_default();
+    let settings = &connection.auth;
+    let authority = settings
+        .as_ref()
+        .map(|s| s.authority().unwrap_or_else(|_| "(invalid)".to_owned()));
+    let show = |text: Option<&str>| {
+        text.map_or_else(|| "(unknown)".to_owned(), |t| printable(t).into_owned())
+    };
+    println!(
+        "Cloud:       {} (Graph {}{})",
+        clap::ValueEnum::to_possible_value(&args.graph.cloud)
+            .map_or_else(String::new, |v| v.get_name().to_owned()),
+        connection.client.transport().root(),
+        authority.map_or_else(String::new, |a| format!(", sign-in {a}"))
+    );
+    println!("Source:      {}", printable(&tokens.describe()));
+    println!("Tenant:      {}", show(claims.tenant_id.as_deref()));
+    println!("Client id:   {}", show(claims.app_id.as_deref()));
+    if let Some(upn) = &claims.upn {
+        println!("Signed in:   {} (delegated)", printable(upn));
+    }
+    println!(
+        "Expires:     {}",
+        claims
+            .expires_at
+            .map_or_else(|| "(not said: an opaque token)".to_owned(), when)
+    );
+    let (granted, kind) = if claims.roles.is_empty() {
+        (&claims.scopes, "scopes (delegated)")
+    } else {
+        (&claims.roles, "roles (application)")
+    };
+    if granted.is_empty() {
+        println!("Granted:     (the token lists no permission; Graph alone can say)");
+    } else {
+        println!("Granted:     {kind}: {}", printable(&granted.join(", ")));
+    }
+    let required = match &manifest {
+        Some(manifest) => {
+            let mut required = preflight::reads(manifest);
+            required.extend(preflight::possible_writes(manifest));
+            required
+        }
+        None => everything(),
+    };
+    let what = args.manifest.as_ref().map_or_else(
+        || "everything plan and apply can do".to_owned(),
+        |path| {
+            format!(
+                "planning and applying {}",
+                printable(&path.to_string_lossy())
+            )
+        },
+    );
+    println!("Needed for {what}:");
+    let mut missing = 0;
+    for requirement in &required {
+        let met = granted.is_empty() || requirement.need.is_met_by(granted);
+        missing += usize::from(!met);
+        println!(
+            "  {:<8} {:<40} {}",
+            if granted.is_empty() {
+                "?"
+            } else if met {
+                "ok"
+            } else {
+                "MISSING"
+            },
+            requirement.need.least(),
+            requirement.why
+        );
+    }
+    if let Some(emulator) = connection.emulator {
+        emulator.shutdown().await;
+    }
+    if missing > 0 {
+        eprintln!(
+            "{missing} needed permission{} missing from the token",
+            if missing == 1 { " is" } else { "s are" }
+        );
+        return Ok(super::exit::ERROR);
+    }
+    Ok(super::exit::OK)
+}
+
+/// Every access plan and apply may need, without a manifest.
+fn everything() -> Vec<Requirement> {
+    let requirement = |need, why: &str| Requirement {
+        need,
+        why: why.to_owned(),
+    };
+    vec![
+        requirement(
+            Resource::SignInPreferences.read(),
+            "reading signInPreferences and registered methods",
+        ),
+        requirement(Resource::Requirements.read(), "reading perUserMfaState"),
+        requirement(Resource::Users.read(), "resolving userPrincipalNames"),
+        requirement(
+            Resource::SignInPreferences.write(),
+            "changing preferredMethod and systemPreferred",
+        ),
+        requirement(Resource::Requirements.write(), "changing perUserMfaState"),
+    ]
+}
+
+/// `2026-11-23T15:40:00Z (in 59 min)`.
+fn when(at: SystemTime) -> String {
+    let stamp = jiff::Timestamp::try_from(at)
+        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+        .unwrap_or_else(|_| "(unreadable)".to_owned());
+    match at.duration_since(SystemTime::now()) {
+        Ok(left) => format!("{stamp} (in {} min)", left.as_secs() / 60),
+        Err(_) => format!("{stamp} (expired)"),
+    }
+}
