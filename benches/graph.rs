@@ -1198,6 +1198,7 @@ fn client_since(after: &TransportStats, before: &TransportStats) -> TransportSta
         paused_ms: after.paused_ms - before.paused_ms,
         longest_pause_ms: after.longest_pause_ms,
         settled_by_read: after.settled_by_read - before.settled_by_read,
+        renewals: after.renewals - before.renewals,
         outages: after.outages - before.outages,
     }
 }
