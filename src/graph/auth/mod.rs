@@ -212,5 +212,38 @@ fn abbreviate(id: &str) -> String {
     short
 }
 
+/// The largest token or assertion file read (they are a few kilobytes).
+const MAX_SECRET_FILE: u64 = 1 << 20;
+
+/// A token-bearing file's contents, trimmed, read now (such files are rewritten by whatever
+/// refreshes them, so they are read at each acquisition). `empty` says why an empty one may be.
+async fn read_secret_file(
+    kind: SourceKind,
+    what: &'static str,
+    path: &std::path::Path,
+    empty: &str,
+) -> Result<SecretString, AuthError> {
+    use tokio::io::AsyncReadExt as _;
+    let unreadable = |reason: String| AuthError::Unreadable {
+        kind,
+        what,
+        path: crate::text::printable(&path.to_string_lossy()).into_owned(),
+        reason,
+    };
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|error| unreadable(error.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_SECRET_FILE)
+        .read_to_string(&mut text)
+        .await
+        .map_err(|error| unreadable(error.to_string()))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(unreadable(format!("it is empty{empty}")));
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
 #[cfg(test)]
 mod tests;

@@ -17,9 +17,6 @@ use super::{AccessToken, AuthError, AuthSettings, Credential, SourceKind};
 use crate::graph::claims;
 use crate::text::printable;
 
-/// The largest token file read (tokens are a few kilobytes).
-const MAX_FILE: u64 = 1 << 20;
-
 enum Origin {
     /// `MFACTL_ACCESS_TOKEN`, as it was when the source was built.
     Variable(SecretString),
@@ -77,26 +74,7 @@ impl TokenCredential {
         match &self.origin {
             Origin::Variable(token) | Origin::Given { token, .. } => Ok(token.clone()),
             Origin::File(path) => {
-                use tokio::io::AsyncReadExt as _;
-                let unreadable = |reason: String| AuthError::Unreadable {
-                    kind: SourceKind::Token,
-                    what: "the token file",
-                    path: printable(&path.to_string_lossy()).into_owned(),
-                    reason,
-                };
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|error| unreadable(error.to_string()))?;
-                let mut text = String::new();
-                file.take(MAX_FILE)
-                    .read_to_string(&mut text)
-                    .await
-                    .map_err(|error| unreadable(error.to_string()))?;
-                let token = text.trim();
-                if token.is_empty() {
-                    return Err(unreadable("it is empty".to_owned()));
-                }
-                Ok(SecretString::from(token.to_owned()))
+                super::read_secret_file(SourceKind::Token, "the token file", path, "").await
             }
         }
     }

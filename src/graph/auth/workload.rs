@@ -17,9 +17,6 @@ use super::settings::FEDERATED_TOKEN_FILE_ENV;
 use super::{AccessToken, AuthError, AuthSettings, Credential, SourceKind};
 use crate::text::printable;
 
-/// The largest federated token file read (a JWT is a few kilobytes).
-const MAX_FILE: u64 = 1 << 20;
-
 /// The `workload` source.
 pub struct WorkloadCredential {
     app: AppIdentity,
@@ -59,28 +56,14 @@ impl fmt::Debug for WorkloadCredential {
 
 /// The federated token, trimmed, read now.
 async fn read_assertion(path: &Path) -> Result<SecretString, AuthError> {
-    use tokio::io::AsyncReadExt as _;
-    let unreadable = |reason: String| AuthError::Unreadable {
-        kind: SourceKind::Workload,
-        what: "the federated token file",
-        path: printable(&path.to_string_lossy()).into_owned(),
-        reason,
-    };
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|error| unreadable(error.to_string()))?;
-    let mut text = String::new();
-    file.take(MAX_FILE)
-        .read_to_string(&mut text)
-        .await
-        .map_err(|error| unreadable(error.to_string()))?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(unreadable(format!(
-            "it is empty (whatever fills {FEDERATED_TOKEN_FILE_ENV} has not written it yet)"
-        )));
-    }
-    Ok(SecretString::from(trimmed.to_owned()))
+    let empty = format!(" (whatever fills {FEDERATED_TOKEN_FILE_ENV} has not written it yet)");
+    super::read_secret_file(
+        SourceKind::Workload,
+        "the federated token file",
+        path,
+        &empty,
+    )
+    .await
 }
 
 impl Credential for WorkloadCredential {
