@@ -380,6 +380,17 @@ pub fn traffic_line(client: &GraphClient, elapsed: Duration) -> String {
             s.settled_by_read
         ));
     }
+    if s.renewals > 0 {
+        line.push_str(&format!(
+            "; {} {} again with a renewed token after a 401",
+            s.renewals,
+            if s.renewals == 1 {
+                "request sent"
+            } else {
+                "requests sent"
+            }
+        ));
+    }
     line
 }
 

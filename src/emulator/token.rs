@@ -12,7 +12,8 @@
 //! What it checks, and where that differs from Entra:
 //! - Tokens are RS256 JWTs shaped like Entra's v1 Graph tokens, signed with an RSA key made when
 //!   the emulator starts (so a token from another emulator is a foreign signature). Graph
-//!   tolerates some clock skew; the emulator, sharing the client's clock, allows none.
+//!   tolerates some clock skew; the emulator, sharing the client's clock, allows none beyond
+//!   the rest of a token's `exp` second (so a token lives at least its `expires_in`).
 //! - Certificate assertions are verified against the app's public certificate (PS256 or RS256,
 //!   found by `x5t#S256` or `x5t`). Entra accepts an assertion again within its lifetime (MSAL
 //!   reuses one for up to 9 minutes) and puts no limit on `exp`; the emulator does too, unless
@@ -228,8 +229,12 @@ impl SignIn {
         }
         let now = unix_now();
         let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+        // `iat` and `exp` are whole seconds, `iat` rounded down: a token issued at 100.9 with
+        // `expires_in` 2 has `exp` 102, yet the client was told it lives until 102.9. It is
+        // accepted through its `exp` second, so never refused before `expires_in` has passed
+        // (Graph's own leeway is minutes).
         match (number("exp"), number("nbf")) {
-            (Some(exp), nbf) if now < exp && nbf.is_none_or(|nbf| nbf <= now) => {}
+            (Some(exp), nbf) if now <= exp && nbf.is_none_or(|nbf| nbf <= now) => {}
             _ => return Err(Refusal::Lifetime),
         }
         if !text("aud").is_some_and(|aud| is_graph_resource(aud, root)) {

@@ -284,7 +284,9 @@ pub struct TransportStats {
     pub longest_pause_ms: u64,
     /// Writes whose answer was lost and that reading back showed done.
     pub settled_by_read: u64,
-    /// Tokens renewed after Graph answered 401 (renewals ahead of expiry are not counted).
+    /// Requests sent again with a renewed token after Graph answered 401 (each item of a
+    /// `$batch` refused as a whole counts, though the token was renewed once; renewals ahead of
+    /// expiry are not counted).
     pub renewals: u64,
     /// Times the connection to Graph was lost mid-run and probed until it came back.
     pub outages: u64,
@@ -664,7 +666,6 @@ impl Transport {
         let class = Class::from(purpose);
         let _permit = self.in_flight.acquire().await;
         let sign_in = |error| GraphError::SignIn(Box::new(error));
-        let mut bearer = self.config.tokens.current().await.map_err(sign_in)?;
         // Whether a 401 has renewed the token yet: a second 401 stands.
         let mut renewed = false;
         // During an outage the request waits here, as often as it takes, without spending its
@@ -681,6 +682,10 @@ impl Transport {
                         cause: stopped.cause,
                     })?;
             let sent_at = self.slot(class).await;
+            // The token is taken once the request may go, not before: the wait for the pacer
+            // (or an outage, or a 429's pause) can outlast a token, and one renewed after a
+            // 401 would otherwise be stale again by the time the request is sent a second time.
+            let bearer = self.config.tokens.current().await.map_err(sign_in)?;
             let client_request_id = uuid::Uuid::new_v4().to_string();
             self.counters.attempts.fetch_add(1, Ordering::Relaxed);
             self.counters.by_purpose[purpose.index()].fetch_add(1, Ordering::Relaxed);
@@ -717,9 +722,9 @@ impl Transport {
                 renewed = true;
                 debug!(path, "Graph answered 401: renewing the access token once");
                 match self.config.tokens.renew(&bearer).await {
-                    Ok(fresh) => {
+                    // Sent again with the provider's current token (this one, or a newer one).
+                    Ok(_) => {
                         self.counters.renewals.fetch_add(1, Ordering::Relaxed);
-                        bearer = fresh;
                         continue;
                     }
                     Err(AuthError::Refused { .. }) => {}

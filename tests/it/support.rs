@@ -39,7 +39,8 @@ impl Scenario {
         }
     }
 
-    fn emulator(&self) -> &Emulator {
+    /// The running emulator (its sign-in endpoints, `revoke_refresh_tokens`, ...).
+    pub fn emulator(&self) -> &Emulator {
         self.emulator.as_ref().expect("running")
     }
 
@@ -79,7 +80,7 @@ impl Scenario {
     /// The same command as a `std::process::Command`, to run several at once.
     pub fn std_command(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mfactl"));
-        for name in ["MFACTL_GRAPH_URL", "MFACTL_CLOUD", "MFACTL_LOG", "RUST_LOG"] {
+        for name in INHERITED {
             cmd.env_remove(name);
         }
         cmd.args(args)
@@ -125,14 +126,37 @@ impl Drop for Scenario {
     }
 }
 
+/// The variables of the developer's environment that could change what the binary does or
+/// where it signs in: tests set the ones they need.
+pub const INHERITED: &[&str] = &[
+    "MFACTL_ACCESS_TOKEN",
+    "MFACTL_GRAPH_URL",
+    "MFACTL_CLOUD",
+    "MFACTL_LOG",
+    "MFACTL_AUTH",
+    "MFACTL_TOKEN_CACHE",
+    "MFACTL_EMULATOR_TOKEN",
+    "RUST_LOG",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+];
+
 /// The binary, with nothing inherited that could change its behaviour.
 pub fn mfactl() -> Command {
     let mut cmd = Command::cargo_bin("mfactl").expect("binary built");
-    cmd.env_remove("MFACTL_ACCESS_TOKEN")
-        .env_remove("MFACTL_GRAPH_URL")
-        .env_remove("MFACTL_CLOUD")
-        .env_remove("MFACTL_LOG")
-        .env_remove("RUST_LOG");
+    for name in INHERITED {
+        cmd.env_remove(name);
+    }
     cmd
 }
 
