@@ -443,6 +443,9 @@ async fn no_log_line_at_any_level_shows_a_secret() {
         .with_writer(move || writer.clone())
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
+    // Other tests' threads may have cached a callsite's interest as "never" while no subscriber
+    // listened there: ask every callsite again, now that this one does.
+    tracing::callsite::rebuild_interest_cache();
 
     let access = |n: usize| {
         jwt(serde_json::json!({"secret": format!("access-token-payload-{n}-never-shown")}))
