@@ -11,5 +11,6 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod schemas;
+mod show;
 mod support;
 mod throughput;
