@@ -1,5 +1,5 @@
-//! JSON Schemas for the files people write and read: the manifest, the emulator's tenant file
-//! and the plan document. Generated from the Rust types (schemars) so they cannot drift; the
+//! JSON Schemas for the files people write and read: the manifest, the emulator's tenant file,
+//! the plan document and `mfactl show`'s document. Generated from the Rust types (schemars) so they cannot drift; the
 //! committed copies under `schemas/` are checked against these by a test.
 
 use schemars::{JsonSchema, schema_for};
@@ -61,6 +61,10 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (
             "plan.schema.json",
             schema_for!(crate::plan::Plan).to_value(),
+        ),
+        (
+            "show.schema.json",
+            schema_for!(crate::engine::show::ShowDocument).to_value(),
         ),
     ]
 }

@@ -20,7 +20,7 @@ use crate::graph::{
 /// never sent there).
 pub const EMULATOR_TOKEN_ENV: &str = "MFACTL_EMULATOR_TOKEN";
 
-/// Where plan and apply take the token from; shown in their `--help`.
+/// Where plan, apply and show take the token from; shown in their `--help`.
 pub const TOKEN_HELP: &str = "\
 Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth names:
   token        MFACTL_ACCESS_TOKEN, or --token-file FILE: a bearer token used as is
@@ -34,17 +34,18 @@ Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth
 Secrets come from the environment or files, never from an argument, and never reach a log.
 Reading needs UserAuthenticationMethod.Read.All and Policy.Read.All (User.Read.All for
 userPrincipalNames); writing needs UserAuthenticationMethod.ReadWrite.All and
-Policy.ReadWrite.AuthenticationMethod. With --emulate and a tenant file without an auth:
+Policy.ReadWrite.AuthenticationMethod. show also reads, best effort, the tenant policy and
+users' groups (User.Read.All). With --emulate and a tenant file without an auth:
 section no sign-in is needed (MFACTL_EMULATOR_TOKEN sets the token the emulator sees); its
 changes live in memory only and are lost when the command ends.";
 
-/// How plan and apply print their document on stdout.
+/// How plan, apply and show print their document on stdout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// A Terraform-like text plan.
+    /// Text for people (plan and apply: Terraform-like).
     #[default]
     Text,
-    /// The plan document of design.md.
+    /// A JSON document for scripts (plan and apply: design.md's plan document).
     Json,
 }
 

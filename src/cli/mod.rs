@@ -8,6 +8,7 @@ mod emulator;
 mod logging;
 mod output;
 mod plan;
+mod show;
 mod validate;
 
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check a manifest without contacting Graph.
     Validate(validate::ValidateArgs),
+    /// One or more users at a glance: the managed values, registered methods, usable choices,
+    /// and whether the tenant's system-preferred MFA policy covers them. Reads only.
+    Show(show::ShowArgs),
     /// Sign in as an admin at a terminal (device code); the refresh token is cached for the
     /// next runs (`--auth device`, or automatically when nothing else is configured).
     Login(auth::LoginArgs),
@@ -72,6 +76,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => with_runtime(|| plan::run(args)),
         Command::Apply(args) => with_runtime(|| apply::run(args)),
+        Command::Show(args) => with_runtime(|| show::run(args)),
         Command::Login(args) => with_runtime(|| auth::login(args)),
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),

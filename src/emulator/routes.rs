@@ -42,7 +42,7 @@ use super::state::{GraphError, TenantState};
 use super::throttle::{Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
-use super::{authentication, batch, identity, organization, policy, token, users};
+use super::{authentication, batch, identity, membership, organization, policy, token, users};
 use crate::graph::permissions::Resource;
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 
@@ -421,6 +421,8 @@ enum Route {
     Requirements(String),
     Methods(String),
     User(String),
+    /// `/users/{key}/transitiveMemberOf[/microsoft.graph.group]`.
+    MemberOf(String),
     Policy,
     Organization,
 }
@@ -433,6 +435,7 @@ impl Route {
             Route::Requirements(_) => Resource::Requirements,
             Route::Methods(_) => Resource::Methods,
             Route::User(_) => Resource::Users,
+            Route::MemberOf(_) => Resource::Membership,
             Route::Policy => Resource::Policy,
             Route::Organization => Resource::Organization,
         }
@@ -485,7 +488,7 @@ fn authorize(caller: &Caller, route: &Route, is_write: bool) -> Option<Answer> {
         Resource::SignInPreferences | Resource::Requirements | Resource::Methods => {
             ("accessDenied", "Request Authorization failed")
         }
-        Resource::Users | Resource::Organization | Resource::Policy => (
+        Resource::Users | Resource::Membership | Resource::Organization | Resource::Policy => (
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
         ),
@@ -741,6 +744,7 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
     let result = match route {
         Route::Organization => Ok(organization::get(state.tenant())),
         Route::User(key) => users::get(&state, &key),
+        Route::MemberOf(key) => membership::transitive_groups(&state, &key),
         Route::Policy => policy::answer(&mut state, patch),
         Route::SignInPreferences(key) => {
             authentication::sign_in_preferences(&mut state, &key, patch)
@@ -859,6 +863,11 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
                 "methods" => Ok(Route::Methods(key)),
                 _ => Err(segment_not_found(endpoint)),
             }
+        }
+        [member_of] | [member_of, "microsoft.graph.group"]
+            if member_of.eq_ignore_ascii_case("transitiveMemberOf") =>
+        {
+            Ok(Route::MemberOf(key))
         }
         [first, ..] => Err(segment_not_found(first)),
     }

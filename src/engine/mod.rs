@@ -7,6 +7,7 @@ mod fetch;
 mod journal;
 pub mod preflight;
 mod progress;
+pub mod show;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ pub use apply::apply;
 pub use fetch::{Tenant, identify_tenant, plan};
 pub use journal::{Journal, JournalError};
 pub use progress::Progress;
+pub use show::show;
 
 /// The calls the client has made so far, by kind, as the plan document counts them.
 pub fn calls(client: &GraphClient) -> crate::plan::Calls {

@@ -65,6 +65,39 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
     out
 }
 
+/// The reads `mfactl show` cannot do without, for the `named` users (already checked): the sign-in
+/// preferences, the per-user MFA state and the registered methods of each, and the UPN lookups
+/// when users are named by UPN. The tenant policy and the users' groups are read too, but best
+/// effort (a refusal there leaves a question open, it fails nothing), so they are not required.
+pub fn show_reads(named: &[String]) -> Vec<Requirement> {
+    let count = named.len() as u64;
+    let by_upn = named
+        .iter()
+        .filter(|user| uuid::Uuid::parse_str(user).is_err())
+        .count() as u64;
+    let mut out = vec![
+        Requirement {
+            need: Resource::SignInPreferences.read(),
+            why: format!("reading signInPreferences of {}", users(count)),
+        },
+        Requirement {
+            need: Resource::Requirements.read(),
+            why: format!("reading perUserMfaState of {}", users(count)),
+        },
+        Requirement {
+            need: Resource::Methods.read(),
+            why: format!("listing the registered methods of {}", users(count)),
+        },
+    ];
+    if by_upn > 0 {
+        out.push(Requirement {
+            need: Resource::Users.read(),
+            why: format!("resolving the userPrincipalName of {}", users(by_upn)),
+        });
+    }
+    out
+}
+
 /// The writes applying `plan` makes, per endpoint.
 pub fn writes(plan: &Plan) -> Vec<Requirement> {
     Endpoint::ALL

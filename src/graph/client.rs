@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use super::error::GraphError;
 use super::transport::{Purpose, Response, Transport};
 use super::wire::{
-    AuthenticationMethod, Collection, Organization, Requirements, SignInPreferences, UserIdentity,
+    AuthenticationMethod, AuthenticationMethodsPolicyRead, Collection, DirectoryObjectId,
+    Organization, Requirements, SignInPreferences, UserIdentity,
 };
 use crate::model::{Endpoint, MethodKind};
 
@@ -80,16 +81,79 @@ impl GraphClient {
     /// `GET .../authentication/methods`, following `@odata.nextLink`; method types this build
     /// does not know are skipped.
     pub async fn registered_methods(&self, user: &str) -> Result<Vec<MethodKind>, GraphError> {
-        let mut path = endpoint_path(user, "methods");
-        let mut kinds = Vec::new();
+        let mut kinds: Vec<MethodKind> = self
+            .authentication_methods(user)
+            .await?
+            .iter()
+            .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref()))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        Ok(kinds)
+    }
+
+    /// `GET .../authentication/methods`, following `@odata.nextLink`: every method Graph lists,
+    /// in its order, known to this build or not.
+    pub async fn authentication_methods(
+        &self,
+        user: &str,
+    ) -> Result<Vec<AuthenticationMethod>, GraphError> {
+        self.get_all(Purpose::Methods, endpoint_path(user, "methods"))
+            .await
+    }
+
+    /// `GET /beta/users/{user}?$select=id,userPrincipalName,displayName`: who a UPN or id is,
+    /// with the name people know them by.
+    pub async fn user_profile(&self, user: &str) -> Result<UserIdentity, GraphError> {
+        let path = format!(
+            "/beta/{}?$select=id,userPrincipalName,displayName",
+            user_segment(user)
+        );
+        self.get_json(Purpose::Identity, &path).await
+    }
+
+    /// `GET /beta/policies/authenticationMethodsPolicy`: the tenant's policy (the part mfactl
+    /// reads).
+    pub async fn authentication_methods_policy(
+        &self,
+    ) -> Result<AuthenticationMethodsPolicyRead, GraphError> {
+        self.get_json(Purpose::Read, "/beta/policies/authenticationMethodsPolicy")
+            .await
+    }
+
+    /// `GET /beta/users/{user}/transitiveMemberOf?$select=id`, following `@odata.nextLink`: the
+    /// object ids of every group the user is in, directly or through nested groups. Not the
+    /// `/microsoft.graph.group` cast: Graph documents OData casts on these relationships as
+    /// needing `ConsistencyLevel: eventual` and `$count`; the directory roles and administrative
+    /// units the plain list also holds are dropped here by their `@odata.type`.
+    pub async fn group_memberships(&self, user: &str) -> Result<Vec<String>, GraphError> {
+        let path = format!(
+            "/beta/{}/transitiveMemberOf?$select=id&$top=999",
+            user_segment(user)
+        );
+        let objects: Vec<DirectoryObjectId> = self.get_all(Purpose::Read, path).await?;
+        Ok(objects
+            .into_iter()
+            .filter(|object| {
+                object
+                    .odata_type
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case("#microsoft.graph.group"))
+            })
+            .map(|group| group.id)
+            .collect())
+    }
+
+    /// Every item of a collection, following `@odata.nextLink` on the same origin only.
+    async fn get_all<T: DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        mut path: String,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut items = Vec::new();
         loop {
-            let page: Collection<AuthenticationMethod> =
-                self.get_json(Purpose::Methods, &path).await?;
-            kinds.extend(
-                page.value
-                    .iter()
-                    .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())),
-            );
+            let page: Collection<T> = self.get_json(purpose, &path).await?;
+            items.extend(page.value);
             match page.next_link {
                 Some(next) => {
                     path = self.relative(&next).ok_or_else(|| GraphError::Decode {
@@ -102,12 +166,9 @@ impl GraphClient {
                         request_id: None,
                     })?
                 }
-                None => break,
+                None => return Ok(items),
             }
         }
-        kinds.sort();
-        kinds.dedup();
-        Ok(kinds)
     }
 
     /// `PATCH .../authentication/{endpoint}` with exactly `body`.

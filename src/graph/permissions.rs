@@ -23,6 +23,8 @@ pub enum Resource {
     Policy,
     /// `/users/{upn}?$select=id` and user listings.
     Users,
+    /// `/users/{id}/transitiveMemberOf`: the groups a user is in.
+    Membership,
     /// `/organization`.
     Organization,
 }
@@ -58,6 +60,7 @@ impl Resource {
             Resource::Methods => "authentication/methods (registered methods)",
             Resource::Policy => "authenticationMethodsPolicy",
             Resource::Users => "users (UPN to object id)",
+            Resource::Membership => "transitiveMemberOf (a user's groups)",
             Resource::Organization => "organization (tenant name)",
         }
     }
@@ -104,6 +107,17 @@ impl Need {
                 "Directory.ReadWrite.All",
             ],
             (Users, Write) => &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+            // Another user's memberships, as an application: User.Read.All is the least; Graph
+            // lists the group and directory permissions as higher ones.
+            (Membership, Read) => &[
+                "User.Read.All",
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "User.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            (Membership, Write) => &["GroupMember.ReadWrite.All", "Directory.ReadWrite.All"],
             (Organization, Read) => &[
                 "Organization.Read.All",
                 "Organization.ReadWrite.All",

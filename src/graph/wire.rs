@@ -28,24 +28,105 @@ pub struct Requirements {
     pub per_user_mfa_state: Option<String>,
 }
 
-/// One item of `GET /beta/users/{user}/authentication/methods`; only what mfactl reads.
+/// One item of `GET /beta/users/{user}/authentication/methods`; only what mfactl reads: the
+/// type, and the few properties `mfactl show` labels a method with. Secrets are never read
+/// (softwareOath's `secretKey`, a Temporary Access Pass's `temporaryAccessPass`): serde skips
+/// every property not named here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthenticationMethod {
     #[serde(rename = "@odata.type")]
     pub odata_type: String,
     #[serde(default)]
     pub id: String,
-    #[serde(rename = "phoneType", default, skip_serializing_if = "Option::is_none")]
+    /// phoneAuthenticationMethod: `mobile`, `alternateMobile` or `office`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_type: Option<String>,
+    /// phoneAuthenticationMethod: `+{country code} {number}x{extension}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// The device's name (Authenticator, Windows Hello for Business), or the name the user gave
+    /// a FIDO2 key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// fido2AuthenticationMethod: the manufacturer's model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// emailAuthenticationMethod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_address: Option<String>,
+    /// temporaryAccessPassAuthenticationMethod: whether the pass can be used now, and why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_usable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method_usability_reason: Option<String>,
 }
 
-/// `GET /beta/users/{user}?$select=id,userPrincipalName`.
+/// `GET /beta/users/{user}?$select=id,userPrincipalName[,displayName]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity {
     pub id: String,
     #[serde(default)]
     pub user_principal_name: Option<String>,
+    /// Only when selected (`mfactl show`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// `GET /beta/policies/authenticationMethodsPolicy`: the part `mfactl show` reads (graph-api.md
+/// §4). Other sub-objects are not deserialised here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationMethodsPolicyRead {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_credential_preferences: Option<SystemCredentialPreferences>,
+}
+
+/// `systemCredentialPreferences`: system-preferred MFA for the tenant. `state` stays a string
+/// (`default`, `enabled`, `disabled`, or a value newer than this build).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemCredentialPreferences {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub include_targets: Vec<PolicyTarget>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub exclude_targets: Vec<PolicyTarget>,
+}
+
+/// An include or exclude target: a group's object id or the literal `all_users`, or a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyTarget {
+    pub id: String,
+    /// `group` or `user`.
+    #[serde(default)]
+    pub target_type: Option<String>,
+}
+
+/// An item of a directory-object collection read for its id alone
+/// (`.../transitiveMemberOf?$select=id`): Graph still says what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryObjectId {
+    pub id: String,
+    /// `#microsoft.graph.group`, `#microsoft.graph.directoryRole`, ...
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub odata_type: Option<String>,
+}
+
+/// A list Graph may send as `null`.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// One item of `GET /beta/organization`: the tenant.

@@ -1,8 +1,13 @@
-//! Renderers: the plan or apply report as text (for people) or JSON (for machines).
-//! They only format; they never decide what is in a plan.
+//! Renderers: the plan or apply report, and `mfactl show`'s document, as text (for people) or
+//! JSON (for machines); one file per document and format. They only format; they never decide
+//! what is in a plan or a view.
 
+mod show_json;
+mod show_text;
 mod text;
 
+pub use show_json::render_show_json;
+pub use show_text::render_show_text;
 pub use text::{render_apply_text, render_plan_text};
 
 use crate::plan::Plan;

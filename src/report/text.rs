@@ -8,13 +8,22 @@ use crate::text::printable;
 /// `Tenant contoso.onmicrosoft.com (9c0e…) at https://graph.microsoft.com`: which directory a
 /// plan is about, before anything else (an admin with two tenants must never have to guess).
 pub fn tenant_line(plan: &Plan) -> String {
-    let tenant = match (&plan.tenant_domain, &plan.tenant_id) {
+    tenant_line_for(
+        &plan.graph,
+        plan.tenant_id.as_deref(),
+        plan.tenant_domain.as_deref(),
+    )
+}
+
+/// [`tenant_line`] from its parts (for documents other than plans).
+pub fn tenant_line_for(graph: &str, id: Option<&str>, domain: Option<&str>) -> String {
+    let tenant = match (domain, id) {
         (Some(domain), Some(id)) => format!("{} ({})", printable(domain), printable(id)),
         (Some(domain), None) => printable(domain).into_owned(),
         (None, Some(id)) => printable(id).into_owned(),
         (None, None) => "unknown (the token may not read /organization)".to_owned(),
     };
-    format!("Tenant {tenant} at {}", plan.graph)
+    format!("Tenant {tenant} at {graph}")
 }
 
 /// The plan as people read it: the tenant, one block per user not in sync, then the `Plan:`

@@ -11,6 +11,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod schemas;
+mod show;
 mod signin;
 mod support;
 mod throughput;

@@ -1,0 +1,102 @@
+//! `mfactl show USER...`: one user at a glance — the three managed values, what Graph reports,
+//! the registered methods, which preferred methods are usable, and the tenant policy's verdict.
+//! Reads only. Every user name is checked before anything is sent.
+
+use std::time::Instant;
+
+use clap::Args;
+use miette::miette;
+
+use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
+use super::exit;
+use super::output;
+use crate::engine::{self, preflight};
+use crate::manifest::check_user;
+use crate::report;
+use crate::text::printable;
+
+#[derive(Debug, Args)]
+#[command(after_help = TOKEN_HELP)]
+pub struct ShowArgs {
+    /// The users to show: userPrincipalName or object id (GUID), one or more.
+    #[arg(value_name = "USER", required = true, num_args = 1..)]
+    pub users: Vec<String>,
+    /// How to print: text for people, or JSON for scripts (schemas/show.schema.json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+/// The users as given (trimmed), or every invalid one at once; nothing is sent either way.
+fn checked_users(given: &[String]) -> miette::Result<Vec<String>> {
+    let users: Vec<String> = given.iter().map(|u| u.trim().to_owned()).collect();
+    let problems: Vec<String> = users
+        .iter()
+        .filter_map(|user| check_user(user).err())
+        .map(|problem| problem.to_string())
+        .collect();
+    match problems.as_slice() {
+        [] => Ok(users),
+        [one] => Err(miette!(help = "nothing was sent", "{one}")),
+        many => Err(miette!(
+            help = "nothing was sent",
+            "{} user names are not valid:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        )),
+    }
+}
+
+pub async fn run(args: ShowArgs) -> miette::Result<u8> {
+    // Everything that can be checked offline is, before the first request.
+    let users = checked_users(&args.users)?;
+    args.graph.graph_root()?;
+    let tenant = args.graph.load_emulated_tenant()?;
+    let connection = args.graph.connect(tenant, users.len() as u64).await?;
+    super::auth::check_permissions(connection.tokens(), &preflight::show_reads(&users))?;
+    let started = Instant::now();
+    let shown = async {
+        let tenant = connection.identify().await?;
+        let mut document = engine::show(&connection.client, &users, connection.concurrency)
+            .await
+            .map_err(|error| connection.stop(error))?;
+        document.tenant_id = tenant.id;
+        document.tenant_domain = tenant.domain;
+        Ok::<_, miette::Report>(document)
+    }
+    .await;
+    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
+    if let Some(emulator) = connection.emulator {
+        emulator.shutdown().await;
+    }
+    let document = shown?;
+
+    output::to_stdout(|stdout| match args.format {
+        OutputFormat::Text => report::render_show_text(&document, stdout),
+        OutputFormat::Json => report::render_show_json(&document, stdout),
+    })?;
+    if document.all_found() {
+        return Ok(exit::OK);
+    }
+    // Said on stderr too: with --format json the reason would otherwise be inside the document.
+    let missing: Vec<String> = document
+        .users
+        .iter()
+        .filter(|u| u.status != engine::show::ViewStatus::Found)
+        .map(|u| {
+            let what = match u.status {
+                engine::show::ViewStatus::NotFound => "not found",
+                _ => "could not be read",
+            };
+            format!("{} ({what})", printable(&u.user))
+        })
+        .collect();
+    eprintln!(
+        "error: {} of {} users not shown: {}",
+        missing.len(),
+        document.summary.users,
+        missing.join(", ")
+    );
+    Ok(exit::ERROR)
+}
