@@ -357,11 +357,10 @@ impl Tenant {
 
 impl TenantUser {
     /// Whether the user has a registered method that counts for MFA (anything but a password
-    /// or an email address) — the condition under which Graph promotes `enabled` to `enforced`.
+    /// or an email address, [`MethodKind::counts_for_mfa`]) — the condition under which Graph
+    /// promotes `enabled` to `enforced`, and the one mfactl's planner applies.
     pub fn has_mfa_method(&self) -> bool {
-        self.methods
-            .iter()
-            .any(|m| !matches!(m, MethodKind::Password | MethodKind::Email))
+        MethodKind::any_for_mfa(&self.methods)
     }
 }
 
