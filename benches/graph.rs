@@ -1158,7 +1158,7 @@ fn assert_converged(desired: &[DesiredUser], tenant: &Tenant) -> usize {
         }
         if let Some(state) = want.per_user_mfa_state {
             assert!(
-                state.is_met_by(user.per_user_mfa_state),
+                state.is_met_by(user.per_user_mfa_state, user.has_mfa_method()),
                 "{}: {state} wanted, {} live",
                 want.user,
                 user.per_user_mfa_state

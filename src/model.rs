@@ -103,11 +103,19 @@ graph_enum! {
 }
 
 impl PerUserMfaState {
-    /// Whether a live state satisfies this desired state. Desired `enabled` is met by live
-    /// `enforced`: Graph promotes an enabled user who has a registered method to enforced by
-    /// itself, so writing `enabled` again would be a write that changes nothing, every run.
-    pub fn is_met_by(self, live: PerUserMfaState) -> bool {
-        self == live || (self == PerUserMfaState::Enabled && live == PerUserMfaState::Enforced)
+    /// Whether a live state satisfies this desired state, for a user who has (`has_mfa_method`)
+    /// or has not registered an MFA method ([`MethodKind::counts_for_mfa`]).
+    ///
+    /// Desired `enabled` is met by live `enforced` only for a user with a registered MFA method:
+    /// Graph promotes such a user from enabled to enforced by itself, so writing `enabled` would
+    /// change nothing, every run. A user without one stays `enabled` when it is written (Graph
+    /// promotes at registration), so `enforced` live is a real difference for them: they would
+    /// be refused at sign-in instead of being asked to register.
+    pub fn is_met_by(self, live: PerUserMfaState, has_mfa_method: bool) -> bool {
+        self == live
+            || (self == PerUserMfaState::Enabled
+                && live == PerUserMfaState::Enforced
+                && has_mfa_method)
     }
 }
 
@@ -159,17 +167,34 @@ impl Field {
 }
 
 impl MethodKind {
+    /// Whether a registered method of this kind counts for MFA: anything but a password or an
+    /// email address (email is for self-service password reset only). This is the condition
+    /// under which Graph promotes a per-user `enabled` to `enforced`, shared by the planner
+    /// ([`PerUserMfaState::is_met_by`]) and the emulator, so that both sides agree.
+    pub fn counts_for_mfa(self) -> bool {
+        !matches!(self, MethodKind::Password | MethodKind::Email)
+    }
+
+    /// Whether any of `methods` counts for MFA ([`MethodKind::counts_for_mfa`]).
+    pub fn any_for_mfa(methods: &[MethodKind]) -> bool {
+        methods.iter().any(|m| m.counts_for_mfa())
+    }
+
     /// The method kind for a Graph `@odata.type` (and `phoneType` for phones), as in
-    /// graph-api.md §3. Unknown types yield `None` and are ignored.
+    /// graph-api.md §3. Unknown types yield `None` and are ignored, and so does a phone whose
+    /// `phoneType` is missing or not `mobile`, `alternateMobile` or `office` (compared without
+    /// regard to case): guessing "mobile" would make `sms` and `voiceMobile` look usable on a
+    /// phone that may not take them.
     pub fn from_odata(odata_type: &str, phone_type: Option<&str>) -> Option<MethodKind> {
         let short = odata_type
             .strip_prefix("#microsoft.graph.")
             .unwrap_or(odata_type);
         Some(match short {
-            "phoneAuthenticationMethod" => match phone_type.unwrap_or("mobile") {
+            "phoneAuthenticationMethod" => match phone_type? {
+                p if p.eq_ignore_ascii_case("mobile") => MethodKind::MobilePhone,
                 p if p.eq_ignore_ascii_case("alternateMobile") => MethodKind::AlternateMobilePhone,
                 p if p.eq_ignore_ascii_case("office") => MethodKind::OfficePhone,
-                _ => MethodKind::MobilePhone,
+                _ => return None,
             },
             "microsoftAuthenticatorAuthenticationMethod" => MethodKind::MicrosoftAuthenticator,
             "softwareOathAuthenticationMethod" => MethodKind::SoftwareOath,
@@ -240,10 +265,38 @@ mod tests {
     }
 
     #[test]
-    fn enabled_is_met_by_enforced_but_not_the_reverse() {
-        assert!(PerUserMfaState::Enabled.is_met_by(PerUserMfaState::Enforced));
-        assert!(!PerUserMfaState::Enforced.is_met_by(PerUserMfaState::Enabled));
-        assert!(!PerUserMfaState::Disabled.is_met_by(PerUserMfaState::Enforced));
+    fn enabled_is_met_by_enforced_only_with_an_mfa_method() {
+        use PerUserMfaState::*;
+        assert!(Enabled.is_met_by(Enforced, true));
+        assert!(!Enabled.is_met_by(Enforced, false));
+        assert!(!Enforced.is_met_by(Enabled, true));
+        assert!(!Disabled.is_met_by(Enforced, true));
+        for state in PerUserMfaState::ALL {
+            assert!(state.is_met_by(*state, false) && state.is_met_by(*state, true));
+        }
+    }
+
+    #[test]
+    fn password_and_email_are_not_mfa_methods() {
+        use MethodKind as M;
+        assert!(!M::any_for_mfa(&[M::Password, M::Email]));
+        assert!(M::any_for_mfa(&[M::Email, M::OfficePhone]));
+        assert!(M::ALL.iter().filter(|m| !m.counts_for_mfa()).count() == 2);
+    }
+
+    #[test]
+    fn an_unrecognised_phone_type_is_not_a_mobile_phone() {
+        let phone = "#microsoft.graph.phoneAuthenticationMethod";
+        assert_eq!(
+            MethodKind::from_odata(phone, Some("MOBILE")),
+            Some(MethodKind::MobilePhone)
+        );
+        assert_eq!(
+            MethodKind::from_odata(phone, Some("unknownFutureValue")),
+            None
+        );
+        assert_eq!(MethodKind::from_odata(phone, Some("")), None);
+        assert_eq!(MethodKind::from_odata(phone, None), None);
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub(super) fn is_batch_path(path: &str) -> bool {
 struct Item<'a> {
     id: &'a str,
     method: Method,
-    /// The item's `url` under `/beta`, without its query.
-    path: String,
+    /// The item's `url` under `/beta`, with its query string.
+    target: String,
     body: Vec<u8>,
     low_priority: bool,
 }
@@ -98,11 +98,7 @@ pub(super) fn batch(
                 "Invalid method '{method}' in batch request '{id}'."
             ));
         };
-        let path = url
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches('/');
+        let url = url.trim_start_matches('/');
         let body = item
             .get("body")
             .map(|b| b.to_string().into_bytes())
@@ -110,7 +106,7 @@ pub(super) fn batch(
         parsed.push(Item {
             id,
             method,
-            path: format!("/beta/{path}"),
+            target: format!("/beta/{url}"),
             body,
             low_priority: item_is_low_priority(item),
         });
@@ -122,7 +118,7 @@ pub(super) fn batch(
     for Item {
         id,
         method,
-        path,
+        target,
         body,
         low_priority,
     } in parsed
@@ -130,11 +126,12 @@ pub(super) fn batch(
         if low_priority {
             shared.count_low_priority();
         }
-        let mut answer = if is_batch_path(&path) {
+        let path = target.split('?').next().unwrap_or_default();
+        let mut answer = if is_batch_path(path) {
             bad("A batch cannot hold another batch.".to_owned())
         } else {
             injected_failure(shared, &method)
-                .unwrap_or_else(|| metered(shared, &method, &path, &body, credential))
+                .unwrap_or_else(|| metered(shared, &method, &target, &body, credential))
         };
         count(shared, &method, &answer);
         let mut headers = serde_json::Map::new();

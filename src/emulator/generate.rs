@@ -140,9 +140,7 @@ impl Tenant {
                 format!("{first}.{last}{number:04}@{domain}")
             };
             let methods = methods(&mut rng);
-            let has_mfa = methods
-                .iter()
-                .any(|m| !matches!(m, MethodKind::Password | MethodKind::Email));
+            let has_mfa = MethodKind::any_for_mfa(&methods);
             let preferred = preferred(&mut rng, &methods);
             let system_preferred = rng.random_bool(0.6);
             // Graph promotes `enabled` to `enforced` once a method is registered, so `enabled`

@@ -10,7 +10,7 @@
 //! It must not be a second implementation of mfactl's logic: it holds state and applies Graph's
 //! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
 //! pipeline, and one module per Graph resource: `users`, `membership`, `authentication`, `policy`,
-//! [`organization`], `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant
+//! `groups`, [`organization`], `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant
 //! generator in [`generate`]. When the tenant file has an `auth` section it also signs in like
 //! Entra ID: [`token`] (token and device-code endpoints, the tokens and their check) and
 //! `identity` (IMDS and App Service managed identity), with app certificates read by
@@ -20,6 +20,7 @@ mod authentication;
 mod batch;
 pub mod certificate;
 pub mod generate;
+mod groups;
 mod identity;
 mod membership;
 pub mod organization;

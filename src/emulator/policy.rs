@@ -1,7 +1,9 @@
 //! `/beta/policies/authenticationMethodsPolicy` (graph-api.md §4): the tenant-wide policy whose
 //! system-credential preferences, registration campaign and suspicious-activity settings mfactl
-//! manages. GET answers the whole policy; PATCH merges the sub-objects sent and answers 200 with
-//! the whole policy, as Graph does. The merge rules live in [`super::state`], not here.
+//! manages. GET answers the whole policy (Graph's defaults for whatever the tenant file leaves
+//! out); PATCH checks the body, merges the sub-objects sent, moves `lastModifiedDateTime` and
+//! answers 200 with the whole policy, as Graph does; a refused PATCH (400 `badRequest`) changes
+//! nothing. The rules live in [`super::state::policy`], not here.
 
 use axum::http::StatusCode;
 use serde_json::Value;

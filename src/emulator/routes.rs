@@ -9,9 +9,9 @@
 //! failure (503, nothing else happens), authentication (401), routing (404/405), authorization
 //! (403), throttling (429, charged but no state change), then the state operation. Only the last
 //! step may change state, and it belongs to one module per Graph resource (`users`,
-//! `authentication`, `policy`, [`super::organization`]); `POST /beta/$batch` (`batch`) runs each
-//! item through the same routing, authorization, throttling and state steps, so batching saves
-//! round trips but not quota, as on Graph. This module must not hold Graph's data rules; those
+//! `authentication`, `policy`, `groups`, [`super::organization`]); `POST /beta/$batch` (`batch`)
+//! runs each item through the same routing, authorization, throttling and state steps, so
+//! batching saves round trips but not quota, as on Graph. This module must not hold Graph's data rules; those
 //! live in [`super::state`].
 //!
 //! Authentication and authorization depend on the tenant file. Without an `auth` section any
@@ -42,7 +42,9 @@ use super::state::{GraphError, TenantState};
 use super::throttle::{Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
-use super::{authentication, batch, identity, membership, organization, policy, token, users};
+use super::{
+    authentication, batch, groups, identity, membership, organization, policy, token, users,
+};
 use crate::graph::permissions::Resource;
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
 
@@ -425,6 +427,8 @@ enum Route {
     MemberOf(String),
     Policy,
     Organization,
+    /// The groups collection (its query options go to [`groups::list`]).
+    Groups,
 }
 
 impl Route {
@@ -438,6 +442,7 @@ impl Route {
             Route::MemberOf(_) => Resource::Membership,
             Route::Policy => Resource::Policy,
             Route::Organization => Resource::Organization,
+            Route::Groups => Resource::Groups,
         }
     }
 }
@@ -488,7 +493,11 @@ fn authorize(caller: &Caller, route: &Route, is_write: bool) -> Option<Answer> {
         Resource::SignInPreferences | Resource::Requirements | Resource::Methods => {
             ("accessDenied", "Request Authorization failed")
         }
-        Resource::Users | Resource::Membership | Resource::Organization | Resource::Policy => (
+        Resource::Users
+        | Resource::Membership
+        | Resource::Organization
+        | Resource::Groups
+        | Resource::Policy => (
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
         ),
@@ -551,7 +560,10 @@ fn handle(
         }
         return answer;
     }
-    let answer = metered(shared, method, uri.path(), body, &credential);
+    let target = uri
+        .path_and_query()
+        .map_or(uri.path(), |target| target.as_str());
+    let answer = metered(shared, method, target, body, &credential);
     count(shared, method, &answer);
     answer
 }
@@ -628,18 +640,23 @@ fn roll_failure(shared: &Shared, rate: f64) -> Option<Answer> {
 }
 
 /// Routing, authorization, throttling and the state operation: what one Graph call (alone or
-/// batched) costs and answers. A refused token (possible only for a batch item) answers 401
-/// before routing, as it would for the call sent alone.
+/// batched) costs and answers. `target` is the path under the root with its query string, if
+/// any. A refused token (possible only for a batch item) answers 401 before routing, as it would
+/// for the call sent alone.
 pub(super) fn metered(
     shared: &Shared,
     method: &Method,
-    path: &str,
+    target: &str,
     body: &[u8],
     credential: &Credential,
 ) -> Answer {
     if let Credential::Refused(refusal) = credential {
         return unauthenticated(refusal.message());
     }
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
     let route = match parse_route(path) {
         Ok(route) => route,
         Err(answer) => return answer,
@@ -703,7 +720,7 @@ pub(super) fn metered(
         )
         .header("x-ms-throttle-information", limit.information())
     } else {
-        serve(shared, method, route, body)
+        serve(shared, method, route, query, body)
     };
 
     match verdict {
@@ -721,7 +738,13 @@ pub(super) fn metered(
 }
 
 /// The state operation for an admitted request, handed to the module of its resource.
-fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer {
+fn serve(
+    shared: &Shared,
+    method: &Method,
+    route: Route,
+    query: Option<&str>,
+    body: &[u8],
+) -> Answer {
     let patch_body = if *method == Method::PATCH {
         match serde_json::from_slice::<Value>(body) {
             Ok(value) => Some(value),
@@ -739,10 +762,11 @@ fn serve(shared: &Shared, method: &Method, route: Route, body: &[u8]) -> Answer 
 
     let mut state = shared.lock_state();
     let patch = patch_body.as_ref();
-    // Routing already answered 405 to a PATCH of a read-only resource (organization, user), so
-    // their handlers only read.
+    // Routing already answered 405 to a PATCH of a read-only resource (organization, user,
+    // groups), so their handlers only read.
     let result = match route {
         Route::Organization => Ok(organization::get(state.tenant())),
+        Route::Groups => Ok(groups::list(&state, query)),
         Route::User(key) => users::get(&state, &key),
         Route::MemberOf(key) => membership::transitive_groups(&state, &key),
         Route::Policy => policy::answer(&mut state, patch),
@@ -848,6 +872,7 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
         [organization] if organization.eq_ignore_ascii_case("organization") => {
             return Ok(Route::Organization);
         }
+        [groups] if groups.eq_ignore_ascii_case("groups") => return Ok(Route::Groups),
         [first, ..] => return Err(segment_not_found(first)),
         [] => return Err(segment_not_found("beta")),
     };
@@ -944,6 +969,7 @@ mod tests {
             parse_route("/beta/policies/authenticationMethodsPolicy"),
             Ok(Route::Policy)
         );
+        assert_eq!(parse_route("/beta/groups"), Ok(Route::Groups));
     }
 
     #[test]

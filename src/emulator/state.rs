@@ -2,15 +2,18 @@
 //! changing it.
 //!
 //! It exists to keep Graph's semantics (what a PATCH accepts, the `enabled` → `enforced`
-//! promotion, which method is "system preferred", what `/methods` lists) in plain functions that
-//! tests can call without a socket. It must not know about HTTP beyond the status code and the
+//! promotion, which method is "system preferred", what `/methods` lists, which groups a name
+//! finds) in plain functions that tests can call without a socket; the authentication methods
+//! policy's rules, being many, live in the child module [`policy`]. It must not know about HTTP beyond the status code and the
 //! Graph error code each failure maps to; throttling, latency and faults happen before it is called.
+
+pub mod policy;
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::tenant::{Tenant, TenantUser};
+use super::tenant::{Group, Tenant, TenantUser};
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
 
 /// A refusal in Graph's terms: HTTP status, Graph `code`, human message.
@@ -52,27 +55,39 @@ pub struct TenantState {
     by_upn: HashMap<String, usize>,
 }
 
-/// Graph's casing for `systemPreferredAuthenticationMethod`, strongest first.
+/// The read-only `systemPreferredAuthenticationMethod` Graph reports in signInPreferences: the
+/// strongest registered method in Microsoft's documented order, in Graph's spelling for it, or
+/// `None` when no registered method is a second factor.
 ///
-/// Microsoft documents the system-preferred order as passkey (FIDO2), Authenticator push,
-/// TOTP (OATH), SMS, voice. Temporary Access Pass, Windows Hello, email and password never
-/// appear here: they are not second factors Graph would prompt for at sign-in.
+/// The order is Microsoft's ("How does system-preferred MFA determine the most secure method?",
+/// Entra docs, 2025): Temporary Access Pass, passkey (FIDO2), external methods, Authenticator
+/// notifications, TOTP (hardware or software OATH), telephony (SMS, then voice),
+/// certificate-based authentication. External methods and certificates are not in the tenant
+/// file's vocabulary; Windows Hello, email and password are not second factors and never appear.
+/// Within TOTP, hardware comes before software, and within telephony SMS over a mobile comes
+/// before voice, as the older, itemised version of that list put them.
+///
+/// The property is undocumented, and so is its vocabulary, which is the legacy MFA one rather
+/// than `userPreferredMethodForSecondaryAuthentication`'s. The spellings are those seen in real
+/// responses and in tools that read them (see the README's emulator section): `Sms` (a published
+/// response), `Fido2`, `HardwareOTP`, `SoftwareOTP`, `PhoneAppNotification`; `Voice` for a
+/// voice-only phone and `TemporaryAccessPass` are the spellings such tools expect, not seen in a
+/// response.
 fn system_preferred(methods: &[MethodKind]) -> Option<&'static str> {
     use MethodKind as M;
-    let has = |kinds: &[MethodKind]| methods.iter().any(|m| kinds.contains(m));
-    if has(&[M::Fido2]) {
-        Some("Fido2")
-    } else if has(&[M::MicrosoftAuthenticator]) {
-        Some("Push")
-    } else if has(&[M::SoftwareOath, M::HardwareOath]) {
-        Some("Oath")
-    } else if has(&[M::MobilePhone]) {
-        Some("Sms")
-    } else if has(&[M::AlternateMobilePhone, M::OfficePhone]) {
-        Some("Voice")
-    } else {
-        None
-    }
+    const ORDER: &[(&[MethodKind], &str)] = &[
+        (&[M::TemporaryAccessPass], "TemporaryAccessPass"),
+        (&[M::Fido2], "Fido2"),
+        (&[M::MicrosoftAuthenticator], "PhoneAppNotification"),
+        (&[M::HardwareOath], "HardwareOTP"),
+        (&[M::SoftwareOath], "SoftwareOTP"),
+        (&[M::MobilePhone], "Sms"),
+        (&[M::AlternateMobilePhone, M::OfficePhone], "Voice"),
+    ];
+    ORDER
+        .iter()
+        .find(|(kinds, _)| methods.iter().any(|m| kinds.contains(m)))
+        .map(|(_, name)| *name)
 }
 
 /// Well-known method ids Graph uses for single-instance methods (the same in every tenant).
@@ -369,56 +384,46 @@ impl TenantState {
         json!({ "value": value })
     }
 
-    /// `GET /policies/authenticationMethodsPolicy` (an empty-ish policy when the file has none).
+    /// `GET /policies/authenticationMethodsPolicy`: Graph's whole policy, the tenant file's
+    /// `authenticationMethodsPolicy:` laid over Graph's defaults ([`policy::effective`]).
     pub fn policy(&self) -> Value {
-        let mut policy = self
-            .tenant
-            .authentication_methods_policy
-            .clone()
-            .unwrap_or_else(|| json!({}));
-        if let Value::Object(object) = &mut policy {
-            object.entry("@odata.context").or_insert_with(|| {
-                json!("https://graph.microsoft.com/beta/$metadata#authenticationMethodsPolicy")
-            });
-            object
-                .entry("id")
-                .or_insert_with(|| json!("authenticationMethodsPolicy"));
-        }
-        policy
+        policy::answer(self.effective_policy())
     }
 
-    /// `PATCH /policies/authenticationMethodsPolicy`: merges the sub-objects sent (objects merge
-    /// key by key, anything else replaces) and answers with the whole policy.
+    /// The policy without its annotations.
+    fn effective_policy(&self) -> Value {
+        policy::effective(self.tenant.authentication_methods_policy.as_ref())
+    }
+
+    /// `PATCH /policies/authenticationMethodsPolicy`: checks the whole body first (a refused
+    /// PATCH changes nothing), merges it ([`policy::patch`]), stores the whole policy and
+    /// answers with it, as Graph does.
     pub fn patch_policy(&mut self, body: &Value) -> Result<Value, GraphError> {
-        let object = body_object(body)?;
-        let policy = self
-            .tenant
-            .authentication_methods_policy
-            .get_or_insert_with(|| json!({}));
-        for (key, value) in object {
-            if key == "id" || key.starts_with("@odata.") {
-                continue;
-            }
-            merge(policy, key, value);
-        }
+        let changed = policy::patch(&self.effective_policy(), body, jiff::Timestamp::now())?;
+        self.tenant.authentication_methods_policy = Some(changed);
         Ok(self.policy())
+    }
+
+    /// The groups whose `displayName` is `name` (compared without regard to case, as Entra
+    /// compares directory strings), or every group for `None`; in file order.
+    pub fn groups(&self, name: Option<&str>) -> Vec<&Group> {
+        self.tenant
+            .groups
+            .iter()
+            .filter(|group| match name {
+                None => true,
+                Some(name) => group
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|have| eq_ignore_case(have, name)),
+            })
+            .collect()
     }
 }
 
-fn merge(target: &mut Value, key: &str, value: &Value) {
-    let Value::Object(target) = target else {
-        return;
-    };
-    match (target.get_mut(key), value) {
-        (Some(existing @ Value::Object(_)), Value::Object(incoming)) => {
-            for (inner_key, inner_value) in incoming {
-                merge(existing, inner_key, inner_value);
-            }
-        }
-        _ => {
-            target.insert(key.to_owned(), value.clone());
-        }
-    }
+/// Unicode case-insensitive equality (display names are not ASCII-only).
+fn eq_ignore_case(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
 }
 
 fn body_object(body: &Value) -> Result<&Map<String, Value>, GraphError> {
@@ -466,15 +471,41 @@ mod tests {
     }
 
     #[test]
-    fn system_preferred_names_the_strongest_method() {
+    fn system_preferred_follows_microsofts_order() {
         use MethodKind as M;
-        assert_eq!(system_preferred(&[M::MobilePhone, M::Fido2]), Some("Fido2"));
+        // Strongest first; each step down removes the strongest method left.
+        let mut methods = vec![
+            M::OfficePhone,
+            M::MobilePhone,
+            M::SoftwareOath,
+            M::HardwareOath,
+            M::MicrosoftAuthenticator,
+            M::Fido2,
+            M::TemporaryAccessPass,
+            M::WindowsHelloForBusiness,
+            M::Email,
+            M::Password,
+        ];
+        let mut seen = Vec::new();
+        while let Some(name) = system_preferred(&methods) {
+            seen.push(name);
+            methods.retain(|m| system_preferred(&[*m]) != Some(name));
+        }
         assert_eq!(
-            system_preferred(&[M::MobilePhone, M::SoftwareOath]),
-            Some("Oath")
+            seen,
+            [
+                "TemporaryAccessPass",
+                "Fido2",
+                "PhoneAppNotification",
+                "HardwareOTP",
+                "SoftwareOTP",
+                "Sms",
+                "Voice"
+            ]
         );
-        assert_eq!(system_preferred(&[M::OfficePhone]), Some("Voice"));
-        assert_eq!(system_preferred(&[M::Email, M::Password]), None);
+        assert_eq!(methods, [M::WindowsHelloForBusiness, M::Email, M::Password]);
+        assert_eq!(system_preferred(&[M::AlternateMobilePhone]), Some("Voice"));
+        assert_eq!(system_preferred(&[]), None);
     }
 
     #[test]
@@ -524,5 +555,41 @@ mod tests {
             policy["systemCredentialPreferences"]["excludeTargets"],
             json!([])
         );
+        assert_eq!(
+            policy["systemCredentialPreferences"]["includeTargets"],
+            json!([{"id": "all_users", "targetType": "group"}])
+        );
+    }
+
+    #[test]
+    fn a_refused_policy_patch_changes_nothing() {
+        let mut state = state(vec![]);
+        let err = state
+            .patch_policy(&json!({"systemCredentialPreferences": {"state": "enabled"},
+                                  "reportSuspiciousActivitySettings": {"voiceReportingCode": 10}}))
+            .unwrap_err();
+        assert_eq!((err.status, err.code), (400, "badRequest"));
+        assert!(err.message.contains("voiceReportingCode"), "{err}");
+        assert_eq!(state.tenant().authentication_methods_policy, None);
+    }
+
+    #[test]
+    fn groups_match_by_display_name_without_regard_to_case() {
+        let mut state = state(vec![]);
+        state.tenant.groups = vec![
+            Group {
+                id: "5d1b6c1e-0000-4000-8000-000000000002".into(),
+                display_name: Some("MFA Pilot".into()),
+                members: vec![],
+            },
+            Group {
+                id: "5d1b6c1e-0000-4000-8000-000000000003".into(),
+                display_name: None,
+                members: vec![],
+            },
+        ];
+        assert_eq!(state.groups(Some("mfa pilot")).len(), 1);
+        assert_eq!(state.groups(Some("MFA")).len(), 0);
+        assert_eq!(state.groups(None).len(), 2);
     }
 }

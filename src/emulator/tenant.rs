@@ -19,6 +19,10 @@
 //! [`parser_options`] — so a big tenant loads while a file that is far denser in YAML nodes than
 //! any tenant file, or larger than [`MAX_FILE_BYTES`], is refused with a message naming the limit.
 //!
+//! The optional `authenticationMethodsPolicy:` is checked with the rules a PATCH of it meets
+//! ([`super::state::policy`]): the emulator serves it laid over Graph's defaults, so a value
+//! Graph could not hold would be served as if it could.
+//!
 //! The optional `auth:` section (who may sign in to the emulator, and with what) is read by the
 //! child module `auth` with the same rules; it is the only part of the file that names other
 //! files (app certificates, relative to the tenant file). Every problem carries its line and
@@ -86,7 +90,8 @@ pub struct Tenant {
     /// Groups (optional); members are user or group ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
-    /// `/beta/policies/authenticationMethodsPolicy` as Graph returns it (optional).
+    /// `/beta/policies/authenticationMethodsPolicy` as Graph returns it (optional, and any part of
+    /// it may be left out: the emulator serves Graph's defaults for what is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_methods_policy: Option<serde_json::Value>,
     /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued,
@@ -228,7 +233,8 @@ pub struct TenantProblem {
     /// 1-based column of the value the problem is about (0 when unknown).
     pub column: u64,
     /// A stable code: `duplicate-id`, `duplicate-upn`, `invalid-value`, `invalid-id`,
-    /// `duplicate-method`, `unregistered-preferred-method`, `enabled-with-method`, `unknown-member`;
+    /// `duplicate-method`, `unregistered-preferred-method`, `enabled-with-method`, `unknown-member`,
+    /// `invalid-policy`;
     /// in `auth`: `no-credential`, `unreadable-certificate`, `invalid-certificate`,
     /// `duplicate-managed-identity`, `unknown-admin`.
     pub code: &'static str,
@@ -357,11 +363,10 @@ impl Tenant {
 
 impl TenantUser {
     /// Whether the user has a registered method that counts for MFA (anything but a password
-    /// or an email address) — the condition under which Graph promotes `enabled` to `enforced`.
+    /// or an email address, [`MethodKind::counts_for_mfa`]) — the condition under which Graph
+    /// promotes `enabled` to `enforced`, and the one mfactl's planner applies.
     pub fn has_mfa_method(&self) -> bool {
-        self.methods
-            .iter()
-            .any(|m| !matches!(m, MethodKind::Password | MethodKind::Email))
+        MethodKind::any_for_mfa(&self.methods)
     }
 }
 
@@ -379,7 +384,7 @@ struct RawTenant {
     #[serde(default)]
     groups: Vec<Spanned<RawGroup>>,
     #[serde(default)]
-    authentication_methods_policy: Option<serde_json::Value>,
+    authentication_methods_policy: Option<Spanned<serde_json::Value>>,
     #[serde(default)]
     auth: Option<auth::RawAuth>,
 }
@@ -838,12 +843,27 @@ fn convert(raw: RawTenant, findings: &mut Findings, base: Option<&Path>) -> Tena
         .auth
         .map(|auth| auth::convert(auth, &users, base, findings));
 
+    // The policy is served as Graph's defaults with the file's values laid over them: what the
+    // file gives must be what Graph could return, or a GET would answer what no PATCH could set.
+    let policy = raw.authentication_methods_policy.map(|spanned| {
+        for message in super::state::policy::file_problems(&spanned.value) {
+            findings.problem(
+                &spanned.referenced,
+                "invalid-policy",
+                None,
+                "authenticationMethodsPolicy",
+                message,
+            );
+        }
+        spanned.value
+    });
+
     Tenant {
         tenant_id: raw.tenant_id.value,
         domain: raw.domain.value,
         users,
         groups,
-        authentication_methods_policy: raw.authentication_methods_policy,
+        authentication_methods_policy: policy,
         auth,
     }
 }

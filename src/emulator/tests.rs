@@ -126,7 +126,10 @@ async fn sign_in_preferences_round_trip_by_id_and_upn() {
         body["userPreferredMethodForSecondaryAuthentication"],
         "push"
     );
-    assert_eq!(body["systemPreferredAuthenticationMethod"], "Push");
+    assert_eq!(
+        body["systemPreferredAuthenticationMethod"],
+        "PhoneAppNotification"
+    );
     let user = &emulator.tenant().users[0];
     assert_eq!(
         user.sign_in_preferences
@@ -951,4 +954,722 @@ fn the_tenant_file_has_a_json_schema() {
         text.contains("userPrincipalName") && text.contains("perUserMfaState"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// signInPreferences: the system-preferred method.
+
+#[tokio::test]
+async fn the_system_preferred_method_is_the_strongest_registered_one_or_null() {
+    // Each user holds the methods below the one named, so the name shows the order.
+    let cases: &[(&str, Option<&str>, bool)] = &[
+        (
+            "[officePhone, mobilePhone, softwareOath, hardwareOath, microsoftAuthenticator, fido2, temporaryAccessPass, email]",
+            Some("TemporaryAccessPass"),
+            true,
+        ),
+        (
+            "[officePhone, mobilePhone, softwareOath, hardwareOath, microsoftAuthenticator, fido2]",
+            Some("Fido2"),
+            true,
+        ),
+        (
+            "[officePhone, mobilePhone, softwareOath, hardwareOath, microsoftAuthenticator]",
+            Some("PhoneAppNotification"),
+            true,
+        ),
+        (
+            "[officePhone, mobilePhone, softwareOath, hardwareOath]",
+            Some("HardwareOTP"),
+            true,
+        ),
+        (
+            "[officePhone, mobilePhone, softwareOath]",
+            Some("SoftwareOTP"),
+            true,
+        ),
+        ("[officePhone, mobilePhone]", Some("Sms"), true),
+        ("[alternateMobilePhone]", Some("Voice"), true),
+        ("[windowsHelloForBusiness, email]", None, true),
+        ("[]", None, true),
+        // System-preferred off: nothing is reported, whatever is registered.
+        ("[fido2, microsoftAuthenticator]", None, false),
+    ];
+    let mut yaml = String::from(
+        "tenantId: 9c0e5f1a-0000-4000-8000-000000000001\ndomain: contoso.onmicrosoft.com\nusers:\n",
+    );
+    for (i, (methods, _, on)) in cases.iter().enumerate() {
+        yaml.push_str(&format!(
+            "  - id: 00000000-0000-4000-8000-{i:012}\n    userPrincipalName: u{i}@contoso.com\n    \
+             methods: {methods}\n    signInPreferences:\n      \
+             isSystemPreferredAuthenticationMethodEnabled: {on}\n"
+        ));
+    }
+    let tenant = Tenant::from_yaml_str(&yaml).unwrap();
+    let emulator = Emulator::start(
+        tenant,
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let client = client();
+    for (i, (methods, expected, on)) in cases.iter().enumerate() {
+        let url = auth_url(&emulator, &format!("u{i}@contoso.com"), "signInPreferences");
+        let (status, _, body) = get(&client, &url).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body["systemPreferredAuthenticationMethod"],
+            json!(expected),
+            "{methods}"
+        );
+        assert_eq!(body["isSystemPreferredAuthenticationMethodEnabled"], *on);
+    }
+    emulator.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// authenticationMethodsPolicy.
+
+fn policy_url(emulator: &Emulator) -> String {
+    format!(
+        "{}/beta/policies/authenticationMethodsPolicy",
+        emulator.url()
+    )
+}
+
+/// `policy` without what a PATCH always changes (`lastModifiedDateTime`) and without `part`.
+fn without(policy: &Value, part: &str) -> Value {
+    let mut rest = policy.clone();
+    let object = rest.as_object_mut().unwrap();
+    object.remove("lastModifiedDateTime");
+    object.remove(part);
+    rest
+}
+
+fn last_modified(policy: &Value) -> jiff::Timestamp {
+    policy["lastModifiedDateTime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no lastModifiedDateTime: {policy}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_policy_has_graphs_whole_shape_when_the_file_leaves_it_out() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let (status, headers, policy) = get(&client(), &policy_url(&emulator)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let keys: Vec<&str> = policy
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "@odata.context",
+            "authenticationMethodConfigurations",
+            "authenticationMethodConfigurations@odata.context",
+            "description",
+            "displayName",
+            "id",
+            "lastModifiedDateTime",
+            "policyMigrationState",
+            "policyVersion",
+            "registrationEnforcement",
+            "reportSuspiciousActivitySettings",
+            "systemCredentialPreferences",
+        ]
+    );
+    assert_eq!(
+        policy["@odata.context"],
+        "https://graph.microsoft.com/beta/$metadata#authenticationMethodsPolicy"
+    );
+    assert_eq!(policy["id"], "authenticationMethodsPolicy");
+    assert_eq!(policy["displayName"], "Authentication Methods Policy");
+    assert_eq!(policy["policyVersion"], "1.5");
+    assert_eq!(policy["policyMigrationState"], "preMigration");
+    last_modified(&policy);
+    assert_eq!(
+        policy["systemCredentialPreferences"],
+        json!({"state": "default", "excludeTargets": [],
+               "includeTargets": [{"id": "all_users", "targetType": "group"}]})
+    );
+    assert_eq!(
+        policy["registrationEnforcement"],
+        json!({"authenticationMethodsRegistrationCampaign": {
+            "snoozeDurationInDays": 1, "enforceRegistrationAfterAllowedSnoozes": true,
+            "state": "default", "excludeTargets": [],
+            "includeTargets": [{"id": "all_users", "targetType": "group",
+                                "targetedAuthenticationMethod": "microsoftAuthenticator"}]}})
+    );
+    assert_eq!(
+        policy["reportSuspiciousActivitySettings"],
+        json!({"state": "default", "voiceReportingCode": 0,
+               "includeTarget": {"id": "all_users", "targetType": "group"}})
+    );
+    let configurations: Vec<&str> = policy["authenticationMethodConfigurations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        configurations,
+        [
+            "Fido2",
+            "MicrosoftAuthenticator",
+            "Sms",
+            "TemporaryAccessPass",
+            "HardwareOath",
+            "SoftwareOath",
+            "Voice",
+            "Email",
+            "X509Certificate"
+        ]
+    );
+    // A GET changes nothing, the file's `authenticationMethodsPolicy` included.
+    assert_eq!(get(&client(), &policy_url(&emulator)).await.2, policy);
+    assert_eq!(emulator.tenant(), tenant());
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_patch_of_one_sub_object_changes_only_the_properties_it_names() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let url = policy_url(&emulator);
+    let group = "5d1b6c1e-0000-4000-8000-000000000002";
+    let cases = [
+        (
+            "systemCredentialPreferences",
+            json!({"state": "enabled"}),
+            json!({"state": "enabled", "excludeTargets": [],
+                   "includeTargets": [{"id": "all_users", "targetType": "group"}]}),
+        ),
+        (
+            "systemCredentialPreferences",
+            // Arrays are values: the one sent replaces the old one whole.
+            json!({"@odata.type": "#microsoft.graph.systemCredentialPreferences",
+                   "excludeTargets": [{"id": group, "targetType": "group"}]}),
+            json!({"state": "enabled", "excludeTargets": [{"id": group, "targetType": "group"}],
+                   "includeTargets": [{"id": "all_users", "targetType": "group"}]}),
+        ),
+        (
+            "registrationEnforcement",
+            json!({"authenticationMethodsRegistrationCampaign": {"snoozeDurationInDays": 14,
+                   "includeTargets": [{"id": group, "targetType": "group"},
+                                      {"id": "all_users", "targetType": "group",
+                                       "targetedAuthenticationMethod": "Fido2"}]}}),
+            json!({"authenticationMethodsRegistrationCampaign": {
+                "snoozeDurationInDays": 14, "enforceRegistrationAfterAllowedSnoozes": true,
+                "state": "default", "excludeTargets": [],
+                "includeTargets": [
+                    {"id": group, "targetType": "group",
+                     "targetedAuthenticationMethod": "microsoftAuthenticator"},
+                    {"id": "all_users", "targetType": "group",
+                     "targetedAuthenticationMethod": "Fido2"}]}}),
+        ),
+        (
+            "reportSuspiciousActivitySettings",
+            // The one includeTarget is a value too: replaced whole, not merged.
+            json!({"state": "enabled", "voiceReportingCode": 9,
+                   "includeTarget": {"id": group, "targetType": "group"}}),
+            json!({"state": "enabled", "voiceReportingCode": 9,
+                   "includeTarget": {"id": group, "targetType": "group"}}),
+        ),
+    ];
+    for (part, sent, expected) in cases {
+        let (_, _, before) = get(&client, &url).await;
+        let (status, headers, answered) = patch(&client, &url, json!({ part: sent })).await;
+        assert_eq!(status, StatusCode::OK, "{answered}");
+        assert!(headers.contains_key("request-id"));
+        let (_, _, after) = get(&client, &url).await;
+        assert_eq!(answered, after, "the PATCH answers with the whole policy");
+        assert_eq!(after[part], expected, "{part}: {sent}");
+        assert_eq!(
+            without(&after, part),
+            without(&before, part),
+            "{part}: every other part is unchanged"
+        );
+    }
+    assert_eq!(emulator.stats().writes, 4);
+    // The changed policy goes back into the tenant file's shape and loads again as it is.
+    let changed = emulator.tenant();
+    assert_eq!(Tenant::from_yaml_str(&changed.to_yaml()).unwrap(), changed);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_patch_moves_last_modified_date_time() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let url = policy_url(&emulator);
+    let (_, _, initial) = get(&client, &url).await;
+    let mut previous = last_modified(&initial);
+    for _ in 0..3 {
+        // The same body each time: the time moves even when nothing else does.
+        let body = json!({"reportSuspiciousActivitySettings": {"state": "enabled"}});
+        let (status, _, policy) = patch(&client, &url, body).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = policy["lastModifiedDateTime"].as_str().unwrap();
+        // Graph's spelling: UTC with seven fractional digits.
+        assert!(
+            text.len() == "2024-04-26T12:44:42.0858664Z".len() && text.ends_with('Z'),
+            "{text}"
+        );
+        let now = last_modified(&policy);
+        assert!(now > previous, "{now} after {previous}");
+        previous = now;
+    }
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_patch_is_a_400_and_changes_nothing() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client();
+    let url = policy_url(&emulator);
+    let (_, _, initial) = get(&client, &url).await;
+    let campaign = |fields: Value| json!({"registrationEnforcement": {"authenticationMethodsRegistrationCampaign": fields}});
+    let refused = [
+        // A state that is not an advancedConfigState, or not spelt as Graph spells it.
+        (
+            json!({"systemCredentialPreferences": {"state": "on"}}),
+            "state",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"state": "Enabled"}}),
+            "state",
+        ),
+        (
+            json!({"reportSuspiciousActivitySettings": {"state": "unknownFutureValue"}}),
+            "state",
+        ),
+        (campaign(json!({"state": null})), "state"),
+        // Snooze out of 0–14, or not a whole number.
+        (
+            campaign(json!({"snoozeDurationInDays": 15})),
+            "snoozeDurationInDays",
+        ),
+        (
+            campaign(json!({"snoozeDurationInDays": -1})),
+            "snoozeDurationInDays",
+        ),
+        (
+            campaign(json!({"snoozeDurationInDays": 2.5})),
+            "snoozeDurationInDays",
+        ),
+        (
+            campaign(json!({"snoozeDurationInDays": "3"})),
+            "snoozeDurationInDays",
+        ),
+        (
+            campaign(json!({"enforceRegistrationAfterAllowedSnoozes": "yes"})),
+            "enforceRegistrationAfterAllowedSnoozes",
+        ),
+        // A campaign for a method Graph does not run campaigns for.
+        (
+            campaign(
+                json!({"includeTargets": [{"id": "all_users", "targetType": "group",
+                                                "targetedAuthenticationMethod": "sms"}]}),
+            ),
+            "targetedAuthenticationMethod",
+        ),
+        (
+            campaign(
+                json!({"includeTargets": [{"id": "all_users", "targetType": "group",
+                                                "targetedAuthenticationMethod": "MicrosoftAuthenticator"}]}),
+            ),
+            "targetedAuthenticationMethod",
+        ),
+        // The wrong kind of target for the sub-object.
+        (
+            json!({"systemCredentialPreferences": {"includeTargets": [{"id": "all_users", "targetType": "group",
+                   "targetedAuthenticationMethod": "microsoftAuthenticator"}]}}),
+            "microsoft.graph.includeTarget",
+        ),
+        (
+            campaign(
+                json!({"excludeTargets": [{"id": "all_users", "targetType": "group",
+                            "targetedAuthenticationMethod": "microsoftAuthenticator"}]}),
+            ),
+            "microsoft.graph.excludeTarget",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"includeTargets": [{"id": "all_users", "targetType": "group",
+                   "@odata.type": "#microsoft.graph.authenticationMethodsRegistrationCampaignIncludeTarget"}]}}),
+            "#microsoft.graph.includeTarget",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"includeTargets": [{"id": "all_users", "targetType": "role"}]}}),
+            "targetType",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"includeTargets": [{"id": "all_users"}]}}),
+            "targetType",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"excludeTargets": [{"id": "MFA Pilot", "targetType": "group"}]}}),
+            "id",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"includeTargets": {"id": "all_users", "targetType": "group"}}}),
+            "includeTargets",
+        ),
+        (
+            json!({"systemCredentialPreferences": {"includeTargets": [
+                {"id": "all_users", "targetType": "group"},
+                {"id": "5d1b6c1e-0000-4000-8000-000000000002", "targetType": "group"}]}}),
+            "at most 1",
+        ),
+        // includeTarget given as a list where Graph takes one target.
+        (
+            json!({"reportSuspiciousActivitySettings": {"includeTarget": [{"id": "all_users", "targetType": "group"}]}}),
+            "includeTarget",
+        ),
+        // A voice reporting code that is not one digit.
+        (
+            json!({"reportSuspiciousActivitySettings": {"voiceReportingCode": 10}}),
+            "voiceReportingCode",
+        ),
+        (
+            json!({"reportSuspiciousActivitySettings": {"voiceReportingCode": -1}}),
+            "voiceReportingCode",
+        ),
+        // Unknown properties, at the top and inside a sub-object.
+        (json!({"color": "blue"}), "color"),
+        (json!({"reconfirmationInDays": 30}), "reconfirmationInDays"),
+        (
+            json!({"systemCredentialPreferences": {"stat": "enabled"}}),
+            "stat",
+        ),
+        (
+            json!({"registrationEnforcement": {"campaign": {}}}),
+            "campaign",
+        ),
+        // Read-only and elsewhere-managed properties; sub-objects that are not objects.
+        (json!({"displayName": "Mine"}), "read-only"),
+        (
+            json!({"authenticationMethodConfigurations": []}),
+            "authenticationMethodConfigurations",
+        ),
+        (
+            json!({"systemCredentialPreferences": null}),
+            "systemCredentialPreferences",
+        ),
+        (
+            json!({"policyMigrationState": "done"}),
+            "policyMigrationState",
+        ),
+        // One bad part refuses the parts that were good too.
+        (
+            json!({"systemCredentialPreferences": {"state": "enabled"},
+                   "reportSuspiciousActivitySettings": {"voiceReportingCode": 12}}),
+            "voiceReportingCode",
+        ),
+        (json!([]), "JSON object"),
+    ];
+    for (body, named) in &refused {
+        let (status, _, error) = patch(&client, &url, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+        assert_eq!(error["error"]["code"], "badRequest", "{body}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{body}: {message}");
+        assert!(error["error"]["innerError"]["request-id"].is_string());
+        assert_eq!(
+            get(&client, &url).await.2,
+            initial,
+            "{body} changed the policy"
+        );
+    }
+    assert_eq!(emulator.tenant(), tenant(), "nothing changed");
+    let stats = emulator.stats();
+    assert_eq!(
+        (stats.bad_requests, stats.writes),
+        (refused.len() as u64, 0)
+    );
+
+    // Read-only properties may come back as they are (an SDK sending the object it read), and
+    // annotations are read past.
+    let round_trip = json!({"id": initial["id"], "displayName": initial["displayName"],
+                            "@odata.context": initial["@odata.context"],
+                            "systemCredentialPreferences": {"state": "disabled"}});
+    let (status, _, policy) = patch(&client, &url, round_trip).await;
+    assert_eq!(status, StatusCode::OK, "{policy}");
+    assert_eq!(policy["systemCredentialPreferences"]["state"], "disabled");
+    emulator.shutdown().await;
+}
+
+#[test]
+fn the_files_policy_is_laid_over_graphs_defaults_and_checked() {
+    let partial = format!(
+        "{TENANT}authenticationMethodsPolicy:\n  systemCredentialPreferences:\n    state: enabled\n"
+    );
+    let tenant = Tenant::from_yaml_str(&partial).unwrap();
+    let state = state::TenantState::new(tenant);
+    let policy = state.policy();
+    assert_eq!(policy["systemCredentialPreferences"]["state"], "enabled");
+    assert_eq!(
+        policy["systemCredentialPreferences"]["includeTargets"],
+        json!([{"id": "all_users", "targetType": "group"}])
+    );
+    assert_eq!(policy["policyVersion"], "1.5");
+
+    let bad = format!(
+        "{TENANT}authenticationMethodsPolicy:\n  registrationEnforcement:\n    \
+         authenticationMethodsRegistrationCampaign:\n      snoozeDurationInDays: 30\n  \
+         reportSuspiciousActivitySettings:\n    includeTarget: []\n"
+    );
+    let err = Tenant::from_yaml_str(&bad).unwrap_err();
+    let TenantError::Invalid { problems, .. } = &err else {
+        panic!("{err}");
+    };
+    let found: Vec<_> = problems.iter().map(|p| (p.code, p.line)).collect();
+    // The policy's place (where its mapping starts); each message names the property.
+    assert_eq!(
+        found,
+        [("invalid-policy", 23), ("invalid-policy", 23)],
+        "{err}"
+    );
+    assert!(err.to_string().contains("snoozeDurationInDays"), "{err}");
+    let err =
+        Tenant::from_yaml_str(&format!("{TENANT}authenticationMethodsPolicy: [1]\n")).unwrap_err();
+    assert!(err.to_string().contains("must be a mapping"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups by display name.
+
+const GROUPS: &str = r#"groups:
+  - id: 5d1b6c1e-0000-4000-8000-000000000001
+    displayName: MFA Pilot
+    members: [071cc716-8147-4397-a5ba-b2105951cc0b]
+  - id: 5d1b6c1e-0000-4000-8000-000000000002
+    displayName: "O'Brien's team"
+  - id: 5d1b6c1e-0000-4000-8000-000000000003
+    displayName: Helpdesk
+  - id: 5d1b6c1e-0000-4000-8000-000000000004
+    displayName: helpdesk
+  - id: 5d1b6c1e-0000-4000-8000-000000000005
+"#;
+
+async fn start_with_groups() -> Emulator {
+    let tenant = Tenant::from_yaml_str(&format!("{TENANT}{GROUPS}")).unwrap();
+    Emulator::start(
+        tenant,
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// `GET /beta/groups` with the query options, encoded as a client encodes them.
+async fn groups(emulator: &Emulator, query: &[(&str, &str)]) -> (StatusCode, Value) {
+    let response = client()
+        .get(format!("{}/beta/groups", emulator.url()))
+        .query(query)
+        .bearer_auth("token")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The ids of the groups an answer lists.
+fn ids(answer: &Value) -> Vec<&str> {
+    answer["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no value: {answer}"))
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect()
+}
+
+/// The OData filter for a display name: the literal quoted, a quote inside written twice.
+fn by_name(name: &str) -> String {
+    format!("displayName eq '{}'", name.replace('\'', "''"))
+}
+
+#[tokio::test]
+async fn groups_are_found_by_display_name() {
+    let emulator = start_with_groups().await;
+    let select = ("$select", "id,displayName");
+
+    let filter = by_name("MFA Pilot");
+    let (status, answer) = groups(&emulator, &[("$filter", &filter), select]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({"@odata.context": "https://graph.microsoft.com/beta/$metadata#groups(id,displayName)",
+               "value": [{"id": "5d1b6c1e-0000-4000-8000-000000000001", "displayName": "MFA Pilot"}]})
+    );
+
+    // A quote in the name, escaped as OData escapes it.
+    let filter = by_name("O'Brien's team");
+    let (_, answer) = groups(&emulator, &[("$filter", &filter), select]).await;
+    assert_eq!(ids(&answer), ["5d1b6c1e-0000-4000-8000-000000000002"]);
+
+    // None, and several (names compare without regard to case).
+    let filter = by_name("Nobody's group");
+    let (status, answer) = groups(&emulator, &[("$filter", &filter), select]).await;
+    assert_eq!((status, &answer["value"]), (StatusCode::OK, &json!([])));
+    let filter = by_name("HELPDESK");
+    let (_, answer) = groups(&emulator, &[("$filter", &filter), select]).await;
+    assert_eq!(
+        ids(&answer),
+        [
+            "5d1b6c1e-0000-4000-8000-000000000003",
+            "5d1b6c1e-0000-4000-8000-000000000004"
+        ]
+    );
+
+    // $select is honoured; without $filter every group is listed.
+    let (_, answer) = groups(&emulator, &[("$filter", &filter), ("$select", "id")]).await;
+    assert_eq!(
+        answer["value"],
+        json!([{"id": "5d1b6c1e-0000-4000-8000-000000000003"},
+               {"id": "5d1b6c1e-0000-4000-8000-000000000004"}])
+    );
+    let (_, answer) = groups(&emulator, &[]).await;
+    assert_eq!(ids(&answer).len(), 5);
+    assert_eq!(answer["value"][4]["displayName"], Value::Null);
+
+    // What the emulator does not serve is refused, not ignored.
+    for query in [
+        [("$filter", "startswith(displayName,'MFA')")],
+        [("$filter", "displayName eq 'O'Brien''s team'")],
+        [("$select", "id,mail")],
+    ] {
+        let (status, answer) = groups(&emulator, &query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query:?}: {answer}");
+    }
+    let response = client()
+        .patch(format!("{}/beta/groups", emulator.url()))
+        .bearer_auth("token")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // In a batch, the item's query string is read the same way.
+    let url = format!(
+        "/groups?$filter={}&$select=id",
+        by_name("O'Brien's team")
+            .replace(' ', "%20")
+            .replace('\'', "%27")
+    );
+    let (status, batch) =
+        post_batch(&emulator, json!([{"id": "g", "method": "GET", "url": url}])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        item(&batch, "g")["body"]["value"],
+        json!([{"id": "5d1b6c1e-0000-4000-8000-000000000002"}])
+    );
+    emulator.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permissions with an `auth:` section.
+
+const POLICY_READER: &str = "3f0c1a2b-0000-4000-8000-0000000000a1";
+const POLICY_WRITER: &str = "3f0c1a2b-0000-4000-8000-0000000000a2";
+
+/// A client-credentials token for one of the apps of [`permissions_tenant`].
+async fn app_token(emulator: &Emulator, app: &str) -> String {
+    let response = client()
+        .post(emulator.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app),
+            ("client_secret", "not-a-real-secret"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn permissions_tenant() -> Tenant {
+    Tenant::from_yaml_str(&format!(
+        "{TENANT}{GROUPS}auth:\n  apps:\n    - clientId: {POLICY_READER}\n      secret: not-a-real-secret\n      \
+         roles: [Policy.Read.All, User.Read.All]\n    - clientId: {POLICY_WRITER}\n      \
+         secret: not-a-real-secret\n      roles: [Policy.ReadWrite.AuthenticationMethod, GroupMember.Read.All]\n"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn groups_and_policy_writes_need_their_permission_when_the_tenant_has_auth() {
+    let emulator = Emulator::start(
+        permissions_tenant(),
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let client = client();
+    let filter = by_name("MFA Pilot");
+    let groups_url = format!("{}/beta/groups", emulator.url());
+    let url = policy_url(&emulator);
+    let initial = emulator.tenant();
+
+    let reader = app_token(&emulator, POLICY_READER).await;
+    let response = client
+        .get(&groups_url)
+        .query(&[("$filter", filter.as_str())])
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    let response = client.get(&url).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client
+        .patch(&url)
+        .bearer_auth(&reader)
+        .json(&json!({"systemCredentialPreferences": {"state": "enabled"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(emulator.tenant(), initial, "a refused call changes nothing");
+
+    let writer = app_token(&emulator, POLICY_WRITER).await;
+    let response = client
+        .get(&groups_url)
+        .query(&[("$filter", filter.as_str()), ("$select", "id")])
+        .bearer_auth(&writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(ids(&body), ["5d1b6c1e-0000-4000-8000-000000000001"]);
+    let response = client
+        .patch(&url)
+        .bearer_auth(&writer)
+        .json(&json!({"systemCredentialPreferences": {"state": "enabled"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(emulator.stats().forbidden, 2);
+    emulator.shutdown().await;
 }

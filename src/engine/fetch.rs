@@ -1,7 +1,8 @@
 //! Fetch live state concurrently and plan each user as its answers arrive.
 //!
 //! Only the endpoints whose fields the manifest manages for a user are read; registered methods
-//! only when a preferred method would change. A user named by userPrincipalName is also resolved
+//! only when [`plan::needs_methods`] says the diff depends on them (a preferred method would
+//! change, or `enabled` is wanted where Graph shows `enforced`). A user named by userPrincipalName is also resolved
 //! to its object id (alongside the reads, so it costs no time), which goes into the plan and
 //! finds two entries naming the same object — once by UPN, once by id — before any write. A user
 //! Graph does not know is `not_found`, a user whose reads failed after retries is `failed`;

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::graph::permissions::{Access, Need, Resource};
 use crate::manifest::Manifest;
-use crate::model::Endpoint;
+use crate::model::{Endpoint, PerUserMfaState};
 use crate::plan::{Plan, Status};
 
 /// One access the run needs, and why: how many users' changes or reads need it.
@@ -28,13 +28,17 @@ impl fmt::Display for Requirement {
 }
 
 /// The reads a plan of `manifest` makes: each managed endpoint, the registered methods when a
-/// preferred method is managed, and the UPN lookups when users are named by UPN.
+/// preferred method is managed or `enabled` is wanted (read only for the users Graph shows
+/// `enforced`, but a token must be able to), and the UPN lookups when users are named by UPN.
 pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
     let (mut sign_in, mut requirements, mut methods, mut by_upn) = (0u64, 0u64, 0u64, 0u64);
     for user in &manifest.users {
         sign_in += u64::from(user.manages_sign_in_preferences());
         requirements += u64::from(user.manages_requirements());
-        methods += u64::from(user.preferred_method.is_some());
+        methods += u64::from(
+            user.preferred_method.is_some()
+                || user.per_user_mfa_state == Some(PerUserMfaState::Enabled),
+        );
         by_upn += u64::from(uuid::Uuid::parse_str(&user.user).is_err());
     }
     let mut out = Vec::new();
@@ -210,6 +214,19 @@ mod tests {
         let writes = possible_writes(&m);
         assert_eq!(writes.len(), 2);
         assert_eq!(writes[1].why, "changing requirements of up to 1 user");
+    }
+
+    #[test]
+    fn enabled_wanted_may_need_the_registered_methods() {
+        let m = manifest(
+            "version: 1\nusers:\n  - user: 071cc716-8147-4397-a5ba-b2105951cc0b\n    \
+             perUserMfaState: enabled\n",
+        );
+        let needs: Vec<Need> = reads(&m).iter().map(|r| r.need).collect();
+        assert_eq!(
+            needs,
+            [Resource::Requirements.read(), Resource::Methods.read()]
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Resource {
     Membership,
     /// `/organization`.
     Organization,
+    /// `/groups?$filter=displayName eq '...'` (a group's name to its object id).
+    Groups,
 }
 
 /// Reading or writing.
@@ -62,6 +64,7 @@ impl Resource {
             Resource::Users => "users (UPN to object id)",
             Resource::Membership => "transitiveMemberOf (a user's groups)",
             Resource::Organization => "organization (tenant name)",
+            Resource::Groups => "groups (display name to object id)",
         }
     }
 
@@ -125,6 +128,20 @@ impl Need {
                 "Directory.ReadWrite.All",
             ],
             (Organization, Write) => &["Organization.ReadWrite.All"],
+            // Listing groups: Graph's reference names GroupMember.Read.All the least privileged
+            // application permission (Group.ReadBasic.All, newer, also lists them but reads no
+            // members). GroupMember.Read.All comes first because it is the one to ask for: a
+            // group selector goes on to read the group's members, which it also allows.
+            (Groups, Read) => &[
+                "GroupMember.Read.All",
+                "Group.ReadBasic.All",
+                "Group.Read.All",
+                "GroupMember.ReadWrite.All",
+                "Group.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            (Groups, Write) => &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
         }
     }
 
@@ -177,6 +194,20 @@ mod tests {
                 .is_met_by(&["policy.read.all"])
         );
         assert!(!Resource::Users.read().is_met_by::<&str>(&[]));
+    }
+
+    #[test]
+    fn listing_groups_asks_for_group_member_read_all() {
+        let read = Resource::Groups.read();
+        assert_eq!(read.least(), "GroupMember.Read.All");
+        for granted in [
+            "Group.Read.All",
+            "Directory.Read.All",
+            "GroupMember.Read.All",
+        ] {
+            assert!(read.is_met_by(&[granted]), "{granted}");
+        }
+        assert!(!read.is_met_by(&["User.Read.All", "Policy.Read.All"]));
     }
 
     #[test]

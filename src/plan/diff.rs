@@ -6,7 +6,7 @@ use crate::manifest::DesiredUser;
 use crate::model::{Field, MethodKind, PerUserMfaState, PreferredMethod};
 
 /// What Graph said about one user. An endpoint the manifest does not manage for this user is
-/// not fetched and stays `None`; `methods` is fetched only when a preferred method would change.
+/// not fetched and stays `None`; `methods` is fetched only when [`needs_methods`] says so.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveUser {
     pub sign_in: Option<SignInPreferences>,
@@ -14,13 +14,28 @@ pub struct LiveUser {
     pub methods: Option<Vec<MethodKind>>,
 }
 
-/// Whether the planner needs the user's registered methods: only when the desired preferred
-/// method differs from the live one (a write is coming, and it must be usable).
+/// Whether the planner needs the user's registered methods, read from the endpoints already
+/// fetched. Only in two cases, so that a run reads `/authentication/methods` (a separately
+/// metered call) for as few users as it can:
+/// - the desired preferred method differs from the live one (a write is coming, and it must be
+///   usable);
+/// - `enabled` is desired and `enforced` is live: that is in sync only for a user with a
+///   registered MFA method, whom Graph promoted ([`PerUserMfaState::is_met_by`]).
 pub fn needs_methods(desired: &DesiredUser, live: &LiveUser) -> bool {
-    match desired.preferred_method {
-        Some(wanted) => live_preferred(live) != Some(wanted),
-        None => false,
-    }
+    let preferred_changes = desired
+        .preferred_method
+        .is_some_and(|wanted| live_preferred(live) != Some(wanted));
+    let promotion_in_question = desired.per_user_mfa_state == Some(PerUserMfaState::Enabled)
+        && live_per_user_state(live) == Some(PerUserMfaState::Enforced);
+    preferred_changes || promotion_in_question
+}
+
+/// Whether the user has a registered MFA method, as far as `live` knows. Methods not read are
+/// taken as present: desired `enabled` then counts as met by `enforced`, the conservative side
+/// (no write is planned on a guess). The fetch always reads them when it matters
+/// ([`needs_methods`]).
+fn has_mfa_method(live: &LiveUser) -> bool {
+    live.methods.as_deref().is_none_or(MethodKind::any_for_mfa)
 }
 
 fn live_preferred(live: &LiveUser) -> Option<PreferredMethod> {
@@ -101,7 +116,8 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
     }
 
     if let Some(wanted) = desired.per_user_mfa_state {
-        let met = live_per_user_state(live).is_some_and(|state| wanted.is_met_by(state));
+        let met = live_per_user_state(live)
+            .is_some_and(|state| wanted.is_met_by(state, has_mfa_method(live)));
         if !met {
             fields.push(FieldChange {
                 field: Field::PerUserMfaState,
@@ -352,16 +368,82 @@ mod tests {
         }
     }
 
-    #[test]
-    fn enabled_desired_against_enforced_live_is_in_sync() {
-        let live = LiveUser {
+    fn live_state(state: &str, methods: Option<Vec<MethodKind>>) -> LiveUser {
+        LiveUser {
             requirements: Some(Requirements {
-                per_user_mfa_state: Some("enforced".into()),
+                per_user_mfa_state: Some(state.into()),
+            }),
+            methods,
+            ..LiveUser::default()
+        }
+    }
+
+    #[test]
+    fn enabled_desired_against_enforced_live_is_in_sync_for_a_user_with_an_mfa_method() {
+        let desired = user(None, Some(PerUserMfaState::Enabled));
+        for methods in [
+            vec![MethodKind::MobilePhone],
+            vec![MethodKind::Password, MethodKind::Fido2],
+        ] {
+            let plan = diff(&desired, &live_state("enforced", Some(methods)));
+            assert_eq!(plan.status, Status::InSync);
+        }
+    }
+
+    #[test]
+    fn enabled_desired_against_enforced_live_is_a_change_for_a_user_without_one() {
+        let desired = user(None, Some(PerUserMfaState::Enabled));
+        for methods in [vec![], vec![MethodKind::Password, MethodKind::Email]] {
+            let plan = diff(&desired, &live_state("enforced", Some(methods)));
+            assert_eq!(plan.status, Status::Change);
+            assert_eq!(plan.write_count(), 1);
+            let write = plan.write(Endpoint::Requirements).unwrap();
+            assert_eq!(
+                serde_json::to_value(write.before()).unwrap(),
+                serde_json::json!({"perUserMfaState": "enforced"})
+            );
+            assert_eq!(
+                serde_json::to_value(write.body()).unwrap(),
+                serde_json::json!({"perUserMfaState": "enabled"})
+            );
+        }
+    }
+
+    #[test]
+    fn enabled_against_enforced_with_methods_unread_writes_nothing() {
+        let plan = diff(
+            &user(None, Some(PerUserMfaState::Enabled)),
+            &live_state("enforced", None),
+        );
+        assert_eq!(plan.status, Status::InSync);
+    }
+
+    #[test]
+    fn methods_are_needed_only_for_a_preferred_change_or_enabled_against_enforced() {
+        let enabled = user(None, Some(PerUserMfaState::Enabled));
+        assert!(needs_methods(&enabled, &live_state("enforced", None)));
+        // Case-insensitive, as every live value is compared by meaning.
+        assert!(needs_methods(&enabled, &live_state("Enforced", None)));
+        for live in ["enabled", "disabled", "unknownFutureValue"] {
+            assert!(!needs_methods(&enabled, &live_state(live, None)), "{live}");
+        }
+        assert!(!needs_methods(&enabled, &LiveUser::default()));
+        for state in [PerUserMfaState::Enforced, PerUserMfaState::Disabled] {
+            assert!(!needs_methods(
+                &user(None, Some(state)),
+                &live_state("enforced", None)
+            ));
+        }
+        let push = user(Some(PreferredMethod::Push), None);
+        assert!(needs_methods(&push, &LiveUser::default()));
+        let same = LiveUser {
+            sign_in: Some(SignInPreferences {
+                user_preferred_method_for_secondary_authentication: Some("push".into()),
+                ..SignInPreferences::default()
             }),
             ..LiveUser::default()
         };
-        let plan = diff(&user(None, Some(PerUserMfaState::Enabled)), &live);
-        assert_eq!(plan.status, Status::InSync);
+        assert!(!needs_methods(&push, &same));
     }
 
     #[test]

@@ -259,3 +259,74 @@ fn graph_url_over_plain_http_to_another_host_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unencrypted"), "{}", stderr(&out));
 }
+
+/// Graph promotes a per-user `enabled` to `enforced` only for a user with a registered MFA
+/// method: for such a user `enforced` is what `enabled` becomes, for one without it is not.
+#[test]
+fn enabled_is_met_by_enforced_only_for_users_with_an_mfa_method() {
+    let tenant = Tenant::from_yaml_str(
+        "tenantId: 9c0e5f1a-0000-4000-8000-000000000001\n\
+         domain: contoso.onmicrosoft.com\n\
+         users:\n\
+         - id: 5f7e4c1a-0000-4000-8000-000000000001\n  userPrincipalName: no-methods@contoso.com\n  \
+           methods: []\n  perUserMfaState: enforced\n\
+         - id: 5f7e4c1a-0000-4000-8000-000000000002\n  userPrincipalName: email-only@contoso.com\n  \
+           methods: [email]\n  perUserMfaState: enforced\n\
+         - id: 5f7e4c1a-0000-4000-8000-000000000003\n  userPrincipalName: phone@contoso.com\n  \
+           methods: [mobilePhone]\n  perUserMfaState: enforced\n\
+         - id: 5f7e4c1a-0000-4000-8000-000000000004\n  userPrincipalName: disabled@contoso.com\n  \
+           methods: []\n  perUserMfaState: disabled\n",
+    )
+    .unwrap();
+    let scenario = Scenario::new(tenant);
+    let manifest = "version: 1\ndefaults:\n  perUserMfaState: enabled\nusers:\n  \
+                    - user: no-methods@contoso.com\n  - user: email-only@contoso.com\n  \
+                    - user: phone@contoso.com\n  - user: disabled@contoso.com\n";
+    let yaml = scenario.write("desired.yaml", manifest);
+
+    let (code, doc) = scenario.plan_json(&yaml);
+    assert_eq!(code, 2, "{doc}");
+    let changes: Vec<(&str, &Value)> = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["user"].as_str().unwrap(), &u["fields"]))
+        .collect();
+    let field = |before: &str| serde_json::json!([{"field": "perUserMfaState", "before": before, "after": "enabled"}]);
+    assert_eq!(
+        changes,
+        [
+            ("no-methods@contoso.com", &field("enforced")),
+            ("email-only@contoso.com", &field("enforced")),
+            ("disabled@contoso.com", &field("disabled")),
+        ],
+        "phone@contoso.com, whom Graph promoted, is in sync"
+    );
+    assert_eq!(doc["summary"]["in_sync"], 1);
+    // Methods are read only where `enforced` meets a wanted `enabled`: three users, not four.
+    assert_eq!(doc["summary"]["calls"]["methods"], 3, "{}", doc["summary"]);
+
+    // Applied, the users without a method stay `enabled` (Graph does not promote them), and a
+    // second plan finds everyone in sync.
+    let out = scenario.run(&["apply", yaml.to_str().unwrap(), "--auto-approve"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<crate::support::Row> = ["no-methods", "email-only", "phone", "disabled"]
+        .iter()
+        .map(|name| crate::support::Row {
+            user: format!("{name}@contoso.com"),
+            per_user_mfa_state: Some(mfactl::model::PerUserMfaState::Enabled),
+            ..Default::default()
+        })
+        .collect();
+    crate::support::assert_converged(&scenario.tenant(), &rows);
+    let states: Vec<_> = scenario
+        .tenant()
+        .users
+        .iter()
+        .map(|u| u.per_user_mfa_state.as_str())
+        .collect();
+    assert_eq!(states, ["enabled", "enabled", "enforced", "enabled"]);
+    let (code, doc) = scenario.plan_json(&yaml);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["in_sync"], 4);
+}
