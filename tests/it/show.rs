@@ -186,9 +186,10 @@ fn the_cases_say_what_issue_8_asks_for() {
     assert_eq!(users[2]["methods"][0]["label"], "iPhone");
     assert_eq!(choice(&users[2], "oath")["usable"], true);
     assert_eq!(users[2]["policy_coverage"]["covered"], true);
-    // System-preferred on by the user; Graph's spelling kept; the policy excludes them.
+    // System-preferred on by the user; Graph's spelling kept (a temporary access pass comes first
+    // in Microsoft's order); the policy excludes them.
     assert_eq!(users[3]["system_preferred"], true);
-    assert_eq!(users[3]["system_preferred_method"], "Fido2");
+    assert_eq!(users[3]["system_preferred_method"], "TemporaryAccessPass");
     assert_eq!(users[3]["policy_coverage"]["covered"], false);
     let labels: Vec<&str> = users[3]["methods"]
         .as_array()
