@@ -288,9 +288,23 @@ impl Breaker {
         }
     }
 
-    /// Waits until a request for `need` may be sent: at once when one has succeeded, otherwise
-    /// when fewer than [`DENIALS_TO_STOP`] are in flight. Hold the permit until the answer is
-    /// counted; then check [`Breaker::is_stopped`].
+    /// Writes of these kinds go without probing: an app token's `roles` grant them, and Graph
+    /// enforces exactly those roles, so a refusal is not expected (if they all come anyway,
+    /// [`DENIALS_TO_STOP`] of them still stop the kind). Delegated and opaque tokens are probed:
+    /// a directory role decides as much as a scope, and an opaque token says nothing.
+    pub(crate) fn trust(&self, needs: impl IntoIterator<Item = Need>) {
+        let mut probes = self.probes.lock().expect("breaker poisoned");
+        for need in needs {
+            let gate = Arc::new(tokio::sync::Semaphore::new(0));
+            gate.close();
+            probes.retain(|(n, _)| *n != need);
+            probes.push((need, gate));
+        }
+    }
+
+    /// Waits until a request for `need` may be sent: at once when one has succeeded (or its
+    /// kind is trusted), otherwise when fewer than [`DENIALS_TO_STOP`] are in flight. Hold the
+    /// permit until the answer is counted; then check [`Breaker::is_stopped`].
     pub(crate) async fn admit(&self, need: Need) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let gate = {
             let mut probes = self.probes.lock().expect("breaker poisoned");
@@ -409,5 +423,31 @@ impl Breaker {
                     error: refusal?,
                 })
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::permissions::Resource;
+
+    #[tokio::test]
+    async fn writes_are_probed_five_at_a_time_until_one_succeeds_unless_trusted() {
+        let breaker = Breaker::default();
+        let requirements = Resource::Requirements.write();
+        let sign_in = Resource::SignInPreferences.write();
+        breaker.trust([sign_in]);
+        // Trusted: no probe slot to hold.
+        assert!(breaker.admit(sign_in).await.is_none());
+        // Probed: five slots, and the sixth waits until one succeeds.
+        let mut held = Vec::new();
+        for _ in 0..DENIALS_TO_STOP {
+            held.push(breaker.admit(requirements).await.expect("a probe slot"));
+        }
+        let sixth = breaker.admit(requirements);
+        tokio::pin!(sixth);
+        assert!(futures::poll!(sixth.as_mut()).is_pending());
+        breaker.success(requirements);
+        assert!(sixth.await.is_none(), "open to all after a success");
     }
 }
