@@ -1115,6 +1115,7 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
     Manifest {
         source: PathBuf::from("bench"),
         users,
+        policy: None,
     }
 }
 
