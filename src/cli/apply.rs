@@ -95,7 +95,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     }
 
     let mut halted = None;
-    if plan.summary.writes > 0 {
+    if plan.has_changes() {
         // Before the prompt and the first write: a token that may not make them says so now.
         super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
         if !args.auto_approve && !confirm()? {
@@ -138,7 +138,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
 
     output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
-            if plan.summary.writes > 0 {
+            if plan.has_changes() {
                 writeln!(out)?;
             }
             report::render_apply_text(&plan, out)

@@ -153,3 +153,237 @@ fn a_policy_only_manifest_is_valid() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// The emulator's policy as Graph serves it.
+fn live_policy(scenario: &Scenario) -> serde_json::Value {
+    let url = scenario.url();
+    scenario.block_on(async move {
+        reqwest::Client::new()
+            .get(format!("{url}/beta/policies/authenticationMethodsPolicy"))
+            .bearer_auth("test-token-not-a-secret")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn a_policy_change_is_planned_applied_and_then_in_sync() {
+    let scenario = Scenario::new(tenant());
+    let path = scenario.write(
+        "policy.yaml",
+        &manifest(
+            "  systemCredentialPreferences:\n    state: enabled\n    excludeTargets: [{ id: \"Break-glass admins\", targetType: group }]\n  reportSuspiciousActivity:\n    voiceReportingCode: 7\n",
+        ),
+    );
+    let (code, plan) = scenario.plan_json(&path);
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(plan["summary"]["policy_writes"], 1, "{plan}");
+    assert_eq!(plan["summary"]["writes"], 0);
+    let policy = &plan["policy"];
+    assert_eq!(policy["status"], "change", "{policy}");
+    let changed: Vec<String> = policy["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}.{}",
+                c["part"].as_str().unwrap(),
+                c["property"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "systemCredentialPreferences.state",
+            "systemCredentialPreferences.excludeTargets",
+            "reportSuspiciousActivity.voiceReportingCode"
+        ]
+    );
+    // The display name went in as the group's id.
+    assert_eq!(
+        policy["body"]["systemCredentialPreferences"]["excludeTargets"][0]["id"],
+        BREAK_GLASS
+    );
+    let text = scenario.run(&["plan", path.to_str().unwrap()]);
+    let text = crate::support::stdout(&text);
+    assert!(
+        text.contains("systemCredentialPreferences.state: default -> enabled"),
+        "{text}"
+    );
+    assert!(text.contains("Policy: 1 write."), "{text}");
+    assert_eq!(scenario.stats().writes, 0, "a plan only reads");
+
+    let journal = scenario.dir.path().join("journal.jsonl");
+    let out = scenario.run(&[
+        "apply",
+        path.to_str().unwrap(),
+        "--auto-approve",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["policy"]["status"], "applied", "{report}");
+    assert_eq!(report["summary"]["applied"], 1);
+    assert_eq!(scenario.stats().writes, 1);
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    let events: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let policy_events: Vec<&str> = events
+        .iter()
+        .filter(|e| e["resource"] == "authenticationMethodsPolicy")
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(policy_events, ["intent", "result"], "{lines}");
+
+    let live = live_policy(&scenario);
+    assert_eq!(live["systemCredentialPreferences"]["state"], "enabled");
+    assert_eq!(
+        live["reportSuspiciousActivitySettings"]["voiceReportingCode"],
+        7
+    );
+
+    let (code, again) = scenario.plan_json(&path);
+    assert_eq!(code, 0, "in sync after apply: {again}");
+    assert_eq!(again["policy"]["status"], "in_sync");
+    assert_eq!(again["summary"]["policy_writes"], 0);
+}
+
+#[test]
+fn managing_one_property_leaves_the_rest_of_the_policy_unchanged() {
+    let scenario = Scenario::new(tenant());
+    let before = live_policy(&scenario);
+    let path = scenario.write(
+        "state.yaml",
+        &manifest("  systemCredentialPreferences:\n    state: disabled\n"),
+    );
+    let out = scenario.run(&["apply", path.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut after = live_policy(&scenario);
+    assert_eq!(after["systemCredentialPreferences"]["state"], "disabled");
+    let mut expected = before.clone();
+    expected["systemCredentialPreferences"]["state"] = "disabled".into();
+    for doc in [&mut after, &mut expected] {
+        doc.as_object_mut().unwrap().remove("lastModifiedDateTime");
+    }
+    assert_eq!(
+        serde_json::to_string(&after).unwrap(),
+        serde_json::to_string(&expected).unwrap()
+    );
+}
+
+#[test]
+fn reordered_targets_plan_nothing() {
+    let scenario = Scenario::new(tenant());
+    let first = scenario.write(
+        "first.yaml",
+        &manifest(&format!(
+            "  registrationCampaign:\n    includeTargets:\n      - {{ id: all_users, targetType: group }}\n      - {{ id: {BREAK_GLASS}, targetType: group, targetedAuthenticationMethod: Fido2 }}\n"
+        )),
+    );
+    let out = scenario.run(&["apply", first.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reordered = scenario.write(
+        "reordered.yaml",
+        &manifest(
+            "  registrationCampaign:\n    includeTargets:\n      - { id: Break-glass admins, targetType: Group, targetedAuthenticationMethod: fido2 }\n      - { id: all_users, targetType: group, targetedAuthenticationMethod: microsoftAuthenticator }\n",
+        ),
+    );
+    let (code, plan) = scenario.plan_json(&reordered);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(plan["policy"]["changes"], serde_json::json!([]));
+}
+
+#[test]
+fn an_unknown_or_ambiguous_group_name_stops_the_run_before_any_write() {
+    let scenario = Scenario::new(tenant());
+    let path = scenario.write(
+        "groups.yaml",
+        "version: 1\nusers: []\npolicy:\n  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{ id: Pilot, targetType: group }]\n    excludeTargets: [{ id: Nobody, targetType: group }]\n",
+    );
+    for args in [
+        vec!["plan", path.to_str().unwrap()],
+        vec!["apply", path.to_str().unwrap(), "--auto-approve"],
+    ] {
+        let out = scenario.run(&args);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains("groups.yaml:6:"), "{err}");
+        assert!(err.contains("error[ambiguous-group]"), "{err}");
+        assert!(err.contains("groups.yaml:7:"), "{err}");
+        assert!(err.contains("error[unknown-group]"), "{err}");
+    }
+    assert_eq!(scenario.stats().writes, 0);
+}
+
+#[test]
+fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
+    let tenant = tenant();
+    let user = tenant.users[0].user_principal_name.clone();
+    // A method other than the user's: the change is planned (perhaps blocked, still listed).
+    let method = match tenant.users[0]
+        .sign_in_preferences
+        .user_preferred_method_for_secondary_authentication
+    {
+        Some(mfactl::model::PreferredMethod::Sms) => "push",
+        _ => "sms",
+    };
+    let scenario = Scenario::new(tenant);
+    let path = scenario.write(
+        "notes.yaml",
+        &format!(
+            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: {method}\npolicy:\n  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{{ id: all_users, targetType: group }}]\n    excludeTargets: [{{ id: Break-glass admins, targetType: group }}]\n"
+        ),
+    );
+    let (_, plan) = scenario.plan_json(&path);
+    let entry = plan["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == user.as_str())
+        .unwrap_or_else(|| panic!("{user} is planned: {plan}"));
+    let notes = entry["notes"].to_string();
+    assert!(notes.contains("ignored at sign-in"), "{entry}");
+    assert!(
+        notes.contains("unless excluded by group Break-glass admins"),
+        "{entry}"
+    );
+    assert!(
+        plan["policy"]["notes"].to_string().contains("1 user"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_csv_manifest_takes_its_policy_from_a_policy_file() {
+    let scenario = Scenario::new(tenant());
+    let csv = scenario.write(
+        "users.csv",
+        "user,preferredMethod,systemPreferred,perUserMfaState\n",
+    );
+    let policy = scenario.write(
+        "policy.yaml",
+        &manifest("  systemCredentialPreferences:\n    state: enabled\n"),
+    );
+    let out = scenario.run(&[
+        "plan",
+        csv.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["summary"]["policy_writes"], 1, "{plan}");
+}
