@@ -174,6 +174,10 @@ pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
                 why: format!("changing {endpoint} of up to {}", users(count)),
             })
         })
+        .chain(manifest.policy.as_ref().map(|_| Requirement {
+            need: Resource::Policy.write(),
+            why: "changing the tenant's authenticationMethodsPolicy".to_owned(),
+        }))
         .collect()
 }
 

@@ -387,3 +387,50 @@ fn a_csv_manifest_takes_its_policy_from_a_policy_file() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["summary"]["policy_writes"], 1, "{plan}");
 }
+
+#[test]
+fn a_policy_changed_since_the_plan_is_not_written_over() {
+    use mfactl::engine;
+    use mfactl::graph::{GraphClient, Transport, TransportConfig};
+    use mfactl::plan::Status;
+
+    let scenario = Scenario::new(tenant());
+    let path = scenario.write(
+        "drift.yaml",
+        &manifest("  systemCredentialPreferences:\n    state: enabled\n"),
+    );
+    let manifest = mfactl::manifest::load(&path).unwrap();
+    let url = scenario.url();
+    let plan = scenario.block_on(async move {
+        let config = TransportConfig::new(url.clone(), "test-token-not-a-secret".to_owned().into());
+        let client = GraphClient::new(Transport::new(config).unwrap());
+        let mut plan = engine::plan(&client, &manifest, 4).await.unwrap();
+        // Another admin changes the same sub-object between plan and apply.
+        let answer = reqwest::Client::new()
+            .patch(format!("{url}/beta/policies/authenticationMethodsPolicy"))
+            .bearer_auth("someone-else")
+            .json(&serde_json::json!({ "systemCredentialPreferences": {
+                "excludeTargets": [{ "id": BREAK_GLASS, "targetType": "group" }] } }))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+        engine::apply(&client, &mut plan, None, 4, engine::Interrupt::new())
+            .await
+            .unwrap();
+        plan
+    });
+    let policy = plan.policy.expect("the policy is planned");
+    assert_eq!(policy.status, Status::Drifted);
+    let error = policy.error.expect("says why");
+    assert_eq!(error.code, "changedSincePlan");
+    assert!(
+        error.message.contains("systemCredentialPreferences"),
+        "{}",
+        error.message
+    );
+    // Only the other admin's write reached Graph.
+    assert_eq!(scenario.stats().writes, 1);
+    let live = live_policy(&scenario);
+    assert_eq!(live["systemCredentialPreferences"]["state"], "default");
+}
