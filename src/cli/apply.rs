@@ -173,10 +173,15 @@ async fn watch_ctrl_c(interrupt: Interrupt) {
     }
 }
 
-/// 0 when every user converged; 3 when some failed, were blocked, were not found, or were left
-/// unwritten.
+/// 0 when every user and the policy converged; 3 when some failed, were blocked, were not
+/// found, changed since the plan, or were left unwritten.
 pub fn apply_exit_code(plan: &Plan) -> u8 {
-    let converged = plan.users.iter().all(|user| user.status == Status::Applied);
+    let policy_converged = plan
+        .policy
+        .as_ref()
+        .is_none_or(|p| matches!(p.status, Status::Applied | Status::InSync));
+    let converged =
+        policy_converged && plan.users.iter().all(|user| user.status == Status::Applied);
     if converged {
         exit::OK
     } else {

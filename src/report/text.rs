@@ -40,7 +40,9 @@ pub fn render_plan_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()>
     let unread = plan.summary.failed;
     let policy_writes = plan.policy.as_ref().is_some_and(PolicyPlan::has_write);
     if plan.users.is_empty() && policy_writes {
-        writeln!(out, "Every user in the manifest matches the desired state.")?;
+        if plan.summary.users > 0 {
+            writeln!(out, "Every user in the manifest matches the desired state.")?;
+        }
     } else if plan.users.is_empty() {
         writeln!(
             out,
