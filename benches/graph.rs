@@ -1124,6 +1124,7 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
     Manifest {
         source: PathBuf::from("bench"),
         users,
+        policy: None,
     }
 }
 

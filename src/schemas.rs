@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use crate::model::{PerUserMfaState, PreferredMethod};
 
-/// The manifest as written (design.md): `version`, optional `defaults`, `users`.
+/// The manifest as written (design.md): `version`, optional `defaults`, `users` (optional when
+/// a `policy` section is given), optional `policy`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(
@@ -21,7 +22,106 @@ pub struct ManifestDocument {
     /// Values for every user entry that does not set the field.
     #[serde(default)]
     pub defaults: Option<ManifestFields>,
+    /// One entry per user; may be left out when the manifest manages the policy alone.
+    #[serde(default)]
     pub users: Vec<ManifestUser>,
+    /// The tenant's authenticationMethodsPolicy: only the sub-objects and properties named are
+    /// managed; property names are Graph's.
+    #[serde(default)]
+    pub policy: Option<ManifestPolicy>,
+}
+
+/// The managed parts of `/beta/policies/authenticationMethodsPolicy` (graph-api.md §4).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestPolicy {
+    pub system_credential_preferences: Option<SystemCredentialPreferencesPart>,
+    /// `registrationEnforcement.authenticationMethodsRegistrationCampaign`.
+    pub registration_campaign: Option<RegistrationCampaignPart>,
+    /// `reportSuspiciousActivitySettings`.
+    pub report_suspicious_activity: Option<ReportSuspiciousActivityPart>,
+}
+
+/// System-preferred MFA. Entra takes one include group and one exclude group.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SystemCredentialPreferencesPart {
+    pub state: Option<PolicyState>,
+    #[schemars(length(max = 1))]
+    pub include_targets: Option<Vec<PolicyTargetDoc>>,
+    #[schemars(length(max = 1))]
+    pub exclude_targets: Option<Vec<PolicyTargetDoc>>,
+}
+
+/// The registration campaign (nudge).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistrationCampaignPart {
+    pub state: Option<PolicyState>,
+    #[schemars(range(min = 0, max = 14))]
+    pub snooze_duration_in_days: Option<u8>,
+    pub enforce_registration_after_allowed_snoozes: Option<bool>,
+    pub include_targets: Option<Vec<CampaignTargetDoc>>,
+    pub exclude_targets: Option<Vec<PolicyTargetDoc>>,
+}
+
+/// Report suspicious activity.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReportSuspiciousActivityPart {
+    pub state: Option<PolicyState>,
+    /// One target, not a list.
+    pub include_target: Option<PolicyTargetDoc>,
+    /// The digit pressed on the phone to report.
+    #[schemars(range(min = 0, max = 9))]
+    pub voice_reporting_code: Option<u8>,
+}
+
+/// `advancedConfigState` (matched case-insensitively); `default` is Microsoft managed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyState {
+    Default,
+    Enabled,
+    Disabled,
+}
+
+/// An include or exclude target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyTargetDoc {
+    /// A group's object id, its display name (resolved at plan time), or `all_users`.
+    #[schemars(length(min = 1))]
+    pub id: String,
+    pub target_type: PolicyTargetType,
+}
+
+/// A registration campaign's include target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CampaignTargetDoc {
+    /// A group's object id, its display name (resolved at plan time), or `all_users`.
+    #[schemars(length(min = 1))]
+    pub id: String,
+    pub target_type: PolicyTargetType,
+    /// `microsoftAuthenticator` when left out, as Graph defaults it.
+    pub targeted_authentication_method: Option<CampaignMethod>,
+}
+
+/// `authenticationMethodTargetType`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyTargetType {
+    Group,
+    User,
+}
+
+/// A campaign's targeted method (Graph reference: `microsoftAuthenticator` or `Fido2`).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub enum CampaignMethod {
+    #[serde(rename = "microsoftAuthenticator")]
+    MicrosoftAuthenticator,
+    Fido2,
 }
 
 /// The managed fields; a field left out is not managed (never touched).

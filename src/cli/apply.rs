@@ -95,7 +95,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     }
 
     let mut halted = None;
-    if plan.summary.writes > 0 {
+    if plan.has_changes() {
         // Before the prompt and the first write: a token that may not make them says so now.
         super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
         if !args.auto_approve && !confirm()? {
@@ -138,7 +138,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
 
     output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
-            if plan.summary.writes > 0 {
+            if plan.has_changes() {
                 writeln!(out)?;
             }
             report::render_apply_text(&plan, out)
@@ -173,10 +173,15 @@ async fn watch_ctrl_c(interrupt: Interrupt) {
     }
 }
 
-/// 0 when every user converged; 3 when some failed, were blocked, were not found, or were left
-/// unwritten.
+/// 0 when every user and the policy converged; 3 when some failed, were blocked, were not
+/// found, changed since the plan, or were left unwritten.
 pub fn apply_exit_code(plan: &Plan) -> u8 {
-    let converged = plan.users.iter().all(|user| user.status == Status::Applied);
+    let policy_converged = plan
+        .policy
+        .as_ref()
+        .is_none_or(|p| matches!(p.status, Status::Applied | Status::InSync));
+    let converged =
+        policy_converged && plan.users.iter().all(|user| user.status == Status::Applied);
     if converged {
         exit::OK
     } else {

@@ -41,6 +41,10 @@ pub struct ManifestArgs {
     /// instead of reporting them; a misspelt known column is still reported. No effect on YAML.
     #[arg(long)]
     pub ignore_unknown_columns: bool,
+    /// Manage the tenant's authentication methods policy from this YAML file's `policy:`
+    /// section (for a CSV manifest, which has no room for one; a YAML manifest may hold it).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 impl ManifestArgs {
@@ -56,9 +60,23 @@ pub fn run_error(error: engine::RunError) -> miette::Report {
     miette::miette!(help = error.help(), "{error}")
 }
 
-/// Reads and validates a manifest; every problem is reported and nothing is sent.
+/// Reads and validates a manifest (and the `--policy` file); every problem is reported and
+/// nothing is sent.
 pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::Result<Manifest> {
-    manifest::load_with(path, &reading.options()).map_err(miette::Report::new)
+    let mut loaded = manifest::load_with(path, &reading.options()).map_err(miette::Report::new)?;
+    if let Some(policy_path) = &reading.policy {
+        let policy = manifest::load_policy(policy_path).map_err(miette::Report::new)?;
+        if loaded.policy.is_some() {
+            return Err(miette::miette!(
+                help = "keep one policy section: in the manifest or in the --policy file",
+                "{} has a policy: section and --policy {} names another",
+                path.display(),
+                policy_path.display()
+            ));
+        }
+        loaded.policy = Some(policy);
+    }
+    Ok(loaded)
 }
 
 pub async fn run(args: PlanArgs) -> miette::Result<u8> {

@@ -29,5 +29,9 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         count(|u| u.system_preferred.is_some()),
         count(|u| u.per_user_mfa_state.is_some()),
     );
+    if let Some(policy) = &manifest.policy {
+        let parts: Vec<&str> = policy.parts.iter().map(|p| p.part.as_str()).collect();
+        println!("policy: manages {}", parts.join(", "));
+    }
     Ok(exit::OK)
 }

@@ -48,6 +48,12 @@ pub async fn apply(
         breaker.trust(writes.filter(|need| need.is_met_by(&claims.roles)));
     }
     let shared = &breaker;
+    // The policy first: one write, and the users' notes were planned with it in mind.
+    if let Some(policy) = &mut plan.policy
+        && let Err(error) = super::policy::apply(client, policy, journal, shared).await
+    {
+        breaker.trip(RunError::Journal(error));
+    }
 
     // Each user is updated where it lies in the plan: no second list of a million users.
     let total_writes = plan.summary.writes;

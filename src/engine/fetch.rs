@@ -65,6 +65,12 @@ pub async fn plan(
     manifest: &Manifest,
     concurrency: usize,
 ) -> Result<Plan, RunError> {
+    // The policy first: a group name that resolves to no group stops the run before the users
+    // are read.
+    let policy = match &manifest.policy {
+        Some(desired) => Some(super::policy::plan(client, &manifest.source, desired).await?),
+        None => None,
+    };
     let progress = Progress::new("fetch", manifest.users.len() as u64);
     let breaker = Breaker::default();
     let stop = &breaker;
@@ -102,11 +108,60 @@ pub async fn plan(
     if !duplicates.is_empty() {
         return Err(RunError::DuplicateUsers(duplicates));
     }
-    Ok(Plan::new(
+    let mut plan = Plan::new(
         client.transport().root(),
         manifest.users.len() as u64,
         not_in_sync,
-    ))
+    );
+    if let Some(policy) = policy {
+        plan.policy = Some(policy.plan);
+        if let Some(excluded) = policy.system_preferred_for_all {
+            note_system_preferred(&mut plan, &excluded);
+        }
+        plan.summary = plan.count(manifest.users.len() as u64);
+    }
+    Ok(plan)
+}
+
+/// With system-preferred MFA enabled for all users (after this plan), Graph ignores a user's
+/// preferred method at sign-in: each preferred-method change says so, and so does the policy.
+/// Group membership is not read, so an exclusion is named, not decided.
+fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
+    let unless = if excluded.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = excluded
+            .iter()
+            .map(|name| crate::text::printable(name).into_owned())
+            .collect();
+        format!(" unless excluded by group {}", names.join(" or "))
+    };
+    let mut affected = 0;
+    for user in &mut plan.users {
+        let Some(change) = user
+            .fields
+            .iter()
+            .find(|f| f.field == crate::model::Field::PreferredMethod)
+        else {
+            continue;
+        };
+        let note = format!(
+            "the tenant policy enables system-preferred MFA for all users: the preferred method \
+             {} is ignored at sign-in{unless}",
+            change.after
+        );
+        user.add_note(note);
+        affected += 1;
+    }
+    if affected > 0
+        && let Some(policy) = &mut plan.policy
+    {
+        policy.notes.push(format!(
+            "system-preferred MFA is enabled for all users: the preferred-method changes of {affected} \
+             {} in this plan are ignored at sign-in{unless}",
+            if affected == 1 { "user" } else { "users" }
+        ));
+    }
 }
 
 /// Entries whose users resolved to the same object id, each later one paired with the first.

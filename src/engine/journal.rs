@@ -10,8 +10,21 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use serde_json::{Map, Value as Json};
+
 use crate::model::Endpoint;
 use crate::plan::{Properties, WriteResult};
+
+/// A write's `before` or `body`: a user endpoint's properties, or the policy's sub-objects.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Properties(Properties<'a>),
+    Policy(&'a Map<String, Json>),
+}
+
+/// What the journal calls the tenant's policy (in place of a user and endpoint).
+const POLICY: &str = "authenticationMethodsPolicy";
 
 /// An open journal file.
 #[derive(Debug)]
@@ -39,10 +52,13 @@ struct Entry<'a> {
     user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<Endpoint>,
+    /// `authenticationMethodsPolicy` for the tenant's policy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    before: Option<Properties<'a>>,
+    resource: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<Properties<'a>>,
+    before: Option<Body<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Body<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a WriteResult>,
 }
@@ -79,9 +95,33 @@ impl Journal {
         self.append(&Entry {
             user: Some(user),
             endpoint: Some(write.endpoint),
-            before: Some(write.before()),
-            body: Some(write.body()),
+            before: Some(Body::Properties(write.before())),
+            body: Some(Body::Properties(write.body())),
             ..Entry::event("intent")
+        })
+    }
+
+    /// Records the policy write about to be sent: the sub-objects as the plan saw them and the
+    /// PATCH body.
+    pub fn policy_intent(
+        &self,
+        before: &Map<String, Json>,
+        body: &Map<String, Json>,
+    ) -> Result<(), JournalError> {
+        self.append(&Entry {
+            resource: Some(POLICY),
+            before: Some(Body::Policy(before)),
+            body: Some(Body::Policy(body)),
+            ..Entry::event("intent")
+        })
+    }
+
+    /// Records Graph's answer to the policy write.
+    pub fn policy_result(&self, result: &WriteResult) -> Result<(), JournalError> {
+        self.append(&Entry {
+            resource: Some(POLICY),
+            result: Some(result),
+            ..Entry::event("result")
         })
     }
 
@@ -126,6 +166,7 @@ impl Entry<'_> {
             graph: None,
             user: None,
             endpoint: None,
+            resource: None,
             before: None,
             body: None,
             result: None,

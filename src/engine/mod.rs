@@ -5,6 +5,7 @@
 mod apply;
 mod fetch;
 mod journal;
+mod policy;
 pub mod preflight;
 mod progress;
 pub mod show;
@@ -58,7 +59,10 @@ pub fn quotas(client: &GraphClient) -> Quotas {
 
 /// What applying `plan` will cost with this client.
 pub fn estimate(client: &GraphClient, plan: &Plan) -> Estimate {
-    crate::plan::estimate::estimate(plan.summary.writes, &quotas(client))
+    crate::plan::estimate::estimate(
+        plan.summary.writes + plan.summary.policy_writes,
+        &quotas(client),
+    )
 }
 
 /// The tracing target of progress spans (the CLI draws bars for it alone).
@@ -98,6 +102,14 @@ pub enum RunError {
     /// apply would flip that user between the two entries' values. Found before any write.
     #[error("{}", render_duplicates(.0))]
     DuplicateUsers(Vec<DuplicateUser>),
+    /// Groups the manifest's policy names by display name that no group, or several, carry;
+    /// one located line each. Found before any write.
+    #[error("{}\n{} policy {} not be resolved; nothing was written", .0.join("\n"), .0.len(), if .0.len() == 1 { "target could" } else { "targets could" })]
+    PolicyTargets(Vec<String>),
+    /// The tenant's authentication methods policy (or a group's name) could not be read after
+    /// retries: the policy cannot be planned, and nothing was written.
+    #[error("cannot read the tenant's authentication methods policy: {0}")]
+    PolicyUnreadable(GraphError),
 }
 
 /// Two manifest entries that resolved to the same object id.
@@ -200,6 +212,10 @@ impl RunError {
             RunError::DuplicateUsers(_) => {
                 "an entry may name a user by userPrincipalName or by object id, not both"
             }
+            RunError::PolicyTargets(_) => {
+                "a group's display name must match exactly one group; an object id always does"
+            }
+            RunError::PolicyUnreadable(_) => "run plan again once Graph answers",
         };
         fixed.into()
     }

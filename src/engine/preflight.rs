@@ -66,6 +66,31 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
         "checking the registered methods",
     );
     add(by_upn, Resource::Users, "resolving the userPrincipalName");
+    if let Some(policy) = &manifest.policy {
+        out.push(Requirement {
+            need: Resource::Policy.read(),
+            why: "reading the tenant's authenticationMethodsPolicy".to_owned(),
+        });
+        let by_name = policy.parts.iter().any(|part| {
+            part.properties.iter().any(|p| {
+                use crate::manifest::policy::{DesiredValue, TargetId};
+                let named = |t: &crate::manifest::policy::DesiredTarget| {
+                    matches!(t.id, TargetId::DisplayName(_))
+                };
+                match &p.value {
+                    DesiredValue::Targets(targets) => targets.iter().any(named),
+                    DesiredValue::Target(target) => named(target),
+                    DesiredValue::Plain(_) => false,
+                }
+            })
+        });
+        if by_name {
+            out.push(Requirement {
+                need: Resource::Groups.read(),
+                why: "finding the policy's groups by display name".to_owned(),
+            });
+        }
+    }
     out
 }
 
@@ -102,8 +127,16 @@ pub fn show_reads(named: &[String]) -> Vec<Requirement> {
     out
 }
 
-/// The writes applying `plan` makes, per endpoint.
+/// The writes applying `plan` makes, per endpoint, and the policy's.
 pub fn writes(plan: &Plan) -> Vec<Requirement> {
+    let policy = plan
+        .policy
+        .as_ref()
+        .filter(|p| p.status == Status::Change && p.has_write())
+        .map(|_| Requirement {
+            need: Resource::Policy.write(),
+            why: "writing the tenant's authenticationMethodsPolicy".to_owned(),
+        });
     Endpoint::ALL
         .iter()
         .filter_map(|endpoint| {
@@ -118,6 +151,7 @@ pub fn writes(plan: &Plan) -> Vec<Requirement> {
                 why: format!("writing {endpoint} of {}", users(count)),
             })
         })
+        .chain(policy)
         .collect()
 }
 
@@ -140,6 +174,10 @@ pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
                 why: format!("changing {endpoint} of up to {}", users(count)),
             })
         })
+        .chain(manifest.policy.as_ref().map(|_| Requirement {
+            need: Resource::Policy.write(),
+            why: "changing the tenant's authenticationMethodsPolicy".to_owned(),
+        }))
         .collect()
 }
 

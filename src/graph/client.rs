@@ -121,6 +121,44 @@ impl GraphClient {
             .await
     }
 
+    /// `GET /beta/policies/authenticationMethodsPolicy` as Graph returns it, whole: the plan
+    /// compares the managed parts and sends the rest of a changed sub-object back unchanged.
+    /// `purpose` is [`Purpose::Read`] for a plan and [`Purpose::Reread`] just before the write.
+    pub async fn authentication_methods_policy_document(
+        &self,
+        purpose: Purpose,
+    ) -> Result<serde_json::Value, GraphError> {
+        self.get_json(purpose, POLICY_PATH).await
+    }
+
+    /// `PATCH /beta/policies/authenticationMethodsPolicy` with exactly `body` (the changed
+    /// sub-objects), under the write budget.
+    pub async fn patch_policy(&self, body: &serde_json::Value) -> Result<PatchOutcome, GraphError> {
+        let response = self
+            .transport
+            .send(Purpose::Write, POLICY_PATH, Some(body))
+            .await?;
+        Ok(PatchOutcome {
+            status: response.status,
+            request_id: response.request_id,
+            settled_by_read: response.settled_by_read,
+        })
+    }
+
+    /// `GET /beta/groups?$filter=displayName eq '...'&$select=id`: the object ids of every group
+    /// with this display name (none, one, or several: names are not unique in Entra).
+    pub async fn groups_named(&self, name: &str) -> Result<Vec<String>, GraphError> {
+        #[derive(serde::Deserialize)]
+        struct GroupId {
+            id: String,
+        }
+        let literal = name.replace('\'', "''");
+        let filter = encode_segment(&format!("displayName eq '{literal}'"));
+        let path = format!("/beta/groups?$filter={filter}&$select=id&$top=999");
+        let groups: Vec<GroupId> = self.get_all(Purpose::Identity, path).await?;
+        Ok(groups.into_iter().map(|group| group.id).collect())
+    }
+
     /// `GET /beta/users/{user}/transitiveMemberOf?$select=id`, following `@odata.nextLink`: the
     /// object ids of every group the user is in, directly or through nested groups. Not the
     /// `/microsoft.graph.group` cast: Graph documents OData casts on these relationships as
@@ -229,6 +267,9 @@ impl GraphClient {
         Some(path)
     }
 }
+
+/// The tenant's authentication methods policy.
+const POLICY_PATH: &str = "/beta/policies/authenticationMethodsPolicy";
 
 /// `/beta/users/{user}/authentication/{leaf}` with the user encoded for a URL path.
 pub fn endpoint_path(user: &str, leaf: &str) -> String {

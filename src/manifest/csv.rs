@@ -105,6 +105,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
         return problems.finish(Manifest {
             source: path.to_path_buf(),
             users: Vec::new(),
+            policy: None,
         });
     }
     let separator = detect_separator(&head);
@@ -211,6 +212,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
         return problems.finish(Manifest {
             source: path.to_path_buf(),
             users,
+            policy: None,
         });
     };
     let user_column = header.user.map(|index| header.names[index].clone());
@@ -234,6 +236,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
     problems.finish(Manifest {
         source: path.to_path_buf(),
         users,
+        policy: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! collected (not just the first) and reported with its file and line (YAML) or row (CSV).
 
 mod csv;
+pub mod policy;
 mod problem;
 mod user;
 mod yaml;
@@ -23,6 +24,8 @@ pub struct Manifest {
     pub source: PathBuf,
     /// One entry per user, in file order, with `defaults:` already applied.
     pub users: Vec<DesiredUser>,
+    /// The tenant's authentication methods policy, when the file has a `policy:` section.
+    pub policy: Option<policy::DesiredPolicy>,
 }
 
 /// What one user's settings should be. `None` means "not managed": left as it is.
@@ -83,6 +86,32 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Manifest, Manifes
     } else {
         yaml::load(path)
     }
+}
+
+/// Reads a YAML file for its `policy:` section alone (`--policy FILE`, beside a CSV manifest):
+/// `version: 1` and `policy:`; `users:` is refused here, so that no user is managed by surprise.
+pub fn load_policy(path: &Path) -> Result<policy::DesiredPolicy, ManifestError> {
+    let manifest = yaml::load(path)?;
+    let mut problems = problem::Problems::new(path);
+    if !manifest.users.is_empty() {
+        problems.push(
+            Code::UnknownField,
+            Location::Yaml { line: 1, column: 1 },
+            None,
+            "a --policy file holds `version: 1` and `policy:` only; move its users to the \
+             manifest"
+                .to_string(),
+        );
+    }
+    if manifest.policy.is_none() {
+        problems.push(
+            Code::MissingUsers,
+            Location::Yaml { line: 1, column: 1 },
+            None,
+            "the --policy file has no `policy:` section".to_string(),
+        );
+    }
+    problems.finish(manifest.policy.unwrap_or_default())
 }
 
 /// A value as the file spells it, before it is checked against the field it is for.

@@ -27,7 +27,7 @@ pub enum Code {
     DuplicateField,
     /// A value of the wrong kind where a mapping, list or single value belongs.
     WrongType,
-    /// The YAML has no `users:` key, or the CSV has no `user` column.
+    /// The YAML has neither `users:` nor `policy:`, or the CSV has no `user` column.
     MissingUsers,
     /// `preferredMethod` is not one of Graph's values.
     UnknownMethod,
@@ -46,6 +46,13 @@ pub enum Code {
     NullValue,
     /// `user:` inside `defaults:`.
     UserInDefaults,
+    /// A policy number outside its range (`snoozeDurationInDays` 0-14, `voiceReportingCode` 0-9).
+    OutOfRange,
+    /// A policy target without `id` or `targetType`, with a `targetType` that is not `group` or
+    /// `user`, or a user named by display name.
+    InvalidTarget,
+    /// More policy targets than Entra takes (system-preferred MFA: one include, one exclude).
+    TooManyTargets,
 }
 
 impl Code {
@@ -66,6 +73,9 @@ impl Code {
         Code::DuplicateUser,
         Code::NullValue,
         Code::UserInDefaults,
+        Code::OutOfRange,
+        Code::InvalidTarget,
+        Code::TooManyTargets,
     ];
 
     /// The code as printed, e.g. `unknown-method`.
@@ -86,6 +96,9 @@ impl Code {
             Code::DuplicateUser => "duplicate-user",
             Code::NullValue => "null-value",
             Code::UserInDefaults => "user-in-defaults",
+            Code::OutOfRange => "out-of-range",
+            Code::InvalidTarget => "invalid-target",
+            Code::TooManyTargets => "too-many-targets",
         }
     }
 }
@@ -313,6 +326,11 @@ impl Problems {
     /// Keeps only the problems `keep` accepts.
     pub(crate) fn retain(&mut self, keep: impl FnMut(&Problem) -> bool) {
         self.found.retain(keep);
+    }
+
+    /// How many problems were found so far.
+    pub(crate) fn len(&self) -> usize {
+        self.found.len()
     }
 
     /// Whether nothing was found so far.

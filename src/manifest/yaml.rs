@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 
+use super::policy::{self, DesiredPolicy};
 use super::problem::{Code, Location, Problems, closest, quoted};
 use super::{
     DesiredUser, Manifest, ManifestError, Origin, RawValue, Settings, check_user, duplicate_users,
@@ -31,7 +32,7 @@ use crate::model::Field;
 /// The manifest format versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
 /// Keys allowed at the top of the file.
-const TOP_LEVEL_KEYS: [&str; 3] = ["version", "defaults", "users"];
+const TOP_LEVEL_KEYS: [&str; 4] = ["version", "defaults", "users", "policy"];
 /// The key naming the user in an entry.
 const USER_KEY: &str = "user";
 
@@ -90,6 +91,7 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
             collector.problems.finish(Manifest {
                 source: path.to_path_buf(),
                 users: Vec::new(),
+                policy: None,
             })
         }
     }
@@ -268,6 +270,9 @@ struct Collector {
     defaults: Settings,
     version_seen: bool,
     users_seen: bool,
+    /// `policy:` as read, when given and without problems.
+    policy: Option<DesiredPolicy>,
+    policy_seen: bool,
     top_level_keys: HashSet<String>,
 }
 
@@ -281,6 +286,8 @@ impl Collector {
             defaults: Settings::default(),
             version_seen: false,
             users_seen: false,
+            policy: None,
+            policy_seen: false,
             top_level_keys: HashSet::new(),
         }
     }
@@ -317,6 +324,7 @@ impl Collector {
         self.problems.finish(Manifest {
             source: self.source,
             users: Vec::new(),
+            policy: None,
         })
     }
 
@@ -331,13 +339,14 @@ impl Collector {
                 ),
             );
         }
-        if !self.users_seen {
+        // A manifest may manage the tenant's policy alone.
+        if !self.users_seen && !self.policy_seen {
             self.problems.push(
                 Code::MissingUsers,
                 position(1, 1),
                 None,
                 "the manifest has no `users:` key; add `users:` with one entry per user \
-                 (`users: []` for none)"
+                 (`users: []` for none), or a `policy:` section"
                     .to_string(),
             );
         }
@@ -371,6 +380,7 @@ impl Collector {
         self.problems.finish(Manifest {
             source: self.source,
             users,
+            policy: self.policy,
         })
     }
 
@@ -640,6 +650,11 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                     if !matches!(entry.value, Entry::Other(Kind::Null)) {
                         collector.defaults(entry);
                     }
+                }
+                "policy" => {
+                    collector.policy_seen = true;
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.policy = policy::check(&node, &mut collector.problems);
                 }
                 "users" => {
                     collector.users_seen = true;
@@ -1207,7 +1222,7 @@ users:
         let messages: Vec<String> = problems(text).into_iter().map(|p| p.message).collect();
         assert_eq!(
             messages[0],
-            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users"
+            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, policy"
         );
         assert_eq!(
             messages[1],

@@ -7,6 +7,7 @@
 
 mod diff;
 pub mod estimate;
+pub mod policy;
 pub mod wire;
 
 use std::fmt;
@@ -35,6 +36,10 @@ pub struct Plan {
     pub summary: Summary,
     /// Every user that is not in sync, in manifest order.
     pub users: Vec<UserPlan>,
+    /// The tenant's authentication methods policy, when the manifest manages it (`null` when
+    /// it does not).
+    #[serde(default)]
+    pub policy: Option<policy::PolicyPlan>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -55,6 +60,10 @@ pub struct Summary {
     pub blocked: u64,
     pub not_found: u64,
     pub failed: u64,
+    /// PATCH calls to the tenant's authentication methods policy (0 or 1; not in `writes`,
+    /// which counts the users' PATCHes).
+    #[serde(default)]
+    pub policy_writes: u64,
     /// Users whose live values changed between plan and write (apply only; never written).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub drifted: u64,
@@ -410,6 +419,14 @@ impl UserPlan {
         self.remarks.as_ref()?.reason.as_deref()
     }
 
+    /// Adds a thing worth knowing (e.g. what the tenant's policy means for this user).
+    pub fn add_note(&mut self, note: String) {
+        self.remarks
+            .get_or_insert_with(Box::default)
+            .notes
+            .push(note);
+    }
+
     /// Things worth knowing that do not stop the change.
     pub fn notes(&self) -> &[String] {
         self.remarks.as_ref().map_or(&[], |r| &r.notes)
@@ -712,6 +729,7 @@ impl Plan {
             tenant_domain: None,
             summary: Summary::default(),
             users,
+            policy: None,
         };
         plan.summary = plan.count(total_users);
         plan
@@ -759,6 +777,13 @@ impl Plan {
                 }
             }
         }
+        if let Some(policy) = &self.policy {
+            summary.policy_writes = u64::from(policy.has_write());
+            if let Some(result) = &policy.result {
+                has_results = true;
+                applied += u64::from(result.ok);
+            }
+        }
         summary.in_sync = total_users.saturating_sub(self.users.len() as u64);
         summary.applied = has_results.then_some(applied);
         summary
@@ -767,6 +792,6 @@ impl Plan {
     /// Whether the plan would write anything (for `--detailed-exitcode`). Blocked and
     /// not-found users without writes are reported but are not changes.
     pub fn has_changes(&self) -> bool {
-        self.summary.writes > 0
+        self.summary.writes > 0 || self.summary.policy_writes > 0
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::plan::policy::PolicyPlan;
 use crate::plan::{Plan, Status, Summary, UserError, UserPlan, Value};
 use crate::text::printable;
 
@@ -32,8 +33,17 @@ pub fn tenant_line_for(graph: &str, id: Option<&str>, domain: Option<&str>) -> S
 pub fn render_plan_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
     writeln!(out, "{}", tenant_line(plan))?;
     writeln!(out)?;
+    if let Some(policy) = &plan.policy {
+        render_policy(out, policy)?;
+        writeln!(out)?;
+    }
     let unread = plan.summary.failed;
-    if plan.users.is_empty() {
+    let policy_writes = plan.policy.as_ref().is_some_and(PolicyPlan::has_write);
+    if plan.users.is_empty() && policy_writes {
+        if plan.summary.users > 0 {
+            writeln!(out, "Every user in the manifest matches the desired state.")?;
+        }
+    } else if plan.users.is_empty() {
         writeln!(
             out,
             "No changes. Every user in the manifest matches the desired state."
@@ -73,6 +83,10 @@ const NOT_REACHED_SHOWN: usize = 100;
 /// The report after apply: failures first in detail, then the users the run never reached
 /// (when it stopped early), then the `Apply:` line, whose counts add up to the manifest's users.
 pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
+    if let Some(policy) = plan.policy.as_ref().filter(|p| p.status != Status::InSync) {
+        render_policy(out, policy)?;
+        writeln!(out)?;
+    }
     let mut failed = plan
         .users
         .iter()
@@ -168,13 +182,51 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
         out,
         "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{not_reached}.",
         users(converged as u64),
-        s.writes,
+        s.writes + s.policy_writes,
         s.in_sync,
         s.blocked,
         s.not_found,
         s.failed,
     )?;
     Ok(())
+}
+
+/// The tenant policy's block: one line per changed property, `part.property: before -> after`.
+fn render_policy(out: &mut impl io::Write, policy: &PolicyPlan) -> io::Result<()> {
+    const NAME: &str = "authenticationMethodsPolicy";
+    let (sign, label) = match policy.status {
+        Status::InSync => ("=", " (in sync)"),
+        Status::Change | Status::Blocked => ("~", ""),
+        Status::Applied => ("~", " (applied)"),
+        Status::Failed | Status::NotFound => ("x", " (failed)"),
+        Status::Drifted => ("x", " (changed since the plan: not written)"),
+    };
+    writeln!(out, "  {sign} policy {NAME}{label}")?;
+    for change in &policy.changes {
+        writeln!(
+            out,
+            "      {}.{}: {} -> {}",
+            change.part,
+            change.property,
+            printable(&compact(&change.before)),
+            printable(&compact(&change.after))
+        )?;
+    }
+    for note in &policy.notes {
+        writeln!(out, "      note: {note}")?;
+    }
+    if let Some(error) = &policy.error {
+        writeln!(out, "      {}", describe_error(error))?;
+    }
+    Ok(())
+}
+
+/// A policy value on one line: a string bare, anything else as JSON.
+fn compact(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
@@ -260,6 +312,22 @@ pub fn plan_line(s: &Summary) -> String {
             " (could not be read: the plan is incomplete)"
         } else {
             ""
+        }
+    ) + &policy_line(s)
+}
+
+/// ` Policy: 1 write.` after the users' counts, when the policy is written.
+fn policy_line(s: &Summary) -> String {
+    if s.policy_writes == 0 {
+        return String::new();
+    }
+    format!(
+        " Policy: {} {}.",
+        s.policy_writes,
+        if s.policy_writes == 1 {
+            "write"
+        } else {
+            "writes"
         }
     )
 }

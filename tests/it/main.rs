@@ -10,6 +10,7 @@ mod hardening;
 mod manifest_errors;
 mod permissions;
 mod plan;
+mod policy;
 mod schemas;
 mod show;
 mod signin;
