@@ -74,3 +74,41 @@ fn redact_request_ids(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn the_migration_walkthrough_plans_the_policy_and_the_users() {
+    let out = mfactl()
+        .args([
+            "plan",
+            &example("migrate.yaml"),
+            "--emulate",
+            &example("tenant.yaml"),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(plan["summary"]["policy_writes"], 1, "{plan}");
+    assert_eq!(plan["summary"]["to_change"], 3, "{plan}");
+    assert_eq!(plan["summary"]["in_sync"], 1, "{plan}");
+    // The walkthrough then looks at the user left out of Authenticator.
+    let out = mfactl()
+        .args([
+            "show",
+            "lee.gu@contoso.com",
+            "--emulate",
+            &example("tenant.yaml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "push                     not usable: Microsoft Authenticator is not registered"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
