@@ -213,13 +213,7 @@ async fn write_one(
     let outcome = match client.patch(user, write.endpoint, &write.body()).await {
         Ok(outcome) => {
             breaker.success(resource.write());
-            Outcome::Written(WriteResult {
-                ok: true,
-                status: outcome.status,
-                request_id: outcome.request_id.map(RequestId::from),
-                code: None,
-                settled_by_read: outcome.settled_by_read,
-            })
+            Outcome::Written(written(outcome))
         }
         Err(error) => {
             breaker.failure(resource.write(), &error);
@@ -235,7 +229,19 @@ async fn write_one(
     Ok(outcome)
 }
 
-fn failure(error: &GraphError) -> WriteResult {
+/// The record of a write Graph took (or that reading back showed made).
+pub(super) fn written(outcome: crate::graph::PatchOutcome) -> WriteResult {
+    WriteResult {
+        ok: true,
+        status: outcome.status,
+        request_id: outcome.request_id.map(RequestId::from),
+        code: None,
+        settled_by_read: outcome.settled_by_read,
+    }
+}
+
+/// The record of a write that failed.
+pub(super) fn failure(error: &GraphError) -> WriteResult {
     WriteResult {
         ok: false,
         status: error.status(),

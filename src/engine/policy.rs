@@ -18,7 +18,7 @@ use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::policy::{DesiredPolicy, DesiredTarget, DesiredValue, TargetId};
 use crate::plan::policy::{self as planned, PolicyPlan};
-use crate::plan::{RequestId, Status, UserError, WriteResult};
+use crate::plan::{Status, UserError};
 
 /// The policy's plan, and what it means for the users' preferred methods.
 pub(super) struct PlannedPolicy {
@@ -184,13 +184,7 @@ pub(super) async fn apply(
         Ok(outcome) => {
             breaker.success(resource.write());
             policy.status = Status::Applied;
-            WriteResult {
-                ok: true,
-                status: outcome.status,
-                request_id: outcome.request_id.map(RequestId::from),
-                code: None,
-                settled_by_read: outcome.settled_by_read,
-            }
+            super::apply::written(outcome)
         }
         Err(error) => {
             breaker.failure(resource.write(), &error);
@@ -199,13 +193,7 @@ pub(super) async fn apply(
             }
             policy.status = Status::Failed;
             policy.error = Some(user_error(None, &error));
-            WriteResult {
-                ok: false,
-                status: error.status(),
-                request_id: error.request_id().map(|id| RequestId::from(id.to_owned())),
-                code: Some(error.code().into()),
-                settled_by_read: false,
-            }
+            super::apply::failure(&error)
         }
     };
     if let Some(journal) = journal {
