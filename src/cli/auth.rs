@@ -252,7 +252,7 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
         connection.client.transport().root(),
         authority.map_or_else(String::new, |a| format!(", sign-in {a}"))
     );
-    println!("Source:      {}", printable(&tokens.describe()));
+    println!("Source:      {}", tokens.describe());
     println!("Tenant:      {}", show(claims.tenant_id.as_deref()));
     println!("Client id:   {}", show(claims.app_id.as_deref()));
     if let Some(upn) = &claims.upn {

@@ -130,8 +130,10 @@ impl TokenProvider {
         self.credential.kind()
     }
 
+    /// Where the token comes from, for a terminal or a log: escaped here once, since it names
+    /// values from the environment (tenant, client id, paths).
     pub fn describe(&self) -> String {
-        self.credential.describe()
+        crate::text::printable(&self.credential.describe()).into_owned()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
