@@ -26,3 +26,15 @@ pub fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
     #[cfg(not(unix))]
     options.open(path)
 }
+
+/// Creates a new file readable and writable by the owner only; fails if it exists.
+pub fn create_private_new(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}

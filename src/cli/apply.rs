@@ -1,33 +1,45 @@
 //! `mfactl apply`: plan, show the plan, confirm, write, report.
 
 use std::io::{BufRead, IsTerminal, Write as _};
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use miette::{IntoDiagnostic, miette};
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
-use super::output;
+use super::output::{self, OutputFile};
 use super::plan::{ManifestArgs, load_manifest, run_error};
-use crate::engine::{self, Interrupt, Journal, RunError, preflight};
+use crate::engine::{self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, preflight};
+use crate::manifest::Manifest;
+use crate::plan::saved::{self, SourceFile};
 use crate::plan::{Plan, Status, estimate};
 use crate::report;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
 pub struct ApplyArgs {
-    /// The desired-state file (YAML, or CSV by its .csv extension).
-    #[arg(value_name = "MANIFEST")]
+    /// The desired-state file (YAML, or CSV by its .csv extension), or a plan saved by
+    /// `mfactl plan MANIFEST --out PLAN.json` (applied exactly, without asking).
+    #[arg(value_name = "MANIFEST|PLAN.json")]
     pub manifest: PathBuf,
-    /// Apply without asking (required when stdin is not a terminal).
+    /// Apply a manifest without asking (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Append one JSON line per write (user, endpoint, before, body, result, request-id) here
-    /// (readable by you only; opened before anything is sent).
+    /// Record every write here, one JSON line each (readable by you only; opened before
+    /// anything is sent). Default: a new timestamped file beside the saved plan, or in the
+    /// current folder for a manifest, with the plan it applies saved beside it.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Finish an interrupted apply of the same saved plan: writes this journal shows made are
+    /// not sent again, writes announced without an answer are read back first, and the run
+    /// appends to the journal.
+    #[arg(long, value_name = "JOURNAL")]
+    pub resume: Option<PathBuf>,
+    /// Refuse a saved plan older than this (e.g. 24h, 90m, 2d, 1h30m).
+    #[arg(long, value_name = "AGE", default_value = saved::DEFAULT_MAX_AGE, value_parser = saved::parse_age)]
+    pub max_plan_age: Duration,
     /// How to print the report on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -37,45 +49,98 @@ pub struct ApplyArgs {
     pub graph: GraphArgs,
 }
 
+/// What apply was given.
+enum Source {
+    Manifest(Manifest),
+    /// A saved plan, checked offline (format, checksum, age, Graph root).
+    Saved(Plan),
+}
+
+/// Whether `path` names a saved plan rather than a manifest: by its extension.
+fn is_saved_plan(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
 pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
-    let manifest = load_manifest(&args.manifest, &args.reading)?;
-    args.graph.graph_root()?;
-    if !args.auto_approve && !std::io::stdin().is_terminal() {
+    let root = args.graph.graph_root()?;
+    let source = if is_saved_plan(&args.manifest) {
+        Source::Saved(load_saved(&args, &root)?)
+    } else {
+        if let Some(journal) = &args.resume {
+            return Err(resume_needs_plan(journal));
+        }
+        Source::Manifest(load_manifest(&args.manifest, &args.reading)?)
+    };
+    if matches!(source, Source::Manifest(_))
+        && !args.auto_approve
+        && !std::io::stdin().is_terminal()
+    {
         return Err(miette!(
-            help = "review the changes with `mfactl plan` first, then pass --auto-approve",
+            help = "review the changes with `mfactl plan` first, then pass --auto-approve (or \
+                    save the plan with `mfactl plan MANIFEST --out PLAN.json` and apply that)",
             "apply asks for confirmation, but stdin is not a terminal"
         ));
     }
-    let journal = args
-        .journal
-        .as_deref()
-        .map(Journal::open)
-        .transpose()
-        .map_err(|e| miette!(help = "nothing was sent", "{e}"))?;
+    let resume = match (&args.resume, &source) {
+        (Some(path), Source::Saved(plan)) => Some(read_resume(path, plan, args.journal.as_deref())?),
+        _ => None,
+    };
+    // An explicit journal is opened now, so a bad path costs nothing; a default one is made
+    // once there is something to write.
+    let mut journal = match (&resume, &args.journal) {
+        (Some((path, _)), _) => Some(reopen_journal(path)?),
+        (None, Some(path)) => Some(
+            Journal::open(path).map_err(|e| miette!(help = "nothing was sent", "{e}"))?,
+        ),
+        (None, None) => None,
+    };
     let tenant = args.graph.load_emulated_tenant()?;
-    let mut connection = args
-        .graph
-        .connect(tenant, manifest.users.len() as u64)
-        .await?;
+    if let (Source::Saved(plan), Some(tenant)) = (&source, &tenant) {
+        same_tenant(plan, Some(&tenant.tenant_id), "the emulated tenant file")?;
+    }
+    let users = match &source {
+        Source::Manifest(manifest) => manifest.users.len() as u64,
+        Source::Saved(plan) => plan.summary.users,
+    };
+    let mut connection = args.graph.connect(tenant, users).await?;
     let client = &connection.client;
-    super::auth::check_permissions(connection.tokens(), &preflight::reads(&manifest))?;
+    if let Source::Saved(plan) = &source {
+        // The token's tenant, when it names one: refused before any request.
+        same_tenant(plan, connection.tenant_id.as_deref(), "the access token")?;
+    }
+    if let Source::Manifest(manifest) = &source {
+        super::auth::check_permissions(connection.tokens(), &preflight::reads(manifest))?;
+    }
     let started = Instant::now();
 
     let planned = async {
         let tenant = connection.identify().await?;
-        let mut plan = engine::plan(client, &manifest, connection.concurrency)
-            .await
-            .map_err(|error| connection.stop(error))?;
-        plan.tenant_id = tenant.id;
-        plan.tenant_domain = tenant.domain;
-        plan.summary.estimate = Some(engine::estimate(client, &plan));
+        let plan = match source {
+            Source::Manifest(manifest) => {
+                let mut plan = engine::plan(client, &manifest, connection.concurrency)
+                    .await
+                    .map_err(|error| connection.stop(error))?;
+                // The plan holds what the rest needs; the desired state (a million entries in
+                // a large migration) is let go before writing starts.
+                drop(manifest);
+                plan.tenant_id = tenant.id;
+                plan.tenant_domain = tenant.domain;
+                plan.summary.estimate = Some(engine::estimate(client, &plan));
+                plan
+            }
+            Source::Saved(mut plan) => {
+                // Graph's word on the tenant, before any write.
+                same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
+                plan.summary.estimate = Some(engine::estimate(client, &plan));
+                plan.summary.calls = None;
+                plan
+            }
+        };
         Ok::<_, miette::Report>(plan)
     }
     .await;
-    // The plan holds what the rest needs; the desired state (a million entries in a large
-    // migration) is let go before writing starts.
-    drop(manifest);
     let mut plan = match planned {
         Ok(plan) => plan,
         Err(error) => {
@@ -83,9 +148,10 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             return Err(error);
         }
     };
+    let saved_plan = is_saved_plan(&args.manifest);
     match args.format {
         OutputFormat::Text => output::to_stdout(|out| report::render_plan_text(&plan, out))?,
-        OutputFormat::Json if !args.auto_approve => {
+        OutputFormat::Json if !args.auto_approve && !saved_plan => {
             let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
             report::render_plan_text(&plan, &mut stderr)
                 .and_then(|()| stderr.flush())
@@ -95,22 +161,62 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     }
 
     let mut halted = None;
+    let mut files = None;
     if plan.has_changes() {
         // Before the prompt and the first write: a token that may not make them says so now.
         super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
-        if !args.auto_approve && !confirm()? {
+        if !saved_plan && !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");
             return Ok(exit::ERROR);
+        }
+        // Every apply has a journal, and every journal the saved plan it applies: the two
+        // are what `--resume` needs.
+        let (plan_path, checksum) = if saved_plan {
+            let checksum = plan.checksum.clone().expect("a loaded saved plan has a checksum");
+            (args.manifest.clone(), checksum)
+        } else {
+            let plan_path = plan_beside(args.journal.as_deref());
+            super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
+            let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
+            let checksum = super::plan::save(&out, &plan)?;
+            (plan_path, checksum)
+        };
+        let journal = match journal.take() {
+            Some(journal) => journal,
+            None => new_journal(&plan_path, saved_plan)?,
+        };
+        eprintln!("Journal: {}", shown(journal.path()));
+        if !saved_plan {
+            eprintln!("Plan:    {}", shown(&plan_path));
+        }
+        if let Some((_, resume)) = &resume {
+            eprintln!(
+                "Resuming: {} writes already made are not sent again; {} announced without an \
+                 answer are read back first.",
+                resume.applied(),
+                resume.unsettled()
+            );
         }
         let interrupt = Interrupt::new();
         let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone()));
         let applying = Instant::now();
+        let tenant_id = plan.tenant_id.clone();
+        let run = RunInfo {
+            graph: client.transport().root(),
+            tenant_id: tenant_id.as_deref(),
+            plan: Some(&plan_path),
+            plan_checksum: Some(&checksum),
+            resumed: resume.is_some(),
+        };
         halted = engine::apply(
             client,
             &mut plan,
-            journal.as_ref(),
-            connection.concurrency,
-            interrupt,
+            ApplyOptions {
+                journal: Some((&journal, run)),
+                resume: resume.as_ref().map(|(_, r)| r),
+                concurrency: connection.concurrency,
+                interrupt,
+            },
         )
         .await
         .err();
@@ -122,10 +228,16 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 estimate::duration(estimate.seconds)
             );
         }
+        files = Some((plan_path, journal.path().to_owned()));
     } else if let Some(journal) = &journal {
-        journal
-            .start(client.transport().root())
-            .map_err(|e| miette!("{e}"))?;
+        let run = RunInfo {
+            graph: client.transport().root(),
+            tenant_id: plan.tenant_id.as_deref(),
+            plan: saved_plan.then_some(args.manifest.as_path()),
+            plan_checksum: plan.checksum.as_deref(),
+            resumed: resume.is_some(),
+        };
+        journal.start(&run).map_err(|e| miette!("{e}"))?;
         journal.finish().map_err(|e| miette!("{e}"))?;
     }
     eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
@@ -145,14 +257,298 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
         OutputFormat::Json => report::render_json(&plan, out),
     })?;
+    if let Some((_, journal)) = &files {
+        eprintln!("Journal: {}", shown(journal));
+    }
     // The report above shows what was done before the run halted.
+    let resume_hint = |files: &Option<(PathBuf, PathBuf)>| {
+        if let Some((plan_path, journal)) = files {
+            eprintln!(
+                "To finish the run: {}",
+                resume_command(&args.manifest, plan_path, journal)
+            );
+        }
+    };
     match halted {
         Some(RunError::Interrupted) => {
             eprintln!("{}", run_error(RunError::Interrupted));
+            resume_hint(&files);
             Ok(exit::INTERRUPTED)
         }
-        Some(error) => Err(connection.stop(error)),
+        Some(error) => {
+            resume_hint(&files);
+            Err(connection.stop(error))
+        }
         None => Ok(apply_exit_code(&plan)),
+    }
+}
+
+/// A path for the terminal: control characters escaped.
+fn shown(path: &Path) -> String {
+    crate::text::printable(&path.display().to_string()).into_owned()
+}
+
+/// Reads a saved plan and refuses it, before any request, when it is of another format, was
+/// edited, is too old, or was made against another Graph root.
+fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
+    let path = &args.manifest;
+    if args.reading.policy.is_some() || args.reading.ignore_unknown_columns {
+        return Err(miette!(
+            help = "a saved plan holds its policy and users already; drop the flag",
+            "--policy and --ignore-unknown-columns read manifests; {} is a saved plan",
+            shown(path)
+        ));
+    }
+    let plan = saved::load(path).map_err(|error| {
+        miette!(help = error.help(), "{}; nothing was sent", crate::text::printable(&error.to_string()))
+    })?;
+    saved::check_age(&plan, jiff::Timestamp::now(), args.max_plan_age).map_err(|reason| {
+        miette!(
+            help = "make the plan again (`mfactl plan MANIFEST --out PLAN.json`), or allow an \
+                    older one with --max-plan-age",
+            "{} is refused: {reason}; nothing was sent",
+            shown(path)
+        )
+    })?;
+    // An emulated run has a new address each time: its tenant file's id is checked instead.
+    if args.graph.emulate.is_none() && plan.graph.trim_end_matches('/') != root {
+        return Err(miette!(
+            help = "apply a plan against the Graph it was made against, or make the plan again \
+                    against this one",
+            "{} was made against {}, and this run would write to {}; nothing was sent",
+            shown(path),
+            crate::text::printable(&plan.graph),
+            crate::text::printable(root)
+        ));
+    }
+    if let Some(manifest) = &plan.manifest
+        && let Ok(now) = SourceFile::of(Path::new(&manifest.path))
+        && now.sha256 != manifest.sha256
+    {
+        eprintln!(
+            "Note: {} changed since this plan was made; the plan is applied as it was reviewed.",
+            crate::text::printable(&manifest.path)
+        );
+    }
+    let made = plan.created.as_deref().unwrap_or("?");
+    eprintln!(
+        "Applying the saved plan {} (made {}, tenant {}).",
+        shown(path),
+        crate::text::printable(made),
+        crate::text::printable(plan.tenant_id.as_deref().unwrap_or("unknown"))
+    );
+    Ok(plan)
+}
+
+/// Refuses a saved plan made for another tenant than the one `what` names.
+fn same_tenant(plan: &Plan, tenant: Option<&str>, what: &str) -> miette::Result<()> {
+    match (plan.tenant_id.as_deref(), tenant) {
+        (Some(planned), Some(now)) if !planned.eq_ignore_ascii_case(now) => Err(miette!(
+            help = "sign in to the tenant the plan was made for, or make the plan again for \
+                    this one",
+            "the plan was made for tenant {}, but {what} is for tenant {}; nothing was written",
+            crate::text::printable(planned),
+            crate::text::printable(now)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `--resume` with a manifest: the journal's start line names the plan to give instead.
+fn resume_needs_plan(journal: &Path) -> miette::Report {
+    let named = engine::journal_file::read(journal)
+        .ok()
+        .and_then(|read| read.records.into_iter().rev().find_map(|r| r.plan));
+    let help = match named {
+        Some(plan) => format!(
+            "the journal records the plan it applied: mfactl apply {} --resume {}",
+            quote(std::ffi::OsStr::new(&plan)),
+            quote(journal.as_os_str())
+        ),
+        None => "give the saved plan the journal's run applied".to_owned(),
+    };
+    miette!(
+        help = crate::text::printable(&help).into_owned(),
+        "--resume continues a saved plan (PLAN.json), not a manifest; nothing was sent"
+    )
+}
+
+/// Reads the journal to resume, checking that it records a run of this very plan.
+fn read_resume(
+    path: &Path,
+    plan: &Plan,
+    journal: Option<&Path>,
+) -> miette::Result<(PathBuf, Resume)> {
+    if let Some(other) = journal
+        && other != path
+    {
+        return Err(miette!(
+            help = "drop --journal: a resumed run appends to the journal it resumes",
+            "--journal {} and --resume {} name different files",
+            shown(other),
+            shown(path)
+        ));
+    }
+    let read = engine::journal_file::read(path).map_err(|error| {
+        miette!(help = "nothing was sent", "{}", crate::text::printable(&error.to_string()))
+    })?;
+    let starts: Vec<_> = read.records.iter().filter(|r| r.event == "start").collect();
+    if starts.is_empty() {
+        return Err(miette!(
+            help = "give the journal an earlier `mfactl apply` of this plan wrote",
+            "{} has no start line: it is not an mfactl journal; nothing was sent",
+            shown(path)
+        ));
+    }
+    if let Some(other) = starts
+        .iter()
+        .find(|r| r.plan_checksum.as_deref() != plan.checksum.as_deref())
+    {
+        return Err(miette!(
+            help = format!(
+                "resume a run with the plan it applied (the journal's start line names it: {})",
+                crate::text::printable(other.plan.as_deref().unwrap_or("none recorded"))
+            ),
+            "{} records a run of another plan (checksum {}, not {}); nothing was sent",
+            shown(path),
+            crate::text::printable(other.plan_checksum.as_deref().unwrap_or("none")),
+            plan.checksum.as_deref().unwrap_or("none")
+        ));
+    }
+    if read.torn > 0 {
+        eprintln!(
+            "Note: the journal's last line was cut off by the interrupted run ({} bytes); it is \
+             dropped, and the write it began is read back.",
+            read.torn
+        );
+    }
+    Ok((path.to_owned(), Resume::from_records(&read.records)))
+}
+
+/// Opens the resumed journal for appending.
+fn reopen_journal(path: &Path) -> miette::Result<Journal> {
+    Journal::reopen(path)
+        .map(|(journal, _)| journal)
+        .map_err(|e| miette!(help = "nothing was sent", "{e}"))
+}
+
+/// A timestamp for file names: `20261123T164501Z`.
+fn file_stamp() -> String {
+    jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Where the plan a manifest apply saves goes: beside `--journal` (its name with
+/// `.plan.json`), or a new timestamped name in the current folder.
+fn plan_beside(journal: Option<&Path>) -> PathBuf {
+    match journal {
+        Some(journal) => {
+            let name = journal
+                .file_name()
+                .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+            let stem = name
+                .strip_suffix(".jsonl")
+                .or_else(|| name.strip_suffix(".json"))
+                .unwrap_or(&name);
+            let stem = stem.strip_suffix(".journal").unwrap_or(stem);
+            journal.with_file_name(format!("{stem}.plan.json"))
+        }
+        None => unused(|n| PathBuf::from(format!("mfactl-apply-{}{n}.plan.json", file_stamp()))),
+    }
+}
+
+/// A new journal beside the saved plan: `PLAN.<stamp>.journal.jsonl`.
+fn new_journal(plan: &Path, saved_plan: bool) -> miette::Result<Journal> {
+    let name = plan
+        .file_name()
+        .map_or_else(|| "plan".into(), |n| n.to_string_lossy().into_owned());
+    let stem = name.strip_suffix(".json").unwrap_or(&name);
+    let stem = stem.strip_suffix(".plan").unwrap_or(stem).to_owned();
+    let stamp = file_stamp();
+    let mut n = 0;
+    loop {
+        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+        let file = if saved_plan {
+            format!("{stem}.{stamp}{suffix}.journal.jsonl")
+        } else {
+            format!("{stem}{suffix}.journal.jsonl")
+        };
+        let path = plan.with_file_name(file);
+        match Journal::create(&path) {
+            Ok(journal) => return Ok(journal),
+            Err(error) if error.source.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
+                n += 1;
+            }
+            Err(error) => {
+                return Err(miette!(
+                    help = "pass --journal FILE to put it elsewhere; nothing was sent",
+                    "{error}"
+                ));
+            }
+        }
+    }
+}
+
+/// The first of `name(""), name("-1"), ...` that does not exist.
+fn unused(name: impl Fn(&str) -> PathBuf) -> PathBuf {
+    (0..100)
+        .map(|n| if n == 0 { String::new() } else { format!("-{n}") })
+        .map(|suffix| name(&suffix))
+        .find(|path| !path.exists())
+        .unwrap_or_else(|| name("-x"))
+}
+
+/// The command that finishes an interrupted run: this one, with the saved plan in place of
+/// the manifest, `--resume JOURNAL`, and without the flags a saved plan does not take.
+fn resume_command(given: &Path, plan: &Path, journal: &Path) -> String {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut out = vec![quote(std::ffi::OsStr::new("mfactl"))];
+    let mut rest = args.iter();
+    let mut replaced = false;
+    let mut seen_apply = false;
+    while let Some(arg) = rest.next() {
+        let text = arg.to_string_lossy();
+        if !seen_apply {
+            out.push(quote(arg));
+            seen_apply = text == "apply";
+            continue;
+        }
+        let flag = text.split('=').next().unwrap_or("");
+        match flag {
+            "--journal" | "--resume" | "--policy" => {
+                if !text.contains('=') {
+                    rest.next();
+                }
+                continue;
+            }
+            "--auto-approve" | "--ignore-unknown-columns" => continue,
+            _ => {}
+        }
+        if !replaced && arg.as_os_str() == given.as_os_str() {
+            out.push(quote(plan.as_os_str()));
+            replaced = true;
+            continue;
+        }
+        out.push(quote(arg));
+    }
+    if !replaced {
+        out.push(quote(plan.as_os_str()));
+    }
+    out.push("--resume".into());
+    out.push(quote(journal.as_os_str()));
+    crate::text::printable(&out.join(" ")).into_owned()
+}
+
+/// An argument as a POSIX shell reads it back.
+fn quote(arg: &std::ffi::OsStr) -> String {
+    let text = arg.to_string_lossy();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c));
+    if plain {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 

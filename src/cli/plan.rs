@@ -1,6 +1,6 @@
 //! `mfactl plan`: read the manifest, fetch live state, print what would change.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
@@ -9,6 +9,7 @@ use super::output::{self, OutputFile};
 use crate::engine::{self, preflight};
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
+use crate::plan::saved::{self, SourceFile};
 use crate::report;
 use clap::Args;
 
@@ -18,8 +19,9 @@ pub struct PlanArgs {
     /// The desired-state file (YAML, or CSV by its .csv extension).
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
-    /// Also write the plan document (JSON) to this file (readable by you only; checked
-    /// writable before anything is sent).
+    /// Also save the plan here, for `mfactl apply PLAN.json` to apply exactly (readable by
+    /// you only; checked writable before anything is sent). It records the Graph root, the
+    /// tenant, the manifest's SHA-256 and a checksum of its own content.
     #[arg(long, value_name = "PLAN.json")]
     pub out: Option<PathBuf>,
     /// How to print the plan on stdout.
@@ -114,14 +116,43 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     }
     let plan = planned?;
 
+    let mut plan = plan;
     if let Some(out) = &out {
-        out.write(|file| report::render_json(&plan, file))?;
+        stamp(&mut plan, &args.manifest, &args.reading)?;
+        save(out, &plan)?;
     }
     output::to_stdout(|stdout| match args.format {
         OutputFormat::Text => report::render_plan_text(&plan, stdout),
         OutputFormat::Json => report::render_json(&plan, stdout),
     })?;
     Ok(plan_exit_code(&plan, args.detailed_exitcode))
+}
+
+/// Records in `plan` what a saved plan carries to be trusted: when it was made and the files it
+/// was made from.
+pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette::Result<()> {
+    let source = |path: &Path| {
+        SourceFile::of(path).map_err(|error| {
+            miette::miette!(
+                "cannot read {} again to record its checksum: {error}",
+                crate::text::printable(&path.display().to_string())
+            )
+        })
+    };
+    plan.created = Some(jiff::Timestamp::now().to_string());
+    plan.manifest = Some(source(manifest)?);
+    plan.policy_file = reading.policy.as_deref().map(source).transpose()?;
+    Ok(())
+}
+
+/// Writes `plan` as a saved plan (0600, atomically); returns its checksum.
+pub fn save(out: &OutputFile, plan: &Plan) -> miette::Result<String> {
+    let mut checksum = String::new();
+    out.write(|file| {
+        checksum = saved::write(plan, file)?;
+        Ok(())
+    })?;
+    Ok(checksum)
 }
 
 /// 1 when some user could not be read (the plan is incomplete); with `--detailed-exitcode`,

@@ -15,8 +15,9 @@ use futures::StreamExt;
 use futures::stream;
 
 use super::fetch::user_error;
-use super::journal::Journal;
+use super::journal::{Journal, RunInfo};
 use super::progress::Progress;
+use super::resume::{Earlier, Resume};
 use super::{Breaker, Interrupt, RunError};
 use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
@@ -25,20 +26,39 @@ use crate::plan::{
     LiveUser, Plan, RequestId, Status, UserError, UserPlan, Write, WriteResult, live_value,
 };
 
+/// How to run an apply.
+pub struct ApplyOptions<'a> {
+    /// Where every write is recorded, and what its `start` line says.
+    pub journal: Option<(&'a Journal, RunInfo<'a>)>,
+    /// What earlier runs of the same plan did (`apply --resume`).
+    pub resume: Option<&'a Resume>,
+    pub concurrency: usize,
+    /// Once set no new write starts; writes in flight finish and are journalled.
+    pub interrupt: Interrupt,
+}
+
 /// Applies the writes of every user that has some, updating statuses and write results in
 /// place and the summary at the end (also when the run halts, so the report shows what was
-/// done). Once `interrupt` is set no new write starts; writes in flight finish and are
-/// journalled.
+/// done). Users are addressed by the object id the plan resolved, so a saved plan never acts
+/// on an account renamed or re-created since.
 pub async fn apply(
     client: &GraphClient,
     plan: &mut Plan,
-    journal: Option<&Journal>,
-    concurrency: usize,
-    interrupt: Interrupt,
+    options: ApplyOptions<'_>,
 ) -> Result<(), RunError> {
-    if let Some(journal) = journal {
-        journal.start(client.transport().root())?;
-    }
+    let ApplyOptions {
+        journal,
+        resume,
+        concurrency,
+        interrupt,
+    } = options;
+    let journal = match journal {
+        Some((journal, run)) => {
+            journal.start(&run)?;
+            Some(journal)
+        }
+        None => None,
+    };
     let total_users = plan.summary.users;
     let to_apply = plan.users.iter().filter(|u| has_writes(u)).count() as u64;
     let progress = Progress::new("apply", to_apply);
@@ -50,7 +70,9 @@ pub async fn apply(
     let shared = &breaker;
     // The policy first: one write, and the users' notes were planned with it in mind.
     if let Some(policy) = &mut plan.policy
-        && let Err(error) = super::policy::apply(client, policy, journal, shared).await
+        && let Err(error) =
+            super::policy::apply(client, policy, journal, resume.and_then(Resume::policy), shared)
+                .await
     {
         breaker.trip(RunError::Journal(error));
     }
@@ -62,7 +84,7 @@ pub async fn apply(
             if !has_writes(user) {
                 return None;
             }
-            apply_user(client, user, journal, shared).await;
+            apply_user(client, user, journal, resume, shared).await;
             Some(user.write_count() as u64)
         })
         .buffer_unordered(concurrency.max(1));
@@ -116,14 +138,28 @@ async fn apply_user(
     client: &GraphClient,
     user: &mut UserPlan,
     journal: Option<&Journal>,
+    resume: Option<&Resume>,
     breaker: &Breaker,
 ) {
     let mut failed = false;
     let mut drifted = false;
+    // The object id when the plan resolved it: never the name, which may since belong to
+    // someone else.
+    let name = std::sync::Arc::clone(&user.user);
+    let address: std::borrow::Cow<'_, str> = match user.id {
+        Some(id) => id.hyphenated().to_string().into(),
+        None => (*name).into(),
+    };
+    let address = &*address;
     for endpoint in Endpoint::ALL.iter().copied() {
         let Some(write) = user.write(endpoint) else {
             continue;
         };
+        let earlier = resume.and_then(|r| r.write(address, endpoint));
+        if let Some(Earlier::Applied(result)) = earlier {
+            user.set_result(endpoint, result.clone()); // an earlier run made it: not sent again
+            continue;
+        }
         if breaker.is_tripped() {
             break; // Not reached: no result, and the user keeps its status unless it failed.
         }
@@ -132,7 +168,13 @@ async fn apply_user(
         if breaker.is_stopped(need) || breaker.is_tripped() {
             continue; // Always refused (the token lacks the permission): not sent, still planned.
         }
-        let outcome = write_one(client, &user.user, &write, journal, breaker).await;
+        let target = Target {
+            name: &name,
+            id: user.id,
+            address,
+            unsettled: earlier == Some(&Earlier::Unsettled),
+        };
+        let outcome = write_one(client, &target, &write, journal, breaker).await;
         // A refusal keeps its probe slot: the fifth refusal, not the ninth, ends the probing.
         if let (Ok(Outcome::Failed(_, error)), Some(permit)) = (&outcome, permit)
             && error.status() == Some(403)
@@ -176,20 +218,47 @@ async fn apply_user(
     };
 }
 
+/// The user a write is for.
+struct Target<'a> {
+    /// As the manifest named them (the journal's `user`).
+    name: &'a str,
+    id: Option<uuid::Uuid>,
+    /// What goes into the URL: the object id when known.
+    address: &'a str,
+    /// An earlier run announced this write and recorded no answer.
+    unsettled: bool,
+}
+
 /// Re-reads, compares with the plan's `before`, journals the intent, PATCHes, journals the
-/// result. Errs only when the journal cannot be written (then nothing more may be sent).
+/// result. A write an earlier run left unsettled is done already when the endpoint shows its
+/// body. Errs only when the journal cannot be written (then nothing more may be sent).
 async fn write_one(
     client: &GraphClient,
-    user: &str,
+    target: &Target<'_>,
     write: &Write<'_>,
     journal: Option<&Journal>,
     breaker: &Breaker,
 ) -> Result<Outcome, super::JournalError> {
     let resource = Resource::of(write.endpoint);
+    let user = target.address;
     match reread(client, user, write.endpoint).await {
         Ok(live) => {
             // A read, not a write: a token that reads but cannot write must still be found out.
             breaker.success(resource.read());
+            if target.unsettled && shows(write, &live) {
+                // The interrupted run's PATCH was made; its answer was lost with the run.
+                let result = WriteResult {
+                    ok: true,
+                    status: None,
+                    request_id: None,
+                    code: None,
+                    settled_by_read: true,
+                };
+                if let Some(journal) = journal {
+                    journal.result(target.name, target.id, write.endpoint, &result)?;
+                }
+                return Ok(Outcome::Written(result));
+            }
             if let Some(drift) = drift(write, &live) {
                 return Ok(Outcome::Drifted(UserError {
                     endpoint: Some(write.endpoint),
@@ -208,7 +277,7 @@ async fn write_one(
         }
     }
     if let Some(journal) = journal {
-        journal.intent(user, write)?;
+        journal.intent(target.name, target.id, write)?;
     }
     let outcome = match client.patch(user, write.endpoint, &write.body()).await {
         Ok(outcome) => {
@@ -224,7 +293,7 @@ async fn write_one(
         let (Outcome::Written(result) | Outcome::Failed(result, _)) = &outcome else {
             unreachable!("a sent write is written or failed");
         };
-        journal.result(user, write.endpoint, result)?;
+        journal.result(target.name, target.id, write.endpoint, result)?;
     }
     Ok(outcome)
 }
@@ -267,6 +336,14 @@ async fn reread(
         }
     }
     Ok(live)
+}
+
+/// Whether the endpoint shows every value the write sets.
+fn shows(write: &Write<'_>, live: &LiveUser) -> bool {
+    write
+        .body()
+        .iter()
+        .all(|(field, value)| live_value(field, live) == *value)
 }
 
 /// How the live values differ from the plan's `before`, if they do: `perUserMfaState was

@@ -8,6 +8,7 @@ mod journal;
 mod policy;
 pub mod preflight;
 mod progress;
+pub mod resume;
 pub mod show;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,9 +20,14 @@ use crate::manifest::Origin;
 use crate::plan::Plan;
 use crate::plan::estimate::{Estimate, Quotas};
 
-pub use apply::apply;
+pub use apply::{ApplyOptions, apply};
 pub use fetch::{Tenant, identify_tenant, plan};
-pub use journal::{Journal, JournalError};
+pub use journal::{Journal, JournalError, RunInfo};
+pub use resume::Resume;
+pub mod journal_file {
+    //! Reading a journal back (`apply --resume`, `rollback`).
+    pub use super::journal::{JournalRecords, ReadError, Record, read};
+}
 pub use progress::Progress;
 pub use show::show;
 

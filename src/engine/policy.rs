@@ -13,12 +13,13 @@ use serde_json::Value as Json;
 
 use super::fetch::user_error;
 use super::journal::{Journal, JournalError};
+use super::resume::Earlier;
 use super::{Breaker, RunError};
 use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::policy::{DesiredPolicy, DesiredTarget, DesiredValue, TargetId};
 use crate::plan::policy::{self as planned, PolicyPlan};
-use crate::plan::{Status, UserError};
+use crate::plan::{Status, UserError, WriteResult};
 
 /// The policy's plan, and what it means for the users' preferred methods.
 pub(super) struct PlannedPolicy {
@@ -133,9 +134,16 @@ pub(super) async fn apply(
     client: &GraphClient,
     policy: &mut PolicyPlan,
     journal: Option<&Journal>,
+    earlier: Option<&Earlier>,
     breaker: &Breaker,
 ) -> Result<(), JournalError> {
     if policy.status != Status::Change || !policy.has_write() || breaker.is_tripped() {
+        return Ok(());
+    }
+    if let Some(Earlier::Applied(result)) = earlier {
+        // An earlier run of this plan made it: not sent again.
+        policy.status = Status::Applied;
+        policy.result = Some(result.clone());
         return Ok(());
     }
     let resource = Resource::Policy;
@@ -155,6 +163,26 @@ pub(super) async fn apply(
             return Ok(());
         }
     };
+    if earlier == Some(&Earlier::Unsettled)
+        && planned::parts_in(&policy.body)
+            .into_iter()
+            .all(|part| planned::live_part(&live, part) == planned::nested(&policy.body, part))
+    {
+        // The interrupted run's PATCH was made; its answer was lost with the run.
+        let result = WriteResult {
+            ok: true,
+            status: None,
+            request_id: None,
+            code: None,
+            settled_by_read: true,
+        };
+        if let Some(journal) = journal {
+            journal.policy_result(&result)?;
+        }
+        policy.status = Status::Applied;
+        policy.result = Some(result);
+        return Ok(());
+    }
     let drifted: Vec<&str> = planned::parts_in(&policy.before)
         .into_iter()
         .filter(|part| planned::live_part(&live, *part) != planned::nested(&policy.before, *part))

@@ -8,6 +8,7 @@
 mod diff;
 pub mod estimate;
 pub mod policy;
+pub mod saved;
 pub mod wire;
 
 use std::fmt;
@@ -33,6 +34,18 @@ pub struct Plan {
     /// The tenant's primary domain, when Graph said (`/organization`).
     #[serde(default)]
     pub tenant_domain: Option<String>,
+    /// When the plan was made (saved plans, RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// The desired-state file the plan was made from (saved plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<saved::SourceFile>,
+    /// The `--policy` file the policy section came from, when there was one (saved plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<saved::SourceFile>,
+    /// The manifest's `maxChanges:`: apply refuses a plan with more writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_changes: Option<u64>,
     pub summary: Summary,
     /// Every user that is not in sync, in manifest order.
     pub users: Vec<UserPlan>,
@@ -40,6 +53,10 @@ pub struct Plan {
     /// it does not).
     #[serde(default)]
     pub policy: Option<policy::PolicyPlan>,
+    /// Saved plans end with `"checksum": "sha256:HEX"`, the SHA-256 of the file's bytes before
+    /// it ([`saved`]); read back here, never serialised from here.
+    #[serde(default, skip_serializing)]
+    pub checksum: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -74,6 +91,13 @@ pub struct Summary {
     /// token, an unreachable Graph; apply only, when not zero). They are still `change`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_reached: u64,
+    /// Users the manifest's `protect:` list keeps from any write (when not zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub protected: u64,
+    /// Users whose writes Graph accepted but reading back did not show (apply only, when not
+    /// zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unverified: u64,
     /// What applying this plan will cost: its calls and the least time Graph's quotas allow
     /// (plans only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +149,11 @@ pub enum Status {
     Drifted,
     /// Every planned write succeeded (apply only).
     Applied,
+    /// Named by the manifest's `protect:` list: never written, whatever another entry asks.
+    Protected,
+    /// Graph accepted every write but reading back after the run did not show the new values
+    /// (apply only).
+    Unverified,
 }
 
 /// One user's entry in the plan, held compactly: a plan of a million users is a million of
@@ -727,9 +756,14 @@ impl Plan {
             graph: graph.into(),
             tenant_id: None,
             tenant_domain: None,
+            created: None,
+            manifest: None,
+            policy_file: None,
+            max_changes: None,
             summary: Summary::default(),
             users,
             policy: None,
+            checksum: None,
         };
         plan.summary = plan.count(total_users);
         plan
@@ -763,6 +797,8 @@ impl Plan {
                 Status::NotFound => summary.not_found += 1,
                 Status::Failed => summary.failed += 1,
                 Status::Drifted => summary.drifted += 1,
+                Status::Protected => summary.protected += 1,
+                Status::Unverified => summary.unverified += 1,
                 Status::InSync | Status::Change | Status::Applied => {}
             }
             let writes = user.write_count() as u64;

@@ -200,6 +200,8 @@ fn render_policy(out: &mut impl io::Write, policy: &PolicyPlan) -> io::Result<()
         Status::Applied => ("~", " (applied)"),
         Status::Failed | Status::NotFound => ("x", " (failed)"),
         Status::Drifted => ("x", " (changed since the plan: not written)"),
+        Status::Unverified => ("x", " (written, but reading back does not show it)"),
+        Status::Protected => ("#", " (protected: never written)"),
     };
     writeln!(out, "  {sign} policy {NAME}{label}")?;
     for change in &policy.changes {
@@ -237,6 +239,8 @@ fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
         Status::NotFound => ("?", " (not found)"),
         Status::Failed => ("x", " (failed)"),
         Status::Drifted => ("x", " (changed since the plan: not written)"),
+        Status::Unverified => ("x", " (written, but reading back does not show it)"),
+        Status::Protected => ("#", " (protected: never written)"),
         Status::InSync => (" ", ""),
     };
     writeln!(out, "  {sign} {}{label}", user.user)?;

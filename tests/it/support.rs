@@ -71,7 +71,8 @@ impl Scenario {
     /// `mfactl ARGS --graph-url URL` with a test token, stdin closed.
     pub fn mfactl(&self, args: &[&str]) -> Command {
         let mut cmd = mfactl();
-        cmd.args(args)
+        cmd.current_dir(self.dir.path())
+            .args(args)
             .args(["--graph-url", &self.url()])
             .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret");
         cmd
@@ -83,7 +84,8 @@ impl Scenario {
         for name in INHERITED {
             cmd.env_remove(name);
         }
-        cmd.args(args)
+        cmd.current_dir(self.dir.path())
+            .args(args)
             .args(["--graph-url", &self.url()])
             .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret")
             .stdin(std::process::Stdio::null())
@@ -157,7 +159,16 @@ pub fn mfactl() -> Command {
     for name in INHERITED {
         cmd.env_remove(name);
     }
+    // apply writes its journal and plan in the current folder by default: never the repo's.
+    cmd.current_dir(scratch_cwd());
     cmd
+}
+
+/// A folder under target/ for commands run without a scenario of their own.
+pub fn scratch_cwd() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cwd");
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
 }
 
 pub fn stdout(out: &Output) -> String {
