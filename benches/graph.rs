@@ -315,9 +315,12 @@ async fn run(setup: &Setup) -> Run {
             engine::apply(
                 &client,
                 &mut plan,
-                None,
-                CONCURRENCY,
-                engine::Interrupt::new(),
+                engine::ApplyOptions {
+                    journal: None,
+                    resume: None,
+                    concurrency: CONCURRENCY,
+                    interrupt: engine::Interrupt::new(),
+                },
             )
             .await
             .expect("no journal, token accepted");
@@ -1004,9 +1007,12 @@ fn standin(args: &[String]) -> ExitCode {
         engine::apply(
             &client,
             &mut plan,
-            None,
-            CONCURRENCY,
-            engine::Interrupt::new(),
+            engine::ApplyOptions {
+                journal: None,
+                resume: None,
+                concurrency: CONCURRENCY,
+                interrupt: engine::Interrupt::new(),
+            },
         )
         .await
         .expect("apply");

@@ -53,7 +53,7 @@ pub struct ApplyArgs {
 enum Source {
     Manifest(Manifest),
     /// A saved plan, checked offline (format, checksum, age, Graph root).
-    Saved(Plan),
+    Saved(Box<Plan>),
 }
 
 /// Whether `path` names a saved plan rather than a manifest: by its extension.
@@ -66,7 +66,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
     let root = args.graph.graph_root()?;
     let source = if is_saved_plan(&args.manifest) {
-        Source::Saved(load_saved(&args, &root)?)
+        Source::Saved(Box::new(load_saved(&args, &root)?))
     } else {
         if let Some(journal) = &args.resume {
             return Err(resume_needs_plan(journal));
@@ -84,16 +84,18 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         ));
     }
     let resume = match (&args.resume, &source) {
-        (Some(path), Source::Saved(plan)) => Some(read_resume(path, plan, args.journal.as_deref())?),
+        (Some(path), Source::Saved(plan)) => {
+            Some(read_resume(path, plan, args.journal.as_deref())?)
+        }
         _ => None,
     };
     // An explicit journal is opened now, so a bad path costs nothing; a default one is made
     // once there is something to write.
     let mut journal = match (&resume, &args.journal) {
         (Some((path, _)), _) => Some(reopen_journal(path)?),
-        (None, Some(path)) => Some(
-            Journal::open(path).map_err(|e| miette!(help = "nothing was sent", "{e}"))?,
-        ),
+        (None, Some(path)) => {
+            Some(Journal::open(path).map_err(|e| miette!(help = "nothing was sent", "{e}"))?)
+        }
         (None, None) => None,
     };
     let tenant = args.graph.load_emulated_tenant()?;
@@ -130,7 +132,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 plan.summary.estimate = Some(engine::estimate(client, &plan));
                 plan
             }
-            Source::Saved(mut plan) => {
+            Source::Saved(plan) => {
+                let mut plan = *plan;
                 // Graph's word on the tenant, before any write.
                 same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
                 plan.summary.estimate = Some(engine::estimate(client, &plan));
@@ -172,7 +175,10 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         // Every apply has a journal, and every journal the saved plan it applies: the two
         // are what `--resume` needs.
         let (plan_path, checksum) = if saved_plan {
-            let checksum = plan.checksum.clone().expect("a loaded saved plan has a checksum");
+            let checksum = plan
+                .checksum
+                .clone()
+                .expect("a loaded saved plan has a checksum");
             (args.manifest.clone(), checksum)
         } else {
             let plan_path = plan_beside(args.journal.as_deref());
@@ -300,7 +306,11 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
         ));
     }
     let plan = saved::load(path).map_err(|error| {
-        miette!(help = error.help(), "{}; nothing was sent", crate::text::printable(&error.to_string()))
+        miette!(
+            help = error.help(),
+            "{}; nothing was sent",
+            crate::text::printable(&error.to_string())
+        )
     })?;
     saved::check_age(&plan, jiff::Timestamp::now(), args.max_plan_age).map_err(|reason| {
         miette!(
@@ -390,7 +400,11 @@ fn read_resume(
         ));
     }
     let read = engine::journal_file::read(path).map_err(|error| {
-        miette!(help = "nothing was sent", "{}", crate::text::printable(&error.to_string()))
+        miette!(
+            help = "nothing was sent",
+            "{}",
+            crate::text::printable(&error.to_string())
+        )
     })?;
     let starts: Vec<_> = read.records.iter().filter(|r| r.event == "start").collect();
     if starts.is_empty() {
@@ -434,7 +448,9 @@ fn reopen_journal(path: &Path) -> miette::Result<Journal> {
 
 /// A timestamp for file names: `20261123T164501Z`.
 fn file_stamp() -> String {
-    jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
 }
 
 /// Where the plan a manifest apply saves goes: beside `--journal` (its name with
@@ -466,7 +482,11 @@ fn new_journal(plan: &Path, saved_plan: bool) -> miette::Result<Journal> {
     let stamp = file_stamp();
     let mut n = 0;
     loop {
-        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         let file = if saved_plan {
             format!("{stem}.{stamp}{suffix}.journal.jsonl")
         } else {
@@ -491,7 +511,13 @@ fn new_journal(plan: &Path, saved_plan: bool) -> miette::Result<Journal> {
 /// The first of `name(""), name("-1"), ...` that does not exist.
 fn unused(name: impl Fn(&str) -> PathBuf) -> PathBuf {
     (0..100)
-        .map(|n| if n == 0 { String::new() } else { format!("-{n}") })
+        .map(|n| {
+            if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            }
+        })
         .map(|suffix| name(&suffix))
         .find(|path| !path.exists())
         .unwrap_or_else(|| name("-x"))

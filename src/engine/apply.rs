@@ -70,9 +70,14 @@ pub async fn apply(
     let shared = &breaker;
     // The policy first: one write, and the users' notes were planned with it in mind.
     if let Some(policy) = &mut plan.policy
-        && let Err(error) =
-            super::policy::apply(client, policy, journal, resume.and_then(Resume::policy), shared)
-                .await
+        && let Err(error) = super::policy::apply(
+            client,
+            policy,
+            journal,
+            resume.and_then(Resume::policy),
+            shared,
+        )
+        .await
     {
         breaker.trip(RunError::Journal(error));
     }

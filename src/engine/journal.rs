@@ -428,7 +428,10 @@ mod tests {
         let read = read(&path).unwrap();
         assert_eq!(read.records.len(), 2);
         assert_eq!(read.torn, torn.len() as u64);
-        assert_eq!(read.records[1].user_key(), Some("071cc716-8147-4397-a5ba-b2105951cc0b"));
+        assert_eq!(
+            read.records[1].user_key(),
+            Some("071cc716-8147-4397-a5ba-b2105951cc0b")
+        );
         assert_eq!(read.records[1].endpoint, Some(Endpoint::Requirements));
 
         let (journal, dropped) = Journal::reopen(&path).unwrap();
@@ -436,7 +439,10 @@ mod tests {
         journal.finish().unwrap();
         drop(journal);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with(&format!("{START}\n{INTENT}\n{{")), "{text}");
+        assert!(
+            text.starts_with(&format!("{START}\n{INTENT}\n{{")),
+            "{text}"
+        );
         let again = super::read(&path).unwrap();
         assert_eq!(again.torn, 0);
         assert_eq!(again.records.last().unwrap().event, "finish");

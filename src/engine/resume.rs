@@ -113,13 +113,21 @@ mod tests {
         let records = [
             record(r#"{"time":"t","event":"start","graph":"g"}"#),
             // Applied on the first try.
-            record(&format!(r#"{{"time":"t","event":"intent","user":"a@x","id":"{id}","endpoint":"signInPreferences"}}"#)),
-            record(&format!(r#"{{"time":"t","event":"result","user":"a@x","id":"{id}","endpoint":"signInPreferences","result":{{"ok":true,"status":204,"request_id":null}}}}"#)),
+            record(&format!(
+                r#"{{"time":"t","event":"intent","user":"a@x","id":"{id}","endpoint":"signInPreferences"}}"#
+            )),
+            record(&format!(
+                r#"{{"time":"t","event":"result","user":"a@x","id":"{id}","endpoint":"signInPreferences","result":{{"ok":true,"status":204,"request_id":null}}}}"#
+            )),
             // Announced, never answered.
-            record(&format!(r#"{{"time":"t","event":"intent","user":"a@x","id":"{id}","endpoint":"requirements"}}"#)),
+            record(&format!(
+                r#"{{"time":"t","event":"intent","user":"a@x","id":"{id}","endpoint":"requirements"}}"#
+            )),
             // Failed: tried again.
             record(r#"{"time":"t","event":"intent","user":"B@x","endpoint":"requirements"}"#),
-            record(r#"{"time":"t","event":"result","user":"B@x","endpoint":"requirements","result":{"ok":false,"status":400,"request_id":null}}"#),
+            record(
+                r#"{"time":"t","event":"result","user":"B@x","endpoint":"requirements","result":{"ok":false,"status":400,"request_id":null}}"#,
+            ),
             record(r#"{"time":"t","event":"intent","resource":"authenticationMethodsPolicy"}"#),
         ];
         let resume = Resume::from_records(&records);
@@ -127,8 +135,14 @@ mod tests {
             resume.write(id, Endpoint::SignInPreferences),
             Some(Earlier::Applied(r)) if r.status == Some(204)
         ));
-        assert_eq!(resume.write(&id.to_uppercase(), Endpoint::Requirements), Some(&Earlier::Unsettled));
-        assert_eq!(resume.write("b@x", Endpoint::Requirements), Some(&Earlier::Failed));
+        assert_eq!(
+            resume.write(&id.to_uppercase(), Endpoint::Requirements),
+            Some(&Earlier::Unsettled)
+        );
+        assert_eq!(
+            resume.write("b@x", Endpoint::Requirements),
+            Some(&Earlier::Failed)
+        );
         assert_eq!(resume.write("b@x", Endpoint::SignInPreferences), None);
         assert_eq!(resume.policy(), Some(&Earlier::Unsettled));
         assert_eq!((resume.applied(), resume.unsettled()), (1, 2));
@@ -137,10 +151,15 @@ mod tests {
     #[test]
     fn an_applied_write_stays_applied() {
         let records = [
-            record(r#"{"time":"t","event":"result","user":"a","endpoint":"requirements","result":{"ok":true,"status":204,"request_id":null}}"#),
+            record(
+                r#"{"time":"t","event":"result","user":"a","endpoint":"requirements","result":{"ok":true,"status":204,"request_id":null}}"#,
+            ),
             record(r#"{"time":"t","event":"intent","user":"a","endpoint":"requirements"}"#),
         ];
         let resume = Resume::from_records(&records);
-        assert!(matches!(resume.write("a", Endpoint::Requirements), Some(Earlier::Applied(_))));
+        assert!(matches!(
+            resume.write("a", Endpoint::Requirements),
+            Some(Earlier::Applied(_))
+        ));
     }
 }

@@ -109,7 +109,9 @@ pub enum SavedPlanError {
         "{path} has format_version {found}; this mfactl reads plan format {FORMAT_VERSION} only"
     )]
     Format { path: PathBuf, found: u64 },
-    #[error("{path} has no checksum: it was not written by `mfactl plan --out`, or was reformatted")]
+    #[error(
+        "{path} has no checksum: it was not written by `mfactl plan --out`, or was reformatted"
+    )]
     NoChecksum { path: PathBuf },
     #[error("{path} was edited after it was saved: its checksum does not match its content")]
     Edited { path: PathBuf },
@@ -177,7 +179,10 @@ pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
         });
     };
     file.rewind().map_err(io_error)?;
-    let actual = format!("sha256:{}", hex(&hash_reader(&mut file, hashed).map_err(io_error)?));
+    let actual = format!(
+        "sha256:{}",
+        hex(&hash_reader(&mut file, hashed).map_err(io_error)?)
+    );
     if actual != recorded {
         return Err(SavedPlanError::Edited {
             path: path.to_owned(),
@@ -276,9 +281,12 @@ pub fn check_age(plan: &Plan, now: jiff::Timestamp, max_age: Duration) -> Result
     let Some(created) = &plan.created else {
         return Err("it has no creation time (`created`)".into());
     };
-    let created: jiff::Timestamp = created
-        .parse()
-        .map_err(|_| format!("its creation time `{}` is not a time", crate::text::printable(created)))?;
+    let created: jiff::Timestamp = created.parse().map_err(|_| {
+        format!(
+            "its creation time `{}` is not a time",
+            crate::text::printable(created)
+        )
+    })?;
     let age = now.duration_since(created);
     let max = jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX);
     if age > max {
@@ -334,10 +342,19 @@ mod tests {
     fn a_saved_plan_reads_back_with_its_checksum() {
         let (_dir, path, checksum) = saved(&plan());
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.ends_with(&format!(",\n  \"checksum\": \"{checksum}\"\n}}\n")), "{text}");
+        assert!(
+            text.ends_with(&format!(",\n  \"checksum\": \"{checksum}\"\n}}\n")),
+            "{text}"
+        );
         let read = load(&path).unwrap();
         assert_eq!(read.checksum.as_deref(), Some(checksum.as_str()));
-        assert_eq!(Plan { checksum: None, ..read }, plan());
+        assert_eq!(
+            Plan {
+                checksum: None,
+                ..read
+            },
+            plan()
+        );
     }
 
     #[test]
@@ -351,21 +368,34 @@ mod tests {
         ] {
             assert_ne!(edited, text);
             std::fs::write(&path, &edited).unwrap();
-            assert!(matches!(load(&path), Err(SavedPlanError::Edited { .. })), "{edited}");
+            assert!(
+                matches!(load(&path), Err(SavedPlanError::Edited { .. })),
+                "{edited}"
+            );
         }
         // Reformatted (no checksum where mfactl puts it) or stripped of it.
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
-        assert!(matches!(load(&path), Err(SavedPlanError::NoChecksum { .. })));
+        assert!(matches!(
+            load(&path),
+            Err(SavedPlanError::NoChecksum { .. })
+        ));
     }
 
     #[test]
     fn another_format_is_refused_before_anything_else() {
         let (_dir, path, _) = saved(&plan());
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("\"format_version\": 1", "\"format_version\": 2")).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"format_version\": 1", "\"format_version\": 2"),
+        )
+        .unwrap();
         let error = load(&path).unwrap_err();
-        assert!(matches!(error, SavedPlanError::Format { found: 2, .. }), "{error}");
+        assert!(
+            matches!(error, SavedPlanError::Format { found: 2, .. }),
+            "{error}"
+        );
         std::fs::write(&path, "users: []\n").unwrap();
         assert!(matches!(load(&path), Err(SavedPlanError::NotAPlan { .. })));
         std::fs::write(&path, "{\"users\": []}").unwrap();
@@ -384,11 +414,20 @@ mod tests {
         let plan = plan();
         let made: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
         let day = Duration::from_secs(86_400);
-        let at = |secs: i64| made.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        let at = |secs: i64| {
+            made.checked_add(jiff::SignedDuration::from_secs(secs))
+                .unwrap()
+        };
         assert!(check_age(&plan, at(3600), day).is_ok());
         let error = check_age(&plan, at(90_000), day).unwrap_err();
-        assert!(error.contains("1d 1h ago") && error.contains("--max-plan-age 1d 0h"), "{error}");
-        assert!(check_age(&plan, at(-60), day).is_ok(), "a minute of skew is tolerated");
+        assert!(
+            error.contains("1d 1h ago") && error.contains("--max-plan-age 1d 0h"),
+            "{error}"
+        );
+        assert!(
+            check_age(&plan, at(-60), day).is_ok(),
+            "a minute of skew is tolerated"
+        );
         let error = check_age(&plan, at(-3600), day).unwrap_err();
         assert!(error.contains("in the future"), "{error}");
     }

@@ -350,9 +350,18 @@ fn a_value_changed_since_the_plan_is_not_written_over() {
             .await
             .unwrap();
         assert_eq!(answer.status().as_u16(), 204);
-        engine::apply(&client, &mut plan, None, 4, engine::Interrupt::new())
-            .await
-            .unwrap();
+        engine::apply(
+            &client,
+            &mut plan,
+            engine::ApplyOptions {
+                journal: None,
+                resume: None,
+                concurrency: 4,
+                interrupt: engine::Interrupt::new(),
+            },
+        )
+        .await
+        .unwrap();
         plan
     });
     let entry = plan.users.iter().find(|u| *u.user == *victim).unwrap();

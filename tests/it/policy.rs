@@ -415,9 +415,18 @@ fn a_policy_changed_since_the_plan_is_not_written_over() {
             .await
             .unwrap();
         assert!(answer.status().is_success());
-        engine::apply(&client, &mut plan, None, 4, engine::Interrupt::new())
-            .await
-            .unwrap();
+        engine::apply(
+            &client,
+            &mut plan,
+            engine::ApplyOptions {
+                journal: None,
+                resume: None,
+                concurrency: 4,
+                interrupt: engine::Interrupt::new(),
+            },
+        )
+        .await
+        .unwrap();
         plan
     });
     let policy = plan.policy.expect("the policy is planned");
