@@ -11,6 +11,8 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod resume;
+mod saved;
 mod schemas;
 mod show;
 mod signin;
