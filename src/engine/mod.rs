@@ -213,7 +213,7 @@ impl RunError {
             }
             RunError::Journal(_) => "check the journal path and the free disk space",
             RunError::Interrupted => {
-                "run apply again to finish: users already changed are in sync and are skipped"
+                "resume with the command below: writes the journal shows made are not sent again"
             }
             RunError::DuplicateUsers(_) => {
                 "an entry may name a user by userPrincipalName or by object id, not both"
