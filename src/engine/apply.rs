@@ -119,6 +119,14 @@ pub async fn apply(
     plan.summary = plan.count_after_apply(total_users);
 
     if let Some(error) = breaker.into_error() {
+        if let Some(journal) = journal
+            && !matches!(error, RunError::Journal(_))
+        {
+            // The run's own error matters more than a journal that also failed.
+            if let Err(stop) = journal.stop(&error.to_string()) {
+                tracing::warn!(error = %stop, "could not record the stop in the journal");
+            }
+        }
         return Err(error);
     }
     if let Some(journal) = journal {

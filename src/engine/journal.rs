@@ -91,6 +91,9 @@ struct Entry<'a> {
     body: Option<Body<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a WriteResult>,
+    /// Why a run stopped early (`stop` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl Journal {
@@ -237,6 +240,15 @@ impl Journal {
         self.append(&Entry::event("finish"))
     }
 
+    /// Records that the run stopped before its end (Ctrl-C, a refused token, Graph unreachable),
+    /// after the writes in flight were recorded: `--resume` finishes it.
+    pub fn stop(&self, reason: &str) -> Result<(), JournalError> {
+        self.append(&Entry {
+            reason: Some(reason),
+            ..Entry::event("stop")
+        })
+    }
+
     fn append(&self, entry: &Entry<'_>) -> Result<(), JournalError> {
         let mut file = self.file.lock().expect("journal poisoned");
         let line = serde_json::to_string(entry).expect("journal entries serialise");
@@ -267,6 +279,7 @@ impl Entry<'_> {
             before: None,
             body: None,
             result: None,
+            reason: None,
         }
     }
 }
@@ -328,6 +341,9 @@ pub struct Record {
     pub body: Option<Map<String, Json>>,
     #[serde(default)]
     pub result: Option<WriteResult>,
+    /// Why the run stopped (`stop` lines).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 impl Record {

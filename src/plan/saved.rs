@@ -55,7 +55,11 @@ pub fn write(plan: &Plan, out: &mut impl Write) -> io::Result<String> {
         context: digest::Context::new(&digest::SHA256),
         held: Vec::with_capacity(2),
     };
-    serde_json::to_writer_pretty(&mut hashing, plan)?;
+    // Buffered above the hashing: serde_json writes token by token, the digest takes blocks.
+    let mut buffered = io::BufWriter::with_capacity(64 * 1024, &mut hashing);
+    serde_json::to_writer_pretty(&mut buffered, plan)?;
+    buffered.flush()?;
+    drop(buffered);
     let Held {
         inner,
         context,

@@ -257,6 +257,12 @@ fn ctrl_c_prints_a_resume_command_that_works() {
     assert!(command.contains("--resume"), "{command}");
     assert!(!command.contains("--auto-approve"), "{command}");
     assert!(!command.contains("test-token"), "{command}");
+    let stop = journal_lines(&journal).last().cloned().unwrap();
+    assert_eq!(stop["event"], "stop", "{stop}");
+    assert!(
+        stop["reason"].as_str().unwrap().contains("Ctrl-C"),
+        "{stop}"
+    );
 
     // Run exactly that, by a shell, with the binary in place of `mfactl`.
     let binary = assert_cmd::cargo::cargo_bin("mfactl");
