@@ -903,3 +903,46 @@ fn trace_logs_of_a_plan_and_an_apply_with_a_secret_hold_neither_the_secret_nor_a
     }
     assert_converged(&scenario.tenant(), &rows);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Saved plans and journals (issue 9) hold no secret and no token.
+
+#[test]
+fn a_saved_plan_and_its_journal_hold_no_secret_or_token() {
+    let (scenario, yaml, rows) = small_scenario();
+    let dir = scenario.dir.path().to_owned();
+    let plan = dir.join("plan.json");
+    let journal = dir.join("run.jsonl");
+    let signed_in = |args: &[&str]| {
+        let mut cmd = mfactl_at(&scenario.url(), args);
+        cmd.current_dir(&dir);
+        as_app(&mut cmd, &scenario, SECRET_APP, &scenario.url());
+        cmd.env("AZURE_CLIENT_SECRET", SECRET);
+        execute(&mut cmd)
+    };
+    let run = signed_in(&[
+        "plan",
+        yaml.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    // The token's tenant is the plan's: checked offline, then applied.
+    let run = signed_in(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert_converged(&scenario.tenant(), &rows);
+    for path in [&plan, &journal] {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.contains(SECRET), "{}", path.display());
+        assert_no_token(&path.display().to_string(), &text);
+    }
+    for text in [&run.out, &run.err] {
+        assert!(!text.contains(SECRET));
+        assert_no_token("apply's output", text);
+    }
+}
