@@ -11,6 +11,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod rollback;
 mod schemas;
 mod show;
 mod signin;
