@@ -8,6 +8,7 @@ mod emulator;
 mod logging;
 mod output;
 mod plan;
+mod rollback;
 mod show;
 mod validate;
 
@@ -39,6 +40,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check a manifest without contacting Graph.
     Validate(validate::ValidateArgs),
+    /// Write a manifest that restores the values an apply's journal says its writes replaced
+    /// (users and the tenant's policy). Reads only the journal.
+    Rollback(rollback::RollbackArgs),
     /// One or more users at a glance: the managed values, registered methods, usable choices,
     /// and whether the tenant's system-preferred MFA policy covers them. Reads only.
     Show(show::ShowArgs),
@@ -65,6 +69,8 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
     /// apply finished but some users did not converge (failed, blocked, not found).
     pub const NOT_CONVERGED: u8 = 3;
+    /// rollback wrote its manifest, but some values a manifest cannot express were left out.
+    pub const NOT_RESTORED: u8 = 3;
     /// apply was stopped by Ctrl-C (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -74,6 +80,7 @@ pub fn run(cli: Cli) -> ExitCode {
     logging::init(cli.verbose, cli.log_json);
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Rollback(args) => rollback::run(&args),
         Command::Plan(args) => with_runtime(|| plan::run(args)),
         Command::Apply(args) => with_runtime(|| apply::run(args)),
         Command::Show(args) => with_runtime(|| show::run(args)),

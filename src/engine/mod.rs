@@ -9,6 +9,7 @@ mod policy;
 pub mod preflight;
 mod progress;
 pub mod resume;
+pub mod rollback;
 pub mod show;
 
 use std::sync::atomic::{AtomicBool, Ordering};

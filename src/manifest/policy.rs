@@ -22,20 +22,20 @@ use super::problem::{Code, Location, Problems, closest, quoted};
 
 /// `advancedConfigState` values a PATCH may send (emulator `STATES`; Graph reference:
 /// `unknownFutureValue` is the evolvable-enum sentinel and is not sent).
-const STATES: &[&str] = &["default", "enabled", "disabled"];
+pub const STATES: &[&str] = &["default", "enabled", "disabled"];
 /// `authenticationMethodTargetType` values (emulator `TARGET_TYPES`; Graph reference).
-const TARGET_TYPES: &[&str] = &["group", "user"];
+pub const TARGET_TYPES: &[&str] = &["group", "user"];
 /// `targetedAuthenticationMethod`: "can be `Fido2` or `microsoftAuthenticator`" (Graph reference,
 /// v1.0 and beta; emulator `CAMPAIGN_METHODS`).
-const CAMPAIGN_METHODS: &[&str] = &["microsoftAuthenticator", "Fido2"];
+pub const CAMPAIGN_METHODS: &[&str] = &["microsoftAuthenticator", "Fido2"];
 /// `snoozeDurationInDays`: 0 to 14 (Graph reference; emulator `SNOOZE_DAYS`).
-const SNOOZE_DAYS: std::ops::RangeInclusive<i64> = 0..=14;
+pub const SNOOZE_DAYS: std::ops::RangeInclusive<i64> = 0..=14;
 /// `voiceReportingCode`: one digit (the emulator's strict choice, `VOICE_CODES`: the digit pressed
 /// on the phone).
-const VOICE_CODES: std::ops::RangeInclusive<i64> = 0..=9;
+pub const VOICE_CODES: std::ops::RangeInclusive<i64> = 0..=9;
 /// System-preferred MFA takes one include group and one exclude group (Entra docs, "System-
 /// preferred multifactor authentication"; emulator `system_credential_preferences`, `Some(1)`).
-const SYSTEM_PREFERRED_MAX_TARGETS: usize = 1;
+pub const SYSTEM_PREFERRED_MAX_TARGETS: usize = 1;
 /// The target id meaning every user.
 pub const ALL_USERS: &str = "all_users";
 
@@ -91,7 +91,8 @@ impl PolicyPart {
         }
     }
 
-    fn properties(self) -> &'static [&'static str] {
+    /// The properties the manifest may name in this sub-object (Graph's names).
+    pub fn properties(self) -> &'static [&'static str] {
         match self {
             PolicyPart::SystemCredentialPreferences => {
                 &["state", "includeTargets", "excludeTargets"]

@@ -12,6 +12,7 @@ mod permissions;
 mod plan;
 mod policy;
 mod resume;
+mod rollback;
 mod saved;
 mod schemas;
 mod show;

@@ -1,0 +1,160 @@
+//! `mfactl rollback JOURNAL [--out undo.yaml]`: a manifest that restores what an apply's
+//! journal says its writes replaced. Reads one file and writes one; contacts nobody: planning
+//! and applying the result is the admin's next step, with the usual drift check.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use miette::miette;
+
+use super::exit;
+use super::output::{self, OutputFile};
+use crate::engine::journal_file;
+use crate::engine::rollback::{Rollback, yaml_quoted};
+use crate::text::printable;
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The journal of the apply runs to undo (`apply --journal FILE`, or the default one apply
+    /// writes beside its saved plan).
+    #[arg(value_name = "JOURNAL")]
+    pub journal: PathBuf,
+    /// Write the manifest here (readable by you only) instead of printing it on stdout.
+    #[arg(long, value_name = "undo.yaml")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
+    let out = args
+        .out
+        .as_deref()
+        .map(|path| OutputFile::check(path, "--out"))
+        .transpose()?;
+    let shown_journal = printable(&args.journal.display().to_string()).into_owned();
+    let read = journal_file::read(&args.journal).map_err(|error| {
+        miette!(
+            help = "give the journal `mfactl apply` wrote",
+            "{}",
+            printable(&error.to_string())
+        )
+    })?;
+    if !read.records.iter().any(|r| r.event == "start") {
+        return Err(miette!(
+            help = "give the journal `mfactl apply` wrote",
+            "{shown_journal} has no start line: it is not an mfactl journal"
+        ));
+    }
+    let rollback = Rollback::from_records(&read.records);
+    let manifest = rollback.manifest(&args.journal.display().to_string());
+    match &out {
+        Some(file) => file.write(|w| w.write_all(manifest.as_bytes()))?,
+        None => output::to_stdout(|w| w.write_all(manifest.as_bytes()))?,
+    }
+
+    // The summary goes to stderr: stdout may be the manifest itself.
+    let mut summary = Vec::new();
+    if read.torn > 0 {
+        summary.push(format!(
+            "{shown_journal}: skipped a torn last line ({} bytes), the end of a run that was \
+             killed while writing it",
+            read.torn
+        ));
+    }
+    for (number, run) in rollback.runs.iter().enumerate() {
+        summary.push(format!(
+            "run {}: started {}{}{}",
+            number + 1,
+            printable(&run.time),
+            run.tenant_id
+                .as_deref()
+                .map_or_else(String::new, |t| format!(", tenant {}", yaml_quoted(t))),
+            if run.resumed { " (resumed)" } else { "" }
+        ));
+    }
+    let mut tenants: Vec<&str> = rollback
+        .runs
+        .iter()
+        .filter_map(|r| r.tenant_id.as_deref())
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    if tenants.len() > 1 {
+        summary.push(format!(
+            "warning: the journal's runs wrote to {} tenants; the manifest holds the users of \
+             all of them: plan it against each",
+            tenants.len()
+        ));
+    }
+    let writes = rollback.writes;
+    let policy = if rollback.policy.is_empty() {
+        String::new()
+    } else {
+        " and the authentication methods policy".to_owned()
+    };
+    let mut from = format!(
+        "{} applied {}",
+        writes.applied,
+        plural(writes.applied, "write", "writes")
+    );
+    if writes.unsettled > 0 {
+        from.push_str(&format!(
+            " and {} with no answer recorded",
+            writes.unsettled
+        ));
+    }
+    if writes.failed > 0 {
+        from.push_str(&format!(
+            "; {} failed {} changed nothing",
+            writes.failed,
+            plural(writes.failed, "write", "writes")
+        ));
+    }
+    summary.push(format!(
+        "Rollback of {shown_journal} ({} {}): restores {} {}{policy}, from {from}",
+        rollback.runs.len(),
+        plural(rollback.runs.len(), "run", "runs"),
+        rollback.users.len(),
+        plural(rollback.users.len(), "user", "users"),
+    ));
+    if writes.unsettled > 0 {
+        summary.push(format!(
+            "{} {} no answer recorded (the run was stopped): restored all the same, marked \
+             \"unsettled\"; a value that never changed plans as in sync",
+            writes.unsettled,
+            plural(writes.unsettled, "write has", "writes have"),
+        ));
+    }
+    for item in &rollback.unrestorable {
+        summary.push(format!("cannot restore {}", item.describe()));
+    }
+    if let Some(path) = &args.out {
+        summary.push(format!(
+            "Wrote {}; next: mfactl plan {0}, then mfactl apply {0}",
+            printable(&path.display().to_string())
+        ));
+    }
+    if rollback.is_empty() && rollback.unrestorable.is_empty() {
+        summary.push("Nothing to restore: no write in the journal was made".to_owned());
+    }
+    let mut stderr = std::io::stderr().lock();
+    for line in summary {
+        let _ = writeln!(stderr, "{line}");
+    }
+    if rollback.unrestorable.is_empty() {
+        Ok(exit::OK)
+    } else {
+        let _ = writeln!(
+            stderr,
+            "{} {} cannot be restored (listed above and at the top of the manifest); \
+             everything else is in it",
+            rollback.unrestorable.len(),
+            plural(rollback.unrestorable.len(), "value", "values")
+        );
+        Ok(exit::NOT_RESTORED)
+    }
+}
+
+fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
+    if count == 1 { one } else { many }
+}
