@@ -10,6 +10,7 @@ pub mod preflight;
 mod progress;
 pub mod resume;
 pub mod show;
+pub mod verify;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ pub mod journal_file {
 }
 pub use progress::Progress;
 pub use show::show;
+pub use verify::{Verification, VerifyOptions};
 
 /// The calls the client has made so far, by kind, as the plan document counts them.
 pub fn calls(client: &GraphClient) -> crate::plan::Calls {
@@ -41,6 +43,7 @@ pub fn calls(client: &GraphClient) -> crate::plan::Calls {
         identity: stats.calls.identity,
         writes: stats.calls.writes,
         settles: stats.calls.settles,
+        verifies: stats.calls.verifies,
         tenant: stats.calls.tenant,
         http_requests: stats.http_requests,
         batches: stats.batches,

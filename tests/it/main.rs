@@ -16,3 +16,4 @@ mod show;
 mod signin;
 mod support;
 mod throughput;
+mod verify;
