@@ -397,3 +397,51 @@ fn policy_line(s: &Summary) -> String {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_line_says_why_nothing_was_read_back() {
+        let skipped = |why| Verification {
+            skipped_because: Some(why),
+            ..Verification::default()
+        };
+        assert!(verify_line(&skipped(Skipped::NotAsked)).starts_with("Not verified: --no-verify"));
+        assert!(
+            verify_line(&skipped(Skipped::Interrupted))
+                .starts_with("Not verified: the run was interrupted")
+        );
+        assert!(
+            verify_line(&skipped(Skipped::Halted))
+                .starts_with("Not verified: the run stopped early")
+        );
+    }
+
+    #[test]
+    fn the_verify_line_counts_each_outcome() {
+        let all_shown = Verification {
+            checked: 1,
+            reads: 1,
+            ..Verification::default()
+        };
+        assert_eq!(
+            verify_line(&all_shown),
+            "Verified: 1 user read back (1 read), 0 unverified: every write shows."
+        );
+        let mixed = Verification {
+            checked: 10,
+            unverified: 2,
+            unreadable: 1,
+            skipped: 3,
+            reads: 22,
+            ..Verification::default()
+        };
+        assert_eq!(
+            verify_line(&mixed),
+            "Verified: 10 users read back (22 reads), 2 unverified; 1 user could not be read \
+             back (left applied, with a note); 3 users not read back: verification stopped early."
+        );
+    }
+}
