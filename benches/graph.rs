@@ -496,15 +496,17 @@ fn print_traffic(r: &Run) {
         methods,
         rereads,
         settles,
+        verifies,
         writes,
     } = c.calls;
     println!(
-        "  calls by purpose: read {} · methods {} · reread {} · write {} · settle {} · identity {} · tenant {} (attempts {})",
+        "  calls by purpose: read {} · methods {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} (attempts {})",
         n(reads),
         n(methods),
         n(rereads),
         n(writes),
         n(settles),
+        n(verifies),
         n(identity),
         n(tenant),
         n(c.attempts)
@@ -1195,6 +1197,7 @@ fn client_since(after: &TransportStats, before: &TransportStats) -> TransportSta
         methods: a.methods - b.methods,
         rereads: a.rereads - b.rereads,
         settles: a.settles - b.settles,
+        verifies: a.verifies - b.verifies,
         writes: a.writes - b.writes,
     };
     TransportStats {

@@ -11,7 +11,9 @@ use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile};
 use super::plan::{ManifestArgs, load_manifest, run_error};
-use crate::engine::{self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, preflight};
+use crate::engine::{
+    self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
+};
 use crate::manifest::Manifest;
 use crate::plan::saved::{self, SourceFile};
 use crate::plan::{Plan, Status, estimate};
@@ -43,6 +45,10 @@ pub struct ApplyArgs {
     /// How to print the report on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Do not read the written endpoints back after the writes (by default a user whose
+    /// writes Graph accepted but does not show is reported `unverified`, exit code 3).
+    #[arg(long)]
+    pub no_verify: bool,
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
@@ -221,12 +227,11 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 journal: Some((&journal, run)),
                 resume: resume.as_ref().map(|(_, r)| r),
                 concurrency: connection.concurrency,
-                interrupt,
+                interrupt: interrupt.clone(),
             },
         )
         .await
         .err();
-        watcher.abort();
         if let Some(estimate) = plan.summary.estimate {
             eprintln!(
                 "Applied in {} (estimated at least {}).",
@@ -234,6 +239,21 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 estimate::duration(estimate.seconds)
             );
         }
+        let verification = engine::verify::after_apply(
+            client,
+            &mut plan,
+            halted.as_ref(),
+            VerifyOptions {
+                enabled: !args.no_verify,
+                journal: Some(&journal),
+                concurrency: connection.concurrency,
+                interrupt,
+                recheck_after: Duration::from_secs(2),
+            },
+        )
+        .await;
+        eprintln!("{}", report::verify_line(&verification));
+        watcher.abort();
         files = Some((plan_path, journal.path().to_owned()));
     } else if let Some(journal) = &journal {
         let run = RunInfo {

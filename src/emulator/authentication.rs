@@ -56,7 +56,7 @@ fn read_or_write(
     match patch {
         None => Ok(Answer::json(StatusCode::OK, read(state, index))),
         Some(body) => {
-            write(state, index, body)?;
+            state.write_user(index, body, write)?;
             Ok(Answer::no_content())
         }
     }

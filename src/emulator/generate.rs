@@ -167,6 +167,7 @@ impl Tenant {
                     user_preferred_method_for_secondary_authentication: preferred,
                 },
                 per_user_mfa_state,
+                forgets_writes: false,
             });
         }
 

@@ -217,6 +217,25 @@ impl TenantState {
         &self.tenant.users[index]
     }
 
+    /// Runs `write` on the user at `index`; for a user marked [`TenantUser::forgets_writes`]
+    /// the write is checked and succeeds as usual, and its effect is then dropped.
+    pub fn write_user(
+        &mut self,
+        index: usize,
+        body: &Value,
+        write: fn(&mut TenantState, usize, &Value) -> Result<(), GraphError>,
+    ) -> Result<(), GraphError> {
+        let kept = self
+            .user(index)
+            .forgets_writes
+            .then(|| self.user(index).clone());
+        write(self, index, body)?;
+        if let Some(user) = kept {
+            self.tenant.users[index] = user;
+        }
+        Ok(())
+    }
+
     /// `GET /users/{u}` with the properties mfactl selects.
     pub fn user_object(&self, index: usize) -> Value {
         let user = self.user(index);
@@ -455,6 +474,7 @@ mod tests {
                 methods,
                 sign_in_preferences: UserSignInPreferences::default(),
                 per_user_mfa_state: PerUserMfaState::Disabled,
+                forgets_writes: false,
             }],
             groups: vec![],
             authentication_methods_policy: None,
@@ -521,6 +541,29 @@ mod tests {
                 .sign_in_preferences
                 .is_system_preferred_authentication_method_enabled
         );
+    }
+
+    #[test]
+    fn a_user_that_forgets_writes_accepts_them_and_keeps_nothing() {
+        let mut state = state(vec![MethodKind::MobilePhone]);
+        state.tenant.users[0].forgets_writes = true;
+        let body = json!({"perUserMfaState": "enforced"});
+        state
+            .write_user(0, &body, TenantState::patch_requirements)
+            .unwrap();
+        assert_eq!(state.user(0).per_user_mfa_state, PerUserMfaState::Disabled);
+        // Still checked like any write: a bad value is refused.
+        let bad = json!({"perUserMfaState": "sometimes"});
+        assert!(
+            state
+                .write_user(0, &bad, TenantState::patch_requirements)
+                .is_err()
+        );
+        state.tenant.users[0].forgets_writes = false;
+        state
+            .write_user(0, &body, TenantState::patch_requirements)
+            .unwrap();
+        assert_eq!(state.user(0).per_user_mfa_state, PerUserMfaState::Enforced);
     }
 
     #[test]

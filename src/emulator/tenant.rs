@@ -121,6 +121,11 @@ pub struct TenantUser {
     pub sign_in_preferences: UserSignInPreferences,
     #[serde(default = "default_mfa_state")]
     pub per_user_mfa_state: PerUserMfaState,
+    /// A fault for tests: PATCHes to this user's signInPreferences and requirements are checked
+    /// and answered 204 as usual, and then not kept (Graph can accept a write and not keep it),
+    /// so that apply's read-back finds them `unverified`. Per user, so a test knows exactly who.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forgets_writes: bool,
 }
 
 /// A user's `signInPreferences` as stored (the read-only `systemPreferredAuthenticationMethod`
@@ -486,6 +491,8 @@ struct RawUser {
     sign_in_preferences: Option<RawSignInPreferences>,
     #[serde(default)]
     per_user_mfa_state: Option<Spanned<String>>,
+    #[serde(default)]
+    forgets_writes: bool,
 }
 
 #[derive(Deserialize)]
@@ -983,6 +990,7 @@ fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {
             user_preferred_method_for_secondary_authentication: preferred,
         },
         per_user_mfa_state: PerUserMfaState::Disabled,
+        forgets_writes: raw.forgets_writes,
     };
 
     if let Some(text) = &raw.per_user_mfa_state {

@@ -6,8 +6,10 @@
 //!
 //! Lines (README, "The journal"): `start` (the Graph root, tenant, and the saved plan the run
 //! applies, with its checksum), then per write an `intent` (before the PATCH leaves: user, object
-//! id, endpoint, `before`, `body`) and a `result` (Graph's answer), then `finish`. [`read`]
-//! reads them back for `apply --resume` and `rollback`.
+//! id, endpoint, `before`, `body`) and a `result` (Graph's answer), then `finish`. After
+//! `finish`, read-back verification adds a `verify` line for each endpoint that did not show
+//! what was written (user, object id, endpoint, the `body` written, what Graph showed as
+//! `seen`). [`read`] reads them back for `apply --resume` and `rollback`.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Read as _, Seek as _, Write as _};
@@ -94,6 +96,9 @@ struct Entry<'a> {
     /// Why a run stopped early (`stop` lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// What reading back showed of the written properties (`verify` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seen: Option<&'a Map<String, Json>>,
 }
 
 impl Journal {
@@ -235,6 +240,25 @@ impl Journal {
         })
     }
 
+    /// Records a write Graph accepted that reading back did not show: the body written, and
+    /// what Graph showed of those properties.
+    pub fn verify(
+        &self,
+        user: &str,
+        id: Option<uuid::Uuid>,
+        write: &crate::plan::Write<'_>,
+        seen: &Map<String, Json>,
+    ) -> Result<(), JournalError> {
+        self.append(&Entry {
+            user: Some(user),
+            id: id.map(|id| id.hyphenated().to_string()),
+            endpoint: Some(write.endpoint),
+            body: Some(Body::Properties(write.body())),
+            seen: Some(seen),
+            ..Entry::event("verify")
+        })
+    }
+
     /// Records the end of the run.
     pub fn finish(&self) -> Result<(), JournalError> {
         self.append(&Entry::event("finish"))
@@ -280,6 +304,7 @@ impl Entry<'_> {
             body: None,
             result: None,
             reason: None,
+            seen: None,
         }
     }
 }
@@ -313,8 +338,8 @@ fn complete_length(path: &Path) -> std::io::Result<u64> {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Record {
     pub time: String,
-    /// `start`, `intent`, `result`, `finish` (other kinds, from later versions, are kept and
-    /// ignored by resume and rollback).
+    /// `start`, `intent`, `result`, `finish`, `verify` (other kinds, from later versions, are
+    /// kept and ignored by resume and rollback).
     pub event: String,
     #[serde(default)]
     pub graph: Option<String>,
@@ -344,6 +369,9 @@ pub struct Record {
     /// Why the run stopped (`stop` lines).
     #[serde(default)]
     pub reason: Option<String>,
+    /// What reading back showed (`verify` lines).
+    #[serde(default)]
+    pub seen: Option<Map<String, Json>>,
 }
 
 impl Record {

@@ -11,6 +11,7 @@ mod progress;
 pub mod resume;
 pub mod rollback;
 pub mod show;
+pub mod verify;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ pub mod journal_file {
 }
 pub use progress::Progress;
 pub use show::show;
+pub use verify::{Verification, VerifyOptions};
 
 /// The calls the client has made so far, by kind, as the plan document counts them.
 pub fn calls(client: &GraphClient) -> crate::plan::Calls {
@@ -42,6 +44,7 @@ pub fn calls(client: &GraphClient) -> crate::plan::Calls {
         identity: stats.calls.identity,
         writes: stats.calls.writes,
         settles: stats.calls.settles,
+        verifies: stats.calls.verifies,
         tenant: stats.calls.tenant,
         http_requests: stats.http_requests,
         batches: stats.batches,

@@ -63,18 +63,21 @@ pub enum Purpose {
     Reread,
     /// A write whose answer was lost, read back.
     Settle,
+    /// An endpoint read back after apply's writes, to see that Graph kept them.
+    Verify,
     /// A PATCH.
     Write,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 7] = [
+    const ALL: [Purpose; 8] = [
         Purpose::Tenant,
         Purpose::Identity,
         Purpose::Read,
         Purpose::Methods,
         Purpose::Reread,
         Purpose::Settle,
+        Purpose::Verify,
         Purpose::Write,
     ];
 
@@ -248,6 +251,8 @@ pub struct Calls {
     pub rereads: u64,
     /// Writes whose answer was lost, read back.
     pub settles: u64,
+    /// Endpoints read back after apply's writes (read-back verification).
+    pub verifies: u64,
     /// PATCHes.
     pub writes: u64,
 }
@@ -498,6 +503,7 @@ impl Transport {
             methods: purpose(Purpose::Methods),
             rereads: purpose(Purpose::Reread),
             settles: purpose(Purpose::Settle),
+            verifies: purpose(Purpose::Verify),
             writes: purpose(Purpose::Write),
         };
         TransportStats {

@@ -123,6 +123,10 @@ pub struct Calls {
     pub writes: u64,
     /// Writes whose answer was lost, read back.
     pub settles: u64,
+    /// Endpoints read back after apply's writes, to see that Graph kept them (apply only;
+    /// absent from plans made before read-back verification existed).
+    #[serde(default)]
+    pub verifies: u64,
     /// `/organization`, to name the tenant.
     pub tenant: u64,
     /// HTTP round trips in all, and how many of them were `$batch` requests.

@@ -8,7 +8,7 @@ mod text;
 
 pub use show_json::render_show_json;
 pub use show_text::render_show_text;
-pub use text::{render_apply_text, render_plan_text};
+pub use text::{render_apply_text, render_plan_text, verify_line};
 
 use crate::plan::Plan;
 

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::engine::verify::{Skipped, Verification};
 use crate::plan::policy::PolicyPlan;
 use crate::plan::{Plan, Status, Summary, UserError, UserPlan, Value};
 use crate::text::printable;
@@ -80,7 +81,8 @@ pub fn render_plan_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()>
 /// At most this many users not reached are named; the JSON report lists them all.
 const NOT_REACHED_SHOWN: usize = 100;
 
-/// The report after apply: failures first in detail, then the users the run never reached
+/// The report after apply: failures (and writes reading back did not show) first in detail,
+/// then the users the run never reached
 /// (when it stopped early), then the `Apply:` line, whose counts add up to the manifest's users.
 pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
     if let Some(policy) = plan.policy.as_ref().filter(|p| p.status != Status::InSync) {
@@ -90,7 +92,12 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
     let mut failed = plan
         .users
         .iter()
-        .filter(|u| matches!(u.status, Status::Failed | Status::Drifted))
+        .filter(|u| {
+            matches!(
+                u.status,
+                Status::Failed | Status::Drifted | Status::Unverified
+            )
+        })
         .peekable();
     if failed.peek().is_some() {
         writeln!(out, "Not converged:")?;
@@ -167,6 +174,11 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
     } else {
         String::new()
     };
+    let unverified = if s.unverified > 0 {
+        format!(", {} unverified", s.unverified)
+    } else {
+        String::new()
+    };
     let confirmed = plan
         .users
         .iter()
@@ -180,7 +192,7 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
     };
     writeln!(
         out,
-        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{not_reached}.",
+        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{unverified}{not_reached}.",
         users(converged as u64),
         s.writes + s.policy_writes,
         s.in_sync,
@@ -189,6 +201,56 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
         s.failed,
     )?;
     Ok(())
+}
+
+/// What reading back after apply found, for stderr: `Verified: 300 users read back (450
+/// reads), 2 unverified.`, or why it did not run.
+pub fn verify_line(verification: &Verification) -> String {
+    let v = verification;
+    let mut line = match v.skipped_because {
+        Some(Skipped::NotAsked) => {
+            return "Not verified: --no-verify (the writes were not read back).".to_owned();
+        }
+        Some(Skipped::Interrupted) => {
+            return "Not verified: the run was interrupted (run apply again to finish, then it \
+                    reads its writes back)."
+                .to_owned();
+        }
+        Some(Skipped::Halted) => {
+            return "Not verified: the run stopped early (the writes were not read back)."
+                .to_owned();
+        }
+        None => format!(
+            "Verified: {} read back ({} {}), {} unverified",
+            users(v.checked),
+            v.reads,
+            if v.reads == 1 { "read" } else { "reads" },
+            v.unverified
+        ),
+    };
+    if v.unverified == 0 && v.unreadable == 0 && v.skipped == 0 && v.checked > 0 {
+        line.push_str(": every write shows");
+    }
+    if v.unreadable > 0 {
+        line.push_str(&format!(
+            "; {} could not be read back (left applied, with a note)",
+            users(v.unreadable)
+        ));
+    }
+    if v.skipped > 0 {
+        line.push_str(&format!(
+            "; {} not read back: verification stopped early",
+            users(v.skipped)
+        ));
+    }
+    line.push('.');
+    if let Some(error) = &v.journal_error {
+        line.push_str(&format!(
+            " The journal's verify lines are incomplete: {}.",
+            printable(&error.to_string())
+        ));
+    }
+    line
 }
 
 /// The tenant policy's block: one line per changed property, `part.property: before -> after`.
@@ -334,4 +396,52 @@ fn policy_line(s: &Summary) -> String {
             "writes"
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verify_line_says_why_nothing_was_read_back() {
+        let skipped = |why| Verification {
+            skipped_because: Some(why),
+            ..Verification::default()
+        };
+        assert!(verify_line(&skipped(Skipped::NotAsked)).starts_with("Not verified: --no-verify"));
+        assert!(
+            verify_line(&skipped(Skipped::Interrupted))
+                .starts_with("Not verified: the run was interrupted")
+        );
+        assert!(
+            verify_line(&skipped(Skipped::Halted))
+                .starts_with("Not verified: the run stopped early")
+        );
+    }
+
+    #[test]
+    fn the_verify_line_counts_each_outcome() {
+        let all_shown = Verification {
+            checked: 1,
+            reads: 1,
+            ..Verification::default()
+        };
+        assert_eq!(
+            verify_line(&all_shown),
+            "Verified: 1 user read back (1 read), 0 unverified: every write shows."
+        );
+        let mixed = Verification {
+            checked: 10,
+            unverified: 2,
+            unreadable: 1,
+            skipped: 3,
+            reads: 22,
+            ..Verification::default()
+        };
+        assert_eq!(
+            verify_line(&mixed),
+            "Verified: 10 users read back (22 reads), 2 unverified; 1 user could not be read \
+             back (left applied, with a note); 3 users not read back: verification stopped early."
+        );
+    }
 }

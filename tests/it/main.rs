@@ -19,3 +19,4 @@ mod show;
 mod signin;
 mod support;
 mod throughput;
+mod verify;
