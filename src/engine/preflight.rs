@@ -66,6 +66,15 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
         "checking the registered methods",
     );
     add(by_upn, Resource::Users, "resolving the userPrincipalName");
+    if !manifest.protect.is_empty() {
+        out.push(Requirement {
+            need: Resource::Users.read(),
+            why: format!(
+                "resolving the {} `protect:` names to object ids",
+                manifest.protect.len()
+            ),
+        });
+    }
     if let Some(policy) = &manifest.policy {
         out.push(Requirement {
             need: Resource::Policy.read(),
