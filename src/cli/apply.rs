@@ -640,8 +640,8 @@ fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
         Limit::Manifest(_) => (
             "the manifest's maxChanges",
             format!(
-                "set maxChanges: {writes} in the manifest and make the plan again \
-                 (--max-changes can only lower it)"
+                "set maxChanges: {writes} in the manifest and run again (a saved plan: make \
+                 it again; --max-changes can only lower the manifest's limit)"
             ),
         ),
     };

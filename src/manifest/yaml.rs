@@ -707,8 +707,8 @@ impl Collector {
             other => (
                 Code::WrongType,
                 format!(
-                    "maxChanges must be a whole number of writes written without quotes (e.g. \
-                     `maxChanges: 500`), not {}",
+                    "maxChanges must be a whole number of writes (e.g. `maxChanges: 500`), \
+                     not {}",
                     other.describe()
                 ),
             ),
