@@ -159,4 +159,28 @@ mod tests {
         list.mark(&mut other);
         assert_eq!((other.status, other.write_count()), (Status::Change, 1));
     }
+
+    #[test]
+    fn a_plan_counts_protected_users_apart_and_without_writes() {
+        let change = FieldChange {
+            field: Field::SystemPreferred,
+            before: Value::Bool(false),
+            after: Value::Bool(true),
+            blocked: false,
+        };
+        let mut user = UserPlan::new(MEGAN.into(), Status::Change, vec![change], None, Vec::new());
+        protected(&["megan@contoso.com"], &[MEGAN]).mark(&mut user);
+        let plan = crate::plan::Plan::new("https://graph.microsoft.com", 3, vec![(0, user)]);
+        let summary = plan.summary;
+        assert_eq!(
+            (
+                summary.protected,
+                summary.to_change,
+                summary.writes,
+                summary.in_sync
+            ),
+            (1, 0, 0, 2)
+        );
+        assert!(!plan.has_changes());
+    }
 }
