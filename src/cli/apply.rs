@@ -170,9 +170,9 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     let mut halted = None;
     let mut files = None;
     if plan.has_changes() {
-        // Before the prompt and the first write: a plan bigger than the run may make stops here.
+        // Before the prompt and the first write: a plan with more writes than the run may make
+        // stops here, and a token that may not make them says so now.
         check_max_changes(&plan, args.max_changes)?;
-        // Before the prompt and the first write: a token that may not make them says so now.
         super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
         if !saved_plan && !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");

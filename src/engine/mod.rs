@@ -114,7 +114,7 @@ pub enum RunError {
     PolicyTargets(Vec<String>),
     /// A `protect:` entry could not be resolved to its object id after retries (for a reason
     /// other than Graph not knowing it): an entry naming that account the other way could not
-    /// be caught, so nothing was read or written.
+    /// be caught, so the run stops before any user is read. Nothing was written.
     #[error("cannot resolve the protected account {}: {error}; nothing was written", crate::text::printable(.entry))]
     ProtectUnresolved { entry: String, error: GraphError },
     /// The tenant's authentication methods policy (or a group's name) could not be read after

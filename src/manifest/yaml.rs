@@ -1638,6 +1638,26 @@ users: []
         );
     }
 
+    #[test]
+    fn a_policy_file_takes_no_guards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(
+            &path,
+            "version: 1\nprotect: [breakglass@contoso.com]\nmaxChanges: 5\npolicy:\n  \
+             systemCredentialPreferences:\n    state: enabled\n",
+        )
+        .unwrap();
+        let error = crate::manifest::load_policy(&path).unwrap_err();
+        assert_eq!(error.problems().len(), 1, "{error}");
+        assert!(
+            error.problems()[0]
+                .message
+                .contains("`protect:` and `maxChanges:` belong in a YAML manifest"),
+            "{error}"
+        );
+    }
+
     fn load_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.yaml");

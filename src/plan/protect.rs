@@ -29,7 +29,7 @@ impl Protected {
         for entry in entries {
             match Uuid::parse_str(entry) {
                 Ok(id) => protected.ids.insert(id),
-                Err(_) => protected.names.insert(entry.to_lowercase()),
+                Err(_) => protected.names.insert(folded(entry)),
             };
         }
         protected.ids.extend(resolved);
@@ -45,7 +45,7 @@ impl Protected {
     pub fn covers(&self, user: &str, id: Option<Uuid>) -> bool {
         id.is_some_and(|id| self.ids.contains(&id))
             || Uuid::parse_str(user).is_ok_and(|id| self.ids.contains(&id))
-            || (!self.names.is_empty() && self.names.contains(&user.to_lowercase()))
+            || (!self.names.is_empty() && self.names.contains(&folded(user)))
     }
 
     /// Marks `user` protected when it is: it keeps its fields (what the manifest would have
@@ -61,6 +61,11 @@ impl Protected {
             user.status = Status::Protected;
         }
     }
+}
+
+/// A userPrincipalName lower-cased char by char, as the manifest compares users for duplicates.
+fn folded(name: &str) -> String {
+    name.chars().flat_map(char::to_lowercase).collect()
 }
 
 #[cfg(test)]
