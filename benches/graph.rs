@@ -1133,6 +1133,8 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         source: PathBuf::from("bench"),
         users,
         policy: None,
+        protect: Vec::new(),
+        max_changes: None,
     }
 }
 

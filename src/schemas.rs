@@ -29,6 +29,17 @@ pub struct ManifestDocument {
     /// managed; property names are Graph's.
     #[serde(default)]
     pub policy: Option<ManifestPolicy>,
+    /// Accounts never written, whatever a user entry or `defaults` asks (break-glass admins):
+    /// userPrincipalNames (matched case-insensitively) or object ids (GUIDs). An entry and a
+    /// protected account naming the same user the other way still match.
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true), inner(length(min = 1)))]
+    pub protect: Vec<String>,
+    /// The most writes (users' PATCHes and the policy write) an apply of this manifest may
+    /// make; a bigger plan is refused before anything is written. `apply --max-changes` can
+    /// lower it.
+    #[serde(default, rename = "maxChanges")]
+    pub max_changes: Option<u64>,
 }
 
 /// The managed parts of `/beta/policies/authenticationMethodsPolicy` (graph-api.md §4).

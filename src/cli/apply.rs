@@ -39,6 +39,10 @@ pub struct ApplyArgs {
     /// appends to the journal.
     #[arg(long, value_name = "JOURNAL")]
     pub resume: Option<PathBuf>,
+    /// Refuse to start when the plan has more writes than this (users' PATCHes and the policy
+    /// write): nothing is written. With the manifest's `maxChanges:` too, the smaller wins.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u64>,
     /// Refuse a saved plan older than this (e.g. 24h, 90m, 2d, 1h30m).
     #[arg(long, value_name = "AGE", default_value = saved::DEFAULT_MAX_AGE, value_parser = saved::parse_age)]
     pub max_plan_age: Duration,
@@ -172,7 +176,9 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     let mut halted = None;
     let mut files = None;
     if plan.has_changes() {
-        // Before the prompt and the first write: a token that may not make them says so now.
+        // Before the prompt and the first write: a plan with more writes than the run may make
+        // stops here, and a token that may not make them says so now.
+        check_max_changes(&plan, args.max_changes)?;
         super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
         if !saved_plan && !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");
@@ -615,15 +621,73 @@ async fn watch_ctrl_c(interrupt: Interrupt) {
     }
 }
 
+/// Where a run's limit on writes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    Flag(u64),
+    Manifest(u64),
+}
+
+impl Limit {
+    fn value(self) -> u64 {
+        match self {
+            Limit::Flag(limit) | Limit::Manifest(limit) => limit,
+        }
+    }
+}
+
+/// The limit on a run's writes: the smaller of `--max-changes` and the plan's `maxChanges`.
+fn write_limit(plan: &Plan, flag: Option<u64>) -> Option<Limit> {
+    let limits = [flag.map(Limit::Flag), plan.max_changes.map(Limit::Manifest)];
+    limits
+        .into_iter()
+        .flatten()
+        .min_by_key(|limit| limit.value())
+}
+
+/// Refuses a plan with more writes (the users' PATCHes and the policy's) than the limit
+/// ([`write_limit`]), before the prompt and before anything is written.
+fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
+    let writes = plan.summary.writes + plan.summary.policy_writes;
+    let Some(limit) = write_limit(plan, flag).filter(|limit| writes > limit.value()) else {
+        return Ok(());
+    };
+    let (source, raise) = match limit {
+        Limit::Flag(_) => (
+            "--max-changes",
+            format!("run again with --max-changes {writes}"),
+        ),
+        Limit::Manifest(_) => (
+            "the manifest's maxChanges",
+            format!(
+                "set maxChanges: {writes} in the manifest and run again (a saved plan: make \
+                 it again; --max-changes can only lower the manifest's limit)"
+            ),
+        ),
+    };
+    Err(miette!(
+        help = format!(
+            "review the plan; if every change is intended, {raise}; or split the manifest into \
+             smaller runs"
+        ),
+        "the plan has {writes} writes, more than the limit of {} ({source}); nothing was written",
+        limit.value()
+    ))
+}
+
 /// 0 when every user and the policy converged; 3 when some failed, were blocked, were not
-/// found, changed since the plan, or were left unwritten.
+/// found, changed since the plan, or were left unwritten. A protected user is never written by
+/// design, so it does not count against convergence.
 pub fn apply_exit_code(plan: &Plan) -> u8 {
     let policy_converged = plan
         .policy
         .as_ref()
         .is_none_or(|p| matches!(p.status, Status::Applied | Status::InSync));
-    let converged =
-        policy_converged && plan.users.iter().all(|user| user.status == Status::Applied);
+    let converged = policy_converged
+        && plan
+            .users
+            .iter()
+            .all(|user| matches!(user.status, Status::Applied | Status::Protected));
     if converged {
         exit::OK
     } else {

@@ -115,6 +115,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         emulator.shutdown().await;
     }
     let plan = planned?;
+    warn_max_changes(&plan);
 
     let mut plan = plan;
     if let Some(out) = &out {
@@ -126,6 +127,19 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         OutputFormat::Json => report::render_json(&plan, stdout),
     })?;
     Ok(plan_exit_code(&plan, args.detailed_exitcode))
+}
+
+/// Tells the reviewer now, not at apply time, that apply will refuse this plan: it has more
+/// writes than the manifest's `maxChanges` allows.
+fn warn_max_changes(plan: &Plan) {
+    let writes = plan.summary.writes + plan.summary.policy_writes;
+    if let Some(limit) = plan.max_changes.filter(|limit| writes > *limit) {
+        eprintln!(
+            "Warning: this plan has {writes} writes, more than the manifest's maxChanges of \
+             {limit}: apply will refuse it. If every change is intended, raise maxChanges; or \
+             split the manifest into smaller runs."
+        );
+    }
 }
 
 /// Records in `plan` what a saved plan carries to be trusted: when it was made and the files it

@@ -29,6 +29,16 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         count(|u| u.system_preferred.is_some()),
         count(|u| u.per_user_mfa_state.is_some()),
     );
+    if !manifest.protect.is_empty() {
+        let count = manifest.protect.len();
+        println!(
+            "protect: {count} {} never written",
+            if count == 1 { "account" } else { "accounts" }
+        );
+    }
+    if let Some(limit) = manifest.max_changes {
+        println!("maxChanges: apply refuses a plan with more than {limit} writes");
+    }
     if let Some(policy) = &manifest.policy {
         let parts: Vec<&str> = policy.parts.iter().map(|p| p.part.as_str()).collect();
         println!("policy: manages {}", parts.join(", "));

@@ -6,7 +6,8 @@
 //! to its object id (alongside the reads, so it costs no time), which goes into the plan and
 //! finds two entries naming the same object — once by UPN, once by id — before any write. A user
 //! Graph does not know is `not_found`, a user whose reads failed after retries is `failed`;
-//! neither stops the others.
+//! neither stops the others. The manifest's `protect:` entries are resolved to object ids first,
+//! so that a protected account is caught however an entry names it ([`plan::protect`]).
 
 use futures::StreamExt;
 use futures::stream;
@@ -17,6 +18,7 @@ use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
+use crate::plan::protect::Protected;
 use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
 
 /// The tenant a run talks to, as far as it could be learnt.
@@ -71,6 +73,8 @@ pub async fn plan(
         Some(desired) => Some(super::policy::plan(client, &manifest.source, desired).await?),
         None => None,
     };
+    let protected = resolve_protected(client, &manifest.protect, concurrency).await?;
+    let protected = &protected;
     let progress = Progress::new("fetch", manifest.users.len() as u64);
     let breaker = Breaker::default();
     let stop = &breaker;
@@ -85,7 +89,9 @@ pub async fn plan(
             if stop.is_tripped() {
                 return None;
             }
-            Some((order, plan_user(client, desired, stop).await))
+            let (mut user, id) = plan_user(client, desired, stop).await;
+            protected.mark(&mut user);
+            Some((order, (user, id)))
         })
         .buffer_unordered(concurrency.max(1) * 2);
     while let Some(result) = results.next().await {
@@ -96,6 +102,7 @@ pub async fn plan(
         if let Some(id) = id {
             resolved.push((id, order as u32));
         }
+        // A protected user is listed even when in sync: the reviewer sees it was skipped.
         if user.status != Status::InSync {
             not_in_sync.push((order, user));
         }
@@ -113,6 +120,7 @@ pub async fn plan(
         manifest.users.len() as u64,
         not_in_sync,
     );
+    plan.max_changes = manifest.max_changes;
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
@@ -138,6 +146,9 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
     };
     let mut affected = 0;
     for user in &mut plan.users {
+        if user.status == Status::Protected {
+            continue; // nothing is written for it
+        }
         let Some(change) = user
             .fields
             .iter()
@@ -162,6 +173,55 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
             if affected == 1 { "user" } else { "users" }
         ));
     }
+}
+
+/// Resolves the `protect:` entries to object ids (an entry that is an object id too, which
+/// checks that Graph knows it). An entry Graph does not know is not an error, since it protects
+/// nothing: a warning names it. Any other failure stops the run before a user is read: without
+/// the entry's object id, an entry naming that account the other way would not be caught.
+async fn resolve_protected(
+    client: &GraphClient,
+    entries: &[String],
+    concurrency: usize,
+) -> Result<Protected, RunError> {
+    let answers: Vec<_> = stream::iter(entries)
+        .map(|entry| async move { (entry, client.user_identity(entry).await) })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let breaker = Breaker::default();
+    let need = Resource::Users.read();
+    let mut resolved = Vec::with_capacity(entries.len());
+    let mut unresolved = None;
+    for (entry, answer) in answers {
+        match answer {
+            Ok(identity) => {
+                breaker.success(need);
+                resolved.extend(uuid::Uuid::parse_str(&identity.id).ok());
+            }
+            Err(error) if error.is_not_found() => {
+                tracing::warn!(
+                    "protect: Graph does not know {}; it protects nothing (check the \
+                     userPrincipalName or object id)",
+                    crate::text::printable(entry)
+                );
+            }
+            Err(error) => {
+                breaker.failure(need, &error);
+                unresolved.get_or_insert((entry, error));
+            }
+        }
+    }
+    if let Some(stop) = breaker.into_error() {
+        return Err(stop);
+    }
+    if let Some((entry, error)) = unresolved {
+        return Err(RunError::ProtectUnresolved {
+            entry: entry.clone(),
+            error,
+        });
+    }
+    Ok(Protected::new(entries, resolved))
 }
 
 /// Entries whose users resolved to the same object id, each later one paired with the first.

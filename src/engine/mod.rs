@@ -116,6 +116,11 @@ pub enum RunError {
     /// one located line each. Found before any write.
     #[error("{}\n{} policy {} not be resolved; nothing was written", .0.join("\n"), .0.len(), if .0.len() == 1 { "target could" } else { "targets could" })]
     PolicyTargets(Vec<String>),
+    /// A `protect:` entry could not be resolved to its object id after retries (for a reason
+    /// other than Graph not knowing it): an entry naming that account the other way could not
+    /// be caught, so the run stops before any user is read. Nothing was written.
+    #[error("cannot resolve the protected account {}: {error}; nothing was written", crate::text::printable(.entry))]
+    ProtectUnresolved { entry: String, error: GraphError },
     /// The tenant's authentication methods policy (or a group's name) could not be read after
     /// retries: the policy cannot be planned, and nothing was written.
     #[error("cannot read the tenant's authentication methods policy: {0}")]
@@ -226,6 +231,10 @@ impl RunError {
                 "a group's display name must match exactly one group; an object id always does"
             }
             RunError::PolicyUnreadable(_) => "run plan again once Graph answers",
+            RunError::ProtectUnresolved { .. } => {
+                "run again once Graph answers for it; a protected account is resolved before \
+                 any user is read"
+            }
         };
         fixed.into()
     }

@@ -66,6 +66,15 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
         "checking the registered methods",
     );
     add(by_upn, Resource::Users, "resolving the userPrincipalName");
+    if !manifest.protect.is_empty() {
+        out.push(Requirement {
+            need: Resource::Users.read(),
+            why: format!(
+                "resolving the `protect:` list ({}) to object ids",
+                users(manifest.protect.len() as u64)
+            ),
+        });
+    }
     if let Some(policy) = &manifest.policy {
         out.push(Requirement {
             need: Resource::Policy.read(),
@@ -264,6 +273,24 @@ mod tests {
         assert_eq!(
             needs,
             [Resource::Requirements.read(), Resource::Methods.read()]
+        );
+    }
+
+    #[test]
+    fn protected_accounts_are_resolved_with_the_users_read() {
+        let m = manifest(
+            "version: 1\nprotect: [breakglass@contoso.com]\nusers:\n  - user: \
+             071cc716-8147-4397-a5ba-b2105951cc0b\n    perUserMfaState: disabled\n",
+        );
+        let required = reads(&m);
+        let needs: Vec<Need> = required.iter().map(|r| r.need).collect();
+        assert_eq!(
+            needs,
+            [Resource::Requirements.read(), Resource::Users.read()]
+        );
+        assert_eq!(
+            required[1].why,
+            "resolving the `protect:` list (1 user) to object ids"
         );
     }
 

@@ -106,6 +106,8 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             source: path.to_path_buf(),
             users: Vec::new(),
             policy: None,
+            protect: Vec::new(),
+            max_changes: None,
         });
     }
     let separator = detect_separator(&head);
@@ -213,6 +215,8 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             source: path.to_path_buf(),
             users,
             policy: None,
+            protect: Vec::new(),
+            max_changes: None,
         });
     };
     let user_column = header.user.map(|index| header.names[index].clone());
@@ -237,6 +241,8 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
         source: path.to_path_buf(),
         users,
         policy: None,
+        protect: Vec::new(),
+        max_changes: None,
     })
 }
 

@@ -26,6 +26,11 @@ pub struct Manifest {
     pub users: Vec<DesiredUser>,
     /// The tenant's authentication methods policy, when the file has a `policy:` section.
     pub policy: Option<policy::DesiredPolicy>,
+    /// `protect:`: accounts never written whatever an entry asks (break-glass admins), as
+    /// written (trimmed), in file order; each a userPrincipalName or an object id.
+    pub protect: Vec<String>,
+    /// `maxChanges:`: the most writes an apply of this manifest may make.
+    pub max_changes: Option<u64>,
 }
 
 /// What one user's settings should be. `None` means "not managed": left as it is.
@@ -100,6 +105,19 @@ pub fn load_policy(path: &Path) -> Result<policy::DesiredPolicy, ManifestError> 
             None,
             "a --policy file holds `version: 1` and `policy:` only; move its users to the \
              manifest"
+                .to_string(),
+        );
+    }
+    // They guard the users' writes, which this file does not make: left here they would guard
+    // nothing, silently.
+    if !manifest.protect.is_empty() || manifest.max_changes.is_some() {
+        problems.push(
+            Code::UnknownField,
+            Location::Yaml { line: 1, column: 1 },
+            None,
+            "a --policy file holds `version: 1` and `policy:` only; `protect:` and \
+             `maxChanges:` belong in a YAML manifest (for a CSV manifest, pass apply \
+             --max-changes)"
                 .to_string(),
         );
     }
@@ -269,13 +287,17 @@ pub(crate) fn looks_like_utf16_or_32(head: &[u8]) -> bool {
 /// Sorting indices instead of hashing lowered copies keeps a million-user manifest to one
 /// extra `u32` per user.
 pub(crate) fn duplicate_users(users: &[DesiredUser]) -> Vec<(usize, usize)> {
+    duplicate_names(users, |user| &user.user)
+}
+
+/// [`duplicate_users`] over any list whose items `name` a user (`protect:` entries).
+pub(crate) fn duplicate_names<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<(usize, usize)> {
     let folded = |index: u32| {
-        users[index as usize]
-            .user
+        name(&items[index as usize])
             .chars()
             .flat_map(char::to_lowercase)
     };
-    let count = u32::try_from(users.len()).expect("fewer than 4 billion users");
+    let count = u32::try_from(items.len()).expect("fewer than 4 billion users");
     let mut order: Vec<u32> = (0..count).collect();
     // Stable sort: equal users stay in file order, so the first of each run is the earliest.
     order.sort_by(|&a, &b| folded(a).cmp(folded(b)));

@@ -175,7 +175,7 @@ pub(super) enum Node {
 }
 
 impl Node {
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Node::Text(text) => quoted(text),
             Node::Bool(value) => value.to_string(),

@@ -25,7 +25,8 @@ pub enum Code {
     UnknownField,
     /// The same key twice in one YAML mapping, or the same column twice in a CSV header.
     DuplicateField,
-    /// A value of the wrong kind where a mapping, list or single value belongs.
+    /// A value of the wrong kind where a mapping, list or single value belongs (`protect:` not a
+    /// list, `maxChanges:` not a whole number).
     WrongType,
     /// The YAML has neither `users:` nor `policy:`, or the CSV has no `user` column.
     MissingUsers,
@@ -35,18 +36,19 @@ pub enum Code {
     InvalidBool,
     /// `perUserMfaState` is not one of Graph's values.
     UnknownState,
-    /// A user entry without a `user`, or with a blank one.
+    /// A user entry without a `user`, or with a blank one; a blank `protect:` entry.
     EmptyUser,
-    /// A user that is neither an object id (a GUID) nor a plausible userPrincipalName, or that
-    /// holds control, bidi or invisible characters.
+    /// A user (an entry's or a `protect:` entry) that is neither an object id (a GUID) nor a
+    /// plausible userPrincipalName, or that holds control, bidi or invisible characters.
     InvalidUser,
-    /// The same user (case-insensitively) in two entries.
+    /// The same user (case-insensitively) in two entries, or twice in `protect:`.
     DuplicateUser,
     /// A field written as YAML null (`~`, `null` or nothing after the colon).
     NullValue,
     /// `user:` inside `defaults:`.
     UserInDefaults,
-    /// A policy number outside its range (`snoozeDurationInDays` 0-14, `voiceReportingCode` 0-9).
+    /// A policy number outside its range (`snoozeDurationInDays` 0-14, `voiceReportingCode` 0-9),
+    /// or a negative `maxChanges`.
     OutOfRange,
     /// A policy target without `id` or `targetType`, with a `targetType` that is not `group` or
     /// `user`, or a user named by display name.

@@ -24,15 +24,22 @@ use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 use super::policy::{self, DesiredPolicy};
 use super::problem::{Code, Location, Problems, closest, quoted};
 use super::{
-    DesiredUser, Manifest, ManifestError, Origin, RawValue, Settings, check_user, duplicate_users,
-    looks_like_utf16_or_32,
+    DesiredUser, Manifest, ManifestError, Origin, RawValue, Settings, check_user, duplicate_names,
+    duplicate_users, looks_like_utf16_or_32,
 };
 use crate::model::Field;
 
 /// The manifest format versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
 /// Keys allowed at the top of the file.
-const TOP_LEVEL_KEYS: [&str; 4] = ["version", "defaults", "users", "policy"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "version",
+    "defaults",
+    "users",
+    "policy",
+    "protect",
+    "maxChanges",
+];
 /// The key naming the user in an entry.
 const USER_KEY: &str = "user";
 
@@ -92,6 +99,8 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
                 source: path.to_path_buf(),
                 users: Vec::new(),
                 policy: None,
+                protect: Vec::new(),
+                max_changes: None,
             })
         }
     }
@@ -273,6 +282,10 @@ struct Collector {
     /// `policy:` as read, when given and without problems.
     policy: Option<DesiredPolicy>,
     policy_seen: bool,
+    /// `protect:` as read, valid entries only.
+    protect: Vec<String>,
+    /// `maxChanges:` as read, when valid.
+    max_changes: Option<u64>,
     top_level_keys: HashSet<String>,
 }
 
@@ -288,6 +301,8 @@ impl Collector {
             users_seen: false,
             policy: None,
             policy_seen: false,
+            protect: Vec::new(),
+            max_changes: None,
             top_level_keys: HashSet::new(),
         }
     }
@@ -325,6 +340,8 @@ impl Collector {
             source: self.source,
             users: Vec::new(),
             policy: None,
+            protect: Vec::new(),
+            max_changes: None,
         })
     }
 
@@ -381,6 +398,8 @@ impl Collector {
             source: self.source,
             users,
             policy: self.policy,
+            protect: self.protect,
+            max_changes: self.max_changes,
         })
     }
 
@@ -581,6 +600,123 @@ impl Collector {
         }
     }
 
+    /// `protect:`: a list of users, each checked like an entry's `user:`, none twice.
+    fn protect(&mut self, node: &Spanned<policy::Node>) {
+        let items = match &node.value {
+            policy::Node::List(items) => items,
+            policy::Node::Null => {
+                self.problems.push(
+                    Code::NullValue,
+                    at(&node.referenced),
+                    None,
+                    "protect is null; list the accounts never to write \
+                     (`protect: [breakglass@contoso.com]`), or leave the key out"
+                        .to_string(),
+                );
+                return;
+            }
+            other => {
+                self.problems.push(
+                    Code::WrongType,
+                    at(&node.referenced),
+                    None,
+                    format!(
+                        "protect must be a list of userPrincipalNames or object ids \
+                         (`protect: [breakglass@contoso.com]`), not {}",
+                        other.describe()
+                    ),
+                );
+                return;
+            }
+        };
+        let mut positions = Vec::with_capacity(items.len());
+        for item in items {
+            let position = (item.referenced.line(), item.referenced.column());
+            match &item.value {
+                policy::Node::Text(text) if !text.trim().is_empty() => {
+                    match check_user(text.trim()) {
+                        Ok(()) => {
+                            self.protect.push(text.trim().to_string());
+                            positions.push(position);
+                        }
+                        Err(invalid) => self.problems.push(
+                            Code::InvalidUser,
+                            at(&item.referenced),
+                            None,
+                            format!("protect: {invalid}"),
+                        ),
+                    }
+                }
+                policy::Node::Text(_) | policy::Node::Null => self.problems.push(
+                    Code::EmptyUser,
+                    at(&item.referenced),
+                    None,
+                    "protect: an entry is blank; give the userPrincipalName or object id"
+                        .to_string(),
+                ),
+                other => self.problems.push(
+                    Code::WrongType,
+                    at(&item.referenced),
+                    None,
+                    format!(
+                        "protect: each entry must be a userPrincipalName or object id written \
+                         as text, not {}",
+                        other.describe()
+                    ),
+                ),
+            }
+        }
+        for (first, later) in duplicate_names(&self.protect, String::as_str) {
+            let (first_line, first_column) = positions[first];
+            let (line, column) = positions[later];
+            let user = &self.protect[later];
+            self.problems.push(
+                Code::DuplicateUser,
+                position(line, column),
+                None,
+                format!(
+                    "protect: {user} is listed twice: here and at line {first_line}, column \
+                     {first_column} (users match case-insensitively); keep one"
+                ),
+            );
+        }
+    }
+
+    /// `maxChanges:`: a whole number of writes, 0 or more.
+    fn max_changes(&mut self, node: &Spanned<policy::Node>) {
+        let problem = match &node.value {
+            policy::Node::Integer(limit) => match u64::try_from(*limit) {
+                Ok(limit) => {
+                    self.max_changes = Some(limit);
+                    return;
+                }
+                Err(_) => (
+                    Code::OutOfRange,
+                    format!(
+                        "maxChanges {limit} is below 0; give the most writes an apply may make \
+                         (e.g. `maxChanges: 500`)"
+                    ),
+                ),
+            },
+            policy::Node::Null => (
+                Code::NullValue,
+                "maxChanges is null; give the most writes an apply may make (e.g. \
+                 `maxChanges: 500`), or leave the key out for no limit"
+                    .to_string(),
+            ),
+            other => (
+                Code::WrongType,
+                format!(
+                    "maxChanges must be a whole number of writes (e.g. `maxChanges: 500`), \
+                     not {}",
+                    other.describe()
+                ),
+            ),
+        };
+        self.problems
+            .push(problem.0, at(&node.referenced), None, problem.1);
+    }
+
     fn unknown_top_level(&mut self, key: &Spanned<String>) {
         let message = unknown_field_message("", &key.value, &TOP_LEVEL_KEYS);
         self.problems
@@ -655,6 +791,14 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                     collector.policy_seen = true;
                     let node = map.next_value::<Spanned<policy::Node>>()?;
                     collector.policy = policy::check(&node, &mut collector.problems);
+                }
+                "protect" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.protect(&node);
+                }
+                "maxChanges" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.max_changes(&node);
                 }
                 "users" => {
                     collector.users_seen = true;
@@ -1222,7 +1366,7 @@ users:
         let messages: Vec<String> = problems(text).into_iter().map(|p| p.message).collect();
         assert_eq!(
             messages[0],
-            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, policy"
+            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, policy, protect, maxChanges"
         );
         assert_eq!(
             messages[1],
@@ -1411,6 +1555,107 @@ users:
              3 problems in {path}; nothing was sent"
         );
         assert_eq!(rendered, expected);
+    }
+
+    #[test]
+    fn protect_and_max_changes_are_read() {
+        let manifest = load_yaml(
+            "version: 1\nprotect: [BreakGlass@contoso.com, ' 071cc716-8147-4397-a5ba-b2105951cc0b ']\n\
+             maxChanges: 500\nusers:\n  - user: megan@contoso.com\n    preferredMethod: push\n",
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.protect,
+            [
+                "BreakGlass@contoso.com",
+                "071cc716-8147-4397-a5ba-b2105951cc0b"
+            ]
+        );
+        assert_eq!(manifest.max_changes, Some(500));
+        let bare = load_yaml("version: 1\nusers: []\nprotect: []\nmaxChanges: 0\n").unwrap();
+        assert!(bare.protect.is_empty());
+        assert_eq!(bare.max_changes, Some(0));
+        let none = load_yaml("version: 1\nusers: []\n").unwrap();
+        assert_eq!((none.protect.len(), none.max_changes), (0, None));
+    }
+
+    #[test]
+    fn every_protect_and_max_changes_problem_points_at_its_value() {
+        let text = "\
+version: 1
+protect:
+  - breakglass@contoso.com
+  - megan@contoso
+  - ''
+  - 42
+  - [a@x.com]
+  - BREAKGLASS@contoso.com
+  - \"adele\\u202Emoc@contoso.com\"
+maxChanges: -1
+users: []
+";
+        assert_eq!(
+            where_(text),
+            [
+                ("invalid-user", 4, 5),
+                ("empty-user", 5, 5),
+                ("wrong-type", 6, 5),
+                ("wrong-type", 7, 5),
+                ("duplicate-user", 8, 5),
+                ("invalid-user", 9, 5),
+                ("out-of-range", 10, 13),
+            ]
+        );
+        let found = problems(text);
+        assert!(
+            found[0]
+                .message
+                .starts_with("protect: user \"megan@contoso\" is not valid: "),
+            "{}",
+            found[0].message
+        );
+        assert_eq!(
+            found[4].message,
+            "protect: BREAKGLASS@contoso.com is listed twice: here and at line 3, column 5 \
+             (users match case-insensitively); keep one"
+        );
+        assert!(
+            found[5].message.contains("\\u{202e}"),
+            "{}",
+            found[5].message
+        );
+        assert_eq!(
+            where_("version: 1\nprotect: breakglass@contoso.com\nmaxChanges: \"500\"\nusers: []\n"),
+            [("wrong-type", 2, 10), ("wrong-type", 3, 13)]
+        );
+        assert_eq!(
+            where_("version: 1\nprotect:\nmaxChanges: 2.5\nusers: []\n"),
+            [("null-value", 2, 8), ("wrong-type", 3, 13)]
+        );
+        assert_eq!(
+            problems("version: 1\nmaxChanges: ~\nusers: []\n")[0].code,
+            Code::NullValue
+        );
+    }
+
+    #[test]
+    fn a_policy_file_takes_no_guards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(
+            &path,
+            "version: 1\nprotect: [breakglass@contoso.com]\nmaxChanges: 5\npolicy:\n  \
+             systemCredentialPreferences:\n    state: enabled\n",
+        )
+        .unwrap();
+        let error = crate::manifest::load_policy(&path).unwrap_err();
+        assert_eq!(error.problems().len(), 1, "{error}");
+        assert!(
+            error.problems()[0]
+                .message
+                .contains("`protect:` and `maxChanges:` belong in a YAML manifest"),
+            "{error}"
+        );
     }
 
     fn load_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {

@@ -8,6 +8,7 @@
 mod diff;
 pub mod estimate;
 pub mod policy;
+pub mod protect;
 pub mod saved;
 pub mod wire;
 
@@ -466,10 +467,14 @@ impl UserPlan {
     }
 
     /// The PATCH calls that make the fields match, signInPreferences first (a blocked field
-    /// has none); none for not-found and unreadable users.
+    /// has none); none for not-found and unreadable users, and none at all for a protected
+    /// user, whose fields only show what the manifest would have changed: every count,
+    /// estimate and apply sees its writes through here.
     pub fn writes(&self) -> impl Iterator<Item = Write<'_>> {
+        let protected = self.status == Status::Protected;
         Endpoint::ALL
             .iter()
+            .filter(move |_| !protected)
             .map(|endpoint| Write {
                 user: self,
                 endpoint: *endpoint,

@@ -192,13 +192,14 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
     };
     writeln!(
         out,
-        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{unverified}{not_reached}.",
+        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{unverified}{not_reached}{}.",
         users(converged as u64),
         s.writes + s.policy_writes,
         s.in_sync,
         s.blocked,
         s.not_found,
         s.failed,
+        protected_count(s),
     )?;
     Ok(())
 }
@@ -364,9 +365,10 @@ fn users(n: u64) -> String {
 
 /// `Plan: 2 users to change (3 writes), 400 in sync, 1 blocked, 1 not found, 0 failed.`
 /// With unread users: `..., 3 failed (could not be read: the plan is incomplete).`
+/// With protected users: `..., 0 failed, 2 protected (never written).`
 pub fn plan_line(s: &Summary) -> String {
     format!(
-        "Plan: {} to change ({} {}), {} in sync, {} blocked, {} not found, {} failed{}.",
+        "Plan: {} to change ({} {}), {} in sync, {} blocked, {} not found, {} failed{}{}.",
         users(s.to_change),
         s.writes,
         if s.writes == 1 { "write" } else { "writes" },
@@ -378,8 +380,17 @@ pub fn plan_line(s: &Summary) -> String {
             " (could not be read: the plan is incomplete)"
         } else {
             ""
-        }
+        },
+        protected_count(s),
     ) + &policy_line(s)
+}
+
+/// `, 2 protected (never written)` when the manifest's `protect:` list kept users from writes.
+fn protected_count(s: &Summary) -> String {
+    if s.protected == 0 {
+        return String::new();
+    }
+    format!(", {} protected (never written)", s.protected)
 }
 
 /// ` Policy: 1 write.` after the users' counts, when the policy is written.

@@ -6,6 +6,7 @@ mod emulator;
 mod emulator_faults;
 mod examples;
 mod fault_proxy;
+mod guards;
 mod hardening;
 mod manifest_errors;
 mod permissions;
