@@ -691,17 +691,8 @@ fn ctrl_c_stops_new_writes_reports_the_rest_and_exits_130() {
         .spawn()
         .unwrap();
     // Wait for the first written result, then interrupt.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"result\"")) {
-        assert!(Instant::now() < deadline, "apply never wrote");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    crate::support::wait_for_journal(&journal, |text| text.contains("\"result\""));
+    let out = crate::support::interrupt(child);
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(130), "{text}\n{err}");
     assert!(err.contains("no new writes will start"), "{err}");

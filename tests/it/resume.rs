@@ -114,6 +114,21 @@ fn resume_and_check(scenario: &Scenario, plan: &Path, journal: &Path, rows_tenan
     assert_eq!(entries.last().unwrap()["event"], "finish");
 }
 
+/// `apply PLAN --journal run.jsonl`, started: the child and the journal's path.
+fn apply_in_background(scenario: &Scenario, plan: &Path) -> (std::process::Child, PathBuf) {
+    let journal = scenario.dir.path().join("run.jsonl");
+    let child = scenario
+        .std_command(&[
+            "apply",
+            plan.to_str().unwrap(),
+            "--journal",
+            journal.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    (child, journal)
+}
+
 /// A tenant, its manifest, and a plan saved from it.
 fn planned(seed: u64) -> (Scenario, Tenant, PathBuf, PathBuf) {
     let tenant = Tenant::generate(USERS, seed);
@@ -135,16 +150,7 @@ fn planned(seed: u64) -> (Scenario, Tenant, PathBuf, PathBuf) {
 #[test]
 fn killed_just_after_the_first_write_a_resume_converges() {
     let (scenario, tenant, _, plan) = planned(51);
-    let journal = scenario.dir.path().join("run.jsonl");
-    let child = scenario
-        .std_command(&[
-            "apply",
-            plan.to_str().unwrap(),
-            "--journal",
-            journal.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    let (child, journal) = apply_in_background(&scenario, &plan);
     let path = kill_after(child, || Some(journal.clone()), 1);
     resume_and_check(&scenario, &plan, &path, &tenant);
 }
@@ -153,16 +159,7 @@ fn killed_just_after_the_first_write_a_resume_converges() {
 #[test]
 fn killed_half_way_a_resume_converges() {
     let (scenario, tenant, _, plan) = planned(52);
-    let journal = scenario.dir.path().join("run.jsonl");
-    let child = scenario
-        .std_command(&[
-            "apply",
-            plan.to_str().unwrap(),
-            "--journal",
-            journal.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    let (child, journal) = apply_in_background(&scenario, &plan);
     let path = kill_after(child, || Some(journal.clone()), WRITES as usize / 2);
     resume_and_check(&scenario, &plan, &path, &tenant);
 }
@@ -197,16 +194,7 @@ fn killed_near_the_end_of_a_manifest_apply_its_saved_plan_resumes_it() {
 #[test]
 fn a_torn_last_line_is_dropped_and_the_write_it_began_is_checked() {
     let (scenario, tenant, _, plan) = planned(54);
-    let journal = scenario.dir.path().join("run.jsonl");
-    let child = scenario
-        .std_command(&[
-            "apply",
-            plan.to_str().unwrap(),
-            "--journal",
-            journal.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
+    let (child, journal) = apply_in_background(&scenario, &plan);
     let path = kill_after(child, || Some(journal.clone()), 20);
     // As if the kill had come in the middle of writing a line.
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -236,17 +224,8 @@ fn ctrl_c_prints_a_resume_command_that_works() {
         ])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while results(&journal) < 2 {
-        assert!(Instant::now() < deadline, "apply never wrote");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    crate::support::wait_for_journal(&journal, |text| text.matches("\"result\"").count() >= 2);
+    let out = crate::support::interrupt(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     let command = err

@@ -398,3 +398,23 @@ pub fn comparable(mut doc: Value) -> Value {
     }
     doc
 }
+
+/// Waits (a minute at most) until the journal at `path` satisfies `ready`.
+pub fn wait_for_journal(path: &Path, ready: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(path).is_ok_and(|text| ready(&text)) {
+        assert!(std::time::Instant::now() < deadline, "apply never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits for it to end.
+#[cfg(unix)]
+pub fn interrupt(child: std::process::Child) -> Output {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
