@@ -260,13 +260,7 @@ async fn write_one(
             breaker.success(resource.read());
             if target.unsettled && shows(write, &live) {
                 // The interrupted run's PATCH was made; its answer was lost with the run.
-                let result = WriteResult {
-                    ok: true,
-                    status: None,
-                    request_id: None,
-                    code: None,
-                    settled_by_read: true,
-                };
+                let result = WriteResult::settled_by_read();
                 if let Some(journal) = journal {
                     journal.result(target.name, target.id, write.endpoint, &result)?;
                 }

@@ -169,13 +169,7 @@ pub(super) async fn apply(
             .all(|part| planned::live_part(&live, part) == planned::nested(&policy.body, part))
     {
         // The interrupted run's PATCH was made; its answer was lost with the run.
-        let result = WriteResult {
-            ok: true,
-            status: None,
-            request_id: None,
-            code: None,
-            settled_by_read: true,
-        };
+        let result = WriteResult::settled_by_read();
         if let Some(journal) = journal {
             journal.policy_result(&result)?;
         }

@@ -737,6 +737,20 @@ pub struct WriteResult {
     pub settled_by_read: bool,
 }
 
+impl WriteResult {
+    /// A write found made by reading the endpoint back, its answer lost (a dropped
+    /// connection, or a run killed before it recorded the answer).
+    pub fn settled_by_read() -> WriteResult {
+        WriteResult {
+            ok: true,
+            status: None,
+            request_id: None,
+            code: None,
+            settled_by_read: true,
+        }
+    }
+}
+
 /// A Graph failure attached to a user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserError {

@@ -65,11 +65,8 @@ fn kill_after(
     }
 }
 
-/// Resumes and checks the outcome: converged, every write made exactly once (by the emulator's
-/// count and by the journal's), and the journal telling the whole story.
-fn resume_and_check(scenario: &Scenario, plan: &Path, journal: &Path, rows_tenant: &Tenant) {
-    let killed_at = results(journal);
-    assert!(killed_at < WRITES as usize, "the kill came before the end");
+/// `apply PLAN --resume JOURNAL`, which must succeed; its stderr.
+fn resume(scenario: &Scenario, plan: &Path, journal: &Path) -> String {
     let out = scenario.run(&[
         "apply",
         plan.to_str().unwrap(),
@@ -78,6 +75,15 @@ fn resume_and_check(scenario: &Scenario, plan: &Path, journal: &Path, rows_tenan
     ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
+    err
+}
+
+/// Resumes and checks the outcome: converged, every write made exactly once (by the emulator's
+/// count and by the journal's), and the journal telling the whole story.
+fn resume_and_check(scenario: &Scenario, plan: &Path, journal: &Path, rows_tenant: &Tenant) {
+    let killed_at = results(journal);
+    assert!(killed_at < WRITES as usize, "the kill came before the end");
+    let err = resume(scenario, plan, journal);
     assert!(err.contains("Resuming:"), "{err}");
     assert!(scenario.stats().throttled > 0, "the run was throttled");
 
@@ -304,14 +310,7 @@ fn writes_made_whose_answer_was_lost_are_read_back_not_sent_again() {
     });
     std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
 
-    let out = scenario.run(&[
-        "apply",
-        plan.to_str().unwrap(),
-        "--resume",
-        journal.to_str().unwrap(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let err = resume(&scenario, &plan, &journal);
     assert!(err.contains("50 writes already made"), "{err}");
     assert!(err.contains("10 announced without an answer"), "{err}");
     assert_eq!(scenario.stats().writes, 60, "nothing sent twice: {err}");
