@@ -108,6 +108,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             policy: None,
             protect: Vec::new(),
             max_changes: None,
+            selectors: Default::default(),
         });
     }
     let separator = detect_separator(&head);
@@ -217,6 +218,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             policy: None,
             protect: Vec::new(),
             max_changes: None,
+            selectors: Default::default(),
         });
     };
     let user_column = header.user.map(|index| header.names[index].clone());
@@ -243,6 +245,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
         policy: None,
         protect: Vec::new(),
         max_changes: None,
+        selectors: Default::default(),
     })
 }
 

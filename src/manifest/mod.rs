@@ -6,6 +6,7 @@
 mod csv;
 pub mod policy;
 mod problem;
+pub mod selectors;
 mod user;
 mod yaml;
 
@@ -31,6 +32,8 @@ pub struct Manifest {
     pub protect: Vec<String>,
     /// `maxChanges:`: the most writes an apply of this manifest may make.
     pub max_changes: Option<u64>,
+    /// `allUsers:`, `groups:` and `exclude:`: resolved to users at plan time.
+    pub selectors: selectors::Selectors,
 }
 
 /// What one user's settings should be. `None` means "not managed": left as it is.
@@ -54,6 +57,22 @@ pub enum Origin {
 }
 
 impl DesiredUser {
+    /// The managed fields.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            preferred_method: self.preferred_method,
+            system_preferred: self.system_preferred,
+            per_user_mfa_state: self.per_user_mfa_state,
+        }
+    }
+
+    /// Replaces the managed fields.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.preferred_method = settings.preferred_method;
+        self.system_preferred = settings.system_preferred;
+        self.per_user_mfa_state = settings.per_user_mfa_state;
+    }
+
     /// Whether the entry manages any field on `signInPreferences`.
     pub fn manages_sign_in_preferences(&self) -> bool {
         self.preferred_method.is_some() || self.system_preferred.is_some()
@@ -162,10 +181,10 @@ impl RawValue<'_> {
 
 /// The managed settings of one entry (or of `defaults:`), as far as they are set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Settings {
-    pub(crate) preferred_method: Option<PreferredMethod>,
-    pub(crate) system_preferred: Option<bool>,
-    pub(crate) per_user_mfa_state: Option<PerUserMfaState>,
+pub struct Settings {
+    pub preferred_method: Option<PreferredMethod>,
+    pub system_preferred: Option<bool>,
+    pub per_user_mfa_state: Option<PerUserMfaState>,
 }
 
 /// What is wrong with one value: its code and a message naming field, value and the fix.
@@ -236,6 +255,24 @@ impl Settings {
             preferred_method: self.preferred_method.or(defaults.preferred_method),
             system_preferred: self.system_preferred.or(defaults.system_preferred),
             per_user_mfa_state: self.per_user_mfa_state.or(defaults.per_user_mfa_state),
+        }
+    }
+
+    /// The value set for `field`, as a manifest writes it (for messages).
+    pub fn value_of(&self, field: Field) -> Option<String> {
+        match field {
+            Field::PreferredMethod => self.preferred_method.map(|m| m.as_str().to_owned()),
+            Field::SystemPreferred => self.system_preferred.map(|b| b.to_string()),
+            Field::PerUserMfaState => self.per_user_mfa_state.map(|s| s.as_str().to_owned()),
+        }
+    }
+
+    /// Sets `field` to `other`'s value for it.
+    pub fn take(&mut self, field: Field, other: &Settings) {
+        match field {
+            Field::PreferredMethod => self.preferred_method = other.preferred_method,
+            Field::SystemPreferred => self.system_preferred = other.system_preferred,
+            Field::PerUserMfaState => self.per_user_mfa_state = other.per_user_mfa_state,
         }
     }
 

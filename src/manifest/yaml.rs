@@ -32,10 +32,13 @@ use crate::model::Field;
 /// The manifest format versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
 /// Keys allowed at the top of the file.
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "version",
     "defaults",
     "users",
+    "allUsers",
+    "groups",
+    "exclude",
     "policy",
     "protect",
     "maxChanges",
@@ -101,6 +104,7 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
                 policy: None,
                 protect: Vec::new(),
                 max_changes: None,
+                selectors: Default::default(),
             })
         }
     }
@@ -286,6 +290,8 @@ struct Collector {
     protect: Vec<String>,
     /// `maxChanges:` as read, when valid.
     max_changes: Option<u64>,
+    /// `allUsers:`, `groups:`, `exclude:` as read (valid entries).
+    selectors: super::selectors::Selectors,
     top_level_keys: HashSet<String>,
 }
 
@@ -303,6 +309,7 @@ impl Collector {
             policy_seen: false,
             protect: Vec::new(),
             max_changes: None,
+            selectors: super::selectors::Selectors::default(),
             top_level_keys: HashSet::new(),
         }
     }
@@ -342,6 +349,7 @@ impl Collector {
             policy: None,
             protect: Vec::new(),
             max_changes: None,
+            selectors: super::selectors::Selectors::default(),
         })
     }
 
@@ -356,8 +364,8 @@ impl Collector {
                 ),
             );
         }
-        // A manifest may manage the tenant's policy alone.
-        if !self.users_seen && !self.policy_seen {
+        // A manifest may manage the tenant's policy alone, or whole populations.
+        if !self.users_seen && !self.policy_seen && self.selectors.is_empty() {
             self.problems.push(
                 Code::MissingUsers,
                 position(1, 1),
@@ -400,6 +408,7 @@ impl Collector {
             policy: self.policy,
             protect: self.protect,
             max_changes: self.max_changes,
+            selectors: self.selectors,
         })
     }
 
@@ -726,7 +735,7 @@ impl Collector {
 
 /// `subject` + "unknown field X; did you mean Y? allowed here: ...". A Graph property name
 /// (`userPreferredMethodForSecondaryAuthentication`) is pointed at the manifest's name for it.
-fn unknown_field_message(subject: &str, key: &str, allowed: &[&str]) -> String {
+pub(super) fn unknown_field_message(subject: &str, key: &str, allowed: &[&str]) -> String {
     let graph_name = Field::ALL
         .iter()
         .find(|field| field.graph_property().eq_ignore_ascii_case(key))
@@ -799,6 +808,21 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 "maxChanges" => {
                     let node = map.next_value::<Spanned<policy::Node>>()?;
                     collector.max_changes(&node);
+                }
+                "allUsers" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.selectors.all_users =
+                        super::selectors::check_all_users(&node, &mut collector.problems);
+                }
+                "groups" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.selectors.groups =
+                        super::selectors::check_groups(&node, &mut collector.problems);
+                }
+                "exclude" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.selectors.exclude =
+                        super::selectors::check_exclude(&node, &mut collector.problems);
                 }
                 "users" => {
                     collector.users_seen = true;
