@@ -46,6 +46,13 @@ impl GraphClient {
         self.get_json(Purpose::Identity, &path).await
     }
 
+    /// `GET /beta/users/{user}?$select=id,userPrincipalName,displayName,userType,accountEnabled`:
+    /// a user named by UPN or id, with what a listing says of each user.
+    pub async fn directory_user(&self, user: &str) -> Result<DirectoryUser, GraphError> {
+        let path = format!("/beta/{}?$select={USER_PROPERTIES}", user_segment(user));
+        self.get_json(Purpose::Identity, &path).await
+    }
+
     /// `GET /beta/organization?$select=id,displayName,verifiedDomains`: the signed-in tenant.
     pub async fn organization(&self) -> Result<Option<Organization>, GraphError> {
         let page: Collection<Organization> = self
@@ -208,14 +215,24 @@ impl GraphClient {
     }
 
     /// `GET /beta/groups/{group}/members?$select=id`, following `@odata.nextLink`: the object
-    /// ids of the group's direct members (users and groups).
+    /// ids of the group's direct members that are users or groups, in Graph's order (devices,
+    /// service principals and contacts, which a group may also hold, are dropped).
     pub async fn group_members(&self, group: &str) -> Result<Vec<String>, GraphError> {
         let path = format!(
             "/beta/groups/{}/members?$select=id&$top={MAX_PAGE}",
             encode_segment(group)
         );
         let members: Vec<DirectoryObjectId> = self.get_all(Purpose::Identity, path).await?;
-        Ok(members.into_iter().map(|member| member.id).collect())
+        Ok(members
+            .into_iter()
+            .filter(|member| {
+                member.odata_type.as_deref().is_none_or(|t| {
+                    t.eq_ignore_ascii_case("#microsoft.graph.user")
+                        || t.eq_ignore_ascii_case("#microsoft.graph.group")
+                })
+            })
+            .map(|member| member.id)
+            .collect())
     }
 
     /// `GET /beta/groups?$select=id,displayName`, following `@odata.nextLink`: every group.
