@@ -42,6 +42,9 @@ pub struct ExportArgs {
     pub graph: GraphArgs,
 }
 
+/// A tenant size in Graph's largest throttling tier (over 500 users).
+const LARGE_TENANT: u64 = 501;
+
 /// What `--as` may ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportKind {
@@ -72,11 +75,15 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
     args.graph.graph_root()?;
     let out = OutputFile::check(&args.out, "--out")?;
     let tenant = args.graph.load_emulated_tenant()?;
-    let named = match &selection {
+    // The tenant's size picks Graph's throttling tier (--tenant-size overrides it). A listing's
+    // size is unknown until it is read, so it is taken for the largest tier: a smaller tenant's
+    // whole export (3 reads a user, 4 for a tenant file) fits in its tier's full bucket anyway
+    // (3,500 RU under 50 users, 5,000 up to 500), and a 429 is still honoured.
+    let size = match &selection {
         Selection::Users(names) => names.len() as u64,
-        _ => 0,
+        _ => LARGE_TENANT,
     };
-    let connection = args.graph.connect(tenant, named).await?;
+    let connection = args.graph.connect(tenant, size).await?;
     super::auth::check_permissions(
         connection.tokens(),
         &preflight::export_reads(
