@@ -195,6 +195,8 @@ const MANIFEST_COMMENT: &str = "Exported by mfactl export: the live values, plan
      mfactl).";
 
 /// The users to read, in order: pages of a listing flattened, or the named users.
+// An error ends the export, once: its size costs nothing worth boxing it for.
+#[allow(clippy::result_large_err)]
 async fn sources<'a>(
     client: &'a GraphClient,
     selection: &Selection,
@@ -389,6 +391,8 @@ fn yaml<T: Serialize>(value: &T) -> io::Result<String> {
 }
 
 impl TenantWriter {
+    // An error ends the export, once: its size costs nothing worth boxing it for.
+    #[allow(clippy::result_large_err)]
     fn start(tenant: &Tenant, out: &mut dyn Write) -> Result<TenantWriter, ExportError> {
         let (Some(tenant_id), Some(domain)) = (&tenant.id, &tenant.domain) else {
             return Err(ExportError::UnknownTenant);
