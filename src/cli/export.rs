@@ -1,6 +1,6 @@
 //! `mfactl export`: the live state of a tenant's users as a manifest whose plan is empty, or as
 //! an emulator tenant file. Reads only; the file is written 0600 under a temporary name and
-//! renamed when the export is whole, so a failed or interrupted export leaves nothing behind.
+//! renamed when the export is whole, so a failed export never leaves half a file behind.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -63,8 +63,8 @@ impl OutputFile {
     }
 
     /// The temporary file beside this one (0600, buffered), for output written as it is made
-    /// (an export): [`Staged::commit`] renames it over the file; dropped uncommitted (an error,
-    /// Ctrl-C) it is removed, and the file is left as it was.
+    /// (an export): [`Staged::commit`] renames it over the file; dropped uncommitted (an error)
+    /// it is removed, and the file is left as it was.
     pub fn stage(&self) -> miette::Result<Staged> {
         let temporary = temporary_beside(&self.path);
         let file = open_private(&temporary, false)

@@ -100,13 +100,12 @@ fn an_exported_manifest_plans_no_change_in_yaml_and_csv() {
         let (code, plan) = scenario.plan_json(&path);
         assert_eq!(code, 0, "{name}: {plan}");
         assert_eq!(plan["summary"]["in_sync"], 3_000, "{name}");
-        let text = read(&scenario, name);
-        let preferred = text.matches(",push,").count()
-            + text.matches("preferredMethod: ").count()
-            + text
-                .lines()
-                .filter(|l| l.contains(",sms,") || l.contains(",oath,") || l.contains(",voice"))
-                .count();
+        let preferred = mfactl::manifest::load(&path)
+            .unwrap()
+            .users
+            .iter()
+            .filter(|u| u.preferred_method.is_some())
+            .count();
         assert_eq!(
             preferred,
             3_000 - without_preferred,
