@@ -7,6 +7,7 @@ mod csv;
 pub mod policy;
 mod problem;
 mod user;
+pub mod write;
 mod yaml;
 
 use std::path::{Path, PathBuf};
