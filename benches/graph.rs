@@ -6,14 +6,16 @@
 //! 3. apply of 10,000 changes, against the write bucket's ideal;
 //! 4. the transport's own overhead: plan reads per second with no limit and no latency;
 //! 5. peak memory of plan and apply of 100,000 and 1,000,000 changing users, each in a process
-//!    of its own, against an in-process emulator that does not throttle.
+//!    of its own, against an in-process emulator that does not throttle;
+//! 6. `mfactl export` of 100,000 users (a YAML manifest, then a tenant file) by the real binary
+//!    in a process of its own, the emulator not throttling: time, reads per second and peak RSS.
 //!
 //! Cases 1–4 run the library in-process, as the CLI wires it. Asserts only correctness (every
 //! user converged, none failed), never time: the machines are shared and noisy.
 //!
 //! `cargo bench --bench graph` (about half an hour: case 3 alone is six minutes of Graph's write
 //! bucket); `-- --quick` for smaller sizes, `-- --throughput` for cases 1–4 alone, `-- --memory`
-//! for case 5 alone.
+//! for case 5 alone, `-- --export` for case 6 alone.
 //!
 //! What the ideals count:
 //! - **Metered** (graph-api.md §6, as the emulator's `throttle` module applies it): every Graph
@@ -49,6 +51,9 @@ use mfactl::plan::{Plan, Status};
 use mfactl::report;
 use secrecy::SecretString;
 
+/// Case 6's token: opaque, so that the export's reads are not checked against `roles` (the
+/// emulator without an `auth:` section takes any token).
+const EXPORT_TOKEN: &str = "opaque-export-token";
 /// Seeds the generated tenants.
 const SEED: u64 = 42;
 /// Users in flight for the engine and requests in flight for the transport: the CLI's default
@@ -77,6 +82,8 @@ fn main() -> ExitCode {
     let memory_only = args.iter().any(|a| a == "--memory");
     // `--throughput`: cases 1-4 alone (the memory case takes about 20 minutes).
     let throughput_only = args.iter().any(|a| a == "--throughput");
+    // `--export`: case 6 alone.
+    let export_only = args.iter().any(|a| a == "--export");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +107,10 @@ fn main() -> ExitCode {
     );
 
     runtime.block_on(async {
+        if export_only {
+            export_case(100_000).await;
+            return;
+        }
         if !memory_only {
             let plan_users = if quick { 5_000 } else { 20_000 };
             plan_case(plan_users).await;
@@ -807,7 +818,7 @@ async fn memory_cases(groups: &[MemoryGroup]) {
                 "100000000",
             ]
             .map(str::to_owned);
-            let child = run_child(&emulator, dir.path(), &binary, &args).await;
+            let child = run_child(&emulator, dir.path(), &binary, &args, TOKEN).await;
             assert_eq!(child.exit, 0, "mfactl plan failed:\n{}", child.stderr);
             let calls = graph_calls(&child.server);
             print_child("plan  (real binary)", &child, users, target_mb(users));
@@ -821,14 +832,14 @@ async fn memory_cases(groups: &[MemoryGroup]) {
 
         let me = std::env::current_exe().expect("this executable");
         let args = ["--standin", "plan", &csv_arg, &url].map(str::to_owned);
-        let child = run_child(&emulator, dir.path(), &me, &args).await;
+        let child = run_child(&emulator, dir.path(), &me, &args, TOKEN).await;
         assert_eq!(child.exit, 0, "stand-in plan failed:\n{}", child.stderr);
         print_child("plan  (stand-in)   ", &child, users, target_mb(users));
         println!("      {}", last_line(&child.stderr));
 
         if group.standin_apply {
             let args = ["--standin", "apply", &csv_arg, &url].map(str::to_owned);
-            let child = run_child(&emulator, dir.path(), &me, &args).await;
+            let child = run_child(&emulator, dir.path(), &me, &args, TOKEN).await;
             assert_eq!(child.exit, 0, "stand-in apply failed:\n{}", child.stderr);
             assert_eq!(child.server.writes, 2 * users, "every write made");
             print_child("apply (stand-in)   ", &child, users, target_mb(users));
@@ -845,6 +856,80 @@ async fn memory_cases(groups: &[MemoryGroup]) {
         "  (this bench's own peak RSS, emulator and tenants included: {:.0} MB)",
         (own_peak_kib() * 1024) as f64 / 1e6
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case 6: export, streamed.
+
+/// `mfactl export` of `users` users by the real binary, as a YAML manifest and as a tenant file,
+/// its client's budgets lifted (`--ru-quota`) as the emulator does not throttle: it measures
+/// the export's own cost, not Graph's quota. With Graph's quotas the ideal would be the RU
+/// bucket's: 2 reads a user (3 for a tenant file) at 800 RU/s above 500 users.
+async fn export_case(users: usize) {
+    println!();
+    println!(
+        "== 6. export of {} users by the real binary, a process of its own, against an \
+         in-process emulator (throttle: false, no latency); peak RSS by wait4 through a small \
+         launcher; MB = 10^6 bytes",
+        n(users as u64)
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = EmulatorConfig {
+        throttle: false,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(
+        Tenant::generate(users, SEED),
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("emulator");
+    let url = emulator.url();
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_mfactl"));
+    for (what, file, extra) in [
+        ("manifest (YAML)", "export.yaml", None),
+        ("tenant file    ", "tenant.yaml", Some("tenant")),
+    ] {
+        let out = dir.path().join(file).to_string_lossy().into_owned();
+        let mut args = vec![
+            "export",
+            "--out",
+            &out,
+            "--graph-url",
+            &url,
+            "--ru-quota",
+            "1000000000",
+        ];
+        if let Some(kind) = extra {
+            args.extend(["--as", kind]);
+        }
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let child = run_child(&emulator, dir.path(), &binary, &args, EXPORT_TOKEN).await;
+        assert_eq!(child.exit, 0, "mfactl export failed:\n{}", child.stderr);
+        let written = std::fs::read_to_string(&out).expect("the export");
+        let entries = written
+            .lines()
+            .filter(|l| l.starts_with("  - user: ") || l.starts_with("  userPrincipalName: "))
+            .count();
+        assert_eq!(entries, users, "every user exported once");
+        let reads = child.server.reads;
+        let secs = child.wall.as_secs_f64();
+        println!(
+            "    {what}: {} in {} wall = {} users/s, {} reads/s ({} reads, {} HTTP requests); \
+             peak RSS {:.1} MB (floor {:.1} MB); file {} MB",
+            n(users as u64),
+            s(secs),
+            n_f(users as f64 / secs),
+            n_f(reads as f64 / secs),
+            n(reads),
+            n(child.server.requests),
+            (child.peak_kib * 1024) as f64 / 1e6,
+            (child.floor_kib * 1024) as f64 / 1e6,
+            n_f(written.len() as f64 / 1e6)
+        );
+    }
+    emulator.shutdown().await;
 }
 
 fn last_line(text: &str) -> &str {
@@ -881,8 +966,15 @@ fn print_child(what: &str, child: &ChildRun, users: u64, target_mb: f64) {
     );
 }
 
-/// Runs `program args` through the launcher, the emulator serving meanwhile on this runtime.
-async fn run_child(emulator: &Emulator, dir: &Path, program: &Path, args: &[String]) -> ChildRun {
+/// Runs `program args` with `token` through the launcher, the emulator serving meanwhile on this
+/// runtime.
+async fn run_child(
+    emulator: &Emulator,
+    dir: &Path,
+    program: &Path,
+    args: &[String],
+    token: &str,
+) -> ChildRun {
     let before = emulator.stats();
     let stderr_path = dir.join("child-stderr.txt");
     let mut command = Command::new(std::env::current_exe().expect("this executable"));
@@ -891,7 +983,7 @@ async fn run_child(emulator: &Emulator, dir: &Path, program: &Path, args: &[Stri
         .arg(&stderr_path)
         .arg(program)
         .args(args)
-        .env("MFACTL_ACCESS_TOKEN", TOKEN)
+        .env("MFACTL_ACCESS_TOKEN", token)
         .env_remove("MFACTL_GRAPH_URL")
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());

@@ -5,6 +5,7 @@ mod apply;
 mod args;
 mod auth;
 mod emulator;
+mod export;
 mod logging;
 mod output;
 mod plan;
@@ -46,6 +47,9 @@ pub enum Command {
     /// One or more users at a glance: the managed values, registered methods, usable choices,
     /// and whether the tenant's system-preferred MFA policy covers them. Reads only.
     Show(show::ShowArgs),
+    /// Write the live state of every user (or a group's, or a list's) as a manifest whose plan
+    /// is empty, or as an emulator tenant file (`--as tenant`). Reads only.
+    Export(export::ExportArgs),
     /// Sign in as an admin at a terminal (device code); the refresh token is cached for the
     /// next runs (`--auth device`, or automatically when nothing else is configured).
     Login(auth::LoginArgs),
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => with_runtime(|| plan::run(args)),
         Command::Apply(args) => with_runtime(|| apply::run(args)),
         Command::Show(args) => with_runtime(|| show::run(args)),
+        Command::Export(args) => with_runtime(|| export::run(args)),
         Command::Login(args) => with_runtime(|| auth::login(args)),
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),

@@ -57,18 +57,62 @@ impl OutputFile {
         &self,
         contents: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
     ) -> miette::Result<()> {
+        let mut staged = self.stage()?;
+        contents(staged.writer()).map_err(|error| staged.failed(error))?;
+        staged.commit()
+    }
+
+    /// The temporary file beside this one (0600, buffered), for output written as it is made
+    /// (an export): [`Staged::commit`] renames it over the file; dropped uncommitted (an error)
+    /// it is removed, and the file is left as it was.
+    pub fn stage(&self) -> miette::Result<Staged> {
         let temporary = temporary_beside(&self.path);
-        let written = open_private(&temporary, false)
-            .and_then(|file| {
-                let mut out = BufWriter::new(file);
-                contents(&mut out)?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&temporary, &self.path));
-        written.map_err(|error| {
-            let _ = std::fs::remove_file(&temporary);
-            miette!("cannot write {}: {error}", self.path.display())
+        let file = open_private(&temporary, false)
+            .map_err(|error| miette!("cannot write {}: {error}", self.path.display()))?;
+        Ok(Staged {
+            out: Some(BufWriter::with_capacity(1 << 16, file)),
+            temporary,
+            path: self.path.clone(),
         })
+    }
+}
+
+/// An output being written under its temporary name (see [`OutputFile::stage`]).
+#[derive(Debug)]
+pub struct Staged {
+    /// `None` once committed.
+    out: Option<BufWriter<File>>,
+    temporary: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.out
+            .as_mut()
+            .expect("a staged file is written before it is committed")
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> miette::Result<()> {
+        let out = self.out.take().expect("committed once");
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .and_then(|()| std::fs::rename(&self.temporary, &self.path))
+            .map_err(|error| self.failed(error))
+    }
+
+    /// The report for `error` while writing (the temporary is removed when `self` drops).
+    fn failed(&self, error: std::io::Error) -> miette::Report {
+        miette!("cannot write {}: {error}", self.path.display())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // After a rename there is nothing left to remove; before it, nothing must be left.
+        let _ = std::fs::remove_file(&self.temporary);
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::routes::{
     Answer, Credential, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, injected_failure,
-    is_low_priority, metered,
+    is_eventual, is_low_priority, metered,
 };
 
 /// The largest batch Graph accepts (graph-api.md §7).
@@ -31,19 +31,19 @@ struct Item<'a> {
     target: String,
     body: Vec<u8>,
     low_priority: bool,
+    /// `ConsistencyLevel: eventual`.
+    eventual: bool,
 }
 
-/// Whether a batch item's own `headers` carry `x-ms-throttle-priority: Low`. An item does not
-/// inherit the envelope's header here: Graph does not document whether it would.
-fn item_is_low_priority(item: &Value) -> bool {
+/// Whether a batch item's own `headers` carry `name` with a value `accepts` takes. An item does
+/// not inherit the envelope's headers here (`x-ms-throttle-priority: Low`, `ConsistencyLevel`):
+/// Graph does not document whether it would.
+fn item_header(item: &Value, name: &str, accepts: fn(&str) -> bool) -> bool {
     item.get("headers")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .any(|(name, value)| {
-            name.eq_ignore_ascii_case("x-ms-throttle-priority")
-                && value.as_str().is_some_and(is_low_priority)
-        })
+        .any(|(have, value)| have.eq_ignore_ascii_case(name) && value.as_str().is_some_and(accepts))
 }
 
 /// `POST /beta/$batch`: runs each item as if it were sent alone and answers 200 with every
@@ -61,6 +61,7 @@ pub(super) fn batch(
     body: &[u8],
     ids: &RequestIds,
     credential: &Credential,
+    root: &str,
 ) -> Answer {
     if method != Method::POST {
         return Answer::error(
@@ -108,7 +109,8 @@ pub(super) fn batch(
             method,
             target: format!("/beta/{url}"),
             body,
-            low_priority: item_is_low_priority(item),
+            low_priority: item_header(item, "x-ms-throttle-priority", is_low_priority),
+            eventual: item_header(item, "ConsistencyLevel", is_eventual),
         });
     }
     // Counted once the envelope is known good: a refused batch runs (and counts) no item.
@@ -121,6 +123,7 @@ pub(super) fn batch(
         target,
         body,
         low_priority,
+        eventual,
     } in parsed
     {
         if low_priority {
@@ -130,8 +133,9 @@ pub(super) fn batch(
         let mut answer = if is_batch_path(path) {
             bad("A batch cannot hold another batch.".to_owned())
         } else {
-            injected_failure(shared, &method)
-                .unwrap_or_else(|| metered(shared, &method, &target, &body, credential))
+            injected_failure(shared, &method).unwrap_or_else(|| {
+                metered(shared, &method, &target, &body, credential, root, eventual)
+            })
         };
         count(shared, &method, &answer);
         let mut headers = serde_json::Map::new();

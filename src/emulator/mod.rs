@@ -9,9 +9,10 @@
 //!
 //! It must not be a second implementation of mfactl's logic: it holds state and applies Graph's
 //! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
-//! pipeline, and one module per Graph resource: `users`, `membership`, `authentication`, `policy`,
-//! `groups`, [`organization`], `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant
-//! generator in [`generate`]. When the tenant file has an `auth` section it also signs in like
+//! pipeline, and one module per Graph resource: `users`, `listing` (the users collection),
+//! `membership`, `members` (a group's), `authentication`, `policy`, `groups`, [`organization`],
+//! `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant generator in
+//! [`generate`]. When the tenant file has an `auth` section it also signs in like
 //! Entra ID: [`token`] (token and device-code endpoints, the tokens and their check) and
 //! `identity` (IMDS and App Service managed identity), with app certificates read by
 //! [`certificate`].
@@ -22,6 +23,8 @@ pub mod certificate;
 pub mod generate;
 mod groups;
 mod identity;
+mod listing;
+mod members;
 mod membership;
 pub mod organization;
 mod policy;

@@ -38,6 +38,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::sync::Arc;
 
+use super::listing::{self, BaseCost};
+use super::members::{self, Members};
 use super::state::{GraphError, TenantState};
 use super::throttle::{Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
@@ -242,6 +244,20 @@ impl RequestIds {
     }
 }
 
+/// What a Graph call's answer depends on besides its method, path, query and body.
+pub(super) struct CallContext {
+    /// The call's URL without its query, absolute on the host the request reached: a listing's
+    /// `@odata.nextLink` is built on it, as Graph's name Graph's host.
+    pub(super) link: String,
+    /// The call carried `ConsistencyLevel: eventual` (Graph's advanced queries, `$count`).
+    pub(super) eventual: bool,
+}
+
+/// Whether a `ConsistencyLevel` header value asks for eventual consistency.
+pub(super) fn is_eventual(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("eventual")
+}
+
 /// What dispatching produced, before the common headers are added.
 #[derive(Debug, PartialEq)]
 pub(super) struct Answer {
@@ -429,6 +445,10 @@ enum Route {
     Organization,
     /// The groups collection (its query options go to [`groups::list`]).
     Groups,
+    /// The users collection (its query options go to [`listing::users`]).
+    Users,
+    /// `/groups/{id}/members`, `/transitiveMembers[/microsoft.graph.user]`.
+    GroupMembers(String, Members),
 }
 
 impl Route {
@@ -442,8 +462,21 @@ impl Route {
             Route::MemberOf(_) => Resource::Membership,
             Route::Policy => Resource::Policy,
             Route::Organization => Resource::Organization,
-            Route::Groups => Resource::Groups,
+            Route::Groups | Route::GroupMembers(..) => Resource::Groups,
+            Route::Users => Resource::Users,
         }
+    }
+
+    /// The RU a GET of this route costs with this query: 1, except the listings Graph charges
+    /// more for ([`listing::resource_units`]).
+    fn resource_units(&self, query: Option<&str>) -> u32 {
+        let base = match self {
+            Route::Users => BaseCost::Users,
+            Route::GroupMembers(_, Members::Direct) => BaseCost::Members,
+            Route::GroupMembers(..) => BaseCost::TransitiveMembers,
+            _ => return 1,
+        };
+        listing::resource_units(base, query)
     }
 }
 
@@ -553,8 +586,9 @@ fn handle(
         }
     };
 
+    let root = request_root(uri, headers);
     if is_batch {
-        let answer = batch::batch(shared, method, body, ids, &credential);
+        let answer = batch::batch(shared, method, body, ids, &credential, &root);
         if !answer.status.is_success() {
             count(shared, method, &answer);
         }
@@ -563,7 +597,11 @@ fn handle(
     let target = uri
         .path_and_query()
         .map_or(uri.path(), |target| target.as_str());
-    let answer = metered(shared, method, target, body, &credential);
+    let eventual = headers
+        .get("consistencylevel")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_eventual);
+    let answer = metered(shared, method, target, body, &credential, &root, eventual);
     count(shared, method, &answer);
     answer
 }
@@ -641,14 +679,17 @@ fn roll_failure(shared: &Shared, rate: f64) -> Option<Answer> {
 
 /// Routing, authorization, throttling and the state operation: what one Graph call (alone or
 /// batched) costs and answers. `target` is the path under the root with its query string, if
-/// any. A refused token (possible only for a batch item) answers 401 before routing, as it would
-/// for the call sent alone.
+/// any; `root` the emulator's root as the request reached it, `eventual` whether the call sent
+/// `ConsistencyLevel: eventual`. A refused token (possible only for a batch item) answers 401
+/// before routing, as it would for the call sent alone.
 pub(super) fn metered(
     shared: &Shared,
     method: &Method,
     target: &str,
     body: &[u8],
     credential: &Credential,
+    root: &str,
+    eventual: bool,
 ) -> Answer {
     if let Credential::Refused(refusal) = credential {
         return unauthenticated(refusal.message());
@@ -689,7 +730,8 @@ pub(super) fn metered(
         // `/methods` is read-only (a PATCH got 405 above), so this is a GET.
         match &route {
             Route::Methods(_) => throttle.admit_methods_read(),
-            _ => throttle.admit(is_write),
+            _ if is_write => throttle.admit(true),
+            _ => throttle.admit_read_costing(route.resource_units(query)),
         }
     });
     let answer = if let Some(Verdict {
@@ -720,7 +762,11 @@ pub(super) fn metered(
         )
         .header("x-ms-throttle-information", limit.information())
     } else {
-        serve(shared, method, route, query, body)
+        let context = CallContext {
+            link: format!("{root}{path}"),
+            eventual,
+        };
+        serve(shared, method, route, query, body, &context)
     };
 
     match verdict {
@@ -744,6 +790,7 @@ fn serve(
     route: Route,
     query: Option<&str>,
     body: &[u8],
+    context: &CallContext,
 ) -> Answer {
     let patch_body = if *method == Method::PATCH {
         match serde_json::from_slice::<Value>(body) {
@@ -767,6 +814,8 @@ fn serve(
     let result = match route {
         Route::Organization => Ok(organization::get(state.tenant())),
         Route::Groups => Ok(groups::list(&state, query)),
+        Route::Users => Ok(listing::users(&state, query, context)),
+        Route::GroupMembers(group, which) => members::list(&state, &group, which, query, context),
         Route::User(key) => users::get(&state, &key),
         Route::MemberOf(key) => membership::transitive_groups(&state, &key),
         Route::Policy => policy::answer(&mut state, patch),
@@ -873,6 +922,25 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
             return Ok(Route::Organization);
         }
         [groups] if groups.eq_ignore_ascii_case("groups") => return Ok(Route::Groups),
+        [users] if users.eq_ignore_ascii_case("users") => return Ok(Route::Users),
+        [groups, group, relation, cast @ ..]
+            if groups.eq_ignore_ascii_case("groups") && !group.is_empty() =>
+        {
+            let which = match (relation.to_ascii_lowercase().as_str(), cast) {
+                ("members", []) => Members::Direct,
+                ("transitivemembers", []) => Members::Transitive,
+                ("transitivemembers", [cast])
+                    if cast.eq_ignore_ascii_case("microsoft.graph.user") =>
+                {
+                    Members::TransitiveUsers
+                }
+                ("members" | "transitivemembers", [cast, ..]) => {
+                    return Err(segment_not_found(cast));
+                }
+                _ => return Err(segment_not_found(relation)),
+            };
+            return Ok(Route::GroupMembers((*group).to_owned(), which));
+        }
         [first, ..] => return Err(segment_not_found(first)),
         [] => return Err(segment_not_found("beta")),
     };
@@ -970,6 +1038,17 @@ mod tests {
             Ok(Route::Policy)
         );
         assert_eq!(parse_route("/beta/groups"), Ok(Route::Groups));
+        assert_eq!(parse_route("/beta/users"), Ok(Route::Users));
+        assert_eq!(
+            parse_route("/beta/groups/g1/transitiveMembers/microsoft.graph.user"),
+            Ok(Route::GroupMembers("g1".into(), Members::TransitiveUsers))
+        );
+        assert_eq!(
+            parse_route("/beta/groups/G1/Members"),
+            Ok(Route::GroupMembers("G1".into(), Members::Direct))
+        );
+        assert!(parse_route("/beta/groups/g1/owners").is_err());
+        assert!(parse_route("/beta/groups/g1/members/microsoft.graph.device").is_err());
     }
 
     #[test]

@@ -1673,3 +1673,138 @@ async fn groups_and_policy_writes_need_their_permission_when_the_tenant_has_auth
     assert_eq!(emulator.stats().forbidden, 2);
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn users_are_listed_in_pages_linked_on_the_requests_own_host() {
+    let emulator = Emulator::start(
+        Tenant::generate(25, 3),
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let client = client();
+    let mut url = format!("{}/beta/users?$select=id,userType&$top=10", emulator.url());
+    let mut pages = Vec::new();
+    loop {
+        let (status, headers, body) = get(&client, &url).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // GET users costs 2 RU, 1 less with $select, 1 less with a $top under 20; never below 1.
+        assert_eq!(headers["x-ms-resource-unit"], "1");
+        let page: Vec<Value> = body["value"].as_array().unwrap().clone();
+        assert!(page.iter().all(|u| u.as_object().unwrap().len() == 2));
+        pages.push(page.len());
+        match body["@odata.nextLink"].as_str() {
+            Some(next) => {
+                assert!(
+                    next.starts_with(&format!("{}/beta/users?", emulator.url())),
+                    "{next}"
+                );
+                assert!(next.contains("skiptoken"), "{next}");
+                url = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, [10, 10, 5]);
+
+    // $count needs ConsistencyLevel: eventual, as an advanced query does on Graph.
+    let counted = format!(
+        "{}/beta/users?$count=true&$filter=accountEnabled eq true and startswith(userPrincipalName,'A')",
+        emulator.url()
+    );
+    let (status, _, body) = get(&client, &counted).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let response = client
+        .get(&counted)
+        .bearer_auth("token")
+        .header("ConsistencyLevel", "eventual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-ms-resource-unit"], "2");
+    let body: Value = response.json().await.unwrap();
+    let listed = body["value"].as_array().unwrap();
+    assert_eq!(body["@odata.count"], listed.len());
+    assert!(listed.iter().all(|u| u["accountEnabled"] == true
+        && u["userPrincipalName"].as_str().unwrap().starts_with('a')));
+
+    for (query, code) in [
+        ("$select=id,mail", "BadRequest"),
+        (
+            "$filter=mail eq 'x@contoso.com'",
+            "Request_UnsupportedQuery",
+        ),
+        ("$filter=displayName eq 'Megan'", "Request_UnsupportedQuery"),
+        ("$top=1000", "BadRequest"),
+        ("$skiptoken=forged", "Directory_ExpiredPageToken"),
+        ("$orderby=displayName", "BadRequest"),
+    ] {
+        let (status, _, body) =
+            get(&client, &format!("{}/beta/users?{query}", emulator.url())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(body["error"]["code"], code, "{query}");
+    }
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_groups_transitive_members_page_like_users_and_cost_more() {
+    let mut tenant = Tenant::generate(12, 4);
+    let outer = tenant.groups[0].id.clone();
+    let ids: Vec<String> = tenant.users.iter().map(|u| u.id.clone()).collect();
+    tenant.groups[0].members = vec![ids[0].clone(), tenant.groups[1].id.clone()];
+    tenant.groups[1].members = ids[5..9].to_vec();
+    let emulator = Emulator::start(
+        tenant,
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let client = client();
+    let base = format!("{}/beta/groups/{outer}", emulator.url());
+    let (status, headers, body) = get(&client, &format!("{base}/transitiveMembers")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["x-ms-resource-unit"], "5");
+    let types: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["@odata.type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 6);
+    assert_eq!(types[0], "#microsoft.graph.group");
+
+    let (_, _, body) = get(
+        &client,
+        &format!("{base}/transitiveMembers/microsoft.graph.user?$select=id&$top=2"),
+    )
+    .await;
+    assert_eq!(body["value"].as_array().unwrap().len(), 2);
+    let next = body["@odata.nextLink"].as_str().unwrap();
+    assert!(
+        next.contains("/transitiveMembers/microsoft.graph.user?"),
+        "{next}"
+    );
+
+    let (_, _, body) = get(&client, &format!("{base}/members?$select=id")).await;
+    assert_eq!(
+        body["value"].as_array().unwrap().len(),
+        2,
+        "direct members only"
+    );
+    let (status, _, body) = get(
+        &client,
+        &format!("{base}/members?$filter=userType eq 'Guest'"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, _) = get(
+        &client,
+        &format!("{}/beta/groups/{}/members", emulator.url(), ids[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a user is not a group");
+    emulator.shutdown().await;
+}

@@ -140,13 +140,20 @@ impl Throttle {
     /// Meters one request: a GET costs 1 RU, a PATCH 1 RU and 1 write. A refused request is
     /// charged all the same (Graph keeps counting usage while it throttles).
     pub fn admit(&mut self, is_write: bool) -> Verdict {
-        self.meter(is_write.then_some(Limit::Writes))
+        self.meter(is_write.then_some(Limit::Writes), COST)
+    }
+
+    /// Meters a GET that costs `resource_units` RU (at least 1): Graph charges a listing page
+    /// more than a point read (the emulator's costs are in [`super::listing`]). Charged even
+    /// when refused, like every other request.
+    pub fn admit_read_costing(&mut self, resource_units: u32) -> Verdict {
+        self.meter(None, f64::from(resource_units.max(1)))
     }
 
     /// Meters a GET of `/authentication/methods`: 1 RU and, when the reports bucket is set,
     /// 1 from it too, charged even when refused.
     pub fn admit_methods_read(&mut self) -> Verdict {
-        self.meter(Some(Limit::Reports))
+        self.meter(Some(Limit::Reports), COST)
     }
 
     fn bucket(&mut self, limit: Limit) -> Option<&mut Bucket> {
@@ -157,19 +164,24 @@ impl Throttle {
         }
     }
 
-    /// Charges the RU bucket and `narrower` (when it exists) and names the bucket that refuses.
-    fn meter(&mut self, narrower: Option<Limit>) -> Verdict {
+    /// Charges `resource_units` to the RU bucket and one request to `narrower` (when it
+    /// exists), and names the bucket that refuses.
+    fn meter(&mut self, narrower: Option<Limit>, resource_units: f64) -> Verdict {
         let now = Instant::now();
         let mut refused: Option<(Limit, u64)> = None;
         for limit in std::iter::once(Limit::ResourceUnits).chain(narrower) {
             let Some(bucket) = self.bucket(limit) else {
                 continue;
             };
+            let cost = match limit {
+                Limit::ResourceUnits => resource_units,
+                Limit::Writes | Limit::Reports => COST,
+            };
             bucket.refill(now);
-            let covered = bucket.covers(COST);
-            bucket.charge(COST);
+            let covered = bucket.covers(cost);
+            bucket.charge(cost);
             if !covered {
-                let wait = bucket.seconds_until_covers(COST);
+                let wait = bucket.seconds_until_covers(cost);
                 // Name the bucket that keeps the client waiting longest; on a tie the narrower
                 // one, which comes last.
                 if refused.is_none_or(|(_, longest)| wait >= longest) {
@@ -183,7 +195,7 @@ impl Throttle {
         let used = self.resource_units.used_fraction();
         Verdict {
             refused,
-            resource_units: 1,
+            resource_units: resource_units as u32,
             limit_percentage: (used > 0.8).then(|| used.min(1.8)),
         }
     }
@@ -208,6 +220,23 @@ mod tests {
         assert_eq!(verdict.refused, Some((Limit::ResourceUnits, 3)));
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(throttle.admit(false).refused, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listing_page_draws_its_cost_from_the_ru_bucket() {
+        let mut throttle = Throttle::new(10, 1000);
+        let verdict = throttle.admit_read_costing(5);
+        assert_eq!((verdict.refused, verdict.resource_units), (None, 5));
+        assert_eq!(throttle.admit_read_costing(5).refused, None);
+        // Spent: the next page is charged anyway (balance -5), so 10 RU are missing at 1 RU/s.
+        assert_eq!(
+            throttle.admit_read_costing(5).refused,
+            Some((Limit::ResourceUnits, 10))
+        );
+        assert_eq!(
+            throttle.admit(false).refused,
+            Some((Limit::ResourceUnits, 7))
+        );
     }
 
     #[tokio::test(start_paused = true)]

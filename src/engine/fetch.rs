@@ -15,6 +15,7 @@ use futures::stream;
 use super::progress::Progress;
 use super::{Breaker, DuplicateUser, RunError};
 use crate::graph::permissions::Resource;
+use crate::graph::wire::UserIdentity;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
@@ -258,34 +259,74 @@ async fn plan_user(
     stop: &Breaker,
 ) -> (UserPlan, Option<u128>) {
     let named_id = uuid::Uuid::parse_str(&desired.user).ok();
-    let identity = async {
-        match named_id {
-            Some(_) => None,
-            None => Some(client.user_identity(&desired.user).await),
-        }
+    let reads = Reads {
+        identity: named_id.is_none(),
+        sign_in: desired.manages_sign_in_preferences(),
+        requirements: desired.manages_requirements(),
+        methods: false,
     };
-    let sign_in = async {
-        if desired.manages_sign_in_preferences() {
-            Some(
-                client
-                    .sign_in_preferences(&desired.user, Purpose::Read)
-                    .await,
-            )
-        } else {
-            None
-        }
+    let read = match read_user(client, &desired.user, reads, stop).await {
+        Ok(read) => read,
+        Err((endpoint, error)) => return (unreadable(desired, endpoint, &error), None),
     };
-    let requirements = async {
-        if desired.manages_requirements() {
-            Some(client.requirements(&desired.user, Purpose::Read).await)
-        } else {
-            None
+    let id = read
+        .identity
+        .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
+        .or(named_id);
+    let mut live = read.live;
+    if plan::needs_methods(desired, &live) {
+        let methods = Reads {
+            methods: true,
+            ..Reads::default()
+        };
+        match read_user(client, &desired.user, methods, stop).await {
+            Ok(read) => live.methods = read.live.methods,
+            Err((_, error)) => return (unreadable(desired, None, &error), None),
         }
-    };
-    let (identity, sign_in, requirements) = futures::join!(identity, sign_in, requirements);
+    }
+    let mut user = plan::diff(desired, &live);
+    user.id = id;
+    (user, id.map(|id| id.as_u128()))
+}
 
-    // Each answer counts for its own kind of read: a token that reads signInPreferences but
-    // not requirements is found out after a few users, not hidden by the other's successes.
+/// Which of a user's resources to read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Reads {
+    /// `/users/{upn}?$select=id,userPrincipalName`: the object a UPN names.
+    pub identity: bool,
+    pub sign_in: bool,
+    pub requirements: bool,
+    /// `/authentication/methods`, as the kinds registered.
+    pub methods: bool,
+}
+
+/// What [`read_user`] read.
+#[derive(Debug, Default)]
+pub(super) struct UserReads {
+    pub identity: Option<UserIdentity>,
+    pub live: LiveUser,
+}
+
+/// Reads the resources `reads` names for `user`, all at once (the transport batches and paces
+/// them with every other user's). Each answer counts for its own kind of read, so that a token
+/// that reads signInPreferences but not requirements is found out after a few users, not hidden
+/// by the other's successes. The first failure in the order identity, signInPreferences,
+/// requirements, methods is returned with its endpoint (none for identity and methods).
+pub(super) async fn read_user(
+    client: &GraphClient,
+    user: &str,
+    reads: Reads,
+    stop: &Breaker,
+) -> Result<UserReads, (Option<Endpoint>, GraphError)> {
+    let (identity, sign_in, requirements, methods) = futures::join!(
+        when(reads.identity, client.user_identity(user)),
+        when(
+            reads.sign_in,
+            client.sign_in_preferences(user, Purpose::Read)
+        ),
+        when(reads.requirements, client.requirements(user, Purpose::Read)),
+        when(reads.methods, client.registered_methods(user)),
+    );
     let counted = |resource: Resource, result: Result<(), &GraphError>| match result {
         Ok(()) => stop.success(resource.read()),
         Err(error) => stop.failure(resource.read(), error),
@@ -307,6 +348,11 @@ async fn plan_user(
             Some(Endpoint::Requirements),
             requirements.as_ref().map(|r| r.as_ref().map(|_| ())),
         ),
+        (
+            Resource::Methods,
+            None,
+            methods.as_ref().map(|r| r.as_ref().map(|_| ())),
+        ),
     ] {
         if let Some(result) = result {
             counted(resource, result);
@@ -315,33 +361,25 @@ async fn plan_user(
             }
         }
     }
-    if let Some((endpoint, error)) = failure {
-        return (unreadable(desired, endpoint, &error), None);
+    if let Some(failure) = failure {
+        return Err(failure);
     }
-    let id = identity
-        .and_then(Result::ok)
-        .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
-        .or(named_id);
-    let mut live = LiveUser {
-        sign_in: sign_in.and_then(Result::ok),
-        requirements: requirements.and_then(Result::ok),
-        ..LiveUser::default()
-    };
-    if plan::needs_methods(desired, &live) {
-        match client.registered_methods(&desired.user).await {
-            Ok(methods) => {
-                counted(Resource::Methods, Ok(()));
-                live.methods = Some(methods);
-            }
-            Err(error) => {
-                counted(Resource::Methods, Err(&error));
-                return (unreadable(desired, None, &error), None);
-            }
-        }
+    Ok(UserReads {
+        identity: identity.and_then(Result::ok),
+        live: LiveUser {
+            sign_in: sign_in.and_then(Result::ok),
+            requirements: requirements.and_then(Result::ok),
+            methods: methods.and_then(Result::ok),
+        },
+    })
+}
+
+/// `read`'s output when `wanted`; otherwise `read` is dropped unpolled, and nothing is sent.
+async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
+    match wanted {
+        true => Some(read.await),
+        false => None,
     }
-    let mut user = plan::diff(desired, &live);
-    user.id = id;
-    (user, id.map(|id| id.as_u128()))
 }
 
 /// The plan entry for a user whose state could not be read.

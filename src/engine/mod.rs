@@ -3,6 +3,7 @@
 //! Order, concurrency and progress live here; pacing and retry live in the transport.
 
 mod apply;
+pub mod export;
 mod fetch;
 mod journal;
 mod policy;

@@ -136,6 +136,41 @@ pub fn show_reads(named: &[String]) -> Vec<Requirement> {
     out
 }
 
+/// The reads `mfactl export` makes: listing the users (or reading the named ones), each user's
+/// signInPreferences and requirements, and for a tenant file the registered methods, the groups
+/// with their members and the policy; `group` when it reads a group's members.
+pub fn export_reads(tenant_file: bool, group: bool) -> Vec<Requirement> {
+    let need = |resource: Resource, why: &str| Requirement {
+        need: resource.read(),
+        why: why.to_owned(),
+    };
+    let mut out = vec![
+        need(Resource::Users, "listing the users"),
+        need(
+            Resource::SignInPreferences,
+            "reading every user's signInPreferences",
+        ),
+        need(
+            Resource::Requirements,
+            "reading every user's perUserMfaState",
+        ),
+    ];
+    if group || tenant_file {
+        out.push(need(Resource::Groups, "reading groups and their members"));
+    }
+    if tenant_file {
+        out.push(need(
+            Resource::Methods,
+            "listing every user's registered methods",
+        ));
+        out.push(need(
+            Resource::Policy,
+            "reading the tenant's authenticationMethodsPolicy",
+        ));
+    }
+    out
+}
+
 /// The writes applying `plan` makes, per endpoint, and the policy's.
 pub fn writes(plan: &Plan) -> Vec<Requirement> {
     let policy = plan

@@ -24,6 +24,7 @@ impl Progress {
     pub fn new(label: &'static str, total: u64) -> Progress {
         let span = match label {
             "apply" => tracing::info_span!(target: PROGRESS_TARGET, "apply"),
+            "export" => tracing::info_span!(target: PROGRESS_TARGET, "export"),
             _ => tracing::info_span!(target: PROGRESS_TARGET, "fetch"),
         };
         // The apply bar's ETA is computed from Graph's quotas (see `Progress::apply_step`), not
@@ -39,6 +40,12 @@ impl Progress {
         span.pb_set_length(total);
         span.pb_start();
         Progress { span }
+    }
+
+    /// Counts `n` more users to do, for a run that learns its total as it goes (an export
+    /// lists the tenant a page at a time).
+    pub fn add_total(&self, n: u64) {
+        self.span.pb_inc_length(n);
     }
 
     /// Counts `n` more users done.

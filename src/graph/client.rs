@@ -8,7 +8,7 @@ use super::error::GraphError;
 use super::transport::{Purpose, Response, Transport};
 use super::wire::{
     AuthenticationMethod, AuthenticationMethodsPolicyRead, Collection, DirectoryObjectId,
-    Organization, Requirements, SignInPreferences, UserIdentity,
+    DirectoryUser, GroupName, Organization, Requirements, SignInPreferences, UserIdentity,
 };
 use crate::model::{Endpoint, MethodKind};
 
@@ -43,6 +43,13 @@ impl GraphClient {
     /// `GET /beta/users/{user}?$select=id,userPrincipalName`: the object a UPN or id names.
     pub async fn user_identity(&self, user: &str) -> Result<UserIdentity, GraphError> {
         let path = format!("/beta/{}?$select=id,userPrincipalName", user_segment(user));
+        self.get_json(Purpose::Identity, &path).await
+    }
+
+    /// `GET /beta/users/{user}?$select=id,userPrincipalName,displayName,userType,accountEnabled`:
+    /// a user named by UPN or id, with what a listing says of each user.
+    pub async fn directory_user(&self, user: &str) -> Result<DirectoryUser, GraphError> {
+        let path = format!("/beta/{}?$select={USER_PROPERTIES}", user_segment(user));
         self.get_json(Purpose::Identity, &path).await
     }
 
@@ -182,31 +189,80 @@ impl GraphClient {
             .collect())
     }
 
+    /// `GET /beta/users?$select=...&$top=999`, a page at a time: every user of the tenant with
+    /// the properties [`DirectoryUser`] holds, in Graph's order. A whole-tenant run holds one
+    /// page, not the tenant.
+    pub fn users(&self) -> Pages<DirectoryUser> {
+        self.pages(
+            Purpose::Identity,
+            format!("/beta/users?$select={USER_PROPERTIES}&$top={MAX_PAGE}"),
+        )
+    }
+
+    /// `GET /beta/groups/{group}/transitiveMembers?$select=...&$top=999`, a page at a time: the
+    /// users and groups in the group (by object id), directly or through nested groups. Not
+    /// the `/microsoft.graph.user` cast, which Graph documents as an advanced query
+    /// (`ConsistencyLevel: eventual` and `$count`): keep the users with
+    /// [`DirectoryUser::is_user`].
+    pub fn transitive_members(&self, group: &str) -> Pages<DirectoryUser> {
+        self.pages(
+            Purpose::Identity,
+            format!(
+                "/beta/groups/{}/transitiveMembers?$select={USER_PROPERTIES}&$top={MAX_PAGE}",
+                encode_segment(group)
+            ),
+        )
+    }
+
+    /// `GET /beta/groups/{group}/members?$select=id`, following `@odata.nextLink`: the object
+    /// ids of the group's direct members that are users or groups, in Graph's order (devices,
+    /// service principals and contacts, which a group may also hold, are dropped).
+    pub async fn group_members(&self, group: &str) -> Result<Vec<String>, GraphError> {
+        let path = format!(
+            "/beta/groups/{}/members?$select=id&$top={MAX_PAGE}",
+            encode_segment(group)
+        );
+        let members: Vec<DirectoryObjectId> = self.get_all(Purpose::Identity, path).await?;
+        Ok(members
+            .into_iter()
+            .filter(|member| {
+                member.odata_type.as_deref().is_none_or(|t| {
+                    t.eq_ignore_ascii_case("#microsoft.graph.user")
+                        || t.eq_ignore_ascii_case("#microsoft.graph.group")
+                })
+            })
+            .map(|member| member.id)
+            .collect())
+    }
+
+    /// `GET /beta/groups?$select=id,displayName`, following `@odata.nextLink`: every group.
+    pub async fn groups(&self) -> Result<Vec<GroupName>, GraphError> {
+        let path = format!("/beta/groups?$select=id,displayName&$top={MAX_PAGE}");
+        self.get_all(Purpose::Identity, path).await
+    }
+
+    /// A collection read a page at a time from `path`.
+    fn pages<T>(&self, purpose: Purpose, path: String) -> Pages<T> {
+        Pages {
+            client: self.clone(),
+            purpose,
+            next: Some(path),
+            _items: std::marker::PhantomData,
+        }
+    }
+
     /// Every item of a collection, following `@odata.nextLink` on the same origin only.
     async fn get_all<T: DeserializeOwned>(
         &self,
         purpose: Purpose,
-        mut path: String,
+        path: String,
     ) -> Result<Vec<T>, GraphError> {
+        let mut pages = self.pages(purpose, path);
         let mut items = Vec::new();
-        loop {
-            let page: Collection<T> = self.get_json(purpose, &path).await?;
-            items.extend(page.value);
-            match page.next_link {
-                Some(next) => {
-                    path = self.relative(&next).ok_or_else(|| GraphError::Decode {
-                        method: "GET",
-                        path: path.clone(),
-                        message: format!(
-                            "@odata.nextLink {next} points outside {}; not followed",
-                            self.transport.root()
-                        ),
-                        request_id: None,
-                    })?
-                }
-                None => return Ok(items),
-            }
+        while let Some(page) = pages.next_page().await? {
+            items.extend(page);
         }
+        Ok(items)
     }
 
     /// `PATCH .../authentication/{endpoint}` with exactly `body`.
@@ -270,6 +326,52 @@ impl GraphClient {
 
 /// The tenant's authentication methods policy.
 const POLICY_PATH: &str = "/beta/policies/authenticationMethodsPolicy";
+
+/// The user properties a listing selects ([`DirectoryUser`]).
+const USER_PROPERTIES: &str = "id,userPrincipalName,displayName,userType,accountEnabled";
+
+/// The largest `$top` Graph takes for directory objects: the fewest pages.
+const MAX_PAGE: usize = 999;
+
+/// A Graph collection read a page at a time, following `@odata.nextLink`, which must stay on
+/// the client's Graph root (scheme, host and port): a link anywhere else is refused, not
+/// followed, since following it would send the bearer token there. Each page goes through the
+/// transport like any read (pacing, retry, token), so a throttled page waits and is sent again.
+#[derive(Debug)]
+pub struct Pages<T> {
+    client: GraphClient,
+    purpose: Purpose,
+    /// The next page's path from the root; `None` after the last page.
+    next: Option<String>,
+    _items: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Pages<T> {
+    /// The next page's items, or `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<T>>, GraphError> {
+        let Some(path) = self.next.take() else {
+            return Ok(None);
+        };
+        let page: Collection<T> = self.client.get_json(self.purpose, &path).await?;
+        if let Some(link) = page.next_link {
+            let next = self
+                .client
+                .relative(&link)
+                .ok_or_else(|| GraphError::Decode {
+                    method: "GET",
+                    path: path.clone(),
+                    message: format!(
+                        "@odata.nextLink {} points outside {}; not followed",
+                        crate::text::printable_capped(&link, 200),
+                        self.client.transport.root()
+                    ),
+                    request_id: None,
+                })?;
+            self.next = Some(next);
+        }
+        Ok(Some(page.value))
+    }
+}
 
 /// `/beta/users/{user}/authentication/{leaf}` with the user encoded for a URL path.
 pub fn endpoint_path(user: &str, leaf: &str) -> String {

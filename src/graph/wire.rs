@@ -120,6 +120,48 @@ pub struct DirectoryObjectId {
     pub odata_type: Option<String>,
 }
 
+/// An item of `GET /beta/users?$select=id,userPrincipalName,displayName,userType,accountEnabled`
+/// or of a group's member lists (which also hold groups, told apart by `@odata.type`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub id: String,
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub odata_type: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `Member` or `Guest` (Graph's spelling), or a value newer than this build.
+    #[serde(default)]
+    pub user_type: Option<String>,
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+}
+
+impl DirectoryUser {
+    /// Whether the object is a user: `/users` lists only users (and says nothing), a member
+    /// list says `#microsoft.graph.user`.
+    pub fn is_user(&self) -> bool {
+        self.odata_type
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("#microsoft.graph.user"))
+    }
+}
+
+/// An item of `GET /beta/groups?$select=id,displayName`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupName {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
 /// A list Graph may send as `null`.
 fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where

@@ -8,6 +8,7 @@ pub mod policy;
 mod problem;
 pub mod selectors;
 mod user;
+pub mod write;
 mod yaml;
 
 use std::path::{Path, PathBuf};

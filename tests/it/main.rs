@@ -5,6 +5,7 @@ mod apply;
 mod emulator;
 mod emulator_faults;
 mod examples;
+mod export;
 mod fault_proxy;
 mod guards;
 mod hardening;
