@@ -1227,6 +1227,7 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         policy: None,
         protect: Vec::new(),
         max_changes: None,
+        selectors: Default::default(),
     }
 }
 

@@ -40,6 +40,65 @@ pub struct ManifestDocument {
     /// lower it.
     #[serde(default, rename = "maxChanges")]
     pub max_changes: Option<u64>,
+    /// Every user of the tenant (of a kind), resolved at plan time and pinned by object id.
+    /// A group entry beats it field by field, and a `users:` entry beats both.
+    #[serde(default, rename = "allUsers")]
+    pub all_users: Option<ManifestAllUsers>,
+    /// The transitive members of groups, each entry with the fields to set.
+    #[serde(default)]
+    pub groups: Vec<ManifestGroup>,
+    /// Users and groups' members taken out of `allUsers` and `groups` (a `users:` entry still
+    /// applies to them).
+    #[serde(default)]
+    pub exclude: Vec<ManifestExclusion>,
+}
+
+/// `allUsers:`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestAllUsers {
+    /// `member` (the default), `guest` or `all`.
+    #[serde(default)]
+    pub user_type: Option<SelectorUserType>,
+    /// Only enabled (`true`) or disabled (`false`) accounts; both when left out.
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    #[serde(flatten)]
+    pub fields: ManifestFields,
+}
+
+/// Which users `allUsers:` reaches.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SelectorUserType {
+    Member,
+    Guest,
+    All,
+}
+
+/// One `groups:` entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManifestGroup {
+    /// Display name (exactly one group must carry it) or object id.
+    #[schemars(length(min = 1))]
+    pub group: String,
+    /// When two groups give one user different values: the lower number wins, and any number
+    /// beats none; without it that is an error naming the user and both groups.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(flatten)]
+    pub fields: ManifestFields,
+}
+
+/// One `exclude:` entry: a user or a group.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum ManifestExclusion {
+    /// userPrincipalName or object id.
+    User(String),
+    /// Display name or object id: its transitive members.
+    Group(String),
 }
 
 /// The managed parts of `/beta/policies/authenticationMethodsPolicy` (graph-api.md §4).

@@ -113,7 +113,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         same_tenant(plan, Some(&tenant.tenant_id), "the emulated tenant file")?;
     }
     let users = match &source {
-        Source::Manifest(manifest) => manifest.users.len() as u64,
+        Source::Manifest(manifest) => GraphArgs::size_of(manifest),
         Source::Saved(plan) => plan.summary.users,
     };
     let mut connection = args.graph.connect(tenant, users).await?;

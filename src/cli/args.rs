@@ -59,6 +59,11 @@ pub enum Priority {
     Low,
 }
 
+/// A tenant size in Graph's largest throttling tier (over 500 users): what a run assumes when
+/// it lists the tenant and cannot know its size before (smaller tenants' whole runs fit in
+/// their tier's first bucket, and a 429 is still honoured).
+pub const LARGE_TENANT: u64 = 501;
+
 /// Where Graph is and how hard to drive it.
 #[derive(Clone, Debug, Args)]
 pub struct GraphArgs {
@@ -198,6 +203,16 @@ impl GraphArgs {
         match &self.graph_url {
             Some(text) => graph_root(text),
             None => Ok(self.cloud.graph_root().to_owned()),
+        }
+    }
+
+    /// The tenant size to assume for a manifest's run: its users, or Graph's largest tier when
+    /// selectors reach populations whose size only the listing tells.
+    pub fn size_of(manifest: &crate::manifest::Manifest) -> u64 {
+        if manifest.selectors.is_empty() {
+            manifest.users.len() as u64
+        } else {
+            LARGE_TENANT
         }
     }
 

@@ -42,9 +42,6 @@ pub struct ExportArgs {
     pub graph: GraphArgs,
 }
 
-/// A tenant size in Graph's largest throttling tier (over 500 users).
-const LARGE_TENANT: u64 = 501;
-
 /// What `--as` may ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportKind {
@@ -81,7 +78,7 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
     // (3,500 RU under 50 users, 5,000 up to 500), and a 429 is still honoured.
     let size = match &selection {
         Selection::Users(names) => names.len() as u64,
-        _ => LARGE_TENANT,
+        _ => super::args::LARGE_TENANT,
     };
     let connection = args.graph.connect(tenant, size).await?;
     super::auth::check_permissions(

@@ -93,7 +93,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
         .graph
-        .connect(tenant, manifest.users.len() as u64)
+        .connect(tenant, GraphArgs::size_of(&manifest))
         .await?;
     super::auth::check_permissions(connection.tokens(), &preflight::reads(&manifest))?;
     let started = Instant::now();

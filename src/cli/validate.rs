@@ -29,6 +29,32 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         count(|u| u.system_preferred.is_some()),
         count(|u| u.per_user_mfa_state.is_some()),
     );
+    let selectors = &manifest.selectors;
+    if let Some(all) = &selectors.all_users {
+        let enabled = match all.account_enabled {
+            Some(true) => " (enabled accounts)",
+            Some(false) => " (disabled accounts)",
+            None => "",
+        };
+        println!(
+            "allUsers: every {} user{enabled}, resolved at plan time",
+            all.user_type.as_str()
+        );
+    }
+    if !selectors.groups.is_empty() {
+        let names: Vec<String> = selectors
+            .groups
+            .iter()
+            .map(|g| format!("\"{}\"", crate::text::printable(&g.group)))
+            .collect();
+        println!(
+            "groups: {} (members resolved at plan time)",
+            names.join(", ")
+        );
+    }
+    if !selectors.exclude.is_empty() {
+        println!("exclude: {} entries", selectors.exclude.len());
+    }
     if !manifest.protect.is_empty() {
         let count = manifest.protect.len();
         println!(

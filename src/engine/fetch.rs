@@ -9,6 +9,9 @@
 //! neither stops the others. The manifest's `protect:` entries are resolved to object ids first,
 //! so that a protected account is caught however an entry names it ([`plan::protect`]).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use futures::StreamExt;
 use futures::stream;
 
@@ -76,21 +79,28 @@ pub async fn plan(
     };
     let protected = resolve_protected(client, &manifest.protect, concurrency).await?;
     let protected = &protected;
-    let progress = Progress::new("fetch", manifest.users.len() as u64);
+    // Whole populations become users here, each pinned by its object id.
+    let selected = super::selectors::select(client, manifest).await?;
+    let (users, known): (&[DesiredUser], Option<&HashMap<Arc<str>, uuid::Uuid>>) = match &selected {
+        Some(selected) => (&selected.users, Some(&selected.ids)),
+        None => (&manifest.users, None),
+    };
+    let progress = Progress::new("fetch", users.len() as u64);
     let breaker = Breaker::default();
     let stop = &breaker;
     // Sized once for the worst case: growing by doubling would hold the old and the new list at
     // once (a million entries: 150 MB for a moment). Pages no entry reaches are never touched,
     // so a mostly-in-sync run does not pay for the room.
-    let mut not_in_sync = Vec::with_capacity(manifest.users.len());
+    let mut not_in_sync = Vec::with_capacity(users.len());
     // (object id, manifest index) of every resolved user: 20 bytes a user, for duplicates.
     let mut resolved: Vec<(u128, u32)> = Vec::new();
-    let mut results = stream::iter(manifest.users.iter().enumerate())
+    let mut results = stream::iter(users.iter().enumerate())
         .map(|(order, desired)| async move {
             if stop.is_tripped() {
                 return None;
             }
-            let (mut user, id) = plan_user(client, desired, stop).await;
+            let id = known.and_then(|ids| ids.get(&desired.user).copied());
+            let (mut user, id) = plan_user(client, desired, id, stop).await;
             protected.mark(&mut user);
             Some((order, (user, id)))
         })
@@ -112,22 +122,18 @@ pub async fn plan(
     if let Some(error) = breaker.into_error() {
         return Err(error);
     }
-    let duplicates = duplicate_objects(manifest, resolved);
+    let duplicates = duplicate_objects(&manifest.source, users, resolved);
     if !duplicates.is_empty() {
         return Err(RunError::DuplicateUsers(duplicates));
     }
-    let mut plan = Plan::new(
-        client.transport().root(),
-        manifest.users.len() as u64,
-        not_in_sync,
-    );
+    let mut plan = Plan::new(client.transport().root(), users.len() as u64, not_in_sync);
     plan.max_changes = manifest.max_changes;
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
             note_system_preferred(&mut plan, &excluded);
         }
-        plan.summary = plan.count(manifest.users.len() as u64);
+        plan.summary = plan.count(users.len() as u64);
     }
     Ok(plan)
 }
@@ -226,7 +232,11 @@ async fn resolve_protected(
 }
 
 /// Entries whose users resolved to the same object id, each later one paired with the first.
-fn duplicate_objects(manifest: &Manifest, mut resolved: Vec<(u128, u32)>) -> Vec<DuplicateUser> {
+fn duplicate_objects(
+    source: &std::path::Path,
+    users: &[DesiredUser],
+    mut resolved: Vec<(u128, u32)>,
+) -> Vec<DuplicateUser> {
     resolved.sort_unstable();
     let mut duplicates = Vec::new();
     for run in resolved.chunk_by(|a, b| a.0 == b.0) {
@@ -234,12 +244,12 @@ fn duplicate_objects(manifest: &Manifest, mut resolved: Vec<(u128, u32)>) -> Vec
             continue;
         };
         let entry = |index: u32| {
-            let user = &manifest.users[index as usize];
+            let user = &users[index as usize];
             (user.user.to_string(), user.origin)
         };
         for (_, later) in rest {
             duplicates.push(DuplicateUser {
-                file: manifest.source.clone(),
+                file: source.to_owned(),
                 id: uuid::Uuid::from_u128(*id).hyphenated().to_string(),
                 first: entry(*first),
                 second: entry(*later),
@@ -253,12 +263,14 @@ fn duplicate_objects(manifest: &Manifest, mut resolved: Vec<(u128, u32)>) -> Vec
 }
 
 /// One user's plan entry, and its object id when known.
+/// `known` is the object id a selector's listing gave, when it did (no lookup is needed then).
 async fn plan_user(
     client: &GraphClient,
     desired: &DesiredUser,
+    known: Option<uuid::Uuid>,
     stop: &Breaker,
 ) -> (UserPlan, Option<u128>) {
-    let named_id = uuid::Uuid::parse_str(&desired.user).ok();
+    let named_id = known.or_else(|| uuid::Uuid::parse_str(&desired.user).ok());
     let reads = Reads {
         identity: named_id.is_none(),
         sign_in: desired.manages_sign_in_preferences(),

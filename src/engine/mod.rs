@@ -11,6 +11,7 @@ pub mod preflight;
 mod progress;
 pub mod resume;
 pub mod rollback;
+mod selectors;
 pub mod show;
 pub mod verify;
 
@@ -126,6 +127,11 @@ pub enum RunError {
     /// retries: the policy cannot be planned, and nothing was written.
     #[error("cannot read the tenant's authentication methods policy: {0}")]
     PolicyUnreadable(GraphError),
+    /// The manifest's selectors could not be resolved: a group no group (or several) carry, a
+    /// listing that failed, or two groups giving one user different values. One line each;
+    /// found before any user is read.
+    #[error("{}\nthe manifest's selectors could not be resolved; nothing was written", .0.join("\n"))]
+    Selectors(Vec<String>),
 }
 
 /// Two manifest entries that resolved to the same object id.
@@ -232,6 +238,10 @@ impl RunError {
                 "a group's display name must match exactly one group; an object id always does"
             }
             RunError::PolicyUnreadable(_) => "run plan again once Graph answers",
+            RunError::Selectors(_) => {
+                "fix the group names or priorities in the manifest (a conflict is settled by \
+                 `priority:` or `exclude:`), then plan again"
+            }
             RunError::ProtectUnresolved { .. } => {
                 "run again once Graph answers for it; a protected account is resolved before \
                  any user is read"

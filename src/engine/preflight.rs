@@ -75,6 +75,28 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
             ),
         });
     }
+    let selectors = &manifest.selectors;
+    if selectors.all_users.is_some() {
+        out.push(Requirement {
+            need: Resource::Users.read(),
+            why: "listing the tenant's users for `allUsers:`".to_owned(),
+        });
+    }
+    let groups = selectors.groups.len()
+        + selectors
+            .exclude
+            .iter()
+            .filter(|e| matches!(e.excluded, crate::manifest::selectors::Excluded::Group(_)))
+            .count();
+    if groups > 0 {
+        out.push(Requirement {
+            need: Resource::Groups.read(),
+            why: format!(
+                "finding {groups} {} of `groups:`/`exclude:` and listing their members",
+                if groups == 1 { "group" } else { "groups" }
+            ),
+        });
+    }
     if let Some(policy) = &manifest.policy {
         out.push(Requirement {
             need: Resource::Policy.read(),

@@ -128,8 +128,18 @@ pub fn load_policy(path: &Path) -> Result<policy::DesiredPolicy, ManifestError> 
                 .to_string(),
         );
     }
-    // They guard the users' writes, which this file does not make: left here they would guard
-    // nothing, silently.
+    // They guard or choose the users' writes, which this file does not make: left here they
+    // would do nothing, silently.
+    if !manifest.selectors.is_empty() || !manifest.selectors.exclude.is_empty() {
+        problems.push(
+            Code::UnknownField,
+            Location::Yaml { line: 1, column: 1 },
+            None,
+            "a --policy file holds `version: 1` and `policy:` only; `allUsers:`, `groups:` and \
+             `exclude:` belong in a YAML manifest"
+                .to_string(),
+        );
+    }
     if !manifest.protect.is_empty() || manifest.max_changes.is_some() {
         problems.push(
             Code::UnknownField,

@@ -516,6 +516,9 @@ impl std::fmt::Display for Conflict {
     }
 }
 
+/// The users of a manifest with selectors, and the object ids of those the listing named.
+pub type Resolved = (Vec<DesiredUser>, HashMap<Arc<str>, uuid::Uuid>);
+
 /// The desired users of a manifest with selectors: its `users:` entries (each taking the
 /// selectors' value for a field it leaves out), then every other user a selector reaches,
 /// named by userPrincipalName with its object id in `ids`, in listing order. Users excluded
@@ -525,7 +528,7 @@ pub fn resolve(
     entries: Vec<DesiredUser>,
     selectors: &Selectors,
     populations: &Populations,
-) -> Result<(Vec<DesiredUser>, HashMap<Arc<str>, uuid::Uuid>), Vec<Conflict>> {
+) -> Result<Resolved, Vec<Conflict>> {
     // For each user a selector reaches: the index of the groups holding them.
     let mut reached: HashMap<uuid::Uuid, (Arc<str>, Vec<usize>, bool)> = HashMap::new();
     let mut order = Vec::new();
@@ -607,18 +610,20 @@ pub fn resolve(
         .collect();
     let mut users = entries;
     let mut taken = HashSet::new();
+    let mut ids = HashMap::new();
     for entry in &mut users {
         let id = uuid::Uuid::parse_str(&entry.user)
             .ok()
             .or_else(|| by_name.get(&entry.user.to_lowercase()).copied());
-        let Some((selected, _)) = id.and_then(|id| layered.get(&id)) else {
+        let Some((id, (selected, _))) = id.and_then(|id| Some((id, layered.get(&id)?))) else {
             continue;
         };
-        taken.insert(id.expect("found by id"));
+        taken.insert(id);
+        // The listing named the entry's user: no lookup needed for it either.
+        ids.insert(entry.user.clone(), id);
         let merged = entry.settings().or(*selected);
         entry.set_settings(merged);
     }
-    let mut ids = HashMap::new();
     for id in order {
         if taken.contains(&id) {
             continue;
@@ -809,7 +814,10 @@ users: []
             ids[&Arc::<str>::from("alex@contoso.com")],
             uuid::Uuid::from_u128(2)
         );
-        assert!(!ids.contains_key(&Arc::<str>::from("megan@contoso.com")));
+        assert_eq!(
+            ids[&Arc::<str>::from("megan@contoso.com")],
+            uuid::Uuid::from_u128(1)
+        );
         assert_eq!(users.len(), 4);
     }
 

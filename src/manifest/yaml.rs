@@ -1390,7 +1390,7 @@ users:
         let messages: Vec<String> = problems(text).into_iter().map(|p| p.message).collect();
         assert_eq!(
             messages[0],
-            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, policy, protect, maxChanges"
+            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, allUsers, groups, exclude, policy, protect, maxChanges"
         );
         assert_eq!(
             messages[1],

@@ -17,6 +17,7 @@ mod resume;
 mod rollback;
 mod saved;
 mod schemas;
+mod selectors;
 mod show;
 mod signin;
 mod support;
