@@ -12,6 +12,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod reports;
 mod resume;
 mod rollback;
 mod saved;
