@@ -34,6 +34,9 @@ pub struct Digest {
     pub distributions: Vec<Distribution>,
     /// How many entries [`failures`] yields.
     pub failures: u64,
+    /// The tenant policy's status and how many of its properties differ, when the manifest
+    /// manages it.
+    pub policy: Option<(Status, u64)>,
 }
 
 /// Users sharing one change of one field.
@@ -235,6 +238,10 @@ pub fn digest(plan: &Plan) -> Digest {
         reasons,
         distributions,
         failures,
+        policy: plan
+            .policy
+            .as_ref()
+            .map(|policy| (policy.status, policy.changes.len() as u64)),
     }
 }
 
@@ -511,6 +518,7 @@ mod tests {
         let total: u64 = digest.statuses.iter().map(|(_, n)| n).sum();
         assert_eq!(total, digest.summary.users);
         assert!(!digest.applied_run);
+        assert_eq!(digest.policy, None);
     }
 
     #[test]

@@ -196,6 +196,17 @@ fn render_cards(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
         )?,
         None => card(out, "writes", writes, "writes planned")?,
     }
+    if let Some((status, properties)) = digest.policy {
+        card(
+            out,
+            &format!("policy {}", status_name(status)),
+            properties,
+            &format!(
+                "tenant policy properties differing ({})",
+                status_label(status, digest.applied_run)
+            ),
+        )?;
+    }
     writeln!(out, "</section>")
 }
 

@@ -77,6 +77,20 @@ fn render_counts(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
             thousands(s.writes + s.policy_writes)
         )?,
     }
+    if let Some((status, properties)) = digest.policy {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Tenant policy (authenticationMethodsPolicy): {}, {} {} differing.",
+            status_label(status, digest.applied_run),
+            thousands(properties),
+            if properties == 1 {
+                "property"
+            } else {
+                "properties"
+            }
+        )?;
+    }
     writeln!(out)
 }
 
@@ -269,6 +283,33 @@ mod tests {
         assert_eq!(pipes.count(), 8, "{row}");
         assert!(
             text.contains("| perUserMfaState enforced → disabled | 3 | 2 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_managed_tenant_policy_is_summarised() {
+        use crate::plan::policy::{PolicyChange, PolicyPlan};
+        let mut plan = fixtures::plan();
+        plan.policy = Some(PolicyPlan {
+            status: crate::plan::Status::Change,
+            changes: vec![PolicyChange {
+                part: "systemCredentialPreferences".into(),
+                property: "state".into(),
+                before: "disabled".into(),
+                after: "enabled".into(),
+            }],
+            before: Default::default(),
+            body: Default::default(),
+            notes: Vec::new(),
+            result: None,
+            error: None,
+        });
+        let text = render(&plan);
+        assert!(
+            text.contains(
+                "Tenant policy (authenticationMethodsPolicy): to change, 1 property differing."
+            ),
             "{text}"
         );
     }
