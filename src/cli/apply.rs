@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, miette};
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
-use super::output::{self, OutputFile};
+use super::output::{self, OutputFile, ReportFile};
 use super::plan::{ManifestArgs, load_manifest, run_error};
 use crate::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
@@ -49,6 +49,12 @@ pub struct ApplyArgs {
     /// How to print the report on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Also write the finished run's report here, in the format its extension names: .json
+    /// (the report document), .csv (one row per user and field), .md (a summary for a CI step
+    /// summary), .html (a self-contained page with charts). Readable by you only; checked
+    /// before anything is sent.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Do not read the written endpoints back after the writes (by default a user whose
     /// writes Graph accepted but does not show is reported `unverified`, exit code 3).
     #[arg(long)]
@@ -93,6 +99,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             "apply asks for confirmation, but stdin is not a terminal"
         ));
     }
+    let report = args.report.as_deref().map(ReportFile::check).transpose()?;
     let resume = match (&args.resume, &source) {
         (Some(path), Source::Saved(plan)) => {
             Some(read_resume(path, plan, args.journal.as_deref())?)
@@ -289,6 +296,9 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
         OutputFormat::Json => report::render_json(&plan, out),
     })?;
+    if let Some(report) = &report {
+        report.write(&plan)?;
+    }
     if let Some((_, journal)) = &files {
         eprintln!("Journal: {}", shown(journal));
     }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use miette::miette;
 
 use crate::files::open_private;
+use crate::plan::Plan;
+use crate::report::{self, ReportKind};
 
 /// An output path that was checked writable; [`OutputFile::write`] fills it at the end.
 #[derive(Debug)]
@@ -113,6 +115,34 @@ impl Drop for Staged {
     fn drop(&mut self) {
         // After a rename there is nothing left to remove; before it, nothing must be left.
         let _ = std::fs::remove_file(&self.temporary);
+    }
+}
+
+/// `--report FILE`: the format its extension names and the path, both checked before any
+/// request; [`ReportFile::write`] writes the plan or the finished run's report at the end.
+#[derive(Debug)]
+pub struct ReportFile {
+    kind: ReportKind,
+    file: OutputFile,
+}
+
+impl ReportFile {
+    pub fn check(path: &Path) -> miette::Result<ReportFile> {
+        let kind = ReportKind::from_path(path).map_err(|error| {
+            miette!(
+                help = "e.g. --report report.html, or --report summary.md for a CI step summary",
+                "{error}; nothing was sent"
+            )
+        })?;
+        Ok(ReportFile {
+            kind,
+            file: OutputFile::check(path, "--report")?,
+        })
+    }
+
+    pub fn write(&self, plan: &Plan) -> miette::Result<()> {
+        self.file
+            .write(|out| report::write_report(plan, self.kind, out))
     }
 }
 

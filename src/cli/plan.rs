@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
-use super::output::{self, OutputFile};
+use super::output::{self, OutputFile, ReportFile};
 use crate::engine::{self, preflight};
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
@@ -30,6 +30,12 @@ pub struct PlanArgs {
     /// Exit 0 when everything is in sync, 2 when not, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also write a report here, in the format its extension names: .json (the plan
+    /// document), .csv (one row per user and field), .md (a summary for a CI step summary),
+    /// .html (a self-contained page with charts). Readable by you only; checked before
+    /// anything is sent.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
@@ -90,6 +96,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
+    let report = args.report.as_deref().map(ReportFile::check).transpose()?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
         .graph
@@ -121,6 +128,9 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     if let Some(out) = &out {
         stamp(&mut plan, &args.manifest, &args.reading)?;
         save(out, &plan)?;
+    }
+    if let Some(report) = &report {
+        report.write(&plan)?;
     }
     output::to_stdout(|stdout| match args.format {
         OutputFormat::Text => report::render_plan_text(&plan, stdout),

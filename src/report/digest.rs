@@ -1,0 +1,615 @@
+//! What a plan or apply report adds up to: users per status, how many users each change moves
+//! (`perUserMfaState enforced → disabled: 41,210`), why users are blocked or failed (grouped,
+//! with a few examples), and the before/after distribution of each managed field.
+//!
+//! One place for the arithmetic, so that every summary (the markdown and HTML reports, the text
+//! plan's opening summary) agrees to the user. Pure: it reads a [`Plan`] and returns numbers and
+//! raw text; escaping belongs to each renderer, never here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{Endpoint, Field};
+use crate::plan::{FieldChange, Plan, Status, Summary, UserPlan, Value};
+
+/// How many example users a grouped reason keeps.
+pub const REASON_EXAMPLES: usize = 3;
+
+/// A plan's or an apply report's totals, computed in one pass over its users.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Digest {
+    pub summary: Summary,
+    /// Whether the plan is the report of an apply run (its writes carry results).
+    pub applied_run: bool,
+    /// Users per status, in [`STATUS_ORDER`], statuses with no user left out; in-sync users
+    /// (never listed in a plan) come from the summary.
+    pub statuses: Vec<(Status, u64)>,
+    /// Planned changes grouped by `(field, before, after)`, most users first.
+    pub changes: Vec<ChangeCount>,
+    /// Why users are blocked, not found, failed, drifted, unverified or not reached, grouped
+    /// by reason, most users first.
+    pub reasons: Vec<Reason>,
+    /// For each managed field, the values of the users whose entry changes it, before and
+    /// after, in [`Field::ALL`] order (fields no listed user changes are left out).
+    pub distributions: Vec<Distribution>,
+    /// How many entries [`failures`] yields.
+    pub failures: u64,
+    /// The tenant policy's status and how many of its properties differ, when the manifest
+    /// manages it.
+    pub policy: Option<(Status, u64)>,
+}
+
+/// Users sharing one change of one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeCount {
+    pub field: Field,
+    pub before: String,
+    pub after: String,
+    /// Users whose entry plans this change (blocked and protected fields are not changes).
+    pub users: u64,
+    /// Of them, users whose write Graph accepted and kept (apply reports; 0 in plans).
+    pub made: u64,
+}
+
+/// Users sharing one reason for not converging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason {
+    pub status: Status,
+    /// Without any user's name: `push not registered`, `requirements: HTTP 403 Forbidden`.
+    pub text: String,
+    pub users: u64,
+    /// The first few users with this reason, in plan order.
+    pub examples: Vec<Arc<str>>,
+}
+
+/// One field's values over the users listed in the plan whose entry names that field: what
+/// they held before and what they hold after (the planned value for a plan, or for an apply
+/// report the written value when Graph accepted and kept it; otherwise the value before).
+/// In-sync users are not listed in a plan, so they are not in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Distribution {
+    pub field: Field,
+    pub users: u64,
+    /// `(value, users before, users after)`, most users before first.
+    pub values: Vec<(String, u64, u64)>,
+}
+
+/// One write or read that did not converge, with what Graph said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure<'a> {
+    pub user: &'a str,
+    pub status: Status,
+    pub endpoint: Option<Endpoint>,
+    pub http_status: Option<u16>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The order statuses are counted and shown in.
+pub const STATUS_ORDER: [Status; 9] = [
+    Status::Change,
+    Status::Applied,
+    Status::Blocked,
+    Status::Protected,
+    Status::NotFound,
+    Status::Failed,
+    Status::Drifted,
+    Status::Unverified,
+    Status::InSync,
+];
+
+/// The status as the plan document spells it (`not_found`).
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::InSync => "in_sync",
+        Status::Change => "change",
+        Status::Blocked => "blocked",
+        Status::NotFound => "not_found",
+        Status::Failed => "failed",
+        Status::Drifted => "drifted",
+        Status::Applied => "applied",
+        Status::Protected => "protected",
+        Status::Unverified => "unverified",
+    }
+}
+
+/// The status for people. A user still at `change` after an apply run was never reached.
+pub fn status_label(status: Status, applied_run: bool) -> &'static str {
+    match status {
+        Status::InSync => "in sync",
+        Status::Change if applied_run => "not reached",
+        Status::Change => "to change",
+        Status::Blocked => "blocked",
+        Status::NotFound => "not found",
+        Status::Failed => "failed",
+        Status::Drifted => "changed since the plan",
+        Status::Applied => "applied",
+        Status::Protected => "protected",
+        Status::Unverified => "unverified",
+    }
+}
+
+/// A value as reports show it: a string bare, `null`, `true`, anything else as JSON. Raw:
+/// each renderer escapes it for its format.
+pub fn show_value(value: &Value) -> String {
+    match value.as_str() {
+        Some(text) => text.to_owned(),
+        None => value.to_string(),
+    }
+}
+
+/// Adds up `plan` (one pass over its users; a million users keep only the groups).
+pub fn digest(plan: &Plan) -> Digest {
+    let applied_run = plan.summary.applied.is_some();
+    let mut statuses: HashMap<Status, u64> = HashMap::new();
+    let mut changes: HashMap<(Field, String, String), (u64, u64)> = HashMap::new();
+    let mut reasons: HashMap<(Status, String), Reason> = HashMap::new();
+    let mut distributions: HashMap<Field, HashMap<String, (u64, u64)>> = HashMap::new();
+    let mut failures = 0;
+    for user in &plan.users {
+        *statuses.entry(user.status).or_default() += 1;
+        for field in &user.fields {
+            let before = show_value(&field.before);
+            let lands = lands(user, field, applied_run);
+            if is_change(user, field) {
+                let key = (field.field, before.clone(), show_value(&field.after));
+                let entry = changes.entry(key).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(applied_run && lands);
+            }
+            let values = distributions.entry(field.field).or_default();
+            let after = if lands {
+                show_value(&field.after)
+            } else {
+                before.clone()
+            };
+            values.entry(before).or_default().0 += 1;
+            values.entry(after).or_default().1 += 1;
+        }
+        for text in reason_texts(user, applied_run) {
+            let reason = reasons
+                .entry((user.status, text))
+                .or_insert_with_key(|(status, text)| Reason {
+                    status: *status,
+                    text: text.clone(),
+                    users: 0,
+                    examples: Vec::new(),
+                });
+            reason.users += 1;
+            if reason.examples.len() < REASON_EXAMPLES {
+                reason.examples.push(user.user.clone());
+            }
+        }
+        failures += user_failures(user).len() as u64;
+    }
+    statuses.insert(Status::InSync, plan.summary.in_sync);
+
+    let statuses = STATUS_ORDER
+        .iter()
+        .filter_map(|status| {
+            let count = statuses.get(status).copied().unwrap_or(0);
+            (count > 0).then_some((*status, count))
+        })
+        .collect();
+    let mut changes: Vec<ChangeCount> = changes
+        .into_iter()
+        .map(|((field, before, after), (users, made))| ChangeCount {
+            field,
+            before,
+            after,
+            users,
+            made,
+        })
+        .collect();
+    changes.sort_by(|a, b| {
+        b.users
+            .cmp(&a.users)
+            .then_with(|| (a.field, &a.before, &a.after).cmp(&(b.field, &b.before, &b.after)))
+    });
+    let mut reasons: Vec<Reason> = reasons.into_values().collect();
+    reasons.sort_by(|a, b| {
+        b.users
+            .cmp(&a.users)
+            .then_with(|| (status_name(a.status), &a.text).cmp(&(status_name(b.status), &b.text)))
+    });
+    let distributions = Field::ALL
+        .iter()
+        .filter_map(|field| {
+            let values = distributions.remove(field)?;
+            let users = values.values().map(|(before, _)| before).sum();
+            let mut values: Vec<(String, u64, u64)> = values
+                .into_iter()
+                .map(|(value, (before, after))| (value, before, after))
+                .collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Some(Distribution {
+                field: *field,
+                users,
+                values,
+            })
+        })
+        .collect();
+    Digest {
+        summary: plan.summary,
+        applied_run,
+        statuses,
+        changes,
+        reasons,
+        distributions,
+        failures,
+        policy: plan
+            .policy
+            .as_ref()
+            .map(|policy| (policy.status, policy.changes.len() as u64)),
+    }
+}
+
+/// Whether `field` is one of the user's planned changes: a write carries it (a blocked field
+/// and a protected user's fields are only shown).
+fn is_change(user: &UserPlan, field: &FieldChange) -> bool {
+    !field.blocked && user.status != Status::Protected
+}
+
+/// Whether the user ends up with the field's `after`: in a plan, when it is a change; in an
+/// apply report, when Graph accepted its write and reading back did not contradict it.
+fn lands(user: &UserPlan, field: &FieldChange, applied_run: bool) -> bool {
+    if !is_change(user, field) {
+        return false;
+    }
+    if !applied_run {
+        return true;
+    }
+    user.status != Status::Unverified
+        && user
+            .write(field.field.endpoint())
+            .and_then(|write| write.result())
+            .is_some_and(|result| result.ok)
+}
+
+/// Why a user did not (or will not) converge, without naming the user, so that users group:
+/// one text per blocked field, else one per user.
+fn reason_texts(user: &UserPlan, applied_run: bool) -> Vec<String> {
+    let error = || {
+        let mut failures = user_failures(user).into_iter();
+        failures.next().map_or_else(
+            || status_label(user.status, applied_run).to_owned(),
+            |failure| failure_reason(&failure),
+        )
+    };
+    match user.status {
+        // The diff blocks a field for one reason only: a preferred method the user has not
+        // registered (the reason text names the user; this one does not).
+        Status::Blocked => user
+            .fields
+            .iter()
+            .filter(|field| field.blocked)
+            .map(|field| format!("{} not registered", show_value(&field.after)))
+            .collect(),
+        Status::NotFound => vec!["not found in the directory".to_owned()],
+        Status::Failed => vec![error()],
+        Status::Drifted => vec!["changed since the plan: not written".to_owned()],
+        Status::Unverified => vec!["written, but reading back does not show it".to_owned()],
+        Status::Change if applied_run => {
+            vec!["not reached: the run stopped before its writes".to_owned()]
+        }
+        Status::Change | Status::Applied | Status::Protected | Status::InSync => Vec::new(),
+    }
+}
+
+/// `requirements: HTTP 403 Authorization_RequestDenied`, or `no answer` when none came.
+fn failure_reason(failure: &Failure<'_>) -> String {
+    let mut text = failure
+        .endpoint
+        .map_or_else(String::new, |endpoint| format!("{endpoint}: "));
+    match failure.http_status {
+        Some(status) => text.push_str(&format!("HTTP {status}")),
+        None => text.push_str("no answer"),
+    }
+    if let Some(code) = &failure.code {
+        text.push(' ');
+        text.push_str(code);
+    }
+    text
+}
+
+/// Every failure of a user that did not converge (failed, drifted, unverified): the error kept
+/// on the user, then each failed write it does not already cover.
+pub fn user_failures(user: &UserPlan) -> Vec<Failure<'_>> {
+    if !matches!(
+        user.status,
+        Status::Failed | Status::Drifted | Status::Unverified
+    ) {
+        return Vec::new();
+    }
+    let mut failures = Vec::new();
+    if let Some(error) = &user.error {
+        failures.push(Failure {
+            user: &user.user,
+            status: user.status,
+            endpoint: error.endpoint,
+            http_status: error.status,
+            code: Some(error.code.clone()),
+            message: Some(error.message.clone()),
+            request_id: error.request_id.clone(),
+        });
+    }
+    let covered = user.error.as_ref().and_then(|error| error.endpoint);
+    for write in user.writes() {
+        if let Some(result) = write.result().filter(|result| !result.ok)
+            && covered != Some(write.endpoint)
+        {
+            failures.push(Failure {
+                user: &user.user,
+                status: user.status,
+                endpoint: Some(write.endpoint),
+                http_status: result.status,
+                code: result.code.map(String::from),
+                message: None,
+                request_id: result.request_id.map(|id| id.to_string()),
+            });
+        }
+    }
+    failures
+}
+
+/// Every failure in the plan, in plan order ([`Digest::failures`] counts them).
+pub fn failures(plan: &Plan) -> impl Iterator<Item = Failure<'_>> {
+    plan.users.iter().flat_map(user_failures)
+}
+
+#[cfg(test)]
+pub(super) mod fixtures {
+    //! A small plan with one user of each kind, and names chosen to break every format.
+
+    use crate::model::{Endpoint, Field, PerUserMfaState, PreferredMethod};
+    use crate::plan::{FieldChange, Plan, Status, UserError, UserPlan, Value, WriteResult};
+
+    pub const HOSTILE: &str = "=cmd|' /C calc'!A0<script>alert(1)</script>*`|x@contoso.com";
+
+    fn change(field: Field, before: Value, after: Value, blocked: bool) -> FieldChange {
+        FieldChange {
+            field,
+            before,
+            after,
+            blocked,
+        }
+    }
+
+    fn state(before: PerUserMfaState, after: PerUserMfaState) -> FieldChange {
+        change(
+            Field::PerUserMfaState,
+            Value::State(before),
+            Value::State(after),
+            false,
+        )
+    }
+
+    /// Three users disabling enforced MFA (one with a hostile name), one moving to push, one
+    /// blocked asking for push, one blocked asking for oath, one not found, one failed read.
+    pub fn plan() -> Plan {
+        use PerUserMfaState::{Disabled, Enforced};
+        let user = |name: &str, status, fields| {
+            UserPlan::new(name.into(), status, fields, None, Vec::new())
+        };
+        let blocked = |name: &str, method| {
+            UserPlan::new(
+                name.into(),
+                Status::Blocked,
+                vec![change(
+                    Field::PreferredMethod,
+                    Value::Method(PreferredMethod::Sms),
+                    Value::Method(method),
+                    true,
+                )],
+                Some(format!("{method} is not registered for {name}")),
+                Vec::new(),
+            )
+        };
+        let failed = UserPlan::unread(
+            "-failed@contoso.com".into(),
+            Status::Failed,
+            UserError {
+                endpoint: Some(Endpoint::Requirements),
+                status: Some(403),
+                code: "Authorization_RequestDenied".into(),
+                message: "Insufficient privileges".into(),
+                request_id: Some("+req-1".into()),
+            },
+        );
+        let users = vec![
+            user(
+                "a@contoso.com",
+                Status::Change,
+                vec![state(Enforced, Disabled)],
+            ),
+            user(
+                "b@contoso.com",
+                Status::Change,
+                vec![state(Enforced, Disabled)],
+            ),
+            user(HOSTILE, Status::Change, vec![state(Enforced, Disabled)]),
+            user(
+                "c@contoso.com",
+                Status::Change,
+                vec![change(
+                    Field::PreferredMethod,
+                    Value::Method(PreferredMethod::Sms),
+                    Value::Method(PreferredMethod::Push),
+                    false,
+                )],
+            ),
+            blocked("d@contoso.com", PreferredMethod::Push),
+            blocked("@e@contoso.com", PreferredMethod::Push),
+            blocked("f@contoso.com", PreferredMethod::Oath),
+            UserPlan::unread(
+                "ghost@contoso.com".into(),
+                Status::NotFound,
+                UserError {
+                    endpoint: None,
+                    status: Some(404),
+                    code: "Request_ResourceNotFound".into(),
+                    message: "not found".into(),
+                    request_id: None,
+                },
+            ),
+            failed,
+        ];
+        let mut plan = Plan::new(
+            "http://127.0.0.1:1",
+            20,
+            users.into_iter().enumerate().collect(),
+        );
+        plan.tenant_id = Some("9c0e5f1a-0000-4000-8000-000000000001".into());
+        plan.tenant_domain = Some("contoso.onmicrosoft.com".into());
+        plan
+    }
+
+    /// [`plan`] after an apply: the first two users applied, the hostile one's write refused.
+    pub fn applied() -> Plan {
+        let mut plan = plan();
+        for user in plan.users.iter_mut().take(2) {
+            user.set_result(
+                Endpoint::Requirements,
+                WriteResult {
+                    ok: true,
+                    status: Some(204),
+                    request_id: None,
+                    code: None,
+                    settled_by_read: false,
+                },
+            );
+            user.status = Status::Applied;
+        }
+        let hostile = &mut plan.users[2];
+        hostile.set_result(
+            Endpoint::Requirements,
+            WriteResult {
+                ok: false,
+                status: Some(400),
+                request_id: Some("=req-2".to_owned().into()),
+                code: Some("@badRequest".into()),
+                settled_by_read: false,
+            },
+        );
+        hostile.status = Status::Failed;
+        plan.summary = plan.count_after_apply(20);
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_count_every_user_and_the_in_sync_ones() {
+        let digest = digest(&fixtures::plan());
+        assert_eq!(
+            digest.statuses,
+            vec![
+                (Status::Change, 4),
+                (Status::Blocked, 3),
+                (Status::NotFound, 1),
+                (Status::Failed, 1),
+                (Status::InSync, 11),
+            ]
+        );
+        let total: u64 = digest.statuses.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, digest.summary.users);
+        assert!(!digest.applied_run);
+        assert_eq!(digest.policy, None);
+    }
+
+    #[test]
+    fn changes_group_by_field_and_values_most_users_first_and_exclude_blocked_fields() {
+        let digest = digest(&fixtures::plan());
+        let changes: Vec<_> = digest
+            .changes
+            .iter()
+            .map(|c| (c.field, c.before.as_str(), c.after.as_str(), c.users))
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                (Field::PerUserMfaState, "enforced", "disabled", 3),
+                (Field::PreferredMethod, "sms", "push", 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn reasons_group_without_user_names_and_keep_a_few_examples() {
+        let digest = digest(&fixtures::plan());
+        let first = &digest.reasons[0];
+        assert_eq!(
+            (first.status, first.text.as_str(), first.users),
+            (Status::Blocked, "push not registered", 2)
+        );
+        assert_eq!(
+            first.examples,
+            vec![Arc::from("d@contoso.com"), Arc::from("@e@contoso.com")]
+        );
+        let texts: Vec<_> = digest.reasons.iter().map(|r| r.text.as_str()).collect();
+        assert!(texts.contains(&"oath not registered"), "{texts:?}");
+        assert!(texts.contains(&"not found in the directory"), "{texts:?}");
+        assert!(
+            texts.contains(&"requirements: HTTP 403 Authorization_RequestDenied"),
+            "{texts:?}"
+        );
+        assert_eq!(digest.failures, 1);
+    }
+
+    #[test]
+    fn distributions_show_before_and_after_of_listed_users() {
+        let digest = digest(&fixtures::plan());
+        let state = &digest.distributions[1];
+        assert_eq!(state.field, Field::PerUserMfaState);
+        assert_eq!(state.users, 3);
+        assert_eq!(
+            state.values,
+            vec![("enforced".into(), 3, 0), ("disabled".into(), 0, 3)]
+        );
+        // Blocked users keep their method: only c moves to push.
+        let preferred = &digest.distributions[0];
+        assert_eq!(preferred.field, Field::PreferredMethod);
+        assert_eq!(
+            preferred.values,
+            vec![("sms".into(), 4, 3), ("push".into(), 0, 1)]
+        );
+    }
+
+    #[test]
+    fn an_apply_report_counts_only_the_writes_that_landed() {
+        let plan = fixtures::applied();
+        let digest = digest(&plan);
+        assert!(digest.applied_run);
+        let state = &digest.changes[0];
+        assert_eq!((state.users, state.made), (3, 2));
+        assert_eq!(
+            digest.distributions[1].values,
+            vec![("enforced".into(), 3, 1), ("disabled".into(), 0, 2)]
+        );
+        // The hostile user's refused write is a failure with its request-id; the not-reached
+        // user is a reason.
+        let failures: Vec<_> = failures(&plan).collect();
+        assert_eq!(failures.len(), 2);
+        assert_eq!(failures[0].request_id.as_deref(), Some("=req-2"));
+        assert!(
+            digest
+                .reasons
+                .iter()
+                .any(|r| r.status == Status::Change && r.text.starts_with("not reached"))
+        );
+    }
+
+    #[test]
+    fn status_names_are_the_plan_documents() {
+        for status in STATUS_ORDER {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::from(status_name(status))
+            );
+        }
+    }
+}
