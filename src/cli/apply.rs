@@ -60,6 +60,8 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub no_verify: bool,
     #[command(flatten)]
+    pub text: super::plan::TextArgs,
+    #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
@@ -170,10 +172,14 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     };
     let saved_plan = is_saved_plan(&args.manifest);
     match args.format {
-        OutputFormat::Text => output::to_stdout(|out| report::render_plan_text(&plan, out))?,
+        OutputFormat::Text => {
+            let options = args.text.options(false, std::io::stdout().is_terminal());
+            output::to_stdout(|out| report::render_plan_text_with(&plan, out, options))?
+        }
         OutputFormat::Json if !args.auto_approve && !saved_plan => {
             let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
-            report::render_plan_text(&plan, &mut stderr)
+            let options = args.text.options(false, std::io::stderr().is_terminal());
+            report::render_plan_text_with(&plan, &mut stderr, options)
                 .and_then(|()| stderr.flush())
                 .into_diagnostic()?;
         }

@@ -30,6 +30,11 @@ pub struct PlanArgs {
     /// Exit 0 when everything is in sync, 2 when not, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Print the summary alone (counts, changes, grouped reasons), without the users.
+    #[arg(long)]
+    pub summary: bool,
+    #[command(flatten)]
+    pub text: TextArgs,
     /// Also write a report here, in the format its extension names: .json (the plan
     /// document), .csv (one row per user and field), .md (a summary for a CI step summary),
     /// .html (a self-contained page with charts). Readable by you only; checked before
@@ -40,6 +45,26 @@ pub struct PlanArgs {
     pub reading: ManifestArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
+}
+
+/// How the text plan reads; shared by plan and apply.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// Give each blocked user's whole reason and advice, not only the grouped one.
+    #[arg(long)]
+    pub detail: bool,
+}
+
+impl TextArgs {
+    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org).
+    pub fn options(&self, summary_only: bool, to_terminal: bool) -> report::TextOptions {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        report::TextOptions {
+            detail: self.detail,
+            summary_only,
+            color: to_terminal && !no_color,
+        }
+    }
 }
 
 /// How to read the manifest; shared by plan, apply and validate.
@@ -133,7 +158,14 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         report.write(&plan)?;
     }
     output::to_stdout(|stdout| match args.format {
-        OutputFormat::Text => report::render_plan_text(&plan, stdout),
+        OutputFormat::Text => report::render_plan_text_with(
+            &plan,
+            stdout,
+            args.text.options(
+                args.summary,
+                std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            ),
+        ),
         OutputFormat::Json => report::render_json(&plan, stdout),
     })?;
     Ok(plan_exit_code(&plan, args.detailed_exitcode))

@@ -269,7 +269,7 @@ fn lands(user: &UserPlan, field: &FieldChange, applied_run: bool) -> bool {
 
 /// Why a user did not (or will not) converge, without naming the user, so that users group:
 /// one text per blocked field, else one per user.
-fn reason_texts(user: &UserPlan, applied_run: bool) -> Vec<String> {
+pub fn reason_texts(user: &UserPlan, applied_run: bool) -> Vec<String> {
     let error = || {
         let mut failures = user_failures(user).into_iter();
         failures.next().map_or_else(

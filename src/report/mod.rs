@@ -18,7 +18,9 @@ pub use html::render_html;
 pub use markdown::render_markdown;
 pub use show_json::render_show_json;
 pub use show_text::render_show_text;
-pub use text::{render_apply_text, render_plan_text, verify_line};
+pub use text::{
+    TextOptions, render_apply_text, render_plan_text, render_plan_text_with, verify_line,
+};
 
 use crate::plan::Plan;
 

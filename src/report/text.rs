@@ -28,11 +28,44 @@ pub fn tenant_line_for(graph: &str, id: Option<&str>, domain: Option<&str>) -> S
     format!("Tenant {tenant} at {graph}")
 }
 
-/// The plan as people read it: the tenant, one block per user not in sync, then the `Plan:`
-/// line. A plan with users that could not be read says it is incomplete, never "no changes".
-/// Written as it goes: no copy of the whole text is built.
+/// How the text plan is laid out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TextOptions {
+    /// Each blocked user's whole reason and advice, not only the grouped one (`--detail`).
+    pub detail: bool,
+    /// The summary alone, without the users (`--summary`).
+    pub summary_only: bool,
+    /// ANSI colours (a terminal, and `NO_COLOR` unset).
+    pub color: bool,
+}
+
+/// At most this many kinds of change, and of reason, open the plan: a summary that fits the
+/// first screen, whatever the number of users.
+const CHANGES_SHOWN: usize = 10;
+const REASONS_SHOWN: usize = 8;
+
+/// The plan as people read it, with the default layout ([`render_plan_text_with`]).
 pub fn render_plan_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
-    writeln!(out, "{}", tenant_line(plan))?;
+    render_plan_text_with(plan, out, TextOptions::default())
+}
+
+/// The plan as people read it: the tenant, then the summary (the counts, each kind of change
+/// with how many users it moves, the reasons users need attention, grouped, and the cost), then
+/// the policy and one block per user not in sync, and the `Plan:` line again at the end. A plan
+/// with users that could not be read says it is incomplete, never "no changes". Written as it
+/// goes: no copy of the whole text is built.
+pub fn render_plan_text_with(
+    plan: &Plan,
+    out: &mut impl io::Write,
+    options: TextOptions,
+) -> io::Result<()> {
+    let paint = Paint(options.color);
+    writeln!(out, "{}", paint.bold(&tenant_line(plan)))?;
+    writeln!(out)?;
+    render_summary(plan, out, paint)?;
+    if options.summary_only {
+        return Ok(());
+    }
     writeln!(out)?;
     if let Some(policy) = &plan.policy {
         render_policy(out, policy)?;
@@ -67,15 +100,148 @@ pub fn render_plan_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()>
         }
         writeln!(out)?;
         for user in &plan.users {
-            render_user(out, user)?;
+            render_user_with(out, user, options.detail, paint)?;
         }
         writeln!(out)?;
     }
-    writeln!(out, "{}", plan_line(&plan.summary))?;
+    // Again at the end, where a long listing leaves the reader.
+    writeln!(out, "{}", paint.bold(&plan_line(&plan.summary)))?;
     if let Some(estimate) = plan.summary.estimate.filter(|e| e.writes > 0) {
         writeln!(out, "Applying it makes {}.", estimate.describe())?;
     }
     Ok(())
+}
+
+/// The opening summary: the `Plan:` line, each kind of change with its users (most first),
+/// the grouped reasons users need attention, and what applying costs. A few dozen lines at
+/// most, for 50 users or 50,000.
+fn render_summary(plan: &Plan, out: &mut impl io::Write, paint: Paint) -> io::Result<()> {
+    let digest = super::digest::digest(plan);
+    writeln!(out, "{}", paint.bold(&plan_line(&plan.summary)))?;
+    if !digest.changes.is_empty() {
+        writeln!(out, "Changes:")?;
+        let width = digest
+            .changes
+            .iter()
+            .take(CHANGES_SHOWN)
+            .map(|c| change_label(c).chars().count())
+            .max()
+            .unwrap_or(0);
+        for change in digest.changes.iter().take(CHANGES_SHOWN) {
+            let label = change_label(change);
+            writeln!(out, "  {label:<width$}  {}", people(change.users))?;
+        }
+        if digest.changes.len() > CHANGES_SHOWN {
+            writeln!(
+                out,
+                "  ... and {} more {} of change (listed per user below; --format json has all)",
+                digest.changes.len() - CHANGES_SHOWN,
+                if digest.changes.len() - CHANGES_SHOWN == 1 {
+                    "kind"
+                } else {
+                    "kinds"
+                }
+            )?;
+        }
+    }
+    if !digest.reasons.is_empty() {
+        writeln!(out, "Needs attention:")?;
+        for reason in digest.reasons.iter().take(REASONS_SHOWN) {
+            let examples: Vec<String> = reason
+                .examples
+                .iter()
+                .map(|user| printable(user).into_owned())
+                .collect();
+            let more = if reason.users > reason.examples.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            };
+            let label = super::digest::status_label(reason.status, digest.applied_run);
+            // "not found in the directory" says its status already.
+            let text = if reason.text.starts_with(label) {
+                paint.status(reason.status, &printable(&reason.text))
+            } else {
+                format!(
+                    "{}: {}",
+                    paint.status(reason.status, label),
+                    printable(&reason.text)
+                )
+            };
+            writeln!(
+                out,
+                "  {text} \u{2014} {} (e.g. {}{more})",
+                people(reason.users),
+                examples.join(", ")
+            )?;
+        }
+        if digest.reasons.len() > REASONS_SHOWN {
+            writeln!(
+                out,
+                "  ... and {} more {} (listed per user below)",
+                digest.reasons.len() - REASONS_SHOWN,
+                if digest.reasons.len() - REASONS_SHOWN == 1 {
+                    "reason"
+                } else {
+                    "reasons"
+                }
+            )?;
+        }
+    }
+    if let Some(estimate) = plan.summary.estimate.filter(|e| e.writes > 0) {
+        writeln!(out, "Applying it makes {}.", estimate.describe())?;
+    }
+    Ok(())
+}
+
+/// `41,210 users`, `1 user`.
+fn people(n: u64) -> String {
+    format!(
+        "{} {}",
+        crate::text::thousands(n),
+        if n == 1 { "user" } else { "users" }
+    )
+}
+
+/// `perUserMfaState enforced → disabled`.
+fn change_label(change: &super::digest::ChangeCount) -> String {
+    format!(
+        "{} {} \u{2192} {}",
+        change.field,
+        printable(&change.before),
+        printable(&change.after)
+    )
+}
+
+/// ANSI colours, or none.
+#[derive(Clone, Copy, Debug)]
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn bold(self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+
+    /// A status's sign or label in its colour: changes yellow, trouble red, blocked magenta,
+    /// protected cyan, done green.
+    fn status(self, status: Status, text: &str) -> String {
+        let code = match status {
+            Status::Change => "33",
+            Status::Applied | Status::InSync => "32",
+            Status::Blocked => "35",
+            Status::Protected => "36",
+            Status::NotFound | Status::Failed | Status::Drifted | Status::Unverified => "31",
+        };
+        self.wrap(code, text)
+    }
 }
 
 /// At most this many users not reached are named; the JSON report lists them all.
@@ -295,6 +461,17 @@ fn compact(value: &serde_json::Value) -> String {
 }
 
 fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
+    render_user_with(out, user, true, Paint(false))
+}
+
+/// One user's block. Without `detail`, a blocked field's reason is its short, grouped form
+/// (the summary counts it; the advice is the same for every such user).
+fn render_user_with(
+    out: &mut impl io::Write,
+    user: &UserPlan,
+    detail: bool,
+    paint: Paint,
+) -> io::Result<()> {
     let (sign, label) = match user.status {
         Status::Change => ("~", ""),
         Status::Applied => ("~", " (applied)"),
@@ -306,7 +483,12 @@ fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
         Status::Protected => ("#", " (protected: never written)"),
         Status::InSync => (" ", ""),
     };
-    writeln!(out, "  {sign} {}{label}", user.user)?;
+    writeln!(
+        out,
+        "  {} {}{label}",
+        paint.status(user.status, sign),
+        user.user
+    )?;
     for field in &user.fields {
         writeln!(
             out,
@@ -317,7 +499,17 @@ fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
         )?;
     }
     if let Some(reason) = user.reason() {
-        writeln!(out, "      blocked: {reason}")?;
+        if detail {
+            writeln!(out, "      blocked: {reason}")?;
+        } else {
+            for short in super::digest::reason_texts(user, false) {
+                writeln!(
+                    out,
+                    "      blocked: {} (--detail says why and what to do)",
+                    printable(&short)
+                )?;
+            }
+        }
     }
     for note in user.notes() {
         writeln!(out, "      note: {note}")?;
@@ -412,6 +604,45 @@ fn policy_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(options: TextOptions) -> String {
+        let mut out = Vec::new();
+        render_plan_text_with(&crate::report::digest::fixtures::plan(), &mut out, options).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_summary_opens_the_plan_grouped_and_coloured_only_when_asked() {
+        let plain = text(TextOptions::default());
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(lines[2].starts_with("Plan: "), "{plain}");
+        assert!(lines[3] == "Changes:", "{plain}");
+        assert!(
+            plain.contains("perUserMfaState enforced \u{2192} disabled  3 users"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("blocked: push not registered \u{2014} 2 users (e.g. "),
+            "{plain}"
+        );
+        assert!(!plain.contains('\u{1b}'));
+        // Hostile names reach the terminal escaped, in the summary's examples too.
+        assert!(!plain.contains('\u{202e}'));
+
+        let coloured = text(TextOptions {
+            color: true,
+            ..TextOptions::default()
+        });
+        assert!(coloured.contains("\x1b[1mPlan: "), "{coloured}");
+        assert!(coloured.contains("\x1b[35mblocked\x1b[0m"), "{coloured}");
+
+        let summary = text(TextOptions {
+            summary_only: true,
+            ..TextOptions::default()
+        });
+        assert!(plain.starts_with(&summary), "{summary}");
+        assert!(summary.lines().count() < plain.lines().count());
+    }
 
     #[test]
     fn the_verify_line_says_why_nothing_was_read_back() {

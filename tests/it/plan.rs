@@ -330,3 +330,58 @@ fn enabled_is_met_by_enforced_only_for_users_with_an_mfa_method() {
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["summary"]["in_sync"], 4);
 }
+
+/// A plan of thousands of users opens with its whole summary (counts, each kind of change with
+/// its users, the grouped reasons, the cost) on the first screen; `--summary` prints only that,
+/// and blocked users' advice is grouped unless `--detail` asks for it per user.
+#[test]
+fn a_large_plan_opens_with_its_whole_summary() {
+    let tenant = Tenant::generate(5_000, 71);
+    let (rows, expected) = manifest_for(&tenant, true);
+    assert!(expected.blocked > 100, "the manifest blocks many users");
+    let scenario = Scenario::with_config(
+        tenant,
+        mfactl::emulator::EmulatorConfig {
+            throttle: false,
+            ..Default::default()
+        },
+    );
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let out = scenario.run(&["plan", yaml.to_str().unwrap()]);
+    let text = stdout(&out);
+    let first: Vec<&str> = text.lines().take(30).collect();
+    let screen = first.join("\n");
+    let plan_line = text.lines().find(|l| l.starts_with("Plan: ")).unwrap();
+    assert_eq!(first[2], plan_line, "{screen}");
+    assert!(
+        screen.contains("Changes:") && screen.contains(" \u{2192} "),
+        "{screen}"
+    );
+    assert!(screen.contains("Needs attention:"), "{screen}");
+    let blocked_line = first
+        .iter()
+        .find(|l| l.contains("blocked: ") && l.contains(" not registered \u{2014} "))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(blocked_line.contains(" users (e.g. "), "{blocked_line}");
+    assert!(screen.contains("Applying it makes"), "{screen}");
+    // The per-user blocks come after, each blocked reason short.
+    assert!(text.contains("(--detail says why and what to do)"));
+    assert!(
+        !text.contains("is not registered for"),
+        "no advice paragraph without --detail"
+    );
+    // No colour codes when stdout is not a terminal.
+    assert!(!text.contains('\u{1b}'));
+
+    let summary = stdout(&scenario.run(&["plan", yaml.to_str().unwrap(), "--summary"]));
+    assert!(summary.lines().count() <= 30, "{summary}");
+    assert!(summary.starts_with(&first[..3].join("\n")), "{summary}");
+    assert!(
+        !summary.contains("mfactl will make these changes"),
+        "{summary}"
+    );
+
+    let detail = stdout(&scenario.run(&["plan", yaml.to_str().unwrap(), "--detail"]));
+    assert!(!detail.contains("(--detail says why"), "the advice in full");
+    assert!(detail.lines().count() > text.lines().count() - 1);
+}
