@@ -14,6 +14,7 @@
 //! express (a `null` preferred method, a value this build does not know) are not guessed: they
 //! are listed, and everything else is still restored.
 
+pub use crate::manifest::write::yaml_quoted;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -602,7 +603,7 @@ fn render_target(target: &Target) -> String {
     text
 }
 
-/// A JSON scalar as YAML (strings quoted by [`yaml_quoted`]); other JSON as its compact text,
+/// A JSON scalar as YAML (strings quoted by [`yaml_quoted`](crate::manifest::write::yaml_quoted)); other JSON as its compact text,
 /// quoted, for comments.
 fn yaml_json(value: &Json) -> String {
     match value {
@@ -610,30 +611,6 @@ fn yaml_json(value: &Json) -> String {
         Json::Null | Json::Bool(_) | Json::Number(_) => value.to_string(),
         other => yaml_quoted(&other.to_string()),
     }
-}
-
-/// `text` as a YAML double-quoted scalar in printable ASCII: `"` and `\` escaped, every other
-/// character outside space..`~` as `\uXXXX` or `\UXXXXXXXX` (YAML 1.2 escapes, which any YAML
-/// reader, serde's included, reads back to the same string). No line break, `#` comment or
-/// flow indicator can leave the quotes, so the result is safe inside a value or a comment.
-pub fn yaml_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            c if u32::from(c) <= 0xFFFF => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => {
-                let _ = write!(out, "\\U{:08X}", u32::from(c));
-            }
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

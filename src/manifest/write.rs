@@ -102,7 +102,7 @@ impl ManifestWriter {
                 if self.entries == 0 {
                     writeln!(out, "users:")?;
                 }
-                writeln!(out, "  - user: {}", yaml_string(user))?;
+                writeln!(out, "  - user: {}", yaml_quoted(user))?;
                 if let Some(method) = entry.preferred_method {
                     writeln!(out, "    preferredMethod: {method}")?;
                 }
@@ -139,9 +139,12 @@ impl ManifestWriter {
     }
 }
 
-/// A YAML double-quoted scalar: `"` and `\` escaped, and every character outside printable
-/// ASCII written as an escape, so that no line break, BOM or bidi control reaches the file raw.
-fn yaml_string(text: &str) -> String {
+/// `text` as a YAML double-quoted scalar in printable ASCII: `"` and `\` escaped, every other
+/// character outside space..`~` as `\uXXXX` or `\UXXXXXXXX` (YAML 1.2 escapes, which any YAML
+/// reader, serde's included, reads back to the same string). No line break, BOM, bidi control,
+/// `#` comment or flow indicator can leave the quotes, so the result is safe inside a value or a
+/// comment. Exports and rollback manifests quote everything from Graph or a journal with it.
+pub fn yaml_quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -213,9 +216,9 @@ mod tests {
 
     #[test]
     fn escapes_what_could_bend_a_scalar() {
-        assert_eq!(yaml_string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(yaml_quoted("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(
-            yaml_string("é\n\u{202e}😀"),
+            yaml_quoted("é\n\u{202e}😀"),
             r#""\u00E9\u000A\u202E\U0001F600""#
         );
         assert_eq!(csv_cell("a,b\"c"), "\"a,b\"\"c\"");
