@@ -209,8 +209,12 @@ impl RunError {
                  `mfactl auth check` tests the sign-in alone"
             }
             RunError::Forbidden { needs, .. } => {
-                let mut names: Vec<&str> = needs.iter().map(|n| n.least()).collect();
-                names.dedup();
+                let mut names: Vec<&str> = Vec::new();
+                for name in needs.iter().map(|n| n.least()) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
                 return format!(
                     "grant the app the application permission {} with admin consent (or sign \
                      in as an admin whose role and scopes include it), then run again: users \
@@ -396,8 +400,11 @@ impl Breaker {
                     return;
                 }
                 match need.access {
+                    // Every read refused so far and never allowed is named, not only the one
+                    // that reached the count first: reads of several kinds run at once, and
+                    // which kind gets there first is a matter of timing.
                     Access::Read => self.trip(RunError::Forbidden {
-                        needs: vec![need],
+                        needs: self.refused_reads(need),
                         error: error.clone(),
                     }),
                     Access::Write => {
@@ -429,6 +436,17 @@ impl Breaker {
             .lock()
             .expect("breaker poisoned")
             .contains(&need)
+    }
+
+    /// `first`, then every other read Graph has refused and never allowed.
+    fn refused_reads(&self, first: Need) -> Vec<Need> {
+        let needs = self.needs.lock().expect("breaker poisoned");
+        std::iter::once(first)
+            .chain(needs.iter().filter_map(|(need, d)| {
+                (*need != first && need.access == Access::Read && d.denied > 0 && !d.succeeded)
+                    .then_some(*need)
+            }))
+            .collect()
     }
 
     fn with_denials<T>(&self, need: Need, f: impl FnOnce(&mut Denials) -> T) -> T {
@@ -495,5 +513,35 @@ mod tests {
         assert!(futures::poll!(sixth.as_mut()).is_pending());
         breaker.success(requirements);
         assert!(sixth.await.is_none(), "open to all after a success");
+    }
+
+    #[test]
+    fn a_refused_read_names_every_read_refused_so_far() {
+        let refused = GraphError::Api {
+            method: "GET",
+            path: "/beta/users/x".into(),
+            status: 403,
+            code: "Authorization_RequestDenied".into(),
+            message: "Insufficient privileges".into(),
+            request_id: None,
+            client_request_id: "c".into(),
+            retry_after: None,
+        };
+        let breaker = Breaker::default();
+        let (users, sign_in, requirements) = (
+            Resource::Users.read(),
+            Resource::SignInPreferences.read(),
+            Resource::Requirements.read(),
+        );
+        breaker.failure(sign_in, &refused);
+        breaker.success(requirements);
+        breaker.failure(requirements, &refused); // allowed before: about one user
+        for _ in 0..DENIALS_TO_STOP {
+            breaker.failure(users, &refused);
+        }
+        let Some(RunError::Forbidden { needs, .. }) = breaker.into_error() else {
+            panic!("five refusals stop the run");
+        };
+        assert_eq!(needs, [users, sign_in]);
     }
 }
