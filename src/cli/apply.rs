@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -229,7 +231,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             );
         }
         let interrupt = Interrupt::new();
-        let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone()));
+        let writing = Arc::new(AtomicBool::new(true));
+        let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone(), Arc::clone(&writing)));
         let applying = Instant::now();
         let tenant_id = plan.tenant_id.clone();
         let run = RunInfo {
@@ -258,6 +261,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 estimate::duration(estimate.seconds)
             );
         }
+        writing.store(false, Ordering::SeqCst);
         let verification = engine::verify::after_apply(
             client,
             &mut plan,
@@ -621,16 +625,23 @@ fn quote(arg: &std::ffi::OsStr) -> String {
 }
 
 /// The first Ctrl-C stops new writes (those in flight finish and are journalled, then the
-/// report is printed); a second one exits at once.
-async fn watch_ctrl_c(interrupt: Interrupt) {
+/// report is printed), or, once the writes are done, the read-back; a second one exits at once.
+async fn watch_ctrl_c(interrupt: Interrupt, writing: Arc<AtomicBool>) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
     interrupt.interrupt();
-    eprintln!(
-        "\nCtrl-C: no new writes will start; finishing the ones in flight (Ctrl-C again to \
-         exit at once; the journal records every write sent)"
-    );
+    if writing.load(Ordering::SeqCst) {
+        eprintln!(
+            "\nCtrl-C: no new writes will start; finishing the ones in flight (Ctrl-C again to \
+             exit at once; the journal records every write sent)"
+        );
+    } else {
+        eprintln!(
+            "\nCtrl-C: the writes are done; reading them back stops (Ctrl-C again to exit at \
+             once; the journal records every write made)"
+        );
+    }
     if tokio::signal::ctrl_c().await.is_ok() {
         eprintln!("Exiting at once.");
         std::process::exit(i32::from(exit::INTERRUPTED));
