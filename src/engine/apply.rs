@@ -199,7 +199,7 @@ async fn apply_user(
             Ok(Outcome::Failed(result, error)) => {
                 // A run-wide failure is said once, when the run stops.
                 if !Breaker::is_run_wide(&error) {
-                    tracing::warn!(user = %user.user, %endpoint, %error, "write failed");
+                    tracing::warn!(user = %crate::text::printable(&user.user), %endpoint, %error, "write failed");
                 }
                 user.error
                     .get_or_insert_with(|| Box::new(user_error(Some(endpoint), &error)));
@@ -207,7 +207,7 @@ async fn apply_user(
                 failed = true;
             }
             Ok(Outcome::Drifted(error)) => {
-                tracing::warn!(user = %user.user, %endpoint, message = %error.message, "changed since the plan: not written");
+                tracing::warn!(user = %crate::text::printable(&user.user), %endpoint, message = %error.message, "changed since the plan: not written");
                 user.error.get_or_insert(Box::new(error));
                 drifted = true;
             }

@@ -277,7 +277,12 @@ async fn plan_user(
         requirements: desired.manages_requirements(),
         methods: false,
     };
-    let read = match read_user(client, &desired.user, reads, stop).await {
+    // A user a selector's listing named is read by its object id, never by the name Graph gave.
+    let address = match known {
+        Some(id) => std::borrow::Cow::Owned(id.hyphenated().to_string()),
+        None => std::borrow::Cow::Borrowed(&*desired.user),
+    };
+    let read = match read_user(client, &address, reads, stop).await {
         Ok(read) => read,
         Err((endpoint, error)) => return (unreadable(desired, endpoint, &error), None),
     };
@@ -291,7 +296,7 @@ async fn plan_user(
             methods: true,
             ..Reads::default()
         };
-        match read_user(client, &desired.user, methods, stop).await {
+        match read_user(client, &address, methods, stop).await {
             Ok(read) => live.methods = read.live.methods,
             Err((_, error)) => return (unreadable(desired, None, &error), None),
         }
@@ -401,7 +406,7 @@ fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphEr
     } else {
         // A run-wide failure is said once, when the run stops; not once per user in flight.
         if !Breaker::is_run_wide(error) {
-            tracing::warn!(user = %desired.user, %error, "could not read the user's live state");
+            tracing::warn!(user = %crate::text::printable(&desired.user), %error, "could not read the user's live state");
         }
         Status::Failed
     };

@@ -185,7 +185,7 @@ async fn verify(
             Outcome::Unreadable(endpoint, error) => {
                 verification.unreadable += 1;
                 if !Breaker::is_run_wide(&error) {
-                    tracing::warn!(user = %user.user, %endpoint, %error, "could not read the write back");
+                    tracing::warn!(user = %crate::text::printable(&user.user), %endpoint, %error, "could not read the write back");
                 }
                 let error = user_error(Some(endpoint), &error);
                 user.add_note(crate::text::printable(&format!(

@@ -312,7 +312,7 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
             } else {
                 String::new()
             };
-            writeln!(out, "  - {}{partly}", user.user)?;
+            writeln!(out, "  - {}{partly}", printable(&user.user))?;
         }
         if not_reached_count > NOT_REACHED_SHOWN {
             writeln!(
@@ -487,7 +487,8 @@ fn render_user_with(
         out,
         "  {} {}{label}",
         paint.status(user.status, sign),
-        user.user
+        // A name a selector's listing gave comes from Graph unchecked.
+        printable(&user.user)
     )?;
     for field in &user.fields {
         writeln!(

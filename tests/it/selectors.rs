@@ -246,3 +246,28 @@ fn a_group_no_group_carries_is_an_error_with_its_line() {
         "{err}"
     );
 }
+
+/// A name the directory lists is Graph's, unchecked: it reaches the terminal escaped.
+#[test]
+fn a_hostile_name_from_the_listing_is_shown_escaped() {
+    let mut tenant = Tenant::generate(20, 62);
+    tenant.users[0].user_principal_name = "evil\u{1b}[2J\u{202e}@contoso.com".into();
+    tenant.users[0].user_type = UserType::Member;
+    tenant.users[0].per_user_mfa_state = PerUserMfaState::Enforced;
+    let scenario = unthrottled(tenant);
+    let path = scenario.write(
+        "all.yaml",
+        "version: 1\nallUsers:\n  perUserMfaState: disabled\n",
+    );
+    let out = scenario.run(&["plan", path.to_str().unwrap()]);
+    let (text, err) = (crate::support::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    assert!(
+        text.contains("evil\\u{1b}[2J\\u{202e}@contoso.com"),
+        "{text}"
+    );
+}
