@@ -141,14 +141,7 @@ fn planned(seed: u64) -> (Scenario, Tenant, PathBuf, PathBuf) {
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::with_config(tenant.clone(), throttled());
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
-    let plan = scenario.dir.path().join("plan.json");
-    let out = scenario.run(&[
-        "plan",
-        yaml.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = scenario.save_plan(&yaml);
     (scenario, tenant, yaml, plan)
 }
 
@@ -280,14 +273,7 @@ fn writes_made_whose_answer_was_lost_are_read_back_not_sent_again() {
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::new(tenant.clone());
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
-    let plan = scenario.dir.path().join("plan.json");
-    let out = scenario.run(&[
-        "plan",
-        yaml.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = scenario.save_plan(&yaml);
     let journal = scenario.dir.path().join("run.jsonl");
     let out = scenario.run(&[
         "apply",

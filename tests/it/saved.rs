@@ -14,19 +14,6 @@ use crate::support::{
 
 const TOKEN: &str = "test-token-not-a-secret";
 
-/// `plan MANIFEST --out plan.json` in the scenario's folder; the plan's path.
-fn save_plan(scenario: &Scenario, manifest: &Path) -> PathBuf {
-    let plan = scenario.dir.path().join("plan.json");
-    let out = scenario.run(&[
-        "plan",
-        manifest.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    plan
-}
-
 /// The journals apply made in the scenario's folder.
 fn journals(scenario: &Scenario) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(scenario.dir.path())
@@ -52,7 +39,7 @@ fn a_saved_plan_is_applied_exactly_without_asking() {
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::new(tenant.clone());
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
-    let plan_path = save_plan(&scenario, &yaml);
+    let plan_path = scenario.save_plan(&yaml);
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
     // What apply needs to trust it.
     assert_eq!(saved["graph"], scenario.url());
@@ -125,7 +112,7 @@ fn a_user_changed_between_plan_and_apply_is_drifted_and_left_alone() {
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::new(tenant.clone());
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
-    let plan_path = save_plan(&scenario, &yaml);
+    let plan_path = scenario.save_plan(&yaml);
 
     // Someone else enforces per-user MFA for one `enabled` user after the review (the plan
     // disables it).
@@ -201,7 +188,7 @@ fn stale_foreign_edited_and_future_format_plans_are_refused_before_any_request()
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::new(tenant.clone());
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
-    let plan_path = save_plan(&scenario, &yaml);
+    let plan_path = scenario.save_plan(&yaml);
     let text = std::fs::read_to_string(&plan_path).unwrap();
     let write = |name: &str, text: &str| scenario.write(name, text);
 
@@ -298,7 +285,7 @@ fn resume_refuses_a_manifest_and_a_journal_of_another_plan() {
     let rows = manifest_changing_everyone(&tenant);
     let scenario = Scenario::new(tenant);
     let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
-    let plan_path = save_plan(&scenario, &yaml);
+    let plan_path = scenario.save_plan(&yaml);
     let journal = scenario.dir.path().join("run.jsonl");
     let out = scenario.run(&[
         "apply",

@@ -99,6 +99,20 @@ impl Scenario {
         self.mfactl(args).output().expect("mfactl runs")
     }
 
+    /// `plan MANIFEST --out plan.json` in the scenario's folder, which must succeed; the saved
+    /// plan's path.
+    pub fn save_plan(&self, manifest: &Path) -> PathBuf {
+        let plan = self.dir.path().join("plan.json");
+        let out = self.run(&[
+            "plan",
+            manifest.to_str().unwrap(),
+            "--out",
+            plan.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        plan
+    }
+
     /// `plan MANIFEST --format json --detailed-exitcode`: (exit code, plan document).
     pub fn plan_json(&self, manifest: &Path) -> (i32, Value) {
         let out = self.run(&[
