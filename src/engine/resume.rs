@@ -39,29 +39,20 @@ impl Resume {
                 ("result", Some(_)) => Earlier::Failed,
                 _ => continue,
             };
+            // A new slot is never applied, so the placeholder is always overwritten.
             let slot = if record.is_policy() {
-                &mut resume.policy
+                resume.policy.get_or_insert(Earlier::Unsettled)
             } else {
                 let (Some(user), Some(endpoint)) = (record.user_key(), record.endpoint) else {
                     continue;
                 };
-                let key = (user.to_ascii_lowercase(), endpoint);
-                match resume.writes.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(slot) => {
-                        let slot = slot.into_mut();
-                        if !matches!(slot, Earlier::Applied(_)) {
-                            *slot = earlier;
-                        }
-                        continue;
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(earlier);
-                        continue;
-                    }
-                }
+                resume
+                    .writes
+                    .entry((user.to_ascii_lowercase(), endpoint))
+                    .or_insert(Earlier::Unsettled)
             };
-            if !matches!(slot, Some(Earlier::Applied(_))) {
-                *slot = Some(earlier);
+            if !matches!(slot, Earlier::Applied(_)) {
+                *slot = earlier;
             }
         }
         resume
