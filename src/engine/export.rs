@@ -123,6 +123,12 @@ pub async fn export(
         }
         ExportFormat::Tenant => Sink::Tenant(TenantWriter::start(tenant, out)?),
     };
+    // A manifest notes, per user, whether MFA would stay required without per-user MFA: the
+    // same handful of reads as a plan's check, once.
+    let facts = match format {
+        ExportFormat::Manifest(_) => Some(super::coverage::read_facts(client).await?),
+        ExportFormat::Tenant => None,
+    };
     let sources = sources(client, selection).await?;
     let reads = Reads {
         identity: false,
@@ -169,7 +175,12 @@ pub async fn export(
         {
             continue;
         }
-        exported.fields_left_out += sink.user(&user, out)?;
+        let coverage = facts.as_ref().map(|facts| {
+            facts
+                .judge(uuid::Uuid::parse_str(&user.listed.id).ok())
+                .summary()
+        });
+        exported.fields_left_out += sink.user(&user, coverage.as_deref(), out)?;
         exported.users += 1;
     }
     drop(users);
@@ -192,7 +203,8 @@ pub async fn export(
 const MANIFEST_COMMENT: &str = "Exported by mfactl export: the live values, planned against \
      the same tenant, change nothing.\nA field a user's entry leaves out is not managed: Graph \
      had no value a manifest can hold\n(a null preferred method, or a value newer than this \
-     mfactl).";
+     mfactl).\n\"MFA coverage\" says whether MFA would stay required with per-user MFA disabled \
+     (Conditional Access\nor security defaults): a note, never a managed field.";
 
 /// The users to read, in order: pages of a listing flattened, or the named users.
 // An error ends the export, once: its size costs nothing worth boxing it for.
@@ -293,8 +305,14 @@ enum Sink {
 }
 
 impl Sink {
-    /// Writes one user; returns how many fields were left out.
-    fn user(&mut self, user: &ReadUser, out: &mut dyn Write) -> io::Result<u64> {
+    /// Writes one user, with its Conditional Access verdict as a note (manifests only);
+    /// returns how many fields were left out.
+    fn user(
+        &mut self,
+        user: &ReadUser,
+        coverage: Option<&str>,
+        out: &mut dyn Write,
+    ) -> io::Result<u64> {
         let sign_in = user.live.sign_in.as_ref();
         let preferred_method = sign_in
             .and_then(|s| {
@@ -318,6 +336,7 @@ impl Sink {
                     preferred_method,
                     system_preferred,
                     per_user_mfa_state,
+                    coverage,
                 };
                 writer.entry(&entry, out)?;
                 Ok(u64::from(preferred_method.is_none())

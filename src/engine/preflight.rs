@@ -97,6 +97,31 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
             ),
         });
     }
+    let disabling = manifest
+        .users
+        .iter()
+        .filter(|u| u.per_user_mfa_state == Some(PerUserMfaState::Disabled))
+        .count() as u64;
+    let disabling_selected = selectors
+        .all_users
+        .iter()
+        .map(|all| &all.settings)
+        .chain(selectors.groups.iter().map(|g| &g.settings))
+        .any(|settings| settings.per_user_mfa_state == Some(PerUserMfaState::Disabled));
+    if disabling > 0 || disabling_selected {
+        let whom = if disabling_selected {
+            "the users the manifest disables per-user MFA for".to_owned()
+        } else {
+            users(disabling)
+        };
+        out.push(Requirement {
+            need: Resource::ConditionalAccess.read(),
+            why: format!(
+                "reading the Conditional Access policies and security defaults, to check that \
+                 MFA stays required for {whom}"
+            ),
+        });
+    }
     if let Some(policy) = &manifest.policy {
         out.push(Requirement {
             need: Resource::Policy.read(),
@@ -313,7 +338,13 @@ mod tests {
                 Resource::Requirements.read(),
                 Resource::Methods.read(),
                 Resource::Users.read(),
+                Resource::ConditionalAccess.read(),
             ]
+        );
+        assert_eq!(
+            reads(&m)[4].to_string(),
+            "Policy.Read.All (reading the Conditional Access policies and security defaults, to \
+             check that MFA stays required for 1 user)"
         );
         let writes = possible_writes(&m);
         assert_eq!(writes.len(), 2);
@@ -343,7 +374,11 @@ mod tests {
         let needs: Vec<Need> = required.iter().map(|r| r.need).collect();
         assert_eq!(
             needs,
-            [Resource::Requirements.read(), Resource::Users.read()]
+            [
+                Resource::Requirements.read(),
+                Resource::Users.read(),
+                Resource::ConditionalAccess.read()
+            ]
         );
         assert_eq!(
             required[1].why,

@@ -29,6 +29,12 @@ pub enum Resource {
     Organization,
     /// `/groups?$filter=displayName eq '...'` (a group's name to its object id).
     Groups,
+    /// `/identity/conditionalAccess/policies`: the Conditional Access policies.
+    ConditionalAccess,
+    /// `/policies/identitySecurityDefaultsEnforcementPolicy`: security defaults.
+    SecurityDefaults,
+    /// `/roleManagement/directory/roleAssignments`: who holds a directory role.
+    RoleAssignments,
 }
 
 /// Reading or writing.
@@ -65,6 +71,9 @@ impl Resource {
             Resource::Membership => "transitiveMemberOf (a user's groups)",
             Resource::Organization => "organization (tenant name)",
             Resource::Groups => "groups (display name to object id)",
+            Resource::ConditionalAccess => "Conditional Access policies",
+            Resource::SecurityDefaults => "security defaults",
+            Resource::RoleAssignments => "directory role assignments",
         }
     }
 
@@ -142,6 +151,26 @@ impl Need {
                 "Directory.ReadWrite.All",
             ],
             (Groups, Write) => &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
+            // Graph reference, "List policies" and "Get conditionalAccessPolicy" (beta and
+            // v1.0): Policy.Read.All, no higher permission listed.
+            (ConditionalAccess, Read) => &["Policy.Read.All"],
+            (ConditionalAccess, Write) => &["Policy.ReadWrite.ConditionalAccess"],
+            // "Get identitySecurityDefaultsEnforcementPolicy": Policy.Read.All, then
+            // Policy.ReadWrite.SecurityDefaults (v1.0's table).
+            (SecurityDefaults, Read) => &["Policy.Read.All", "Policy.ReadWrite.SecurityDefaults"],
+            (SecurityDefaults, Write) => &["Policy.ReadWrite.SecurityDefaults"],
+            // "List unifiedRoleAssignments" (beta), directory provider, least first.
+            (RoleAssignments, Read) => &[
+                "RoleManagement.Read.Directory",
+                "RoleManagement.Read.All",
+                "Directory.Read.All",
+                "RoleManagement.ReadWrite.Directory",
+                "Directory.ReadWrite.All",
+            ],
+            (RoleAssignments, Write) => &[
+                "RoleManagement.ReadWrite.Directory",
+                "Directory.ReadWrite.All",
+            ],
         }
     }
 

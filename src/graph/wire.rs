@@ -120,6 +120,20 @@ pub struct DirectoryObjectId {
     pub odata_type: Option<String>,
 }
 
+/// An item of `GET /beta/roleManagement/directory/roleAssignments?$expand=principal`: who holds
+/// a directory role, at which scope (`/` is the whole tenant; an administrative unit's is
+/// `/administrativeUnits/{id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    pub principal_id: String,
+    #[serde(default)]
+    pub directory_scope_id: Option<String>,
+    /// The principal, expanded: its `@odata.type` tells a user from a group.
+    #[serde(default)]
+    pub principal: Option<DirectoryObjectId>,
+}
+
 /// An item of `GET /beta/users?$select=id,userPrincipalName,displayName,userType,accountEnabled`
 /// or of a group's member lists (which also hold groups, told apart by `@odata.type`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

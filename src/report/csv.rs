@@ -1,4 +1,5 @@
-//! The CSV report: one row per user and field, for a spreadsheet.
+//! The CSV report: one row per user and field, for a spreadsheet; the per-user MFA row of a
+//! user whose per-user MFA the plan disables carries the Conditional Access verdict.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return
 //! before one) as a formula, and UPNs, values and Graph's error messages are not ours to trust:
@@ -12,7 +13,7 @@ use super::digest::{show_value, status_name};
 use crate::model::Endpoint;
 use crate::plan::{FieldChange, Plan, UserError, UserPlan, WriteResult};
 
-const HEADER: [&str; 14] = [
+const HEADER: [&str; 15] = [
     "user",
     "id",
     "status",
@@ -27,6 +28,7 @@ const HEADER: [&str; 14] = [
     "error_code",
     "error_message",
     "reason",
+    "mfa_coverage",
 ];
 
 /// Writes the report: a header, then one row per user and field (a user with no field, not
@@ -57,7 +59,7 @@ fn write_row(writer: &mut ::csv::Writer<impl io::Write>, cells: &[String]) -> io
 }
 
 /// The cells of one row, raw.
-fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
+fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 15] {
     let endpoint = field.map(|field| field.field.endpoint());
     // A blocked field is in no write: the result of its endpoint's write is another field's.
     let result = field
@@ -97,6 +99,13 @@ fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
             user.reason()
                 .filter(|_| field.is_none_or(|f| f.blocked))
                 .map(str::to_owned),
+        ),
+        // On the per-user MFA row: the Conditional Access verdict for disabling it.
+        text(
+            user.coverage
+                .as_ref()
+                .filter(|_| field.is_some_and(|f| f.field == crate::model::Field::PerUserMfaState))
+                .map(|coverage| coverage.summary()),
         ),
     ]
 }
