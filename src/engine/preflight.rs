@@ -214,6 +214,10 @@ pub fn export_reads(tenant_file: bool, group: bool) -> Vec<Requirement> {
             Resource::Policy,
             "reading the tenant's authenticationMethodsPolicy",
         ));
+        out.push(need(
+            Resource::ConditionalAccess,
+            "reading the Conditional Access policies and security defaults",
+        ));
     }
     out
 }

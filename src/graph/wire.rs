@@ -266,3 +266,69 @@ pub struct InnerError {
     )]
     pub client_request_id: Option<String>,
 }
+
+/// The property names of `conditionalAccessPolicy` and its parts in Microsoft's beta schema:
+/// what mfactl's coverage judge understands and what the emulator serves and accepts.
+pub mod conditional_access {
+    /// `conditionalAccessPolicy`.
+    pub const POLICY: &[&str] = &[
+        "id",
+        "displayName",
+        "description",
+        "state",
+        "conditions",
+        "grantControls",
+        "sessionControls",
+        "createdDateTime",
+        "modifiedDateTime",
+        "templateId",
+    ];
+
+    /// `conditionalAccessConditionSet`.
+    pub const CONDITIONS: &[&str] = &[
+        "agentIdRiskLevels",
+        "applications",
+        "authenticationFlows",
+        "clientApplications",
+        "clientAppTypes",
+        "devices",
+        "deviceStates",
+        "insiderRiskLevels",
+        "locations",
+        "platforms",
+        "servicePrincipalRiskLevels",
+        "signInRiskLevels",
+        "userRiskLevels",
+        "users",
+    ];
+
+    /// `conditionalAccessUsers`.
+    pub const USERS: &[&str] = &[
+        "includeUsers",
+        "excludeUsers",
+        "includeGroups",
+        "excludeGroups",
+        "includeRoles",
+        "excludeRoles",
+        "includeGuestsOrExternalUsers",
+        "excludeGuestsOrExternalUsers",
+    ];
+
+    /// `conditionalAccessApplications`.
+    pub const APPLICATIONS: &[&str] = &[
+        "includeApplications",
+        "excludeApplications",
+        "includeUserActions",
+        "includeAuthenticationContextClassReferences",
+        "applicationFilter",
+    ];
+
+    /// `conditionalAccessGrantControls`.
+    pub const GRANT_CONTROLS: &[&str] = &[
+        "operator",
+        "builtInControls",
+        "customAuthenticationFactors",
+        "termsOfUse",
+        "authenticationStrength",
+    ];
+}

@@ -367,13 +367,7 @@ fn an_unreadable_policy_list_is_unknown_never_covered() {
                 .path
                 .starts_with("/beta/identity/conditionalAccess/policies")
             {
-                Action::Respond {
-                    status,
-                    headers: vec![("Content-Type".into(), "application/json".into())],
-                    body: json!({ "error": { "code": code, "message": "refused" } })
-                        .to_string()
-                        .into_bytes(),
-                }
+                Action::graph_error(status, code, "refused")
             } else {
                 Action::Forward
             }
@@ -656,4 +650,97 @@ fn the_check_costs_the_same_reads_whatever_the_number_of_users() {
         }
     }
     eprintln!("{}", measured.join("\n"));
+}
+
+#[test]
+fn a_tenant_export_carries_conditional_access_to_the_copy() {
+    let mut original = group_a_tenant();
+    original.role_assignments = vec![RoleAssignment {
+        role_definition_id: GLOBAL_ADMIN.into(),
+        principal_id: id(4),
+        directory_scope_id: None,
+    }];
+    original.conditional_access_policies.push(json!({
+        "id": "admins", "displayName": "MFA for admins", "state": "enabled",
+        "conditions": { "users": { "includeRoles": [GLOBAL_ADMIN] },
+                        "applications": { "includeApplications": ["All"] } },
+        "grantControls": { "operator": "OR", "builtInControls": ["mfa"] }
+    }));
+    let scenario = Scenario::new(original);
+    let manifest = scenario.write("disable.yaml", DISABLE_ALL);
+    let coverage = |scenario: &Scenario| {
+        let (_, plan) = scenario.plan_json(&manifest);
+        plan["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["user"].clone(), u["coverage"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = coverage(&scenario);
+    let out = scenario.run(&["export", "--as", "tenant", "--out", "copy.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = scenario.dir.path().join("copy.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("securityDefaults: false"), "{text}");
+    assert!(!text.contains("@odata.context"), "{text}");
+    let copy = Scenario::new(Tenant::load(&file).expect("the copy loads"));
+    assert_eq!(coverage(&copy), before, "the copy judges alike");
+    let statuses: Vec<&Value> = before.iter().map(|(_, c)| &c["status"]).collect();
+    assert_eq!(statuses, ["covered", "covered", "not_covered", "covered"]);
+    let out = copy.run(&["export", "--as", "tenant", "--out", "again.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(copy.dir.path().join("again.yaml")).unwrap(),
+        text,
+        "exported from the copy, byte for byte"
+    );
+}
+
+#[test]
+fn the_preflight_names_policy_read_all_before_anything_is_sent() {
+    use base64::Engine as _;
+    let encode = |v: Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    // An app token that may read and write the per-user MFA state, but not read policies.
+    let token = format!(
+        "{}.{}.",
+        encode(json!({"alg": "none", "typ": "JWT"})),
+        encode(
+            json!({"tid": "9c0e5f1a-0000-4000-8000-000000000001", "idtyp": "app",
+            "roles": ["Policy.ReadWrite.AuthenticationMethod", "User.Read.All"]})
+        )
+    );
+    let scenario = Scenario::new(group_a_tenant());
+    let manifest = scenario.write("disable.yaml", DISABLE_ALL);
+    let out = scenario
+        .mfactl(&["plan", manifest.to_str().unwrap()])
+        .env("MFACTL_ACCESS_TOKEN", &token)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the token lacks Policy.Read.All (to read Conditional Access policies), needed for \
+             reading the Conditional Access policies and security defaults, to check that MFA \
+             stays required for 4 users"
+        ),
+        "{err}"
+    );
+    assert_eq!(scenario.stats().requests, 0, "nothing was sent");
+    // auth check names it too.
+    let out = scenario
+        .mfactl(&["auth", "check", "--for", manifest.to_str().unwrap()])
+        .env("MFACTL_ACCESS_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.contains("MISSING") && l.contains("Policy.Read.All")),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -26,67 +26,10 @@ use crate::text::printable_capped;
 /// `createdDateTime` of a policy the file gives none for.
 const CREATED: &str = "2024-04-26T12:44:42.0858664Z";
 
-/// `conditionalAccessPolicy`'s properties (beta schema).
-const POLICY_PROPERTIES: &[&str] = &[
-    "id",
-    "displayName",
-    "description",
-    "state",
-    "conditions",
-    "grantControls",
-    "sessionControls",
-    "createdDateTime",
-    "modifiedDateTime",
-    "templateId",
-];
-
-/// `conditionalAccessConditionSet`'s properties (beta schema).
-const CONDITION_PROPERTIES: &[&str] = &[
-    "agentIdRiskLevels",
-    "applications",
-    "authenticationFlows",
-    "clientApplications",
-    "clientAppTypes",
-    "devices",
-    "deviceStates",
-    "insiderRiskLevels",
-    "locations",
-    "platforms",
-    "servicePrincipalRiskLevels",
-    "signInRiskLevels",
-    "userRiskLevels",
-    "users",
-];
-
-/// `conditionalAccessUsers`'s properties (beta schema).
-const USERS_PROPERTIES: &[&str] = &[
-    "includeUsers",
-    "excludeUsers",
-    "includeGroups",
-    "excludeGroups",
-    "includeRoles",
-    "excludeRoles",
-    "includeGuestsOrExternalUsers",
-    "excludeGuestsOrExternalUsers",
-];
-
-/// `conditionalAccessApplications`'s properties (beta schema).
-const APPLICATIONS_PROPERTIES: &[&str] = &[
-    "includeApplications",
-    "excludeApplications",
-    "includeUserActions",
-    "includeAuthenticationContextClassReferences",
-    "applicationFilter",
-];
-
-/// `conditionalAccessGrantControls`'s properties (beta schema).
-const GRANT_PROPERTIES: &[&str] = &[
-    "operator",
-    "builtInControls",
-    "customAuthenticationFactors",
-    "termsOfUse",
-    "authenticationStrength",
-];
+use crate::graph::wire::conditional_access::{
+    APPLICATIONS as APPLICATIONS_PROPERTIES, CONDITIONS as CONDITION_PROPERTIES,
+    GRANT_CONTROLS as GRANT_PROPERTIES, POLICY as POLICY_PROPERTIES, USERS as USERS_PROPERTIES,
+};
 
 /// `conditionalAccessPolicyState`.
 const STATES: &[&str] = &["enabled", "disabled", "enabledForReportingButNotEnforced"];

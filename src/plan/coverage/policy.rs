@@ -17,6 +17,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::graph::wire::conditional_access as schema;
 use crate::text::printable_capped;
 
 /// The longest text from a policy a message repeats (a name, an id, a filter rule).
@@ -305,17 +306,7 @@ impl Conditions {
             }
         }
         for (key, value) in users {
-            const KNOWN: [&str; 8] = [
-                "includeUsers",
-                "excludeUsers",
-                "includeGroups",
-                "excludeGroups",
-                "includeRoles",
-                "excludeRoles",
-                "includeGuestsOrExternalUsers",
-                "excludeGuestsOrExternalUsers",
-            ];
-            if !KNOWN.contains(&key.as_str()) && !key.starts_with('@') && !is_empty(value) {
+            if !schema::USERS.contains(&key.as_str()) && !key.starts_with('@') && !is_empty(value) {
                 self.unjudged
                     .push(format!("conditions.users.{} is not understood", shown(key)));
             }
@@ -345,14 +336,10 @@ impl Conditions {
         let actions = list("includeUserActions");
         let contexts = list("includeAuthenticationContextClassReferences");
         for (key, value) in apps {
-            const KNOWN: [&str; 5] = [
-                "includeApplications",
-                "excludeApplications",
-                "includeUserActions",
-                "includeAuthenticationContextClassReferences",
-                "applicationFilter",
-            ];
-            if !KNOWN.contains(&key.as_str()) && !key.starts_with('@') && !is_empty(value) {
+            if !schema::APPLICATIONS.contains(&key.as_str())
+                && !key.starts_with('@')
+                && !is_empty(value)
+            {
                 self.unjudged.push(format!(
                     "conditions.applications.{} is not understood",
                     shown(key)
