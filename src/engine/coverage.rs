@@ -82,8 +82,8 @@ pub async fn read_facts(client: &GraphClient) -> Result<Facts, RunError> {
         client.security_defaults(),
         client.conditional_access_policies()
     );
-    let security_defaults = readable(defaults, Resource::SecurityDefaults)?;
-    let policies: Read<Vec<CaPolicy>> = readable(policies, Resource::ConditionalAccess)?
+    let security_defaults = readable(defaults, least(Resource::SecurityDefaults))?;
+    let policies: Read<Vec<CaPolicy>> = readable(policies, least(Resource::ConditionalAccess))?
         .map(|policies| policies.iter().map(CaPolicy::from_json).collect());
     let needs = match (&security_defaults, &policies) {
         // Security defaults cover everyone: nothing else decides anything.
@@ -110,21 +110,26 @@ pub async fn read_facts(client: &GraphClient) -> Result<Facts, RunError> {
 /// stops the run.
 // The run error is returned once, to stop the run: its size costs nothing worth boxing it for.
 #[allow(clippy::result_large_err)]
-fn readable<T>(answer: Result<T, GraphError>, resource: Resource) -> Result<Read<T>, RunError> {
+fn readable<T>(answer: Result<T, GraphError>, permission: &str) -> Result<Read<T>, RunError> {
     match answer {
         Ok(value) => Ok(Ok(value)),
         Err(error) => {
             if let Some(stop) = super::selectors::run_wide(&error) {
                 return Err(stop);
             }
-            Ok(Err(why(&error, resource)))
+            Ok(Err(why(&error, permission)))
         }
     }
 }
 
+/// The permission a read of `resource` asks for.
+fn least(resource: Resource) -> &'static str {
+    resource.read().least()
+}
+
 /// `HTTP 403 Authorization_RequestDenied (the token may lack Policy.Read.All)`: short, the same
 /// for every user it concerns (so that reports group them), escaped.
-fn why(error: &GraphError, resource: Resource) -> String {
+fn why(error: &GraphError, permission: &str) -> String {
     let what = match error.status() {
         Some(status) => format!("HTTP {status} {}", printable_capped(error.code(), 60)),
         None => format!(
@@ -134,7 +139,7 @@ fn why(error: &GraphError, resource: Resource) -> String {
         ),
     };
     match error.status() {
-        Some(403) => format!("{what} (the token may lack {})", resource.read().least()),
+        Some(403) => format!("{what} (the token may lack {permission})"),
         _ => what,
     }
 }
@@ -158,7 +163,7 @@ async fn read_groups(
         .await;
     let mut groups = HashMap::with_capacity(answers.len());
     for (id, members) in answers {
-        groups.insert(id, readable(members, Resource::Groups)?);
+        groups.insert(id, readable(members, least(Resource::Groups))?);
     }
     Ok(groups)
 }
@@ -203,7 +208,7 @@ async fn read_roles(
     let mut holders: HashMap<String, (HashSet<uuid::Uuid>, Vec<String>)> = HashMap::new();
     let mut roles_read = HashMap::new();
     for (role, answer) in answers {
-        match readable(answer, Resource::RoleAssignments)? {
+        match readable(answer, least(Resource::RoleAssignments))? {
             Ok(Some(assignments)) => {
                 let (users, via_groups) = holders.entry(role.clone()).or_default();
                 for assignment in assignments {
@@ -259,7 +264,9 @@ async fn read_kinds(client: &GraphClient) -> Result<Read<HashMap<uuid::Uuid, Use
     let mut pages = client.users_for(Purpose::Coverage);
     let mut kinds = HashMap::new();
     loop {
-        match readable(pages.next_page().await, Resource::Users)? {
+        // The listing reads userType, which an application reads with User.Read.All (the
+        // basic profile of User.ReadBasic.All leaves it out).
+        match readable(pages.next_page().await, "User.Read.All")? {
             Ok(Some(page)) => {
                 for user in page {
                     let kind = UserKind::classify(

@@ -622,16 +622,21 @@ fn the_check_costs_the_same_reads_whatever_the_number_of_users() {
         let scenario =
             Scenario::with_config(with_policies(tenant.clone(), policies), config.clone());
         for count in [50, 2_000] {
-            let mut manifest = String::from("version: 1\nusers:\n");
-            for user in tenant.users.iter().skip(1).take(count) {
-                manifest.push_str(&format!(
-                    "  - user: {}\n    perUserMfaState: disabled\n",
-                    user.id
-                ));
-            }
-            let path = scenario.write(&format!("disable-{count}.yaml"), &manifest);
-            let before = scenario.stats().requests;
-            let (_, plan) = scenario.plan_json(&path);
+            // The emulator's count of reads, for a manifest asking `state` of `count` users.
+            let reads_for = |state: &str| {
+                let mut manifest = String::from("version: 1\nusers:\n");
+                for user in tenant.users.iter().skip(1).take(count) {
+                    manifest.push_str(&format!(
+                        "  - user: {}\n    perUserMfaState: {state}\n",
+                        user.id
+                    ));
+                }
+                let path = scenario.write(&format!("{state}-{count}.yaml"), &manifest);
+                let before = scenario.stats().reads;
+                let (_, plan) = scenario.plan_json(&path);
+                (scenario.stats().reads - before, plan)
+            };
+            let (disabling, plan) = reads_for("disabled");
             let coverage = plan["summary"]["calls"]["coverage"].as_u64().unwrap();
             assert_eq!(
                 coverage, expected,
@@ -643,9 +648,13 @@ fn the_check_costs_the_same_reads_whatever_the_number_of_users() {
                     .as_u64()
                     .unwrap();
             assert!(changing > 0, "{}", plan["summary"]);
+            // The same users read without disabling anyone: what the emulator saw besides is
+            // the check, and it is what the client counted.
+            let (enforcing, _) = reads_for("enforced");
+            assert_eq!(disabling - enforcing, expected, "{shape}, {count} users");
             measured.push(format!(
-                "{shape}, {count} users disabled: {coverage} coverage reads ({} requests in all)",
-                scenario.stats().requests - before
+                "{shape}, {count} users disabled: {coverage} coverage reads (the emulator saw \
+                 {disabling} reads, {enforcing} without the check)"
             ));
         }
     }

@@ -647,7 +647,18 @@ fn grant(value: Option<&Value>) -> Grant {
         Some(Value::String(op)) => op.to_ascii_uppercase(),
         Some(_) => String::new(),
     };
-    let requires = match operator.as_str() {
+    let requires = combine(&operator, &alternatives);
+    Grant {
+        requires,
+        mentions_mfa,
+    }
+}
+
+/// Whether a grant whose controls are `alternatives` (each a name, and whether it is MFA: yes,
+/// no, or cannot tell) requires MFA under `operator` (`AND`: one MFA control is enough; `OR`:
+/// every one must be MFA).
+fn combine(operator: &str, alternatives: &[(String, Option<bool>)]) -> GrantVerdict {
+    match operator {
         // All of them are required: one MFA control is enough.
         "AND" => {
             if alternatives.iter().any(|(_, mfa)| *mfa == Some(true)) {
@@ -687,12 +698,8 @@ fn grant(value: Option<&Value>) -> Grant {
         }
         _ => GrantVerdict::Unknown(format!(
             "its grant operator {} is not AND or OR",
-            shown(&operator)
+            shown(operator)
         )),
-    };
-    Grant {
-        requires,
-        mentions_mfa,
     }
 }
 
