@@ -17,6 +17,7 @@ use crate::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
 };
 use crate::manifest::Manifest;
+use crate::plan::category::{Category, Phase};
 use crate::plan::saved::{self, SourceFile};
 use crate::plan::{Plan, Status, estimate};
 use crate::report;
@@ -53,10 +54,10 @@ pub struct ApplyArgs {
     pub format: OutputFormat,
     /// Also write the finished run's report here, in the format its extension names: .json
     /// (the report document), .csv (one row per user and field), .md (a summary for a CI step
-    /// summary), .html (a self-contained page with charts). Readable by you only; checked
+    /// summary), .html (a self-contained page with charts). May be given several times (one file per format, say). Readable by you only; checked
     /// before anything is sent.
     #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    pub report: Vec<PathBuf>,
     /// Do not read the written endpoints back after the writes (by default a user whose
     /// writes Graph accepted but does not show is reported `unverified`, exit code 3).
     #[arg(long)]
@@ -103,7 +104,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             "apply asks for confirmation, but stdin is not a terminal"
         ));
     }
-    let report = args.report.as_deref().map(ReportFile::check).transpose()?;
+    let reports = ReportFile::check_all(&args.report)?;
     let resume = match (&args.resume, &source) {
         (Some(path), Source::Saved(plan)) => {
             Some(read_resume(path, plan, args.journal.as_deref())?)
@@ -306,7 +307,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
         OutputFormat::Json => report::render_json(&plan, out),
     })?;
-    if let Some(report) = &report {
+    for report in &reports {
         report.write(&plan)?;
     }
     if let Some((_, journal)) = &files {
@@ -703,8 +704,9 @@ fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
 }
 
 /// 0 when every user and the policy converged; 3 when some failed, were blocked, were not
-/// found, changed since the plan, or were left unwritten. A protected user is never written by
-/// design, so it does not count against convergence.
+/// found, changed since the plan, were not verified, or were left unwritten: any category but
+/// changed, in sync and protected ([`Category::converged`]). A protected user is never written
+/// by design, so it does not count against convergence.
 pub fn apply_exit_code(plan: &Plan) -> u8 {
     let policy_converged = plan
         .policy
@@ -714,7 +716,7 @@ pub fn apply_exit_code(plan: &Plan) -> u8 {
         && plan
             .users
             .iter()
-            .all(|user| matches!(user.status, Status::Applied | Status::Protected));
+            .all(|user| Category::of(user.status, Phase::Apply).converged());
     if converged {
         exit::OK
     } else {

@@ -37,10 +37,10 @@ pub struct PlanArgs {
     pub text: TextArgs,
     /// Also write a report here, in the format its extension names: .json (the plan
     /// document), .csv (one row per user and field), .md (a summary for a CI step summary),
-    /// .html (a self-contained page with charts). Readable by you only; checked before
+    /// .html (a self-contained page with charts). May be given several times (one file per format, say). Readable by you only; checked before
     /// anything is sent.
     #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    pub report: Vec<PathBuf>,
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
@@ -121,7 +121,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
-    let report = args.report.as_deref().map(ReportFile::check).transpose()?;
+    let reports = ReportFile::check_all(&args.report)?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
         .graph
@@ -154,7 +154,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         stamp(&mut plan, &args.manifest, &args.reading)?;
         save(out, &plan)?;
     }
-    if let Some(report) = &report {
+    for report in &reports {
         report.write(&plan)?;
     }
     output::to_stdout(|stdout| match args.format {

@@ -90,6 +90,10 @@ fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
         text(
             failed
                 .and_then(|r| r.code.as_deref().map(str::to_owned))
+                .or_else(|| {
+                    let not_kept = result.as_ref().is_some_and(|r| r.not_kept);
+                    not_kept.then(|| crate::plan::NOT_KEPT.to_owned())
+                })
                 .or_else(|| error.map(|e| e.code.clone())),
         ),
         text(error.map(|e| e.message.clone())),

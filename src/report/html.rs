@@ -39,9 +39,9 @@ h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #d0d7de; paddin
 .card { border: 1px solid #d0d7de; border-radius: 8px; padding: 0.7em 1em; min-width: 8em; }
 .card .count { font-size: 1.7em; font-weight: 600; }
 .card .label { color: #57606a; }
-.card.applied, .card.change { border-left: 5px solid #2f81f7; }
+.card.changed, .card.to_change { border-left: 5px solid #2f81f7; }
 .card.blocked, .card.protected { border-left: 5px solid #bf8700; }
-.card.failed, .card.not_found, .card.drifted, .card.unverified { border-left: 5px solid #cf222e; }
+.card.failed, .card.not_found, .card.drifted, .card.unverified, .card.not_reached { border-left: 5px solid #cf222e; }
 .card.in_sync { border-left: 5px solid #1a7f37; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
@@ -177,13 +177,8 @@ fn render_cards(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
         )
     };
     card(out, "users", digest.summary.users, "users")?;
-    for (status, count) in &digest.statuses {
-        card(
-            out,
-            status_name(*status),
-            *count,
-            status_label(*status, digest.applied_run),
-        )?;
+    for (category, count) in &digest.categories {
+        card(out, category.key(), *count, category.label())?;
     }
     let s = &digest.summary;
     let writes = s.writes + s.policy_writes;
@@ -480,7 +475,7 @@ mod tests {
     fn cards_and_chart_containers_are_there() {
         let page = render(&fixtures::applied());
         assert!(page.contains("<div class=\"count\">20</div><div class=\"label\">users</div>"));
-        assert!(page.contains("<div class=\"card applied\"><div class=\"count\">2</div>"));
+        assert!(page.contains("<div class=\"card changed\"><div class=\"count\">2</div>"));
         assert!(page.contains("id=\"chart-perUserMfaState\""));
         assert!(page.contains("id=\"chart-preferredMethod\""));
         assert!(page.contains("<code>=req-2</code>"));

@@ -49,13 +49,8 @@ pub fn render_markdown(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> 
 fn render_counts(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
     writeln!(out, "| Users | Count |")?;
     writeln!(out, "|:--|--:|")?;
-    for (status, count) in &digest.statuses {
-        writeln!(
-            out,
-            "| {} | {} |",
-            status_label(*status, digest.applied_run),
-            thousands(*count)
-        )?;
+    for (category, count) in &digest.categories {
+        writeln!(out, "| {} | {} |", category.label(), thousands(*count))?;
     }
     writeln!(
         out,

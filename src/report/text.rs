@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::engine::verify::{Skipped, Verification};
+use crate::plan::category::{Category, Phase};
 use crate::plan::policy::PolicyPlan;
 use crate::plan::{Plan, Status, Summary, UserError, UserPlan, Value};
 use crate::text::printable;
@@ -323,51 +324,34 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
         }
         writeln!(out)?;
     }
-    let s = &plan.summary;
-    let applied = s.applied.unwrap_or(0);
-    let converged = plan
-        .users
-        .iter()
-        .filter(|u| u.status == Status::Applied)
-        .count();
-    let drifted = if s.drifted > 0 {
-        format!(", {} changed since the plan", s.drifted)
-    } else {
-        String::new()
+    writeln!(out, "{}", apply_line(plan))
+}
+
+/// `Apply: 3 users changed (5 of 5 writes applied), 1 in sync, 0 blocked, 0 not found, 0
+/// failed, 1 unverified.`: every user in one of its counts ([`Category`]). Writes confirmed by
+/// reading back, and writes found already applied, are said inside the parentheses.
+pub fn apply_line(plan: &Plan) -> String {
+    let results = || {
+        plan.users
+            .iter()
+            .flat_map(|u| u.writes())
+            .filter_map(|w| w.result())
     };
-    let not_reached = if s.not_reached > 0 {
-        format!(", {} not reached", s.not_reached)
-    } else {
-        String::new()
-    };
-    let unverified = if s.unverified > 0 {
-        format!(", {} unverified", s.unverified)
-    } else {
-        String::new()
-    };
-    let confirmed = plan
-        .users
-        .iter()
-        .flat_map(|u| u.writes())
-        .filter(|w| w.result().is_some_and(|r| r.settled_by_read))
-        .count();
-    let confirmed = if confirmed > 0 {
-        format!(" ({confirmed} confirmed by reading back: their answer was lost)")
-    } else {
-        String::new()
-    };
-    writeln!(
-        out,
-        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{unverified}{not_reached}{}.",
-        users(converged as u64),
-        s.writes + s.policy_writes,
-        s.in_sync,
-        s.blocked,
-        s.not_found,
-        s.failed,
-        protected_count(s),
-    )?;
-    Ok(())
+    let confirmed = results().filter(|r| r.settled_by_read).count();
+    let already = results().filter(|r| r.already_applied).count();
+    let mut notes = String::new();
+    if confirmed > 0 {
+        notes.push_str(&format!(
+            " ({confirmed} confirmed by reading back: their answer was lost)"
+        ));
+    }
+    if already > 0 {
+        notes.push_str(&format!(
+            "; {already} already applied: Graph showed their values before they were sent, so \
+             nothing was sent for them"
+        ));
+    }
+    format!("Apply: {}.", counts(&plan.summary, Phase::Apply, &notes))
 }
 
 /// What reading back after apply found, for stderr: `Verified: 300 users read back (450
@@ -395,8 +379,20 @@ pub fn verify_line(verification: &Verification) -> String {
             v.unverified
         ),
     };
-    if v.unverified == 0 && v.unreadable == 0 && v.skipped == 0 && v.checked > 0 {
+    if v.unverified == 0
+        && v.not_kept_elsewhere == 0
+        && v.unreadable == 0
+        && v.skipped == 0
+        && v.checked > 0
+    {
         line.push_str(": every write shows");
+    }
+    if v.not_kept_elsewhere > 0 {
+        line.push_str(&format!(
+            "; {} also failed or changed since the plan, and a write Graph accepted for them \
+             does not show either (noted on each)",
+            users(v.not_kept_elsewhere)
+        ));
     }
     if v.unreadable > 0 {
         line.push_str(&format!(
@@ -542,10 +538,7 @@ fn request_id_suffix(request_id: Option<&str>) -> String {
 
 /// A value as Graph returned it, escaped: live values come from Graph and reach the terminal.
 fn show(value: &Value) -> String {
-    match value.as_str() {
-        Some(s) => printable(s).into_owned(),
-        None => printable(&value.to_string()).into_owned(),
-    }
+    printable(&super::digest::show_value(value)).into_owned()
 }
 
 fn users(n: u64) -> String {
@@ -558,32 +551,43 @@ fn users(n: u64) -> String {
 
 /// `Plan: 2 users to change (3 writes), 400 in sync, 1 blocked, 1 not found, 0 failed.`
 /// With unread users: `..., 3 failed (could not be read: the plan is incomplete).`
-/// With protected users: `..., 0 failed, 2 protected (never written).`
+/// With protected users: `..., 0 failed, 2 protected (never written).` Every user is in one
+/// of its counts ([`Category`]), so they add up to the manifest's users.
 pub fn plan_line(s: &Summary) -> String {
-    format!(
-        "Plan: {} to change ({} {}), {} in sync, {} blocked, {} not found, {} failed{}{}.",
-        users(s.to_change),
-        s.writes,
-        if s.writes == 1 { "write" } else { "writes" },
-        s.in_sync,
-        s.blocked,
-        s.not_found,
-        s.failed,
-        if s.failed > 0 {
-            " (could not be read: the plan is incomplete)"
-        } else {
-            ""
-        },
-        protected_count(s),
-    ) + &policy_line(s)
+    format!("Plan: {}.", counts(s, Phase::Plan, "")) + &policy_line(s)
 }
 
-/// `, 2 protected (never written)` when the manifest's `protect:` list kept users from writes.
-fn protected_count(s: &Summary) -> String {
-    if s.protected == 0 {
-        return String::new();
-    }
-    format!(", {} protected (never written)", s.protected)
+/// The users of each category the document names, in order, with what each needs said:
+/// `2 users to change (3 writes), 400 in sync, 1 blocked (1 with other changes), ...`.
+/// `applied_notes` goes inside the parentheses of the users changed (apply only).
+fn counts(s: &Summary, phase: Phase, applied_notes: &str) -> String {
+    let parts: Vec<String> = s
+        .categories(phase)
+        .into_iter()
+        .map(|(category, n)| match category {
+            Category::ToChange => format!(
+                "{} to change ({} {})",
+                users(n),
+                s.writes,
+                if s.writes == 1 { "write" } else { "writes" }
+            ),
+            Category::Changed => format!(
+                "{} changed ({} of {} writes applied{applied_notes})",
+                users(n),
+                s.applied.unwrap_or(0),
+                s.writes + s.policy_writes
+            ),
+            Category::Blocked if s.blocked_with_writes > 0 => {
+                format!("{n} blocked ({} with other changes)", s.blocked_with_writes)
+            }
+            Category::Failed if n > 0 && phase == Phase::Plan => {
+                format!("{n} failed (could not be read: the plan is incomplete)")
+            }
+            Category::Protected => format!("{n} protected (never written)"),
+            other => format!("{n} {}", other.label()),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// ` Policy: 1 write.` after the users' counts, when the policy is written.

@@ -2,6 +2,7 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod counts;
 mod emulator;
 mod emulator_faults;
 mod examples;
@@ -23,4 +24,5 @@ mod show;
 mod signin;
 mod support;
 mod throughput;
+mod usage;
 mod verify;
