@@ -26,7 +26,7 @@ use super::{Breaker, RunError};
 use crate::graph::permissions::{Need, Resource};
 use crate::graph::wire::{AuthenticationMethod, PolicyTarget, SystemCredentialPreferences};
 use crate::graph::{GraphClient, GraphError, Purpose};
-use crate::model::{MethodKind, PreferredMethod};
+use crate::model::{MethodKind, PreferredMethod, PreferredMethods};
 use crate::text::{printable, printable_capped};
 
 /// The show document's format version (`mfactl show --format json`).
@@ -127,6 +127,11 @@ pub struct UserView {
     pub methods: Vec<MethodView>,
     /// Each of the six preferred-method values: usable or not (and why), and which is current.
     pub preferred_method_choices: Vec<Choice>,
+    /// What a manifest's fallback list (`show --preferred-method push,oath,sms`) gives this
+    /// user: the first method they have registered, as plan would set it (absent without the
+    /// flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_method_list: Option<ListChoice>,
     /// Whether the tenant policy's system-preferred MFA covers this user (null when not found).
     pub policy_coverage: Option<PolicyCoverage>,
     /// Why the user could not be shown (`not_found`, `failed`).
@@ -171,6 +176,31 @@ pub struct Choice {
     pub current: bool,
     /// Why it is not usable, e.g. "no mobile phone registered".
     pub reason: Option<String>,
+}
+
+/// A fallback list of preferred methods, and the one it gives a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ListChoice {
+    /// The methods, in the order tried.
+    pub methods: Vec<PreferredMethod>,
+    /// The first the user has registered: what plan would set (null: none is registered, and
+    /// plan would block the user).
+    pub chosen: Option<PreferredMethod>,
+    /// The chosen method is the user's preferred method now: plan would change nothing.
+    pub current: bool,
+}
+
+impl ListChoice {
+    /// What `list` gives a user with `kinds` registered whose preferred method is `current`:
+    /// [`PreferredMethods::choose`], as the planner chooses.
+    pub fn new(list: PreferredMethods, kinds: &[MethodKind], current: Option<&str>) -> ListChoice {
+        let chosen = list.choose(kinds);
+        ListChoice {
+            methods: list.iter().collect(),
+            chosen,
+            current: chosen.is_some() && chosen == current.and_then(PreferredMethod::parse),
+        }
+    }
 }
 
 /// The tenant policy's verdict for one user.
@@ -266,6 +296,7 @@ impl ShowDocument {
 pub async fn show(
     client: &GraphClient,
     users: &[String],
+    list: Option<PreferredMethods>,
     concurrency: usize,
 ) -> Result<ShowDocument, RunError> {
     let breaker = Breaker::default();
@@ -281,7 +312,11 @@ pub async fn show(
             if stop.is_tripped() {
                 return None;
             }
-            Some((order, read_user(client, user, policy, stop).await))
+            let mut view = read_user(client, user, policy, stop).await;
+            if let (Some(list), ViewStatus::Found) = (list, view.status) {
+                view.preferred_method_list = Some(list_choice(list, &view));
+            }
+            Some((order, view))
         })
         .buffer_unordered(concurrency.max(1))
         .filter_map(|view| async move { view })
@@ -534,8 +569,15 @@ async fn read_user(
             .map(method_view)
             .collect(),
         preferred_method_choices: choices(&kinds, preferred),
+        preferred_method_list: None,
         error: None,
     }
+}
+
+/// What `list` gives the user `view` shows, from the kinds of its registered methods.
+fn list_choice(list: PreferredMethods, view: &UserView) -> ListChoice {
+    let kinds: Vec<MethodKind> = view.methods.iter().filter_map(|m| m.kind).collect();
+    ListChoice::new(list, &kinds, view.preferred_method.as_deref())
 }
 
 /// "cannot read the user's groups (HTTP 403 ...: the token lacks User.Read.All)".
@@ -568,6 +610,7 @@ impl UserView {
             system_preferred_method: None,
             methods: Vec::new(),
             preferred_method_choices: Vec::new(),
+            preferred_method_list: None,
             policy_coverage: None,
             error: Some(error),
         }

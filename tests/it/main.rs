@@ -7,6 +7,7 @@ mod emulator;
 mod emulator_faults;
 mod examples;
 mod export;
+mod fallback;
 mod fault_proxy;
 mod guards;
 mod hardening;

@@ -328,16 +328,23 @@ fn an_unknown_or_ambiguous_group_name_stops_the_run_before_any_write() {
 
 #[test]
 fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
-    let tenant = tenant();
-    let user = tenant.users[0].user_principal_name.clone();
-    // A method other than the user's: the change is planned (perhaps blocked, still listed).
-    let method = match tenant.users[0]
+    let mut tenant = tenant();
+    // A registered method other than the user's: a change (a blocked field is not one, and
+    // gets no note). The user's own system-preferred flag is off: the note is the policy's.
+    let first = &mut tenant.users[0];
+    first.methods = vec![
+        mfactl::model::MethodKind::MicrosoftAuthenticator,
+        mfactl::model::MethodKind::MobilePhone,
+    ];
+    first
         .sign_in_preferences
-        .user_preferred_method_for_secondary_authentication
-    {
-        Some(mfactl::model::PreferredMethod::Sms) => "push",
-        _ => "sms",
-    };
+        .user_preferred_method_for_secondary_authentication =
+        Some(mfactl::model::PreferredMethod::Sms);
+    first
+        .sign_in_preferences
+        .is_system_preferred_authentication_method_enabled = false;
+    let user = first.user_principal_name.clone();
+    let method = "push";
     let scenario = Scenario::new(tenant);
     let path = scenario.write(
         "notes.yaml",
@@ -353,6 +360,11 @@ fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
         .find(|u| u["user"] == user.as_str())
         .unwrap_or_else(|| panic!("{user} is planned: {plan}"));
     let notes = entry["notes"].to_string();
+    assert_eq!(
+        entry["notes"].as_array().unwrap().len(),
+        1,
+        "one note: {entry}"
+    );
     assert!(notes.contains("ignored at sign-in"), "{entry}");
     assert!(
         notes.contains("unless excluded by group Break-glass admins"),
@@ -442,4 +454,42 @@ fn a_policy_changed_since_the_plan_is_not_written_over() {
     assert_eq!(scenario.stats().writes, 1);
     let live = live_policy(&scenario);
     assert_eq!(live["systemCredentialPreferences"]["state"], "default");
+}
+
+/// A user whose own system-preferred MFA is on, under a policy that enables it for all users,
+/// gets one note for the change, not one per reason.
+#[test]
+fn a_preferred_method_change_carries_one_note_under_both_system_preferred_settings() {
+    let mut tenant = tenant();
+    let first = &mut tenant.users[0];
+    first.methods = vec![
+        mfactl::model::MethodKind::MicrosoftAuthenticator,
+        mfactl::model::MethodKind::MobilePhone,
+    ];
+    first
+        .sign_in_preferences
+        .user_preferred_method_for_secondary_authentication =
+        Some(mfactl::model::PreferredMethod::Sms);
+    first
+        .sign_in_preferences
+        .is_system_preferred_authentication_method_enabled = true;
+    let user = first.user_principal_name.clone();
+    let scenario = Scenario::new(tenant);
+    let path = scenario.write(
+        "notes.yaml",
+        &format!(
+            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: push\npolicy:\n  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{{ id: all_users, targetType: group }}]\n"
+        ),
+    );
+    let (_, plan) = scenario.plan_json(&path);
+    let entry = &plan["users"][0];
+    let notes = entry["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{entry}");
+    let note = notes[0].as_str().unwrap();
+    assert!(
+        note.contains(&format!(
+            "system-preferred MFA is on for {user}, and the tenant policy enables it for all users"
+        )) && note.contains("the preferred method push is ignored at sign-in"),
+        "{note}"
+    );
 }
