@@ -152,6 +152,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 plan.tenant_id = tenant.id;
                 plan.tenant_domain = tenant.domain;
                 plan.summary.estimate = Some(engine::estimate(client, &plan));
+                super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
                 plan
             }
             Source::Saved(plan) => {
@@ -175,9 +176,24 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     };
     let saved_plan = is_saved_plan(&args.manifest);
     match args.format {
+        // A saved plan was reviewed when it was made: its summary, not every user again.
         OutputFormat::Text => {
-            let options = args.text.options(false, std::io::stdout().is_terminal());
-            output::to_stdout(|out| report::render_plan_text_with(&plan, out, options))?
+            let options = args
+                .text
+                .options(saved_plan, std::io::stdout().is_terminal());
+            output::to_stdout(|out| {
+                report::render_plan_text_with(&plan, out, options)?;
+                if saved_plan && !plan.users.is_empty() {
+                    writeln!(
+                        out,
+                        "The plan's users are not listed again: {} holds each one's change \
+                         (`users`), and `--format json` or `--report FILE` gives each one's \
+                         outcome.",
+                        shown(&args.manifest)
+                    )?;
+                }
+                Ok(())
+            })?
         }
         OutputFormat::Json if !args.auto_approve && !saved_plan => {
             let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
@@ -210,7 +226,6 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             (args.manifest.clone(), checksum)
         } else {
             let plan_path = plan_beside(args.journal.as_deref());
-            super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
             let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
             let checksum = super::plan::save(&out, &plan)?;
             (plan_path, checksum)
@@ -255,13 +270,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         )
         .await
         .err();
-        if let Some(estimate) = plan.summary.estimate {
-            eprintln!(
-                "Applied in {} (estimated at least {}).",
-                estimate::duration(applying.elapsed().as_secs_f64()),
-                estimate::duration(estimate.seconds)
-            );
-        }
+        eprintln!("{}", took(&plan, applying.elapsed(), halted.as_ref()));
         writing.store(false, Ordering::SeqCst);
         let verification = engine::verify::after_apply(
             client,
@@ -297,6 +306,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     let client = &connection.client;
     plan.summary.applied.get_or_insert(0);
     plan.summary.calls = Some(engine::calls(client));
+    plan.finished = Some(jiff::Timestamp::now().to_string());
 
     output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
@@ -333,6 +343,25 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             Err(connection.stop(error))
         }
         None => Ok(apply_exit_code(&plan)),
+    }
+}
+
+/// How long the writes took: `Applied in 47 s (estimated at least 45 s).`, or, for a run that
+/// stopped early, that it stopped (the estimate was for the whole run).
+fn took(plan: &Plan, elapsed: Duration, halted: Option<&RunError>) -> String {
+    let took = estimate::duration(elapsed.as_secs_f64());
+    match halted {
+        Some(RunError::Interrupted) => format!(
+            "Stopped by Ctrl-C after {took}: the writes in flight finished; no other was sent."
+        ),
+        Some(_) => format!("Stopped after {took}: the run could not go on (see below)."),
+        None => match plan.summary.estimate {
+            Some(estimate) => format!(
+                "Applied in {took} (estimated at least {}).",
+                estimate::duration(estimate.seconds)
+            ),
+            None => format!("Applied in {took}."),
+        },
     }
 }
 

@@ -146,12 +146,11 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     if let Some(emulator) = connection.emulator {
         emulator.shutdown().await;
     }
-    let plan = planned?;
+    let mut plan = planned?;
     warn_max_changes(&plan);
-
-    let mut plan = plan;
+    // When and from what: saved plans, the JSON and every report carry it.
+    stamp(&mut plan, &args.manifest, &args.reading)?;
     if let Some(out) = &out {
-        stamp(&mut plan, &args.manifest, &args.reading)?;
         save(out, &plan)?;
     }
     for report in &reports {
@@ -184,8 +183,8 @@ fn warn_max_changes(plan: &Plan) {
     }
 }
 
-/// Records in `plan` what a saved plan carries to be trusted: when it was made and the files it
-/// was made from.
+/// Records in `plan` when it was made and the files it was made from: what a saved plan
+/// carries to be trusted, and what reports say they come from.
 pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette::Result<()> {
     let source = |path: &Path| {
         SourceFile::of(path).map_err(|error| {

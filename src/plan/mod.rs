@@ -45,6 +45,9 @@ pub struct Plan {
     /// The `--policy` file the policy section came from, when there was one (saved plans).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_file: Option<saved::SourceFile>,
+    /// When the apply run this document reports on ended (apply reports, RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
     /// The manifest's `maxChanges:`: apply refuses a plan with more writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_changes: Option<u64>,
@@ -857,6 +860,7 @@ impl Plan {
             tenant_id: None,
             tenant_domain: None,
             created: None,
+            finished: None,
             manifest: None,
             policy_file: None,
             max_changes: None,

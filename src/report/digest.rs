@@ -35,6 +35,8 @@ pub struct Digest {
     pub distributions: Vec<Distribution>,
     /// How many entries [`failures`] yields.
     pub failures: u64,
+    /// How many users [`listed_users`] yields: those with a field to show.
+    pub listed_users: u64,
     /// The tenant policy's status and how many of its properties differ, when the manifest
     /// manages it.
     pub policy: Option<(Status, u64)>,
@@ -148,7 +150,9 @@ pub fn digest(plan: &Plan) -> Digest {
     let mut reasons: HashMap<(Status, String), Reason> = HashMap::new();
     let mut distributions: HashMap<Field, HashMap<String, (u64, u64)>> = HashMap::new();
     let mut failures = 0;
+    let mut listed_users = 0;
     for user in &plan.users {
+        listed_users += u64::from(!user.fields.is_empty());
         for field in &user.fields {
             let before = show_value(&field.before);
             let lands = lands(user, field, applied_run);
@@ -235,6 +239,7 @@ pub fn digest(plan: &Plan) -> Digest {
         reasons,
         distributions,
         failures,
+        listed_users,
         policy: plan
             .policy
             .as_ref()
@@ -360,6 +365,71 @@ pub fn user_failures(user: &UserPlan) -> Vec<Failure<'_>> {
         }
     }
     failures
+}
+
+/// The users a report lists with their fields (who would change, or changed, and how), in
+/// plan order: every listed user with a field ([`Digest::listed_users`] counts them). Users
+/// without fields (not found, unreadable) are in the reasons and failures instead.
+pub fn listed_users(plan: &Plan) -> impl Iterator<Item = &UserPlan> {
+    plan.users.iter().filter(|user| !user.fields.is_empty())
+}
+
+/// A field of a listed user for a report, raw: `perUserMfaState enforced → disabled`, with
+/// `(blocked)` for a field that is not written and `(not kept)` for a write reading back did
+/// not show. Each renderer escapes it.
+pub fn field_change(user: &UserPlan, field: &FieldChange) -> String {
+    let mut text = format!(
+        "{} {} \u{2192} {}",
+        field.field,
+        show_value(&field.before),
+        show_value(&field.after)
+    );
+    let not_kept = user
+        .write(field.field.endpoint())
+        .filter(|write| write.body().get(field.field).is_some())
+        .and_then(|write| write.result())
+        .is_some_and(|result| result.not_kept);
+    if field.blocked {
+        text.push_str(" (blocked)");
+    } else if not_kept {
+        text.push_str(" (not kept)");
+    }
+    text
+}
+
+/// A policy value on one line: a string bare, anything else as JSON. Raw.
+pub fn show_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Where a report comes from, for its header: `planned 2026-11-23T02:00:00Z from manifest
+/// /srv/mfa/baseline.yaml (sha256 3f2a…)`, and when an apply finished. Raw.
+pub fn provenance(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut planned = String::from("Planned");
+    if let Some(created) = &plan.created {
+        planned.push_str(&format!(" {created}"));
+    }
+    if let Some(manifest) = &plan.manifest {
+        planned.push_str(&format!(
+            " from manifest {} (sha256 {})",
+            manifest.path,
+            manifest.sha256.get(..12).unwrap_or(&manifest.sha256)
+        ));
+    }
+    if let Some(policy) = &plan.policy_file {
+        planned.push_str(&format!(" with policy file {}", policy.path));
+    }
+    if planned != "Planned" {
+        lines.push(planned);
+    }
+    if let Some(finished) = &plan.finished {
+        lines.push(format!("Applied; the run ended {finished}"));
+    }
+    lines
 }
 
 /// Every failure in the plan, in plan order ([`Digest::failures`] counts them).

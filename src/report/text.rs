@@ -64,13 +64,17 @@ pub fn render_plan_text_with(
     writeln!(out, "{}", paint.bold(&tenant_line(plan)))?;
     writeln!(out)?;
     render_summary(plan, out, paint)?;
-    if options.summary_only {
-        return Ok(());
-    }
     writeln!(out)?;
+    // The tenant policy is one block, not a population: the summary shows it whole.
     if let Some(policy) = &plan.policy {
         render_policy(out, policy)?;
+        if options.summary_only {
+            return Ok(());
+        }
         writeln!(out)?;
+    }
+    if options.summary_only {
+        return Ok(());
     }
     let unread = plan.summary.failed;
     let policy_writes = plan.policy.as_ref().is_some_and(PolicyPlan::has_write);
@@ -371,6 +375,14 @@ pub fn verify_line(verification: &Verification) -> String {
             return "Not verified: the run stopped early (the writes were not read back)."
                 .to_owned();
         }
+        None if v.checked == 0
+            && v.unreadable == 0
+            && v.skipped == 0
+            && v.journal_error.is_none() =>
+        {
+            return "Verified: nothing to read back (Graph accepted no write in this run)."
+                .to_owned();
+        }
         None => format!(
             "Verified: {} read back ({} {}), {} unverified",
             users(v.checked),
@@ -435,8 +447,8 @@ fn render_policy(out: &mut impl io::Write, policy: &PolicyPlan) -> io::Result<()
             "      {}.{}: {} -> {}",
             change.part,
             change.property,
-            printable(&compact(&change.before)),
-            printable(&compact(&change.after))
+            printable(&super::digest::show_json(&change.before)),
+            printable(&super::digest::show_json(&change.after))
         )?;
     }
     for note in &policy.notes {
@@ -446,14 +458,6 @@ fn render_policy(out: &mut impl io::Write, policy: &PolicyPlan) -> io::Result<()
         writeln!(out, "      {}", describe_error(error))?;
     }
     Ok(())
-}
-
-/// A policy value on one line: a string bare, anything else as JSON.
-fn compact(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
@@ -647,6 +651,56 @@ mod tests {
         });
         assert!(plain.starts_with(&summary), "{summary}");
         assert!(summary.lines().count() < plain.lines().count());
+    }
+
+    #[test]
+    fn the_summary_alone_still_shows_the_tenant_policy_block() {
+        use crate::plan::policy::{PolicyChange, PolicyPlan};
+        let mut plan = crate::report::digest::fixtures::plan();
+        plan.policy = Some(PolicyPlan {
+            status: Status::Change,
+            changes: vec![PolicyChange {
+                part: "systemCredentialPreferences".into(),
+                property: "state".into(),
+                before: "disabled".into(),
+                after: "enabled".into(),
+            }],
+            before: Default::default(),
+            body: Default::default(),
+            notes: Vec::new(),
+            result: None,
+            error: None,
+        });
+        let mut out = Vec::new();
+        let options = TextOptions {
+            summary_only: true,
+            ..TextOptions::default()
+        };
+        render_plan_text_with(&plan, &mut out, options).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("  ~ policy authenticationMethodsPolicy\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("systemCredentialPreferences.state: disabled -> enabled"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("a@contoso.com\n      perUserMfaState"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_plan_line_counts_each_user_once() {
+        let plan = crate::report::digest::fixtures::plan();
+        assert_eq!(
+            plan_line(&plan.summary),
+            "Plan: 4 users to change (4 writes), 11 in sync, 3 blocked, 1 not found, 1 failed \
+             (could not be read: the plan is incomplete)."
+        );
+        assert_eq!(plan.summary.categorised(), plan.summary.users);
     }
 
     #[test]
