@@ -66,6 +66,32 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
         "checking the registered methods",
     );
     add(by_upn, Resource::Users, "resolving the userPrincipalName");
+    let selected = SelectedFields::of(manifest);
+    let reached = "of the users `allUsers:` and `groups:` reach";
+    for (wanted, resource, what) in [
+        (
+            selected.sign_in,
+            Resource::SignInPreferences,
+            "reading signInPreferences",
+        ),
+        (
+            selected.requirements,
+            Resource::Requirements,
+            "reading perUserMfaState",
+        ),
+        (
+            selected.methods,
+            Resource::Methods,
+            "checking the registered methods",
+        ),
+    ] {
+        if wanted {
+            out.push(Requirement {
+                need: resource.read(),
+                why: format!("{what} {reached}"),
+            });
+        }
+    }
     if !manifest.protect.is_empty() {
         out.push(Requirement {
             need: Resource::Users.read(),
@@ -221,9 +247,39 @@ pub fn writes(plan: &Plan) -> Vec<Requirement> {
         .collect()
 }
 
-/// The writes an apply of `manifest` could make: every endpoint it manages (for `auth check`,
-/// before any plan exists).
+/// The fields `allUsers:` and `groups:` manage, over all of them: what their users need read
+/// and may need written.
+#[derive(Clone, Copy, Debug, Default)]
+struct SelectedFields {
+    sign_in: bool,
+    requirements: bool,
+    methods: bool,
+}
+
+impl SelectedFields {
+    fn of(manifest: &Manifest) -> SelectedFields {
+        let selectors = &manifest.selectors;
+        let settings = selectors
+            .all_users
+            .iter()
+            .map(|all| all.settings)
+            .chain(selectors.groups.iter().map(|group| group.settings));
+        let mut fields = SelectedFields::default();
+        for settings in settings {
+            fields.sign_in |=
+                settings.preferred_method.is_some() || settings.system_preferred.is_some();
+            fields.requirements |= settings.per_user_mfa_state.is_some();
+            fields.methods |= settings.preferred_method.is_some()
+                || settings.per_user_mfa_state == Some(PerUserMfaState::Enabled);
+        }
+        fields
+    }
+}
+
+/// The writes an apply of `manifest` could make: every endpoint it manages, for its users and
+/// those its selectors reach (for `auth check` and `login --for`, before any plan exists).
 pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
+    let selected = SelectedFields::of(manifest);
     Endpoint::ALL
         .iter()
         .filter_map(|endpoint| {
@@ -235,9 +291,22 @@ pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
                     Endpoint::Requirements => u.manages_requirements(),
                 })
                 .count() as u64;
-            (count > 0).then(|| Requirement {
+            let by_selectors = match endpoint {
+                Endpoint::SignInPreferences => selected.sign_in,
+                Endpoint::Requirements => selected.requirements,
+            };
+            let whom = match (count, by_selectors) {
+                (0, false) => return None,
+                (0, true) => "the users `allUsers:` and `groups:` reach".to_owned(),
+                (count, false) => format!("up to {}", users(count)),
+                (count, true) => format!(
+                    "up to {} and the users `allUsers:` and `groups:` reach",
+                    users(count)
+                ),
+            };
+            Some(Requirement {
                 need: Resource::of(*endpoint).write(),
-                why: format!("changing {endpoint} of up to {}", users(count)),
+                why: format!("changing {endpoint} of {whom}"),
             })
         })
         .chain(manifest.policy.as_ref().map(|_| Requirement {
