@@ -537,13 +537,8 @@ mod tests {
 
     fn accepted() -> crate::plan::WriteResult {
         crate::plan::WriteResult {
-            ok: true,
             status: Some(204),
-            request_id: None,
-            code: None,
-            settled_by_read: false,
-            not_kept: false,
-            already_applied: false,
+            ..crate::plan::WriteResult::accepted()
         }
     }
 

@@ -1225,11 +1225,7 @@ displayName,userPrincipalName,mail,department,,preferredMethod
             "user,preferredMethod\na@contoso.com,push|oath|sms\nb@contoso.com, Oath | sms \n",
         )
         .unwrap();
-        let lists: Vec<Vec<PreferredMethod>> = manifest
-            .users
-            .iter()
-            .map(|u| u.preferred_method.unwrap().iter().collect())
-            .collect();
+        let lists = manifest.preferred_lists();
         assert_eq!(lists, vec![vec![Push, Oath, Sms], vec![Oath, Sms]]);
         assert_eq!(
             where_("user,preferredMethod\na@contoso.com,push|fax\nb@contoso.com,sms|sms\n"),

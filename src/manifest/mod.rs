@@ -86,6 +86,20 @@ impl DesiredUser {
     }
 }
 
+#[cfg(test)]
+impl Manifest {
+    /// Each user's preferred methods, in order (tests of both readers).
+    pub(crate) fn preferred_lists(&self) -> Vec<Vec<PreferredMethod>> {
+        self.users
+            .iter()
+            .map(|u| {
+                u.preferred_method
+                    .map_or_else(Vec::new, |m| m.iter().collect())
+            })
+            .collect()
+    }
+}
+
 /// How to read a manifest. The default is the strict reading: every unknown column is a problem.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {

@@ -1943,11 +1943,7 @@ users:
              - user: b@contoso.com\n    preferredMethod:\n      - oath\n      - voiceMobile\n",
         )
         .unwrap();
-        let lists: Vec<Vec<PreferredMethod>> = manifest
-            .users
-            .iter()
-            .map(|u| u.preferred_method.unwrap().iter().collect())
-            .collect();
+        let lists = manifest.preferred_lists();
         assert_eq!(lists, vec![vec![Push, Oath, Sms], vec![Oath, VoiceMobile]]);
     }
 

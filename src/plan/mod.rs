@@ -36,13 +36,13 @@ pub struct Plan {
     /// The tenant's primary domain, when Graph said (`/organization`).
     #[serde(default)]
     pub tenant_domain: Option<String>,
-    /// When the plan was made (saved plans, RFC 3339, UTC).
+    /// When the plan was made (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    /// The desired-state file the plan was made from (saved plans).
+    /// The desired-state file the plan was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<saved::SourceFile>,
-    /// The `--policy` file the policy section came from, when there was one (saved plans).
+    /// The `--policy` file the policy section came from, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_file: Option<saved::SourceFile>,
     /// When the apply run this document reports on ended (apply reports, RFC 3339, UTC).
@@ -810,7 +810,7 @@ impl WriteResult {
     }
 
     /// `ok`, and nothing else known.
-    fn accepted() -> WriteResult {
+    pub fn accepted() -> WriteResult {
         WriteResult {
             ok: true,
             status: None,

@@ -374,6 +374,17 @@ pub fn listed_users(plan: &Plan) -> impl Iterator<Item = &UserPlan> {
     plan.users.iter().filter(|user| !user.fields.is_empty())
 }
 
+/// A listed user's row for a report, raw: the user as the manifest named them, the status's
+/// label, and each field ([`field_change`]).
+pub fn user_row(user: &UserPlan, applied_run: bool) -> (&str, &'static str, Vec<String>) {
+    let fields = user
+        .fields
+        .iter()
+        .map(|field| field_change(user, field))
+        .collect();
+    (&user.user, status_label(user.status, applied_run), fields)
+}
+
 /// A field of a listed user for a report, raw: `perUserMfaState enforced → disabled`, with
 /// `(blocked)` for a field that is not written and `(not kept)` for a write reading back did
 /// not show. Each renderer escapes it.
@@ -544,6 +555,27 @@ pub(super) mod fixtures {
         plan
     }
 
+    /// [`plan`] with a tenant policy whose system-preferred MFA goes from disabled to enabled.
+    pub fn with_policy() -> Plan {
+        use crate::plan::policy::{PolicyChange, PolicyPlan};
+        let mut plan = plan();
+        plan.policy = Some(PolicyPlan {
+            status: Status::Change,
+            changes: vec![PolicyChange {
+                part: "systemCredentialPreferences".into(),
+                property: "state".into(),
+                before: "disabled".into(),
+                after: "enabled".into(),
+            }],
+            before: Default::default(),
+            body: Default::default(),
+            notes: Vec::new(),
+            result: None,
+            error: None,
+        });
+        plan
+    }
+
     /// [`plan`] after an apply: the first two users applied, the hostile one's write refused.
     pub fn applied() -> Plan {
         let mut plan = plan();
@@ -551,13 +583,8 @@ pub(super) mod fixtures {
             user.set_result(
                 Endpoint::Requirements,
                 WriteResult {
-                    ok: true,
                     status: Some(204),
-                    request_id: None,
-                    code: None,
-                    settled_by_read: false,
-                    not_kept: false,
-                    already_applied: false,
+                    ..WriteResult::accepted()
                 },
             );
             user.status = Status::Applied;

@@ -251,16 +251,13 @@ fn render_users(out: &mut impl io::Write, plan: &Plan, digest: &Digest) -> io::R
         "<table><tr><th>User</th><th>Status</th><th>Fields</th></tr>"
     )?;
     for user in digest::listed_users(plan).take(USERS_SHOWN) {
-        let fields: Vec<String> = user
-            .fields
-            .iter()
-            .map(|field| escape(&digest::field_change(user, field)))
-            .collect();
+        let (name, status, fields) = digest::user_row(user, digest.applied_run);
+        let fields: Vec<String> = fields.iter().map(|field| escape(field)).collect();
         writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&user.user),
-            status_label(user.status, digest.applied_run),
+            escape(name),
+            status,
             fields.join("<br>")
         )?;
     }

@@ -90,16 +90,13 @@ fn render_users(out: &mut impl io::Write, plan: &Plan, digest: &Digest) -> io::R
     writeln!(out, "| User | Status | Fields |")?;
     writeln!(out, "|:--|:--|:--|")?;
     for user in digest::listed_users(plan).take(USERS_SHOWN) {
-        let fields: Vec<String> = user
-            .fields
-            .iter()
-            .map(|field| escape(&digest::field_change(user, field)))
-            .collect();
+        let (name, status, fields) = digest::user_row(user, digest.applied_run);
+        let fields: Vec<String> = fields.iter().map(|field| escape(field)).collect();
         writeln!(
             out,
             "| {} | {} | {} |",
-            escape(&user.user),
-            status_label(user.status, digest.applied_run),
+            escape(name),
+            status,
             fields.join("<br>")
         )?;
     }
@@ -361,22 +358,7 @@ mod tests {
 
     #[test]
     fn a_managed_tenant_policy_is_summarised() {
-        use crate::plan::policy::{PolicyChange, PolicyPlan};
-        let mut plan = fixtures::plan();
-        plan.policy = Some(PolicyPlan {
-            status: crate::plan::Status::Change,
-            changes: vec![PolicyChange {
-                part: "systemCredentialPreferences".into(),
-                property: "state".into(),
-                before: "disabled".into(),
-                after: "enabled".into(),
-            }],
-            before: Default::default(),
-            body: Default::default(),
-            notes: Vec::new(),
-            result: None,
-            error: None,
-        });
+        let plan = fixtures::with_policy();
         let text = render(&plan);
         assert!(
             text.contains(

@@ -655,22 +655,7 @@ mod tests {
 
     #[test]
     fn the_summary_alone_still_shows_the_tenant_policy_block() {
-        use crate::plan::policy::{PolicyChange, PolicyPlan};
-        let mut plan = crate::report::digest::fixtures::plan();
-        plan.policy = Some(PolicyPlan {
-            status: Status::Change,
-            changes: vec![PolicyChange {
-                part: "systemCredentialPreferences".into(),
-                property: "state".into(),
-                before: "disabled".into(),
-                after: "enabled".into(),
-            }],
-            before: Default::default(),
-            body: Default::default(),
-            notes: Vec::new(),
-            result: None,
-            error: None,
-        });
+        let plan = crate::report::digest::fixtures::with_policy();
         let mut out = Vec::new();
         let options = TextOptions {
             summary_only: true,

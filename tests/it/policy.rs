@@ -328,22 +328,9 @@ fn an_unknown_or_ambiguous_group_name_stops_the_run_before_any_write() {
 
 #[test]
 fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
-    let mut tenant = tenant();
     // A registered method other than the user's: a change (a blocked field is not one, and
     // gets no note). The user's own system-preferred flag is off: the note is the policy's.
-    let first = &mut tenant.users[0];
-    first.methods = vec![
-        mfactl::model::MethodKind::MicrosoftAuthenticator,
-        mfactl::model::MethodKind::MobilePhone,
-    ];
-    first
-        .sign_in_preferences
-        .user_preferred_method_for_secondary_authentication =
-        Some(mfactl::model::PreferredMethod::Sms);
-    first
-        .sign_in_preferences
-        .is_system_preferred_authentication_method_enabled = false;
-    let user = first.user_principal_name.clone();
+    let (tenant, user) = tenant_moving_to_push(false);
     let method = "push";
     let scenario = Scenario::new(tenant);
     let path = scenario.write(
@@ -460,20 +447,7 @@ fn a_policy_changed_since_the_plan_is_not_written_over() {
 /// gets one note for the change, not one per reason.
 #[test]
 fn a_preferred_method_change_carries_one_note_under_both_system_preferred_settings() {
-    let mut tenant = tenant();
-    let first = &mut tenant.users[0];
-    first.methods = vec![
-        mfactl::model::MethodKind::MicrosoftAuthenticator,
-        mfactl::model::MethodKind::MobilePhone,
-    ];
-    first
-        .sign_in_preferences
-        .user_preferred_method_for_secondary_authentication =
-        Some(mfactl::model::PreferredMethod::Sms);
-    first
-        .sign_in_preferences
-        .is_system_preferred_authentication_method_enabled = true;
-    let user = first.user_principal_name.clone();
+    let (tenant, user) = tenant_moving_to_push(true);
     let scenario = Scenario::new(tenant);
     let path = scenario.write(
         "notes.yaml",
@@ -492,4 +466,21 @@ fn a_preferred_method_change_carries_one_note_under_both_system_preferred_settin
         )) && note.contains("the preferred method push is ignored at sign-in"),
         "{note}"
     );
+}
+
+/// [`tenant`] whose first user has Authenticator and a phone, prefers sms, and has their own
+/// system-preferred MFA on or off; and that user's UPN.
+fn tenant_moving_to_push(system_preferred: bool) -> (Tenant, String) {
+    let mut tenant = tenant();
+    let first = &mut tenant.users[0];
+    first.methods = vec![
+        mfactl::model::MethodKind::MicrosoftAuthenticator,
+        mfactl::model::MethodKind::MobilePhone,
+    ];
+    let preferences = &mut first.sign_in_preferences;
+    preferences.user_preferred_method_for_secondary_authentication =
+        Some(mfactl::model::PreferredMethod::Sms);
+    preferences.is_system_preferred_authentication_method_enabled = system_preferred;
+    let user = first.user_principal_name.clone();
+    (tenant, user)
 }
