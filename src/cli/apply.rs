@@ -175,35 +175,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
     };
     let saved_plan = is_saved_plan(&args.manifest);
-    match args.format {
-        // A saved plan was reviewed when it was made: its summary, not every user again.
-        OutputFormat::Text => {
-            let options = args
-                .text
-                .options(saved_plan, std::io::stdout().is_terminal());
-            output::to_stdout(|out| {
-                report::render_plan_text_with(&plan, out, options)?;
-                if saved_plan && !plan.users.is_empty() {
-                    writeln!(
-                        out,
-                        "The plan's users are not listed again: {} holds each one's change \
-                         (`users`), and `--format json` or `--report FILE` gives each one's \
-                         outcome.",
-                        shown(&args.manifest)
-                    )?;
-                }
-                Ok(())
-            })?
-        }
-        OutputFormat::Json if !args.auto_approve && !saved_plan => {
-            let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
-            let options = args.text.options(false, std::io::stderr().is_terminal());
-            report::render_plan_text_with(&plan, &mut stderr, options)
-                .and_then(|()| stderr.flush())
-                .into_diagnostic()?;
-        }
-        OutputFormat::Json => {}
-    }
+    show_plan(&args, &plan, saved_plan)?;
 
     let mut halted = None;
     let mut files = None;
@@ -343,6 +315,40 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             Err(connection.stop(error))
         }
         None => Ok(apply_exit_code(&plan)),
+    }
+}
+
+/// Shows the plan about to be applied: as text on stdout (a saved plan, reviewed when it was
+/// made: its summary, not every user again), or, for `--format json` with a prompt coming, on
+/// stderr.
+fn show_plan(args: &ApplyArgs, plan: &Plan, saved_plan: bool) -> miette::Result<()> {
+    match args.format {
+        OutputFormat::Text => {
+            let options = args
+                .text
+                .options(saved_plan, std::io::stdout().is_terminal());
+            output::to_stdout(|out| {
+                report::render_plan_text_with(plan, out, options)?;
+                if saved_plan && !plan.users.is_empty() {
+                    writeln!(
+                        out,
+                        "The plan's users are not listed again: {} holds each one's change \
+                         (`users`), and `--format json` or `--report FILE` gives each one's \
+                         outcome.",
+                        shown(&args.manifest)
+                    )?;
+                }
+                Ok(())
+            })
+        }
+        OutputFormat::Json if !args.auto_approve && !saved_plan => {
+            let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
+            let options = args.text.options(false, std::io::stderr().is_terminal());
+            report::render_plan_text_with(plan, &mut stderr, options)
+                .and_then(|()| stderr.flush())
+                .into_diagnostic()
+        }
+        OutputFormat::Json => Ok(()),
     }
 }
 
