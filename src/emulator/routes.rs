@@ -452,18 +452,20 @@ enum Route {
 }
 
 impl Route {
-    /// The resource whose permissions a call to this route needs.
-    fn resource(&self) -> Resource {
+    /// The resource whose permissions a call to this route with this query needs: a read of
+    /// users needs only the basic-profile permission when it selects basic properties alone
+    /// ([`Resource::users_selecting`]), as Microsoft's tables say.
+    fn resource(&self, query: Option<&str>) -> Resource {
         match self {
             Route::SignInPreferences(_) => Resource::SignInPreferences,
             Route::Requirements(_) => Resource::Requirements,
             Route::Methods(_) => Resource::Methods,
-            Route::User(_) => Resource::Users,
+            Route::User(_) | Route::Users => Resource::users_selecting(&selected(query)),
             Route::MemberOf(_) => Resource::Membership,
             Route::Policy => Resource::Policy,
             Route::Organization => Resource::Organization,
-            Route::Groups | Route::GroupMembers(..) => Resource::Groups,
-            Route::Users => Resource::Users,
+            Route::Groups => Resource::Groups,
+            Route::GroupMembers(..) => Resource::GroupMembers,
         }
     }
 
@@ -478,6 +480,24 @@ impl Route {
         };
         listing::resource_units(base, query)
     }
+}
+
+/// The property names a query's `$select` names, as sent (none without one).
+fn selected(query: Option<&str>) -> Vec<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| {
+            key.strip_prefix('$')
+                .unwrap_or(key)
+                .eq_ignore_ascii_case("select")
+        })
+        .flat_map(|(_, value)| {
+            value
+                .split(',')
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// What a request's bearer token allows, decided once per HTTP request.
@@ -512,24 +532,31 @@ fn unauthenticated(message: &str) -> Answer {
 /// Graph is seen to answer `/authentication/methods`); directory objects (users, organization)
 /// and the policy answer the directory's `Authorization_RequestDenied` (what Graph sends for the
 /// policy is not documented).
-fn authorize(caller: &Caller, route: &Route, is_write: bool) -> Option<Answer> {
-    let resource = route.resource();
+fn authorize(
+    caller: &Caller,
+    route: &Route,
+    query: Option<&str>,
+    is_write: bool,
+) -> Option<Answer> {
+    let resource = route.resource(query);
     let need = if is_write {
         resource.write()
     } else {
         resource.read()
     };
-    if need.is_met_by(&caller.permissions) {
+    if need.is_met_by(caller.kind, &caller.permissions) {
         return None;
     }
     let (code, message) = match resource {
         Resource::SignInPreferences | Resource::Requirements | Resource::Methods => {
             ("accessDenied", "Request Authorization failed")
         }
-        Resource::Users
+        Resource::UserBasic
+        | Resource::Users
         | Resource::Membership
         | Resource::Organization
         | Resource::Groups
+        | Resource::GroupMembers
         | Resource::Policy => (
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
@@ -720,9 +747,15 @@ pub(super) fn metered(
     };
 
     if let Credential::Caller(caller) = credential
-        && let Some(answer) = authorize(caller, &route, is_write)
+        && let Some(answer) = authorize(caller, &route, query, is_write)
     {
         return answer;
+    }
+    // The China cloud (21Vianet) has no `/authentication/methods` (Microsoft's availability
+    // table for authentication-list-methods). What that Graph answers is not published; the
+    // emulator answers as Graph does for any segment it does not serve (400, below).
+    if matches!(route, Route::Methods(_)) && !shared.config.cloud.serves_authentication_methods() {
+        return segment_not_found("methods");
     }
 
     let verdict = shared.throttle.as_ref().map(|throttle| {
@@ -766,7 +799,20 @@ pub(super) fn metered(
             link: format!("{root}{path}"),
             eventual,
         };
-        serve(shared, method, route, query, body, &context)
+        let limited = match (&route, credential) {
+            (Route::GroupMembers(..), Credential::Caller(caller)) => {
+                !Resource::users_selecting(&selected(query))
+                    .read()
+                    .is_met_by(caller.kind, &caller.permissions)
+            }
+            _ => false,
+        };
+        let answer = serve(shared, method, route, query, body, &context);
+        if limited {
+            members::limit_users(answer)
+        } else {
+            answer
+        }
     };
 
     match verdict {
@@ -863,11 +909,18 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Graph's answer to a path segment it does not know: 400 `BadRequest` "Resource not found for
+/// the segment '…'." (graph-api.md §6), never 404, which a client reads as "no such object".
+/// 404 is kept for objects that do not exist (`Request_ResourceNotFound`). A version other than
+/// `beta` gets the same 400 here: the emulator serves only beta (Graph also serves `v1.0`).
 fn segment_not_found(segment: &str) -> Answer {
     Answer::error(
-        404,
+        400,
         "BadRequest",
-        format!("Resource not found for the segment '{segment}'."),
+        format!(
+            "Resource not found for the segment '{}'.",
+            crate::text::printable_capped(segment, 80)
+        ),
     )
 }
 
@@ -1053,17 +1106,23 @@ mod tests {
 
     #[test]
     fn refuses_what_graph_refuses() {
-        assert_eq!(
-            parse_route("/v1.0/users/x/authentication/methods")
-                .unwrap_err()
-                .status,
-            404
-        );
+        // An unknown segment is Graph's 400 BadRequest, not a 404 (which means "no such user").
+        for path in [
+            "/v1.0/users/x/authentication/methods",
+            "/beta/users/x/authentication/fax",
+            "/beta/policies/nothing",
+            "/beta/groups/g1/owners",
+        ] {
+            let answer = parse_route(path).unwrap_err();
+            assert_eq!(answer.status, 400, "{path}");
+            assert_eq!(answer.body.as_ref().unwrap()["error"]["code"], "BadRequest");
+        }
         assert_eq!(
             parse_route("/beta/users/x/authentication/fax")
                 .unwrap_err()
-                .status,
-            404
+                .body
+                .unwrap()["error"]["message"],
+            "Resource not found for the segment 'fax'."
         );
         assert_eq!(
             parse_route("/beta/users/$x@contoso.com/authentication/methods")

@@ -233,9 +233,14 @@ async fn unknown_user_gets_graphs_404_envelope() {
     assert!(inner.date.is_some());
 
     let (status, _, body) = get(&client(), &format!("{}/beta/fax", emulator.url())).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "BadRequest");
-    assert_eq!(emulator.stats().not_found, 2);
+    assert_eq!(
+        body["error"]["message"],
+        "Resource not found for the segment 'fax'."
+    );
+    let stats = emulator.stats();
+    assert_eq!((stats.not_found, stats.bad_requests), (1, 1));
     emulator.shutdown().await;
 }
 

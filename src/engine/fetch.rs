@@ -197,7 +197,7 @@ async fn resolve_protected(
         .collect()
         .await;
     let breaker = Breaker::default();
-    let need = Resource::Users.read();
+    let need = Resource::UserBasic.read();
     let mut resolved = Vec::with_capacity(entries.len());
     let mut unresolved = None;
     for (entry, answer) in answers {
@@ -351,7 +351,7 @@ pub(super) async fn read_user(
     let mut failure = None;
     for (resource, endpoint, result) in [
         (
-            Resource::Users,
+            Resource::UserBasic,
             None,
             identity.as_ref().map(|r| r.as_ref().map(|_| ())),
         ),

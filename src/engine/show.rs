@@ -461,11 +461,11 @@ async fn read_user(
     );
     match &profile {
         Err(error) if named_by_id && !error.is_not_found() => {
-            best_effort_failure(stop, Resource::Users.read(), error);
+            best_effort_failure(stop, Resource::UserBasic.read(), error);
         }
         result => required(
             ReadKind::User,
-            Resource::Users.read(),
+            Resource::UserBasic.read(),
             result.as_ref().map(|_| ()),
         ),
     }
@@ -538,7 +538,7 @@ async fn read_user(
     }
 }
 
-/// "cannot read the user's groups (HTTP 403 ...: the token lacks User.Read.All)".
+/// "cannot read the user's groups (HTTP 403 ...: the token lacks GroupMember.Read.All)".
 fn unreadable_groups(error: &GraphError) -> String {
     let status = error
         .status()
