@@ -432,9 +432,9 @@ fn unreadable_groups_leave_the_policy_verdict_depending_on_the_group() {
         verdict["reason"],
         "enabled; depends on membership of group 5d1b6c1e-0000-4000-8000-000000000002 (cannot \
          read the user's groups (HTTP 403 Authorization_RequestDenied; the token lacks \
-         User.Read.All)), and on membership of group 5d1b6c1e-0000-4000-8000-000000000003 \
+         GroupMember.Read.All)), and on membership of group 5d1b6c1e-0000-4000-8000-000000000003 \
          (cannot read the user's groups (HTTP 403 Authorization_RequestDenied; the token lacks \
-         User.Read.All)) (excluded)"
+         GroupMember.Read.All)) (excluded)"
     );
 }
 
