@@ -131,17 +131,19 @@ pub async fn plan(
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
-            note_system_preferred(&mut plan, &excluded);
+            note_system_preferred(&mut plan, &excluded, policy.system_preferred_managed);
         }
         plan.summary = plan.count(users.len() as u64);
     }
     Ok(plan)
 }
 
-/// With system-preferred MFA enabled for all users (after this plan), Graph ignores a user's
+/// With system-preferred MFA on for all users (after this plan), Graph ignores a user's
 /// preferred method at sign-in: each preferred-method change says so, and so does the policy.
-/// Group membership is not read, so an exclusion is named, not decided.
-fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
+/// `managed`: it is on because the policy leaves it Microsoft managed (`state: default`), which
+/// Entra documents as enabled ([`crate::plan::policy::counts_as_enabled`]). Group membership is
+/// not read, so an exclusion is named, not decided.
+fn note_system_preferred(plan: &mut Plan, excluded: &[String], managed: bool) {
     let unless = if excluded.is_empty() {
         String::new()
     } else {
@@ -150,6 +152,19 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
             .map(|name| crate::text::printable(name).into_owned())
             .collect();
         format!(" unless excluded by group {}", names.join(" or "))
+    };
+    let (policy_enables, is_enabled) = if managed {
+        (
+            "the tenant policy leaves system-preferred MFA Microsoft managed (state default), \
+             which Entra documents as enabled, for all users",
+            "system-preferred MFA is Microsoft managed (state default, documented as enabled) \
+             for all users",
+        )
+    } else {
+        (
+            "the tenant policy enables system-preferred MFA for all users",
+            "system-preferred MFA is enabled for all users",
+        )
     };
     let mut affected = 0;
     for user in &mut plan.users {
@@ -164,8 +179,7 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
             continue;
         };
         let note = format!(
-            "the tenant policy enables system-preferred MFA for all users: the preferred method \
-             {} is ignored at sign-in{unless}",
+            "{policy_enables}: the preferred method {} is ignored at sign-in{unless}",
             change.after
         );
         user.add_note(note);
@@ -175,8 +189,8 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
         && let Some(policy) = &mut plan.policy
     {
         policy.notes.push(format!(
-            "system-preferred MFA is enabled for all users: the preferred-method changes of {affected} \
-             {} in this plan are ignored at sign-in{unless}",
+            "{is_enabled}: the preferred-method changes of {affected} {} in this plan are \
+             ignored at sign-in{unless}",
             if affected == 1 { "user" } else { "users" }
         ));
     }

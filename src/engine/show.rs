@@ -72,8 +72,8 @@ pub struct ShowSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct TenantPolicy {
     pub status: PolicyStatus,
-    /// `default` (Microsoft-managed), `enabled` or `disabled`, as Graph spells it; null unless
-    /// `status` is `read`.
+    /// `default` (Microsoft managed: enabled), `enabled` or `disabled`, as Graph spells it; null
+    /// unless `status` is `read`.
     pub state: Option<String>,
     /// Who the policy includes: group ids, the literal `all_users`, or users.
     pub include_targets: Vec<Target>,
@@ -176,8 +176,10 @@ pub struct Choice {
 /// The tenant policy's verdict for one user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PolicyCoverage {
-    /// true: the policy turns system-preferred MFA on for this user; false: it does not; null:
-    /// it cannot be decided (Microsoft-managed, the policy or the user's groups unreadable).
+    /// true: the policy turns system-preferred MFA on for this user (`enabled`, or `default`,
+    /// Microsoft managed, which Entra documents as enabled); false: it does not; null: it cannot
+    /// be decided (the policy or the user's groups unreadable, or a state this build does not
+    /// know).
     pub covered: Option<bool>,
     /// Why, in a sentence.
     pub reason: String,
@@ -358,11 +360,11 @@ impl PolicyRead {
         }
     }
 
-    /// Whether deciding coverage needs the user's groups: the policy is enabled and names a
-    /// group other than `all_users`.
+    /// Whether deciding coverage needs the user's groups: the policy is on ([`is_on`]) and names
+    /// a group other than `all_users`.
     fn needs_membership(&self) -> bool {
         match self {
-            PolicyRead::Read(prefs) if is_state(prefs, "enabled") => prefs
+            PolicyRead::Read(prefs) if is_on(prefs) => prefs
                 .include_targets
                 .iter()
                 .chain(&prefs.exclude_targets)
@@ -723,6 +725,15 @@ fn target_kind(target: &PolicyTarget) -> TargetKind {
     }
 }
 
+/// Whether system-preferred MFA is on: `enabled`, or `default` (Microsoft managed), which Entra
+/// documents as enabled (see [`crate::plan::policy::counts_as_enabled`] for the source).
+fn is_on(prefs: &SystemCredentialPreferences) -> bool {
+    prefs
+        .state
+        .as_deref()
+        .is_some_and(|s| crate::plan::policy::counts_as_enabled(s.trim()))
+}
+
 fn is_state(prefs: &SystemCredentialPreferences, state: &str) -> bool {
     prefs
         .state
@@ -763,7 +774,7 @@ fn matches(target: &PolicyTarget, user_id: Option<&str>, membership: &Membership
     }
 }
 
-/// Whether the tenant policy's system-preferred MFA covers the user: `state` must be `enabled`,
+/// Whether the tenant policy's system-preferred MFA covers the user: it must be on ([`is_on`]),
 /// an include target must name them (`all_users`, the user, or a group they are in), and no
 /// exclude target may (exclusions win, as Entra documents). What cannot be decided is said.
 fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership) -> PolicyCoverage {
@@ -794,21 +805,13 @@ fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership)
         }
         PolicyRead::Read(prefs) => prefs,
     };
-    if is_state(prefs, "default") {
-        return verdict(
-            None,
-            "Microsoft-managed (state default): Microsoft decides whether system-preferred MFA \
-             applies"
-                .to_owned(),
-        );
-    }
     if is_state(prefs, "disabled") {
         return verdict(
             Some(false),
             "system-preferred MFA is disabled in the tenant policy".to_owned(),
         );
     }
-    if !is_state(prefs, "enabled") {
+    if !is_on(prefs) {
         let state = prefs.state.as_deref().map_or_else(
             || "no state".to_owned(),
             |s| format!("state {}", printable(s)),
@@ -818,6 +821,11 @@ fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership)
             format!("the tenant policy has {state}, which this build does not know"),
         );
     }
+    let on = if is_state(prefs, "default") {
+        "Microsoft managed (state default, which Entra documents as enabled)"
+    } else {
+        "enabled"
+    };
     let check = |targets: &[PolicyTarget]| -> Match {
         let mut depends = None;
         for target in targets {
@@ -832,21 +840,23 @@ fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership)
         depends.map_or(Match::No, Match::Depends)
     };
     match (check(&prefs.exclude_targets), check(&prefs.include_targets)) {
-        (Match::Yes(by), _) => verdict(Some(false), format!("enabled, but excludes {by}")),
+        (Match::Yes(by), _) => verdict(Some(false), format!("{on}, but excludes {by}")),
         (_, Match::No) => verdict(
             Some(false),
-            "enabled, but its include targets do not name the user".to_owned(),
+            format!("{on}, but its include targets do not name the user"),
         ),
-        (Match::Depends(on), Match::Yes(by)) => verdict(
+        (Match::Depends(on_group), Match::Yes(by)) => verdict(
             None,
-            format!("enabled for {by}; whether it excludes the user depends on {on}"),
+            format!("{on} for {by}; whether it excludes the user depends on {on_group}"),
         ),
         (Match::Depends(exclude), Match::Depends(include)) => verdict(
             None,
-            format!("enabled; depends on {include}, and on {exclude} (excluded)"),
+            format!("{on}; depends on {include}, and on {exclude} (excluded)"),
         ),
-        (Match::No, Match::Depends(on)) => verdict(None, format!("enabled; depends on {on}")),
-        (Match::No, Match::Yes(by)) => verdict(Some(true), format!("enabled for {by}")),
+        (Match::No, Match::Depends(on_group)) => {
+            verdict(None, format!("{on}; depends on {on_group}"))
+        }
+        (Match::No, Match::Yes(by)) => verdict(Some(true), format!("{on} for {by}")),
     }
 }
 
@@ -1017,8 +1027,16 @@ mod tests {
             Some(USER),
             &Membership::NotNeeded,
         );
-        assert_eq!(c.covered, None);
-        assert!(c.reason.starts_with("Microsoft-managed"), "{}", c.reason);
+        assert_eq!(
+            c.covered,
+            Some(true),
+            "Entra documents Microsoft managed as enabled"
+        );
+        assert_eq!(
+            c.reason,
+            "Microsoft managed (state default, which Entra documents as enabled) for all users"
+        );
+        assert!(policy("default", vec![target(PILOT, "group")], vec![]).needs_membership());
         let c = coverage(
             &policy("disabled", all(), vec![]),
             Some(USER),

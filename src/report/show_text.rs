@@ -53,7 +53,10 @@ fn describe_policy(policy: &TenantPolicy) -> String {
         PolicyStatus::Read => {
             let state = policy.state.as_deref().unwrap_or("(no state)");
             let mut out = match state {
-                "default" => "Microsoft-managed (state default)".to_owned(),
+                // Entra documents Microsoft managed as enabled (crate::plan::policy).
+                "default" => {
+                    "Microsoft managed (state default, which Entra documents as enabled)".to_owned()
+                }
                 other => other.to_owned(),
             };
             if !policy.include_targets.is_empty() {

@@ -365,6 +365,51 @@ fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
 }
 
 #[test]
+fn a_microsoft_managed_state_counts_as_enabled_for_the_ignored_at_sign_in_note() {
+    let tenant = tenant();
+    let user = tenant.users[0].user_principal_name.clone();
+    let method = match tenant.users[0]
+        .sign_in_preferences
+        .user_preferred_method_for_secondary_authentication
+    {
+        Some(mfactl::model::PreferredMethod::Sms) => "push",
+        _ => "sms",
+    };
+    let scenario = Scenario::new(tenant);
+    // The policy section touches another part: systemCredentialPreferences stays Graph's
+    // default, `state: default` for all users, which Entra documents as enabled.
+    let path = scenario.write(
+        "managed.yaml",
+        &format!(
+            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: {method}\npolicy:\n  \
+             reportSuspiciousActivity:\n    voiceReportingCode: 7\n"
+        ),
+    );
+    let (_, plan) = scenario.plan_json(&path);
+    let entry = plan["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == user.as_str())
+        .unwrap_or_else(|| panic!("{user} is planned: {plan}"));
+    let notes = entry["notes"].to_string();
+    assert!(
+        notes.contains(
+            "leaves system-preferred MFA Microsoft managed (state default), which Entra documents \
+             as enabled, for all users"
+        ),
+        "{entry}"
+    );
+    assert!(notes.contains("is ignored at sign-in"), "{entry}");
+    assert!(
+        plan["policy"]["notes"]
+            .to_string()
+            .contains("Microsoft managed (state default, documented as enabled)"),
+        "{plan}"
+    );
+}
+
+#[test]
 fn a_csv_manifest_takes_its_policy_from_a_policy_file() {
     let scenario = Scenario::new(tenant());
     let csv = scenario.write(
