@@ -305,7 +305,9 @@ async fn plan_user(
         .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
         .or(named_id);
     let mut live = read.live;
-    if plan::needs_methods(desired, &live) {
+    let cloud = client.transport().config().cloud;
+    let unchecked = plan::needs_methods(desired, &live) && !cloud.serves_authentication_methods();
+    if plan::needs_methods(desired, &live) && !unchecked {
         let methods = Reads {
             methods: true,
             ..Reads::default()
@@ -317,7 +319,32 @@ async fn plan_user(
     }
     let mut user = plan::diff(desired, &live);
     user.id = id;
+    if unchecked {
+        let note = unchecked_methods_note(&user, cloud);
+        user.add_note(note);
+    }
     (user, id.map(|id| id.as_u128()))
+}
+
+/// Said of a user whose registered methods mattered but could not be read: the cloud's Graph
+/// has no `/authentication/methods`. The plan goes ahead as if they were registered (a
+/// preferred-method change is planned, not blocked; `enabled` against `enforced` is taken as
+/// met, which writes nothing).
+fn unchecked_methods_note(user: &UserPlan, cloud: crate::graph::Cloud) -> String {
+    let preferred = user
+        .fields
+        .iter()
+        .find(|f| f.field == crate::model::Field::PreferredMethod);
+    let what = match preferred {
+        Some(change) => format!("registration of {} could not be checked", change.after),
+        None => "whether the user has a registered MFA method could not be checked (enforced \
+                 is taken as meeting enabled)"
+            .to_owned(),
+    };
+    format!(
+        "{what}: /authentication/methods is not available in {}",
+        cloud.describe()
+    )
 }
 
 /// Which of a user's resources to read.

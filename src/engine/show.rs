@@ -24,7 +24,10 @@ use serde::Serialize;
 
 use super::{Breaker, RunError};
 use crate::graph::permissions::{Need, Resource};
-use crate::graph::wire::{AuthenticationMethod, PolicyTarget, SystemCredentialPreferences};
+use crate::graph::wire::{
+    AuthenticationMethod, PolicyTarget, SignInPreferences, SystemCredentialPreferences,
+    UserIdentity,
+};
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::{MethodKind, PreferredMethod};
 use crate::text::{printable, printable_capped};
@@ -125,6 +128,10 @@ pub struct UserView {
     pub system_preferred_method: Option<String>,
     /// The registered methods in Graph's order, without the password every user has.
     pub methods: Vec<MethodView>,
+    /// Why the registered methods were not read, when they could not be (the China cloud has no
+    /// `/authentication/methods`): `methods` and `preferred_method_choices` are then empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods_unread: Option<String>,
     /// Each of the six preferred-method values: usable or not (and why), and which is current.
     pub preferred_method_choices: Vec<Choice>,
     /// Whether the tenant policy's system-preferred MFA covers this user (null when not found).
@@ -408,7 +415,9 @@ enum Membership {
     Unknown(String),
 }
 
-/// Reads one user. Every read starts at once: the transport sends them together.
+/// Reads one user. Every read starts at once: the transport sends them together. The
+/// registered methods are not read where the cloud's Graph has no `/authentication/methods`
+/// (China): the view says so instead.
 async fn read_user(
     client: &GraphClient,
     user: &str,
@@ -416,9 +425,17 @@ async fn read_user(
     stop: &Breaker,
 ) -> UserView {
     let named_by_id = uuid::Uuid::parse_str(user).is_ok();
+    let cloud = client.transport().config().cloud;
     let membership = async {
         if policy.needs_membership() {
             Some(client.group_memberships(user).await)
+        } else {
+            None
+        }
+    };
+    let methods = async {
+        if cloud.serves_authentication_methods() {
+            Some(client.authentication_methods(user).await)
         } else {
             None
         }
@@ -427,7 +444,7 @@ async fn read_user(
         client.user_profile(user),
         client.sign_in_preferences(user, Purpose::Read),
         client.requirements(user, Purpose::Read),
-        client.authentication_methods(user),
+        methods,
         membership,
     );
 
@@ -456,11 +473,13 @@ async fn read_user(
         Resource::Requirements.read(),
         requirements.as_ref().map(|_| ()),
     );
-    required(
-        ReadKind::Methods,
-        Resource::Methods.read(),
-        methods.as_ref().map(|_| ()),
-    );
+    if let Some(methods) = &methods {
+        required(
+            ReadKind::Methods,
+            Resource::Methods.read(),
+            methods.as_ref().map(|_| ()),
+        );
+    }
     match &profile {
         Err(error) if named_by_id && !error.is_not_found() => {
             best_effort_failure(stop, Resource::UserBasic.read(), error);
@@ -487,30 +506,79 @@ async fn read_user(
         };
         return UserView::unread(user, status, ReadError::new(read, &error));
     }
-    let (Ok(sign_in), Ok(requirements), Ok(methods)) = (sign_in, requirements, methods) else {
+    let (Ok(sign_in), Ok(requirements)) = (sign_in, requirements) else {
         unreachable!("every required read succeeded");
+    };
+    let methods = match methods {
+        Some(Ok(methods)) => Ok(methods),
+        Some(Err(_)) => unreachable!("every required read succeeded"),
+        None => Err(format!(
+            "not read: /authentication/methods is not available in {}",
+            cloud.describe()
+        )),
+    };
+    let membership = match groups {
+        None => Membership::NotNeeded,
+        Some(Ok(groups)) => Membership::Known(groups),
+        Some(Err(error)) => Membership::Unknown(unreadable_groups(&error)),
     };
     let profile = profile.ok();
     let id = profile
         .as_ref()
         .map(|p| p.id.clone())
         .or_else(|| named_by_id.then(|| user.to_owned()));
-    let membership = match groups {
-        None => Membership::NotNeeded,
-        Some(Ok(groups)) => Membership::Known(groups),
-        Some(Err(error)) => Membership::Unknown(unreadable_groups(&error)),
+    let read = UserReads {
+        sign_in,
+        per_user_mfa_state: requirements.per_user_mfa_state,
+        methods,
+        coverage: coverage(policy, id.as_deref(), &membership),
     };
-    let kinds: Vec<MethodKind> = methods
-        .iter()
-        .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref()))
-        .collect();
-    let preferred = sign_in
+    found_view(user, id, profile, read)
+}
+
+/// What [`read_user`] read of a user Graph knows. `methods` is `Err(why)` when they could not be
+/// read at all (the cloud has no `/authentication/methods`).
+struct UserReads {
+    sign_in: SignInPreferences,
+    per_user_mfa_state: Option<String>,
+    methods: Result<Vec<AuthenticationMethod>, String>,
+    coverage: PolicyCoverage,
+}
+
+/// The view of a user Graph knows.
+fn found_view(
+    user: &str,
+    id: Option<String>,
+    profile: Option<UserIdentity>,
+    read: UserReads,
+) -> UserView {
+    let preferred = read
+        .sign_in
         .user_preferred_method_for_secondary_authentication
         .as_deref();
+    let (methods, choices, methods_unread) = match &read.methods {
+        Ok(methods) => {
+            let kinds: Vec<MethodKind> = methods
+                .iter()
+                .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref()))
+                .collect();
+            let shown = methods
+                .iter()
+                .filter(|m| {
+                    MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())
+                        != Some(MethodKind::Password)
+                })
+                .map(method_view)
+                .collect();
+            (shown, choices(&kinds, preferred), None)
+        }
+        // Without the methods, no choice can be judged: none is listed.
+        Err(why) => (Vec::new(), Vec::new(), Some(why.clone())),
+    };
     UserView {
         user: user.to_owned(),
         status: ViewStatus::Found,
-        policy_coverage: Some(coverage(policy, id.as_deref(), &membership)),
+        policy_coverage: Some(read.coverage),
         id: id.as_deref().map(safe),
         user_principal_name: profile
             .as_ref()
@@ -521,21 +589,18 @@ async fn read_user(
             .and_then(|p| p.display_name.as_deref())
             .map(safe),
         preferred_method: preferred.map(safe),
-        system_preferred: sign_in.is_system_preferred_authentication_method_enabled,
-        per_user_mfa_state: requirements.per_user_mfa_state.as_deref().map(safe),
-        system_preferred_method: sign_in
+        system_preferred: read
+            .sign_in
+            .is_system_preferred_authentication_method_enabled,
+        per_user_mfa_state: read.per_user_mfa_state.as_deref().map(safe),
+        system_preferred_method: read
+            .sign_in
             .system_preferred_authentication_method
             .as_deref()
             .map(safe),
-        methods: methods
-            .iter()
-            .filter(|m| {
-                MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())
-                    != Some(MethodKind::Password)
-            })
-            .map(method_view)
-            .collect(),
-        preferred_method_choices: choices(&kinds, preferred),
+        methods,
+        methods_unread,
+        preferred_method_choices: choices,
         error: None,
     }
 }
@@ -569,6 +634,7 @@ impl UserView {
             per_user_mfa_state: None,
             system_preferred_method: None,
             methods: Vec::new(),
+            methods_unread: None,
             preferred_method_choices: Vec::new(),
             policy_coverage: None,
             error: Some(error),

@@ -155,7 +155,14 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             &format!("{verdict}: {}", coverage.reason),
         )?;
     }
-    if user.methods.is_empty() {
+    if let Some(why) = &user.methods_unread {
+        row(out, "registered methods", why)?;
+        row(
+            out,
+            "preferred-method choices",
+            "unknown: registration could not be checked",
+        )?;
+    } else if user.methods.is_empty() {
         row(out, "registered methods", "none besides the password")?;
     } else {
         writeln!(out, "  registered methods")?;
@@ -175,7 +182,9 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             }
         }
     }
-    writeln!(out, "  preferred-method choices")?;
+    if user.methods_unread.is_none() {
+        writeln!(out, "  preferred-method choices")?;
+    }
     for choice in &user.preferred_method_choices {
         let mut said = match &choice.reason {
             None => "usable".to_owned(),

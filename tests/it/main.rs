@@ -2,6 +2,7 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod contract;
 mod emulator;
 mod emulator_faults;
 mod examples;
