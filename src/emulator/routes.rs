@@ -1059,6 +1059,38 @@ fn key_form_value(segment: &str) -> Result<String, Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::permissions::TokenKind;
+
+    #[test]
+    fn user_reads_are_judged_by_token_kind_and_selected_properties() {
+        let caller = |kind, permission: &str| Caller {
+            app_id: "a".into(),
+            permissions: vec![permission.to_owned()],
+            kind,
+        };
+        let user = Route::User("megan@contoso.com".into());
+        let basic = Some("$select=id,userPrincipalName");
+        let more = Some("$select=id,userType,accountEnabled");
+        let delegated = caller(TokenKind::Delegated, "User.ReadBasic.All");
+        // user-list / user-get: a delegated token reads the basic profile with
+        // User.ReadBasic.All; anything more, and any application read, needs User.Read.All.
+        assert_eq!(authorize(&delegated, &user, basic, false), None);
+        assert!(authorize(&delegated, &Route::Users, more, false).is_some());
+        assert!(
+            authorize(&delegated, &user, None, false).is_some(),
+            "no $select"
+        );
+        let app = caller(TokenKind::Application, "User.ReadBasic.All");
+        assert!(authorize(&app, &user, basic, false).is_some());
+        let app = caller(TokenKind::Application, "User.Read.All");
+        assert_eq!(authorize(&app, &Route::Users, more, false), None);
+        // group-list-transitivemembers: GroupMember.Read.All or higher, never Group.ReadBasic.All.
+        let members = Route::GroupMembers("g".into(), Members::Transitive);
+        let app = caller(TokenKind::Application, "GroupMember.Read.All");
+        assert_eq!(authorize(&app, &members, more, false), None);
+        let app = caller(TokenKind::Application, "Group.ReadBasic.All");
+        assert!(authorize(&app, &members, more, false).is_some());
+    }
 
     #[test]
     fn parses_every_way_of_naming_a_user() {

@@ -336,7 +336,13 @@ fn unchecked_methods_note(user: &UserPlan, cloud: crate::graph::Cloud) -> String
         .iter()
         .find(|f| f.field == crate::model::Field::PreferredMethod);
     let what = match preferred {
-        Some(change) => format!("registration of {} could not be checked", change.after),
+        Some(change) => {
+            let method = match &change.after {
+                crate::plan::Value::Method(method) => method.to_string(),
+                other => other.to_string(),
+            };
+            format!("registration of {method} could not be checked")
+        }
         None => "whether the user has a registered MFA method could not be checked (enforced \
                  is taken as meeting enabled)"
             .to_owned(),

@@ -14,6 +14,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod published;
 mod reports;
 mod resume;
 mod rollback;
