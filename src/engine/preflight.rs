@@ -176,6 +176,12 @@ fn selector_reads(selectors: &Selectors, methods: MethodsReadable, out: &mut Vec
     for group in &selectors.groups {
         let part = group_part("groups:", &group.group, group.line);
         group_reads(&group.group, &part, out);
+        // Without it Graph lists the members with `id` and `@odata.type` only ("limited
+        // information"): the plan would name them by object id. An exclusion needs the ids only.
+        out.push(Requirement {
+            need: Resource::Users.read(),
+            why: format!("naming the members of the group of {part}"),
+        });
         population_reads(&group.settings, &part, methods, out);
     }
     for exclusion in &selectors.exclude {
@@ -520,6 +526,7 @@ mod tests {
             Resource::GroupMembers.read(),
             "`groups:` \"MFA Pilot\" (line 5)",
         );
+        find(Resource::Users.read(), "naming the members of the group of `groups:`");
         find(
             Resource::Requirements.read(),
             "`groups:` \"MFA Pilot\" (line 5)",
