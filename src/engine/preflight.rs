@@ -526,7 +526,10 @@ mod tests {
             Resource::GroupMembers.read(),
             "`groups:` \"MFA Pilot\" (line 5)",
         );
-        find(Resource::Users.read(), "naming the members of the group of `groups:`");
+        find(
+            Resource::Users.read(),
+            "naming the members of the group of `groups:`",
+        );
         find(
             Resource::Requirements.read(),
             "`groups:` \"MFA Pilot\" (line 5)",
