@@ -1087,8 +1087,10 @@ async fn the_policy_has_graphs_whole_shape_when_the_file_leaves_it_out() {
             "displayName",
             "id",
             "lastModifiedDateTime",
+            "microsoftAuthenticatorPlatformSettings",
             "policyMigrationState",
             "policyVersion",
+            "reconfirmationInDays",
             "registrationEnforcement",
             "reportSuspiciousActivitySettings",
             "systemCredentialPreferences",
@@ -1352,7 +1354,8 @@ async fn a_bad_patch_is_a_400_and_changes_nothing() {
         ),
         // Unknown properties, at the top and inside a sub-object.
         (json!({"color": "blue"}), "color"),
-        (json!({"reconfirmationInDays": 30}), "reconfirmationInDays"),
+        // A property of the beta schema, of the wrong type (it is an Int32).
+        (json!({"reconfirmationInDays": "30"}), "reconfirmationInDays"),
         (
             json!({"systemCredentialPreferences": {"stat": "enabled"}}),
             "stat",
