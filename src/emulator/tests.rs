@@ -1355,7 +1355,10 @@ async fn a_bad_patch_is_a_400_and_changes_nothing() {
         // Unknown properties, at the top and inside a sub-object.
         (json!({"color": "blue"}), "color"),
         // A property of the beta schema, of the wrong type (it is an Int32).
-        (json!({"reconfirmationInDays": "30"}), "reconfirmationInDays"),
+        (
+            json!({"reconfirmationInDays": "30"}),
+            "reconfirmationInDays",
+        ),
         (
             json!({"systemCredentialPreferences": {"stat": "enabled"}}),
             "stat",
