@@ -730,33 +730,10 @@ pub(super) fn metered(
         Err(answer) => return answer,
     };
 
-    let is_write = match (&route, method) {
-        (_, m) if m == Method::GET => false,
-        (Route::SignInPreferences(_) | Route::Requirements(_) | Route::Policy, m)
-            if m == Method::PATCH =>
-        {
-            true
-        }
-        _ => {
-            return Answer::error(
-                405,
-                "Request_BadRequest",
-                format!("The HTTP method '{method}' is not allowed for the request URI."),
-            );
-        }
+    let is_write = match admit(shared, method, &route, query, credential) {
+        Ok(is_write) => is_write,
+        Err(answer) => return answer,
     };
-
-    if let Credential::Caller(caller) = credential
-        && let Some(answer) = authorize(caller, &route, query, is_write)
-    {
-        return answer;
-    }
-    // The China cloud (21Vianet) has no `/authentication/methods` (Microsoft's availability
-    // table for authentication-list-methods). What that Graph answers is not published; the
-    // emulator answers as Graph does for any segment it does not serve (400, below).
-    if matches!(route, Route::Methods(_)) && !shared.config.cloud.serves_authentication_methods() {
-        return segment_not_found("methods");
-    }
 
     let verdict = shared.throttle.as_ref().map(|throttle| {
         let mut throttle = throttle.lock().unwrap_or_else(|e| e.into_inner());
@@ -799,14 +776,7 @@ pub(super) fn metered(
             link: format!("{root}{path}"),
             eventual,
         };
-        let limited = match (&route, credential) {
-            (Route::GroupMembers(..), Credential::Caller(caller)) => {
-                !Resource::users_selecting(&selected(query))
-                    .read()
-                    .is_met_by(caller.kind, &caller.permissions)
-            }
-            _ => false,
-        };
+        let limited = limited_members(&route, query, credential);
         let answer = serve(shared, method, route, query, body, &context);
         if limited {
             members::limit_users(answer)
@@ -826,6 +796,58 @@ pub(super) fn metered(
             }
         }
         None => answer,
+    }
+}
+
+/// Whether `route` may be answered at all, before it is metered: a method it takes (Ok says
+/// whether it writes), a caller holding the permission it needs, a cloud that serves it.
+fn admit(
+    shared: &Shared,
+    method: &Method,
+    route: &Route,
+    query: Option<&str>,
+    credential: &Credential,
+) -> Result<bool, Answer> {
+    let is_write = match (route, method) {
+        (_, m) if m == Method::GET => false,
+        (Route::SignInPreferences(_) | Route::Requirements(_) | Route::Policy, m)
+            if m == Method::PATCH =>
+        {
+            true
+        }
+        _ => {
+            return Err(Answer::error(
+                405,
+                "Request_BadRequest",
+                format!("The HTTP method '{method}' is not allowed for the request URI."),
+            ));
+        }
+    };
+    if let Credential::Caller(caller) = credential
+        && let Some(answer) = authorize(caller, route, query, is_write)
+    {
+        return Err(answer);
+    }
+    // The China cloud (21Vianet) has no `/authentication/methods` (Microsoft's availability
+    // table for authentication-list-methods). What that Graph answers is not published; the
+    // emulator answers as Graph does for any segment it does not serve (400).
+    if matches!(route, Route::Methods(_)) && !shared.config.cloud.serves_authentication_methods() {
+        return Err(segment_not_found("methods"));
+    }
+    Ok(is_write)
+}
+
+/// Whether a member list goes to a caller that may not read the users it selects: Graph then
+/// answers each user with `id` and `@odata.type` only ("limited information returned for
+/// inaccessible member objects").
+fn limited_members(route: &Route, query: Option<&str>, credential: &Credential) -> bool {
+    match (route, credential) {
+        (Route::GroupMembers(..), Credential::Caller(caller)) => {
+            !Resource::users_selecting(&selected(query))
+                .read()
+                .is_met_by(caller.kind, &caller.permissions)
+        }
+        _ => false,
     }
 }
 

@@ -439,7 +439,7 @@ pub(super) async fn read_user(
 }
 
 /// `read`'s output when `wanted`; otherwise `read` is dropped unpolled, and nothing is sent.
-async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
+pub(super) async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
     match wanted {
         true => Some(read.await),
         false => None,

@@ -22,6 +22,7 @@ use futures::stream;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::fetch::when;
 use super::{Breaker, RunError};
 use crate::graph::permissions::{Need, Resource};
 use crate::graph::wire::{
@@ -426,26 +427,15 @@ async fn read_user(
 ) -> UserView {
     let named_by_id = uuid::Uuid::parse_str(user).is_ok();
     let cloud = client.transport().config().cloud;
-    let membership = async {
-        if policy.needs_membership() {
-            Some(client.group_memberships(user).await)
-        } else {
-            None
-        }
-    };
-    let methods = async {
-        if cloud.serves_authentication_methods() {
-            Some(client.authentication_methods(user).await)
-        } else {
-            None
-        }
-    };
     let (profile, sign_in, requirements, methods, groups) = futures::join!(
         client.user_profile(user),
         client.sign_in_preferences(user, Purpose::Read),
         client.requirements(user, Purpose::Read),
-        methods,
-        membership,
+        when(
+            cloud.serves_authentication_methods(),
+            client.authentication_methods(user)
+        ),
+        when(policy.needs_membership(), client.group_memberships(user)),
     );
 
     // The reads a view cannot do without; the profile of a user named by id is a nicety (its
@@ -495,28 +485,20 @@ async fn read_user(
     }
 
     if let Some((read, error)) = failure {
-        let status = if not_found {
-            ViewStatus::NotFound
-        } else {
-            // A run-wide failure is said once, when the run stops; not once per user in flight.
-            if !Breaker::is_run_wide(&error) {
-                tracing::warn!(user, %error, "could not read the user");
-            }
-            ViewStatus::Failed
-        };
-        return UserView::unread(user, status, ReadError::new(read, &error));
+        return UserView::failed(user, read, &error, not_found);
     }
     let (Ok(sign_in), Ok(requirements)) = (sign_in, requirements) else {
         unreachable!("every required read succeeded");
     };
-    let methods = match methods {
-        Some(Ok(methods)) => Ok(methods),
-        Some(Err(_)) => unreachable!("every required read succeeded"),
-        None => Err(format!(
-            "not read: /authentication/methods is not available in {}",
-            cloud.describe()
-        )),
-    };
+    let methods = methods.map_or_else(
+        || {
+            Err(format!(
+                "not read: /authentication/methods is not available in {}",
+                cloud.describe()
+            ))
+        },
+        |read| Ok(read.expect("every required read succeeded")),
+    );
     let membership = match groups {
         None => Membership::NotNeeded,
         Some(Ok(groups)) => Membership::Known(groups),
@@ -622,6 +604,20 @@ fn unreadable_groups(error: &GraphError) -> String {
 }
 
 impl UserView {
+    /// The view of a user a required read failed for: not found (404), or failed.
+    fn failed(user: &str, read: ReadKind, error: &GraphError, not_found: bool) -> UserView {
+        let status = if not_found {
+            ViewStatus::NotFound
+        } else {
+            // A run-wide failure is said once, when the run stops; not once per user in flight.
+            if !Breaker::is_run_wide(error) {
+                tracing::warn!(user, %error, "could not read the user");
+            }
+            ViewStatus::Failed
+        };
+        UserView::unread(user, status, ReadError::new(read, error))
+    }
+
     fn unread(user: &str, status: ViewStatus, error: ReadError) -> UserView {
         UserView {
             user: user.to_owned(),

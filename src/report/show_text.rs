@@ -155,6 +155,19 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             &format!("{verdict}: {}", coverage.reason),
         )?;
     }
+    render_methods(out, user)?;
+    for note in notes(user) {
+        writeln!(out, "  note: {note}")?;
+    }
+    Ok(())
+}
+
+/// A user's registered methods and which preferred methods they make usable; when the methods
+/// could not be read (the China cloud), why.
+fn render_methods(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
+    let row = |out: &mut dyn io::Write, key: &str, value: &str| -> io::Result<()> {
+        writeln!(out, "  {key:<KEY$} {value}")
+    };
     if let Some(why) = &user.methods_unread {
         row(out, "registered methods", why)?;
         row(
@@ -194,9 +207,6 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             said.push_str(" (current)");
         }
         writeln!(out, "    {:<METHOD$} {said}", choice.method.as_str())?;
-    }
-    for note in notes(user) {
-        writeln!(out, "  note: {note}")?;
     }
     Ok(())
 }

@@ -709,17 +709,16 @@ fn as_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("serializes")
 }
 
-#[test]
-fn the_client_expects_only_names_in_the_schema() {
-    let schema = schema();
+/// Every wire type the client reads, with every field set so that every name is serialized,
+/// and the schema type it reads: a field added to a wire type fails to compile here until it is
+/// given, and so checked.
+fn client_wire_values() -> Vec<(&'static str, Value)> {
     let text = || Some("x".to_owned());
     let target = wire::PolicyTarget {
         id: "all_users".into(),
         target_type: Some("group".into()),
     };
-    // Every field set, so that every name is serialized: a field added to a wire type fails to
-    // compile here until it is given, and so checked.
-    let expected: Vec<(&str, Value)> = vec![
+    vec![
         (
             "graph.signInPreferences",
             as_json(&wire::SignInPreferences {
@@ -803,7 +802,13 @@ fn the_client_expects_only_names_in_the_schema() {
                 }],
             }),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn the_client_expects_only_names_in_the_schema() {
+    let schema = schema();
+    let expected = client_wire_values();
     let mut problems = Vec::new();
     for (ty, value) in &expected {
         // The method's fields belong to its several derived types: each must be on one.
