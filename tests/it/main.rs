@@ -2,6 +2,7 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod contract;
 mod counts;
 mod emulator;
 mod emulator_faults;
@@ -15,6 +16,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod published;
 mod reports;
 mod resume;
 mod rollback;

@@ -326,17 +326,18 @@ fn an_unknown_or_ambiguous_group_name_stops_the_run_before_any_write() {
     assert_eq!(scenario.stats().writes, 0);
 }
 
-#[test]
-fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
-    // A registered method other than the user's: a change (a blocked field is not one, and
-    // gets no note). The user's own system-preferred flag is off: the note is the policy's.
+/// Plans a change of the first user's preferred method (sms to push, both registered: a change;
+/// a blocked field is not one, and gets no note; their own system-preferred MFA off, so the note
+/// is the policy's) with `policy` (the lines under `policy:`): the plan, and the notes of that
+/// user's entry, of which there is exactly one.
+fn plan_preferred_change_with(policy: &str) -> (serde_json::Value, String) {
     let (tenant, user) = tenant_moving_to_push(false);
     let method = "push";
     let scenario = Scenario::new(tenant);
     let path = scenario.write(
         "notes.yaml",
         &format!(
-            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: {method}\npolicy:\n  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{{ id: all_users, targetType: group }}]\n    excludeTargets: [{{ id: Break-glass admins, targetType: group }}]\n"
+            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: {method}\npolicy:\n{policy}"
         ),
     );
     let (_, plan) = scenario.plan_json(&path);
@@ -346,19 +347,49 @@ fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
         .iter()
         .find(|u| u["user"] == user.as_str())
         .unwrap_or_else(|| panic!("{user} is planned: {plan}"));
-    let notes = entry["notes"].to_string();
     assert_eq!(
         entry["notes"].as_array().unwrap().len(),
         1,
         "one note: {entry}"
     );
-    assert!(notes.contains("ignored at sign-in"), "{entry}");
+    let notes = entry["notes"].to_string();
+    (plan, notes)
+}
+
+#[test]
+fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
+    let (plan, notes) = plan_preferred_change_with(
+        "  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{ id: all_users, targetType: group }]\n    excludeTargets: [{ id: Break-glass admins, targetType: group }]\n",
+    );
+    assert!(notes.contains("ignored at sign-in"), "{notes}");
     assert!(
         notes.contains("unless excluded by group Break-glass admins"),
-        "{entry}"
+        "{notes}"
     );
     assert!(
         plan["policy"]["notes"].to_string().contains("1 user"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_microsoft_managed_state_counts_as_enabled_for_the_ignored_at_sign_in_note() {
+    // The policy section touches another part: systemCredentialPreferences stays Graph's
+    // default, `state: default` for all users, which Entra documents as enabled.
+    let (plan, notes) =
+        plan_preferred_change_with("  reportSuspiciousActivity:\n    voiceReportingCode: 7\n");
+    assert!(
+        notes.contains(
+            "leaves system-preferred MFA Microsoft managed (state default), which Entra documents \
+             as enabled, for all users"
+        ),
+        "{notes}"
+    );
+    assert!(notes.contains("is ignored at sign-in"), "{notes}");
+    assert!(
+        plan["policy"]["notes"]
+            .to_string()
+            .contains("Microsoft managed (state default, documented as enabled)"),
         "{plan}"
     );
 }
@@ -462,7 +493,7 @@ fn a_preferred_method_change_carries_one_note_under_both_system_preferred_settin
     let note = notes[0].as_str().unwrap();
     assert!(
         note.contains(&format!(
-            "system-preferred MFA is on for {user}, and the tenant policy enables it for all users"
+            "system-preferred MFA is on for {user}, and the tenant policy enables system-preferred MFA for all users"
         )) && note.contains("the preferred method push is ignored at sign-in"),
         "{note}"
     );

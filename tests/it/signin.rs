@@ -1013,12 +1013,13 @@ fn login_asks_for_what_the_manifest_needs_and_the_scopes_added() {
         "{asked}"
     );
     let scopes = granted(&for_groups);
-    // Listing the group's members, and reading and writing its members' preferred method:
-    // nothing more (no per-user state, no UPN lookup: members are pinned by object id).
+    // Listing the group's members and naming them, and reading and writing their preferred
+    // method: nothing more (no per-user state, no policy).
     assert_eq!(
         scopes,
         [
             "UserAuthenticationMethod.ReadWrite.All",
+            "User.Read.All",
             "GroupMember.Read.All"
         ],
         "{}",
