@@ -163,7 +163,7 @@ async fn read_groups(
         .await;
     let mut groups = HashMap::with_capacity(answers.len());
     for (id, members) in answers {
-        groups.insert(id, readable(members, least(Resource::Groups))?);
+        groups.insert(id, readable(members, least(Resource::GroupMembers))?);
     }
     Ok(groups)
 }
@@ -264,9 +264,8 @@ async fn read_kinds(client: &GraphClient) -> Result<Read<HashMap<uuid::Uuid, Use
     let mut pages = client.users_for(Purpose::Coverage);
     let mut kinds = HashMap::new();
     loop {
-        // The listing reads userType, which an application reads with User.Read.All (the
-        // basic profile of User.ReadBasic.All leaves it out).
-        match readable(pages.next_page().await, "User.Read.All")? {
+        // The listing reads userType, outside the basic profile.
+        match readable(pages.next_page().await, least(Resource::Users))? {
             Ok(Some(page)) => {
                 for user in page {
                     let kind = UserKind::classify(

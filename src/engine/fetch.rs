@@ -133,17 +133,19 @@ pub async fn plan(
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
-            note_system_preferred(&mut plan, &excluded);
+            note_system_preferred(&mut plan, &excluded, policy.system_preferred_managed);
         }
     }
     plan.summary = plan.count(users.len() as u64);
     Ok(plan)
 }
 
-/// With system-preferred MFA enabled for all users (after this plan), Graph ignores a user's
+/// With system-preferred MFA on for all users (after this plan), Graph ignores a user's
 /// preferred method at sign-in: each preferred-method change says so, and so does the policy.
-/// Group membership is not read, so an exclusion is named, not decided.
-fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
+/// `managed`: it is on because the policy leaves it Microsoft managed (`state: default`), which
+/// Entra documents as enabled ([`crate::plan::policy::counts_as_enabled`]). Group membership is
+/// not read, so an exclusion is named, not decided.
+fn note_system_preferred(plan: &mut Plan, excluded: &[String], managed: bool) {
     let unless = if excluded.is_empty() {
         String::new()
     } else {
@@ -153,32 +155,56 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
             .collect();
         format!(" unless excluded by group {}", names.join(" or "))
     };
+    let (policy_enables, is_enabled) = if managed {
+        (
+            "the tenant policy leaves system-preferred MFA Microsoft managed (state default), \
+             which Entra documents as enabled, for all users",
+            "system-preferred MFA is Microsoft managed (state default, documented as enabled) \
+             for all users",
+        )
+    } else {
+        (
+            "the tenant policy enables system-preferred MFA for all users",
+            "system-preferred MFA is enabled for all users",
+        )
+    };
     let mut affected = 0;
     for user in &mut plan.users {
         if user.status == Status::Protected {
             continue; // nothing is written for it
         }
-        let Some(change) = user
+        // A blocked field is not a change: nothing is written, nothing is ignored.
+        let Some(method) = user
             .fields
             .iter()
-            .find(|f| f.field == crate::model::Field::PreferredMethod)
+            .find(|f| f.field == crate::model::Field::PreferredMethod && !f.blocked)
+            .and_then(|f| f.after.as_str())
+            .and_then(crate::model::PreferredMethod::parse)
         else {
             continue;
         };
-        let note = format!(
-            "the tenant policy enables system-preferred MFA for all users: the preferred method \
-             {} is ignored at sign-in{unless}",
-            change.after
-        );
-        user.add_note(note);
+        // One note per change: a user whose own system-preferred MFA is on already has one,
+        // which this one replaces, saying both.
+        let own = plan::ignored_note(&user.user, method);
+        let note = if user.notes().contains(&own) {
+            format!(
+                "system-preferred MFA is on for {}, and {policy_enables}: the preferred method \
+                 {method} is ignored at sign-in (except by the NPS extension and the AD FS \
+                 adapter)",
+                user.user
+            )
+        } else {
+            format!("{policy_enables}: the preferred method {method} is ignored at sign-in{unless}")
+        };
+        user.replace_note(&own, note);
         affected += 1;
     }
     if affected > 0
         && let Some(policy) = &mut plan.policy
     {
         policy.notes.push(format!(
-            "system-preferred MFA is enabled for all users: the preferred-method changes of {affected} \
-             {} in this plan are ignored at sign-in{unless}",
+            "{is_enabled}: the preferred-method changes of {affected} {} in this plan are \
+             ignored at sign-in{unless}",
             if affected == 1 { "user" } else { "users" }
         ));
     }
@@ -199,7 +225,7 @@ async fn resolve_protected(
         .collect()
         .await;
     let breaker = Breaker::default();
-    let need = Resource::Users.read();
+    let need = Resource::UserBasic.read();
     let mut resolved = Vec::with_capacity(entries.len());
     let mut unresolved = None;
     for (entry, answer) in answers {
@@ -293,7 +319,9 @@ async fn plan_user(
         .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
         .or(named_id);
     let mut live = read.live;
-    if plan::needs_methods(desired, &live) {
+    let cloud = client.transport().config().cloud;
+    let unchecked = plan::needs_methods(desired, &live) && !cloud.serves_authentication_methods();
+    if plan::needs_methods(desired, &live) && !unchecked {
         let methods = Reads {
             methods: true,
             ..Reads::default()
@@ -305,7 +333,38 @@ async fn plan_user(
     }
     let mut user = plan::diff(desired, &live);
     user.id = id;
+    if unchecked {
+        let note = unchecked_methods_note(&user, cloud);
+        user.add_note(note);
+    }
     (user, id.map(|id| id.as_u128()))
+}
+
+/// Said of a user whose registered methods mattered but could not be read: the cloud's Graph
+/// has no `/authentication/methods`. The plan goes ahead as if they were registered (a
+/// preferred-method change is planned, not blocked; `enabled` against `enforced` is taken as
+/// met, which writes nothing).
+fn unchecked_methods_note(user: &UserPlan, cloud: crate::graph::Cloud) -> String {
+    let preferred = user
+        .fields
+        .iter()
+        .find(|f| f.field == crate::model::Field::PreferredMethod);
+    let what = match preferred {
+        Some(change) => {
+            let method = match &change.after {
+                crate::plan::Value::Method(method) => method.to_string(),
+                other => other.to_string(),
+            };
+            format!("registration of {method} could not be checked")
+        }
+        None => "whether the user has a registered MFA method could not be checked (enforced \
+                 is taken as meeting enabled)"
+            .to_owned(),
+    };
+    format!(
+        "{what}: /authentication/methods is not available in {}",
+        cloud.describe()
+    )
 }
 
 /// Which of a user's resources to read.
@@ -353,7 +412,7 @@ pub(super) async fn read_user(
     let mut failure = None;
     for (resource, endpoint, result) in [
         (
-            Resource::Users,
+            Resource::UserBasic,
             None,
             identity.as_ref().map(|r| r.as_ref().map(|_| ())),
         ),
@@ -394,7 +453,7 @@ pub(super) async fn read_user(
 }
 
 /// `read`'s output when `wanted`; otherwise `read` is dropped unpolled, and nothing is sent.
-async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
+pub(super) async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
     match wanted {
         true => Some(read.await),
         false => None,

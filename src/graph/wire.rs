@@ -270,7 +270,8 @@ pub struct InnerError {
 /// The property names of `conditionalAccessPolicy` and its parts in Microsoft's beta schema:
 /// what mfactl's coverage judge understands and what the emulator serves and accepts.
 pub mod conditional_access {
-    /// `conditionalAccessPolicy`.
+    /// `conditionalAccessPolicy` (with `deletedDateTime` from its base type), and `templateId`,
+    /// which v1.0's schema and real answers have and beta-Prod's does not.
     pub const POLICY: &[&str] = &[
         "id",
         "displayName",
@@ -281,6 +282,7 @@ pub mod conditional_access {
         "sessionControls",
         "createdDateTime",
         "modifiedDateTime",
+        "deletedDateTime",
         "templateId",
     ];
 
@@ -321,6 +323,8 @@ pub mod conditional_access {
         "includeUserActions",
         "includeAuthenticationContextClassReferences",
         "applicationFilter",
+        "globalSecureAccess",
+        "networkAccess",
     ];
 
     /// `conditionalAccessGrantControls`.

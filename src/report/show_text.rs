@@ -8,7 +8,7 @@ use std::io;
 
 use super::text::tenant_line_for;
 use crate::engine::show::{
-    PolicyStatus, ShowDocument, ShowSummary, Target, TenantPolicy, UserView, ViewStatus,
+    ListChoice, PolicyStatus, ShowDocument, ShowSummary, Target, TenantPolicy, UserView, ViewStatus,
 };
 
 /// The width of the key column in a user's block.
@@ -54,7 +54,10 @@ fn describe_policy(policy: &TenantPolicy) -> String {
         PolicyStatus::Read => {
             let state = policy.state.as_deref().unwrap_or("(no state)");
             let mut out = match state {
-                "default" => "Microsoft-managed (state default)".to_owned(),
+                // Entra documents Microsoft managed as enabled (crate::plan::policy).
+                "default" => {
+                    "Microsoft managed (state default, which Entra documents as enabled)".to_owned()
+                }
                 other => other.to_owned(),
             };
             if !policy.include_targets.is_empty() {
@@ -157,7 +160,27 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
         // Whether MFA would stay required with per-user MFA disabled.
         row(out, "MFA coverage", &coverage.summary())?;
     }
-    if user.methods.is_empty() {
+    render_methods(out, user)?;
+    for note in notes(user) {
+        writeln!(out, "  note: {note}")?;
+    }
+    Ok(())
+}
+
+/// A user's registered methods and which preferred methods they make usable; when the methods
+/// could not be read (the China cloud), why.
+fn render_methods(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
+    let row = |out: &mut dyn io::Write, key: &str, value: &str| -> io::Result<()> {
+        writeln!(out, "  {key:<KEY$} {value}")
+    };
+    if let Some(why) = &user.methods_unread {
+        row(out, "registered methods", why)?;
+        row(
+            out,
+            "preferred-method choices",
+            "unknown: registration could not be checked",
+        )?;
+    } else if user.methods.is_empty() {
         row(out, "registered methods", "none besides the password")?;
     } else {
         writeln!(out, "  registered methods")?;
@@ -177,7 +200,9 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             }
         }
     }
-    writeln!(out, "  preferred-method choices")?;
+    if user.methods_unread.is_none() {
+        writeln!(out, "  preferred-method choices")?;
+    }
     for choice in &user.preferred_method_choices {
         let mut said = match &choice.reason {
             None => "usable".to_owned(),
@@ -188,10 +213,30 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
         }
         writeln!(out, "    {:<METHOD$} {said}", choice.method.as_str())?;
     }
-    for note in notes(user) {
-        writeln!(out, "  note: {note}")?;
+    if let Some(list) = &user.preferred_method_list {
+        writeln!(out, "  {}", list_line(list))?;
     }
     Ok(())
+}
+
+/// `preferred-method list [push, oath, sms] gives sms (the first registered; current)`.
+fn list_line(list: &ListChoice) -> String {
+    let methods: Vec<&str> = list.methods.iter().map(|m| m.as_str()).collect();
+    let methods = methods.join(", ");
+    match list.chosen {
+        Some(method) => format!(
+            "preferred-method list [{methods}] gives {method} (the first of them registered{})",
+            if list.current {
+                "; current: plan changes nothing"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "preferred-method list [{methods}] gives nothing: none of them is registered, so \
+             plan blocks the user"
+        ),
+    }
 }
 
 /// What an admin should not miss: a preferred method that does nothing.

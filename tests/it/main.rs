@@ -2,11 +2,14 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod contract;
+mod counts;
 mod coverage;
 mod emulator;
 mod emulator_faults;
 mod examples;
 mod export;
+mod fallback;
 mod fault_proxy;
 mod guards;
 mod hardening;
@@ -14,6 +17,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod published;
 mod reports;
 mod resume;
 mod rollback;
@@ -24,4 +28,5 @@ mod show;
 mod signin;
 mod support;
 mod throughput;
+mod usage;
 mod verify;

@@ -205,7 +205,6 @@ pub fn served(policy: &Value) -> Value {
     let id = policy.get("id").and_then(Value::as_str).unwrap_or_default();
     let mut answer = json!({
         "id": id,
-        "templateId": null,
         "displayName": "",
         "createdDateTime": CREATED,
         "modifiedDateTime": null,

@@ -350,6 +350,14 @@ impl Conditions {
             .into_iter()
             .filter(|app| !app.eq_ignore_ascii_case("None"))
             .collect();
+        // Global Secure Access traffic in place of (or beside) cloud apps: not judged.
+        for key in ["globalSecureAccess", "networkAccess"] {
+            if apps.get(key).is_some_and(|value| !value.is_null()) {
+                self.unjudged.push(format!(
+                    "conditions.applications.{key} (Global Secure Access traffic) is not judged"
+                ));
+            }
+        }
         if included.is_empty() {
             return if !actions.is_empty() {
                 Applications::UserActions(actions.iter().map(|a| shown(a)).collect())
