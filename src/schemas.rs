@@ -234,6 +234,47 @@ pub struct ManifestUser {
     pub fields: ManifestFields,
 }
 
+/// The tenants file of a multi-tenant run (`plan|apply MANIFEST --tenants TENANTS.yaml`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "mfactl tenants file",
+    description = "The customer tenants one manifest is planned and applied in (mfactl plan|apply \
+                   --tenants)."
+)]
+pub struct TenantsDocument {
+    /// One entry per tenant; no tenant twice (case-insensitively).
+    #[schemars(length(min = 1))]
+    pub tenants: Vec<TenantEntry>,
+}
+
+/// One tenant of a multi-tenant run.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TenantEntry {
+    /// The tenant id (a GUID) or a verified domain (e.g. contoso.onmicrosoft.com). It names the
+    /// tenant's folder under --out-dir, in lower case.
+    #[schemars(length(min = 1, max = 253), regex(pattern = TENANT_PATTERN))]
+    pub tenant: String,
+    /// Taken out of the manifest's `allUsers` and `groups` in this tenant only.
+    #[serde(default)]
+    pub exclude: Vec<ManifestExclusion>,
+    /// Accounts never written in this tenant, on top of the manifest's `protect`.
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true), inner(length(min = 1)))]
+    pub protect: Vec<String>,
+    /// The most writes an apply may make in this tenant (the smaller of this and the
+    /// manifest's `maxChanges` wins).
+    #[serde(default)]
+    pub max_changes: Option<u64>,
+}
+
+/// A GUID, or a domain name: labels of letters, digits and `-` (not first or last), two at
+/// least, joined by dots (`manifest::tenants::check_tenant`).
+const TENANT_PATTERN: &str = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-\
+                              [0-9A-Fa-f]{12}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+\
+                              [A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$";
+
 /// Every schema, by file name under `schemas/`.
 pub fn all() -> Vec<(&'static str, serde_json::Value)> {
     vec![
@@ -253,5 +294,27 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
             "show.schema.json",
             schema_for!(crate::engine::show::ShowDocument).to_value(),
         ),
+        (
+            "tenants.schema.json",
+            schema_for!(TenantsDocument).to_value(),
+        ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_tenants_file_fits_the_schema_type_and_the_parser() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenants.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let document: TenantsDocument = serde_saphyr::from_str(&text).unwrap();
+        let parsed = crate::manifest::tenants::load(&path).unwrap();
+        assert_eq!(document.tenants.len(), parsed.tenants.len());
+        assert!(
+            serde_saphyr::from_str::<TenantsDocument>("tenants:\n  - tenant: a.com\n    x: 1\n")
+                .is_err()
+        );
+    }
 }

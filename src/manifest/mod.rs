@@ -7,6 +7,7 @@ mod csv;
 pub mod policy;
 mod problem;
 pub mod selectors;
+pub mod tenants;
 mod user;
 pub mod write;
 mod yaml;

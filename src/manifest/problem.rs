@@ -58,6 +58,12 @@ pub enum Code {
     InvalidTarget,
     /// More policy targets than Entra takes (system-preferred MFA: one include, one exclude).
     TooManyTargets,
+    /// A tenants file's `tenant:` that is neither a tenant id (GUID) nor a domain name.
+    InvalidTenant,
+    /// The same tenant (case-insensitively) twice in a tenants file.
+    DuplicateTenant,
+    /// A tenants file without `tenants:`, or with an empty list.
+    MissingTenants,
 }
 
 impl Code {
@@ -82,6 +88,9 @@ impl Code {
         Code::OutOfRange,
         Code::InvalidTarget,
         Code::TooManyTargets,
+        Code::InvalidTenant,
+        Code::DuplicateTenant,
+        Code::MissingTenants,
     ];
 
     /// The code as printed, e.g. `unknown-method`.
@@ -106,6 +115,9 @@ impl Code {
             Code::OutOfRange => "out-of-range",
             Code::InvalidTarget => "invalid-target",
             Code::TooManyTargets => "too-many-targets",
+            Code::InvalidTenant => "invalid-tenant",
+            Code::DuplicateTenant => "duplicate-tenant",
+            Code::MissingTenants => "missing-tenants",
         }
     }
 }

@@ -52,7 +52,7 @@ const USER_KEY: &str = "user";
 /// ten events and nine nodes and about 100 bytes, so these allow several million users while
 /// still refusing a runaway or hostile file. Depth, alias and anchor limits stay at their
 /// defaults: a manifest is three levels deep and has no reason to use many anchors.
-fn options() -> serde_saphyr::Options {
+pub(super) fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: Some(2 << 30),
@@ -249,7 +249,7 @@ impl<R: Read> Read for TextCheck<R> {
 
 /// serde-saphyr's user-facing message without its location suffix (ours comes first) and
 /// without line breaks.
-fn syntax_message(error: &serde_saphyr::Error) -> String {
+pub(super) fn syntax_message(error: &serde_saphyr::Error) -> String {
     use serde_saphyr::MessageFormatter;
     let mut inner = error.without_snippet();
     if let serde_saphyr::Error::AliasError { error, .. } = inner {
@@ -262,7 +262,7 @@ fn syntax_message(error: &serde_saphyr::Error) -> String {
         .collect()
 }
 
-fn position(line: u64, column: u64) -> Location {
+pub(super) fn position(line: u64, column: u64) -> Location {
     // serde-saphyr reports 0:0 for an unknown location; point at the start of the file.
     Location::Yaml {
         line: line.max(1),
@@ -270,7 +270,7 @@ fn position(line: u64, column: u64) -> Location {
     }
 }
 
-fn at(location: &serde_saphyr::Location) -> Location {
+pub(super) fn at(location: &serde_saphyr::Location) -> Location {
     position(location.line(), location.column())
 }
 
@@ -623,119 +623,12 @@ impl Collector {
 
     /// `protect:`: a list of users, each checked like an entry's `user:`, none twice.
     fn protect(&mut self, node: &Spanned<policy::Node>) {
-        let items = match &node.value {
-            policy::Node::List(items) => items,
-            policy::Node::Null => {
-                self.problems.push(
-                    Code::NullValue,
-                    at(&node.referenced),
-                    None,
-                    "protect is null; list the accounts never to write \
-                     (`protect: [breakglass@contoso.com]`), or leave the key out"
-                        .to_string(),
-                );
-                return;
-            }
-            other => {
-                self.problems.push(
-                    Code::WrongType,
-                    at(&node.referenced),
-                    None,
-                    format!(
-                        "protect must be a list of userPrincipalNames or object ids \
-                         (`protect: [breakglass@contoso.com]`), not {}",
-                        other.describe()
-                    ),
-                );
-                return;
-            }
-        };
-        let mut positions = Vec::with_capacity(items.len());
-        for item in items {
-            let position = (item.referenced.line(), item.referenced.column());
-            match &item.value {
-                policy::Node::Text(text) if !text.trim().is_empty() => {
-                    match check_user(text.trim()) {
-                        Ok(()) => {
-                            self.protect.push(text.trim().to_string());
-                            positions.push(position);
-                        }
-                        Err(invalid) => self.problems.push(
-                            Code::InvalidUser,
-                            at(&item.referenced),
-                            None,
-                            format!("protect: {invalid}"),
-                        ),
-                    }
-                }
-                policy::Node::Text(_) | policy::Node::Null => self.problems.push(
-                    Code::EmptyUser,
-                    at(&item.referenced),
-                    None,
-                    "protect: an entry is blank; give the userPrincipalName or object id"
-                        .to_string(),
-                ),
-                other => self.problems.push(
-                    Code::WrongType,
-                    at(&item.referenced),
-                    None,
-                    format!(
-                        "protect: each entry must be a userPrincipalName or object id written \
-                         as text, not {}",
-                        other.describe()
-                    ),
-                ),
-            }
-        }
-        for (first, later) in duplicate_names(&self.protect, String::as_str) {
-            let (first_line, first_column) = positions[first];
-            let (line, column) = positions[later];
-            let user = &self.protect[later];
-            self.problems.push(
-                Code::DuplicateUser,
-                position(line, column),
-                None,
-                format!(
-                    "protect: {user} is listed twice: here and at line {first_line}, column \
-                     {first_column} (users match case-insensitively); keep one"
-                ),
-            );
-        }
+        self.protect = check_protect(node, &mut self.problems);
     }
 
     /// `maxChanges:`: a whole number of writes, 0 or more.
     fn max_changes(&mut self, node: &Spanned<policy::Node>) {
-        let problem = match &node.value {
-            policy::Node::Integer(limit) => match u64::try_from(*limit) {
-                Ok(limit) => {
-                    self.max_changes = Some(limit);
-                    return;
-                }
-                Err(_) => (
-                    Code::OutOfRange,
-                    format!(
-                        "maxChanges {limit} is below 0; give the most writes an apply may make \
-                         (e.g. `maxChanges: 500`)"
-                    ),
-                ),
-            },
-            policy::Node::Null => (
-                Code::NullValue,
-                "maxChanges is null; give the most writes an apply may make (e.g. \
-                 `maxChanges: 500`), or leave the key out for no limit"
-                    .to_string(),
-            ),
-            other => (
-                Code::WrongType,
-                format!(
-                    "maxChanges must be a whole number of writes (e.g. `maxChanges: 500`), \
-                     not {}",
-                    other.describe()
-                ),
-            ),
-        };
-        self.problems
-            .push(problem.0, at(&node.referenced), None, problem.1);
+        self.max_changes = check_max_changes(node, &mut self.problems);
     }
 
     /// `allowMfaGap:`: true or false.
@@ -760,6 +653,125 @@ impl Collector {
         self.problems
             .push(Code::UnknownField, at(&key.referenced), None, message);
     }
+}
+
+/// `protect:`: a list of users, each checked like an entry's `user:`, none twice; the valid
+/// entries, trimmed, in file order (also a tenants file's per-tenant `protect:`).
+pub(super) fn check_protect(node: &Spanned<policy::Node>, problems: &mut Problems) -> Vec<String> {
+    let mut protect = Vec::new();
+    let items = match &node.value {
+        policy::Node::List(items) => items,
+        policy::Node::Null => {
+            problems.push(
+                Code::NullValue,
+                at(&node.referenced),
+                None,
+                "protect is null; list the accounts never to write \
+                     (`protect: [breakglass@contoso.com]`), or leave the key out"
+                    .to_string(),
+            );
+            return Vec::new();
+        }
+        other => {
+            problems.push(
+                Code::WrongType,
+                at(&node.referenced),
+                None,
+                format!(
+                    "protect must be a list of userPrincipalNames or object ids \
+                         (`protect: [breakglass@contoso.com]`), not {}",
+                    other.describe()
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut positions = Vec::with_capacity(items.len());
+    for item in items {
+        let position = (item.referenced.line(), item.referenced.column());
+        match &item.value {
+            policy::Node::Text(text) if !text.trim().is_empty() => match check_user(text.trim()) {
+                Ok(()) => {
+                    protect.push(text.trim().to_string());
+                    positions.push(position);
+                }
+                Err(invalid) => problems.push(
+                    Code::InvalidUser,
+                    at(&item.referenced),
+                    None,
+                    format!("protect: {invalid}"),
+                ),
+            },
+            policy::Node::Text(_) | policy::Node::Null => problems.push(
+                Code::EmptyUser,
+                at(&item.referenced),
+                None,
+                "protect: an entry is blank; give the userPrincipalName or object id".to_string(),
+            ),
+            other => problems.push(
+                Code::WrongType,
+                at(&item.referenced),
+                None,
+                format!(
+                    "protect: each entry must be a userPrincipalName or object id written \
+                         as text, not {}",
+                    other.describe()
+                ),
+            ),
+        }
+    }
+    for (first, later) in duplicate_names(&protect, String::as_str) {
+        let (first_line, first_column) = positions[first];
+        let (line, column) = positions[later];
+        let user = &protect[later];
+        problems.push(
+            Code::DuplicateUser,
+            position(line, column),
+            None,
+            format!(
+                "protect: {user} is listed twice: here and at line {first_line}, column \
+                     {first_column} (users match case-insensitively); keep one"
+            ),
+        );
+    }
+    protect
+}
+
+/// `maxChanges:`: a whole number of writes, 0 or more (also a tenants file's per-tenant one).
+pub(super) fn check_max_changes(
+    node: &Spanned<policy::Node>,
+    problems: &mut Problems,
+) -> Option<u64> {
+    let problem = match &node.value {
+        policy::Node::Integer(limit) => match u64::try_from(*limit) {
+            Ok(limit) => {
+                return Some(limit);
+            }
+            Err(_) => (
+                Code::OutOfRange,
+                format!(
+                    "maxChanges {limit} is below 0; give the most writes an apply may make \
+                         (e.g. `maxChanges: 500`)"
+                ),
+            ),
+        },
+        policy::Node::Null => (
+            Code::NullValue,
+            "maxChanges is null; give the most writes an apply may make (e.g. \
+                 `maxChanges: 500`), or leave the key out for no limit"
+                .to_string(),
+        ),
+        other => (
+            Code::WrongType,
+            format!(
+                "maxChanges must be a whole number of writes (e.g. `maxChanges: 500`), \
+                     not {}",
+                other.describe()
+            ),
+        ),
+    };
+    problems.push(problem.0, at(&node.referenced), None, problem.1);
+    None
 }
 
 /// `subject` + "unknown field X; did you mean Y? allowed here: ...". A Graph property name
