@@ -28,9 +28,11 @@ pub enum EmulatorCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The tenant file to serve (read once at start, never written).
-    #[arg(long, value_name = "TENANT.yaml")]
-    pub tenant: PathBuf,
+    /// The tenant file to serve (read once at start, never written). Give it several times to
+    /// serve several tenants on one port: a Graph call goes to the tenant its token's `tid`
+    /// names, a sign-in request to the tenant its URL names.
+    #[arg(long, value_name = "TENANT.yaml", required = true)]
+    pub tenant: Vec<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the address is printed). 0.0.0.0 or [::]
     /// listens on every interface: anyone who can reach this machine may then read and change the
     /// tenant, with any token.
@@ -69,6 +71,12 @@ pub struct ServeArgs {
     /// cloud, operated by 21Vianet).
     #[arg(long, value_enum, default_value = "global")]
     pub cloud: crate::graph::Cloud,
+    /// Each application's resource units per 20 s across every tenant served (Graph: 150,000).
+    #[arg(long, value_name = "N", default_value_t = crate::graph::pacing::APP_RU_BUCKET.0, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_ru_per_20s: u32,
+    /// Each application's writes per 5 minutes across every tenant served (Graph: 70,000).
+    #[arg(long = "app-writes-per-5min", value_name = "N", default_value_t = crate::graph::pacing::APP_WRITE_BUCKET.0, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_writes_per_5min: u32,
 }
 
 #[derive(Debug, Args)]
@@ -108,8 +116,14 @@ fn generate(args: &GenerateArgs) -> miette::Result<u8> {
 }
 
 async fn serve(args: ServeArgs) -> miette::Result<u8> {
-    let tenant = Tenant::load(&args.tenant).map_err(|e| miette!("{e}"))?;
-    let users = tenant.users.len();
+    // Every file is read (and every problem found) before the port is opened.
+    let tenants = args
+        .tenant
+        .iter()
+        .map(|path| Tenant::load(path).map_err(|e| miette!("{e}")))
+        .collect::<miette::Result<Vec<_>>>()?;
+    let users: usize = tenants.iter().map(|tenant| tenant.users.len()).sum();
+    let count = tenants.len();
     let config = EmulatorConfig {
         latency: args.latency_ms,
         throttle: !args.no_throttle,
@@ -121,12 +135,17 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         methods_per_10s: args.methods_per_10s,
         seed: args.seed,
         cloud: args.cloud,
+        app_ru_per_20s: args.app_ru_per_20s,
+        app_writes_per_300s: args.app_writes_per_5min,
     };
-    let emulator = Emulator::start(tenant, config, args.listen)
+    let emulator = Emulator::start_tenants(tenants, config, args.listen)
         .await
         .into_diagnostic()
-        .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
-    println!("{}", serving_line(users, emulator.addr(), &emulator.url()));
+        .wrap_err_with(|| format!("cannot serve on {}", args.listen))?;
+    println!(
+        "{}",
+        serving_line(users, count, emulator.addr(), &emulator.url())
+    );
     std::io::stdout().flush().into_diagnostic()?;
     shutdown_signal().await;
     emulator.shutdown().await;
@@ -138,13 +157,19 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
 /// ```text
 /// mfactl emulator serving 40 users on http://127.0.0.1:8080 (Ctrl-C to stop)
 /// mfactl emulator serving 40 users on http://0.0.0.0:8080 (all interfaces; from this machine: http://127.0.0.1:8080; Ctrl-C to stop)
+/// mfactl emulator serving 120 users in 3 tenants on http://127.0.0.1:8080 (Ctrl-C to stop)
 /// ```
 ///
-/// The sixth word is always the address really bound, as a URL; the line's last URL is always
+/// The address really bound, as a URL, follows the first "on"; the line's last URL is always
 /// the one a client on this machine uses (a wildcard address is no address to connect to, and
 /// `--graph-url` refuses it as not loopback).
-fn serving_line(users: usize, bound: SocketAddr, local_url: &str) -> String {
-    let on = format!("mfactl emulator serving {users} users on http://{bound}");
+fn serving_line(users: usize, tenants: usize, bound: SocketAddr, local_url: &str) -> String {
+    let within = if tenants > 1 {
+        format!(" in {tenants} tenants")
+    } else {
+        String::new()
+    };
+    let on = format!("mfactl emulator serving {users} users{within} on http://{bound}");
     if bound.ip().is_unspecified() {
         format!("{on} (all interfaces; from this machine: {local_url}; Ctrl-C to stop)")
     } else {

@@ -34,10 +34,13 @@ mod roles;
 pub mod routes;
 pub mod state;
 pub mod tenant;
+mod tenants;
 pub mod throttle;
 pub mod token;
 mod users;
 
+#[cfg(test)]
+mod tenants_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -55,8 +58,6 @@ pub use tenant::{
     AuthAdmin, AuthApp, Group, RoleAssignment, Secret, Tenant, TenantAuth, TenantError, TenantNote,
     TenantProblem, TenantUser, UserSignInPreferences, UserType,
 };
-
-use routes::Shared;
 
 /// How the emulator behaves beyond the tenant's data: latency, throttling and faults.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,6 +93,10 @@ pub struct EmulatorConfig {
     /// The cloud the emulator answers as: the China cloud (21Vianet) serves no
     /// `/authentication/methods`, which it answers with Graph's 400 for an unknown segment.
     pub cloud: crate::graph::Cloud,
+    /// Each application's RU ceiling across every tenant served, per 20 s (Graph: 150,000).
+    pub app_ru_per_20s: u32,
+    /// Each application's write ceiling across every tenant served, per 5 min (Graph: 70,000).
+    pub app_writes_per_300s: u32,
 }
 
 impl Default for EmulatorConfig {
@@ -107,6 +112,8 @@ impl Default for EmulatorConfig {
             methods_per_10s: None,
             seed: 0,
             cloud: crate::graph::Cloud::Global,
+            app_ru_per_20s: crate::graph::pacing::APP_RU_BUCKET.0,
+            app_writes_per_300s: crate::graph::pacing::APP_WRITE_BUCKET.0,
         }
     }
 }
@@ -154,10 +161,32 @@ pub struct Stats {
     pub peak_in_flight: u64,
 }
 
+impl Stats {
+    /// Adds `other`'s counts to these (the peak in flight: the larger).
+    pub fn add(&mut self, other: &Stats) {
+        self.requests += other.requests;
+        self.reads += other.reads;
+        self.writes += other.writes;
+        self.throttled += other.throttled;
+        self.throttled_writes += other.throttled_writes;
+        self.throttled_methods += other.throttled_methods;
+        self.injected_failures += other.injected_failures;
+        self.batches += other.batches;
+        self.batch_items += other.batch_items;
+        self.low_priority += other.low_priority;
+        self.not_found += other.not_found;
+        self.bad_requests += other.bad_requests;
+        self.unauthorized += other.unauthorized;
+        self.forbidden += other.forbidden;
+        self.tokens_issued += other.tokens_issued;
+        self.peak_in_flight = self.peak_in_flight.max(other.peak_in_flight);
+    }
+}
+
 /// A running emulator; [`Emulator::shutdown`] stops it (dropping it stops it too, without waiting).
 pub struct Emulator {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    directory: Arc<tenants::Directory>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -170,10 +199,24 @@ impl Emulator {
         config: EmulatorConfig,
         listen: SocketAddr,
     ) -> std::io::Result<Emulator> {
+        Emulator::start_tenants(vec![tenant], config, listen).await
+    }
+
+    /// Serves several tenants on one port (see the `tenants` module): a Graph call is answered
+    /// by the tenant its token's `tid` names, a sign-in request by the tenant its URL names.
+    /// Fails when two files name the same tenant id or domain, or `tenants` is empty.
+    pub async fn start_tenants(
+        tenants: Vec<Tenant>,
+        config: EmulatorConfig,
+        listen: SocketAddr,
+    ) -> std::io::Result<Emulator> {
+        if tenants.is_empty() {
+            return Err(std::io::Error::other("no tenant to serve"));
+        }
+        let directory = Arc::new(tenants::Directory::build(tenants, &config)?);
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(tenant, config)?);
-        let app = routes::router(shared.clone());
+        let app = tenants::router(directory.clone());
         // Without TCP_NODELAY, Nagle's algorithm holds small keep-alive responses back ~40 ms.
         let listener = listener.tap_io(|stream| {
             if let Err(err) = stream.set_nodelay(true) {
@@ -191,7 +234,7 @@ impl Emulator {
         tracing::debug!(%addr, "emulator listening");
         Ok(Emulator {
             addr,
-            shared,
+            directory,
             stop: Some(stop),
             server: Some(server),
         })
@@ -213,14 +256,30 @@ impl Emulator {
         format!("http://{}", SocketAddr::new(ip, self.addr.port()))
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters (every tenant's, added up).
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.directory.stats()
     }
 
-    /// A snapshot of the current state (after PATCHes), in the tenant file's shape.
+    /// A snapshot of the current state (after PATCHes), in the tenant file's shape (the first
+    /// tenant's, when several are served).
     pub fn tenant(&self) -> Tenant {
-        self.shared.tenant()
+        self.directory.first().tenant()
+    }
+
+    /// The ids of the tenants served, in the order given.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        self.directory.tenant_ids()
+    }
+
+    /// One served tenant's current state, by id or domain.
+    pub fn tenant_named(&self, tenant: &str) -> Option<Tenant> {
+        self.directory.find(tenant).map(|shared| shared.tenant())
+    }
+
+    /// One served tenant's counters, by id or domain.
+    pub fn stats_of(&self, tenant: &str) -> Option<Stats> {
+        self.directory.find(tenant).map(|shared| shared.stats())
     }
 
     /// The authority host to sign in at, like `https://login.microsoftonline.com`: the same root
@@ -254,11 +313,15 @@ impl Emulator {
     /// Revokes every refresh token handed out so far (the next refresh answers `invalid_grant`
     /// AADSTS50173), as an admin revoking a user's sessions would.
     pub fn revoke_refresh_tokens(&self) {
-        self.shared.revoke_refresh_tokens();
+        for id in self.directory.tenant_ids() {
+            if let Some(shared) = self.directory.find(&id) {
+                shared.revoke_refresh_tokens();
+            }
+        }
     }
 
     fn tenant_id(&self) -> String {
-        self.shared.tenant_id().to_owned()
+        self.directory.first().tenant_id().to_owned()
     }
 
     /// Stops accepting, lets requests in flight finish and closes idle keep-alive connections.

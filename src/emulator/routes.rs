@@ -41,7 +41,7 @@ use std::sync::Arc;
 use super::listing::{self, BaseCost};
 use super::members::{self, Members};
 use super::state::{GraphError, TenantState};
-use super::throttle::{Limit, Throttle, Verdict};
+use super::throttle::{AppThrottle, Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
 use super::{
@@ -107,12 +107,33 @@ pub struct Shared {
     counters: Counters,
     /// The sign-in server, when the tenant file has an `auth` section.
     sign_in: Option<SignIn>,
+    /// The applications' ceilings across every tenant the emulator serves (shared by their
+    /// `Shared`s); `None` without throttling.
+    app_throttle: Option<Arc<Mutex<AppThrottle>>>,
 }
 
 impl Shared {
-    /// Fails only if the sign-in server's signing key cannot be made.
+    /// One tenant served alone. Fails only if the sign-in server's signing key cannot be made.
     pub fn new(tenant: Tenant, config: EmulatorConfig) -> std::io::Result<Shared> {
-        let sign_in = SignIn::new(&tenant)?;
+        let app_throttle = config.throttle.then(|| {
+            Arc::new(Mutex::new(AppThrottle::new(
+                config.app_ru_per_20s,
+                config.app_writes_per_300s,
+            )))
+        });
+        Shared::in_directory(tenant, config, app_throttle, &Default::default())
+    }
+
+    /// One tenant of several served on one port: `app_throttle` is shared by all of them, and
+    /// `known_apps` (the lower-case client ids registered in any of them) tells an app not
+    /// consented in this tenant from one unknown everywhere.
+    pub fn in_directory(
+        tenant: Tenant,
+        config: EmulatorConfig,
+        app_throttle: Option<Arc<Mutex<AppThrottle>>>,
+        known_apps: &std::collections::HashSet<String>,
+    ) -> std::io::Result<Shared> {
+        let sign_in = SignIn::new(&tenant, known_apps)?;
         let throttle = config.throttle.then(|| {
             let ru = config.ru_per_10s.unwrap_or_else(|| tenant.ru_tier());
             let throttle = Throttle::new(ru, config.writes_per_150s);
@@ -129,6 +150,7 @@ impl Shared {
             config,
             counters: Counters::default(),
             sign_in,
+            app_throttle,
         })
     }
 
@@ -387,8 +409,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Every Graph request lands here.
-async fn graph(
+/// Every Graph request lands here (with several tenants, once the token's tenant is known).
+pub(super) async fn graph(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
@@ -529,6 +551,16 @@ impl Credential {
             _ => EMULATOR_APP_ID,
         }
     }
+}
+
+/// Graph's 401 for a token that names no tenant the emulator serves (several tenants only).
+pub(super) fn refused_token(headers: &HeaderMap) -> Response {
+    let ids = RequestIds::new(headers);
+    let message = match bearer_token(headers) {
+        None => Refusal::Empty.message(),
+        Some(_) => Refusal::Invalid.message(),
+    };
+    finish(unauthenticated(message), &ids)
 }
 
 /// Graph's 401 for a refused token.
@@ -758,32 +790,50 @@ pub(super) fn metered(
             _ => throttle.admit_read_costing(route.resource_units(query)),
         }
     });
-    let answer = if let Some(Verdict {
-        refused: Some((limit, retry_after)),
-        ..
-    }) = &verdict
-    {
+    // The app's ceilings across tenants are charged too, refused or not (usage keeps
+    // counting); the tenant's own refusal, when there is one, is the one answered.
+    let app_refusal = shared.app_throttle.as_ref().and_then(|app| {
+        let cost = verdict.as_ref().map_or(1, |v| v.resource_units);
+        let mut app = app.lock().unwrap_or_else(|e| e.into_inner());
+        app.admit(credential.app_id(), is_write, cost)
+    });
+    let refusal = match (&verdict, app_refusal) {
+        (
+            Some(Verdict {
+                refused: Some((limit, retry_after)),
+                ..
+            }),
+            _,
+        ) => Some((
+            *limit,
+            *retry_after,
+            limit.scope_prefix(),
+            shared.tenant_id.as_str(),
+        )),
+        (_, Some((limit, retry_after))) => {
+            Some((limit, retry_after, AppThrottle::scope_prefix(limit), ""))
+        }
+        _ => None,
+    };
+    let answer = if let Some((limit, retry_after, scope, tenant)) = refusal {
         bump(&shared.counters.throttled);
         match limit {
             Limit::ResourceUnits => {}
             Limit::Writes => bump(&shared.counters.throttled_writes),
             Limit::Reports => bump(&shared.counters.throttled_methods),
         }
+        let scope = if tenant.is_empty() {
+            format!("{scope}/{}", credential.app_id())
+        } else {
+            format!("{scope}/{}/{tenant}", credential.app_id())
+        };
         Answer::error(
             429,
             "TooManyRequests",
             "Too many requests. Please retry after the time given in the Retry-After header.",
         )
         .header("retry-after", retry_after.to_string())
-        .header(
-            "x-ms-throttle-scope",
-            format!(
-                "{}/{}/{}",
-                limit.scope_prefix(),
-                credential.app_id(),
-                shared.tenant_id
-            ),
-        )
+        .header("x-ms-throttle-scope", scope)
         .header("x-ms-throttle-information", limit.information())
     } else {
         let context = CallContext {
@@ -923,7 +973,7 @@ pub const EXPIRED_TOKEN_PREFIX: &str = "expired";
 pub const DENIED_TOKEN_PREFIX: &str = "denied";
 
 /// The bearer token, when the request carries a non-empty one.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -201,10 +201,105 @@ impl Throttle {
     }
 }
 
+/// One application's buckets across every tenant the emulator serves: Microsoft's app-wide
+/// ceilings for the identity and access service (150,000 RU per 20 s and 70,000 writes per
+/// 5 min per application across all tenants, "Microsoft Graph service-specific throttling
+/// limits"), as token buckets like the per-tenant ones. One tenant never reaches them (its own
+/// buckets are 20 times smaller); a multi-tenant run does.
+#[derive(Debug)]
+pub struct AppThrottle {
+    ru_per_20s: u32,
+    writes_per_300s: u32,
+    /// By application id (the token's `appid`), lower case.
+    apps: std::collections::HashMap<String, (Bucket, Bucket)>,
+}
+
+impl AppThrottle {
+    pub fn new(ru_per_20s: u32, writes_per_300s: u32) -> AppThrottle {
+        AppThrottle {
+            ru_per_20s,
+            writes_per_300s,
+            apps: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Meters one call of `app`: `resource_units` from its RU bucket and, for a write, one from
+    /// its write bucket, charged even when refused. `None` when admitted, else the refusing
+    /// bucket and the whole seconds to wait.
+    pub fn admit(
+        &mut self,
+        app: &str,
+        is_write: bool,
+        resource_units: u32,
+    ) -> Option<(Limit, u64)> {
+        let now = Instant::now();
+        let (ru_per_20s, writes_per_300s) = (self.ru_per_20s, self.writes_per_300s);
+        let (ru, writes) = self
+            .apps
+            .entry(app.to_ascii_lowercase())
+            .or_insert_with(|| {
+                (
+                    Bucket::new(ru_per_20s, 20.0, now),
+                    Bucket::new(writes_per_300s, 300.0, now),
+                )
+            });
+        let mut refused = None;
+        let charges = [
+            (
+                Limit::ResourceUnits,
+                Some(&mut *ru),
+                f64::from(resource_units.max(1)),
+            ),
+            (Limit::Writes, is_write.then_some(&mut *writes), COST),
+        ];
+        for (limit, bucket, cost) in charges {
+            let Some(bucket) = bucket else { continue };
+            bucket.refill(now);
+            let covered = bucket.covers(cost);
+            bucket.charge(cost);
+            if !covered {
+                let wait = bucket.seconds_until_covers(cost);
+                if refused.is_none_or(|(_, longest)| wait >= longest) {
+                    refused = Some((limit, wait));
+                }
+            }
+        }
+        refused
+    }
+
+    /// The first part of `x-ms-throttle-scope` for a refusal by the app-wide bucket `limit`:
+    /// `Application/ReadWrite` or `Application/Write` (Graph documents the per-tenant scope's
+    /// shape, `Tenant_Application/...`, but not the app-wide one: the emulator's choice).
+    pub fn scope_prefix(limit: Limit) -> &'static str {
+        match limit {
+            Limit::Writes => "Application/Write",
+            Limit::ResourceUnits | Limit::Reports => "Application/ReadWrite",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_app_ceiling_is_one_per_application_across_tenants() {
+        let mut app = AppThrottle::new(1000, 3);
+        for _ in 0..3 {
+            assert_eq!(app.admit("A", true, 1), None);
+        }
+        // The fourth write of app A, whichever tenant it is for, waits a write's refill (100 s).
+        assert_eq!(app.admit("a", true, 1), Some((Limit::Writes, 200)));
+        assert_eq!(app.admit("B", true, 1), None, "another app has its own");
+        assert_eq!(
+            app.admit("A", false, 1),
+            None,
+            "reads are not write-limited"
+        );
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(app.admit("A", true, 1), None);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn refuses_when_spent_and_keeps_counting_while_throttled() {

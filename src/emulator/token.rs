@@ -133,6 +133,9 @@ pub(super) struct SignIn {
     admin_names: Vec<Option<String>>,
     sessions: Mutex<Sessions>,
     tokens_issued: AtomicU64,
+    /// Client ids (lower case) registered in any tenant the emulator serves: an app among them
+    /// but not among this tenant's is a multi-tenant app not consented here.
+    known_apps: HashSet<String>,
 }
 
 impl fmt::Debug for SignIn {
@@ -148,7 +151,10 @@ impl fmt::Debug for SignIn {
 
 impl SignIn {
     /// The sign-in server for `tenant`, or `None` when its file has no `auth` section.
-    pub(super) fn new(tenant: &Tenant) -> std::io::Result<Option<SignIn>> {
+    pub(super) fn new(
+        tenant: &Tenant,
+        known_apps: &HashSet<String>,
+    ) -> std::io::Result<Option<SignIn>> {
         let Some(auth) = tenant.auth.clone() else {
             return Ok(None);
         };
@@ -178,6 +184,7 @@ impl SignIn {
             admin_names,
             sessions: Mutex::new(Sessions::default()),
             tokens_issued: AtomicU64::new(0),
+            known_apps: known_apps.clone(),
         }))
     }
 
@@ -440,17 +447,7 @@ impl SignIn {
         {
             Ok(Authority::Alias)
         } else {
-            // AADSTS90002 InvalidTenantName; the text is the one Entra sends (MSAL.NET's docs
-            // quote it).
-            Err(OAuthError::invalid_request(
-                90002,
-                format!(
-                    "Tenant '{}' not found. This may happen if there are no active subscriptions \
-                     for the tenant. Check to make sure you have the correct tenant ID. Check \
-                     with your subscription administrator.",
-                    echo(segment)
-                ),
-            ))
+            Err(tenant_not_found(segment))
         }
     }
 
@@ -496,8 +493,26 @@ impl SignIn {
             .ok_or_else(|| self.unknown_app(client_id))
     }
 
-    /// AADSTS700016; the text is Entra's (seen in its answers).
+    /// AADSTS700016; the text is Entra's (seen in its answers). An app registered in another
+    /// tenant the emulator serves (a multi-tenant app not consented here, so without a service
+    /// principal in this tenant) gets AADSTS7000229 instead: `invalid_client`, 401, "The client
+    /// application {id} is missing service principal in the tenant {tenant}", as Microsoft's
+    /// Teams SDK troubleshooting page quotes Entra's answer to a client-credentials request.
     fn unknown_app(&self, client_id: &str) -> OAuthError {
+        if self
+            .known_apps
+            .contains(&client_id.trim().to_ascii_lowercase())
+        {
+            return OAuthError::invalid_client(
+                7000229,
+                format!(
+                    "The client application {} is missing service principal in the tenant {}. \
+                     See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+                    echo(client_id.trim()),
+                    self.tenant_id
+                ),
+            );
+        }
         OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -933,7 +948,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/{tenant}/discovery/v2.0/keys", get(keys_endpoint))
 }
 
-async fn token_endpoint(
+pub(super) async fn token_endpoint(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
     uri: Uri,
@@ -948,7 +963,7 @@ async fn token_endpoint(
     respond(answer, &ctx)
 }
 
-async fn devicecode_endpoint(
+pub(super) async fn devicecode_endpoint(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
     uri: Uri,
@@ -965,7 +980,7 @@ async fn devicecode_endpoint(
     respond(answer, &ctx)
 }
 
-async fn openid_configuration_endpoint(
+pub(super) async fn openid_configuration_endpoint(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
     uri: Uri,
@@ -981,7 +996,7 @@ async fn openid_configuration_endpoint(
     respond(answer, &ctx)
 }
 
-async fn keys_endpoint(
+pub(super) async fn keys_endpoint(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
     uri: Uri,
@@ -996,7 +1011,7 @@ async fn keys_endpoint(
 }
 
 /// AADSTS900561 BadResourceRequestInvalidRequest (Microsoft's error reference).
-async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub(super) async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let ctx = Context::new(String::new(), &uri, &headers);
     let err = OAuthError::invalid_request(
         900561,
@@ -1006,6 +1021,26 @@ async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response 
         ),
     );
     respond(Err(err), &ctx)
+}
+
+/// Entra's answer for a `{tenant}` segment no tenant the emulator serves carries (several
+/// tenants on one port): AADSTS90002, as [`SignIn`] answers a tenant other than its own.
+pub(super) fn unknown_tenant(tenant: &str, uri: &Uri, headers: &HeaderMap) -> Response {
+    let ctx = Context::new(tenant.to_owned(), uri, headers);
+    respond(Err(tenant_not_found(tenant)), &ctx)
+}
+
+/// AADSTS90002 InvalidTenantName; the text is the one Entra sends (MSAL.NET's docs quote it).
+fn tenant_not_found(segment: &str) -> OAuthError {
+    OAuthError::invalid_request(
+        90002,
+        format!(
+            "Tenant '{}' not found. This may happen if there are no active subscriptions for \
+             the tenant. Check to make sure you have the correct tenant ID. Check with your \
+             subscription administrator.",
+            echo(segment)
+        ),
+    )
 }
 
 /// The routes are mounted only with an `auth` section; this cannot be reached otherwise.
@@ -1087,7 +1122,7 @@ fn hash(secret: &str) -> [u8; 32] {
 
 /// A client-provided value for an error description: cut to [`ECHO_LIMIT`] characters, control
 /// characters replaced (JSON escapes the rest).
-fn echo(value: &str) -> String {
+pub(super) fn echo(value: &str) -> String {
     let mut out: String = value
         .chars()
         .take(ECHO_LIMIT)

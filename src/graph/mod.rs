@@ -16,7 +16,7 @@ pub mod wire;
 pub use client::{GraphClient, PatchOutcome};
 pub use cloud::Cloud;
 pub use error::GraphError;
-pub use pacing::BucketShape;
+pub use pacing::{AppBudgets, BucketShape};
 pub use transport::{
     BuildError, Calls, Purpose, Transport, TransportConfig, TransportStats, ru_tier,
 };

@@ -334,9 +334,84 @@ impl Budget {
     }
 }
 
+/// Microsoft's app-wide resource-unit ceiling for the identity and access service: 150,000 RU
+/// per 20 s per application across all tenants ("Microsoft Graph service-specific throttling
+/// limits", Identity and access service limits: a token bucket, like the per-tenant ones).
+pub const APP_RU_BUCKET: (u32, Duration) = (150_000, Duration::from_secs(20));
+/// Microsoft's app-wide write ceiling: 70,000 writes per 5 minutes per application across all
+/// tenants (the same table).
+pub const APP_WRITE_BUCKET: (u32, Duration) = (70_000, Duration::from_secs(300));
+
+/// The budgets one application shares across every tenant it works in (a multi-tenant run):
+/// each tenant's transport keeps its own per-tenant budgets and draws from these too, so that
+/// twenty tenants at full speed stay under the app's ceilings instead of meeting them as 429s.
+/// A 429 whose scope is the application closes the gate here, holding every tenant.
+#[derive(Debug)]
+pub struct AppBudgets {
+    /// Every request draws one resource unit.
+    pub ru: Budget,
+    /// Every PATCH draws one write.
+    pub writes: Budget,
+    /// Closed by a 429 from the app's RU bucket: holds every request of every tenant.
+    pub all_gate: PauseGate,
+    /// Closed by a 429 from the app's write bucket: holds every tenant's writes.
+    pub write_gate: PauseGate,
+}
+
+impl AppBudgets {
+    /// Budgets shaped like `ru` and `writes`.
+    pub fn new(ru: BucketShape, writes: BucketShape) -> AppBudgets {
+        AppBudgets {
+            ru: Budget::new(ru, None),
+            writes: Budget::new(writes, None),
+            all_gate: PauseGate::default(),
+            write_gate: PauseGate::default(),
+        }
+    }
+
+    /// Budgets at Microsoft's documented app-wide ceilings ([`APP_RU_BUCKET`],
+    /// [`APP_WRITE_BUCKET`]).
+    pub fn documented() -> AppBudgets {
+        AppBudgets::new(
+            BucketShape::new(APP_RU_BUCKET.0, APP_RU_BUCKET.1),
+            BucketShape::new(APP_WRITE_BUCKET.0, APP_WRITE_BUCKET.1),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn app_budgets_hold_the_sum_of_tenants_to_the_app_ceiling() {
+        // Three tenants of 100 writes per 10 s each under an app ceiling of 150 per 10 s: the
+        // burst is the app's (147 with headroom), then the app's refill (14.7/s), not 3 × 9.8.
+        let app = std::sync::Arc::new(AppBudgets::new(
+            BucketShape::new(1_000_000, Duration::from_secs(10)),
+            BucketShape::new(150, Duration::from_secs(10)),
+        ));
+        let start = Instant::now();
+        let tenants: Vec<_> = (0..3)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let own = Budget::new(BucketShape::new(100, Duration::from_secs(10)), None);
+                    for _ in 0..98 {
+                        own.acquire().await;
+                        app.writes.acquire().await;
+                    }
+                })
+            })
+            .collect();
+        for tenant in tenants {
+            tenant.await.unwrap();
+        }
+        // 294 writes: 147 at once, 147 more at 14.7/s = 10 s (alone, each tenant would be done
+        // at once: 98 is its own burst).
+        let took = (Instant::now() - start).as_secs_f64();
+        assert!((9.9..10.3).contains(&took), "{took}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn pause_gate_holds_every_waiter_until_it_opens() {

@@ -44,7 +44,7 @@ use super::auth::{AuthError, Bearer, TokenCredential, TokenProvider};
 use super::batch::{self, Batcher, NoAnswer, Outcome};
 use super::error::GraphError;
 use super::health::{Admission, AfterFailure, FailureKind, Health, HealthLimits};
-use super::pacing::{BucketShape, Budget, PauseGate};
+use super::pacing::{AppBudgets, BucketShape, Budget, PauseGate};
 use super::wire::ErrorBody;
 use crate::text::printable_capped;
 
@@ -159,6 +159,9 @@ pub struct TransportConfig {
     /// Send `x-ms-throttle-priority: Low`: Graph throttles such requests first, sparing
     /// interactive admins in the same tenant (for scheduled bulk runs).
     pub low_priority: bool,
+    /// The application's budgets across every tenant of a multi-tenant run, shared by their
+    /// transports (`None`: one tenant, whose own budgets are well under the app's ceilings).
+    pub app: Option<Arc<AppBudgets>>,
 }
 
 /// RU per 10 s for a tenant of `users` users (graph-api.md §6): under 50, 3,500; 50–500, 5,000;
@@ -200,6 +203,7 @@ impl TransportConfig {
             batch: true,
             linger: Duration::from_millis(5),
             low_priority: false,
+            app: None,
         }
     }
 }
@@ -641,6 +645,7 @@ impl Transport {
     /// waits out the pause and takes a fresh slot, so that the requests held at the gate leave
     /// paced, not all at once when it opens (usage counts while throttled).
     async fn slot(&self, class: Class) -> Instant {
+        let app = self.config.app.as_deref();
         loop {
             self.all_gate.wait().await;
             let (gate, budget) = match class {
@@ -651,12 +656,30 @@ impl Transport {
             if let Some(gate) = gate {
                 gate.wait().await;
             }
+            if let Some(app) = app {
+                app.all_gate.wait().await;
+                if class == Class::Write {
+                    app.write_gate.wait().await;
+                }
+            }
             let mut sent_at = self.ru.acquire().await;
             if let Some(budget) = budget {
                 sent_at = sent_at.max(budget.acquire().await);
             }
+            // The app's ceilings after the tenant's own: a tenant waiting for its bucket does
+            // not hold app-wide slots the other tenants could use meanwhile.
+            if let Some(app) = app {
+                sent_at = sent_at.max(app.ru.acquire().await);
+                if class == Class::Write {
+                    sent_at = sent_at.max(app.writes.acquire().await);
+                }
+            }
             let open = self.all_gate.closed_until().is_none()
-                && gate.is_none_or(|gate| gate.closed_until().is_none());
+                && gate.is_none_or(|gate| gate.closed_until().is_none())
+                && app.is_none_or(|app| {
+                    app.all_gate.closed_until().is_none()
+                        && (class != Class::Write || app.write_gate.closed_until().is_none())
+                });
             if open {
                 return sent_at;
             }
@@ -946,6 +969,7 @@ impl Transport {
                 request_id.as_deref(),
             );
             budget.pacer.on_throttled(sent_at);
+            self.throttled_app_wide(headers, pause, sent_at);
         } else if status >= 500 {
             self.counters.server_errors.fetch_add(1, Ordering::Relaxed);
             if let Some(asked) = asked
@@ -1006,6 +1030,27 @@ impl Transport {
         } else {
             (&self.all_gate, &self.ru, "every request")
         }
+    }
+
+    /// A 429 whose `x-ms-throttle-scope` names the application across tenants (`Application/…`,
+    /// not `Tenant_Application/…`) holds every tenant of the run: the app's gate closes for
+    /// the pause and its pacer slows down.
+    fn throttled_app_wide(&self, headers: &HeaderMap, pause: Duration, sent_at: Instant) {
+        let Some(app) = self.config.app.as_deref() else {
+            return;
+        };
+        let scope = header_str(headers, "x-ms-throttle-scope").unwrap_or_default();
+        if !scope.to_ascii_lowercase().starts_with("application/") {
+            return;
+        }
+        let information = header_str(headers, "x-ms-throttle-information").unwrap_or_default();
+        let (gate, budget) = if information.to_ascii_lowercase().contains("write") {
+            (&app.write_gate, &app.writes)
+        } else {
+            (&app.all_gate, &app.ru)
+        };
+        gate.pause_for(pause);
+        budget.pacer.on_throttled(sent_at);
     }
 
     /// Closes `gate` for `pause` after a 429, counting it and saying so when it is long (at the

@@ -228,8 +228,13 @@ impl Servers {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut first)
             .unwrap();
-        // `mfactl emulator serving N users on http://127.0.0.1:PORT (Ctrl-C to stop)`
-        let url = first.split_whitespace().nth(6).expect(&first);
+        // `mfactl emulator serving N users [in T tenants] on http://127.0.0.1:PORT (Ctrl-C
+        // to stop)`: the address follows the first "on".
+        let url = first
+            .split_whitespace()
+            .skip_while(|word| *word != "on")
+            .nth(1)
+            .expect(&first);
         let bound = url.trim_start_matches("http://").to_owned();
         self.running.push((named, bound, child));
     }
