@@ -1,5 +1,6 @@
 //! JSON Schemas for the files people write and read: the manifest, the emulator's tenant file,
-//! the plan document and `mfactl show`'s document. Generated from the Rust types (schemars) so they cannot drift; the
+//! the plan document, `mfactl show`'s document, the tenants file of a multi-tenant run and its
+//! roll-up (`DIR/summary.json`). Generated from the Rust types (schemars) so they cannot drift; the
 //! committed copies under `schemas/` are checked against these by a test.
 
 use schemars::{JsonSchema, schema_for};
@@ -297,6 +298,10 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (
             "tenants.schema.json",
             schema_for!(TenantsDocument).to_value(),
+        ),
+        (
+            "summary.schema.json",
+            schema_for!(crate::engine::tenants::Rollup).to_value(),
         ),
     ]
 }

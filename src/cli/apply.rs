@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use miette::{IntoDiagnostic, miette};
 
-use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
+use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, TenantsArgs, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile, ReportFile};
 use super::plan::{ManifestArgs, load_manifest, run_error};
@@ -39,8 +39,9 @@ pub struct ApplyArgs {
     pub journal: Option<PathBuf>,
     /// Finish an interrupted apply of the same saved plan: writes this journal shows made are
     /// not sent again, writes announced without an answer are read back first, and the run
-    /// appends to the journal.
-    #[arg(long, value_name = "JOURNAL")]
+    /// appends to the journal. With --tenants: the --out-dir of the run to finish (each
+    /// tenant's saved plan and journal there; tenants it finished are left alone).
+    #[arg(long, value_name = "JOURNAL|DIR")]
     pub resume: Option<PathBuf>,
     /// Refuse to start when the plan has more writes than this (users' PATCHes and the policy
     /// write): nothing is written. With the manifest's `maxChanges:` too, the smaller wins.
@@ -66,6 +67,8 @@ pub struct ApplyArgs {
     pub text: super::plan::TextArgs,
     #[command(flatten)]
     pub reading: ManifestArgs,
+    #[command(flatten)]
+    pub many: TenantsArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -445,7 +448,7 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
 }
 
 /// Refuses a saved plan made for another tenant than the one `what` names.
-fn same_tenant(plan: &Plan, tenant: Option<&str>, what: &str) -> miette::Result<()> {
+pub fn same_tenant(plan: &Plan, tenant: Option<&str>, what: &str) -> miette::Result<()> {
     match (plan.tenant_id.as_deref(), tenant) {
         (Some(planned), Some(now)) if !planned.eq_ignore_ascii_case(now) => Err(miette!(
             help = "sign in to the tenant the plan was made for, or make the plan again for \
@@ -674,7 +677,7 @@ fn quote(arg: &std::ffi::OsStr) -> String {
 
 /// The first Ctrl-C stops new writes (those in flight finish and are journalled, then the
 /// report is printed), or, once the writes are done, the read-back; a second one exits at once.
-async fn watch_ctrl_c(interrupt: Interrupt, writing: Arc<AtomicBool>) {
+pub async fn watch_ctrl_c(interrupt: Interrupt, writing: Arc<AtomicBool>) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
@@ -722,7 +725,7 @@ fn write_limit(plan: &Plan, flag: Option<u64>) -> Option<Limit> {
 
 /// Refuses a plan with more writes (the users' PATCHes and the policy's) than the limit
 /// ([`write_limit`]), before the prompt and before anything is written.
-fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
+pub fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
     let writes = plan.summary.writes + plan.summary.policy_writes;
     let Some(limit) = write_limit(plan, flag).filter(|limit| writes > limit.value()) else {
         return Ok(());
@@ -772,7 +775,7 @@ pub fn apply_exit_code(plan: &Plan) -> u8 {
 }
 
 /// Asks on the terminal; only `yes` applies.
-fn confirm() -> miette::Result<bool> {
+pub fn confirm() -> miette::Result<bool> {
     let mut stderr = std::io::stderr();
     write!(
         stderr,

@@ -134,6 +134,26 @@ pub struct GraphArgs {
     pub auth: AuthArgs,
 }
 
+/// One manifest across many tenants (`plan|apply MANIFEST --tenants TENANTS.yaml`); shared by
+/// plan and apply.
+#[derive(Clone, Debug, Args)]
+pub struct TenantsArgs {
+    /// Plan (apply) the manifest in every tenant this file lists (tenant ids or verified
+    /// domains, each with optional exclude:, protect:, maxChanges:), signing in to each as one
+    /// multi-tenant app (--auth secret, certificate or workload). The tenants run side by side;
+    /// one that fails fails alone. Each tenant's files go to DIR/<tenant>/, a roll-up to
+    /// DIR/summary.{md,json,html}; the exit code is the most severe of the tenants'.
+    #[arg(long, value_name = "TENANTS.yaml", conflicts_with_all = ["emulate", "tenant"])]
+    pub tenants: Option<PathBuf>,
+    /// With --tenants: the folder for the tenants' files and the roll-up (default: a new
+    /// mfactl-plan-<time> or mfactl-apply-<time> folder here). Created readable by you only.
+    #[arg(long, value_name = "DIR", requires = "tenants")]
+    pub out_dir: Option<PathBuf>,
+    /// With --tenants: how many tenants are planned (applied) at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_tenants_in_flight: u16,
+}
+
 /// A connected Graph: the client, and the emulator it talks to when `--emulate` was given
 /// (kept alive for the run).
 pub struct Connection {
@@ -284,6 +304,31 @@ impl GraphArgs {
         {
             tenant_id = claims.tenant_id;
         }
+        let transport =
+            Transport::new(self.transport_config(root, tokens, tenant_size)).map_err(|error| {
+                match error {
+                    BuildError::Http(error) => miette!("cannot build the HTTP client: {error}"),
+                }
+            })?;
+        Ok(Connection {
+            client: GraphClient::new(transport),
+            tenant_id,
+            concurrency: usize::from(self.concurrency),
+            emulator,
+            auth,
+        })
+    }
+}
+
+impl GraphArgs {
+    /// The transport's configuration from the flags: a Graph at `root`, tokens from `tokens`,
+    /// the throttling tier of a tenant of `tenant_size` users unless `--ru-quota` says.
+    pub fn transport_config(
+        &self,
+        root: String,
+        tokens: Arc<TokenProvider>,
+        tenant_size: u64,
+    ) -> TransportConfig {
         let mut config = TransportConfig::with_tokens(root, tokens);
         config.cloud = self.cloud;
         config.concurrency = usize::from(self.concurrency);
@@ -298,16 +343,7 @@ impl GraphArgs {
         config.max_throttled = self.max_attempts.saturating_mul(4);
         config.timeout = Duration::from_secs(self.timeout);
         config.max_pause = Duration::from_secs(self.max_pause);
-        let transport = Transport::new(config).map_err(|error| match error {
-            BuildError::Http(error) => miette!("cannot build the HTTP client: {error}"),
-        })?;
-        Ok(Connection {
-            client: GraphClient::new(transport),
-            tenant_id,
-            concurrency: usize::from(self.concurrency),
-            emulator,
-            auth,
-        })
+        config
     }
 }
 

@@ -11,6 +11,7 @@ mod output;
 mod plan;
 mod rollback;
 mod show;
+mod tenants;
 mod validate;
 
 use std::process::ExitCode;
@@ -101,7 +102,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Plan(args) if args.many.tenants.is_some() => with_runtime(|| tenants::plan(args)),
         Command::Plan(args) => with_runtime(|| plan::run(args)),
+        Command::Apply(args) if args.many.tenants.is_some() => {
+            with_runtime(|| tenants::apply(args))
+        }
         Command::Apply(args) => with_runtime(|| apply::run(args)),
         Command::Show(args) => with_runtime(|| show::run(args)),
         Command::Export(args) => with_runtime(|| export::run(args)),
@@ -121,7 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The error, its causes and its help, as plain lines (no boxes: these end up in CI logs and
 /// scheduler mails). A manifest's problems already carry their own `error[code]` prefixes.
-fn render_error(report: &miette::Report) -> String {
+pub(crate) fn render_error(report: &miette::Report) -> String {
     let mut out = match report.downcast_ref::<crate::manifest::ManifestError>() {
         Some(error @ crate::manifest::ManifestError::Invalid { .. }) => error.to_string(),
         _ => format!("error: {report}"),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
+use super::args::{Connection, GraphArgs, OutputFormat, TOKEN_HELP, TenantsArgs, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile, ReportFile};
 use crate::engine::{self, preflight};
@@ -43,6 +43,8 @@ pub struct PlanArgs {
     pub report: Vec<PathBuf>,
     #[command(flatten)]
     pub reading: ManifestArgs,
+    #[command(flatten)]
+    pub many: TenantsArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -138,18 +140,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         &preflight::reads(&manifest, super::auth::methods_readable(&args.graph)),
     )?;
     let started = Instant::now();
-    let planned = async {
-        let tenant = connection.identify().await?;
-        let mut plan = engine::plan(&connection.client, &manifest, connection.concurrency)
-            .await
-            .map_err(|error| connection.stop(error))?;
-        plan.tenant_id = tenant.id;
-        plan.tenant_domain = tenant.domain;
-        plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));
-        plan.summary.calls = Some(engine::calls(&connection.client));
-        Ok::<_, miette::Report>(plan)
-    }
-    .await;
+    let planned = make_plan(&connection, &manifest).await;
     drop(manifest); // the plan holds what the rest needs
     eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
     if let Some(emulator) = connection.emulator {
@@ -179,9 +170,24 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     Ok(plan_exit_code(&plan, args.detailed_exitcode))
 }
 
+/// Asks Graph which tenant this is, reads the live state and plans: the plan with its tenant,
+/// its cost estimate and the calls made. Stops with one message when Graph cannot be reached
+/// or refuses the token.
+pub async fn make_plan(connection: &Connection, manifest: &Manifest) -> miette::Result<Plan> {
+    let tenant = connection.identify().await?;
+    let mut plan = engine::plan(&connection.client, manifest, connection.concurrency)
+        .await
+        .map_err(|error| connection.stop(error))?;
+    plan.tenant_id = tenant.id;
+    plan.tenant_domain = tenant.domain;
+    plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));
+    plan.summary.calls = Some(engine::calls(&connection.client));
+    Ok(plan)
+}
+
 /// Tells the reviewer now, not at apply time, that apply will refuse this plan: it has more
 /// writes than the manifest's `maxChanges` allows.
-fn warn_max_changes(plan: &Plan) {
+pub fn warn_max_changes(plan: &Plan) {
     let writes = plan.summary.writes + plan.summary.policy_writes;
     if let Some(limit) = plan.max_changes.filter(|limit| writes > *limit) {
         eprintln!(

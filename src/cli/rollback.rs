@@ -1,6 +1,9 @@
 //! `mfactl rollback JOURNAL [--out undo.yaml]`: a manifest that restores what an apply's
 //! journal says its writes replaced. Reads one file and writes one; contacts nobody: planning
 //! and applying the result is the admin's next step, with the usual drift check.
+//!
+//! `mfactl rollback DIR` does it for each tenant of an `apply --tenants --out-dir DIR` run:
+//! every `DIR/<tenant>/journal.jsonl` gives `DIR/<tenant>/undo.yaml`, for that tenant alone.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -17,8 +20,9 @@ use crate::text::printable;
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The journal of the apply runs to undo (`apply --journal FILE`, or the default one apply
-    /// writes beside its saved plan).
-    #[arg(value_name = "JOURNAL")]
+    /// writes beside its saved plan); or the --out-dir of an `apply --tenants` run, for an
+    /// undo.yaml in each tenant's folder.
+    #[arg(value_name = "JOURNAL|DIR")]
     pub journal: PathBuf,
     /// Write the manifest here (readable by you only) instead of printing it on stdout.
     #[arg(long, value_name = "undo.yaml")]
@@ -26,13 +30,89 @@ pub struct RollbackArgs {
 }
 
 pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
+    if args.journal.is_dir() {
+        return per_tenant(args);
+    }
     let out = args
         .out
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
-    let shown_journal = printable(&args.journal.display().to_string()).into_owned();
-    let read = journal_file::read(&args.journal).map_err(|error| {
+    let summary = rollback(&args.journal, out.as_ref(), args.out.as_deref())?;
+    Ok(print_summary(summary, ""))
+}
+
+/// `rollback DIR`: an undo manifest in each tenant's folder that holds a journal, each
+/// tenant's summary on stderr; the exit code is the most severe of the tenants'.
+fn per_tenant(args: &RollbackArgs) -> miette::Result<u8> {
+    let dir = &args.journal;
+    if args.out.is_some() {
+        return Err(miette!(
+            help = "each tenant's manifest goes to DIR/<tenant>/undo.yaml",
+            "--out names one file, and {} is a folder of tenants",
+            printable(&dir.display().to_string())
+        ));
+    }
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|error| {
+            miette!(
+                "cannot read {}: {error}",
+                printable(&dir.display().to_string())
+            )
+        })?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.join("journal.jsonl").is_file())
+        .collect();
+    folders.sort();
+    if folders.is_empty() {
+        return Err(miette!(
+            help = "give the --out-dir of an `apply --tenants` run, or one journal",
+            "{} holds no tenant folder with a journal.jsonl",
+            printable(&dir.display().to_string())
+        ));
+    }
+    let mut code = exit::OK;
+    for folder in folders {
+        let tenant = folder
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        let out_path = folder.join("undo.yaml");
+        let out = OutputFile::check(&out_path, "the tenant's undo manifest")?;
+        let summary = rollback(&folder.join("journal.jsonl"), Some(&out), Some(&out_path))?;
+        let prefix = format!("[{}] ", printable(&tenant));
+        code = code.max(print_summary(summary, &prefix));
+        eprintln!(
+            "{prefix}apply it in that tenant alone: mfactl apply {} --tenant {} --auto-approve",
+            printable(&out_path.display().to_string()),
+            printable(&tenant)
+        );
+    }
+    Ok(code)
+}
+
+/// Prints the summary lines (each after `prefix`) on stderr; returns the exit code.
+fn print_summary(summary: Summary, prefix: &str) -> u8 {
+    let mut stderr = std::io::stderr().lock();
+    for line in summary.lines {
+        let _ = writeln!(stderr, "{prefix}{line}");
+    }
+    summary.code
+}
+
+/// What one journal's rollback says, and its exit code.
+struct Summary {
+    lines: Vec<String>,
+    code: u8,
+}
+
+/// Writes the undo manifest of one journal (to `out`, or stdout) and returns its summary.
+fn rollback(
+    journal: &std::path::Path,
+    out: Option<&OutputFile>,
+    out_path: Option<&std::path::Path>,
+) -> miette::Result<Summary> {
+    let shown_journal = printable(&journal.display().to_string()).into_owned();
+    let read = journal_file::read(journal).map_err(|error| {
         miette!(
             help = "give the journal `mfactl apply` wrote",
             "{}",
@@ -46,8 +126,8 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
         ));
     }
     let rollback = Rollback::from_records(&read.records);
-    let manifest = rollback.manifest(&args.journal.display().to_string());
-    match &out {
+    let manifest = rollback.manifest(&journal.display().to_string());
+    match out {
         Some(file) => file.write(|w| w.write_all(manifest.as_bytes()))?,
         None => output::to_stdout(|w| w.write_all(manifest.as_bytes()))?,
     }
@@ -129,7 +209,7 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     for group in &groups {
         summary.push(format!("cannot restore {}", group.describe()));
     }
-    if let Some(path) = &args.out {
+    if let Some(path) = out_path {
         summary.push(format!(
             "Wrote {}; next: mfactl plan {0}, then mfactl apply {0}",
             printable(&path.display().to_string())
@@ -138,24 +218,24 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     if rollback.is_empty() && rollback.unrestorable.is_empty() {
         summary.push("Nothing to restore: no write in the journal was made".to_owned());
     }
-    let mut stderr = std::io::stderr().lock();
-    for line in summary {
-        let _ = writeln!(stderr, "{line}");
-    }
     if rollback.unrestorable.is_empty() {
-        Ok(exit::OK)
-    } else {
-        let _ = writeln!(
-            stderr,
-            "{} {} cannot be restored ({} {} of value, above and at the top of the manifest; \
-             the journal names each); everything else is in it",
-            rollback.unrestorable.len(),
-            plural(rollback.unrestorable.len(), "value", "values"),
-            groups.len(),
-            plural(groups.len(), "kind", "kinds"),
-        );
-        Ok(exit::NOT_RESTORED)
+        return Ok(Summary {
+            lines: summary,
+            code: exit::OK,
+        });
     }
+    summary.push(format!(
+        "{} {} cannot be restored ({} {} of value, above and at the top of the manifest; the \
+         journal names each); everything else is in it",
+        rollback.unrestorable.len(),
+        plural(rollback.unrestorable.len(), "value", "values"),
+        groups.len(),
+        plural(groups.len(), "kind", "kinds"),
+    ));
+    Ok(Summary {
+        lines: summary,
+        code: exit::NOT_RESTORED,
+    })
 }
 
 fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {

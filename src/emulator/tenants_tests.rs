@@ -24,7 +24,11 @@ fn tenant(n: u32, apps: &[&str]) -> Tenant {
             )
         })
         .collect();
-    let apps = if apps.is_empty() { " []\n".to_owned() } else { format!("\n{apps}") };
+    let apps = if apps.is_empty() {
+        " []\n".to_owned()
+    } else {
+        format!("\n{apps}")
+    };
     let text = format!(
         "tenantId: 9c0e5f1a-0000-4000-8000-00000000000{n}\ndomain: customer{n}.onmicrosoft.com\n\
          users:\n- id: 071cc716-8147-4397-a5ba-b2105951cc0{n}\n  userPrincipalName: \

@@ -14,6 +14,7 @@ pub mod resume;
 pub mod rollback;
 mod selectors;
 pub mod show;
+pub mod tenants;
 pub mod verify;
 
 use std::sync::atomic::{AtomicBool, Ordering};

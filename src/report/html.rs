@@ -465,7 +465,7 @@ fn script_json(value: &serde_json::Value) -> String {
 }
 
 /// A CSP source for inline text: `sha256-BASE64`.
-fn sha256(text: &str) -> String {
+pub(super) fn sha256(text: &str) -> String {
     let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     format!(
         "sha256-{}",

@@ -7,6 +7,7 @@ mod csv;
 pub mod digest;
 mod html;
 mod markdown;
+mod rollup;
 mod show_json;
 mod show_text;
 mod text;
@@ -16,10 +17,12 @@ use std::path::Path;
 pub use self::csv::render_csv;
 pub use html::render_html;
 pub use markdown::render_markdown;
+pub use rollup::{render_rollup_html, render_rollup_markdown, render_rollup_text};
 pub use show_json::render_show_json;
 pub use show_text::render_show_text;
 pub use text::{
-    TextOptions, render_apply_text, render_plan_text, render_plan_text_with, verify_line,
+    TextOptions, apply_line, plan_line, render_apply_text, render_plan_text, render_plan_text_with,
+    verify_line,
 };
 
 use crate::plan::Plan;

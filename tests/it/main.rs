@@ -27,6 +27,7 @@ mod selectors;
 mod show;
 mod signin;
 mod support;
+mod tenants;
 mod throughput;
 mod usage;
 mod verify;

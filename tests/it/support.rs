@@ -23,6 +23,12 @@ impl Scenario {
     }
 
     pub fn with_config(tenant: Tenant, config: EmulatorConfig) -> Scenario {
+        Scenario::with_tenants(vec![tenant], config)
+    }
+
+    /// One emulator serving several tenants on one port (a Graph call goes to the tenant its
+    /// token's `tid` names, a sign-in request to the tenant its URL names).
+    pub fn with_tenants(tenants: Vec<Tenant>, config: EmulatorConfig) -> Scenario {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -30,7 +36,7 @@ impl Scenario {
             .expect("runtime");
         let listen = "127.0.0.1:0".parse().unwrap();
         let emulator = runtime
-            .block_on(Emulator::start(tenant, config, listen))
+            .block_on(Emulator::start_tenants(tenants, config, listen))
             .expect("emulator starts");
         Scenario {
             runtime,
