@@ -10,6 +10,7 @@ use crate::engine::{self, preflight};
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
 use crate::plan::saved::{self, SourceFile};
+use crate::plan::seal::PlanKey;
 use crate::report;
 use clap::Args;
 
@@ -121,6 +122,11 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
+    // The key that seals a saved plan: made (or found broken) before anything is sent.
+    let key = match out {
+        Some(_) => Some(plan_key()?),
+        None => None,
+    };
     let report = args.report.as_deref().map(ReportFile::check).transpose()?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
@@ -150,9 +156,9 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     warn_max_changes(&plan);
 
     let mut plan = plan;
-    if let Some(out) = &out {
+    if let (Some(out), Some(key)) = (&out, &key) {
         stamp(&mut plan, &args.manifest, &args.reading)?;
-        save(out, &plan)?;
+        save(out, &plan, key)?;
     }
     if let Some(report) = &report {
         report.write(&plan)?;
@@ -201,11 +207,19 @@ pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette
     Ok(())
 }
 
-/// Writes `plan` as a saved plan (0600, atomically); returns its checksum.
-pub fn save(out: &OutputFile, plan: &Plan) -> miette::Result<String> {
+/// The plan key that seals saved plans ([`PlanKey`]): `MFACTL_PLAN_KEY`, or the key file,
+/// made on first use.
+pub fn plan_key() -> miette::Result<PlanKey> {
+    PlanKey::from_environment(true)
+        .map_err(|error| miette::miette!(help = error.help(), "{error}; nothing was sent"))?
+        .ok_or_else(|| miette::miette!("no plan key could be made; nothing was sent"))
+}
+
+/// Writes `plan` as a saved plan (0600, atomically), sealed with `key`; returns its checksum.
+pub fn save(out: &OutputFile, plan: &Plan, key: &PlanKey) -> miette::Result<String> {
     let mut checksum = String::new();
     out.write(|file| {
-        checksum = saved::write(plan, file)?;
+        checksum = saved::write(plan, file, key)?;
         Ok(())
     })?;
     Ok(checksum)

@@ -35,6 +35,10 @@ pub struct ApplyOptions<'a> {
     pub concurrency: usize,
     /// Once set no new write starts; writes in flight finish and are journalled.
     pub interrupt: Interrupt,
+    /// Before a user's first write, read the object id's userPrincipalName and refuse the
+    /// user's writes when it is not the name the plan shows (a saved plan: a file, whose
+    /// names and ids could have been paired by someone else).
+    pub check_names: bool,
 }
 
 /// Applies the writes of every user that has some, updating statuses and write results in
@@ -51,6 +55,7 @@ pub async fn apply(
         resume,
         concurrency,
         interrupt,
+        check_names,
     } = options;
     let journal = match journal {
         Some((journal, run)) => {
@@ -83,13 +88,13 @@ pub async fn apply(
     }
 
     // Each user is updated where it lies in the plan: no second list of a million users.
-    let total_writes = plan.summary.writes;
+    let total_writes = plan.write_count();
     let mut results = stream::iter(plan.users.iter_mut())
         .map(|user| async move {
             if !has_writes(user) {
                 return None;
             }
-            apply_user(client, user, journal, resume, shared).await;
+            apply_user(client, user, journal, resume, shared, check_names).await;
             Some(user.write_count() as u64)
         })
         .buffer_unordered(concurrency.max(1));
@@ -153,9 +158,11 @@ async fn apply_user(
     journal: Option<&Journal>,
     resume: Option<&Resume>,
     breaker: &Breaker,
+    check_names: bool,
 ) {
     let mut failed = false;
     let mut drifted = false;
+    let mut name_checked = !check_names;
     // The object id when the plan resolved it: never the name, which may since belong to
     // someone else.
     let name = std::sync::Arc::clone(&user.user);
@@ -175,6 +182,14 @@ async fn apply_user(
         }
         if breaker.is_tripped() {
             break; // Not reached: no result, and the user keeps its status unless it failed.
+        }
+        if !std::mem::replace(&mut name_checked, true)
+            && let Err(error) = check_name(client, &name, user.id, breaker).await
+        {
+            tracing::warn!(user = %crate::text::printable(&user.user), message = %error.message, "not written");
+            user.error = Some(Box::new(error));
+            user.status = Status::Failed;
+            return;
         }
         let need = Resource::of(endpoint).write();
         let permit = breaker.admit(need).await;
@@ -229,6 +244,59 @@ async fn apply_user(
     } else {
         user.status
     };
+}
+
+/// Checks that the object id `id` still carries the userPrincipalName `name` (a user named by
+/// object id needs no look-up): the name is what the reviewer read and what the journal and
+/// report say, so a write to an id that bears another name is refused.
+async fn check_name(
+    client: &GraphClient,
+    name: &str,
+    id: Option<uuid::Uuid>,
+    breaker: &Breaker,
+) -> Result<(), UserError> {
+    let Some(id) = id else {
+        return Ok(());
+    };
+    if uuid::Uuid::parse_str(name).is_ok() {
+        return Ok(());
+    }
+    let need = Resource::Users.read();
+    let refused = |code: &str, message: String| UserError {
+        endpoint: None,
+        status: None,
+        code: code.to_owned(),
+        message,
+        request_id: None,
+    };
+    match client.user_identity(&id.hyphenated().to_string()).await {
+        Ok(identity) => {
+            breaker.success(need);
+            let now = identity.user_principal_name.unwrap_or_default();
+            if now.eq_ignore_ascii_case(name) {
+                return Ok(());
+            }
+            Err(refused(
+                "nameMismatch",
+                format!(
+                    "object id {id} is {}, not {} as the plan says; nothing was written",
+                    crate::text::printable(&now),
+                    crate::text::printable(name)
+                ),
+            ))
+        }
+        Err(error) => {
+            breaker.failure(need, &error);
+            Err(UserError {
+                message: format!(
+                    "cannot check that object id {id} is {}: {}; nothing was written",
+                    crate::text::printable(name),
+                    error
+                ),
+                ..user_error(None, &error)
+            })
+        }
+    }
 }
 
 /// The user a write is for.

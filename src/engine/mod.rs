@@ -25,7 +25,7 @@ use crate::plan::Plan;
 use crate::plan::estimate::{Estimate, Quotas};
 
 pub use apply::{ApplyOptions, apply};
-pub use fetch::{Tenant, identify_tenant, plan};
+pub use fetch::{Tenant, identify_tenant, plan, resolve_protected};
 pub use journal::{Journal, JournalError, RunInfo};
 pub use resume::Resume;
 pub mod journal_file {

@@ -10,6 +10,7 @@ pub mod estimate;
 pub mod policy;
 pub mod protect;
 pub mod saved;
+pub mod seal;
 pub mod wire;
 
 use std::fmt;
@@ -852,5 +853,17 @@ impl Plan {
     /// not-found users without writes are reported but are not changes.
     pub fn has_changes(&self) -> bool {
         self.summary.writes > 0 || self.summary.policy_writes > 0
+    }
+
+    /// The PATCH calls apply would send, counted from the entries themselves (the users' writes
+    /// and the policy's), not from the summary: what every guard compares with its limit.
+    pub fn write_count(&self) -> u64 {
+        let users: u64 = self
+            .users
+            .iter()
+            .filter(|user| matches!(user.status, Status::Change | Status::Blocked))
+            .map(|user| user.write_count() as u64)
+            .sum();
+        users + u64::from(self.policy.as_ref().is_some_and(|p| p.has_write()))
     }
 }

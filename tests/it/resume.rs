@@ -257,6 +257,7 @@ fn ctrl_c_prints_a_resume_command_that_works() {
         .args(["-c", &script])
         .current_dir(scenario.dir.path())
         .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret")
+        .env("MFACTL_PLAN_KEY_FILE", crate::support::plan_key_file())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

@@ -84,6 +84,7 @@ impl Scenario {
         for name in INHERITED {
             cmd.env_remove(name);
         }
+        cmd.env("MFACTL_PLAN_KEY_FILE", plan_key_file());
         cmd.current_dir(self.dir.path())
             .args(args)
             .args(["--graph-url", &self.url()])
@@ -165,7 +166,30 @@ pub const INHERITED: &[&str] = &[
     "IDENTITY_HEADER",
     "IDENTITY_SERVER_THUMBPRINT",
     "IMDS_ENDPOINT",
+    "MFACTL_PLAN_KEY",
+    "MFACTL_PLAN_KEY_FILE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
 ];
+
+/// The key the tests' plans are sealed with (made by the first `plan --out` if need be).
+pub fn plan_key() -> mfactl::plan::seal::PlanKey {
+    mfactl::plan::seal::PlanKey::find(None, Some(&plan_key_file()), true)
+        .expect("the tests' plan key")
+        .expect("made")
+}
+
+/// The plan key file every test run shares (made by the first `plan --out`), never the
+/// developer's own.
+pub fn plan_key_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-key")
+}
 
 /// The binary, with nothing inherited that could change its behaviour.
 pub fn mfactl() -> Command {
@@ -173,6 +197,7 @@ pub fn mfactl() -> Command {
     for name in INHERITED {
         cmd.env_remove(name);
     }
+    cmd.env("MFACTL_PLAN_KEY_FILE", plan_key_file());
     // apply writes its journal and plan in the current folder by default: never the repo's.
     cmd.current_dir(scratch_cwd());
     cmd
