@@ -273,8 +273,9 @@ pub(super) async fn login_with(
             )
         ),
     };
-    let lifetime = Duration::from_secs(number(code.get("expires_in")).unwrap_or(900));
-    let mut interval = Duration::from_secs(number(code.get("interval")).unwrap_or(5));
+    // Entra gives 900 s and 5 s; an answer's absurd values are clamped, never waited out.
+    let lifetime = Duration::from_secs(number(code.get("expires_in")).unwrap_or(900).min(3600));
+    let mut interval = Duration::from_secs(number(code.get("interval")).unwrap_or(5).min(60));
     prompt(&message);
 
     let mut waited = Duration::ZERO;
