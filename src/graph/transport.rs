@@ -452,6 +452,9 @@ impl Transport {
             .connect_timeout(Duration::from_secs(10).min(config.timeout))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(config.concurrency.max(1))
+            // Dropped before any server's idle timeout (the emulator's is 120 s), so that a
+            // request never goes out on a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::none())
             .gzip(true)
             .build()?;
