@@ -216,7 +216,7 @@ async fn emulator_stats(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = admin_allowed(&shared, &uri, &headers) {
+    if let Some(refused) = admin_refusal(&shared, &uri, &headers) {
         return refused;
     }
     axum::Json(shared.stats()).into_response()
@@ -229,7 +229,7 @@ async fn emulator_tenant(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = admin_allowed(&shared, &uri, &headers) {
+    if let Some(refused) = admin_refusal(&shared, &uri, &headers) {
         return refused;
     }
     let mut tenant = shared.tenant();
@@ -239,19 +239,17 @@ async fn emulator_tenant(
 
 /// `/_emulator/*` (the emulator's own, not Graph's): open to anyone without an `auth` section,
 /// as before; with one, the tenant's users and their settings are only for a caller holding a
-/// token the emulator issued (any app or admin of the tenant file), else 401 like Graph's.
-fn admin_allowed(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(sign_in) = &shared.sign_in else {
-        return Ok(());
-    };
+/// token the emulator issued (any app or admin of the tenant file), else 401 like Graph's; `None` when the caller may read them.
+fn admin_refusal(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let sign_in = shared.sign_in.as_ref()?;
     let refused = |message: &str| finish(unauthenticated(message), &RequestIds::new(headers));
     let Some(token) = bearer_token(headers) else {
-        return Err(refused(Refusal::Empty.message()));
+        return Some(refused(Refusal::Empty.message()));
     };
     sign_in
         .authenticate(token, &request_root(uri, headers))
-        .map(|_| ())
-        .map_err(|refusal| refused(refusal.message()))
+        .err()
+        .map(|refusal| refused(refusal.message()))
 }
 
 /// Per-request ids Graph puts in headers and error bodies.
