@@ -239,7 +239,8 @@ async fn emulator_tenant(
 
 /// `/_emulator/*` (the emulator's own, not Graph's): open to anyone without an `auth` section,
 /// as before; with one, the tenant's users and their settings are only for a caller holding a
-/// token the emulator issued (any app or admin of the tenant file), else 401 like Graph's; `None` when the caller may read them.
+/// token the emulator issued (any app or admin of the tenant file), else 401 like Graph's.
+/// `None` when the caller may read them.
 fn admin_refusal(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
     let sign_in = shared.sign_in.as_ref()?;
     let refused = |message: &str| finish(unauthenticated(message), &RequestIds::new(headers));
