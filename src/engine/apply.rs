@@ -200,7 +200,7 @@ async fn apply_user(
             name: &name,
             id: user.id,
             address,
-            unsettled: earlier == Some(&Earlier::Unsettled),
+            earlier: earlier.is_some(),
         };
         let outcome = write_one(client, &target, &write, journal, breaker).await;
         // A refusal keeps its probe slot: the fifth refusal, not the ninth, ends the probing.
@@ -306,12 +306,13 @@ struct Target<'a> {
     id: Option<uuid::Uuid>,
     /// What goes into the URL: the object id when known.
     address: &'a str,
-    /// An earlier run announced this write and recorded no answer.
-    unsettled: bool,
+    /// An earlier run announced this write and recorded no answer, an unsettled one or a
+    /// failure.
+    earlier: bool,
 }
 
 /// Re-reads, compares with the plan's `before`, journals the intent, PATCHes, journals the
-/// result. A write an earlier run left unsettled is done already when the endpoint shows its
+/// result. A write an earlier run of the plan tried is done already when the endpoint shows its
 /// body. Errs only when the journal cannot be written (then nothing more may be sent).
 async fn write_one(
     client: &GraphClient,
@@ -326,8 +327,9 @@ async fn write_one(
         Ok(live) => {
             // A read, not a write: a token that reads but cannot write must still be found out.
             breaker.success(resource.read());
-            if target.unsettled && shows(write, &live) {
-                // The interrupted run's PATCH was made; its answer was lost with the run.
+            if target.earlier && shows(write, &live) {
+                // An earlier run's PATCH was made (its answer lost with the run, or unsettled),
+                // or the value is there anyway: done, not sent again and not "changed since".
                 let result = WriteResult::settled_by_read();
                 if let Some(journal) = journal {
                     journal.result(target.name, target.id, write.endpoint, &result)?;
@@ -381,6 +383,7 @@ pub(super) fn written(outcome: crate::graph::PatchOutcome) -> WriteResult {
         request_id: outcome.request_id.map(RequestId::from),
         code: None,
         settled_by_read: outcome.settled_by_read,
+        unsettled: false,
     }
 }
 
@@ -392,6 +395,7 @@ pub(super) fn failure(error: &GraphError) -> WriteResult {
         request_id: error.request_id().map(|id| RequestId::from(id.to_owned())),
         code: Some(error.code().into()),
         settled_by_read: false,
+        unsettled: error.is_unsettled(),
     }
 }
 

@@ -324,6 +324,9 @@ impl Breaker {
     /// Whether `error` is one the run stops on, so that it is said once for the run rather
     /// than once per user.
     pub(crate) fn is_run_wide(error: &GraphError) -> bool {
+        if let GraphError::Unsettled { cause } = error {
+            return Breaker::is_run_wide(cause);
+        }
         matches!(
             error,
             GraphError::Unreachable { .. } | GraphError::SignIn(_)
@@ -382,6 +385,10 @@ impl Breaker {
     /// A request for `need` failed: trips the breaker when the failure is run-wide, stops the
     /// writes of that kind when they have never been allowed.
     pub(crate) fn failure(&self, need: Need, error: &GraphError) {
+        if let GraphError::Unsettled { cause } = error {
+            // What ended the retries decides (an unreachable Graph still stops the run).
+            return self.failure(need, cause);
+        }
         match error.status() {
             _ if matches!(error, GraphError::Unreachable { .. }) => {
                 self.trip(RunError::Unreachable(error.clone()))

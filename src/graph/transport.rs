@@ -580,13 +580,16 @@ impl Transport {
             .with_jitter();
         // Two budgets, one retry layer: 429s and transient failures are counted apart.
         let (mut throttled, mut transient) = (0u32, 0u32);
-        (|| async {
+        // Set when an attempt of a write may have reached Graph and reading back could not
+        // tell: from then on a failure does not mean the write was not made.
+        let unsettled = std::sync::atomic::AtomicBool::new(false);
+        let result = (|| async {
             let result = self.attempt(purpose, path, body).await;
             match (result, body) {
                 (Err(error), Some(body))
                     if purpose == Purpose::Write && error.outcome_unknown() =>
                 {
-                    self.settle(path, body, error).await
+                    self.settle(path, body, error, &unsettled).await
                 }
                 (result, _) => result,
             }
@@ -611,7 +614,15 @@ impl Transport {
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
             debug!(%error, delay_ms = delay.as_millis() as u64, "retrying");
         })
-        .await
+        .await;
+        match result {
+            Err(error) if unsettled.load(Ordering::Relaxed) && !error.is_unsettled() => {
+                Err(GraphError::Unsettled {
+                    cause: Box::new(error),
+                })
+            }
+            result => result,
+        }
     }
 
     /// A PATCH got no answer: reads the resource back. Done if it shows every property of the
@@ -621,9 +632,14 @@ impl Transport {
         path: &str,
         body: &serde_json::Value,
         lost: GraphError,
+        unsettled: &std::sync::atomic::AtomicBool,
     ) -> Result<Response, GraphError> {
         // Boxed: `send` is async and this is reached from inside it.
         let read = Box::pin(self.send(Purpose::Settle, path, None)).await;
+        if read.is_err() {
+            // Neither the answer nor the read back says whether the write was made.
+            unsettled.store(true, Ordering::Relaxed);
+        }
         let shows_body = read.as_ref().ok().and_then(|response| {
             let live: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
             let wanted = body.as_object()?;
@@ -644,6 +660,10 @@ impl Transport {
                 request_id: read.ok().and_then(|r| r.request_id),
                 settled_by_read: true,
             });
+        }
+        if shows_body == Some(false) {
+            // Read back and not made: every earlier attempt is settled as not made.
+            unsettled.store(false, Ordering::Relaxed);
         }
         debug!(path, error = %lost, "the answer to a write was lost and the write is not visible; sending it again");
         Err(lost)

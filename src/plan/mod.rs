@@ -221,6 +221,7 @@ impl HeldResult {
     const STATUS: u8 = 1;
     const GUID: u8 = 2;
     const SETTLED_BY_READ: u8 = 4;
+    const UNSETTLED: u8 = 8;
 
     /// The held part of `result`, and what is left over when anything is.
     fn hold(result: WriteResult) -> (HeldResult, Option<RareAnswer>) {
@@ -230,6 +231,7 @@ impl HeldResult {
             request_id,
             code,
             settled_by_read,
+            unsettled,
         } = result;
         let mut held = HeldResult {
             guid: [0; 16],
@@ -242,6 +244,9 @@ impl HeldResult {
         }
         if settled_by_read {
             held.flags |= HeldResult::SETTLED_BY_READ;
+        }
+        if unsettled {
+            held.flags |= HeldResult::UNSETTLED;
         }
         let mut rare = RareAnswer {
             request_id: None,
@@ -273,6 +278,7 @@ impl HeldResult {
             },
             code: rare.and_then(|r| r.code.clone()),
             settled_by_read: has(HeldResult::SETTLED_BY_READ),
+            unsettled: has(HeldResult::UNSETTLED),
         }
     }
 }
@@ -736,6 +742,10 @@ pub struct WriteResult {
     /// the endpoint back showed the write made; `status` is then null.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settled_by_read: bool,
+    /// With `ok: false`: the write may have been made all the same (an attempt's answer was
+    /// lost and reading back failed too). Resume reads it back; rollback restores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
 }
 
 impl WriteResult {
@@ -748,6 +758,7 @@ impl WriteResult {
             request_id: None,
             code: None,
             settled_by_read: true,
+            unsettled: false,
         }
     }
 }

@@ -477,6 +477,7 @@ pub(super) mod fixtures {
                     request_id: None,
                     code: None,
                     settled_by_read: false,
+                    unsettled: false,
                 },
             );
             user.status = Status::Applied;
@@ -490,6 +491,7 @@ pub(super) mod fixtures {
                 request_id: Some("=req-2".to_owned().into()),
                 code: Some("@badRequest".into()),
                 settled_by_read: false,
+                unsettled: false,
             },
         );
         hostile.status = Status::Failed;

@@ -168,6 +168,7 @@ pub const INHERITED: &[&str] = &[
     "IMDS_ENDPOINT",
     "MFACTL_PLAN_KEY",
     "MFACTL_PLAN_KEY_FILE",
+    "MFACTL_KEYRING",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
