@@ -13,6 +13,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod red_team;
 mod reports;
 mod resume;
 mod rollback;
