@@ -7,6 +7,7 @@ mod emulator_faults;
 mod examples;
 mod export;
 mod fault_proxy;
+mod fuzz;
 mod guards;
 mod hardening;
 mod manifest_errors;
