@@ -229,8 +229,12 @@ fn fuzzed_saved_plans_never_panic() {
     );
     let plan = std::fs::read(scenario.save_plan(&yaml)).unwrap();
     let text = String::from_utf8(plan).unwrap();
-    let body = text[..text.rfind(",\n  \"checksum\"").unwrap()]
-        .as_bytes()
+    let body = text.as_bytes()[..text
+        .rfind(
+            ",
+  \"checksum\"",
+        )
+        .unwrap()]
         .to_vec();
     let dir = tempfile::tempdir().unwrap();
     let inner = dir.path().join("plan.json");
