@@ -55,8 +55,9 @@ pub struct Plan {
     /// it does not).
     #[serde(default)]
     pub policy: Option<policy::PolicyPlan>,
-    /// Saved plans end with `"checksum": "sha256:HEX"`, the SHA-256 of the file's bytes before
-    /// it ([`saved`]); read back here, never serialised from here.
+    /// Saved plans end with `"checksum": "hmac-sha256:KEYID:HEX"`, the HMAC under the plan key
+    /// of the file's bytes before it ([`saved`], [`seal`]); read back here, never serialised
+    /// from here.
     #[serde(default, skip_serializing)]
     pub checksum: Option<String>,
 }

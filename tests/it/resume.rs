@@ -65,6 +65,30 @@ fn kill_after(
     }
 }
 
+/// Every planned write has exactly one `ok` result in the journal.
+fn assert_each_write_recorded_applied_once(journal: &Path) {
+    let mut applied: HashMap<(String, String), usize> = HashMap::new();
+    for entry in journal_lines(journal)
+        .iter()
+        .filter(|e| e["event"] == "result" && e["result"]["ok"] == true)
+    {
+        let key = (
+            entry["id"].as_str().unwrap().to_owned(),
+            entry["endpoint"].as_str().unwrap().to_owned(),
+        );
+        *applied.entry(key).or_default() += 1;
+    }
+    assert_eq!(
+        applied.len() as u64,
+        WRITES,
+        "every write is recorded applied"
+    );
+    assert!(
+        applied.values().all(|n| *n == 1),
+        "and applied once: {applied:?}"
+    );
+}
+
 /// `apply PLAN --resume JOURNAL`, which must succeed; its stderr.
 fn resume(scenario: &Scenario, plan: &Path, journal: &Path) -> String {
     let out = scenario.run(&[
@@ -94,25 +118,7 @@ fn resume_and_check(scenario: &Scenario, plan: &Path, journal: &Path, rows_tenan
         "each write reached Graph exactly once"
     );
     let entries = journal_lines(journal);
-    let mut applied: HashMap<(String, String), usize> = HashMap::new();
-    for entry in entries.iter().filter(|e| e["event"] == "result") {
-        if entry["result"]["ok"] == true {
-            let key = (
-                entry["id"].as_str().unwrap().to_owned(),
-                entry["endpoint"].as_str().unwrap().to_owned(),
-            );
-            *applied.entry(key).or_default() += 1;
-        }
-    }
-    assert_eq!(
-        applied.len() as u64,
-        WRITES,
-        "every write is recorded applied"
-    );
-    assert!(
-        applied.values().all(|n| *n == 1),
-        "and applied once: {applied:?}"
-    );
+    assert_each_write_recorded_applied_once(journal);
     let starts: Vec<&Value> = entries.iter().filter(|e| e["event"] == "start").collect();
     assert_eq!(starts.len(), 2);
     assert_eq!(starts[1]["resumed"], true);
@@ -389,22 +395,6 @@ fn killed_at_random_points_again_and_again_a_resume_converges_with_each_write_ma
         WRITES,
         "each planned write reached Graph exactly once (seed {seed})"
     );
-    let mut applied: HashMap<(String, String), usize> = HashMap::new();
-    for entry in journal_lines(&journal)
-        .iter()
-        .filter(|e| e["event"] == "result" && e["result"]["ok"] == true)
-    {
-        let key = (
-            entry["id"].as_str().unwrap().to_owned(),
-            entry["endpoint"].as_str().unwrap().to_owned(),
-        );
-        *applied.entry(key).or_default() += 1;
-    }
-    assert_eq!(
-        applied.len() as u64,
-        WRITES,
-        "every write is recorded applied"
-    );
-    assert!(applied.values().all(|n| *n == 1), "and once: {applied:?}");
+    assert_each_write_recorded_applied_once(&journal);
     assert_eq!(journal_lines(&journal).last().unwrap()["event"], "finish");
 }
