@@ -71,10 +71,7 @@ pub fn quotas(client: &GraphClient) -> Quotas {
 
 /// What applying `plan` will cost with this client.
 pub fn estimate(client: &GraphClient, plan: &Plan) -> Estimate {
-    crate::plan::estimate::estimate(
-        plan.summary.writes + plan.summary.policy_writes,
-        &quotas(client),
-    )
+    crate::plan::estimate::estimate(plan.write_count(), &quotas(client))
 }
 
 /// The tracing target of progress spans (the CLI draws bars for it alone).
