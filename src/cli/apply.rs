@@ -141,7 +141,10 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         same_tenant(plan, connection.tenant_id.as_deref(), "the access token")?;
     }
     if let Source::Manifest(manifest) = &source {
-        super::auth::check_permissions(connection.tokens(), &preflight::reads(manifest))?;
+        super::auth::check_permissions(
+            connection.tokens(),
+            &preflight::reads(manifest, super::auth::methods_readable(&args.graph)),
+        )?;
     }
     let started = Instant::now();
 

@@ -198,6 +198,15 @@ impl GraphArgs {
         }
     }
 
+    /// The in-process emulator answers as the chosen cloud's Graph would (China has no
+    /// `/authentication/methods`).
+    fn emulator_config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            cloud: self.cloud,
+            ..EmulatorConfig::default()
+        }
+    }
+
     /// Checks `--graph-url` (before anything else, so a bad one costs nothing).
     pub fn graph_root(&self) -> miette::Result<String> {
         match &self.graph_url {
@@ -233,7 +242,7 @@ impl GraphArgs {
             Some(tenant) => {
                 let signs_in = tenant.auth.is_some();
                 let listen = "127.0.0.1:0".parse().expect("valid address");
-                let emulator = Emulator::start(tenant, EmulatorConfig::default(), listen)
+                let emulator = Emulator::start(tenant, self.emulator_config(), listen)
                     .await
                     .into_diagnostic()
                     .wrap_err("cannot start the in-process emulator")?;
@@ -274,6 +283,7 @@ impl GraphArgs {
             tenant_id = claims.tenant_id;
         }
         let mut config = TransportConfig::with_tokens(root, tokens);
+        config.cloud = self.cloud;
         config.concurrency = usize::from(self.concurrency);
         let ru_per_10s = self.ru_quota.unwrap_or_else(|| ru_tier(tenant_size));
         config.ru_bucket = BucketShape::new(ru_per_10s, Duration::from_secs(10));

@@ -16,7 +16,7 @@ use super::args::GraphArgs;
 use crate::engine::preflight::{self, Requirement};
 use crate::graph::Cloud;
 use crate::graph::auth::{self, AuthError, AuthSettings, Env, SourceKind, TokenProvider};
-use crate::graph::permissions::Resource;
+use crate::graph::permissions::{Resource, TokenKind};
 use crate::text::printable;
 
 /// Where the access token comes from; shared by every command that talks to Graph.
@@ -113,36 +113,35 @@ pub fn check_permissions(tokens: &TokenProvider, required: &[Requirement]) -> mi
         tracing::debug!("the token is opaque: its permissions are checked by Graph alone");
         return Ok(());
     };
-    let granted: Vec<&str> = claims
-        .roles
-        .iter()
-        .chain(&claims.scopes)
-        .map(String::as_str)
-        .collect();
-    if granted.is_empty() {
+    let Some((kind, granted)) = claims.granted() else {
         return Ok(());
-    }
-    let missing = preflight::missing(required, &granted);
+    };
+    let missing = preflight::missing(required, kind, granted);
     if missing.is_empty() {
         return Ok(());
     }
-    let mut names: Vec<&str> = missing.iter().map(|r| r.need.least()).collect();
-    names.dedup();
-    let kind = if claims.roles.is_empty() {
-        "delegated permission (scope)"
-    } else {
-        "application permission"
-    };
+    let mut names: Vec<&str> = Vec::new();
+    for name in missing.iter().map(|r| r.need.least_for(kind)) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     Err(miette!(
         help = format!(
-            "grant the app the {kind} {} with admin consent, or use a token that holds it; \
+            "grant the app the {} {} with admin consent, or use a token that holds it; \
              nothing was sent. `mfactl auth check --for MANIFEST` lists what a run needs",
+            kind.permission_noun(),
             names.join(" and ")
         ),
         "{} ({})",
-        preflight::render_missing(&missing),
+        preflight::render_missing(&missing, kind),
         tokens.describe()
     ))
+}
+
+/// Whether the cloud of `graph` serves `/authentication/methods` (the China cloud does not).
+pub fn methods_readable(graph: &GraphArgs) -> preflight::MethodsReadable {
+    preflight::MethodsReadable(graph.cloud.serves_authentication_methods())
 }
 
 /// `mfactl login`, `logout`, `auth check`.
@@ -226,8 +225,10 @@ pub fn logout(args: &LogoutArgs) -> miette::Result<u8> {
     Ok(super::exit::OK)
 }
 
-/// `mfactl auth check`: what the token is and may do. Exit 1 when a needed permission is
-/// missing from the token's claims.
+/// `mfactl auth check`: what the token is and may do. Steps: load the manifest, sign in, say
+/// who the token is, ask Graph once whether it takes the token, compare the permissions it
+/// lists with what the manifest (or everything mfactl does) needs. Exit 1 when Graph refuses
+/// the token or a needed permission is missing from its claims.
 pub async fn check(args: CheckArgs) -> miette::Result<u8> {
     let manifest = args
         .manifest
@@ -238,8 +239,52 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
     let connection = args.graph.connect(tenant, 0).await?;
     let tokens = connection.client.transport().config().tokens.clone();
     let claims = tokens.claims().unwrap_or_default();
-    let settings = &connection.auth;
-    let authority = settings
+    print_identity(&args, &connection, &tokens, &claims);
+    let verdict = ask_graph(&connection.client).await;
+    println!("Graph:       {}", verdict.describe());
+    let required = match &manifest {
+        Some(manifest) => {
+            let mut required = preflight::reads(manifest, methods_readable(&args.graph));
+            required.extend(preflight::possible_writes(manifest));
+            required
+        }
+        None => everything(methods_readable(&args.graph)),
+    };
+    let missing = print_requirements(&args, &claims, &required);
+    if let Some(emulator) = connection.emulator {
+        emulator.shutdown().await;
+    }
+    let mut failed = false;
+    if let GraphVerdict::Refused(error) = &verdict {
+        eprintln!("Graph refused the token: {error}");
+        failed = true;
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "{} needed permission{} missing from the token: {}",
+            missing.len(),
+            if missing.len() == 1 { " is" } else { "s are" },
+            missing.join("; ")
+        );
+        failed = true;
+    }
+    Ok(if failed {
+        super::exit::ERROR
+    } else {
+        super::exit::OK
+    })
+}
+
+/// Cloud, source, tenant, client id, signed-in user and expiry, from the connection and the
+/// token's claims (never the token).
+fn print_identity(
+    args: &CheckArgs,
+    connection: &super::args::Connection,
+    tokens: &TokenProvider,
+    claims: &crate::graph::claims::Claims,
+) {
+    let authority = connection
+        .auth
         .as_ref()
         .map(|s| s.authority().unwrap_or_else(|_| "(invalid)".to_owned()));
     let show = |text: Option<&str>| {
@@ -264,24 +309,70 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
             .expires_at
             .map_or_else(|| "(not said: an opaque token)".to_owned(), when)
     );
-    let (granted, kind) = if claims.roles.is_empty() {
-        (&claims.scopes, "scopes (delegated)")
-    } else {
-        (&claims.roles, "roles (application)")
-    };
-    if granted.is_empty() {
-        println!("Granted:     (the token lists no permission; Graph alone can say)");
-    } else {
-        println!("Granted:     {kind}: {}", printable(&granted.join(", ")));
-    }
-    let required = match &manifest {
-        Some(manifest) => {
-            let mut required = preflight::reads(manifest);
-            required.extend(preflight::possible_writes(manifest));
-            required
+}
+
+/// What Graph made of the token.
+enum GraphVerdict {
+    /// `GET /organization` answered; the tenant's primary domain when it said.
+    Accepted(Option<String>),
+    /// Graph took the token but it may not read `/organization` (403): nothing mfactl needs.
+    AcceptedWithoutOrganization(String),
+    /// Graph refused the token (401), or could not be asked.
+    Refused(String),
+}
+
+impl GraphVerdict {
+    fn describe(&self) -> String {
+        match self {
+            GraphVerdict::Accepted(Some(domain)) => format!(
+                "accepted the token (GET /organization: {})",
+                printable(domain)
+            ),
+            GraphVerdict::Accepted(None) => "accepted the token (GET /organization)".to_owned(),
+            GraphVerdict::AcceptedWithoutOrganization(code) => format!(
+                "accepted the token (GET /organization answered 403 {}: it may not read the \
+                 tenant's name, which no run needs)",
+                printable(code)
+            ),
+            GraphVerdict::Refused(_) => "REFUSED the token".to_owned(),
         }
-        None => everything(),
-    };
+    }
+}
+
+/// One cheap read (`GET /organization`, 1 RU) that tells whether Graph takes the token at all:
+/// the only judge of an opaque token, and of a JWT whose claims look fine but whose signature,
+/// audience or lifetime Graph does not accept.
+async fn ask_graph(client: &crate::graph::GraphClient) -> GraphVerdict {
+    match client.organization().await {
+        Ok(organization) => {
+            GraphVerdict::Accepted(organization.and_then(|o| o.primary_domain().map(str::to_owned)))
+        }
+        Err(error) if error.status() == Some(403) => {
+            GraphVerdict::AcceptedWithoutOrganization(error.code().to_owned())
+        }
+        Err(error) => GraphVerdict::Refused(error.to_string()),
+    }
+}
+
+/// Prints the granted permissions and one line per requirement (ok, MISSING, or `?` when the
+/// token lists none); returns the missing ones as "permission (why)".
+fn print_requirements(
+    args: &CheckArgs,
+    claims: &crate::graph::claims::Claims,
+    required: &[Requirement],
+) -> Vec<String> {
+    let granted = claims.granted();
+    match granted {
+        None => println!("Granted:     (the token lists no permission; Graph alone can say)"),
+        Some((kind, names)) => println!(
+            "Granted:     {}: {}",
+            match kind {
+                TokenKind::Application => "roles (application)",
+                TokenKind::Delegated => "scopes (delegated)",
+            },
+            printable(&names.join(", "))
+        ),
+    }
     let what = args.manifest.as_ref().map_or_else(
         || "everything plan and apply can do".to_owned(),
         |path| {
@@ -292,55 +383,53 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
         },
     );
     println!("Needed for {what}:");
-    let mut missing = 0;
-    for requirement in &required {
-        let met = granted.is_empty() || requirement.need.is_met_by(granted);
-        missing += usize::from(!met);
-        println!(
-            "  {:<8} {:<40} {}",
-            if granted.is_empty() {
-                "?"
-            } else if met {
-                "ok"
-            } else {
-                "MISSING"
-            },
-            requirement.need.least(),
-            requirement.why
-        );
+    let mut missing = Vec::new();
+    for requirement in required {
+        let (mark, permission) = match granted {
+            None => ("?", requirement.need.least()),
+            Some((kind, names)) if requirement.need.is_met_by(kind, names) => {
+                ("ok", requirement.need.least_for(kind))
+            }
+            Some((kind, _)) => {
+                let permission = requirement.need.least_for(kind);
+                missing.push(format!("{permission} ({})", requirement.why));
+                ("MISSING", permission)
+            }
+        };
+        println!("  {mark:<8} {permission:<40} {}", requirement.why);
     }
-    if let Some(emulator) = connection.emulator {
-        emulator.shutdown().await;
-    }
-    if missing > 0 {
-        eprintln!(
-            "{missing} needed permission{} missing from the token",
-            if missing == 1 { " is" } else { "s are" }
-        );
-        return Ok(super::exit::ERROR);
-    }
-    Ok(super::exit::OK)
+    missing
 }
 
 /// Every access plan and apply may need, without a manifest.
-fn everything() -> Vec<Requirement> {
+fn everything(methods: preflight::MethodsReadable) -> Vec<Requirement> {
     let requirement = |need, why: &str| Requirement {
         need,
         why: why.to_owned(),
     };
-    vec![
+    let mut out = vec![
         requirement(
             Resource::SignInPreferences.read(),
-            "reading signInPreferences and registered methods",
+            "reading signInPreferences",
         ),
         requirement(Resource::Requirements.read(), "reading perUserMfaState"),
-        requirement(Resource::Users.read(), "resolving userPrincipalNames"),
+        requirement(Resource::UserBasic.read(), "resolving userPrincipalNames"),
         requirement(
             Resource::SignInPreferences.write(),
             "changing preferredMethod and systemPreferred",
         ),
         requirement(Resource::Requirements.write(), "changing perUserMfaState"),
-    ]
+    ];
+    if methods.0 {
+        out.insert(
+            1,
+            requirement(
+                Resource::Methods.read(),
+                "checking registered methods before a preferred-method change",
+            ),
+        );
+    }
+    out
 }
 
 /// `2026-11-23T15:40:00Z (in 59 min)`.

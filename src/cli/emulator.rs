@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Seed for latency and failure randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Answer as this cloud's Graph: `china` serves no /authentication/methods (as the China
+    /// cloud, operated by 21Vianet).
+    #[arg(long, value_enum, default_value = "global")]
+    pub cloud: crate::graph::Cloud,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +120,7 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         batch_fail_rate: args.batch_fail_rate,
         methods_per_10s: args.methods_per_10s,
         seed: args.seed,
+        cloud: args.cloud,
     };
     let emulator = Emulator::start(tenant, config, args.listen)
         .await

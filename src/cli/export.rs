@@ -86,6 +86,7 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
         &preflight::export_reads(
             format == ExportFormat::Tenant,
             matches!(selection, Selection::Group(_)),
+            super::auth::methods_readable(&args.graph),
         ),
     )?;
     let started = Instant::now();

@@ -133,7 +133,10 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .graph
         .connect(tenant, GraphArgs::size_of(&manifest))
         .await?;
-    super::auth::check_permissions(connection.tokens(), &preflight::reads(&manifest))?;
+    super::auth::check_permissions(
+        connection.tokens(),
+        &preflight::reads(&manifest, super::auth::methods_readable(&args.graph)),
+    )?;
     let started = Instant::now();
     let planned = async {
         let tenant = connection.identify().await?;

@@ -54,7 +54,10 @@ pub async fn run(args: ShowArgs) -> miette::Result<u8> {
     args.graph.graph_root()?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args.graph.connect(tenant, users.len() as u64).await?;
-    super::auth::check_permissions(connection.tokens(), &preflight::show_reads(&users))?;
+    super::auth::check_permissions(
+        connection.tokens(),
+        &preflight::show_reads(&users, super::auth::methods_readable(&args.graph)),
+    )?;
     let started = Instant::now();
     let shown = async {
         let tenant = connection.identify().await?;

@@ -15,6 +15,8 @@
 
 use std::collections::HashSet;
 
+use serde_json::Value;
+
 use super::listing::{self, Listed};
 use super::routes::{Answer, CallContext};
 use super::state::{GraphError, TenantState};
@@ -28,6 +30,36 @@ pub(super) enum Members {
     Transitive,
     /// `transitiveMembers/microsoft.graph.user`: users at any depth.
     TransitiveUsers,
+}
+
+/// A member list as Graph answers a caller that may list the group's members but not read
+/// users (`GroupMember.Read.All` without `User.Read.All`): every user keeps its `@odata.type`
+/// and `id`, and every other property is `null`. Microsoft documents this as "limited
+/// information returned for inaccessible member objects" on the directory-object list APIs
+/// (group-list-members, group-list-transitivemembers, user-list-memberof...). Groups are
+/// readable with the group permission, so they are left whole.
+pub(super) fn limit_users(mut answer: Answer) -> Answer {
+    let Some(Value::Array(items)) = answer.body.as_mut().and_then(|body| body.get_mut("value"))
+    else {
+        return answer;
+    };
+    for item in items {
+        let Value::Object(object) = item else {
+            continue;
+        };
+        let is_user = object
+            .get("@odata.type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("#microsoft.graph.user"));
+        if is_user {
+            for (key, value) in object.iter_mut() {
+                if key != "id" && key != "@odata.type" {
+                    *value = Value::Null;
+                }
+            }
+        }
+    }
+    answer
 }
 
 /// `GET /groups/{group}/{members}` with the request's query string (without the `?`).

@@ -86,6 +86,9 @@ pub struct EmulatorConfig {
     pub methods_per_10s: Option<u32>,
     /// Seeds latency and failure randomness.
     pub seed: u64,
+    /// The cloud the emulator answers as: the China cloud (21Vianet) serves no
+    /// `/authentication/methods`, which it answers with Graph's 400 for an unknown segment.
+    pub cloud: crate::graph::Cloud,
 }
 
 impl Default for EmulatorConfig {
@@ -100,6 +103,7 @@ impl Default for EmulatorConfig {
             batch_fail_rate: 0.0,
             methods_per_10s: None,
             seed: 0,
+            cloud: crate::graph::Cloud::Global,
         }
     }
 }

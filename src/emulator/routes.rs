@@ -482,18 +482,20 @@ enum Route {
 }
 
 impl Route {
-    /// The resource whose permissions a call to this route needs.
-    fn resource(&self) -> Resource {
+    /// The resource whose permissions a call to this route with this query needs: a read of
+    /// users needs only the basic-profile permission when it selects basic properties alone
+    /// ([`Resource::users_selecting`]), as Microsoft's tables say.
+    fn resource(&self, query: Option<&str>) -> Resource {
         match self {
             Route::SignInPreferences(_) => Resource::SignInPreferences,
             Route::Requirements(_) => Resource::Requirements,
             Route::Methods(_) => Resource::Methods,
-            Route::User(_) => Resource::Users,
+            Route::User(_) | Route::Users => Resource::users_selecting(&selected(query)),
             Route::MemberOf(_) => Resource::Membership,
             Route::Policy => Resource::Policy,
             Route::Organization => Resource::Organization,
-            Route::Groups | Route::GroupMembers(..) => Resource::Groups,
-            Route::Users => Resource::Users,
+            Route::Groups => Resource::Groups,
+            Route::GroupMembers(..) => Resource::GroupMembers,
         }
     }
 
@@ -508,6 +510,24 @@ impl Route {
         };
         listing::resource_units(base, query)
     }
+}
+
+/// The property names a query's `$select` names, as sent (none without one).
+fn selected(query: Option<&str>) -> Vec<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| {
+            key.strip_prefix('$')
+                .unwrap_or(key)
+                .eq_ignore_ascii_case("select")
+        })
+        .flat_map(|(_, value)| {
+            value
+                .split(',')
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// What a request's bearer token allows, decided once per HTTP request.
@@ -542,24 +562,31 @@ fn unauthenticated(message: &str) -> Answer {
 /// Graph is seen to answer `/authentication/methods`); directory objects (users, organization)
 /// and the policy answer the directory's `Authorization_RequestDenied` (what Graph sends for the
 /// policy is not documented).
-fn authorize(caller: &Caller, route: &Route, is_write: bool) -> Option<Answer> {
-    let resource = route.resource();
+fn authorize(
+    caller: &Caller,
+    route: &Route,
+    query: Option<&str>,
+    is_write: bool,
+) -> Option<Answer> {
+    let resource = route.resource(query);
     let need = if is_write {
         resource.write()
     } else {
         resource.read()
     };
-    if need.is_met_by(&caller.permissions) {
+    if need.is_met_by(caller.kind, &caller.permissions) {
         return None;
     }
     let (code, message) = match resource {
         Resource::SignInPreferences | Resource::Requirements | Resource::Methods => {
             ("accessDenied", "Request Authorization failed")
         }
-        Resource::Users
+        Resource::UserBasic
+        | Resource::Users
         | Resource::Membership
         | Resource::Organization
         | Resource::Groups
+        | Resource::GroupMembers
         | Resource::Policy => (
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
@@ -733,27 +760,10 @@ pub(super) fn metered(
         Err(answer) => return answer,
     };
 
-    let is_write = match (&route, method) {
-        (_, m) if m == Method::GET => false,
-        (Route::SignInPreferences(_) | Route::Requirements(_) | Route::Policy, m)
-            if m == Method::PATCH =>
-        {
-            true
-        }
-        _ => {
-            return Answer::error(
-                405,
-                "Request_BadRequest",
-                format!("The HTTP method '{method}' is not allowed for the request URI."),
-            );
-        }
+    let is_write = match admit(shared, method, &route, query, credential) {
+        Ok(is_write) => is_write,
+        Err(answer) => return answer,
     };
-
-    if let Credential::Caller(caller) = credential
-        && let Some(answer) = authorize(caller, &route, is_write)
-    {
-        return answer;
-    }
 
     let verdict = shared.throttle.as_ref().map(|throttle| {
         let mut throttle = throttle.lock().unwrap_or_else(|e| e.into_inner());
@@ -796,7 +806,13 @@ pub(super) fn metered(
             link: format!("{root}{path}"),
             eventual,
         };
-        serve(shared, method, route, query, body, &context)
+        let limited = limited_members(&route, query, credential);
+        let answer = serve(shared, method, route, query, body, &context);
+        if limited {
+            members::limit_users(answer)
+        } else {
+            answer
+        }
     };
 
     match verdict {
@@ -810,6 +826,58 @@ pub(super) fn metered(
             }
         }
         None => answer,
+    }
+}
+
+/// Whether `route` may be answered at all, before it is metered: a method it takes (Ok says
+/// whether it writes), a caller holding the permission it needs, a cloud that serves it.
+fn admit(
+    shared: &Shared,
+    method: &Method,
+    route: &Route,
+    query: Option<&str>,
+    credential: &Credential,
+) -> Result<bool, Answer> {
+    let is_write = match (route, method) {
+        (_, m) if m == Method::GET => false,
+        (Route::SignInPreferences(_) | Route::Requirements(_) | Route::Policy, m)
+            if m == Method::PATCH =>
+        {
+            true
+        }
+        _ => {
+            return Err(Answer::error(
+                405,
+                "Request_BadRequest",
+                format!("The HTTP method '{method}' is not allowed for the request URI."),
+            ));
+        }
+    };
+    if let Credential::Caller(caller) = credential
+        && let Some(answer) = authorize(caller, route, query, is_write)
+    {
+        return Err(answer);
+    }
+    // The China cloud (21Vianet) has no `/authentication/methods` (Microsoft's availability
+    // table for authentication-list-methods). What that Graph answers is not published; the
+    // emulator answers as Graph does for any segment it does not serve (400).
+    if matches!(route, Route::Methods(_)) && !shared.config.cloud.serves_authentication_methods() {
+        return Err(segment_not_found("methods"));
+    }
+    Ok(is_write)
+}
+
+/// Whether a member list goes to a caller that may not read the users it selects: Graph then
+/// answers each user with `id` and `@odata.type` only ("limited information returned for
+/// inaccessible member objects").
+fn limited_members(route: &Route, query: Option<&str>, credential: &Credential) -> bool {
+    match (route, credential) {
+        (Route::GroupMembers(..), Credential::Caller(caller)) => {
+            !Resource::users_selecting(&selected(query))
+                .read()
+                .is_met_by(caller.kind, &caller.permissions)
+        }
+        _ => false,
     }
 }
 
@@ -893,11 +961,18 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Graph's answer to a path segment it does not know: 400 `BadRequest` "Resource not found for
+/// the segment '…'." (graph-api.md §6), never 404, which a client reads as "no such object".
+/// 404 is kept for objects that do not exist (`Request_ResourceNotFound`). A version other than
+/// `beta` gets the same 400 here: the emulator serves only beta (Graph also serves `v1.0`).
 fn segment_not_found(segment: &str) -> Answer {
     Answer::error(
-        404,
+        400,
         "BadRequest",
-        format!("Resource not found for the segment '{segment}'."),
+        format!(
+            "Resource not found for the segment '{}'.",
+            crate::text::printable_capped(segment, 80)
+        ),
     )
 }
 
@@ -1036,6 +1111,38 @@ fn key_form_value(segment: &str) -> Result<String, Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::permissions::TokenKind;
+
+    #[test]
+    fn user_reads_are_judged_by_token_kind_and_selected_properties() {
+        let caller = |kind, permission: &str| Caller {
+            app_id: "a".into(),
+            permissions: vec![permission.to_owned()],
+            kind,
+        };
+        let user = Route::User("megan@contoso.com".into());
+        let basic = Some("$select=id,userPrincipalName");
+        let more = Some("$select=id,userType,accountEnabled");
+        let delegated = caller(TokenKind::Delegated, "User.ReadBasic.All");
+        // user-list / user-get: a delegated token reads the basic profile with
+        // User.ReadBasic.All; anything more, and any application read, needs User.Read.All.
+        assert_eq!(authorize(&delegated, &user, basic, false), None);
+        assert!(authorize(&delegated, &Route::Users, more, false).is_some());
+        assert!(
+            authorize(&delegated, &user, None, false).is_some(),
+            "no $select"
+        );
+        let app = caller(TokenKind::Application, "User.ReadBasic.All");
+        assert!(authorize(&app, &user, basic, false).is_some());
+        let app = caller(TokenKind::Application, "User.Read.All");
+        assert_eq!(authorize(&app, &Route::Users, more, false), None);
+        // group-list-transitivemembers: GroupMember.Read.All or higher, never Group.ReadBasic.All.
+        let members = Route::GroupMembers("g".into(), Members::Transitive);
+        let app = caller(TokenKind::Application, "GroupMember.Read.All");
+        assert_eq!(authorize(&app, &members, more, false), None);
+        let app = caller(TokenKind::Application, "Group.ReadBasic.All");
+        assert!(authorize(&app, &members, more, false).is_some());
+    }
 
     #[test]
     fn parses_every_way_of_naming_a_user() {
@@ -1083,17 +1190,23 @@ mod tests {
 
     #[test]
     fn refuses_what_graph_refuses() {
-        assert_eq!(
-            parse_route("/v1.0/users/x/authentication/methods")
-                .unwrap_err()
-                .status,
-            404
-        );
+        // An unknown segment is Graph's 400 BadRequest, not a 404 (which means "no such user").
+        for path in [
+            "/v1.0/users/x/authentication/methods",
+            "/beta/users/x/authentication/fax",
+            "/beta/policies/nothing",
+            "/beta/groups/g1/owners",
+        ] {
+            let answer = parse_route(path).unwrap_err();
+            assert_eq!(answer.status, 400, "{path}");
+            assert_eq!(answer.body.as_ref().unwrap()["error"]["code"], "BadRequest");
+        }
         assert_eq!(
             parse_route("/beta/users/x/authentication/fax")
                 .unwrap_err()
-                .status,
-            404
+                .body
+                .unwrap()["error"]["message"],
+            "Resource not found for the segment 'fax'."
         );
         assert_eq!(
             parse_route("/beta/users/$x@contoso.com/authentication/methods")

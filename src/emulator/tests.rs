@@ -233,9 +233,14 @@ async fn unknown_user_gets_graphs_404_envelope() {
     assert!(inner.date.is_some());
 
     let (status, _, body) = get(&client(), &format!("{}/beta/fax", emulator.url())).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "BadRequest");
-    assert_eq!(emulator.stats().not_found, 2);
+    assert_eq!(
+        body["error"]["message"],
+        "Resource not found for the segment 'fax'."
+    );
+    let stats = emulator.stats();
+    assert_eq!((stats.not_found, stats.bad_requests), (1, 1));
     emulator.shutdown().await;
 }
 
@@ -1082,8 +1087,10 @@ async fn the_policy_has_graphs_whole_shape_when_the_file_leaves_it_out() {
             "displayName",
             "id",
             "lastModifiedDateTime",
+            "microsoftAuthenticatorPlatformSettings",
             "policyMigrationState",
             "policyVersion",
+            "reconfirmationInDays",
             "registrationEnforcement",
             "reportSuspiciousActivitySettings",
             "systemCredentialPreferences",
@@ -1347,7 +1354,11 @@ async fn a_bad_patch_is_a_400_and_changes_nothing() {
         ),
         // Unknown properties, at the top and inside a sub-object.
         (json!({"color": "blue"}), "color"),
-        (json!({"reconfirmationInDays": 30}), "reconfirmationInDays"),
+        // A property of the beta schema, of the wrong type (it is an Int32).
+        (
+            json!({"reconfirmationInDays": "30"}),
+            "reconfirmationInDays",
+        ),
         (
             json!({"systemCredentialPreferences": {"stat": "enabled"}}),
             "stat",

@@ -58,6 +58,7 @@ use tokio::time::Instant;
 use super::routes::{Shared, request_root};
 use super::tenant::{AuthApp, Tenant, TenantAuth};
 use crate::graph::cloud::Cloud;
+use crate::graph::permissions::TokenKind;
 
 mod assertion;
 mod delegated;
@@ -113,6 +114,9 @@ pub(super) struct Caller {
     pub(super) app_id: String,
     /// `roles` (an app token) or the words of `scp` (a delegated token).
     pub(super) permissions: Vec<String>,
+    /// Which of the two `permissions` came from: application and delegated permissions grant
+    /// different things ([`crate::graph::permissions`]).
+    pub(super) kind: TokenKind,
 }
 
 /// The sign-in state of one emulator: the `auth` configuration, the signing key, and what
@@ -240,18 +244,25 @@ impl SignIn {
         if !text("aud").is_some_and(|aud| is_graph_resource(aud, root)) {
             return Err(Refusal::Audience);
         }
-        let permissions = match (claims.get("roles"), text("scp")) {
-            (Some(Value::Array(roles)), _) => roles
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            (_, Some(scp)) => scp.split_whitespace().map(str::to_owned).collect(),
-            _ => Vec::new(),
+        let (kind, permissions) = match (claims.get("roles"), text("scp")) {
+            (Some(Value::Array(roles)), _) => (
+                TokenKind::Application,
+                roles
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            (_, Some(scp)) => (
+                TokenKind::Delegated,
+                scp.split_whitespace().map(str::to_owned).collect(),
+            ),
+            _ => (TokenKind::Application, Vec::new()),
         };
         Ok(Caller {
             app_id: text("appid").unwrap_or_default().to_owned(),
             permissions,
+            kind,
         })
     }
 

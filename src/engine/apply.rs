@@ -68,9 +68,11 @@ pub async fn apply(
     let to_apply = plan.users.iter().filter(|u| has_writes(u)).count() as u64;
     let progress = Progress::new("apply", to_apply);
     let breaker = Breaker::with_interrupt(interrupt);
-    if let Some(claims) = client.transport().config().tokens.claims() {
+    if let Some(claims) = client.transport().config().tokens.claims()
+        && let Some((kind, granted)) = claims.granted()
+    {
         let writes = Endpoint::ALL.iter().map(|e| Resource::of(*e).write());
-        breaker.trust(writes.filter(|need| need.is_met_by(&claims.roles)));
+        breaker.trust(writes.filter(|need| need.is_met_by(kind, granted)));
     }
     let shared = &breaker;
     // The policy first: one write, and the users' notes were planned with it in mind.

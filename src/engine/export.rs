@@ -124,11 +124,20 @@ pub async fn export(
         ExportFormat::Tenant => Sink::Tenant(TenantWriter::start(tenant, out)?),
     };
     let sources = sources(client, selection).await?;
+    let cloud = client.transport().config().cloud;
+    let methods = format == ExportFormat::Tenant && cloud.serves_authentication_methods();
+    if format == ExportFormat::Tenant && !methods {
+        tracing::warn!(
+            "/authentication/methods is not available in {}: the tenant file lists no \
+             registered methods",
+            cloud.describe()
+        );
+    }
     let reads = Reads {
         identity: false,
         sign_in: true,
         requirements: true,
-        methods: format == ExportFormat::Tenant,
+        methods,
     };
     let progress = Progress::new("export", 0);
     let breaker = Breaker::default();

@@ -131,17 +131,19 @@ pub async fn plan(
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
-            note_system_preferred(&mut plan, &excluded);
+            note_system_preferred(&mut plan, &excluded, policy.system_preferred_managed);
         }
         plan.summary = plan.count(users.len() as u64);
     }
     Ok(plan)
 }
 
-/// With system-preferred MFA enabled for all users (after this plan), Graph ignores a user's
+/// With system-preferred MFA on for all users (after this plan), Graph ignores a user's
 /// preferred method at sign-in: each preferred-method change says so, and so does the policy.
-/// Group membership is not read, so an exclusion is named, not decided.
-fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
+/// `managed`: it is on because the policy leaves it Microsoft managed (`state: default`), which
+/// Entra documents as enabled ([`crate::plan::policy::counts_as_enabled`]). Group membership is
+/// not read, so an exclusion is named, not decided.
+fn note_system_preferred(plan: &mut Plan, excluded: &[String], managed: bool) {
     let unless = if excluded.is_empty() {
         String::new()
     } else {
@@ -150,6 +152,19 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
             .map(|name| crate::text::printable(name).into_owned())
             .collect();
         format!(" unless excluded by group {}", names.join(" or "))
+    };
+    let (policy_enables, is_enabled) = if managed {
+        (
+            "the tenant policy leaves system-preferred MFA Microsoft managed (state default), \
+             which Entra documents as enabled, for all users",
+            "system-preferred MFA is Microsoft managed (state default, documented as enabled) \
+             for all users",
+        )
+    } else {
+        (
+            "the tenant policy enables system-preferred MFA for all users",
+            "system-preferred MFA is enabled for all users",
+        )
     };
     let mut affected = 0;
     for user in &mut plan.users {
@@ -164,8 +179,7 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
             continue;
         };
         let note = format!(
-            "the tenant policy enables system-preferred MFA for all users: the preferred method \
-             {} is ignored at sign-in{unless}",
+            "{policy_enables}: the preferred method {} is ignored at sign-in{unless}",
             change.after
         );
         user.add_note(note);
@@ -175,8 +189,8 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String]) {
         && let Some(policy) = &mut plan.policy
     {
         policy.notes.push(format!(
-            "system-preferred MFA is enabled for all users: the preferred-method changes of {affected} \
-             {} in this plan are ignored at sign-in{unless}",
+            "{is_enabled}: the preferred-method changes of {affected} {} in this plan are \
+             ignored at sign-in{unless}",
             if affected == 1 { "user" } else { "users" }
         ));
     }
@@ -197,7 +211,7 @@ pub async fn resolve_protected(
         .collect()
         .await;
     let breaker = Breaker::default();
-    let need = Resource::Users.read();
+    let need = Resource::UserBasic.read();
     let mut resolved = Vec::with_capacity(entries.len());
     let mut unresolved = None;
     for (entry, answer) in answers {
@@ -291,7 +305,9 @@ async fn plan_user(
         .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
         .or(named_id);
     let mut live = read.live;
-    if plan::needs_methods(desired, &live) {
+    let cloud = client.transport().config().cloud;
+    let unchecked = plan::needs_methods(desired, &live) && !cloud.serves_authentication_methods();
+    if plan::needs_methods(desired, &live) && !unchecked {
         let methods = Reads {
             methods: true,
             ..Reads::default()
@@ -303,7 +319,38 @@ async fn plan_user(
     }
     let mut user = plan::diff(desired, &live);
     user.id = id;
+    if unchecked {
+        let note = unchecked_methods_note(&user, cloud);
+        user.add_note(note);
+    }
     (user, id.map(|id| id.as_u128()))
+}
+
+/// Said of a user whose registered methods mattered but could not be read: the cloud's Graph
+/// has no `/authentication/methods`. The plan goes ahead as if they were registered (a
+/// preferred-method change is planned, not blocked; `enabled` against `enforced` is taken as
+/// met, which writes nothing).
+fn unchecked_methods_note(user: &UserPlan, cloud: crate::graph::Cloud) -> String {
+    let preferred = user
+        .fields
+        .iter()
+        .find(|f| f.field == crate::model::Field::PreferredMethod);
+    let what = match preferred {
+        Some(change) => {
+            let method = match &change.after {
+                crate::plan::Value::Method(method) => method.to_string(),
+                other => other.to_string(),
+            };
+            format!("registration of {method} could not be checked")
+        }
+        None => "whether the user has a registered MFA method could not be checked (enforced \
+                 is taken as meeting enabled)"
+            .to_owned(),
+    };
+    format!(
+        "{what}: /authentication/methods is not available in {}",
+        cloud.describe()
+    )
 }
 
 /// Which of a user's resources to read.
@@ -351,7 +398,7 @@ pub(super) async fn read_user(
     let mut failure = None;
     for (resource, endpoint, result) in [
         (
-            Resource::Users,
+            Resource::UserBasic,
             None,
             identity.as_ref().map(|r| r.as_ref().map(|_| ())),
         ),
@@ -392,7 +439,7 @@ pub(super) async fn read_user(
 }
 
 /// `read`'s output when `wanted`; otherwise `read` is dropped unpolled, and nothing is sent.
-async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
+pub(super) async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
     match wanted {
         true => Some(read.await),
         false => None,

@@ -24,9 +24,11 @@ use crate::plan::{Status, UserError, WriteResult};
 /// The policy's plan, and what it means for the users' preferred methods.
 pub(super) struct PlannedPolicy {
     pub plan: PolicyPlan,
-    /// When system-preferred MFA will be enabled for all users: the excluded groups, by the
-    /// name the manifest gave them (or their id).
+    /// When system-preferred MFA will be on for all users: the excluded groups, by the name the
+    /// manifest gave them (or their id).
     pub system_preferred_for_all: Option<Vec<String>>,
+    /// Whether it is on because it is left Microsoft managed (`state: default`).
+    pub system_preferred_managed: bool,
 }
 
 /// A read that failed: as the run stops on it.
@@ -124,6 +126,7 @@ pub(super) async fn plan(
     Ok(PlannedPolicy {
         plan,
         system_preferred_for_all,
+        system_preferred_managed: planned::system_preferred_is_microsoft_managed(&wanted, &live),
     })
 }
 

@@ -8,16 +8,19 @@
 
 use std::fmt;
 
-use crate::graph::permissions::{Access, Need, Resource};
-use crate::manifest::Manifest;
+use crate::graph::permissions::{Access, Need, Resource, TokenKind};
+use crate::manifest::policy::{DesiredPolicy, DesiredTarget, DesiredValue, TargetId};
+use crate::manifest::selectors::{Excluded, Selectors};
+use crate::manifest::{Manifest, Settings};
 use crate::model::{Endpoint, PerUserMfaState};
 use crate::plan::{Plan, Status};
+use crate::text::printable;
 
-/// One access the run needs, and why: how many users' changes or reads need it.
+/// One access the run needs, and why: which part of the manifest needs it, for how many users.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Requirement {
     pub need: Need,
-    /// What needs it, e.g. "reading 1,200 users' perUserMfaState".
+    /// What needs it, e.g. "reading perUserMfaState of 1,200 users in `users:`".
     pub why: String,
 }
 
@@ -27,26 +30,52 @@ impl fmt::Display for Requirement {
     }
 }
 
-/// The reads a plan of `manifest` makes: each managed endpoint, the registered methods when a
-/// preferred method is managed or `enabled` is wanted (read only for the users Graph shows
-/// `enforced`, but a token must be able to), and the UPN lookups when users are named by UPN.
-pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
-    let (mut sign_in, mut requirements, mut methods, mut by_upn) = (0u64, 0u64, 0u64, 0u64);
+/// Whether the cloud serves `/authentication/methods` (not the China cloud): a run there reads
+/// no registered methods, so needs no permission to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodsReadable(pub bool);
+
+/// The reads a plan of `manifest` makes, each with the part of the manifest that needs it:
+/// - `users:` entries: each managed endpoint, the registered methods when a preferred method
+///   is managed or `enabled` is wanted (read only for the users Graph shows `enforced`, but a
+///   token must be able to), and the UPN lookups when users are named by UPN;
+/// - `protect:`: the lookups that pin each protected account;
+/// - `allUsers:`, `groups:`, `exclude:`: the listings that find their users, and the same
+///   per-user reads as entries, for every user they reach;
+/// - `policy:`: the policy, and the groups it names by display name.
+pub fn reads(manifest: &Manifest, methods: MethodsReadable) -> Vec<Requirement> {
+    let mut out = Vec::new();
+    entry_reads(manifest, methods, &mut out);
+    if !manifest.protect.is_empty() {
+        out.push(Requirement {
+            need: Resource::UserBasic.read(),
+            why: format!(
+                "resolving the `protect:` list ({}) to object ids",
+                users(manifest.protect.len() as u64)
+            ),
+        });
+    }
+    selector_reads(&manifest.selectors, methods, &mut out);
+    if let Some(policy) = &manifest.policy {
+        policy_reads(policy, &mut out);
+    }
+    out
+}
+
+/// The reads of the `users:` entries (see [`reads`]).
+fn entry_reads(manifest: &Manifest, methods: MethodsReadable, out: &mut Vec<Requirement>) {
+    let (mut sign_in, mut requirements, mut registered, mut by_upn) = (0u64, 0u64, 0u64, 0u64);
     for user in &manifest.users {
         sign_in += u64::from(user.manages_sign_in_preferences());
         requirements += u64::from(user.manages_requirements());
-        methods += u64::from(
-            user.preferred_method.is_some()
-                || user.per_user_mfa_state == Some(PerUserMfaState::Enabled),
-        );
+        registered += u64::from(needs_methods(&user.settings()));
         by_upn += u64::from(uuid::Uuid::parse_str(&user.user).is_err());
     }
-    let mut out = Vec::new();
     let mut add = |count: u64, resource: Resource, what: &str| {
         if count > 0 {
             out.push(Requirement {
                 need: resource.read(),
-                why: format!("{what} of {}", users(count)),
+                why: format!("{what} of {} in `users:`", users(count)),
             });
         }
     };
@@ -60,76 +89,149 @@ pub fn reads(manifest: &Manifest) -> Vec<Requirement> {
         Resource::Requirements,
         "reading perUserMfaState",
     );
+    if methods.0 {
+        add(
+            registered,
+            Resource::Methods,
+            "checking the registered methods",
+        );
+    }
     add(
-        methods,
+        by_upn,
+        Resource::UserBasic,
+        "resolving the userPrincipalName",
+    );
+}
+
+/// Whether users with `settings` may need their registered methods read: a preferred method
+/// must be usable, and `enabled` against `enforced` depends on a registered method.
+fn needs_methods(settings: &Settings) -> bool {
+    settings.preferred_method.is_some()
+        || settings.per_user_mfa_state == Some(PerUserMfaState::Enabled)
+}
+
+/// The per-user reads of every user a selector reaches, `part` naming the selector.
+fn population_reads(
+    settings: &Settings,
+    part: &str,
+    methods: MethodsReadable,
+    out: &mut Vec<Requirement>,
+) {
+    let mut add = |wanted: bool, resource: Resource, what: &str| {
+        if wanted {
+            out.push(Requirement {
+                need: resource.read(),
+                why: format!("{what} of every user {part} reaches"),
+            });
+        }
+    };
+    add(
+        settings.preferred_method.is_some() || settings.system_preferred.is_some(),
+        Resource::SignInPreferences,
+        "reading signInPreferences",
+    );
+    add(
+        settings.per_user_mfa_state.is_some(),
+        Resource::Requirements,
+        "reading perUserMfaState",
+    );
+    add(
+        methods.0 && needs_methods(settings),
         Resource::Methods,
         "checking the registered methods",
     );
-    add(by_upn, Resource::Users, "resolving the userPrincipalName");
-    if !manifest.protect.is_empty() {
-        out.push(Requirement {
-            need: Resource::Users.read(),
-            why: format!(
-                "resolving the `protect:` list ({}) to object ids",
-                users(manifest.protect.len() as u64)
-            ),
-        });
-    }
-    let selectors = &manifest.selectors;
-    if selectors.all_users.is_some() {
-        out.push(Requirement {
-            need: Resource::Users.read(),
-            why: "listing the tenant's users for `allUsers:`".to_owned(),
-        });
-    }
-    let groups = selectors.groups.len()
-        + selectors
-            .exclude
-            .iter()
-            .filter(|e| matches!(e.excluded, crate::manifest::selectors::Excluded::Group(_)))
-            .count();
-    if groups > 0 {
+}
+
+/// `groups:` "MFA Pilot" (line 7), for messages; the name comes from the file, so it is escaped.
+fn group_part(section: &str, group: &str, line: u64) -> String {
+    format!("`{section}` \"{}\" (line {line})", printable(group))
+}
+
+/// The reads that find a group's members: the group by display name (unless named by object
+/// id), then its transitive members.
+fn group_reads(group: &str, part: &str, out: &mut Vec<Requirement>) {
+    if uuid::Uuid::parse_str(group).is_err() {
         out.push(Requirement {
             need: Resource::Groups.read(),
-            why: format!(
-                "finding {groups} {} of `groups:`/`exclude:` and listing their members",
-                if groups == 1 { "group" } else { "groups" }
-            ),
+            why: format!("finding the group of {part} by display name"),
         });
     }
-    if let Some(policy) = &manifest.policy {
+    out.push(Requirement {
+        need: Resource::GroupMembers.read(),
+        why: format!("listing the members of the group of {part}"),
+    });
+}
+
+/// The reads of `allUsers:`, `groups:` and `exclude:` (see [`reads`]).
+fn selector_reads(selectors: &Selectors, methods: MethodsReadable, out: &mut Vec<Requirement>) {
+    if let Some(all) = &selectors.all_users {
+        let part = format!("`allUsers:` (line {})", all.line);
+        // The listing always reads userType (members only by default) and accountEnabled.
         out.push(Requirement {
-            need: Resource::Policy.read(),
-            why: "reading the tenant's authenticationMethodsPolicy".to_owned(),
+            need: Resource::Users.read(),
+            why: format!("listing the tenant's users with userType and accountEnabled for {part}"),
         });
-        let by_name = policy.parts.iter().any(|part| {
-            part.properties.iter().any(|p| {
-                use crate::manifest::policy::{DesiredValue, TargetId};
-                let named = |t: &crate::manifest::policy::DesiredTarget| {
-                    matches!(t.id, TargetId::DisplayName(_))
-                };
-                match &p.value {
-                    DesiredValue::Targets(targets) => targets.iter().any(named),
-                    DesiredValue::Target(target) => named(target),
-                    DesiredValue::Plain(_) => false,
-                }
-            })
+        population_reads(&all.settings, &part, methods, out);
+    }
+    for group in &selectors.groups {
+        let part = group_part("groups:", &group.group, group.line);
+        group_reads(&group.group, &part, out);
+        // Without it Graph lists the members with `id` and `@odata.type` only ("limited
+        // information"): the plan would name them by object id. An exclusion needs the ids only.
+        out.push(Requirement {
+            need: Resource::Users.read(),
+            why: format!("naming the members of the group of {part}"),
         });
-        if by_name {
-            out.push(Requirement {
-                need: Resource::Groups.read(),
-                why: "finding the policy's groups by display name".to_owned(),
-            });
+        population_reads(&group.settings, &part, methods, out);
+    }
+    for exclusion in &selectors.exclude {
+        match &exclusion.excluded {
+            Excluded::User(user) if uuid::Uuid::parse_str(user).is_err() => {
+                out.push(Requirement {
+                    need: Resource::UserBasic.read(),
+                    why: format!(
+                        "resolving {} for `exclude:` (line {})",
+                        printable(user),
+                        exclusion.line
+                    ),
+                });
+            }
+            Excluded::User(_) => {}
+            Excluded::Group(group) => {
+                group_reads(group, &group_part("exclude:", group, exclusion.line), out);
+            }
         }
     }
-    out
+}
+
+/// The reads of the `policy:` section (see [`reads`]).
+fn policy_reads(policy: &DesiredPolicy, out: &mut Vec<Requirement>) {
+    out.push(Requirement {
+        need: Resource::Policy.read(),
+        why: "reading the tenant's authenticationMethodsPolicy for `policy:`".to_owned(),
+    });
+    let named = |t: &DesiredTarget| matches!(t.id, TargetId::DisplayName(_));
+    let by_name = policy.parts.iter().any(|part| {
+        part.properties.iter().any(|p| match &p.value {
+            DesiredValue::Targets(targets) => targets.iter().any(named),
+            DesiredValue::Target(target) => named(target),
+            DesiredValue::Plain(_) => false,
+        })
+    });
+    if by_name {
+        out.push(Requirement {
+            need: Resource::Groups.read(),
+            why: "finding the groups `policy:` names by display name".to_owned(),
+        });
+    }
 }
 
 /// The reads `mfactl show` cannot do without, for the `named` users (already checked): the sign-in
-/// preferences, the per-user MFA state and the registered methods of each, and the UPN lookups
-/// when users are named by UPN. The tenant policy and the users' groups are read too, but best
-/// effort (a refusal there leaves a question open, it fails nothing), so they are not required.
-pub fn show_reads(named: &[String]) -> Vec<Requirement> {
+/// preferences, the per-user MFA state and the registered methods of each (outside the China
+/// cloud), and the UPN lookups when users are named by UPN. The tenant policy and the users'
+/// groups are read too, but best effort (a refusal there leaves a question open, it fails
+/// nothing), so they are not required.
+pub fn show_reads(named: &[String], methods: MethodsReadable) -> Vec<Requirement> {
     let count = named.len() as u64;
     let by_upn = named
         .iter()
@@ -144,14 +246,16 @@ pub fn show_reads(named: &[String]) -> Vec<Requirement> {
             need: Resource::Requirements.read(),
             why: format!("reading perUserMfaState of {}", users(count)),
         },
-        Requirement {
+    ];
+    if methods.0 {
+        out.push(Requirement {
             need: Resource::Methods.read(),
             why: format!("listing the registered methods of {}", users(count)),
-        },
-    ];
+        });
+    }
     if by_upn > 0 {
         out.push(Requirement {
-            need: Resource::Users.read(),
+            need: Resource::UserBasic.read(),
             why: format!("resolving the userPrincipalName of {}", users(by_upn)),
         });
     }
@@ -159,15 +263,19 @@ pub fn show_reads(named: &[String]) -> Vec<Requirement> {
 }
 
 /// The reads `mfactl export` makes: listing the users (or reading the named ones), each user's
-/// signInPreferences and requirements, and for a tenant file the registered methods, the groups
-/// with their members and the policy; `group` when it reads a group's members.
-pub fn export_reads(tenant_file: bool, group: bool) -> Vec<Requirement> {
+/// signInPreferences and requirements, and for a tenant file the registered methods (outside the
+/// China cloud), the groups with their members and the policy; `group` when it reads a group's
+/// members.
+pub fn export_reads(tenant_file: bool, group: bool, methods: MethodsReadable) -> Vec<Requirement> {
     let need = |resource: Resource, why: &str| Requirement {
         need: resource.read(),
         why: why.to_owned(),
     };
     let mut out = vec![
-        need(Resource::Users, "listing the users"),
+        need(
+            Resource::Users,
+            "listing the users with userType and accountEnabled",
+        ),
         need(
             Resource::SignInPreferences,
             "reading every user's signInPreferences",
@@ -178,13 +286,16 @@ pub fn export_reads(tenant_file: bool, group: bool) -> Vec<Requirement> {
         ),
     ];
     if group || tenant_file {
-        out.push(need(Resource::Groups, "reading groups and their members"));
+        out.push(need(Resource::Groups, "reading groups"));
+        out.push(need(Resource::GroupMembers, "listing groups' members"));
     }
     if tenant_file {
-        out.push(need(
-            Resource::Methods,
-            "listing every user's registered methods",
-        ));
+        if methods.0 {
+            out.push(need(
+                Resource::Methods,
+                "listing every user's registered methods",
+            ));
+        }
         out.push(need(
             Resource::Policy,
             "reading the tenant's authenticationMethodsPolicy",
@@ -221,46 +332,77 @@ pub fn writes(plan: &Plan) -> Vec<Requirement> {
         .collect()
 }
 
-/// The writes an apply of `manifest` could make: every endpoint it manages (for `auth check`,
-/// before any plan exists).
-pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
-    Endpoint::ALL
-        .iter()
-        .filter_map(|endpoint| {
-            let count = manifest
-                .users
-                .iter()
-                .filter(|u| match endpoint {
-                    Endpoint::SignInPreferences => u.manages_sign_in_preferences(),
-                    Endpoint::Requirements => u.manages_requirements(),
-                })
-                .count() as u64;
-            (count > 0).then(|| Requirement {
-                need: Resource::of(*endpoint).write(),
-                why: format!("changing {endpoint} of up to {}", users(count)),
-            })
-        })
-        .chain(manifest.policy.as_ref().map(|_| Requirement {
-            need: Resource::Policy.write(),
-            why: "changing the tenant's authenticationMethodsPolicy".to_owned(),
-        }))
-        .collect()
+/// Whether users with `settings` may get a write of `endpoint`.
+fn writes_to(settings: &Settings, endpoint: Endpoint) -> bool {
+    match endpoint {
+        Endpoint::SignInPreferences => {
+            settings.preferred_method.is_some() || settings.system_preferred.is_some()
+        }
+        Endpoint::Requirements => settings.per_user_mfa_state.is_some(),
+    }
 }
 
-/// The requirements `granted` does not meet.
+/// The writes an apply of `manifest` could make, each with the part that could make it: every
+/// endpoint the `users:` entries and the selectors manage, and the policy (for `auth check`,
+/// before any plan exists).
+pub fn possible_writes(manifest: &Manifest) -> Vec<Requirement> {
+    let mut out = Vec::new();
+    let selectors = &manifest.selectors;
+    let mut populations: Vec<(String, &Settings)> = Vec::new();
+    if let Some(all) = &selectors.all_users {
+        populations.push((format!("`allUsers:` (line {})", all.line), &all.settings));
+    }
+    for group in &selectors.groups {
+        populations.push((
+            group_part("groups:", &group.group, group.line),
+            &group.settings,
+        ));
+    }
+    for endpoint in Endpoint::ALL {
+        let count = manifest
+            .users
+            .iter()
+            .filter(|u| writes_to(&u.settings(), *endpoint))
+            .count() as u64;
+        if count > 0 {
+            out.push(Requirement {
+                need: Resource::of(*endpoint).write(),
+                why: format!("changing {endpoint} of up to {} in `users:`", users(count)),
+            });
+        }
+        for (part, settings) in &populations {
+            if writes_to(settings, *endpoint) {
+                out.push(Requirement {
+                    need: Resource::of(*endpoint).write(),
+                    why: format!("changing {endpoint} of every user {part} reaches"),
+                });
+            }
+        }
+    }
+    if manifest.policy.is_some() {
+        out.push(Requirement {
+            need: Resource::Policy.write(),
+            why: "changing the tenant's authenticationMethodsPolicy for `policy:`".to_owned(),
+        });
+    }
+    out
+}
+
+/// The requirements `granted` (a token's permissions of `kind`) does not meet.
 pub fn missing<'a, S: AsRef<str>>(
     required: &'a [Requirement],
+    kind: TokenKind,
     granted: &[S],
 ) -> Vec<&'a Requirement> {
     required
         .iter()
-        .filter(|r| !r.need.is_met_by(granted))
+        .filter(|r| !r.need.is_met_by(kind, granted))
         .collect()
 }
 
-/// "the token lacks Policy.ReadWrite.AuthenticationMethod, needed for writing requirements of
-/// 120 users".
-pub fn render_missing(missing: &[&Requirement]) -> String {
+/// "the token lacks Policy.ReadWrite.AuthenticationMethod (to write requirements (per-user MFA
+/// state)), needed for writing requirements of 120 users", the permission named for `kind`.
+pub fn render_missing(missing: &[&Requirement], kind: TokenKind) -> String {
     let lines: Vec<String> = missing
         .iter()
         .map(|r| {
@@ -270,7 +412,7 @@ pub fn render_missing(missing: &[&Requirement]) -> String {
             };
             format!(
                 "{} (to {access} {}), needed for {}",
-                r.need.least(),
+                r.need.least_for(kind),
                 r.need.resource.describe(),
                 r.why
             )
@@ -299,25 +441,36 @@ mod tests {
         crate::manifest::load(&path).expect("manifest")
     }
 
+    const EVERYWHERE: MethodsReadable = MethodsReadable(true);
+
     #[test]
     fn reads_follow_what_the_manifest_manages() {
         let m = manifest(
             "version: 1\nusers:\n  - user: megan@contoso.com\n    perUserMfaState: disabled\n  \
              - user: 071cc716-8147-4397-a5ba-b2105951cc0b\n    preferredMethod: push\n",
         );
-        let needs: Vec<Need> = reads(&m).iter().map(|r| r.need).collect();
+        let needs: Vec<Need> = reads(&m, EVERYWHERE).iter().map(|r| r.need).collect();
         assert_eq!(
             needs,
             [
                 Resource::SignInPreferences.read(),
                 Resource::Requirements.read(),
                 Resource::Methods.read(),
-                Resource::Users.read(),
+                Resource::UserBasic.read(),
             ]
         );
         let writes = possible_writes(&m);
         assert_eq!(writes.len(), 2);
-        assert_eq!(writes[1].why, "changing requirements of up to 1 user");
+        assert_eq!(
+            writes[1].why,
+            "changing requirements of up to 1 user in `users:`"
+        );
+        // The China cloud serves no /authentication/methods: nothing needs reading them.
+        let china: Vec<Need> = reads(&m, MethodsReadable(false))
+            .iter()
+            .map(|r| r.need)
+            .collect();
+        assert!(!china.contains(&Resource::Methods.read()), "{china:?}");
     }
 
     #[test]
@@ -326,7 +479,7 @@ mod tests {
             "version: 1\nusers:\n  - user: 071cc716-8147-4397-a5ba-b2105951cc0b\n    \
              perUserMfaState: enabled\n",
         );
-        let needs: Vec<Need> = reads(&m).iter().map(|r| r.need).collect();
+        let needs: Vec<Need> = reads(&m, EVERYWHERE).iter().map(|r| r.need).collect();
         assert_eq!(
             needs,
             [Resource::Requirements.read(), Resource::Methods.read()]
@@ -339,11 +492,11 @@ mod tests {
             "version: 1\nprotect: [breakglass@contoso.com]\nusers:\n  - user: \
              071cc716-8147-4397-a5ba-b2105951cc0b\n    perUserMfaState: disabled\n",
         );
-        let required = reads(&m);
+        let required = reads(&m, EVERYWHERE);
         let needs: Vec<Need> = required.iter().map(|r| r.need).collect();
         assert_eq!(
             needs,
-            [Resource::Requirements.read(), Resource::Users.read()]
+            [Resource::Requirements.read(), Resource::UserBasic.read()]
         );
         assert_eq!(
             required[1].why,
@@ -352,20 +505,73 @@ mod tests {
     }
 
     #[test]
-    fn what_is_missing_is_named_with_why() {
+    fn selectors_and_the_policy_need_what_their_users_need_and_say_which_part() {
         let m = manifest(
-            "version: 1\nusers:\n  - user: 071cc716-8147-4397-a5ba-b2105951cc0b\n    \
+            "version: 1\nallUsers:\n  preferredMethod: push\ngroups:\n  - group: MFA Pilot\n    \
+             perUserMfaState: disabled\nexclude:\n  - user: breakglass@contoso.com\n\
+             policy:\n  systemCredentialPreferences:\n    state: enabled\n",
+        );
+        let required = reads(&m, EVERYWHERE);
+        let find = |need: Need, part: &str| {
+            required
+                .iter()
+                .find(|r| r.need == need && r.why.contains(part))
+                .unwrap_or_else(|| panic!("no {need} for {part}: {required:#?}"))
+        };
+        find(Resource::Users.read(), "`allUsers:` (line 3)");
+        find(Resource::SignInPreferences.read(), "`allUsers:` (line 3)");
+        find(Resource::Methods.read(), "`allUsers:` (line 3)");
+        find(Resource::Groups.read(), "`groups:` \"MFA Pilot\" (line 5)");
+        find(
+            Resource::GroupMembers.read(),
+            "`groups:` \"MFA Pilot\" (line 5)",
+        );
+        find(
+            Resource::Users.read(),
+            "naming the members of the group of `groups:`",
+        );
+        find(
+            Resource::Requirements.read(),
+            "`groups:` \"MFA Pilot\" (line 5)",
+        );
+        find(Resource::UserBasic.read(), "`exclude:` (line 8)");
+        find(Resource::Policy.read(), "`policy:`");
+        let writes = possible_writes(&m);
+        let parts: Vec<&str> = writes.iter().map(|r| r.why.as_str()).collect();
+        assert_eq!(
+            parts,
+            [
+                "changing signInPreferences of every user `allUsers:` (line 3) reaches",
+                "changing requirements of every user `groups:` \"MFA Pilot\" (line 5) reaches",
+                "changing the tenant's authenticationMethodsPolicy for `policy:`",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_is_missing_is_named_with_why_for_the_token_kind() {
+        let m = manifest(
+            "version: 1\nusers:\n  - user: megan@contoso.com\n    \
              perUserMfaState: disabled\n    systemPreferred: true\n",
         );
-        let mut required = reads(&m);
+        let mut required = reads(&m, EVERYWHERE);
         required.extend(possible_writes(&m));
-        let granted = ["UserAuthenticationMethod.ReadWrite.All", "Policy.Read.All"];
-        let missing = missing(&required, &granted);
-        assert_eq!(missing.len(), 1);
+        let granted = [
+            "UserAuthenticationMethod.ReadWrite.All",
+            "Policy.Read.All",
+            "User.ReadBasic.All",
+        ];
+        let app = missing(&required, TokenKind::Application, &granted);
+        assert_eq!(app.len(), 2, "{app:#?}");
         assert_eq!(
-            render_missing(&missing),
-            "the token lacks Policy.ReadWrite.AuthenticationMethod (to write requirements \
-             (per-user MFA state)), needed for changing requirements of up to 1 user"
+            render_missing(&app, TokenKind::Application),
+            "the token lacks User.Read.All (to read users' basic profile (userPrincipalName to \
+             object id)), needed for resolving the userPrincipalName of 1 user in `users:`; and \
+             Policy.ReadWrite.AuthenticationMethod (to write requirements (per-user MFA state)), \
+             needed for changing requirements of up to 1 user in `users:`"
         );
+        // A delegated token may look users up with User.ReadBasic.All.
+        let delegated = missing(&required, TokenKind::Delegated, &granted);
+        assert_eq!(delegated.len(), 1, "{delegated:#?}");
     }
 }

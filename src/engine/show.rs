@@ -22,9 +22,13 @@ use futures::stream;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::fetch::when;
 use super::{Breaker, RunError};
 use crate::graph::permissions::{Need, Resource};
-use crate::graph::wire::{AuthenticationMethod, PolicyTarget, SystemCredentialPreferences};
+use crate::graph::wire::{
+    AuthenticationMethod, PolicyTarget, SignInPreferences, SystemCredentialPreferences,
+    UserIdentity,
+};
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::{MethodKind, PreferredMethod};
 use crate::text::{printable, printable_capped};
@@ -72,8 +76,8 @@ pub struct ShowSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct TenantPolicy {
     pub status: PolicyStatus,
-    /// `default` (Microsoft-managed), `enabled` or `disabled`, as Graph spells it; null unless
-    /// `status` is `read`.
+    /// `default` (Microsoft managed: enabled), `enabled` or `disabled`, as Graph spells it; null
+    /// unless `status` is `read`.
     pub state: Option<String>,
     /// Who the policy includes: group ids, the literal `all_users`, or users.
     pub include_targets: Vec<Target>,
@@ -125,6 +129,10 @@ pub struct UserView {
     pub system_preferred_method: Option<String>,
     /// The registered methods in Graph's order, without the password every user has.
     pub methods: Vec<MethodView>,
+    /// Why the registered methods were not read, when they could not be (the China cloud has no
+    /// `/authentication/methods`): `methods` and `preferred_method_choices` are then empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods_unread: Option<String>,
     /// Each of the six preferred-method values: usable or not (and why), and which is current.
     pub preferred_method_choices: Vec<Choice>,
     /// Whether the tenant policy's system-preferred MFA covers this user (null when not found).
@@ -176,8 +184,10 @@ pub struct Choice {
 /// The tenant policy's verdict for one user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PolicyCoverage {
-    /// true: the policy turns system-preferred MFA on for this user; false: it does not; null:
-    /// it cannot be decided (Microsoft-managed, the policy or the user's groups unreadable).
+    /// true: the policy turns system-preferred MFA on for this user (`enabled`, or `default`,
+    /// Microsoft managed, which Entra documents as enabled); false: it does not; null: it cannot
+    /// be decided (the policy or the user's groups unreadable, or a state this build does not
+    /// know).
     pub covered: Option<bool>,
     /// Why, in a sentence.
     pub reason: String,
@@ -358,11 +368,11 @@ impl PolicyRead {
         }
     }
 
-    /// Whether deciding coverage needs the user's groups: the policy is enabled and names a
-    /// group other than `all_users`.
+    /// Whether deciding coverage needs the user's groups: the policy is on ([`is_on`]) and names
+    /// a group other than `all_users`.
     fn needs_membership(&self) -> bool {
         match self {
-            PolicyRead::Read(prefs) if is_state(prefs, "enabled") => prefs
+            PolicyRead::Read(prefs) if is_on(prefs) => prefs
                 .include_targets
                 .iter()
                 .chain(&prefs.exclude_targets)
@@ -406,7 +416,9 @@ enum Membership {
     Unknown(String),
 }
 
-/// Reads one user. Every read starts at once: the transport sends them together.
+/// Reads one user. Every read starts at once: the transport sends them together. The
+/// registered methods are not read where the cloud's Graph has no `/authentication/methods`
+/// (China): the view says so instead.
 async fn read_user(
     client: &GraphClient,
     user: &str,
@@ -414,19 +426,16 @@ async fn read_user(
     stop: &Breaker,
 ) -> UserView {
     let named_by_id = uuid::Uuid::parse_str(user).is_ok();
-    let membership = async {
-        if policy.needs_membership() {
-            Some(client.group_memberships(user).await)
-        } else {
-            None
-        }
-    };
+    let cloud = client.transport().config().cloud;
     let (profile, sign_in, requirements, methods, groups) = futures::join!(
         client.user_profile(user),
         client.sign_in_preferences(user, Purpose::Read),
         client.requirements(user, Purpose::Read),
-        client.authentication_methods(user),
-        membership,
+        when(
+            cloud.serves_authentication_methods(),
+            client.authentication_methods(user)
+        ),
+        when(policy.needs_membership(), client.group_memberships(user)),
     );
 
     // The reads a view cannot do without; the profile of a user named by id is a nicety (its
@@ -454,18 +463,20 @@ async fn read_user(
         Resource::Requirements.read(),
         requirements.as_ref().map(|_| ()),
     );
-    required(
-        ReadKind::Methods,
-        Resource::Methods.read(),
-        methods.as_ref().map(|_| ()),
-    );
+    if let Some(methods) = &methods {
+        required(
+            ReadKind::Methods,
+            Resource::Methods.read(),
+            methods.as_ref().map(|_| ()),
+        );
+    }
     match &profile {
         Err(error) if named_by_id && !error.is_not_found() => {
-            best_effort_failure(stop, Resource::Users.read(), error);
+            best_effort_failure(stop, Resource::UserBasic.read(), error);
         }
         result => required(
             ReadKind::User,
-            Resource::Users.read(),
+            Resource::UserBasic.read(),
             result.as_ref().map(|_| ()),
         ),
     }
@@ -474,41 +485,82 @@ async fn read_user(
     }
 
     if let Some((read, error)) = failure {
-        let status = if not_found {
-            ViewStatus::NotFound
-        } else {
-            // A run-wide failure is said once, when the run stops; not once per user in flight.
-            if !Breaker::is_run_wide(&error) {
-                tracing::warn!(user, %error, "could not read the user");
-            }
-            ViewStatus::Failed
-        };
-        return UserView::unread(user, status, ReadError::new(read, &error));
+        return UserView::failed(user, read, &error, not_found);
     }
-    let (Ok(sign_in), Ok(requirements), Ok(methods)) = (sign_in, requirements, methods) else {
+    let (Ok(sign_in), Ok(requirements)) = (sign_in, requirements) else {
         unreachable!("every required read succeeded");
+    };
+    let methods = methods.map_or_else(
+        || {
+            Err(format!(
+                "not read: /authentication/methods is not available in {}",
+                cloud.describe()
+            ))
+        },
+        |read| Ok(read.expect("every required read succeeded")),
+    );
+    let membership = match groups {
+        None => Membership::NotNeeded,
+        Some(Ok(groups)) => Membership::Known(groups),
+        Some(Err(error)) => Membership::Unknown(unreadable_groups(&error)),
     };
     let profile = profile.ok();
     let id = profile
         .as_ref()
         .map(|p| p.id.clone())
         .or_else(|| named_by_id.then(|| user.to_owned()));
-    let membership = match groups {
-        None => Membership::NotNeeded,
-        Some(Ok(groups)) => Membership::Known(groups),
-        Some(Err(error)) => Membership::Unknown(unreadable_groups(&error)),
+    let read = UserReads {
+        sign_in,
+        per_user_mfa_state: requirements.per_user_mfa_state,
+        methods,
+        coverage: coverage(policy, id.as_deref(), &membership),
     };
-    let kinds: Vec<MethodKind> = methods
-        .iter()
-        .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref()))
-        .collect();
-    let preferred = sign_in
+    found_view(user, id, profile, read)
+}
+
+/// What [`read_user`] read of a user Graph knows. `methods` is `Err(why)` when they could not be
+/// read at all (the cloud has no `/authentication/methods`).
+struct UserReads {
+    sign_in: SignInPreferences,
+    per_user_mfa_state: Option<String>,
+    methods: Result<Vec<AuthenticationMethod>, String>,
+    coverage: PolicyCoverage,
+}
+
+/// The view of a user Graph knows.
+fn found_view(
+    user: &str,
+    id: Option<String>,
+    profile: Option<UserIdentity>,
+    read: UserReads,
+) -> UserView {
+    let preferred = read
+        .sign_in
         .user_preferred_method_for_secondary_authentication
         .as_deref();
+    let (methods, choices, methods_unread) = match &read.methods {
+        Ok(methods) => {
+            let kinds: Vec<MethodKind> = methods
+                .iter()
+                .filter_map(|m| MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref()))
+                .collect();
+            let shown = methods
+                .iter()
+                .filter(|m| {
+                    MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())
+                        != Some(MethodKind::Password)
+                })
+                .map(method_view)
+                .collect();
+            (shown, choices(&kinds, preferred), None)
+        }
+        // Without the methods, no choice can be judged: none is listed.
+        Err(why) => (Vec::new(), Vec::new(), Some(why.clone())),
+    };
     UserView {
         user: user.to_owned(),
         status: ViewStatus::Found,
-        policy_coverage: Some(coverage(policy, id.as_deref(), &membership)),
+        policy_coverage: Some(read.coverage),
         id: id.as_deref().map(safe),
         user_principal_name: profile
             .as_ref()
@@ -519,26 +571,23 @@ async fn read_user(
             .and_then(|p| p.display_name.as_deref())
             .map(safe),
         preferred_method: preferred.map(safe),
-        system_preferred: sign_in.is_system_preferred_authentication_method_enabled,
-        per_user_mfa_state: requirements.per_user_mfa_state.as_deref().map(safe),
-        system_preferred_method: sign_in
+        system_preferred: read
+            .sign_in
+            .is_system_preferred_authentication_method_enabled,
+        per_user_mfa_state: read.per_user_mfa_state.as_deref().map(safe),
+        system_preferred_method: read
+            .sign_in
             .system_preferred_authentication_method
             .as_deref()
             .map(safe),
-        methods: methods
-            .iter()
-            .filter(|m| {
-                MethodKind::from_odata(&m.odata_type, m.phone_type.as_deref())
-                    != Some(MethodKind::Password)
-            })
-            .map(method_view)
-            .collect(),
-        preferred_method_choices: choices(&kinds, preferred),
+        methods,
+        methods_unread,
+        preferred_method_choices: choices,
         error: None,
     }
 }
 
-/// "cannot read the user's groups (HTTP 403 ...: the token lacks User.Read.All)".
+/// "cannot read the user's groups (HTTP 403 ...: the token lacks GroupMember.Read.All)".
 fn unreadable_groups(error: &GraphError) -> String {
     let status = error
         .status()
@@ -555,6 +604,20 @@ fn unreadable_groups(error: &GraphError) -> String {
 }
 
 impl UserView {
+    /// The view of a user a required read failed for: not found (404), or failed.
+    fn failed(user: &str, read: ReadKind, error: &GraphError, not_found: bool) -> UserView {
+        let status = if not_found {
+            ViewStatus::NotFound
+        } else {
+            // A run-wide failure is said once, when the run stops; not once per user in flight.
+            if !Breaker::is_run_wide(error) {
+                tracing::warn!(user, %error, "could not read the user");
+            }
+            ViewStatus::Failed
+        };
+        UserView::unread(user, status, ReadError::new(read, error))
+    }
+
     fn unread(user: &str, status: ViewStatus, error: ReadError) -> UserView {
         UserView {
             user: user.to_owned(),
@@ -567,6 +630,7 @@ impl UserView {
             per_user_mfa_state: None,
             system_preferred_method: None,
             methods: Vec::new(),
+            methods_unread: None,
             preferred_method_choices: Vec::new(),
             policy_coverage: None,
             error: Some(error),
@@ -723,6 +787,15 @@ fn target_kind(target: &PolicyTarget) -> TargetKind {
     }
 }
 
+/// Whether system-preferred MFA is on: `enabled`, or `default` (Microsoft managed), which Entra
+/// documents as enabled (see [`crate::plan::policy::counts_as_enabled`] for the source).
+fn is_on(prefs: &SystemCredentialPreferences) -> bool {
+    prefs
+        .state
+        .as_deref()
+        .is_some_and(|s| crate::plan::policy::counts_as_enabled(s.trim()))
+}
+
 fn is_state(prefs: &SystemCredentialPreferences, state: &str) -> bool {
     prefs
         .state
@@ -763,7 +836,7 @@ fn matches(target: &PolicyTarget, user_id: Option<&str>, membership: &Membership
     }
 }
 
-/// Whether the tenant policy's system-preferred MFA covers the user: `state` must be `enabled`,
+/// Whether the tenant policy's system-preferred MFA covers the user: it must be on ([`is_on`]),
 /// an include target must name them (`all_users`, the user, or a group they are in), and no
 /// exclude target may (exclusions win, as Entra documents). What cannot be decided is said.
 fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership) -> PolicyCoverage {
@@ -794,21 +867,13 @@ fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership)
         }
         PolicyRead::Read(prefs) => prefs,
     };
-    if is_state(prefs, "default") {
-        return verdict(
-            None,
-            "Microsoft-managed (state default): Microsoft decides whether system-preferred MFA \
-             applies"
-                .to_owned(),
-        );
-    }
     if is_state(prefs, "disabled") {
         return verdict(
             Some(false),
             "system-preferred MFA is disabled in the tenant policy".to_owned(),
         );
     }
-    if !is_state(prefs, "enabled") {
+    if !is_on(prefs) {
         let state = prefs.state.as_deref().map_or_else(
             || "no state".to_owned(),
             |s| format!("state {}", printable(s)),
@@ -818,6 +883,11 @@ fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership)
             format!("the tenant policy has {state}, which this build does not know"),
         );
     }
+    let on = if is_state(prefs, "default") {
+        "Microsoft managed (state default, which Entra documents as enabled)"
+    } else {
+        "enabled"
+    };
     let check = |targets: &[PolicyTarget]| -> Match {
         let mut depends = None;
         for target in targets {
@@ -832,21 +902,23 @@ fn coverage(policy: &PolicyRead, user_id: Option<&str>, membership: &Membership)
         depends.map_or(Match::No, Match::Depends)
     };
     match (check(&prefs.exclude_targets), check(&prefs.include_targets)) {
-        (Match::Yes(by), _) => verdict(Some(false), format!("enabled, but excludes {by}")),
+        (Match::Yes(by), _) => verdict(Some(false), format!("{on}, but excludes {by}")),
         (_, Match::No) => verdict(
             Some(false),
-            "enabled, but its include targets do not name the user".to_owned(),
+            format!("{on}, but its include targets do not name the user"),
         ),
-        (Match::Depends(on), Match::Yes(by)) => verdict(
+        (Match::Depends(on_group), Match::Yes(by)) => verdict(
             None,
-            format!("enabled for {by}; whether it excludes the user depends on {on}"),
+            format!("{on} for {by}; whether it excludes the user depends on {on_group}"),
         ),
         (Match::Depends(exclude), Match::Depends(include)) => verdict(
             None,
-            format!("enabled; depends on {include}, and on {exclude} (excluded)"),
+            format!("{on}; depends on {include}, and on {exclude} (excluded)"),
         ),
-        (Match::No, Match::Depends(on)) => verdict(None, format!("enabled; depends on {on}")),
-        (Match::No, Match::Yes(by)) => verdict(Some(true), format!("enabled for {by}")),
+        (Match::No, Match::Depends(on_group)) => {
+            verdict(None, format!("{on}; depends on {on_group}"))
+        }
+        (Match::No, Match::Yes(by)) => verdict(Some(true), format!("{on} for {by}")),
     }
 }
 
@@ -1017,8 +1089,16 @@ mod tests {
             Some(USER),
             &Membership::NotNeeded,
         );
-        assert_eq!(c.covered, None);
-        assert!(c.reason.starts_with("Microsoft-managed"), "{}", c.reason);
+        assert_eq!(
+            c.covered,
+            Some(true),
+            "Entra documents Microsoft managed as enabled"
+        );
+        assert_eq!(
+            c.reason,
+            "Microsoft managed (state default, which Entra documents as enabled) for all users"
+        );
+        assert!(policy("default", vec![target(PILOT, "group")], vec![]).needs_membership());
         let c = coverage(
             &policy("disabled", all(), vec![]),
             Some(USER),

@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::permissions::TokenKind;
+
 /// What an access token says about itself (decoded without verification).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Claims {
@@ -30,6 +32,20 @@ pub struct Claims {
     /// `aud`: the resource the token is for (e.g. `https://graph.microsoft.com` or Graph's app id
     /// `00000003-0000-0000-c000-000000000000`).
     pub audience: Option<String>,
+}
+
+impl Claims {
+    /// The permissions the token lists and their kind: an app token's `roles`, else a
+    /// delegated token's `scp`; `None` when it lists neither (Graph alone can judge it then).
+    pub fn granted(&self) -> Option<(TokenKind, &[String])> {
+        if !self.roles.is_empty() {
+            Some((TokenKind::Application, &self.roles))
+        } else if !self.scopes.is_empty() {
+            Some((TokenKind::Delegated, &self.scopes))
+        } else {
+            None
+        }
+    }
 }
 
 /// The claims of a JWT access token; `None` for an opaque token or one whose payload is not a

@@ -40,6 +40,26 @@ impl Cloud {
     }
 }
 
+impl Cloud {
+    /// Whether the cloud's Graph serves `/users/{id}/authentication/methods`. Microsoft's
+    /// availability table for the authentication methods APIs (`authentication-list-methods`,
+    /// v1.0) marks "China operated by 21Vianet" as not available, while `signInPreferences` and
+    /// `requirements` (`authentication-get`) are available in every cloud.
+    pub fn serves_authentication_methods(self) -> bool {
+        self != Cloud::China
+    }
+
+    /// The cloud's name in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cloud::Global => "the global cloud",
+            Cloud::Usgov => "the US Government L4 cloud",
+            Cloud::Dod => "the US Government L5 (DoD) cloud",
+            Cloud::China => "the China cloud (operated by 21Vianet)",
+        }
+    }
+}
+
 /// The app-only scope for a Graph root: `{root}/.default` (graph-api.md §9), i.e. every
 /// permission granted to the application.
 pub fn default_scope(graph_root: &str) -> String {

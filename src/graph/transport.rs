@@ -116,6 +116,9 @@ impl From<Purpose> for Class {
 pub struct TransportConfig {
     /// Graph root without version, e.g. `https://graph.microsoft.com`.
     pub root: String,
+    /// The cloud the root belongs to (what it serves: the China cloud has no
+    /// `/authentication/methods`).
+    pub cloud: super::Cloud,
     /// Where every request's token comes from; shared, renewed ahead of expiry and after a 401.
     pub tokens: Arc<TokenProvider>,
     /// The most requests in flight at once (batch items counted one by one); the adaptive
@@ -176,6 +179,7 @@ impl TransportConfig {
     pub fn with_tokens(root: impl Into<String>, tokens: Arc<TokenProvider>) -> Self {
         TransportConfig {
             root: root.into(),
+            cloud: super::Cloud::Global,
             tokens,
             concurrency: 256,
             ru_bucket: BucketShape::new(ru_tier(0), Duration::from_secs(10)),

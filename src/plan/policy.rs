@@ -334,10 +334,9 @@ pub fn diff(wanted: &[WantedPart], live: &Json) -> PolicyPlan {
     }
 }
 
-/// Who system-preferred MFA covers once the plan is applied, when it is enabled and includes
-/// every user: `Some(excluded group ids)`; `None` when it does not cover everyone (disabled,
-/// Microsoft-managed, or only some groups, whose members the plan does not know).
-pub fn system_preferred_for_all(wanted: &[WantedPart], live: &Json) -> Option<Vec<String>> {
+/// `systemCredentialPreferences` once the plan is applied: the live part with the wanted
+/// properties laid over it.
+fn system_preferences_after(wanted: &[WantedPart], live: &Json) -> Map<String, Json> {
     let mut effective = match live_part(live, PolicyPart::SystemCredentialPreferences) {
         Json::Object(map) => map,
         _ => Map::new(),
@@ -350,10 +349,38 @@ pub fn system_preferred_for_all(wanted: &[WantedPart], live: &Json) -> Option<Ve
             effective.insert((*property).to_owned(), value.clone());
         }
     }
+    effective
+}
+
+/// Whether system-preferred MFA is left Microsoft managed (`state: default`) once the plan is
+/// applied, for messages: it then covers users as `enabled` does (see [`counts_as_enabled`]).
+pub fn system_preferred_is_microsoft_managed(wanted: &[WantedPart], live: &Json) -> bool {
+    system_preferences_after(wanted, live)
+        .get("state")
+        .and_then(Json::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case("default"))
+}
+
+/// Whether a `systemCredentialPreferences.state` turns system-preferred MFA on: `enabled`, and
+/// `default` (Microsoft managed), which Entra documents as enabled: "The Microsoft managed
+/// value of system-preferred MFA is Enabled" (learn.microsoft.com/entra/identity/
+/// authentication/concept-system-preferred-multifactor-authentication; Microsoft enabled it for
+/// every tenant left at Microsoft managed in 2023). Graph's own resource page for
+/// systemCredentialPreferences still says `default` means disabled; the Entra page wins here
+/// because it describes what sign-in does.
+pub fn counts_as_enabled(state: &str) -> bool {
+    state.eq_ignore_ascii_case("enabled") || state.eq_ignore_ascii_case("default")
+}
+
+/// Who system-preferred MFA covers once the plan is applied, when it is on ([`counts_as_enabled`])
+/// and includes every user: `Some(excluded group ids)`; `None` when it does not cover everyone
+/// (disabled, or only some groups, whose members the plan does not know).
+pub fn system_preferred_for_all(wanted: &[WantedPart], live: &Json) -> Option<Vec<String>> {
+    let effective = system_preferences_after(wanted, live);
     let enabled = effective
         .get("state")
         .and_then(Json::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case("enabled"));
+        .is_some_and(counts_as_enabled);
     let all_users = effective
         .get("includeTargets")
         .and_then(Json::as_array)
@@ -478,11 +505,19 @@ mod tests {
     }
 
     #[test]
-    fn system_preferred_covers_everyone_only_when_enabled_for_all_users() {
+    fn system_preferred_covers_everyone_only_when_on_for_all_users() {
         let live = json!({ "systemCredentialPreferences": { "state": "default",
             "includeTargets": [{ "id": "all_users", "targetType": "group" }],
             "excludeTargets": [{ "id": "g1", "targetType": "group" }] } });
-        assert_eq!(system_preferred_for_all(&[], &live), None);
+        // Microsoft managed counts as enabled (Entra's system-preferred MFA page).
+        assert_eq!(
+            system_preferred_for_all(&[], &live),
+            Some(vec!["g1".to_owned()])
+        );
+        assert!(system_preferred_is_microsoft_managed(&[], &live));
+        let disabled = scp(vec![("state", json!("disabled"))]);
+        assert_eq!(system_preferred_for_all(&disabled, &live), None);
+        assert!(!system_preferred_is_microsoft_managed(&disabled, &live));
         let enabled = scp(vec![("state", json!("enabled"))]);
         assert_eq!(
             system_preferred_for_all(&enabled, &live),

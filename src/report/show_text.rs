@@ -53,7 +53,10 @@ fn describe_policy(policy: &TenantPolicy) -> String {
         PolicyStatus::Read => {
             let state = policy.state.as_deref().unwrap_or("(no state)");
             let mut out = match state {
-                "default" => "Microsoft-managed (state default)".to_owned(),
+                // Entra documents Microsoft managed as enabled (crate::plan::policy).
+                "default" => {
+                    "Microsoft managed (state default, which Entra documents as enabled)".to_owned()
+                }
                 other => other.to_owned(),
             };
             if !policy.include_targets.is_empty() {
@@ -152,7 +155,27 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             &format!("{verdict}: {}", coverage.reason),
         )?;
     }
-    if user.methods.is_empty() {
+    render_methods(out, user)?;
+    for note in notes(user) {
+        writeln!(out, "  note: {note}")?;
+    }
+    Ok(())
+}
+
+/// A user's registered methods and which preferred methods they make usable; when the methods
+/// could not be read (the China cloud), why.
+fn render_methods(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
+    let row = |out: &mut dyn io::Write, key: &str, value: &str| -> io::Result<()> {
+        writeln!(out, "  {key:<KEY$} {value}")
+    };
+    if let Some(why) = &user.methods_unread {
+        row(out, "registered methods", why)?;
+        row(
+            out,
+            "preferred-method choices",
+            "unknown: registration could not be checked",
+        )?;
+    } else if user.methods.is_empty() {
         row(out, "registered methods", "none besides the password")?;
     } else {
         writeln!(out, "  registered methods")?;
@@ -172,7 +195,9 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             }
         }
     }
-    writeln!(out, "  preferred-method choices")?;
+    if user.methods_unread.is_none() {
+        writeln!(out, "  preferred-method choices")?;
+    }
     for choice in &user.preferred_method_choices {
         let mut said = match &choice.reason {
             None => "usable".to_owned(),
@@ -182,9 +207,6 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             said.push_str(" (current)");
         }
         writeln!(out, "    {:<METHOD$} {said}", choice.method.as_str())?;
-    }
-    for note in notes(user) {
-        writeln!(out, "  note: {note}")?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod contract;
 mod emulator;
 mod emulator_faults;
 mod examples;
@@ -14,6 +15,7 @@ mod manifest_errors;
 mod permissions;
 mod plan;
 mod policy;
+mod published;
 mod red_team;
 mod reports;
 mod resume;

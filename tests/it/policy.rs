@@ -326,11 +326,12 @@ fn an_unknown_or_ambiguous_group_name_stops_the_run_before_any_write() {
     assert_eq!(scenario.stats().writes, 0);
 }
 
-#[test]
-fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
+/// Plans a change of the first user's preferred method (to one other than theirs: planned,
+/// perhaps blocked, still listed) with `policy` (the lines under `policy:`): the plan, and the
+/// notes of that user's entry.
+fn plan_preferred_change_with(policy: &str) -> (serde_json::Value, String) {
     let tenant = tenant();
     let user = tenant.users[0].user_principal_name.clone();
-    // A method other than the user's: the change is planned (perhaps blocked, still listed).
     let method = match tenant.users[0]
         .sign_in_preferences
         .user_preferred_method_for_secondary_authentication
@@ -342,7 +343,7 @@ fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
     let path = scenario.write(
         "notes.yaml",
         &format!(
-            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: {method}\npolicy:\n  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{{ id: all_users, targetType: group }}]\n    excludeTargets: [{{ id: Break-glass admins, targetType: group }}]\n"
+            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: {method}\npolicy:\n{policy}"
         ),
     );
     let (_, plan) = scenario.plan_json(&path);
@@ -353,13 +354,43 @@ fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
         .find(|u| u["user"] == user.as_str())
         .unwrap_or_else(|| panic!("{user} is planned: {plan}"));
     let notes = entry["notes"].to_string();
-    assert!(notes.contains("ignored at sign-in"), "{entry}");
+    (plan, notes)
+}
+
+#[test]
+fn a_preferred_method_under_system_preferred_for_all_users_is_noted() {
+    let (plan, notes) = plan_preferred_change_with(
+        "  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{ id: all_users, targetType: group }]\n    excludeTargets: [{ id: Break-glass admins, targetType: group }]\n",
+    );
+    assert!(notes.contains("ignored at sign-in"), "{notes}");
     assert!(
         notes.contains("unless excluded by group Break-glass admins"),
-        "{entry}"
+        "{notes}"
     );
     assert!(
         plan["policy"]["notes"].to_string().contains("1 user"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_microsoft_managed_state_counts_as_enabled_for_the_ignored_at_sign_in_note() {
+    // The policy section touches another part: systemCredentialPreferences stays Graph's
+    // default, `state: default` for all users, which Entra documents as enabled.
+    let (plan, notes) =
+        plan_preferred_change_with("  reportSuspiciousActivity:\n    voiceReportingCode: 7\n");
+    assert!(
+        notes.contains(
+            "leaves system-preferred MFA Microsoft managed (state default), which Entra documents \
+             as enabled, for all users"
+        ),
+        "{notes}"
+    );
+    assert!(notes.contains("is ignored at sign-in"), "{notes}");
+    assert!(
+        plan["policy"]["notes"]
+            .to_string()
+            .contains("Microsoft managed (state default, documented as enabled)"),
         "{plan}"
     );
 }

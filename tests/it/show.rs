@@ -341,21 +341,23 @@ fn show_runs_against_the_in_process_emulator_too() {
 }
 
 #[test]
-fn a_microsoft_managed_policy_is_said_to_be_microsoft_managed() {
+fn a_microsoft_managed_policy_counts_as_enabled_as_entra_documents() {
     let tenant = TENANT.replace("    state: enabled", "    state: default");
     let scenario = Scenario::new(Tenant::from_yaml_str(&tenant).unwrap());
     let (code, text, err) = show(&scenario, &["pilot@contoso.com"]);
     assert_eq!(code, 0, "{err}");
+    let managed = "Microsoft managed (state default, which Entra documents as enabled)";
     assert!(
-        text.contains("System-preferred MFA (tenant policy): Microsoft-managed (state default)"),
+        text.contains(&format!("System-preferred MFA (tenant policy): {managed}")),
         "{text}"
     );
+    // Covered as `enabled` would be: pilot is in the included group, not the excluded one.
     assert!(
-        text.contains("tenant policy          undecided: Microsoft-managed"),
+        text.contains(&format!(
+            "tenant policy          covers the user: {managed} for group"
+        )),
         "{text}"
     );
-    // Nothing depends on groups then: the memberships are not read.
-    assert!(!text.contains("depends on"), "{text}");
 }
 
 /// A Graph error envelope, as the proxy answers it by itself.
@@ -432,9 +434,9 @@ fn unreadable_groups_leave_the_policy_verdict_depending_on_the_group() {
         verdict["reason"],
         "enabled; depends on membership of group 5d1b6c1e-0000-4000-8000-000000000002 (cannot \
          read the user's groups (HTTP 403 Authorization_RequestDenied; the token lacks \
-         User.Read.All)), and on membership of group 5d1b6c1e-0000-4000-8000-000000000003 \
+         GroupMember.Read.All)), and on membership of group 5d1b6c1e-0000-4000-8000-000000000003 \
          (cannot read the user's groups (HTTP 403 Authorization_RequestDenied; the token lacks \
-         User.Read.All)) (excluded)"
+         GroupMember.Read.All)) (excluded)"
     );
 }
 

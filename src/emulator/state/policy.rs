@@ -31,9 +31,13 @@
 //! - a campaign target without `targetedAuthenticationMethod` gets `microsoftAuthenticator`;
 //! - the read-only properties may be sent with their current value (an SDK round trip), not
 //!   with another; `authenticationMethodConfigurations` is refused (each method's configuration
-//!   has its own endpoint, which the emulator does not serve); properties this policy does not
-//!   hold (`reconfirmationInDays`, `microsoftAuthenticatorPlatformSettings`, misspellings) are
-//!   unknown;
+//!   has its own endpoint, which the emulator does not serve); properties the beta schema does
+//!   not declare for a type (misspellings) are refused;
+//! - `reconfirmationInDays` and `microsoftAuthenticatorPlatformSettings` are in the beta schema
+//!   (msgraph-metadata `beta-Prod.csdl`, the contract test's fixture) without a documented
+//!   meaning, range or default: they are kept as given, checked only for the schema's types
+//!   (an `Int32` or null; an `enforceAppPIN` of include and exclude targets), and a tenant that
+//!   never set them reads `null` and empty target lists;
 //! - instance annotations (`@odata.type`, `…@odata.context`) are not stored; an `@odata.type`
 //!   that names another type is refused;
 //! - a sub-object sent replaces the properties it names (objects nest the same way, so a campaign
@@ -126,6 +130,11 @@ pub fn default_policy() -> Value {
             "state": "default",
             "voiceReportingCode": 0,
             "includeTarget": { "id": ALL_USERS, "targetType": "group" },
+        },
+        // Undocumented defaults (see the module's notes): nullable, and non-nullable lists.
+        "reconfirmationInDays": null,
+        "microsoftAuthenticatorPlatformSettings": {
+            "enforceAppPIN": { "includeTargets": [], "excludeTargets": [] },
         },
         "authenticationMethodConfigurations": [
             {
@@ -490,6 +499,8 @@ impl Checker<'_, '_> {
                 "registrationEnforcement" => self.registration_enforcement(value),
                 "systemCredentialPreferences" => self.system_credential_preferences(value),
                 "reportSuspiciousActivitySettings" => self.report_suspicious_activity(value),
+                "reconfirmationInDays" => self.int32_or_null(value, key),
+                "microsoftAuthenticatorPlatformSettings" => self.platform_settings(value),
                 "authenticationMethodConfigurations" => self.configurations(value),
                 _ => self.unknown("", key, "authenticationMethodsPolicy"),
             }
@@ -623,6 +634,49 @@ impl Checker<'_, '_> {
                 },
                 _ => self.unknown(path, key, path),
             }
+        }
+    }
+
+    /// `microsoftAuthenticatorPlatformSettings`: its one property, `enforceAppPIN`, holds lists
+    /// of include and exclude targets (both required by the schema, so neither may be null).
+    fn platform_settings(&mut self, value: &Value) {
+        let path = "microsoftAuthenticatorPlatformSettings";
+        let Some(object) = self.object(value, path, path) else {
+            return;
+        };
+        for (key, value) in object {
+            match key.as_str() {
+                k if is_annotation(k) => {}
+                "enforceAppPIN" => self.enforce_app_pin(value, &join(path, key)),
+                _ => self.unknown(path, key, path),
+            }
+        }
+    }
+
+    fn enforce_app_pin(&mut self, value: &Value, path: &str) {
+        let Some(object) = self.object(value, path, "enforceAppPIN") else {
+            return;
+        };
+        for (key, value) in object {
+            let at = join(path, key);
+            match key.as_str() {
+                k if is_annotation(k) => {}
+                "includeTargets" => self.targets(value, &at, Target::Include, None),
+                "excludeTargets" => self.targets(value, &at, Target::Exclude, None),
+                _ => self.unknown(path, key, "enforceAppPIN"),
+            }
+        }
+    }
+
+    /// An `Edm.Int32` property the schema lets be null.
+    fn int32_or_null(&mut self, value: &Value, path: &str) {
+        let fits = value.as_i64().is_some_and(|n| i32::try_from(n).is_ok());
+        if !(value.is_null() || fits) {
+            self.problem(format!(
+                "Invalid value {} for property '{path}': a whole number (Int32) or null is \
+                 expected.",
+                echo(value)
+            ));
         }
     }
 
@@ -798,6 +852,52 @@ mod tests {
     fn the_default_policy_passes_its_own_checks() {
         assert_eq!(file_problems(&default_policy()), Vec::<String>::new());
         assert_eq!(effective(None), default_policy());
+    }
+
+    #[test]
+    fn reconfirmation_and_platform_settings_are_kept_as_given_within_the_schema_types() {
+        let group = "5d1b6c1e-0000-4000-8000-000000000002";
+        let body = json!({
+            "reconfirmationInDays": 90,
+            "microsoftAuthenticatorPlatformSettings": {"enforceAppPIN": {
+                "includeTargets": [{"id": group, "targetType": "group"}],
+            }},
+        });
+        let changed = patch(&default_policy(), &body, jiff::Timestamp::now()).unwrap();
+        assert_eq!(changed["reconfirmationInDays"], 90);
+        let pin = &changed["microsoftAuthenticatorPlatformSettings"]["enforceAppPIN"];
+        assert_eq!(pin["includeTargets"][0]["id"], group);
+        assert_eq!(pin["excludeTargets"], json!([]), "what was not sent stays");
+        assert_eq!(file_problems(&changed), Vec::<String>::new());
+        let back = patch(
+            &changed,
+            &json!({"reconfirmationInDays": null}),
+            jiff::Timestamp::now(),
+        );
+        assert_eq!(back.unwrap()["reconfirmationInDays"], Value::Null);
+
+        for (bad, property) in [
+            (
+                json!({"reconfirmationInDays": "90"}),
+                "'reconfirmationInDays'",
+            ),
+            (
+                json!({"reconfirmationInDays": 2_147_483_648_i64}),
+                "'reconfirmationInDays'",
+            ),
+            (
+                json!({"microsoftAuthenticatorPlatformSettings": {"enforceAppPin": {}}}),
+                "microsoftAuthenticatorPlatformSettings.enforceAppPin",
+            ),
+            (
+                json!({"microsoftAuthenticatorPlatformSettings": {"enforceAppPIN":
+                    {"excludeTargets": [{"id": "nobody", "targetType": "group"}]}}}),
+                "enforceAppPIN.excludeTargets[0].id",
+            ),
+        ] {
+            let err = patch(&default_policy(), &bad, jiff::Timestamp::now()).unwrap_err();
+            assert!(err.message.contains(property), "{bad}: {err}");
+        }
     }
 
     #[test]
