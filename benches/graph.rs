@@ -46,7 +46,7 @@ use mfactl::graph::{
     BucketShape, Calls, GraphClient, Transport, TransportConfig, TransportStats, ru_tier,
 };
 use mfactl::manifest::{self, DesiredUser, Manifest, Origin};
-use mfactl::model::{PerUserMfaState, PreferredMethod};
+use mfactl::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 use mfactl::plan::{Plan, Status};
 use mfactl::report;
 use secrecy::SecretString;
@@ -1226,7 +1226,10 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         .enumerate()
         .map(|(i, u)| DesiredUser {
             user: u.id.as_str().into(),
-            preferred_method: PreferredMethod::usable_with(&u.methods).first().copied(),
+            preferred_method: PreferredMethod::usable_with(&u.methods)
+                .first()
+                .copied()
+                .map(PreferredMethods::one),
             system_preferred: Some(
                 !u.sign_in_preferences
                     .is_system_preferred_authentication_method_enabled,
@@ -1256,7 +1259,7 @@ fn write_csv(manifest: &Manifest, path: &Path) {
             csv,
             "{},{},{},{}",
             user.user,
-            user.preferred_method.map_or("", |m| m.as_str()),
+            user.preferred_method.map_or("", |m| m.first().as_str()),
             user.system_preferred
                 .map_or("", |b| if b { "true" } else { "false" }),
             user.per_user_mfa_state.map_or("", |s| s.as_str()),
@@ -1282,7 +1285,7 @@ fn assert_converged(desired: &[DesiredUser], tenant: &Tenant) -> usize {
         if let Some(method) = want.preferred_method {
             assert_eq!(
                 prefs.user_preferred_method_for_secondary_authentication,
-                Some(method),
+                Some(method.first()),
                 "{}",
                 want.user
             );

@@ -198,13 +198,30 @@ pub enum CampaignMethod {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ManifestFields {
-    /// userPreferredMethodForSecondaryAuthentication (matched case-insensitively).
-    pub preferred_method: Option<PreferredMethod>,
+    /// userPreferredMethodForSecondaryAuthentication (matched case-insensitively): one
+    /// method, or a list of them in the order to try (`[push, oath, sms]`): the first the user
+    /// has registered is set, and a user with none of them is blocked.
+    pub preferred_method: Option<PreferredMethodChoice>,
     /// isSystemPreferredAuthenticationMethodEnabled.
     pub system_preferred: Option<bool>,
     /// perUserMfaState (matched case-insensitively); `enabled` is met by `enforced`.
     pub per_user_mfa_state: Option<PerUserMfaState>,
 }
+
+/// `preferredMethod`: one method, or an ordered fallback list.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PreferredMethodChoice {
+    /// The method to set.
+    One(PreferredMethod),
+    /// The methods to try, in order: the first the user has registered wins.
+    List(MethodList),
+}
+
+/// An ordered list of preferred methods, each at most once.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(extend("uniqueItems" = true))]
+pub struct MethodList(#[schemars(length(min = 1, max = 6))] pub Vec<PreferredMethod>);
 
 /// One user entry.
 #[derive(Debug, Deserialize, JsonSchema)]

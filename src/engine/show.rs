@@ -30,7 +30,7 @@ use crate::graph::wire::{
     UserIdentity,
 };
 use crate::graph::{GraphClient, GraphError, Purpose};
-use crate::model::{MethodKind, PreferredMethod};
+use crate::model::{MethodKind, PreferredMethod, PreferredMethods};
 use crate::text::{printable, printable_capped};
 
 /// The show document's format version (`mfactl show --format json`).
@@ -135,6 +135,11 @@ pub struct UserView {
     pub methods_unread: Option<String>,
     /// Each of the six preferred-method values: usable or not (and why), and which is current.
     pub preferred_method_choices: Vec<Choice>,
+    /// What a manifest's fallback list (`show --preferred-method push,oath,sms`) gives this
+    /// user: the first method they have registered, as plan would set it (absent without the
+    /// flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_method_list: Option<ListChoice>,
     /// Whether the tenant policy's system-preferred MFA covers this user (null when not found).
     pub policy_coverage: Option<PolicyCoverage>,
     /// Why the user could not be shown (`not_found`, `failed`).
@@ -179,6 +184,31 @@ pub struct Choice {
     pub current: bool,
     /// Why it is not usable, e.g. "no mobile phone registered".
     pub reason: Option<String>,
+}
+
+/// A fallback list of preferred methods, and the one it gives a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ListChoice {
+    /// The methods, in the order tried.
+    pub methods: Vec<PreferredMethod>,
+    /// The first the user has registered: what plan would set (null: none is registered, and
+    /// plan would block the user).
+    pub chosen: Option<PreferredMethod>,
+    /// The chosen method is the user's preferred method now: plan would change nothing.
+    pub current: bool,
+}
+
+impl ListChoice {
+    /// What `list` gives a user with `kinds` registered whose preferred method is `current`:
+    /// [`PreferredMethods::choose`], as the planner chooses.
+    pub fn new(list: PreferredMethods, kinds: &[MethodKind], current: Option<&str>) -> ListChoice {
+        let chosen = list.choose(kinds);
+        ListChoice {
+            methods: list.iter().collect(),
+            chosen,
+            current: chosen.is_some() && chosen == current.and_then(PreferredMethod::parse),
+        }
+    }
 }
 
 /// The tenant policy's verdict for one user.
@@ -276,6 +306,7 @@ impl ShowDocument {
 pub async fn show(
     client: &GraphClient,
     users: &[String],
+    list: Option<PreferredMethods>,
     concurrency: usize,
 ) -> Result<ShowDocument, RunError> {
     let breaker = Breaker::default();
@@ -291,7 +322,13 @@ pub async fn show(
             if stop.is_tripped() {
                 return None;
             }
-            Some((order, read_user(client, user, policy, stop).await))
+            let mut view = read_user(client, user, policy, stop).await;
+            // Without the registered methods (the China cloud) a list's choice is unknown.
+            if let (Some(list), ViewStatus::Found, None) = (list, view.status, &view.methods_unread)
+            {
+                view.preferred_method_list = Some(list_choice(list, &view));
+            }
+            Some((order, view))
         })
         .buffer_unordered(concurrency.max(1))
         .filter_map(|view| async move { view })
@@ -583,8 +620,15 @@ fn found_view(
         methods,
         methods_unread,
         preferred_method_choices: choices,
+        preferred_method_list: None,
         error: None,
     }
+}
+
+/// What `list` gives the user `view` shows, from the kinds of its registered methods.
+fn list_choice(list: PreferredMethods, view: &UserView) -> ListChoice {
+    let kinds: Vec<MethodKind> = view.methods.iter().filter_map(|m| m.kind).collect();
+    ListChoice::new(list, &kinds, view.preferred_method.as_deref())
 }
 
 /// "cannot read the user's groups (HTTP 403 ...: the token lacks GroupMember.Read.All)".
@@ -632,6 +676,7 @@ impl UserView {
             methods: Vec::new(),
             methods_unread: None,
             preferred_method_choices: Vec::new(),
+            preferred_method_list: None,
             policy_coverage: None,
             error: Some(error),
         }

@@ -659,7 +659,14 @@ fn read_row(
         match cell(record, index) {
             Ok("") => {}
             Ok(value) => {
-                if let Err(problem) = settings.set(*field, RawValue::Text(value), &subject) {
+                // `push|oath|sms`: the methods to try in order.
+                let items = super::split_methods(value);
+                let raw = if *field == Field::PreferredMethod && items.len() > 1 {
+                    RawValue::List(&items)
+                } else {
+                    RawValue::Text(value)
+                };
+                if let Err(problem) = settings.set(*field, raw, &subject) {
                     problems.push(
                         problem.code,
                         at_column(index),
@@ -678,7 +685,7 @@ fn read_row(
 mod tests {
     use super::*;
     use crate::manifest::{LoadOptions, Problem, load};
-    use crate::model::{PerUserMfaState, PreferredMethod};
+    use crate::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 
     fn load_file(name: &str, bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let dir = tempfile::tempdir().unwrap();
@@ -766,7 +773,7 @@ mod tests {
             manifest.users,
             [DesiredUser {
                 user: "megan@contoso.com".into(),
-                preferred_method: Some(PreferredMethod::Sms),
+                preferred_method: Some(PreferredMethods::one(PreferredMethod::Sms)),
                 system_preferred: Some(true),
                 per_user_mfa_state: Some(PerUserMfaState::Enabled),
                 origin: Origin::Row(2),
@@ -793,7 +800,7 @@ mod tests {
         assert!(!manifest.users[0].manages_sign_in_preferences());
         assert_eq!(
             manifest.users[1].preferred_method,
-            Some(PreferredMethod::Push)
+            Some(PreferredMethods::one(PreferredMethod::Push))
         );
         assert!(load_csv("user\n").unwrap().users.is_empty());
     }
@@ -1072,7 +1079,7 @@ displayName,userPrincipalName,mail,department,,preferredMethod
         assert_eq!(&*manifest.users[0].user, "megan@contoso.com");
         assert_eq!(
             manifest.users[0].preferred_method,
-            Some(PreferredMethod::Push)
+            Some(PreferredMethods::one(PreferredMethod::Push))
         );
 
         let typo =
@@ -1209,5 +1216,23 @@ displayName,userPrincipalName,mail,department,,preferredMethod
         let dir = tempfile::tempdir().unwrap();
         let error = load(&dir.path().join("absent.csv")).unwrap_err();
         assert!(error.to_string().starts_with("cannot read "), "{error}");
+    }
+
+    #[test]
+    fn a_pipe_separated_cell_is_an_ordered_list_of_methods() {
+        use PreferredMethod::*;
+        let manifest = load_csv(
+            "user,preferredMethod\na@contoso.com,push|oath|sms\nb@contoso.com, Oath | sms \n",
+        )
+        .unwrap();
+        let lists = manifest.preferred_lists();
+        assert_eq!(lists, vec![vec![Push, Oath, Sms], vec![Oath, Sms]]);
+        assert_eq!(
+            where_("user,preferredMethod\na@contoso.com,push|fax\nb@contoso.com,sms|sms\n"),
+            vec![
+                ("unknown-method", 2, col("preferredMethod")),
+                ("duplicate-method", 3, col("preferredMethod")),
+            ]
+        );
     }
 }

@@ -251,7 +251,7 @@ mod tests {
                 .map(|u| {
                     (
                         u.user.to_string(),
-                        u.preferred_method,
+                        u.preferred_method.map(|m| m.first()),
                         u.system_preferred,
                         u.per_user_mfa_state,
                     )

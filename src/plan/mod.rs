@@ -5,6 +5,7 @@
 //! and never names a field the manifest left out. The plan document (`plan --format json`, plan
 //! files) is [`Plan`]; its keys follow design.md and are never renamed.
 
+pub mod category;
 mod diff;
 pub mod estimate;
 pub mod policy;
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Endpoint, Field, PerUserMfaState, PreferredMethod};
 
-pub use diff::{LiveUser, apply_writes, diff, live_value, needs_methods, object_id};
+pub use diff::{LiveUser, apply_writes, diff, ignored_note, live_value, needs_methods, object_id};
 
 /// The plan document's format version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -36,15 +37,18 @@ pub struct Plan {
     /// The tenant's primary domain, when Graph said (`/organization`).
     #[serde(default)]
     pub tenant_domain: Option<String>,
-    /// When the plan was made (saved plans, RFC 3339, UTC).
+    /// When the plan was made (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    /// The desired-state file the plan was made from (saved plans).
+    /// The desired-state file the plan was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<saved::SourceFile>,
-    /// The `--policy` file the policy section came from, when there was one (saved plans).
+    /// The `--policy` file the policy section came from, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_file: Option<saved::SourceFile>,
+    /// When the apply run this document reports on ended (apply reports, RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
     /// The manifest's `maxChanges:`: apply refuses a plan with more writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_changes: Option<u64>,
@@ -66,18 +70,29 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The counts of design.md. `applied` (and `drifted`, when not zero) appear only in apply
-/// reports.
+/// The counts of design.md. Every user is counted in exactly one of `to_change`, `changed`,
+/// `in_sync`, `blocked`, `not_found`, `failed`, `drifted`, `unverified`, `not_reached` and
+/// `protected` (one category per user), so they add up to `users`. `applied` (and `changed`, `drifted`,
+/// `not_reached`, `unverified` when not zero) appear only in apply reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// Users in the manifest.
     pub users: u64,
     pub in_sync: u64,
-    /// Users with at least one write.
+    /// Users whose writes are planned (status `change`; in an apply report the users the run
+    /// did not reach are `not_reached` instead, and this is 0).
     pub to_change: u64,
-    /// PATCH calls.
+    /// Users every write of which Graph accepted and kept (status `applied`; apply only, when
+    /// not zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed: u64,
+    /// PATCH calls (blocked users' other fields included).
     pub writes: u64,
     pub blocked: u64,
+    /// Of the blocked users, those with other fields to write (when not zero): their writes are
+    /// in `writes`, and they are counted once, as blocked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blocked_with_writes: u64,
     pub not_found: u64,
     pub failed: u64,
     /// PATCH calls to the tenant's authentication methods policy (0 or 1; not in `writes`,
@@ -222,7 +237,9 @@ impl HeldResult {
     const STATUS: u8 = 1;
     const GUID: u8 = 2;
     const SETTLED_BY_READ: u8 = 4;
-    const UNSETTLED: u8 = 8;
+    const NOT_KEPT: u8 = 8;
+    const ALREADY_APPLIED: u8 = 16;
+    const UNSETTLED: u8 = 32;
 
     /// The held part of `result`, and what is left over when anything is.
     fn hold(result: WriteResult) -> (HeldResult, Option<RareAnswer>) {
@@ -233,6 +250,8 @@ impl HeldResult {
             code,
             settled_by_read,
             unsettled,
+            not_kept,
+            already_applied,
         } = result;
         let mut held = HeldResult {
             guid: [0; 16],
@@ -243,8 +262,14 @@ impl HeldResult {
         if status.is_some() {
             held.flags |= HeldResult::STATUS;
         }
-        if settled_by_read {
-            held.flags |= HeldResult::SETTLED_BY_READ;
+        for (set, flag) in [
+            (settled_by_read, HeldResult::SETTLED_BY_READ),
+            (not_kept, HeldResult::NOT_KEPT),
+            (already_applied, HeldResult::ALREADY_APPLIED),
+        ] {
+            if set {
+                held.flags |= flag;
+            }
         }
         if unsettled {
             held.flags |= HeldResult::UNSETTLED;
@@ -280,6 +305,8 @@ impl HeldResult {
             code: rare.and_then(|r| r.code.clone()),
             settled_by_read: has(HeldResult::SETTLED_BY_READ),
             unsettled: has(HeldResult::UNSETTLED),
+            not_kept: has(HeldResult::NOT_KEPT),
+            already_applied: has(HeldResult::ALREADY_APPLIED),
         }
     }
 }
@@ -469,6 +496,16 @@ impl UserPlan {
             .push(note);
     }
 
+    /// Replaces the note `old` with `new` (one note per subject), or adds `new` when the user
+    /// has no such note.
+    pub fn replace_note(&mut self, old: &str, new: String) {
+        let notes = &mut self.remarks.get_or_insert_with(Box::default).notes;
+        match notes.iter_mut().find(|note| note.as_str() == old) {
+            Some(note) => *note = new,
+            None => notes.push(new),
+        }
+    }
+
     /// Things worth knowing that do not stop the change.
     pub fn notes(&self) -> &[String] {
         self.remarks.as_ref().map_or(&[], |r| &r.notes)
@@ -498,6 +535,15 @@ impl UserPlan {
     /// The write to `endpoint`, when there is one.
     pub fn write(&self, endpoint: Endpoint) -> Option<Write<'_>> {
         self.writes().find(|write| write.endpoint == endpoint)
+    }
+
+    /// Marks the write to `endpoint` as not kept: Graph accepted it, reading back does not show
+    /// it.
+    pub fn set_not_kept(&mut self, endpoint: Endpoint) {
+        if let Some(mut result) = self.write(endpoint).and_then(|write| write.result()) {
+            result.not_kept = true;
+            self.set_result(endpoint, result);
+        }
     }
 
     /// Records Graph's answer to the write to `endpoint`.
@@ -747,6 +793,14 @@ pub struct WriteResult {
     /// lost and reading back failed too). Resume reads it back; rollback restores it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unsettled: bool,
+    /// Graph accepted the write, but reading it back after the run did not show it (apply's
+    /// read-back; `ok` stays true: Graph said yes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_kept: bool,
+    /// The endpoint already showed the write's values when apply read it just before writing
+    /// (an earlier run of the same plan made it): nothing was sent; `status` is null.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_applied: bool,
 }
 
 impl WriteResult {
@@ -754,15 +808,41 @@ impl WriteResult {
     /// connection, or a run killed before it recorded the answer).
     pub fn settled_by_read() -> WriteResult {
         WriteResult {
+            settled_by_read: true,
+            ..WriteResult::accepted()
+        }
+    }
+
+    /// A write not sent because the endpoint already showed its values.
+    pub fn already_applied() -> WriteResult {
+        WriteResult {
+            already_applied: true,
+            ..WriteResult::accepted()
+        }
+    }
+
+    /// `ok`, and nothing else known.
+    pub fn accepted() -> WriteResult {
+        WriteResult {
             ok: true,
             status: None,
             request_id: None,
             code: None,
-            settled_by_read: true,
+            settled_by_read: false,
             unsettled: false,
+            not_kept: false,
+            already_applied: false,
         }
     }
+
+    /// Graph took the write and nothing since says it was lost.
+    pub fn landed(&self) -> bool {
+        self.ok && !self.not_kept
+    }
 }
+
+/// The error code of a write Graph accepted and did not keep (apply's read-back).
+pub const NOT_KEPT: &str = "notKept";
 
 /// A Graph failure attached to a user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -793,6 +873,7 @@ impl Plan {
             tenant_id: None,
             tenant_domain: None,
             created: None,
+            finished: None,
             manifest: None,
             policy_file: None,
             max_changes: None,
@@ -805,22 +886,22 @@ impl Plan {
         plan
     }
 
-    /// The summary after an apply: [`Plan::count`], with `applied` always present and the
-    /// users left at `change` counted as not reached.
+    /// The summary after an apply: every user in its category ([`category`]), users left at
+    /// `change` counted as not reached, and `applied` always present.
     pub fn count_after_apply(&self, total_users: u64) -> Summary {
-        let mut summary = self.count(total_users);
+        let mut summary = self.tally(total_users, category::Phase::Apply);
         summary.applied.get_or_insert(0);
         summary.estimate = self.summary.estimate;
-        summary.not_reached = self
-            .users
-            .iter()
-            .filter(|user| user.status == Status::Change)
-            .count() as u64;
         summary
     }
 
-    /// Recomputes the summary from the users' statuses and write results.
+    /// Recomputes a plan's summary from the users' statuses and write results.
     pub fn count(&self, total_users: u64) -> Summary {
+        self.tally(total_users, category::Phase::Plan)
+    }
+
+    /// Counts each user once, in its category, and the writes.
+    fn tally(&self, total_users: u64, phase: category::Phase) -> Summary {
         let mut summary = Summary {
             users: total_users,
             ..Summary::default()
@@ -828,19 +909,11 @@ impl Plan {
         let mut applied = 0;
         let mut has_results = false;
         for user in &self.users {
-            match user.status {
-                Status::Blocked => summary.blocked += 1,
-                Status::NotFound => summary.not_found += 1,
-                Status::Failed => summary.failed += 1,
-                Status::Drifted => summary.drifted += 1,
-                Status::Protected => summary.protected += 1,
-                Status::Unverified => summary.unverified += 1,
-                Status::InSync | Status::Change | Status::Applied => {}
-            }
+            *summary.users_in_mut(category::Category::of(user.status, phase)) += 1;
             let writes = user.write_count() as u64;
-            if writes > 0 {
-                summary.to_change += 1;
-                summary.writes += writes;
+            summary.writes += writes;
+            if user.status == Status::Blocked && writes > 0 {
+                summary.blocked_with_writes += 1;
             }
             for write in user.writes() {
                 if let Some(result) = write.result() {
@@ -856,6 +929,7 @@ impl Plan {
                 applied += u64::from(result.ok);
             }
         }
+        // In-sync users are not listed (protected ones are, in their own category).
         summary.in_sync = total_users.saturating_sub(self.users.len() as u64);
         summary.applied = has_results.then_some(applied);
         summary

@@ -1,4 +1,6 @@
-//! The CSV report: one row per user and field, for a spreadsheet.
+//! The CSV report: one row per user and field, for a spreadsheet, then one per tenant policy
+//! property that differs (`user` `authenticationMethodsPolicy`). A table has no room for a
+//! header: when and from which manifest are in the JSON report.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return
 //! before one) as a formula, and UPNs, values and Graph's error messages are not ours to trust:
@@ -8,8 +10,9 @@
 use std::borrow::Cow;
 use std::io;
 
-use super::digest::{show_value, status_name};
+use super::digest::{show_json, show_value, status_name};
 use crate::model::Endpoint;
+use crate::plan::policy::{PolicyChange, PolicyPlan};
 use crate::plan::{FieldChange, Plan, UserError, UserPlan, WriteResult};
 
 const HEADER: [&str; 14] = [
@@ -43,8 +46,45 @@ pub fn render_csv(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
             write_row(&mut writer, &row(user, Some(field)))?;
         }
     }
+    if let Some(policy) = &plan.policy {
+        for change in &policy.changes {
+            write_row(&mut writer, &policy_row(policy, change))?;
+        }
+    }
     writer.flush()
 }
+
+/// The tenant policy's rows, after the users': one per property that differs (or was
+/// written), `user` naming the policy and `field` the property (`part.property`).
+fn policy_row(policy: &PolicyPlan, change: &PolicyChange) -> [String; 14] {
+    let result = policy.result.as_ref();
+    let error = policy.error.as_ref();
+    let text = |value: Option<String>| value.unwrap_or_default();
+    [
+        POLICY.to_owned(),
+        String::new(),
+        status_name(policy.status).to_owned(),
+        format!("{}.{}", change.part, change.property),
+        show_json(&change.before),
+        show_json(&change.after),
+        String::new(),
+        format!("policies/{POLICY}"),
+        text(result.map(|r| r.ok.to_string())),
+        text(result.and_then(|r| r.status).map(|s| s.to_string())),
+        text(request_id(result, error)),
+        text(
+            result
+                .filter(|r| !r.ok)
+                .and_then(|r| r.code.as_deref().map(str::to_owned))
+                .or_else(|| error.map(|e| e.code.clone())),
+        ),
+        text(error.map(|e| e.message.clone())),
+        String::new(),
+    ]
+}
+
+/// The `user` of the policy's rows.
+const POLICY: &str = "authenticationMethodsPolicy";
 
 /// Writes one row, each cell [`neutralise`]d.
 fn write_row(writer: &mut ::csv::Writer<impl io::Write>, cells: &[String]) -> io::Result<()> {
@@ -90,6 +130,10 @@ fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
         text(
             failed
                 .and_then(|r| r.code.as_deref().map(str::to_owned))
+                .or_else(|| {
+                    let not_kept = result.as_ref().is_some_and(|r| r.not_kept);
+                    not_kept.then(|| crate::plan::NOT_KEPT.to_owned())
+                })
                 .or_else(|| error.map(|e| e.code.clone())),
         ),
         text(error.map(|e| e.message.clone())),

@@ -7,7 +7,7 @@ use std::io;
 
 use super::text::tenant_line_for;
 use crate::engine::show::{
-    PolicyStatus, ShowDocument, ShowSummary, Target, TenantPolicy, UserView, ViewStatus,
+    ListChoice, PolicyStatus, ShowDocument, ShowSummary, Target, TenantPolicy, UserView, ViewStatus,
 };
 
 /// The width of the key column in a user's block.
@@ -208,7 +208,30 @@ fn render_methods(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
         }
         writeln!(out, "    {:<METHOD$} {said}", choice.method.as_str())?;
     }
+    if let Some(list) = &user.preferred_method_list {
+        writeln!(out, "  {}", list_line(list))?;
+    }
     Ok(())
+}
+
+/// `preferred-method list [push, oath, sms] gives sms (the first registered; current)`.
+fn list_line(list: &ListChoice) -> String {
+    let methods: Vec<&str> = list.methods.iter().map(|m| m.as_str()).collect();
+    let methods = methods.join(", ");
+    match list.chosen {
+        Some(method) => format!(
+            "preferred-method list [{methods}] gives {method} (the first of them registered{})",
+            if list.current {
+                "; current: plan changes nothing"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "preferred-method list [{methods}] gives nothing: none of them is registered, so \
+             plan blocks the user"
+        ),
+    }
 }
 
 /// What an admin should not miss: a preferred method that does nothing.

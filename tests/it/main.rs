@@ -3,10 +3,12 @@
 
 mod apply;
 mod contract;
+mod counts;
 mod emulator;
 mod emulator_faults;
 mod examples;
 mod export;
+mod fallback;
 mod fault_proxy;
 mod fuzz;
 mod guards;
@@ -27,4 +29,5 @@ mod show;
 mod signin;
 mod support;
 mod throughput;
+mod usage;
 mod verify;
