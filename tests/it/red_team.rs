@@ -242,23 +242,52 @@ fn a_policy_body_that_writes_more_than_its_changes_show_is_refused() {
 fn text_a_plan_carries_is_escaped_on_the_terminal() {
     let (scenario, _, path) = planned(2, 187);
     let mut plan = read_plan(&path);
-    plan.users[0].add_note("fine\u{1b}[2J\n\nPlan: 0 users to change (0 writes).".into());
+    let hostile = "fine\u{1b}[2J\n\nPlan: 0 users to change (0 writes).";
+    plan.users[0].add_note(hostile.into());
+    // A blocked user's reason is shown in the plan's summary ("Needs attention").
+    let user = plan.users[0].clone();
+    let mut fields = user.fields.to_vec();
+    fields[0].blocked = true;
+    plan.users[0] = mfactl::plan::UserPlan::new(
+        user.user.clone(),
+        Status::Blocked,
+        fields,
+        Some(format!("push is not registered{hostile}")),
+        vec![hostile.into()],
+    );
+    plan.users[0].id = user.id;
+    plan.summary = plan.count(plan.summary.users);
     plan.tenant_domain = Some("contoso.com\u{202e}moc".into());
     let forged = reseal(&scenario, "noisy.json", &plan);
-    // Refused by --max-changes after the plan is shown: nothing is written.
-    let out = scenario.run(&["apply", forged.to_str().unwrap(), "--max-changes", "0"]);
-    let (text, err) = (stdout(&out), stderr(&out));
-    assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
-    assert!(text.contains("note: fine"), "{text}");
-    for shown in [&text, &err] {
-        assert!(!shown.contains('\u{1b}'), "raw ESC: {shown}");
-        assert!(!shown.contains('\u{202e}'), "raw bidi override: {shown}");
+    // Applied: the text summary names the tenant; the JSON report carries the reason and the
+    // note; all of it escaped.
+    let out = scenario.run(&["apply", forged.to_str().unwrap(), "--format", "json"]);
+    let (json, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{json}\n{err}");
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["tenant_domain"], "contoso.com\\u{202e}moc");
+    let shown = doc["users"][0]["notes"][0].as_str().unwrap();
+    assert_eq!(
+        shown,
+        "fine\\u{1b}[2J\\n\\nPlan: 0 users to change (0 writes)."
+    );
+    assert!(
+        doc["users"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("\\u{1b}[2J")
+    );
+    for shown in [&json, &err] {
         assert!(
-            !shown.lines().any(|l| l.starts_with("Plan: 0 users")),
-            "{shown}"
+            !shown.contains('\u{1b}') && !shown.contains("\\u001b"),
+            "ESC: {shown}"
         );
+        assert!(!shown.contains('\u{202e}'), "raw bidi override: {shown}");
     }
-    assert_eq!(scenario.stats().writes, 0);
+    let out = scenario.run(&["apply", forged.to_str().unwrap(), "--max-changes", "0"]);
+    let text = stdout(&out);
+    assert!(text.contains("Tenant contoso.com\\u{202e}moc"), "{text}");
+    assert!(!text.contains('\u{202e}'), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,6 +549,7 @@ fn rollback_of_dev_zero_ends_with_an_error_in_little_memory() {
     let run = crate::support::peak_rss(&["rollback", "/dev/zero"], &[], dir.path());
     assert_eq!(run.exit, 1, "{}", run.stderr);
     assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    eprintln!("peak {} KiB (limit {PEAK_KIB} KiB)", run.peak_kib);
     assert!(run.peak_kib < PEAK_KIB, "peak {} KiB", run.peak_kib);
 }
 
@@ -549,6 +579,7 @@ fn a_2_gib_gzip_answer_ends_with_an_error_in_little_memory() {
         "{}",
         run.stderr
     );
+    eprintln!("peak {} KiB (limit {PEAK_KIB} KiB)", run.peak_kib);
     assert!(run.peak_kib < PEAK_KIB, "peak {} KiB", run.peak_kib);
     assert_eq!(scenario.stats().writes, 0);
 }
@@ -595,6 +626,10 @@ fn a_next_link_to_itself_ends_with_an_error_in_little_memory() {
             run.stderr.contains("points at a page already read"),
             "{args:?}: {}",
             run.stderr
+        );
+        eprintln!(
+            "{}: peak {} KiB (limit {PEAK_KIB} KiB)",
+            args[0], run.peak_kib
         );
         assert!(
             run.peak_kib < PEAK_KIB,
