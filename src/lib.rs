@@ -8,6 +8,7 @@ pub mod cli;
 pub mod emulator;
 pub mod engine;
 pub mod files;
+pub mod json_schema;
 pub mod graph;
 pub mod manifest;
 pub mod model;

@@ -50,7 +50,7 @@ use tokio::task::JoinHandle;
 
 pub use tenant::{
     AuthAdmin, AuthApp, Group, Secret, Tenant, TenantAuth, TenantError, TenantNote, TenantProblem,
-    TenantUser, UserSignInPreferences, UserType,
+    TenantUser, UserSignInPreferences, UserType, file_schema as tenant_file_schema,
 };
 
 use routes::Shared;
