@@ -26,8 +26,7 @@ use serde_json::Value;
 /// The characters `str::trim` removes (`char::is_whitespace`), as the inside of a class.
 static WHITESPACE: LazyLock<String> = LazyLock::new(|| class_items(char::is_whitespace));
 /// The characters no user name may hold ([`crate::text::is_hidden_or_control`]).
-static HIDDEN: LazyLock<String> =
-    LazyLock::new(|| class_items(crate::text::is_hidden_or_control));
+static HIDDEN: LazyLock<String> = LazyLock::new(|| class_items(crate::text::is_hidden_or_control));
 
 /// Every character for which `keep` holds, as ranges inside a regex class (`\u0009-\u000D...`).
 fn class_items(keep: fn(char) -> bool) -> String {

@@ -57,7 +57,11 @@ pub struct ManifestDocument {
     /// The most writes (users' PATCHes and the policy write) an apply of this manifest may
     /// make; a bigger plan is refused before anything is written. `apply --max-changes` can
     /// lower it.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "maxChanges")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "maxChanges"
+    )]
     #[schemars(with = "u64", range(max = 9_223_372_036_854_775_807_u64))]
     pub max_changes: Option<u64>,
     /// Every user of the tenant (of a kind), resolved at plan time and pinned by object id.
@@ -356,10 +360,7 @@ fn manifest_schema() -> Schema {
 /// Every schema, by file name under `schemas/`.
 pub fn all() -> Vec<(&'static str, serde_json::Value)> {
     vec![
-        (
-            "manifest.schema.json",
-            manifest_schema().to_value(),
-        ),
+        ("manifest.schema.json", manifest_schema().to_value()),
         (
             "tenant.schema.json",
             crate::emulator::tenant_file_schema().to_value(),
@@ -373,4 +374,113 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
             schema_for!(crate::engine::show::ShowDocument).to_value(),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::policy::PolicyPart;
+    use crate::manifest::selectors::{ALL_USERS_KEYS, GROUP_KEYS};
+
+    /// The property names of `$defs/NAME` (or of the root, for `None`).
+    fn properties(schema: &serde_json::Value, name: Option<&str>) -> Vec<String> {
+        let object = match name {
+            Some(name) => &schema["$defs"][name],
+            None => schema,
+        };
+        let mut names: Vec<String> = object["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name:?} has no properties"))
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn sorted<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        names.sort();
+        names
+    }
+
+    /// A key the reader learns (another issue's `allowMfaGap:`) must reach the schema, or
+    /// editors flag it: the schema's keys are the reader's, wherever the reader lists them.
+    #[test]
+    fn the_manifest_schema_has_exactly_the_readers_keys() {
+        let schema = manifest_schema().to_value();
+        let fields = || Field::ALL.iter().map(|f| f.as_str());
+        assert_eq!(
+            properties(&schema, None),
+            sorted(crate::manifest::TOP_LEVEL_KEYS)
+        );
+        assert_eq!(
+            properties(&schema, Some("ManifestFields")),
+            sorted(fields())
+        );
+        assert_eq!(
+            properties(&schema, Some("ManifestUser")),
+            sorted(fields().chain(["user"]))
+        );
+        assert_eq!(
+            properties(&schema, Some("ManifestAllUsers")),
+            sorted(fields().chain(ALL_USERS_KEYS))
+        );
+        assert_eq!(
+            properties(&schema, Some("ManifestGroup")),
+            sorted(fields().chain(GROUP_KEYS))
+        );
+        assert_eq!(
+            properties(&schema, Some("ManifestPolicy")),
+            sorted(PolicyPart::ALL.iter().map(|p| p.as_str()))
+        );
+        for (part, name) in [
+            (
+                PolicyPart::SystemCredentialPreferences,
+                "SystemCredentialPreferencesPart",
+            ),
+            (PolicyPart::RegistrationCampaign, "RegistrationCampaignPart"),
+            (
+                PolicyPart::ReportSuspiciousActivity,
+                "ReportSuspiciousActivityPart",
+            ),
+        ] {
+            assert_eq!(
+                properties(&schema, Some(name)),
+                sorted(part.properties().iter().copied()),
+                "{part}"
+            );
+        }
+    }
+
+    /// The manifest reader matches every enum value without regard to case: no plain `enum`
+    /// may be left in its schema, whoever adds one.
+    #[test]
+    fn every_enum_of_the_manifest_schema_takes_any_case() {
+        fn plain_enums(value: &serde_json::Value, inside_any_of: bool, found: &mut usize) {
+            match value {
+                serde_json::Value::Object(object) => {
+                    if object.contains_key("enum") && !inside_any_of {
+                        *found += 1;
+                    }
+                    for (key, child) in object {
+                        let branch = key == "anyOf"
+                            && child.as_array().is_some_and(|branches| {
+                                branches.iter().any(|b| b.get("pattern").is_some())
+                            });
+                        plain_enums(child, branch, found);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        plain_enums(item, inside_any_of, found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut found = 0;
+        plain_enums(&manifest_schema().to_value(), false, &mut found);
+        assert_eq!(found, 0);
+    }
 }

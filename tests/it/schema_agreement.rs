@@ -84,7 +84,10 @@ fn manifest_rows() -> Vec<Row> {
         row(top("users: {}"), Refused),
         row("version: 2\nusers: []\n", Refused),
         row("version: '1'\nusers: []\n", Refused),
-        row("version: 1.0\nusers: []\n", Looser("1.0 is the integer 1 to JSON Schema")),
+        row(
+            "version: 1.0\nusers: []\n",
+            Looser("1.0 is the integer 1 to JSON Schema"),
+        ),
         row("users: []\n", Refused),
         row(top(""), Refused),
         row(top("exclude: []"), Refused),
@@ -92,7 +95,10 @@ fn manifest_rows() -> Vec<Row> {
         row(top("users: []\nextra: 1"), Refused),
         row("- version: 1\n", Refused),
         row(top("defaults:\nusers: []"), Accepted),
-        row(top("defaults: {systemPreferred: true}\nusers: []"), Accepted),
+        row(
+            top("defaults: {systemPreferred: true}\nusers: []"),
+            Accepted,
+        ),
         row(top("defaults: {user: a@contoso.com}\nusers: []"), Refused),
         row(top("defaults: [systemPreferred]\nusers: []"), Refused),
         row(top("defaults: {preferredMethod: null}\nusers: []"), Refused),
@@ -113,7 +119,9 @@ fn manifest_rows() -> Vec<Row> {
         row(entry("preferredMethod: [push, fax]"), Refused),
         row(entry("preferredMethod: [[push]]"), Refused),
         row(
-            entry("preferredMethod: [push, oath, sms, voiceMobile, voiceOffice, voiceAlternateMobile, push]"),
+            entry(
+                "preferredMethod: [push, oath, sms, voiceMobile, voiceOffice, voiceAlternateMobile, push]",
+            ),
             Refused,
         ),
         row(entry("systemPreferred: true"), Accepted),
@@ -139,7 +147,10 @@ fn manifest_rows() -> Vec<Row> {
         row(user(&upper(guid)), Accepted),
         row(user("'  megan@contoso.com  '"), Accepted),
         row(user("\"\\tmegan@contoso.com\\u2028\""), Accepted),
-        row(user("adele_fabrikam.com#EXT#@contoso.onmicrosoft.com"), Accepted),
+        row(
+            user("adele_fabrikam.com#EXT#@contoso.onmicrosoft.com"),
+            Accepted,
+        ),
         row(user("\"$o'neil@contoso.com\""), Accepted),
         row(user(".leading@contoso.com"), Accepted),
         row(user("user@xn--mnchen-3ya.de"), Accepted),
@@ -164,11 +175,17 @@ fn manifest_rows() -> Vec<Row> {
         row(user(&format!("a@{}.com", "d".repeat(44))), Accepted),
         row(user(&format!("a@{}.com", "d".repeat(45))), Refused),
         row(
-            user(&format!("{}_f.com#EXT#@contoso.onmicrosoft.com", "g".repeat(60))),
+            user(&format!(
+                "{}_f.com#EXT#@contoso.onmicrosoft.com",
+                "g".repeat(60)
+            )),
             Accepted,
         ),
         row(
-            user(&format!("{}_f.com#EXT#@contoso.onmicrosoft.com", "g".repeat(80))),
+            user(&format!(
+                "{}_f.com#EXT#@contoso.onmicrosoft.com",
+                "g".repeat(80)
+            )),
             Refused,
         ),
         row(user("''"), Refused),
@@ -184,7 +201,10 @@ fn manifest_rows() -> Vec<Row> {
             Looser("a user listed twice, without regard to case"),
         ),
         // Guards.
-        row(top("users: []\nprotect: [breakglass@contoso.com]"), Accepted),
+        row(
+            top("users: []\nprotect: [breakglass@contoso.com]"),
+            Accepted,
+        ),
         row(top("users: []\nprotect: []"), Accepted),
         row(top("users: []\nprotect:"), Refused),
         row(top("users: []\nprotect: breakglass@contoso.com"), Refused),
@@ -237,7 +257,10 @@ fn manifest_rows() -> Vec<Row> {
             Refused,
         ),
         row(top("allUsers: {perUserMfaState: null}"), Refused),
-        row(top("groups: [{group: MFA Pilot, preferredMethod: push}]"), Accepted),
+        row(
+            top("groups: [{group: MFA Pilot, preferredMethod: push}]"),
+            Accepted,
+        ),
         row(
             top("groups: [{group: MFA Pilot, priority: 0, preferredMethod: [push, sms]}]"),
             Accepted,
@@ -258,7 +281,9 @@ fn manifest_rows() -> Vec<Row> {
         row(top("groups: [{group: MFA Pilot}]"), Refused),
         row(top("groups: [{preferredMethod: push}]"), Refused),
         row(
-            top("groups: [{group: Pilot, systemPreferred: true}, {group: PILOT, systemPreferred: true}]"),
+            top(
+                "groups: [{group: Pilot, systemPreferred: true}, {group: PILOT, systemPreferred: true}]",
+            ),
             Looser("a group listed twice, without regard to case"),
         ),
         row(top("groups: {}"), Refused),
@@ -267,7 +292,10 @@ fn manifest_rows() -> Vec<Row> {
             top("users: []\nexclude: [{user: breakglass@contoso.com}]"),
             Accepted,
         ),
-        row(top("users: []\nexclude: [{group: Break-glass admins}]"), Accepted),
+        row(
+            top("users: []\nexclude: [{group: Break-glass admins}]"),
+            Accepted,
+        ),
         row(top("users: []\nexclude: [{user: '..'}]"), Refused),
         row(
             top("users: []\nexclude: [{user: a@contoso.com, group: x}]"),
@@ -282,15 +310,27 @@ fn manifest_rows() -> Vec<Row> {
         row(top("policy:"), Refused),
         row(top("policy: []"), Refused),
         row(policy("registrationEnforcement", "{}"), Refused),
-        row(policy("systemCredentialPreferences", "{state: Enabled}"), Accepted),
+        row(
+            policy("systemCredentialPreferences", "{state: Enabled}"),
+            Accepted,
+        ),
         row(
             policy("systemCredentialPreferences", "{state: ' DISABLED '}"),
             Accepted,
         ),
-        row(policy("systemCredentialPreferences", "{state: on}"), Refused),
-        row(policy("systemCredentialPreferences", "{state: null}"), Refused),
+        row(
+            policy("systemCredentialPreferences", "{state: on}"),
+            Refused,
+        ),
+        row(
+            policy("systemCredentialPreferences", "{state: null}"),
+            Refused,
+        ),
         row(policy("systemCredentialPreferences", "null"), Refused),
-        row(policy("systemCredentialPreferences", "{color: blue}"), Refused),
+        row(
+            policy("systemCredentialPreferences", "{color: blue}"),
+            Refused,
+        ),
         row(
             policy(
                 "systemCredentialPreferences",
@@ -348,7 +388,10 @@ fn manifest_rows() -> Vec<Row> {
             Accepted,
         ),
         row(
-            policy("systemCredentialPreferences", "{includeTargets: [{id: all_users}]}"),
+            policy(
+                "systemCredentialPreferences",
+                "{includeTargets: [{id: all_users}]}",
+            ),
             Refused,
         ),
         row(
@@ -386,11 +429,26 @@ fn manifest_rows() -> Vec<Row> {
             ),
             Refused,
         ),
-        row(policy("registrationCampaign", "{snoozeDurationInDays: 14}"), Accepted),
-        row(policy("registrationCampaign", "{snoozeDurationInDays: 15}"), Refused),
-        row(policy("registrationCampaign", "{snoozeDurationInDays: -1}"), Refused),
-        row(policy("registrationCampaign", "{snoozeDurationInDays: '3'}"), Refused),
-        row(policy("registrationCampaign", "{snoozeDurationInDays: 1.5}"), Refused),
+        row(
+            policy("registrationCampaign", "{snoozeDurationInDays: 14}"),
+            Accepted,
+        ),
+        row(
+            policy("registrationCampaign", "{snoozeDurationInDays: 15}"),
+            Refused,
+        ),
+        row(
+            policy("registrationCampaign", "{snoozeDurationInDays: -1}"),
+            Refused,
+        ),
+        row(
+            policy("registrationCampaign", "{snoozeDurationInDays: '3'}"),
+            Refused,
+        ),
+        row(
+            policy("registrationCampaign", "{snoozeDurationInDays: 1.5}"),
+            Refused,
+        ),
         row(
             policy("registrationCampaign", "{snoozeDurationInDays: 3.0}"),
             Looser("3.0 is the integer 3 to JSON Schema"),
@@ -437,8 +495,14 @@ fn manifest_rows() -> Vec<Row> {
             ),
             Refused,
         ),
-        row(policy("reportSuspiciousActivity", "{voiceReportingCode: 9}"), Accepted),
-        row(policy("reportSuspiciousActivity", "{voiceReportingCode: 10}"), Refused),
+        row(
+            policy("reportSuspiciousActivity", "{voiceReportingCode: 9}"),
+            Accepted,
+        ),
+        row(
+            policy("reportSuspiciousActivity", "{voiceReportingCode: 10}"),
+            Refused,
+        ),
         row(
             policy(
                 "reportSuspiciousActivity",
@@ -491,11 +555,7 @@ fn validate(path: &Path) -> Result<(), String> {
 }
 
 /// Checks every row on both sides, and fails listing every row where they disagree.
-fn agree(
-    schema: &str,
-    rows: &[Row],
-    reader: impl Fn(usize, &str) -> Result<(), String> + Sync,
-) {
+fn agree(schema: &str, rows: &[Row], reader: impl Fn(usize, &str) -> Result<(), String> + Sync) {
     let disagreements: Vec<String> = std::thread::scope(|scope| {
         let half = rows.len().div_ceil(2);
         let workers: Vec<_> = rows
@@ -534,8 +594,8 @@ fn disagreement(
     row: &Row,
     reader: &(impl Fn(usize, &str) -> Result<(), String> + Sync),
 ) -> Option<String> {
-    let document = yaml_as_json(&row.text)
-        .unwrap_or_else(|| panic!("row {index} is not YAML:\n{}", row.text));
+    let document =
+        yaml_as_json(&row.text).unwrap_or_else(|| panic!("row {index} is not YAML:\n{}", row.text));
     let by_schema = check(schema, &document);
     let by_reader = reader(index, &row.text);
     let (schema_ok, reader_ok) = (by_schema.is_ok(), by_reader.is_ok());
@@ -566,12 +626,14 @@ fn the_manifest_schema_and_validate_agree() {
     });
 }
 
-const HEAD: &str = "tenantId: 9c0e5f1a-0000-4000-8000-000000000001\ndomain: contoso.onmicrosoft.com\n";
+const HEAD: &str =
+    "tenantId: 9c0e5f1a-0000-4000-8000-000000000001\ndomain: contoso.onmicrosoft.com\n";
 const ID: &str = "bdd640fb-0667-4ad1-9c80-317fa3b1799d";
 
 /// A tenant with one user holding `fields` (`; ` between them).
 fn tenant_user(fields: &str) -> String {
-    let mut text = format!("{HEAD}users:\n  - id: {ID}\n    userPrincipalName: megan@contoso.com\n");
+    let mut text =
+        format!("{HEAD}users:\n  - id: {ID}\n    userPrincipalName: megan@contoso.com\n");
     for field in fields.split("; ").filter(|f| !f.is_empty()) {
         text.push_str(&format!("    {field}\n"));
     }
@@ -610,7 +672,7 @@ fn tenant_rows() -> Vec<Row> {
             format!("tenantId: ' {guid}'\ndomain: contoso.com\n"),
             Refused,
         ),
-        row(format!("tenantId: nope\ndomain: contoso.com\n"), Refused),
+        row("tenantId: nope\ndomain: contoso.com\n", Refused),
         row(format!("tenantId: {guid}\ndomain: ''\n"), Refused),
         row(format!("tenantId: {guid}\ndomain: '  '\n"), Refused),
         row(format!("tenantId: {guid}\ndomain: 123\n"), Accepted),
@@ -620,10 +682,16 @@ fn tenant_rows() -> Vec<Row> {
         row(tenant_user("userType: GUEST"), Accepted),
         row(tenant_user("userType: robot"), Refused),
         row(tenant_user("userType: null"), Accepted),
-        row(tenant_user("methods: [MOBILEPHONE, ' softwareOath ']"), Accepted),
+        row(
+            tenant_user("methods: [MOBILEPHONE, ' softwareOath ']"),
+            Accepted,
+        ),
         row(tenant_user("methods: [fax]"), Refused),
         row(tenant_user("methods: null"), Refused),
-        row(tenant_user("methods: [softwareOath, softwareOath]"), Accepted),
+        row(
+            tenant_user("methods: [softwareOath, softwareOath]"),
+            Accepted,
+        ),
         row(
             tenant_user("methods: [mobilePhone, mobilePhone]"),
             Looser("a phone registered twice (uniqueness of some values only)"),
@@ -636,7 +704,9 @@ fn tenant_rows() -> Vec<Row> {
         row(tenant_user("forgetsWrites: true"), Accepted),
         row(tenant_user("forgetsWrites: null"), Refused),
         row(
-            tenant_user("signInPreferences: {userPreferredMethodForSecondaryAuthentication: SMS}; methods: [mobilePhone]"),
+            tenant_user(
+                "signInPreferences: {userPreferredMethodForSecondaryAuthentication: SMS}; methods: [mobilePhone]",
+            ),
             Accepted,
         ),
         row(
@@ -648,7 +718,9 @@ fn tenant_rows() -> Vec<Row> {
             Refused,
         ),
         row(
-            tenant_user("signInPreferences: {isSystemPreferredAuthenticationMethodEnabled: 'TRUE'}"),
+            tenant_user(
+                "signInPreferences: {isSystemPreferredAuthenticationMethodEnabled: 'TRUE'}",
+            ),
             Accepted,
         ),
         row(tenant_user("signInPreferences: null"), Accepted),
@@ -684,7 +756,9 @@ fn tenant_rows() -> Vec<Row> {
             Looser("an id used twice (uniqueness by a value inside entries)"),
         ),
         row(
-            format!("{HEAD}groups:\n  - id: {guid}\n    displayName: Pilot\n    members: [{ID}, 123]\n"),
+            format!(
+                "{HEAD}groups:\n  - id: {guid}\n    displayName: Pilot\n    members: [{ID}, 123]\n"
+            ),
             Accepted,
         ),
         row(format!("{HEAD}groups:\n  - id: nope\n"), Refused),
@@ -701,7 +775,10 @@ fn tenant_rows() -> Vec<Row> {
             tenant_policy("{systemCredentialPreferences: {state: Enabled}}"),
             Refused,
         ),
-        row(tenant_policy("{systemCredentialPreferences: null}"), Refused),
+        row(
+            tenant_policy("{systemCredentialPreferences: null}"),
+            Refused,
+        ),
         row(
             tenant_policy(&format!(
                 "{{systemCredentialPreferences: {{includeTargets: [{target}, {target}]}}}}"
@@ -709,11 +786,15 @@ fn tenant_rows() -> Vec<Row> {
             Refused,
         ),
         row(
-            tenant_policy("{systemCredentialPreferences: {includeTargets: [{id: Pilot, targetType: group}]}}"),
+            tenant_policy(
+                "{systemCredentialPreferences: {includeTargets: [{id: Pilot, targetType: group}]}}",
+            ),
             Refused,
         ),
         row(
-            tenant_policy("{systemCredentialPreferences: {includeTargets: [{id: ALL_USERS, targetType: group}]}}"),
+            tenant_policy(
+                "{systemCredentialPreferences: {includeTargets: [{id: ALL_USERS, targetType: group}]}}",
+            ),
             Refused,
         ),
         row(
@@ -736,26 +817,34 @@ fn tenant_rows() -> Vec<Row> {
             Accepted,
         ),
         row(
-            tenant_policy("{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {snoozeDurationInDays: 15}}}"),
+            tenant_policy(
+                "{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {snoozeDurationInDays: 15}}}",
+            ),
             Refused,
         ),
         row(
-            tenant_policy("{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {enforceRegistrationAfterAllowedSnoozes: maybe}}}"),
+            tenant_policy(
+                "{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {enforceRegistrationAfterAllowedSnoozes: maybe}}}",
+            ),
             Refused,
         ),
         row(
-            tenant_policy("{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {enforceRegistrationAfterAllowedSnoozes: 'yes'}}}"),
+            tenant_policy(
+                "{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {enforceRegistrationAfterAllowedSnoozes: 'yes'}}}",
+            ),
             Looser("a quoted YAML 1.1 word is text to the reader"),
         ),
         row(
-            tenant_policy("{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {includeTargets: [{id: all_users, targetType: group, targetedAuthenticationMethod: fido2}]}}}"),
+            tenant_policy(
+                "{registrationEnforcement: {authenticationMethodsRegistrationCampaign: {includeTargets: [{id: all_users, targetType: group, targetedAuthenticationMethod: fido2}]}}}",
+            ),
             Refused,
         ),
         row(
-            tenant_policy(&format!(
-                "{{registrationEnforcement: {{authenticationMethodsRegistrationCampaign: \
-                 {{excludeTargets: [{{id: all_users, targetType: group, targetedAuthenticationMethod: Fido2}}]}}}}}}"
-            )),
+            tenant_policy(
+                "{registrationEnforcement: {authenticationMethodsRegistrationCampaign: \
+                 {excludeTargets: [{id: all_users, targetType: group, targetedAuthenticationMethod: Fido2}]}}}",
+            ),
             Refused,
         ),
         row(
@@ -789,7 +878,9 @@ fn tenant_rows() -> Vec<Row> {
             Refused,
         ),
         row(
-            tenant_policy("{'@odata.type': '#microsoft.graph.authenticationMethodsPolicy', 'x@odata.context': [1]}"),
+            tenant_policy(
+                "{'@odata.type': '#microsoft.graph.authenticationMethodsPolicy', 'x@odata.context': [1]}",
+            ),
             Accepted,
         ),
         row(
@@ -797,21 +888,28 @@ fn tenant_rows() -> Vec<Row> {
             Refused,
         ),
         row(
-            tenant_policy("{systemCredentialPreferences: {'@odata.type': microsoft.graph.systemCredentialPreferences}}"),
+            tenant_policy(
+                "{systemCredentialPreferences: {'@odata.type': microsoft.graph.systemCredentialPreferences}}",
+            ),
             Accepted,
         ),
         row(
             tenant_policy("{authenticationMethodConfigurations: [{id: Fido2, state: enabled}]}"),
             Accepted,
         ),
-        row(tenant_policy("{authenticationMethodConfigurations: [1]}"), Refused),
+        row(
+            tenant_policy("{authenticationMethodConfigurations: [1]}"),
+            Refused,
+        ),
         row(
             tenant_policy("{policyMigrationState: migrationComplete}"),
             Accepted,
         ),
         row(tenant_policy("{policyMigrationState: done}"), Refused),
         row(
-            tenant_policy("{lastModifiedDateTime: '2024-04-26T12:44:42.0858664Z', displayName: Policy, policyVersion: '1.5'}"),
+            tenant_policy(
+                "{lastModifiedDateTime: '2024-04-26T12:44:42.0858664Z', displayName: Policy, policyVersion: '1.5'}",
+            ),
             Accepted,
         ),
         row(
@@ -822,37 +920,55 @@ fn tenant_rows() -> Vec<Row> {
         row(tenant_policy("{color: blue}"), Refused),
         // Sign-in.
         row(
-            tenant_auth(&format!("{{apps: [{{clientId: {guid}, secret: s3cr3t, roles: [Policy.Read.All, 1]}}]}}")),
+            tenant_auth(&format!(
+                "{{apps: [{{clientId: {guid}, secret: s3cr3t, roles: [Policy.Read.All, 1]}}]}}"
+            )),
             Accepted,
         ),
-        row(tenant_auth(&format!("{{apps: [{{clientId: {guid}}}]}}")), Refused),
+        row(
+            tenant_auth(&format!("{{apps: [{{clientId: {guid}}}]}}")),
+            Refused,
+        ),
         row(
             tenant_auth(&format!("{{apps: [{{clientId: {guid}, secret: null}}]}}")),
             Refused,
         ),
         row(
-            tenant_auth(&format!("{{apps: [{{clientId: {guid}, managedIdentity: true}}]}}")),
+            tenant_auth(&format!(
+                "{{apps: [{{clientId: {guid}, managedIdentity: true}}]}}"
+            )),
             Accepted,
         ),
         row(
-            tenant_auth(&format!("{{apps: [{{clientId: {guid}, managedIdentity: false}}]}}")),
+            tenant_auth(&format!(
+                "{{apps: [{{clientId: {guid}, managedIdentity: false}}]}}"
+            )),
             Refused,
         ),
         row(
-            tenant_auth(&format!("{{apps: [{{clientId: ' {guid} ', secret: 123}}]}}")),
+            tenant_auth(&format!(
+                "{{apps: [{{clientId: ' {guid} ', secret: 123}}]}}"
+            )),
             Accepted,
         ),
-        row(tenant_auth("{apps: [{clientId: nope, secret: s}]}"), Refused),
+        row(
+            tenant_auth("{apps: [{clientId: nope, secret: s}]}"),
+            Refused,
+        ),
         row(
             tenant_auth(&format!("{{apps: [{{clientId: {guid}, secret: ''}}]}}")),
             Refused,
         ),
         row(
-            tenant_auth(&format!("{{apps: [{{clientId: {guid}, secret: s, roles: ['two words']}}]}}")),
+            tenant_auth(&format!(
+                "{{apps: [{{clientId: {guid}, secret: s, roles: ['two words']}}]}}"
+            )),
             Refused,
         ),
         row(
-            tenant_auth(&format!("{{apps: [{{clientId: {guid}, certificate: missing.pem}}]}}")),
+            tenant_auth(&format!(
+                "{{apps: [{{clientId: {guid}, certificate: missing.pem}}]}}"
+            )),
             Looser("a certificate file that cannot be read"),
         ),
         row(tenant_auth("{tokenLifetimeSeconds: 3600}"), Accepted),
@@ -864,7 +980,10 @@ fn tenant_rows() -> Vec<Row> {
             Looser("a number written as text is not range-checked"),
         ),
         row(tenant_auth("{tokenLifetimeSeconds: 1.5}"), Refused),
-        row(tenant_auth("{deviceCodeIntervalSeconds: 0, strictAssertions: on}"), Accepted),
+        row(
+            tenant_auth("{deviceCodeIntervalSeconds: 0, strictAssertions: on}"),
+            Accepted,
+        ),
         row(tenant_auth("{identityHeader: ' '}"), Refused),
         row(
             format!(
@@ -877,7 +996,10 @@ fn tenant_rows() -> Vec<Row> {
             tenant_auth("{admins: [{userPrincipalName: admin@contoso.com, publicClientId: nope}]}"),
             Refused,
         ),
-        row(tenant_auth("{admins: [{userPrincipalName: admin}]}"), Refused),
+        row(
+            tenant_auth("{admins: [{userPrincipalName: admin}]}"),
+            Refused,
+        ),
         row(tenant_auth("{color: blue}"), Refused),
     ];
     for kind in MethodKind::ALL {
@@ -897,4 +1019,82 @@ fn the_tenant_schema_and_the_emulators_loader_agree() {
             .map(drop)
             .map_err(|e| e.to_string())
     });
+}
+
+/// A validator for the manifest schema's `$defs/NAME` alone.
+fn definition(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json"),
+    )
+    .unwrap();
+    let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let defs = schema["$defs"].take();
+    let root = serde_json::json!({ "$ref": format!("#/$defs/{name}"), "$defs": defs });
+    jsonschema::draft202012::new(&root).unwrap()
+}
+
+/// Text made of what user names and enum values are made of, and of what breaks them: the
+/// separators, dots and hyphens, whitespace of every kind, hidden characters, case.
+fn tricky_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let pieces = prop_oneof![
+        Just("megan".to_owned()),
+        Just("@".to_owned()),
+        Just(".".to_owned()),
+        Just("-".to_owned()),
+        Just("contoso".to_owned()),
+        Just("com".to_owned()),
+        Just("#EXT#".to_owned()),
+        Just("071cc716".to_owned()),
+        Just("8147".to_owned()),
+        Just("b2105951cc0b".to_owned()),
+        Just("SMS".to_owned()),
+        Just("push".to_owned()),
+        Just("voiceMobile".to_owned()),
+        Just("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()),
+        Just("_".to_owned()),
+        Just("$".to_owned()),
+        Just("ü".to_owned()),
+        Just("ſ".to_owned()),
+        prop::sample::select(vec![
+            ' ',
+            '\t',
+            '\n',
+            '\u{85}',
+            '\u{a0}',
+            '\u{2028}',
+            '\u{3000}',
+            '\u{200b}',
+            '\u{202e}',
+            '\u{feff}',
+            '\u{1b}',
+            '\u{e0041}',
+            '\u{3164}',
+        ])
+        .prop_map(String::from),
+    ];
+    prop::collection::vec(pieces, 0..12).prop_map(|pieces| pieces.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// The schema's user pattern is `check_user` after trimming, on any text.
+    #[test]
+    fn the_user_pattern_is_check_user(text in tricky_text()) {
+        static USER: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+        let schema = USER.get_or_init(|| definition("UserName"));
+        let trimmed = text.trim();
+        let reader = !trimmed.is_empty() && mfactl::manifest::check_user(trimmed).is_ok();
+        proptest::prop_assert_eq!(schema.is_valid(&serde_json::json!(text)), reader, "{:?}", text);
+    }
+
+    /// The schema's preferred methods are `PreferredMethod::parse`, on any text.
+    #[test]
+    fn the_method_pattern_is_parse(text in tricky_text()) {
+        static METHOD: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+        let schema = METHOD.get_or_init(|| definition("PreferredMethod"));
+        let reader = PreferredMethod::parse(&text).is_some();
+        proptest::prop_assert_eq!(schema.is_valid(&serde_json::json!(text)), reader, "{:?}", text);
+    }
 }

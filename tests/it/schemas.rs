@@ -165,7 +165,12 @@ fn every_example_names_its_schema_validates_and_is_read() {
                 path.display()
             )
         });
-        assert_eq!(named, kind, "{}: the comment names the wrong schema", path.display());
+        assert_eq!(
+            named,
+            kind,
+            "{}: the comment names the wrong schema",
+            path.display()
+        );
         check(kind, &document).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
         mfactl_reads(kind, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         seen += 1;
@@ -251,7 +256,11 @@ fn every_manifest_and_tenant_file_the_docs_show_validates_and_is_read() {
 fn document(args: &[&str], codes: &[i32]) -> Value {
     let out = mfactl().args(args).output().unwrap();
     let code = out.status.code().unwrap_or(-1);
-    assert!(codes.contains(&code), "{args:?}: exit {code}\n{}", stderr(&out));
+    assert!(
+        codes.contains(&code),
+        "{args:?}: exit {code}\n{}",
+        stderr(&out)
+    );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{args:?}: no JSON ({e}): {}", stdout(&out)))
 }
@@ -310,7 +319,10 @@ fn plans_and_show_documents_the_binary_writes_validate() {
         .filter_map(|user| user["status"].as_str())
         .collect();
     for status in ["change", "blocked", "not_found", "protected", "applied"] {
-        assert!(statuses.contains(&status), "no {status} user in {statuses:?}");
+        assert!(
+            statuses.contains(&status),
+            "no {status} user in {statuses:?}"
+        );
     }
 
     let show = |users: &[&str]| {
@@ -322,7 +334,10 @@ fn plans_and_show_documents_the_binary_writes_validate() {
     };
     for users in [
         &["megan@contoso.com"][..],
-        &["irvin.sayers@contoso.com", "071cc716-8147-4397-a5ba-b2105951cc0b"],
+        &[
+            "irvin.sayers@contoso.com",
+            "071cc716-8147-4397-a5ba-b2105951cc0b",
+        ],
         &["ghost@contoso.com", "$svc-helpdesk@contoso.com"],
     ] {
         let doc = show(users);

@@ -846,9 +846,7 @@ impl schemars::JsonSchema for FilePolicy {
             schema
         };
         let state = json!({ "enum": STATES });
-        let whole = |range: &RangeInclusive<i64>| {
-            json!({ "type": "integer", "minimum": range.start(), "maximum": range.end() })
-        };
+        let whole = |range: &RangeInclusive<i64>| json!({ "type": "integer", "minimum": range.start(), "maximum": range.end() });
         let boolean = json!({ "anyOf": [
             { "type": "boolean" },
             crate::json_schema::yaml11_boolean_text(),

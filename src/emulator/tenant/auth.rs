@@ -26,8 +26,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_saphyr::{Location, Spanned};
 
 use super::{Findings, TenantUser, claim, is_guid};
-use crate::json_schema::{YamlBool, YamlNonBlank, YamlText, YamlUint, YamlWord};
 use crate::emulator::certificate::{AppCertificate, CertificateError};
+use crate::json_schema::{YamlBool, YamlNonBlank, YamlText, YamlUint, YamlWord};
 
 /// `tokenLifetimeSeconds` when the file does not say: what Entra's answers usually show.
 pub const DEFAULT_TOKEN_LIFETIME_SECONDS: u64 = 3599;
