@@ -10,10 +10,11 @@
 //! never parses a manifest or a tenant file, and nothing here does I/O.
 //!
 //! Patterns are ECMA-262 regular expressions for the `u` flag, as JSON Schema 2020-12 asks and
-//! as editors run them, and keep to what Rust's `regex`/`fancy-regex` read the same way: classes
-//! are spelt out (`\s` and `.` differ between the two), characters outside ASCII are `\uXXXX` or
-//! `\u{XXXXX}`, and case-insensitivity is `[aA]` rather than a flag (Unicode case folding would
-//! also take `ſ` for `s`, which `eq_ignore_ascii_case` does not).
+//! as editors run them, and keep to what other validators' dialects (Rust's `regex` and
+//! `fancy-regex`, Python's `re`) read the same way: classes are spelt out (`\s` and `.` differ
+//! between dialects), characters outside ASCII are `\uXXXX` (or themselves above U+FFFF), and
+//! case-insensitivity is `[aA]` rather than a flag (Unicode case folding would also take `ſ` for
+//! `s`, which `eq_ignore_ascii_case` does not).
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -58,12 +59,15 @@ fn class_items(keep: fn(char) -> bool) -> String {
     out
 }
 
-/// One character as a regex escape both ECMA-262 (`u` flag) and Rust read alike.
+/// One character for a regex class: `\uXXXX` in the Basic Multilingual Plane, which every
+/// regex dialect in use reads alike (ECMA-262, Rust, Python, PCRE); above it the character
+/// itself, since `\u{XXXXX}` is ECMA-262's `u` flag only (Python's `re` refuses the pattern) and
+/// a surrogate pair would be two characters to the dialects that count code points.
 fn escape(c: char) -> String {
     if u32::from(c) <= 0xFFFF {
         format!("\\u{:04X}", u32::from(c))
     } else {
-        format!("\\u{{{:X}}}", u32::from(c))
+        c.to_string()
     }
 }
 

@@ -47,6 +47,44 @@ fn committed_schemas_match_the_types() {
     }
 }
 
+/// Every `pattern` (and `patternProperties` key) in `value`.
+fn patterns(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object {
+                match (key.as_str(), child) {
+                    ("pattern", Value::String(pattern)) => out.push(pattern.clone()),
+                    ("patternProperties", Value::Object(keys)) => out.extend(keys.keys().cloned()),
+                    _ => {}
+                }
+                patterns(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| patterns(item, out)),
+        _ => {}
+    }
+}
+
+/// Editors run patterns as ECMA-262 (`u` flag), other validators in their own dialect (Python's
+/// `re`, PCRE, Rust's `regex`): the patterns keep to what they all read alike.
+#[test]
+fn schema_patterns_keep_to_syntax_every_validator_reads() {
+    for (name, schema) in mfactl::schemas::all() {
+        let mut found = Vec::new();
+        patterns(&schema, &mut found);
+        for pattern in found {
+            for unportable in [
+                "\\u{", "\\p{", "\\P{", "(?i", "(?s", "(?<", "\\d", "\\w", "\\z",
+            ] {
+                assert!(
+                    !pattern.contains(unportable),
+                    "{name}: {unportable} in {pattern}"
+                );
+            }
+        }
+    }
+}
+
 /// The committed schemas, compiled once: the files editors and CI jobs use, not the types.
 pub(crate) fn validator(name: &str) -> &'static jsonschema::Validator {
     static VALIDATORS: OnceLock<Vec<(String, jsonschema::Validator)>> = OnceLock::new();
