@@ -22,7 +22,7 @@ use std::sync::LazyLock;
 
 use schemars::transform::transform_subschemas;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The characters `str::trim` removes (`char::is_whitespace`), as the inside of a class.
 static WHITESPACE: LazyLock<String> = LazyLock::new(|| class_items(char::is_whitespace));
@@ -206,91 +206,73 @@ impl<T: JsonSchema> JsonSchema for CaseInsensitive<T> {
     }
 }
 
-/// An object id, in any form `uuid::Uuid::try_parse` reads (the tenant file's ids).
-pub struct Guid;
+/// Declares unit types whose schema is fixed, each `struct NAME => VALUE;` (a JSON object),
+/// named NAME in `$defs`.
+macro_rules! fixed_schemas {
+    ($($(#[$meta:meta])* $vis:vis struct $name:ident => $schema:expr;)+) => {$(
+        $(#[$meta])*
+        $vis struct $name;
 
-impl JsonSchema for Guid {
-    fn schema_name() -> Cow<'static, str> {
-        "Guid".into()
-    }
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "An object id (GUID): 8-4-4-4-12 hex digits, or 32 digits, braced or a urn:uuid: URN.",
-            "type": "string",
-            "pattern": guid_pattern(),
-        })
-    }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::Schema::try_from($schema).expect("an object is a schema")
+            }
+        }
+    )+};
 }
+pub(crate) use fixed_schemas;
 
-/// A text field of the tenant file: serde-saphyr's typed reader takes any scalar as its text
-/// (`displayName: 123` is "123"), so a number or boolean is text too.
-pub struct YamlText;
+fixed_schemas! {
+    /// An object id, in any form `uuid::Uuid::try_parse` reads (the tenant file's ids).
+    pub struct Guid => json!({
+        "description": "An object id (GUID): 8-4-4-4-12 hex digits, or 32 digits, braced or a urn:uuid: URN.",
+        "type": "string",
+        "pattern": guid_pattern(),
+    });
 
-impl JsonSchema for YamlText {
-    fn schema_name() -> Cow<'static, str> {
-        "YamlText".into()
-    }
+    /// A text field of the tenant file: serde-saphyr's typed reader takes any scalar as its
+    /// text (`displayName: 123` is "123"), so a number or boolean is text too.
+    pub struct YamlText => json!({ "type": ["string", "number", "boolean"] });
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
-    }
-}
+    /// [`YamlText`] that must not be blank once trimmed (a number or boolean never is).
+    pub struct YamlNonBlank => json!({
+        "anyOf": [
+            { "type": "string", "pattern": not_blank_pattern() },
+            { "type": ["number", "boolean"] },
+        ]
+    });
 
-/// [`YamlText`] that must not be blank once trimmed (a number or boolean never is).
-pub struct YamlNonBlank;
+    /// [`YamlText`] that is one word once trimmed (a permission name: a token's `scp`
+    /// separates them with spaces).
+    pub struct YamlWord => json!({
+        "anyOf": [
+            { "type": "string", "pattern": one_word_pattern() },
+            { "type": ["number", "boolean"] },
+        ]
+    });
 
-impl JsonSchema for YamlNonBlank {
-    fn schema_name() -> Cow<'static, str> {
-        "YamlNonBlank".into()
-    }
+    /// A boolean of the tenant file: `true`/`false`, or a YAML 1.1 word (`yes`, `off`), which a
+    /// YAML 1.2 editor reads as text but the reader takes as a boolean.
+    pub struct YamlBool => json!({ "anyOf": [{ "type": "boolean" }, yaml11_boolean_text()] });
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "anyOf": [
-                { "type": "string", "pattern": not_blank_pattern() },
-                { "type": ["number", "boolean"] },
-            ]
-        })
-    }
-}
+    /// A user as [`crate::manifest::check_user`] accepts it (after trimming): [`user_pattern`].
+    pub struct UserName => json!({
+        "description": "userPrincipalName (name@domain) or object id (a GUID in Graph's 8-4-4-4-12 form).",
+        "type": "string",
+        "pattern": user_pattern(),
+    });
 
-/// [`YamlText`] that is one word once trimmed (a permission name: a token's `scp` separates
-/// them with spaces).
-pub struct YamlWord;
-
-impl JsonSchema for YamlWord {
-    fn schema_name() -> Cow<'static, str> {
-        "YamlWord".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "anyOf": [
-                { "type": "string", "pattern": one_word_pattern() },
-                { "type": ["number", "boolean"] },
-            ]
-        })
-    }
+    /// Text that is not blank once trimmed.
+    pub struct NonBlank => json!({ "type": "string", "pattern": not_blank_pattern() });
 }
 
 /// The words serde-saphyr's YAML 1.1 booleans take (any case, ASCII padding ignored):
 /// `parse_yaml11_bool`, which the tenant reader (not strict) applies to plain and quoted scalars.
 pub const YAML11_BOOLEANS: [&str; 8] = ["true", "yes", "y", "on", "false", "no", "n", "off"];
-
-/// A boolean of the tenant file: `true`/`false`, or a YAML 1.1 word (`yes`, `off`), which a YAML
-/// 1.2 editor reads as text but the reader takes as a boolean.
-pub struct YamlBool;
-
-impl JsonSchema for YamlBool {
-    fn schema_name() -> Cow<'static, str> {
-        "YamlBool".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "anyOf": [{ "type": "boolean" }, yaml11_boolean_text()] })
-    }
-}
 
 /// A string serde-saphyr reads as a YAML 1.1 boolean, `[ \t\r\n]` padding allowed.
 pub fn yaml11_boolean_text() -> Value {
@@ -319,56 +301,5 @@ impl<const MIN: u64, const MAX: u64> JsonSchema for YamlUint<MIN, MAX> {
                 { "type": "string", "pattern": format!("^[\\t\\n\\r ]*\\+?{digits}[\\t\\n\\r ]*$") },
             ]
         })
-    }
-}
-
-/// `T`, or null (where the reader takes null for "nothing").
-pub struct OrNull<T>(PhantomData<T>);
-
-impl<T: JsonSchema> JsonSchema for OrNull<T> {
-    fn schema_name() -> Cow<'static, str> {
-        format!("Nullable_{}", T::schema_name()).into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        format!("OrNull<{}>", T::schema_id()).into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "anyOf": [generator.subschema_for::<T>(), { "type": "null" }] })
-    }
-}
-
-/// A user as [`crate::manifest::check_user`] accepts it (after trimming): [`user_pattern`].
-pub struct UserName;
-
-impl JsonSchema for UserName {
-    fn schema_name() -> Cow<'static, str> {
-        "UserName".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "userPrincipalName (name@domain) or object id (a GUID in Graph's 8-4-4-4-12 form).",
-            "type": "string",
-            "pattern": user_pattern(),
-        })
-    }
-}
-
-/// Text that is not blank once trimmed.
-pub struct NonBlank;
-
-impl JsonSchema for NonBlank {
-    fn schema_name() -> Cow<'static, str> {
-        "NonBlank".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "pattern": not_blank_pattern() })
     }
 }

@@ -303,21 +303,15 @@ pub struct ManifestUser {
     pub fields: ManifestFields,
 }
 
-/// `systemPreferred`: a boolean, or `true`/`false` written as text in any case (the manifest's
-/// `parse_bool`, shared with CSV cells).
-pub struct TextBool;
-
-impl JsonSchema for TextBool {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "TextBool".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> Schema {
-        let text = crate::json_schema::case_insensitive_pattern(["true", "false"]);
-        schemars::json_schema!({
-            "anyOf": [{ "type": "boolean" }, { "type": "string", "pattern": text }]
-        })
-    }
+crate::json_schema::fixed_schemas! {
+    /// `systemPreferred`: a boolean, or `true`/`false` written as text in any case (the
+    /// manifest's `parse_bool`, shared with CSV cells).
+    pub struct TextBool => serde_json::json!({
+        "anyOf": [
+            { "type": "boolean" },
+            { "type": "string", "pattern": crate::json_schema::case_insensitive_pattern(["true", "false"]) },
+        ]
+    });
 }
 
 /// A selector must set a field: one that sets none would reach users and change nothing.

@@ -568,17 +568,9 @@ struct RawGroup {
     members: Vec<Spanned<String>>,
 }
 
-/// `userPrincipalName` as the reader checks it: an `@` with something on both sides.
-struct Upn;
-
-impl JsonSchema for Upn {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Upn".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "pattern": "^[^@][\\s\\S]*@[\\s\\S]*[^@]$" })
-    }
+crate::json_schema::fixed_schemas! {
+    /// `userPrincipalName` as the reader checks it: an `@` with something on both sides.
+    struct Upn => serde_json::json!({ "type": "string", "pattern": "^[^@][\\s\\S]*@[\\s\\S]*[^@]$" });
 }
 
 /// Collects problems and notes while converting the raw file.

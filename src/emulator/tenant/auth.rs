@@ -323,20 +323,12 @@ struct RawAdmin {
     public_client_id: Option<Spanned<String>>,
 }
 
-/// A GUID in any form `uuid` reads, with whitespace around it (the reader trims client ids).
-struct TrimmedGuid;
-
-impl JsonSchema for TrimmedGuid {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "TrimmedGuid".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": crate::json_schema::word_or_guid_pattern([]),
-        })
-    }
+crate::json_schema::fixed_schemas! {
+    /// A GUID in any form `uuid` reads, with whitespace around it (the reader trims client ids).
+    struct TrimmedGuid => serde_json::json!({
+        "type": "string",
+        "pattern": crate::json_schema::word_or_guid_pattern([]),
+    });
 }
 
 /// Checks the section (every problem into `findings`) and returns it in the public shape.
