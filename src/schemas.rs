@@ -64,6 +64,15 @@ pub struct ManifestDocument {
     )]
     #[schemars(with = "u64", range(max = 9_223_372_036_854_775_807_u64))]
     pub max_changes: Option<u64>,
+    /// `true` lets apply disable per-user MFA even for users no Conditional Access policy (nor
+    /// security defaults) requires MFA for; left out, such changes are held.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "allowMfaGap"
+    )]
+    #[schemars(with = "bool")]
+    pub allow_mfa_gap: Option<bool>,
     /// Every user of the tenant (of a kind), resolved at plan time and pinned by object id.
     /// A group entry beats it field by field, and a `users:` entry beats both.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "allUsers")]

@@ -390,6 +390,15 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
             shown(path)
         ));
     }
+    if args.reading.allow_mfa_gap {
+        return Err(miette!(
+            help = "make the plan again with it: mfactl plan MANIFEST --allow-mfa-gap --out \
+                    PLAN.json, review it, then apply that plan",
+            "--allow-mfa-gap is decided when a plan is made, and {} is a saved plan, applied as \
+             it was reviewed; nothing was sent",
+            shown(path)
+        ));
+    }
     let plan = saved::load(path).map_err(|error| {
         miette!(
             help = error.help(),

@@ -78,6 +78,11 @@ pub struct ManifestArgs {
     /// section (for a CSV manifest, which has no room for one; a YAML manifest may hold it).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Disable per-user MFA even for users no Conditional Access policy is known to require
+    /// MFA for (not covered, or coverage unknown); without it their change is held. The plan,
+    /// journal and report say so for each. Same as the manifest's `allowMfaGap: true`.
+    #[arg(long)]
+    pub allow_mfa_gap: bool,
 }
 
 impl ManifestArgs {
@@ -109,6 +114,7 @@ pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::
         }
         loaded.policy = Some(policy);
     }
+    loaded.allow_mfa_gap |= reading.allow_mfa_gap;
     Ok(loaded)
 }
 

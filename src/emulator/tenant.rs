@@ -95,10 +95,38 @@ pub struct Tenant {
     /// it may be left out: the emulator serves Graph's defaults for what is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_methods_policy: Option<serde_json::Value>,
+    /// `/beta/policies/identitySecurityDefaultsEnforcementPolicy`'s `isEnabled` (optional).
+    /// Left out: on when the file has no `conditionalAccessPolicies`, off when it has some
+    /// ([`Tenant::security_defaults_enabled`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_defaults: Option<bool>,
+    /// `/beta/identity/conditionalAccess/policies`: each a `conditionalAccessPolicy` in Graph's
+    /// JSON (optional; a policy may leave out what Graph answers empty or with its default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
+    pub conditional_access_policies: Vec<serde_json::Value>,
+    /// Directory roles held (`/beta/roleManagement/directory/roleAssignments`), for the
+    /// policies that name roles (optional).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_assignments: Vec<RoleAssignment>,
     /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued,
     /// with the permission each call needs; without it, any bearer token is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<TenantAuth>,
+}
+
+/// One active directory role assignment, as Graph's `unifiedRoleAssignment` names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// The role: a built-in role's template id (a GUID), e.g. Global Administrator's
+    /// `62e90394-69f5-4237-9190-012177145e10`.
+    pub role_definition_id: String,
+    /// The user or (role-assignable) group holding it: an id from this file.
+    pub principal_id: String,
+    /// `/` (the whole tenant, the default) or `/administrativeUnits/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_scope_id: Option<String>,
 }
 
 /// One user and the three values mfactl manages, plus what makes them valid.
@@ -357,6 +385,16 @@ impl Tenant {
         serde_saphyr::to_string(self).expect("tenant serialises to YAML")
     }
 
+    /// Whether security defaults are on: the file's `securityDefaults`, or when it says nothing,
+    /// on for a tenant without Conditional Access policies (Microsoft turns security defaults
+    /// on in every tenant created since October 2019) and off for one with some (Conditional
+    /// Access policies cannot be turned on while security defaults are: Entra docs, "Security
+    /// defaults").
+    pub fn security_defaults_enabled(&self) -> bool {
+        self.security_defaults
+            .unwrap_or(self.conditional_access_policies.is_empty())
+    }
+
     /// The Graph throttling tier for this tenant's size (graph-api.md §6): RU per 10 s.
     pub fn ru_tier(&self) -> u32 {
         match self.users.len() {
@@ -415,9 +453,39 @@ struct RawTenant {
     #[serde(default)]
     #[schemars(with = "Option<super::state::policy::FilePolicy>")]
     authentication_methods_policy: Option<Spanned<serde_json::Value>>,
+    /// `/beta/policies/identitySecurityDefaultsEnforcementPolicy`'s `isEnabled` (optional).
+    /// Left out: on when the file has no `conditionalAccessPolicies`, off when it has some.
+    #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
+    security_defaults: Option<bool>,
+    /// `/beta/identity/conditionalAccess/policies`: each a `conditionalAccessPolicy` in Graph's
+    /// JSON (ids unique).
+    #[serde(default)]
+    #[schemars(with = "Vec<super::state::conditional_access::FilePolicy>")]
+    conditional_access_policies: Vec<Spanned<serde_json::Value>>,
+    /// Directory roles held, for the policies that name roles (optional).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawRoleAssignment>")]
+    role_assignments: Vec<Spanned<RawRoleAssignment>>,
     /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued.
     #[serde(default)]
     auth: Option<auth::RawAuth>,
+}
+
+/// One active directory role assignment, as Graph's `unifiedRoleAssignment` names it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRoleAssignment {
+    /// The role: a built-in role's template id (a GUID).
+    #[schemars(with = "Guid")]
+    role_definition_id: Spanned<String>,
+    /// The user or group holding it: an id from this file (another is noted, not refused).
+    #[schemars(with = "YamlText")]
+    principal_id: Spanned<String>,
+    /// `/` (the whole tenant, the default) or `/administrativeUnits/{id}`.
+    #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
+    directory_scope_id: Option<String>,
 }
 
 /// `users:`, each entry converted and checked the moment it is parsed, so that the span-carrying
@@ -924,14 +992,103 @@ fn convert(raw: RawTenant, findings: &mut Findings, base: Option<&Path>) -> Tena
         spanned.value
     });
 
+    let conditional_access_policies = conditional_access(raw.conditional_access_policies, findings);
+    let role_assignments = role_assignments(raw.role_assignments, &ids, findings);
+
     Tenant {
         tenant_id: raw.tenant_id.value,
         domain: raw.domain.value,
         users,
         groups,
         authentication_methods_policy: policy,
+        security_defaults: raw.security_defaults,
+        conditional_access_policies,
+        role_assignments,
         auth,
     }
+}
+
+/// The file's Conditional Access policies, each checked with the rules Graph's answers follow
+/// ([`super::state::conditional_access`]); two policies with one id are a problem too.
+fn conditional_access(
+    policies: Vec<Spanned<serde_json::Value>>,
+    findings: &mut Findings,
+) -> Vec<serde_json::Value> {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut out = Vec::with_capacity(policies.len());
+    for spanned in policies {
+        let at = spanned.referenced;
+        let id = spanned
+            .value
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(str::to_owned);
+        for message in super::state::conditional_access::file_problems(&spanned.value) {
+            findings.problem(
+                &at,
+                "invalid-conditional-access-policy",
+                id.as_deref(),
+                "conditionalAccessPolicies",
+                message,
+            );
+        }
+        if let Some(id) = &id
+            && let Some(first) = claim(&mut seen, id.to_ascii_lowercase(), at.line())
+        {
+            findings.problem(
+                &at,
+                "duplicate-id",
+                Some(id),
+                "conditionalAccessPolicies",
+                format!("policy id is already used on line {first}"),
+            );
+        }
+        out.push(spanned.value);
+    }
+    out
+}
+
+/// The file's role assignments: the role a GUID, the principal a user or group of the file
+/// (else a note: Graph never lists a deleted principal, and the emulator leaves it out too).
+fn role_assignments(
+    assignments: Vec<Spanned<RawRoleAssignment>>,
+    ids: &HashMap<String, u64>,
+    findings: &mut Findings,
+) -> Vec<RoleAssignment> {
+    let mut out = Vec::with_capacity(assignments.len());
+    for spanned in assignments {
+        let raw = spanned.value;
+        if !is_guid(&raw.role_definition_id.value) {
+            findings.problem(
+                &raw.role_definition_id.referenced,
+                "invalid-id",
+                None,
+                "roleAssignments",
+                format!(
+                    "roleDefinitionId '{}' is not a GUID (a built-in role's template id)",
+                    raw.role_definition_id.value
+                ),
+            );
+        }
+        if !ids.contains_key(&raw.principal_id.value.to_ascii_lowercase()) {
+            findings.note(
+                &raw.principal_id.referenced,
+                "unknown-member",
+                None,
+                "roleAssignments",
+                format!(
+                    "principalId '{}' is neither a user nor a group in this file",
+                    raw.principal_id.value
+                ),
+            );
+        }
+        out.push(RoleAssignment {
+            role_definition_id: raw.role_definition_id.value,
+            principal_id: raw.principal_id.value,
+            directory_scope_id: raw.directory_scope_id,
+        });
+    }
+    out
 }
 
 fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {

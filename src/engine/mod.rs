@@ -3,6 +3,7 @@
 //! Order, concurrency and progress live here; pacing and retry live in the transport.
 
 mod apply;
+pub mod coverage;
 pub mod export;
 mod fetch;
 mod journal;
@@ -48,6 +49,7 @@ pub fn calls(client: &GraphClient) -> crate::plan::Calls {
         settles: stats.calls.settles,
         verifies: stats.calls.verifies,
         tenant: stats.calls.tenant,
+        coverage: stats.calls.coverage,
         http_requests: stats.http_requests,
         batches: stats.batches,
     }

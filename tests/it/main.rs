@@ -4,6 +4,7 @@
 mod apply;
 mod contract;
 mod counts;
+mod coverage;
 mod emulator;
 mod emulator_faults;
 mod examples;

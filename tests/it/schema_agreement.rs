@@ -305,6 +305,11 @@ fn manifest_rows() -> Vec<Row> {
         row(top("users: []\nexclude: [{group: ''}]"), Refused),
         row(top("users: []\nexclude: [{user: 1}]"), Refused),
         row(top("users: []\nexclude:"), Refused),
+        row(top("users: []\nallowMfaGap: true"), Accepted),
+        row(top("users: []\nallowMfaGap: False"), Accepted),
+        row(top("users: []\nallowMfaGap: yes"), Refused),
+        row(top("users: []\nallowMfaGap: 'true'"), Refused),
+        row(top("users: []\nallowMfaGap:"), Refused),
         // The policy.
         row(top("policy: {}"), Accepted),
         row(top("policy:"), Refused),
@@ -645,6 +650,16 @@ fn tenant_policy(body: &str) -> String {
     format!("{HEAD}authenticationMethodsPolicy: {body}\n")
 }
 
+/// A tenant with one Conditional Access policy `p` (named) holding `fields` (`; ` between them).
+fn tenant_ca(fields: &str) -> String {
+    let mut text =
+        format!("{HEAD}conditionalAccessPolicies:\n  - id: p\n    displayName: MFA for all\n");
+    for field in fields.split("; ") {
+        text.push_str(&format!("    {field}\n"));
+    }
+    text
+}
+
 /// A tenant whose `auth:` is `body`.
 fn tenant_auth(body: &str) -> String {
     format!("{HEAD}auth: {body}\n")
@@ -918,6 +933,84 @@ fn tenant_rows() -> Vec<Row> {
         ),
         row(tenant_policy("{displayName: 5}"), Refused),
         row(tenant_policy("{color: blue}"), Refused),
+        // Conditional Access, security defaults and roles.
+        row(format!("{HEAD}securityDefaults: on\n"), Accepted),
+        row(format!("{HEAD}securityDefaults: null\n"), Accepted),
+        row(format!("{HEAD}securityDefaults: maybe\n"), Refused),
+        row(tenant_ca("state: enabled; conditions: {}"), Accepted),
+        row(
+            tenant_ca(
+                "state: enabledForReportingButNotEnforced; '@odata.type': x; \
+                 conditions: {users: {includeUsers: [All], excludeGroups: [], includeGuestsOrExternalUsers: null}, \
+                 applications: {includeApplications: [All]}, clientAppTypes: [all]}; \
+                 grantControls: {operator: OR, builtInControls: [mfa], authenticationStrength: null}",
+            ),
+            Accepted,
+        ),
+        row(tenant_ca("state: Enabled; conditions: {}"), Refused),
+        row(tenant_ca("state: enabled"), Refused),
+        row(tenant_ca("state: enabled; conditions: null"), Refused),
+        row(
+            tenant_ca("state: enabled; conditions: {color: blue}"),
+            Refused,
+        ),
+        row(
+            tenant_ca("state: enabled; conditions: {users: {includeUsers: All}}"),
+            Refused,
+        ),
+        row(
+            tenant_ca("state: enabled; conditions: {users: {includeUsers: [1]}}"),
+            Refused,
+        ),
+        row(
+            tenant_ca("state: enabled; conditions: {users: {includeMonkeys: []}}"),
+            Refused,
+        ),
+        row(
+            tenant_ca("state: enabled; conditions: {}; grantControls: {operator: XOR}"),
+            Refused,
+        ),
+        row(
+            tenant_ca("state: enabled; conditions: {}; grantControls: {builtInControls: [magic]}"),
+            Refused,
+        ),
+        row(
+            tenant_ca(
+                "state: enabled; conditions: {}; grantControls: {authenticationStrength: {}}",
+            ),
+            Refused,
+        ),
+        row(
+            tenant_ca("state: enabled; conditions: {}; color: blue"),
+            Refused,
+        ),
+        row(
+            format!(
+                "{HEAD}conditionalAccessPolicies:\n  - {{id: p, displayName: '', state: enabled, conditions: {{}}}}\n"
+            ),
+            Refused,
+        ),
+        row(
+            format!(
+                "{HEAD}conditionalAccessPolicies:\n  - {{id: p, displayName: a, state: enabled, conditions: {{}}}}\n  \
+                 - {{id: P, displayName: b, state: enabled, conditions: {{}}}}\n"
+            ),
+            Looser("a policy id used twice (uniqueness by a value inside entries)"),
+        ),
+        row(
+            format!(
+                "{HEAD}roleAssignments:\n  - {{roleDefinitionId: 62e90394-69f5-4237-9190-012177145e10, principalId: {ID}, directoryScopeId: /}}\n"
+            ),
+            Accepted,
+        ),
+        row(
+            format!("{HEAD}roleAssignments:\n  - {{roleDefinitionId: admin, principalId: {ID}}}\n"),
+            Refused,
+        ),
+        row(
+            format!("{HEAD}roleAssignments:\n  - {{roleDefinitionId: {guid}}}\n"),
+            Refused,
+        ),
         // Sign-in.
         row(
             tenant_auth(&format!(

@@ -36,7 +36,7 @@ const LIMITED_SECRET: &str = "emulator-only-limited-secret-8c2e";
 const PFX_PASSWORD: &str = "emulator-only-pfx-password";
 const ADMIN: &str = "admin@contoso.onmicrosoft.com";
 const ALL_ROLES: &str = "[UserAuthenticationMethod.ReadWrite.All, \
-     Policy.ReadWrite.AuthenticationMethod, User.Read.All, Organization.Read.All]";
+     Policy.ReadWrite.AuthenticationMethod, Policy.Read.All, User.Read.All, Organization.Read.All]";
 
 /// An RSA key and its self-signed certificate, made once per test run.
 struct Credentials {
@@ -101,7 +101,7 @@ fn tenant_signing_in(users: usize, seed: u64, token_lifetime_seconds: u64) -> Te
       roles: [UserAuthenticationMethod.ReadWrite.All, Policy.Read.All]
   admins:
     - userPrincipalName: {ADMIN}
-      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, User.Read.All]
+      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, Policy.Read.All, User.Read.All]
 "
     ));
     Tenant::from_yaml_str(&text).expect("the tenant file with an auth section loads")
