@@ -53,7 +53,7 @@ use tokio::task::JoinHandle;
 
 pub use tenant::{
     AuthAdmin, AuthApp, Group, RoleAssignment, Secret, Tenant, TenantAuth, TenantError, TenantNote,
-    TenantProblem, TenantUser, UserSignInPreferences, UserType,
+    TenantProblem, TenantUser, UserSignInPreferences, UserType, file_schema as tenant_file_schema,
 };
 
 use routes::Shared;

@@ -24,6 +24,7 @@ mod reports;
 mod resume;
 mod rollback;
 mod saved;
+mod schema_agreement;
 mod schemas;
 mod selectors;
 mod show;
