@@ -32,6 +32,7 @@ pub mod organization;
 mod policy;
 mod roles;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod tenant;
 mod tenants;
@@ -50,13 +51,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use tenant::{
     AuthAdmin, AuthApp, Group, RoleAssignment, Secret, Tenant, TenantAuth, TenantError, TenantNote,
-    TenantProblem, TenantUser, UserSignInPreferences, UserType,
+    TenantProblem, TenantUser, UserSignInPreferences, UserType, file_schema as tenant_file_schema,
 };
 
 /// How the emulator behaves beyond the tenant's data: latency, throttling and faults.
@@ -217,20 +217,8 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let app = tenants::router(directory.clone());
-        // Without TCP_NODELAY, Nagle's algorithm holds small keep-alive responses back ~40 ms.
-        let listener = listener.tap_io(|stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {err}");
-            }
-        });
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::debug!(%addr, "emulator listening");
         Ok(Emulator {
             addr,

@@ -42,6 +42,7 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
+use crate::json_schema::{CaseInsensitive, Guid, YamlBool, YamlNonBlank, YamlText};
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
 use crate::text::thousands;
 
@@ -416,34 +417,74 @@ impl TenantUser {
 // ---------------------------------------------------------------------------------------------
 // Span-carrying mirror of the file, used only while loading.
 
-#[derive(Deserialize)]
+/// The schema of the tenant file (`schemas/tenant.schema.json`): the reader's own types below,
+/// each field described as serde-saphyr's typed reader takes it (any scalar as text, YAML 1.1
+/// booleans, numbers written as text) and with the checks [`convert`] makes (ids are GUIDs,
+/// enum values in any case), and the policy as [`super::state::policy::file_problems`] checks it.
+pub fn file_schema() -> schemars::Schema {
+    schemars::schema_for!(RawTenant)
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(
+    title = "mfactl emulator tenant",
+    description = "The Graph emulator's directory: users, groups, the authentication methods policy and sign-in (mfactl emulator serve --tenant, --emulate)."
+)]
 struct RawTenant {
+    /// The tenant's object id (a GUID); it appears in throttling scopes.
+    #[schemars(with = "Guid")]
     tenant_id: Spanned<String>,
+    /// The initial domain, e.g. `contoso.onmicrosoft.com`.
+    #[schemars(with = "YamlNonBlank")]
     domain: Spanned<String>,
+    /// Every user, in file order (ids and userPrincipalNames are unique, compared without
+    /// regard to case).
     /// Converted while the parser streams them (see the module docs).
     #[serde(default)]
+    #[schemars(with = "Vec<RawUser>")]
     users: UserList,
+    /// Groups (optional); members are user or group ids.
     #[serde(default)]
+    #[schemars(with = "Vec<RawGroup>")]
     groups: Vec<Spanned<RawGroup>>,
+    /// `/beta/policies/authenticationMethodsPolicy` as Graph returns it (optional, and any part
+    /// of it may be left out: the emulator serves Graph's defaults for what is missing).
     #[serde(default)]
+    #[schemars(with = "Option<super::state::policy::FilePolicy>")]
     authentication_methods_policy: Option<Spanned<serde_json::Value>>,
+    /// `/beta/policies/identitySecurityDefaultsEnforcementPolicy`'s `isEnabled` (optional).
+    /// Left out: on when the file has no `conditionalAccessPolicies`, off when it has some.
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     security_defaults: Option<bool>,
+    /// `/beta/identity/conditionalAccess/policies`: each a `conditionalAccessPolicy` in Graph's
+    /// JSON (ids unique).
     #[serde(default)]
+    #[schemars(with = "Vec<super::state::conditional_access::FilePolicy>")]
     conditional_access_policies: Vec<Spanned<serde_json::Value>>,
+    /// Directory roles held, for the policies that name roles (optional).
     #[serde(default)]
+    #[schemars(with = "Vec<RawRoleAssignment>")]
     role_assignments: Vec<Spanned<RawRoleAssignment>>,
+    /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued.
     #[serde(default)]
     auth: Option<auth::RawAuth>,
 }
 
-#[derive(Deserialize)]
+/// One active directory role assignment, as Graph's `unifiedRoleAssignment` names it.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawRoleAssignment {
+    /// The role: a built-in role's template id (a GUID).
+    #[schemars(with = "Guid")]
     role_definition_id: Spanned<String>,
+    /// The user or group holding it: an id from this file (another is noted, not refused).
+    #[schemars(with = "YamlText")]
     principal_id: Spanned<String>,
+    /// `/` (the whole tenant, the default) or `/administrativeUnits/{id}`.
     #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
     directory_scope_id: Option<String>,
 }
 
@@ -527,44 +568,77 @@ impl<'de> Deserialize<'de> for UserList {
     }
 }
 
-#[derive(Deserialize)]
+/// One user and the three values mfactl manages, plus what makes them valid.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawUser {
+    /// Object id (a GUID).
+    #[schemars(with = "Guid")]
     id: Spanned<String>,
+    /// `userPrincipalName` (name@domain); guests look like
+    /// `name_ext.com#EXT#@contoso.onmicrosoft.com`.
+    #[schemars(with = "Upn")]
     user_principal_name: Spanned<String>,
     #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
     display_name: Option<String>,
+    /// `member` (the default) or `guest`.
     #[serde(default)]
+    #[schemars(with = "Option<CaseInsensitive<UserType>>")]
     user_type: Option<Spanned<String>>,
+    /// Default true.
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     account_enabled: Option<bool>,
+    /// Registered authentication methods (a phone, email, password or Temporary Access Pass at
+    /// most once); a password is always present whether listed or not.
     #[serde(default)]
+    #[schemars(with = "Vec<CaseInsensitive<MethodKind>>")]
     methods: Vec<Spanned<String>>,
     #[serde(default)]
     sign_in_preferences: Option<RawSignInPreferences>,
+    /// Default `disabled`.
     #[serde(default)]
+    #[schemars(with = "Option<CaseInsensitive<PerUserMfaState>>")]
     per_user_mfa_state: Option<Spanned<String>>,
+    /// A fault for tests: the user's PATCHes are answered 204 and then not kept.
     #[serde(default)]
+    #[schemars(with = "YamlBool")]
     forgets_writes: bool,
 }
 
-#[derive(Deserialize)]
+/// A user's `signInPreferences`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawSignInPreferences {
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     is_system_preferred_authentication_method_enabled: Option<bool>,
+    /// `null` when the user has no preferred method.
     #[serde(default)]
+    #[schemars(with = "Option<CaseInsensitive<PreferredMethod>>")]
     user_preferred_method_for_secondary_authentication: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// A group, for selectors that name groups.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawGroup {
+    /// Object id (a GUID), unique among users' and groups' ids.
+    #[schemars(with = "Guid")]
     id: Spanned<String>,
     #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
     display_name: Option<String>,
+    /// User or group ids (one that is neither is noted, not refused).
     #[serde(default)]
+    #[schemars(with = "Vec<YamlText>")]
     members: Vec<Spanned<String>>,
+}
+
+crate::json_schema::fixed_schemas! {
+    /// `userPrincipalName` as the reader checks it: an `@` with something on both sides.
+    struct Upn => serde_json::json!({ "type": "string", "pattern": "^[^@][\\s\\S]*@[\\s\\S]*[^@]$" });
 }
 
 /// Collects problems and notes while converting the raw file.

@@ -21,7 +21,8 @@
 //! (AADSTS7000229) there rather than "not found" (AADSTS700016).
 //!
 //! `GET /_emulator/stats` sums every tenant's counters; `GET /_emulator/tenants` lists the
-//! tenants, and `/_emulator/tenants/{tenant}/tenant` and `/stats` show one.
+//! tenants, and `/_emulator/tenants/{tenant}/tenant` and `/stats` show one. Like a single
+//! tenant's `/_emulator/*`, they need a token the emulator issued once a tenant signs in.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -273,12 +274,36 @@ async fn keys_endpoint(
     }
 }
 
-async fn stats(State(directory): State<Arc<Directory>>) -> Response {
+/// `/_emulator/*` across tenants: open when no tenant signs in; otherwise only for a caller
+/// holding a token one of them issued (checked by the tenant its `tid` names), as a single
+/// tenant's `/_emulator/*` is.
+fn directory_refusal(directory: &Directory, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    if directory.tenants.iter().all(|t| t.sign_in().is_none()) {
+        return None;
+    }
+    let tenant = token_tenant(headers);
+    match tenant.as_deref().and_then(|tid| directory.find(tid)) {
+        Some(shared) if shared.sign_in().is_some() => routes::admin_refusal(shared, uri, headers),
+        _ => Some(routes::refused_token(headers)),
+    }
+}
+
+async fn stats(State(directory): State<Arc<Directory>>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(refused) = directory_refusal(&directory, &uri, &headers) {
+        return refused;
+    }
     axum::Json(directory.stats()).into_response()
 }
 
 /// `/_emulator/tenant` names one tenant; with several, it says where each one is.
-async fn which_tenant(State(directory): State<Arc<Directory>>) -> Response {
+async fn which_tenant(
+    State(directory): State<Arc<Directory>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = directory_refusal(&directory, &uri, &headers) {
+        return refused;
+    }
     let body = json!({
         "error": "this emulator serves several tenants: GET /_emulator/tenants/{tenant}/tenant \
                   (by tenant id or domain)",
@@ -287,7 +312,10 @@ async fn which_tenant(State(directory): State<Arc<Directory>>) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
-async fn list(State(directory): State<Arc<Directory>>) -> Response {
+async fn list(State(directory): State<Arc<Directory>>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(refused) = directory_refusal(&directory, &uri, &headers) {
+        return refused;
+    }
     let tenants: Vec<Value> = directory
         .keys
         .iter()
@@ -302,9 +330,14 @@ async fn list(State(directory): State<Arc<Directory>>) -> Response {
 async fn one_tenant(
     State(directory): State<Arc<Directory>>,
     Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     match directory.find(&tenant) {
         Some(shared) => {
+            if let Some(refused) = routes::admin_refusal(shared, &uri, &headers) {
+                return refused;
+            }
             let mut tenant = shared.tenant();
             tenant.auth = None;
             axum::Json(tenant).into_response()

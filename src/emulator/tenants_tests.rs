@@ -104,6 +104,23 @@ async fn each_tenant_signs_in_and_answers_for_itself() {
     let forged = forge_tid(first, "9c0e5f1a-0000-4000-8000-000000000002");
     assert_eq!(get(&emulator, "/beta/organization", &forged).await.0, 401);
     assert_eq!(get(&emulator, "/beta/organization", "opaque").await.0, 401);
+    // The emulator's own endpoints need a token one of the tenants issued.
+    let stats_url = format!("{}/_emulator/stats", emulator.url());
+    let open = Client::new().get(&stats_url).send().await.unwrap();
+    assert_eq!(open.status(), StatusCode::UNAUTHORIZED);
+    let (status, summed) = get(&emulator, "/_emulator/stats", second).await;
+    assert_eq!(status, StatusCode::OK, "{summed}");
+    let (status, one) = get(
+        &emulator,
+        "/_emulator/tenants/customer1.onmicrosoft.com/tenant",
+        first,
+    )
+    .await;
+    assert_eq!(
+        (status, one["domain"].as_str()),
+        (StatusCode::OK, Some("customer1.onmicrosoft.com"))
+    );
+    assert!(one.get("auth").is_none_or(Value::is_null), "{one}");
     let stats = emulator.stats_of("customer2.onmicrosoft.com").unwrap();
     assert_eq!((stats.tokens_issued, stats.reads), (1, 1));
     assert_eq!(emulator.stats().tokens_issued, 2);

@@ -19,6 +19,7 @@ use crate::model::{Field, MethodListProblem, PerUserMfaState, PreferredMethod, P
 pub use problem::{Code as ProblemCode, Location, ManifestError, Problem, is_hidden_or_control};
 use problem::{Code, quoted};
 pub use user::{InvalidUser, check_user};
+pub use yaml::TOP_LEVEL_KEYS;
 
 /// A parsed, validated manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]

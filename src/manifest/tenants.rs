@@ -25,8 +25,8 @@ use super::selectors::{Exclusion, check_exclude};
 use super::yaml::{at, check_max_changes, check_protect, position, syntax_message};
 use super::{Manifest, ManifestError};
 
-/// Keys of one `tenants:` entry.
-const ENTRY_KEYS: [&str; 4] = ["tenant", "exclude", "protect", "maxChanges"];
+/// Keys of one `tenants:` entry (the schema names exactly these).
+pub const ENTRY_KEYS: [&str; 4] = ["tenant", "exclude", "protect", "maxChanges"];
 /// The largest tenants file read (an MSP's thousands of customers fit in a few hundred KB).
 const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Names Windows reserves for devices, with or without an extension (`con.com` is `CON`).

@@ -32,7 +32,7 @@ use crate::model::Field;
 /// The manifest format versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
 /// Keys allowed at the top of the file.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+pub const TOP_LEVEL_KEYS: [&str; 10] = [
     "version",
     "defaults",
     "users",

@@ -138,6 +138,7 @@ fn apply_converges_the_consented_tenants_and_fails_the_third_alone() {
         "{text}"
     );
     let rollup = summary(&out);
+    crate::schemas::check("summary.schema.json", &rollup).unwrap();
     assert_eq!(rollup["exit_code"], 1);
     assert_eq!(rollup["totals"]["changed"], 6);
     let third = tenant_entry(&rollup, "customer3.onmicrosoft.com");
@@ -170,6 +171,10 @@ fn apply_converges_the_consented_tenants_and_fails_the_third_alone() {
         ] {
             assert_private(&folder.join(file));
         }
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("report.json")).unwrap())
+                .unwrap();
+        crate::schemas::check("plan.schema.json", &report).unwrap();
         let entry = tenant_entry(&rollup, &format!("customer{n}.onmicrosoft.com"));
         assert_eq!(
             entry["files"]["journal"],

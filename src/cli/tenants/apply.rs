@@ -25,6 +25,7 @@ use crate::engine::{
 use crate::manifest::tenants::TenantTarget;
 use crate::plan::Plan;
 use crate::plan::saved;
+use crate::plan::seal::PlanKey;
 
 /// `apply --tenants`: the named steps.
 pub async fn apply(args: ApplyArgs) -> miette::Result<u8> {
@@ -269,7 +270,7 @@ async fn resumed<'r>(
         started,
     };
     let folder = folder(run, target);
-    let plan = load_plan(&folder.join(PLAN), max_age).map_err(fail)?;
+    let plan = load_plan(&folder.join(PLAN), &run.key, max_age).map_err(fail)?;
     let (journal, resume) = reopen(&folder.join(JOURNAL), &plan).map_err(fail)?;
     let connection = run::connect(run, target, plan.summary.users)
         .await
@@ -300,21 +301,29 @@ async fn resumed<'r>(
     })
 }
 
-/// A tenant's saved plan, refused when edited, of another format, or older than `max_age`.
-fn load_plan(path: &Path, max_age: Duration) -> miette::Result<Plan> {
-    let plan = saved::load(path).map_err(|error| {
+/// A tenant's saved plan, refused when edited (its seal is checked with the plan key), of
+/// another format, inconsistent, or older than `max_age`.
+fn load_plan(path: &Path, key: &PlanKey, max_age: Duration) -> miette::Result<Plan> {
+    let shown = crate::text::printable(&path.display().to_string()).into_owned();
+    let mut plan = saved::load(path, Some(key)).map_err(|error| {
         miette!(
             help = error.help(),
             "{}; nothing was sent",
             crate::text::printable(&error.to_string())
         )
     })?;
+    saved::check_contents(&plan).map_err(|problems| {
+        miette!(
+            "{shown} is refused:\n  {}\nnothing was sent",
+            problems.join("\n  ")
+        )
+    })?;
+    saved::escape_text(&mut plan);
     saved::check_age(&plan, jiff::Timestamp::now(), max_age).map_err(|reason| {
         miette!(
             help = "make the plans again (apply without --resume, into a new --out-dir), or \
                     allow an older one with --max-plan-age",
-            "{} is refused: {reason}; nothing was sent",
-            crate::text::printable(&path.display().to_string())
+            "{shown} is refused: {reason}; nothing was sent"
         )
     })?;
     Ok(plan)
@@ -429,6 +438,9 @@ async fn write_changes(
         resume: resume.as_ref(),
         concurrency,
         interrupt: interrupt.clone(),
+        // A resumed plan was read back from a file: its names and ids are checked, as for any
+        // saved plan; a plan made in this run was not out of mfactl's hands.
+        check_names: resume.is_some(),
     };
     let halted = engine::apply(client, &mut writing.plan, options)
         .await

@@ -145,7 +145,11 @@ fn save_plan_files(
     plan: &Plan,
 ) -> miette::Result<(String, TenantFiles)> {
     let path = folder(run, target).join(run::PLAN);
-    let checksum = save(&OutputFile::check(&path, "a tenant's plan")?, plan)?;
+    let checksum = save(
+        &OutputFile::check(&path, "a tenant's plan")?,
+        plan,
+        &run.key,
+    )?;
     let reports = run::write_reports(run, target, plan)?;
     Ok((
         checksum,

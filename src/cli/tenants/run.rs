@@ -21,6 +21,7 @@ use crate::graph::{AppBudgets, GraphClient, Transport};
 use crate::manifest::Manifest;
 use crate::manifest::tenants::{self, TenantTarget};
 use crate::plan::Plan;
+use crate::plan::seal::PlanKey;
 use crate::report::{self, ReportKind};
 use crate::text::printable;
 
@@ -46,6 +47,8 @@ pub(super) struct Run<'a> {
     pub root: String,
     /// The app's ceilings, shared by every tenant's transport.
     pub app: Arc<AppBudgets>,
+    /// Seals the tenants' saved plans, and checks them when a run is resumed.
+    pub key: PlanKey,
     pub in_flight: usize,
     pub started: jiff::Timestamp,
 }
@@ -74,6 +77,7 @@ pub(super) fn prepare<'a>(setup: Setup<'a>) -> miette::Result<Run<'a>> {
     let tenants = tenants::load(tenants_path).map_err(miette::Report::new)?;
     let root = setup.graph.graph_root()?;
     check_source(setup.graph, &root, &tenants.tenants[0])?;
+    let key = crate::cli::plan::plan_key()?;
     let out_dir = out_dir(&setup)?;
     make_folders(&out_dir, &tenants.tenants, setup.resume.is_some())?;
     Ok(Run {
@@ -87,6 +91,7 @@ pub(super) fn prepare<'a>(setup: Setup<'a>) -> miette::Result<Run<'a>> {
         graph: setup.graph,
         root,
         app: Arc::new(AppBudgets::documented()),
+        key,
         in_flight: usize::from(setup.many.max_tenants_in_flight),
         started: jiff::Timestamp::now(),
     })

@@ -169,6 +169,69 @@ fn check_grant(grant: &Map<String, Value>, problems: &mut Vec<String>) {
     }
 }
 
+/// The schema of one of a tenant file's `conditionalAccessPolicies` (in
+/// `schemas/tenant.schema.json`): what [`file_problems`] accepts, from the same property lists
+/// and values (Graph's spellings, case-sensitive); annotations (keys with `@`) may hold anything.
+pub struct FilePolicy;
+
+impl schemars::JsonSchema for FilePolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConditionalAccessPolicy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let non_blank =
+            json!({ "type": "string", "pattern": crate::json_schema::not_blank_pattern() });
+        let strings = json!({ "type": "array", "items": { "type": "string" } });
+        let lists = |known: &[&str]| {
+            let mut object = object_of(known);
+            object["type"] = json!(["object", "null"]);
+            for name in known {
+                let listed = name.starts_with("include") || name.starts_with("exclude");
+                if listed && !name.ends_with("GuestsOrExternalUsers") {
+                    object["properties"][*name] = strings.clone();
+                }
+            }
+            object
+        };
+        let mut conditions = object_of(CONDITION_PROPERTIES);
+        conditions["properties"]["users"] = lists(USERS_PROPERTIES);
+        conditions["properties"]["applications"] = lists(APPLICATIONS_PROPERTIES);
+        let mut grant = object_of(GRANT_PROPERTIES);
+        grant["type"] = json!(["object", "null"]);
+        grant["properties"]["operator"] = json!({ "enum": ["AND", "OR", null] });
+        grant["properties"]["builtInControls"] = json!({
+            "type": ["array", "null"], "items": { "enum": CONTROLS },
+        });
+        grant["properties"]["authenticationStrength"] = json!({
+            "type": ["object", "null"], "required": ["id"], "properties": { "id": { "type": "string" } },
+        });
+        let mut policy = object_of(POLICY_PROPERTIES);
+        policy["properties"]["id"] = non_blank.clone();
+        policy["properties"]["displayName"] = non_blank;
+        policy["properties"]["state"] = json!({ "enum": STATES });
+        policy["properties"]["conditions"] = conditions;
+        policy["properties"]["grantControls"] = grant;
+        policy["required"] = json!(["id", "displayName", "state", "conditions"]);
+        policy["description"] = json!("A conditionalAccessPolicy as Graph returns it.");
+        schemars::Schema::try_from(policy).expect("an object is a schema")
+    }
+}
+
+/// An object with `known` properties (any value) and annotations, and nothing else.
+fn object_of(known: &[&str]) -> Value {
+    let properties: Map<String, Value> = known
+        .iter()
+        .map(|name| ((*name).to_owned(), json!(true)))
+        .collect();
+    json!({
+        "type": "object",
+        "properties": properties,
+        "patternProperties": { "@": true },
+        "additionalProperties": false,
+    })
+}
+
 fn is_string_list(value: &Value) -> bool {
     value
         .as_array()
