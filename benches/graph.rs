@@ -8,14 +8,17 @@
 //! 5. peak memory of plan and apply of 100,000 and 1,000,000 changing users, each in a process
 //!    of its own, against an in-process emulator that does not throttle;
 //! 6. `mfactl export` of 100,000 users (a YAML manifest, then a tenant file) by the real binary
-//!    in a process of its own, the emulator not throttling: time, reads per second and peak RSS.
+//!    in a process of its own, the emulator not throttling: time, reads per second and peak RSS;
+//! 7. one manifest across 20 tenants of 2,000 users (`plan|apply --tenants`) by the real binary
+//!    against one emulator serving them all: the plan against the largest tenant alone, the
+//!    apply against the app-wide write ceiling (module `tenants`).
 //!
 //! Cases 1–4 run the library in-process, as the CLI wires it. Asserts only correctness (every
 //! user converged, none failed), never time: the machines are shared and noisy.
 //!
 //! `cargo bench --bench graph` (about half an hour: case 3 alone is six minutes of Graph's write
 //! bucket); `-- --quick` for smaller sizes, `-- --throughput` for cases 1–4 alone, `-- --memory`
-//! for case 5 alone, `-- --export` for case 6 alone.
+//! for case 5 alone, `-- --export` for case 6 alone, `-- --tenants` for case 7 alone.
 //!
 //! What the ideals count:
 //! - **Metered** (graph-api.md §6, as the emulator's `throttle` module applies it): every Graph
@@ -39,6 +42,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "graph/tenants.rs"]
+mod tenants;
 
 use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::engine;
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
     let throughput_only = args.iter().any(|a| a == "--throughput");
     // `--export`: case 6 alone.
     let export_only = args.iter().any(|a| a == "--export");
+    // `--tenants`: case 7 alone.
+    let tenants_only = args.iter().any(|a| a == "--tenants");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -111,6 +119,10 @@ fn main() -> ExitCode {
             export_case(100_000).await;
             return;
         }
+        if tenants_only {
+            tenants::tenants_case(20, if quick { 500 } else { 2_000 }).await;
+            return;
+        }
         if !memory_only {
             let plan_users = if quick { 5_000 } else { 20_000 };
             plan_case(plan_users).await;
@@ -121,6 +133,7 @@ fn main() -> ExitCode {
         if throughput_only {
             return;
         }
+        tenants::tenants_case(20, if quick { 500 } else { 2_000 }).await;
         let groups: &[MemoryGroup] = if quick {
             &[
                 MemoryGroup {

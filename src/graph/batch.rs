@@ -278,14 +278,19 @@ impl Batcher {
             }
             return;
         };
-        let mut answers: HashMap<String, Value> = parsed
-            .get("responses")
-            .and_then(Value::as_array)
+        // Taken apart, not copied: a batch of 20 answers is parsed once.
+        let responses = match parsed {
+            Value::Object(mut envelope) => match envelope.remove("responses") {
+                Some(Value::Array(responses)) => responses,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        let mut answers: HashMap<String, Value> = responses
             .into_iter()
-            .flatten()
             .filter_map(|answer| {
                 let id = answer.get("id")?.as_str()?.to_owned();
-                Some((id, answer.clone()))
+                Some((id, answer))
             })
             .collect();
         for (index, pending) in batch.into_iter().enumerate() {

@@ -1,5 +1,7 @@
 //! The README's first command: the examples, through `--emulate`.
 
+use std::path::{Path, PathBuf};
+
 use crate::support::{mfactl, stderr, stdout};
 
 fn example(name: &str) -> String {
@@ -136,70 +138,261 @@ fn readme_quick_start_commands_run_as_written() {
     let home = tempfile::tempdir().unwrap();
     let empty_path = home.path().join("bin");
     std::fs::create_dir(&empty_path).unwrap();
-    let mut env: Vec<(String, String)> = vec![
-        // The sign-in is cached here, and no `az` is found on the way to it.
-        (
-            "MFACTL_TOKEN_CACHE".into(),
-            home.path()
-                .join("cache.json")
-                .to_string_lossy()
-                .into_owned(),
-        ),
-        ("PATH".into(), empty_path.to_string_lossy().into_owned()),
-    ];
-    let mut servers = Servers::default();
-    let mut ran = Vec::new();
-    for line in block.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line == "cargo test" {
-            continue;
-        }
-        let line = servers.substitute(line);
-        if let Some(assignment) = line.strip_prefix("export ") {
-            let (name, value) = assignment.split_once('=').unwrap();
-            env.push((name.into(), value.into()));
-            continue;
-        }
-        let mut words: Vec<&str> = line.split_whitespace().collect();
-        let mut own_env = Vec::new();
-        while let Some((name, value)) = words[0].split_once('=') {
-            own_env.push((name.to_owned(), value.to_owned()));
-            words.remove(0);
-        }
-        let args: Vec<&str> = match words.as_slice() {
-            ["cargo", "run", "--release", "--", rest @ ..] => rest.to_vec(),
-            ["mfactl", rest @ ..] => rest.to_vec(),
-            other => panic!("a quick-start line this test does not know: {other:?}"),
-        };
-        if args.last() == Some(&"&") {
-            servers.start(&args[..args.len() - 1]);
-            continue;
-        }
-        let mut cmd = mfactl();
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(&args)
-            .timeout(std::time::Duration::from_secs(90));
-        for (name, value) in env.iter().chain(&own_env) {
-            cmd.env(name, value);
-        }
-        let out = cmd.output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{line}\n{}", stderr(&out));
-        ran.push((line.clone(), stdout(&out), stderr(&out)));
+    let mut shell = Shell::new(Path::new(env!("CARGO_MANIFEST_DIR")));
+    // The sign-in is cached here, and no `az` is found on the way to it.
+    shell.env.push((
+        "MFACTL_TOKEN_CACHE".into(),
+        home.path()
+            .join("cache.json")
+            .to_string_lossy()
+            .into_owned(),
+    ));
+    shell
+        .env
+        .push(("PATH".into(), empty_path.to_string_lossy().into_owned()));
+    let ran = shell.run(block);
+    for run in &ran {
+        assert_eq!(run.code, Some(0), "{}\n{}", run.line, run.stderr);
     }
     let find = |word: &str| {
         ran.iter()
-            .find(|(line, _, _)| line.contains(word))
+            .find(|run| run.line.contains(word))
             .unwrap_or_else(|| panic!("no {word} line ran"))
     };
-    let (_, served_plan, _) = find("examples/desired.yaml --graph-url");
+    let served_plan = &find("examples/desired.yaml --graph-url").stdout;
     assert!(served_plan.contains("Plan: "), "{served_plan}");
-    let (_, _, login) = find(" login ");
+    let login = &find(" login ").stderr;
     assert!(login.contains("Signed in as admin@contoso.com"), "{login}");
-    let (_, signed_plan, signed_err) = find("examples/signin.yaml");
-    assert!(signed_err.contains("Signed in with device"), "{signed_err}");
+    let signed = find("examples/signin.yaml");
     assert!(
-        signed_plan.contains("preferredMethod: sms -> push"),
-        "megan gets push, the first of her list: {signed_plan}"
+        signed.stderr.contains("Signed in with device"),
+        "{}",
+        signed.stderr
     );
+    assert!(
+        signed.stdout.contains("preferredMethod: sms -> push"),
+        "megan gets push, the first of her list: {}",
+        signed.stdout
+    );
+}
+
+/// README's "Many tenants" walkthrough, run as written in a fresh folder holding a copy of
+/// `examples/`: three customers served by one emulator, the MSP's app consented in A and B.
+/// `plan --tenants` and `apply --tenants` exit 1 (C fails alone, with Entra's reason), A and B
+/// are applied, the roll-up names all three with each one's files, and a second plan of A and
+/// B alone (not in README) finds nothing to change.
+#[test]
+fn readme_many_tenants_walkthrough_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let block = readme
+        .split("\n## Many tenants\n")
+        .nth(1)
+        .and_then(|section| section.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("README's \"Many tenants\" has a sh block");
+    let dir = tempfile::tempdir().unwrap();
+    copy_examples(&dir.path().join("examples"));
+    let mut shell = Shell::new(dir.path());
+    let ran = shell.run(block);
+    let find = |word: &str| {
+        ran.iter()
+            .find(|run| run.line.contains(word))
+            .unwrap_or_else(|| panic!("no {word} line ran"))
+    };
+    for (command, folder, done) in [
+        ("mfactl plan ", "runs/plan", "planned"),
+        ("mfactl apply ", "runs/apply", "applied"),
+    ] {
+        let run = find(command);
+        assert_eq!(
+            run.code,
+            Some(1),
+            "{}\n{}\n{}",
+            run.line,
+            run.stdout,
+            run.stderr
+        );
+        let text = &run.stdout;
+        assert!(
+            text.contains(&format!("Tenants: 3 (2 {done}, 1 failed); exit code 1")),
+            "{text}"
+        );
+        for tenant in [
+            "customer-a.onmicrosoft.com",
+            "3f7a0c2e-0000-4000-8000-00000000000b",
+        ] {
+            assert!(text.contains(tenant), "{text}");
+            let files = dir.path().join(folder).join(tenant);
+            for file in ["plan.json", "report.json", "report.md", "report.html"] {
+                assert!(files.join(file).is_file(), "{}", files.join(file).display());
+            }
+        }
+        assert!(
+            text.contains("customer-c.onmicrosoft.com  [exit 1, failed]")
+                && text.contains("AADSTS7000229"),
+            "{text}"
+        );
+        for file in ["summary.md", "summary.json", "summary.html"] {
+            assert!(
+                dir.path().join(folder).join(file).is_file(),
+                "{folder}/{file}"
+            );
+        }
+    }
+    let applied = &find("mfactl apply ").stdout;
+    // A: everyone; B: everyone but its break-glass account (excluded in tenants.yaml).
+    assert!(
+        applied.contains("[exit 0, applied] Apply: 3 users changed (3 of 3 writes applied)"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("[exit 0, applied] Apply: 2 users changed (2 of 2 writes applied)"),
+        "{applied}"
+    );
+    for tenant in [
+        "customer-a.onmicrosoft.com",
+        "3f7a0c2e-0000-4000-8000-00000000000b",
+    ] {
+        let journal = dir
+            .path()
+            .join("runs/apply")
+            .join(tenant)
+            .join("journal.jsonl");
+        assert!(journal.is_file(), "{}", journal.display());
+    }
+    let rollup = find("cat runs/apply/summary.md");
+    assert_eq!(rollup.code, Some(0));
+    for tenant in [
+        "| customer-a.onmicrosoft.com",
+        "| 3f7a0c2e-0000-4000-8000-00000000000b | applied | 0 |",
+        "| customer-c.onmicrosoft.com | failed | 1 |",
+    ] {
+        assert!(
+            rollup.stdout.contains(tenant),
+            "{tenant}: {}",
+            rollup.stdout
+        );
+    }
+    // Converged: A and B alone plan nothing (exit 0 with --detailed-exitcode).
+    std::fs::write(
+        dir.path().join("consented.yaml"),
+        "tenants:\n  - tenant: customer-a.onmicrosoft.com\n  - tenant: \
+         3f7a0c2e-0000-4000-8000-00000000000b\n    exclude: [{group: Break-glass}]\n",
+    )
+    .unwrap();
+    let plan = find("mfactl plan ")
+        .line
+        .replace("examples/tenants.yaml", "consented.yaml");
+    let again = shell.run(&format!(
+        "{} --detailed-exitcode\n",
+        plan.replace("runs/plan", "runs/again")
+    ));
+    assert_eq!(
+        again[0].code,
+        Some(0),
+        "{}\n{}",
+        again[0].stdout,
+        again[0].stderr
+    );
+    assert!(
+        again[0].stdout.contains("Tenants: 2 (2 planned)"),
+        "{}",
+        again[0].stdout
+    );
+}
+
+/// A copy of the repository's `examples/` at `to`.
+fn copy_examples(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// What one line of a sh block did.
+struct Ran {
+    line: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the lines of a README sh block as a shell would, in `dir`: `export NAME=VALUE`,
+/// `NAME=VALUE mfactl ...`, `mfactl ...` (or `cargo run --release -- ...`), `mfactl ... &` (an
+/// emulator server, on a free port standing for the address written) and `cat FILE`; comments,
+/// blank lines and `cargo test` are skipped. Any other line fails the test.
+struct Shell {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    servers: Servers,
+}
+
+impl Shell {
+    fn new(dir: &Path) -> Shell {
+        Shell {
+            dir: dir.to_owned(),
+            env: Vec::new(),
+            servers: Servers::default(),
+        }
+    }
+
+    fn run(&mut self, block: &str) -> Vec<Ran> {
+        let mut ran = Vec::new();
+        for line in block.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line == "cargo test" {
+                continue;
+            }
+            let line = self.servers.substitute(line);
+            if let Some(assignment) = line.strip_prefix("export ") {
+                let (name, value) = assignment.split_once('=').unwrap();
+                self.env.push((name.into(), value.into()));
+                continue;
+            }
+            if let Some(file) = line.strip_prefix("cat ") {
+                let text = std::fs::read_to_string(self.dir.join(file)).unwrap();
+                ran.push(Ran {
+                    line: line.clone(),
+                    code: Some(0),
+                    stdout: text,
+                    stderr: String::new(),
+                });
+                continue;
+            }
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            let mut own_env = Vec::new();
+            while let Some((name, value)) = words[0].split_once('=') {
+                own_env.push((name.to_owned(), value.to_owned()));
+                words.remove(0);
+            }
+            let args: Vec<&str> = match words.as_slice() {
+                ["cargo", "run", "--release", "--", rest @ ..] => rest.to_vec(),
+                ["mfactl", rest @ ..] => rest.to_vec(),
+                other => panic!("a README line this test does not know: {other:?}"),
+            };
+            if args.last() == Some(&"&") {
+                self.servers.start(&self.dir, &args[..args.len() - 1]);
+                continue;
+            }
+            let mut cmd = mfactl();
+            cmd.current_dir(&self.dir)
+                .args(&args)
+                .timeout(std::time::Duration::from_secs(90));
+            for (name, value) in self.env.iter().chain(&own_env) {
+                cmd.env(name, value);
+            }
+            let out = cmd.output().unwrap();
+            ran.push(Ran {
+                line: line.clone(),
+                code: out.status.code(),
+                stdout: stdout(&out),
+                stderr: stderr(&out),
+            });
+        }
+        ran
+    }
 }
 
 /// `mfactl emulator serve` processes started by a test, each on a free port, and the README
@@ -210,15 +403,16 @@ struct Servers {
 }
 
 impl Servers {
-    /// Starts `emulator serve ... --listen ADDR` on a free port; ADDR then stands for it.
-    fn start(&mut self, args: &[&str]) {
+    /// Starts `emulator serve ... --listen ADDR` in `dir` on a free port; ADDR then stands for
+    /// it.
+    fn start(&mut self, dir: &Path, args: &[&str]) {
         use std::io::BufRead as _;
         let listen = args.iter().position(|a| *a == "--listen").unwrap() + 1;
         let named = args[listen].to_owned();
         let mut args: Vec<&str> = args.to_vec();
         args[listen] = "127.0.0.1:0";
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mfactl"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(dir)
             .args(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
