@@ -136,7 +136,12 @@ pub(super) struct SignIn {
     /// Client ids (lower case) registered in any tenant the emulator serves: an app among them
     /// but not among this tenant's is a multi-tenant app not consented here.
     known_apps: HashSet<String>,
+    /// Bearer tokens whose signature [`SignIn::authenticate`] has checked, with their claims.
+    verified: Mutex<HashMap<String, Arc<Value>>>,
 }
+
+/// The most checked tokens remembered (a run uses a handful; the cache starts over when full).
+const VERIFIED_TOKENS: usize = 256;
 
 impl fmt::Debug for SignIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,6 +190,7 @@ impl SignIn {
             sessions: Mutex::new(Sessions::default()),
             tokens_issued: AtomicU64::new(0),
             known_apps: known_apps.clone(),
+            verified: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -223,17 +229,7 @@ impl SignIn {
         if !token.contains('.') {
             return Err(Refusal::NotAJwt);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(Refusal::Invalid);
-        }
-        let claims = jsonwebtoken::decode::<Value>(
-            token,
-            &self.key.decoding,
-            &signature_only(Algorithm::RS256),
-        )
-        .map_err(|_| Refusal::Invalid)?
-        .claims;
+        let claims = self.verified_claims(token)?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
         if text("iss") != Some(self.issuer().as_str()) || text("tid") != Some(&self.tenant_id) {
             return Err(Refusal::Invalid);
@@ -271,6 +267,36 @@ impl SignIn {
             permissions,
             kind,
         })
+    }
+
+    /// The claims of `token` once its RS256 signature is checked with this tenant's key; the
+    /// other checks are the caller's, on every request. A token checked before is not checked
+    /// again: a run sends thousands of requests with a handful of tokens, and each check is an
+    /// RSA operation. The emulator's own economy, not Graph's behaviour: no answer changes,
+    /// since the same bytes under the same key cannot come to have a wrong signature.
+    fn verified_claims(&self, token: &str) -> Result<Arc<Value>, Refusal> {
+        let verified = || self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(claims) = verified().get(token) {
+            return Ok(Arc::clone(claims));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Refusal::Invalid);
+        }
+        let claims = jsonwebtoken::decode::<Value>(
+            token,
+            &self.key.decoding,
+            &signature_only(Algorithm::RS256),
+        )
+        .map_err(|_| Refusal::Invalid)?
+        .claims;
+        let claims = Arc::new(claims);
+        let mut verified = verified();
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), Arc::clone(&claims));
+        Ok(claims)
     }
 
     // -----------------------------------------------------------------------------------------

@@ -397,13 +397,12 @@ pub(super) async fn read_user(
     stop: &Breaker,
 ) -> Result<UserReads, (Option<Endpoint>, GraphError)> {
     let (identity, sign_in, requirements, methods) = futures::join!(
-        when(reads.identity, client.user_identity(user)),
-        when(
-            reads.sign_in,
-            client.sign_in_preferences(user, Purpose::Read)
-        ),
-        when(reads.requirements, client.requirements(user, Purpose::Read)),
-        when(reads.methods, client.registered_methods(user)),
+        when(reads.identity, || client.user_identity(user)),
+        when(reads.sign_in, || client
+            .sign_in_preferences(user, Purpose::Read)),
+        when(reads.requirements, || client
+            .requirements(user, Purpose::Read)),
+        when(reads.methods, || client.registered_methods(user)),
     );
     let counted = |resource: Resource, result: Result<(), &GraphError>| match result {
         Ok(()) => stop.success(resource.read()),
@@ -452,10 +451,18 @@ pub(super) async fn read_user(
     })
 }
 
-/// `read`'s output when `wanted`; otherwise `read` is dropped unpolled, and nothing is sent.
-pub(super) async fn when<T>(wanted: bool, read: impl std::future::Future<Output = T>) -> Option<T> {
+/// `read()`'s output when `wanted`; otherwise `read` is never called, and nothing is sent.
+///
+/// The read is made, and boxed, only when wanted: a request's future is kilobytes (its retries,
+/// its batch slot, its HTTP exchange), and a user's reads are four of which a plan usually
+/// makes two. Kept inline, every user in flight would carry all four, moved into place and
+/// freed again for each of a tenant's users.
+pub(super) async fn when<T, F>(wanted: bool, read: impl FnOnce() -> F) -> Option<T>
+where
+    F: std::future::Future<Output = T>,
+{
     match wanted {
-        true => Some(read.await),
+        true => Some(Box::pin(read()).await),
         false => None,
     }
 }

@@ -485,11 +485,10 @@ async fn read_user(
         client.user_profile(user),
         client.sign_in_preferences(user, Purpose::Read),
         client.requirements(user, Purpose::Read),
-        when(
-            cloud.serves_authentication_methods(),
+        when(cloud.serves_authentication_methods(), || {
             client.authentication_methods(user)
-        ),
-        when(policy.needs_membership(), client.group_memberships(user)),
+        }),
+        when(policy.needs_membership(), || client.group_memberships(user)),
     );
 
     // The reads a view cannot do without; the profile of a user named by id is a nicety (its

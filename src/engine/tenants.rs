@@ -20,20 +20,73 @@ pub const ROLLUP_FORMAT_VERSION: u32 = 1;
 
 /// Runs `work` on every item, at most `in_flight` at once, and returns the results in the
 /// items' order (not the order they finish in).
+///
+/// On a multi-thread runtime the items are spread over one thread per core, each taking the
+/// next item when one of its own finishes: a tenant's plan is thousands of small futures polled
+/// by the future that awaits them, so tenants polled by one future would share one core
+/// however many the machine has. The futures need not be `Send` (each stays on the thread that
+/// made it); the runtime's workers still drive their I/O and timers. On a current-thread
+/// runtime they all run here.
 pub async fn for_each<T, R, F, Fut>(
     items: impl IntoIterator<Item = T>,
     in_flight: usize,
     work: F,
 ) -> Vec<R>
 where
-    F: FnMut(T) -> Fut,
+    T: Send,
+    R: Send,
+    F: Fn(T) -> Fut + Sync,
     Fut: Future<Output = R>,
 {
-    futures::stream::iter(items)
-        .map(work)
-        .buffered(in_flight.max(1))
+    let in_flight = in_flight.max(1);
+    let items: Vec<T> = items.into_iter().collect();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(in_flight).min(items.len());
+    let handle = tokio::runtime::Handle::current();
+    if threads < 2 || handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+        return futures::stream::iter(items)
+            .map(work)
+            .buffered(in_flight)
+            .collect()
+            .await;
+    }
+    let count = items.len();
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let (queue_next, work) = (&next, &work);
+    // Thread `t` keeps `in_flight / threads` items going (one more for the first ones), so
+    // that no more than `in_flight` run in all.
+    let run_thread = |t: usize| {
+        let slots = in_flight / threads + usize::from(t < in_flight % threads);
+        handle.block_on(
+            futures::stream::iter(std::iter::from_fn(queue_next))
+                .map(|(index, item)| async move { (index, work(item).await) })
+                .buffer_unordered(slots)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let finished: Vec<(usize, R)> = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = (0..threads)
+                .map(|t| scope.spawn(move || run_thread(t)))
+                .collect();
+            running
+                .into_iter()
+                .flat_map(|thread| match thread.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    });
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+    for (index, result) in finished {
+        results[index] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|result| result.expect("every item ran"))
         .collect()
-        .await
 }
 
 /// What a multi-tenant run came to (`DIR/summary.json`; `summary.md` and `summary.html` render
@@ -203,5 +256,36 @@ mod tests {
         .await;
         assert_eq!(results, (0..10).map(|n| n * 2).collect::<Vec<_>>());
         assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+
+    /// On a multi-thread runtime the items run on one thread per core (up to `in_flight`),
+    /// still at most `in_flight` at once, and their results keep their order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_multi_thread_runtime_the_items_are_spread_over_the_cores() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        // The first three wait for each other: they run at once, so on every thread there is.
+        let first = Arc::new(tokio::sync::Barrier::new(3));
+        let results = for_each(0..12u64, 3, |n| {
+            let (running, most, threads) = (running.clone(), most.clone(), threads.clone());
+            let first = first.clone();
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                threads.lock().unwrap().insert(std::thread::current().id());
+                if n < 3 {
+                    first.wait().await;
+                }
+                tokio::time::sleep(Duration::from_millis(60 - n * 5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                n * 2
+            }
+        })
+        .await;
+        assert_eq!(results, (0..12).map(|n| n * 2).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 3);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(threads.lock().unwrap().len(), cores.min(3));
     }
 }

@@ -12,7 +12,7 @@
 //! answers; a request whose item another one took simply waits for its answer. Every queued
 //! item is always some waiting request's to send, so nothing is stranded.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -20,7 +20,10 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::health::AfterFailure;
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
@@ -111,10 +114,11 @@ impl std::fmt::Debug for Batcher {
 /// What a batch is sent with: the transport's HTTP client, its headers and its run-wide
 /// connection check.
 pub trait Sender {
-    /// POSTs `body` to `/beta/$batch` and returns the raw answer or the error.
+    /// POSTs `body` (the batch's JSON) to `/beta/$batch` and returns the raw answer or the
+    /// error.
     fn post_batch(
         &self,
-        body: Value,
+        body: Vec<u8>,
         authorization: reqwest::header::HeaderValue,
     ) -> impl std::future::Future<Output = Result<reqwest::Response, NoAnswer>> + Send;
     /// Called once per batch sent, with how many items it carried.
@@ -197,11 +201,13 @@ impl Batcher {
 
     /// Sends one batch and hands every item its outcome.
     async fn send(&self, sender: &impl Sender, batch: Vec<Pending>) {
-        let requests: Vec<Value> = batch
+        let requests: Vec<Request<'_>> = batch
             .iter()
             .enumerate()
             .map(|(index, pending)| request_json(index, &pending.item))
             .collect();
+        let body = serde_json::to_vec(&BatchRequest { requests })
+            .expect("a batch of strings and JSON values serialises");
         sender.sent_batch(batch.len());
         let authorization = batch
             .iter()
@@ -209,9 +215,7 @@ impl Batcher {
             .map(|pending| pending.item.authorization.clone())
             .expect("a batch has items");
         let started = Instant::now();
-        let answer = sender
-            .post_batch(json!({ "requests": requests }), authorization)
-            .await;
+        let answer = sender.post_batch(body, authorization).await;
         let response = match answer {
             Ok(response) => response,
             Err(failure) => {
@@ -260,10 +264,8 @@ impl Batcher {
             return;
         }
         let body = body.unwrap_or_default();
-        let parsed = (status == 200)
-            .then(|| serde_json::from_slice::<Value>(&body).ok())
-            .flatten();
-        let Some(parsed) = parsed else {
+        let parsed = (status == 200).then(|| envelope(&body)).flatten();
+        let Some(responses) = parsed else {
             // The batch as a whole was answered otherwise (a 401, a throttle, a server error):
             // every item gets that answer, envelope and headers included, and deals with it
             // on its own (a 401 stops the run, a 429 pauses, a 503 is retried).
@@ -278,23 +280,20 @@ impl Batcher {
             }
             return;
         };
-        // Taken apart, not copied: a batch of 20 answers is parsed once.
-        let responses = match parsed {
-            Value::Object(mut envelope) => match envelope.remove("responses") {
-                Some(Value::Array(responses)) => responses,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        let mut answers: HashMap<String, Value> = responses
-            .into_iter()
-            .filter_map(|answer| {
-                let id = answer.get("id")?.as_str()?.to_owned();
-                Some((id, answer))
-            })
-            .collect();
-        for (index, pending) in batch.into_iter().enumerate() {
-            let outcome = match answers.remove(&index.to_string()) {
+        // The answers by item: the item's index is its id.
+        let mut answers: Vec<Option<InnerAnswer<'_>>> = (0..batch.len()).map(|_| None).collect();
+        for answer in &responses {
+            let Ok(answer) = serde_json::from_str::<InnerAnswer<'_>>(answer.get()) else {
+                continue;
+            };
+            if let Some(slot) = answer.id.as_deref().and_then(item_index)
+                && let Some(place) = answers.get_mut(slot)
+            {
+                *place = Some(answer);
+            }
+        }
+        for (pending, answer) in batch.into_iter().zip(answers) {
+            let outcome = match answer {
                 Some(answer) => item_outcome(&answer, request_id.clone()),
                 // Graph left this item out of its answer: treat it as a lost answer (502).
                 None => Outcome::Answered {
@@ -307,6 +306,54 @@ impl Batcher {
             let _ = pending.reply.send((outcome, took));
         }
     }
+}
+
+/// A `$batch` answer's `responses`, each left as the JSON text it came as; `None` when the
+/// answer is not JSON. JSON of another shape has no responses (every item is then missing).
+///
+/// Taken apart, not parsed whole: each item's body goes to its request as the bytes Graph
+/// sent, and that request parses it once, into what it expects. A tree of every answer's
+/// values would be built, copied out and dropped again for each batch of twenty.
+fn envelope(body: &[u8]) -> Option<Vec<&RawValue>> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        responses: Option<&'a RawValue>,
+    }
+    match serde_json::from_slice::<Envelope<'_>>(body) {
+        Ok(envelope) => Some(
+            envelope
+                .responses
+                .and_then(|responses| serde_json::from_str(responses.get()).ok())
+                .unwrap_or_default(),
+        ),
+        Err(_) => serde_json::from_slice::<IgnoredAny>(body)
+            .ok()
+            .map(|_| Vec::new()),
+    }
+}
+
+/// The index of the item an answer's `id` names: the id an item was sent with is its index
+/// written in decimal, so any other spelling ("01", "+1", " 1") names no item.
+fn item_index(id: &str) -> Option<usize> {
+    let canonical = !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && (id == "0" || !id.starts_with('0'));
+    canonical.then(|| id.parse().ok()).flatten()
+}
+
+/// One inner answer: its `id` (an answer whose id is no string is not read), `status` and
+/// `headers` as whatever JSON they are (checked where used), the body as its JSON text.
+#[derive(Deserialize)]
+struct InnerAnswer<'a> {
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    headers: Option<Value>,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
 }
 
 /// The answer of a request whose batch vanished (its sender was dropped mid-send): a 502, so
@@ -323,39 +370,64 @@ fn lost() -> (Outcome, Duration) {
     )
 }
 
+/// A `$batch` request's body.
+#[derive(Serialize)]
+struct BatchRequest<'a> {
+    requests: Vec<Request<'a>>,
+}
+
+/// One item as Graph takes it, written straight from the item (no tree of values is built and
+/// dropped again for each batch).
+#[derive(Debug, Serialize)]
+struct Request<'a> {
+    id: String,
+    method: &'static str,
+    /// Relative to the version segment.
+    url: &'a str,
+    headers: RequestHeaders<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestHeaders<'a> {
+    #[serde(rename = "client-request-id")]
+    client_request_id: &'a str,
+    #[serde(
+        rename = "x-ms-throttle-priority",
+        skip_serializing_if = "Option::is_none"
+    )]
+    priority: Option<&'static str>,
+    #[serde(rename = "Content-Type", skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'static str>,
+}
+
 /// One item as Graph takes it: `url` relative to the version segment.
-fn request_json(index: usize, item: &Item) -> Value {
-    let url = item
-        .path
-        .strip_prefix("/beta")
-        .unwrap_or(&item.path)
-        .to_owned();
-    let mut request = json!({
-        "id": index.to_string(),
-        "method": item.method,
-        "url": url,
-        "headers": { "client-request-id": item.client_request_id },
-    });
-    if item.low_priority {
-        request["headers"]["x-ms-throttle-priority"] = json!("Low");
+fn request_json(index: usize, item: &Item) -> Request<'_> {
+    Request {
+        id: index.to_string(),
+        method: item.method,
+        url: item.path.strip_prefix("/beta").unwrap_or(&item.path),
+        headers: RequestHeaders {
+            client_request_id: &item.client_request_id,
+            priority: item.low_priority.then_some("Low"),
+            content_type: item.body.as_ref().map(|_| "application/json"),
+        },
+        body: item.body.as_ref(),
     }
-    if let Some(body) = &item.body {
-        request["headers"]["Content-Type"] = json!("application/json");
-        request["body"] = body.clone();
-    }
-    request
 }
 
 /// One inner response as an [`Outcome::Answered`]: its status, its headers (`Retry-After`,
-/// `x-ms-throttle-*`), its body re-serialised.
-fn item_outcome(answer: &Value, request_id: Option<String>) -> Outcome {
+/// `x-ms-throttle-*`), its body as sent (empty for none or `null`).
+fn item_outcome(answer: &InnerAnswer<'_>, request_id: Option<String>) -> Outcome {
     let status = answer
-        .get("status")
+        .status
+        .as_ref()
         .and_then(Value::as_u64)
         .and_then(|s| u16::try_from(s).ok())
         .unwrap_or(502);
     let mut headers = HeaderMap::new();
-    if let Some(map) = answer.get("headers").and_then(Value::as_object) {
+    if let Some(map) = answer.headers.as_ref().and_then(Value::as_object) {
         for (name, value) in map {
             let (Ok(name), Some(Ok(value))) = (
                 HeaderName::try_from(name.as_str()),
@@ -367,9 +439,8 @@ fn item_outcome(answer: &Value, request_id: Option<String>) -> Outcome {
         }
     }
     let body = answer
-        .get("body")
-        .filter(|body| !body.is_null())
-        .map(|body| serde_json::to_vec(body).unwrap_or_default())
+        .body
+        .map(|body| body.get().as_bytes().to_vec())
         .unwrap_or_default();
     Outcome::Answered {
         status,
@@ -382,6 +453,7 @@ fn item_outcome(answer: &Value, request_id: Option<String>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn items_are_written_relative_to_the_version_with_their_ids() {
@@ -395,7 +467,7 @@ mod tests {
             authorization: reqwest::header::HeaderValue::from_static("Bearer t"),
             generation: 1,
         };
-        let request = request_json(3, &item);
+        let request = serde_json::to_value(request_json(3, &item)).unwrap();
         assert_eq!(request["id"], "3");
         assert_eq!(
             request["url"],
@@ -415,9 +487,10 @@ mod tests {
     impl Sender for Echo {
         async fn post_batch(
             &self,
-            body: Value,
+            body: Vec<u8>,
             _authorization: reqwest::header::HeaderValue,
         ) -> Result<reqwest::Response, NoAnswer> {
+            let body: Value = serde_json::from_slice(&body).unwrap();
             let responses: Vec<Value> = body["requests"]
                 .as_array()
                 .unwrap()
@@ -496,11 +569,20 @@ mod tests {
 
     #[test]
     fn inner_answers_keep_their_status_headers_and_body() {
-        let answer = json!({
+        let text = json!({"responses": [{
             "id": "0", "status": 429,
             "headers": {"Retry-After": "7", "x-ms-throttle-information": "WriteLimitExceeded"},
             "body": {"error": {"code": "TooManyRequests", "message": "slow"}}
-        });
+        }]})
+        .to_string();
+        let responses = envelope(text.as_bytes()).expect("JSON");
+        let answer: InnerAnswer<'_> = serde_json::from_str(responses[0].get()).unwrap();
+        assert_eq!(answer.id.as_deref(), Some("0"));
+        assert_eq!(item_index("0"), Some(0));
+        assert_eq!(item_index("19"), Some(19));
+        for other in ["", "01", "+1", " 1", "1.0", "-1"] {
+            assert_eq!(item_index(other), None, "{other:?}");
+        }
         let Outcome::Answered {
             status,
             headers,
@@ -514,5 +596,35 @@ mod tests {
         assert_eq!(headers.get("retry-after").unwrap(), "7");
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], "TooManyRequests");
+    }
+
+    /// The envelope's shape decides only which items were answered: an answer that is not
+    /// JSON is none of them, JSON of another shape (or an answer without a string id, or a
+    /// `null` body) leaves the items it does not answer missing, or their bodies empty.
+    #[test]
+    fn an_envelope_of_another_shape_answers_nothing_and_a_null_body_is_empty() {
+        assert!(envelope(b"<html>").is_none());
+        for other in [
+            &b"[1, 2]"[..],
+            b"{}",
+            b"{\"responses\": {}}",
+            b"{\"responses\": 7}",
+        ] {
+            assert_eq!(envelope(other).map(|r| r.len()), Some(0));
+        }
+        let text = r#"{"responses": [{"id": 0, "status": 200}, {"id": "1", "status": 204, "body": null}, 5]}"#;
+        let responses = envelope(text.as_bytes()).unwrap();
+        assert_eq!(responses.len(), 3);
+        let answers: Vec<Option<InnerAnswer<'_>>> = responses
+            .iter()
+            .map(|r| serde_json::from_str(r.get()).ok())
+            .collect();
+        assert!(answers[0].is_none(), "a numeric id is not read");
+        assert!(answers[2].is_none());
+        let answer = answers[1].as_ref().unwrap();
+        let Outcome::Answered { status, body, .. } = item_outcome(answer, None) else {
+            panic!("answered");
+        };
+        assert_eq!((status, body.len()), (204, 0));
     }
 }

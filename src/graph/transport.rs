@@ -1190,7 +1190,7 @@ impl Transport {
 impl batch::Sender for Transport {
     async fn post_batch(
         &self,
-        body: serde_json::Value,
+        body: Vec<u8>,
         authorization: HeaderValue,
     ) -> Result<reqwest::Response, NoAnswer> {
         let url = format!("{}/beta/$batch", self.config.root.trim_end_matches('/'));
@@ -1205,7 +1205,8 @@ impl batch::Sender for Transport {
         }
         self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
         request
-            .json(&body)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
             .timeout(self.attempt_timeout())
             .send()
             .await

@@ -26,6 +26,51 @@ const ATTEMPTS: u32 = 4;
 /// The first backoff delay; doubled each retry, with jitter.
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 
+/// What a client's build reads from the environment: the proxies (reqwest's system proxies,
+/// `HTTP_PROXY` ignored under CGI's `REQUEST_METHOD`) and the root certificates' places.
+const BUILT_FROM: [&str; 11] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "REQUEST_METHOD",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// A sign-in client, `direct` (never through a proxy) or the environment's, built once for as
+/// long as what it is built from stays the same: a build reads the system's root certificates
+/// (a file each), and a run across many tenants signs in to every one of them. A clone shares
+/// the built client. It keeps no idle connection: it may serve callers on different async
+/// runtimes (tests), and a connection lives on the runtime that opened it; sign-in is a few
+/// requests a run.
+fn built_client(direct: bool) -> Result<reqwest::Client, reqwest::Error> {
+    type Key = (bool, Vec<Option<std::ffi::OsString>>);
+    static BUILT: std::sync::Mutex<Vec<(Key, reqwest::Client)>> = std::sync::Mutex::new(Vec::new());
+    let key: Key = (direct, BUILT_FROM.iter().map(std::env::var_os).collect());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, client)) = built.iter().find(|(from, _)| *from == key) {
+        return Ok(client.clone());
+    }
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
+        .timeout(TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none());
+    let client = if direct { builder.no_proxy() } else { builder }.build()?;
+    // A handful at most in a real run; tests that change the environment make more.
+    if built.len() >= 8 {
+        built.remove(0);
+    }
+    built.push((key, client.clone()));
+    Ok(client)
+}
+
 /// A client for one kind of sign-in endpoint.
 #[derive(Clone, Debug)]
 pub(super) struct SignInHttp {
@@ -58,19 +103,12 @@ impl SignInHttp {
     }
 
     fn build(no_proxy: bool, extra_retry: &'static [u16]) -> Result<SignInHttp, AuthError> {
-        let builder = || {
-            reqwest::Client::builder()
-                .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
-                .timeout(TIMEOUT)
-                .connect_timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-        };
         let failed = |error: reqwest::Error| AuthError::Http(error.to_string());
-        let direct = builder().no_proxy().build().map_err(failed)?;
+        let direct = built_client(true).map_err(failed)?;
         let client = if no_proxy {
             direct.clone()
         } else {
-            builder().build().map_err(failed)?
+            built_client(false).map_err(failed)?
         };
         Ok(SignInHttp {
             client,
