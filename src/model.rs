@@ -242,9 +242,107 @@ impl MethodKind {
     }
 }
 
+/// What one `methodsRegistered` value of the registration report
+/// (`/reports/authenticationMethods/userRegistrationDetails`) says, for the planner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportedMethod {
+    /// A method `/authentication/methods` lists as this kind.
+    Kind(MethodKind),
+    /// Something `/authentication/methods` does not list as a kind this build knows (security
+    /// questions, app passwords, a platform credential, an external method): left out, as the
+    /// per-user read leaves those types out.
+    Ignored,
+    /// A value whose kind cannot be told from its name alone (`microsoftAuthenticatorPasswordless`,
+    /// `sms`, a value newer than this build): the row cannot stand in for `/methods`.
+    Unknown,
+}
+
+impl MethodKind {
+    /// The name the registration report gives a registered method of this kind, from the
+    /// members of Microsoft's `usageAuthMethod` enumeration (beta), which that report's
+    /// `methodsRegistered` uses (`mobilePhone`, `microsoftAuthenticatorPush`,
+    /// `softwareOneTimePasscode`, `passKeyDeviceBound`...). `None` for the password, which the
+    /// report does not list.
+    pub fn report_name(self) -> Option<&'static str> {
+        Some(match self {
+            MethodKind::MicrosoftAuthenticator => "microsoftAuthenticatorPush",
+            MethodKind::SoftwareOath => "softwareOneTimePasscode",
+            MethodKind::HardwareOath => "hardwareOneTimePasscode",
+            MethodKind::MobilePhone => "mobilePhone",
+            MethodKind::AlternateMobilePhone => "alternateMobilePhone",
+            MethodKind::OfficePhone => "officePhone",
+            MethodKind::Fido2 => "passKeyDeviceBound",
+            MethodKind::WindowsHelloForBusiness => "windowsHelloForBusiness",
+            MethodKind::Email => "email",
+            MethodKind::TemporaryAccessPass => "temporaryAccessPass",
+            MethodKind::Password => return None,
+        })
+    }
+
+    /// What a `methodsRegistered` value means (compared without regard to case). Passkeys of
+    /// every kind are FIDO2 credentials (`fido2AuthenticationMethod` in `/methods`), a Windows
+    /// Hello passkey a Windows Hello credential; the values that name no method a preferred
+    /// method or the enabled-to-enforced promotion depends on are [`ReportedMethod::Ignored`].
+    pub fn from_report_name(name: &str) -> ReportedMethod {
+        let name = name.trim();
+        if let Some(kind) = MethodKind::ALL.iter().find(|kind| {
+            kind.report_name()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        }) {
+            return ReportedMethod::Kind(*kind);
+        }
+        let is = |candidates: &[&str]| candidates.iter().any(|c| c.eq_ignore_ascii_case(name));
+        if is(&[
+            "fido2SecurityKey",
+            "passKeyDeviceBoundAuthenticator",
+            "passKeySynced",
+        ]) {
+            ReportedMethod::Kind(MethodKind::Fido2)
+        } else if is(&["passKeyDeviceBoundWindowsHello"]) {
+            ReportedMethod::Kind(MethodKind::WindowsHelloForBusiness)
+        } else if is(&[
+            "securityQuestion",
+            "appPassword",
+            "macOsSecureEnclaveKey",
+            "externalAuthMethod",
+        ]) {
+            ReportedMethod::Ignored
+        } else {
+            ReportedMethod::Unknown
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_names_round_trip_and_ambiguous_ones_are_unknown() {
+        for kind in MethodKind::ALL {
+            if let Some(name) = kind.report_name() {
+                assert_eq!(
+                    MethodKind::from_report_name(name),
+                    ReportedMethod::Kind(*kind)
+                );
+            }
+        }
+        assert_eq!(
+            MethodKind::from_report_name("MobilePhone"),
+            ReportedMethod::Kind(MethodKind::MobilePhone)
+        );
+        for unknown in ["microsoftAuthenticatorPasswordless", "sms", "qrCode", ""] {
+            assert_eq!(
+                MethodKind::from_report_name(unknown),
+                ReportedMethod::Unknown,
+                "{unknown}"
+            );
+        }
+        assert_eq!(
+            MethodKind::from_report_name("securityQuestion"),
+            ReportedMethod::Ignored
+        );
+    }
 
     #[test]
     fn enums_parse_case_insensitively_and_print_graph_spelling() {

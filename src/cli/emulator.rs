@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::exit;
 use crate::emulator::tenant::MAX_USERS;
-use crate::emulator::{Emulator, EmulatorConfig, Tenant};
+use crate::emulator::{Emulator, EmulatorConfig, Refusals, Tenant};
 use crate::text::thousands;
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +62,16 @@ pub struct ServeArgs {
     /// reports limit is 5), on top of the resource units (default: resource units only).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub methods_per_10s: Option<u32>,
+    /// Refuse a bulk read, to try a client's fallback to per-user reads (repeatable):
+    /// per-user-mfa-state-select (400 for $select=perUserMfaState on /users),
+    /// registration-report (403, as for a tenant without Entra ID P1/P2), authentication
+    /// (400 for GET /users/{id}/authentication).
+    #[arg(long, value_enum, value_name = "READ")]
+    pub refuse: Vec<Refuse>,
+    /// Serve the registration report as the tenant was at start, dated this many seconds
+    /// before and never refreshed (default: the current state, dated now).
+    #[arg(long, value_name = "SECONDS")]
+    pub report_age: Option<u64>,
     /// Seed for latency and failure randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -69,6 +79,25 @@ pub struct ServeArgs {
     /// cloud, operated by 21Vianet).
     #[arg(long, value_enum, default_value = "global")]
     pub cloud: crate::graph::Cloud,
+}
+
+/// A bulk read `--refuse` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Refuse {
+    PerUserMfaStateSelect,
+    RegistrationReport,
+    Authentication,
+}
+
+impl Refuse {
+    /// The emulator's switches for `refuse`.
+    pub fn switches(refuse: &[Refuse]) -> Refusals {
+        Refusals {
+            per_user_mfa_state_select: refuse.contains(&Refuse::PerUserMfaStateSelect),
+            registration_report: refuse.contains(&Refuse::RegistrationReport),
+            authentication: refuse.contains(&Refuse::Authentication),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +148,8 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         write_fail_rate: args.write_fail_rate,
         batch_fail_rate: args.batch_fail_rate,
         methods_per_10s: args.methods_per_10s,
+        refuse: Refuse::switches(&args.refuse),
+        report_age: args.report_age.map(Duration::from_secs),
         seed: args.seed,
         cloud: args.cloud,
     };

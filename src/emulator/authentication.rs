@@ -1,6 +1,10 @@
 //! `/beta/users/{id|upn}/authentication/{signInPreferences,requirements,methods}` (graph-api.md
 //! §1–§3): the three per-user resources mfactl reads and writes. signInPreferences and
-//! requirements answer GET 200 and PATCH 204; methods is read-only.
+//! requirements answer GET 200 and PATCH 204; methods is read-only. A GET of
+//! `/authentication` itself answers both `requirements` and `signInPreferences`: they are
+//! structural properties of Microsoft's `authentication` entity (beta schema), so a read of the
+//! entity returns them; that Graph does so is not confirmed on a live tenant, and the emulator
+//! answers nothing else of the entity (its navigation properties are never expanded).
 //!
 //! It exists to map each resource's GET and PATCH onto [`super::state`], which holds Graph's
 //! rules (what a PATCH accepts, the enabled → enforced promotion, how methods are listed); it
@@ -60,6 +64,18 @@ fn read_or_write(
             Ok(Answer::no_content())
         }
     }
+}
+
+/// GET of the entity: both structural properties, as each resource of its own answers them.
+pub(super) fn entity(state: &TenantState, key: &str) -> Result<Answer, GraphError> {
+    let index = state.find(key)?;
+    Ok(Answer::json(
+        StatusCode::OK,
+        serde_json::json!({
+            "requirements": state.requirements(index),
+            "signInPreferences": state.sign_in_preferences(index),
+        }),
+    ))
 }
 
 /// GET: the registered methods, password first.

@@ -11,7 +11,12 @@
 //!   on the host the request reached (as Graph's links name Graph's host).
 //! - `$select` of `id`, `userPrincipalName`, `displayName`, `userType`, `accountEnabled` (the
 //!   properties the tenant file holds); another property is 400 `BadRequest`, as Graph answers
-//!   a property it does not know. Without it every one of them is answered.
+//!   a property it does not know. Without it every one of them is answered. On `/users` only,
+//!   `perUserMfaState` may be selected too: it is not in Microsoft's published schema for
+//!   `user`, but Graph answers it to that query (CIPP lists users so since 2025-03); it is never
+//!   answered unselected (Graph's default set is documented and lacks it), and
+//!   `--refuse per-user-mfa-state-select` makes it the unknown property a Graph without it
+//!   would refuse.
 //! - `$filter` (users only): `userPrincipalName eq '...'`, `startswith(userPrincipalName,'...')`,
 //!   `userType eq '...'`, `accountEnabled eq true|false`, joined with `and`. Strings compare
 //!   without regard to case, as Entra compares directory strings. Any other property, operator
@@ -34,9 +39,9 @@ use super::tenant::{Group, TenantUser};
 use crate::text::printable_capped;
 
 /// The largest `$top` Graph takes for directory objects.
-const MAX_TOP: usize = 999;
+pub(super) const MAX_TOP: usize = 999;
 /// The page size without `$top` (Graph's default for users).
-const DEFAULT_TOP: usize = 100;
+pub(super) const DEFAULT_TOP: usize = 100;
 /// The user properties the emulator holds, in Graph's spelling and answer order.
 pub(super) const PROPERTIES: [&str; 5] = [
     "id",
@@ -45,8 +50,10 @@ pub(super) const PROPERTIES: [&str; 5] = [
     "userType",
     "accountEnabled",
 ];
+/// The undocumented property `/users` answers only when selected (see the module doc).
+const PER_USER_MFA_STATE: &str = "perUserMfaState";
 /// How much of a sent value a message repeats.
-const ECHO: usize = 80;
+pub(super) const ECHO: usize = 80;
 /// What a page token says before its offset; anything else is not a token the emulator made.
 const TOKEN_PREFIX: &str = "mfactl-emulator-page:";
 
@@ -106,7 +113,8 @@ impl Clause {
 /// The query options of one listing request, checked.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct ListQuery {
-    /// `$select`: the properties to answer with, in [`PROPERTIES`] order (all without it).
+    /// `$select`: the properties to answer with, in [`PROPERTIES`] order (all without it), then
+    /// `perUserMfaState` when selected.
     select: Option<Vec<&'static str>>,
     /// Every clause must hold (`and`); empty for no `$filter`.
     filter: Vec<Clause>,
@@ -125,16 +133,18 @@ impl ListQuery {
     }
 }
 
-fn bad_request(message: String) -> Answer {
+pub(super) fn bad_request(message: String) -> Answer {
     Answer::error(400, "BadRequest", message)
 }
 
-/// Reads a listing's query string (without the `?`); `filters` says whether `$filter` is served.
+/// Reads a listing's query string (without the `?`); `filters` says whether this is `/users`,
+/// which serves `$filter` and the selected `perUserMfaState` (unless the context refuses it).
 pub(super) fn parse_query(
     text: &str,
     filters: bool,
     context: &CallContext,
 ) -> Result<ListQuery, Answer> {
+    let mfa_state = filters && !context.refuse_mfa_state_select;
     let mut query = ListQuery {
         select: None,
         filter: Vec::new(),
@@ -168,7 +178,7 @@ pub(super) fn parse_query(
             // Graph ignores parameters that are not query options.
             _ if !served => continue,
             "filter" => query.filter = parse_filter(&value)?,
-            "select" => query.select = Some(parse_select(&value)?),
+            "select" => query.select = Some(parse_select(&value, mfa_state)?),
             "top" => query.top = parse_top(&value)?,
             "skiptoken" => {
                 query.offset = parse_token(&value)?;
@@ -181,11 +191,17 @@ pub(super) fn parse_query(
     Ok(query)
 }
 
-fn parse_select(select: &str) -> Result<Vec<&'static str>, Answer> {
+fn parse_select(select: &str, mfa_state: bool) -> Result<Vec<&'static str>, Answer> {
     let mut wanted = Vec::new();
+    let extra: &[&'static str] = if mfa_state {
+        &[PER_USER_MFA_STATE]
+    } else {
+        &[]
+    };
     for name in select.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let property = PROPERTIES
             .iter()
+            .chain(extra)
             .find(|p| p.eq_ignore_ascii_case(name))
             .ok_or_else(|| {
                 bad_request(format!(
@@ -201,12 +217,19 @@ fn parse_select(select: &str) -> Result<Vec<&'static str>, Answer> {
     }
     Ok(PROPERTIES
         .iter()
+        .chain(extra)
         .copied()
-        .filter(|p| wanted.is_empty() || wanted.contains(p))
+        .filter(|p| {
+            if wanted.is_empty() {
+                PROPERTIES.contains(p)
+            } else {
+                wanted.contains(p)
+            }
+        })
         .collect())
 }
 
-fn parse_top(top: &str) -> Result<usize, Answer> {
+pub(super) fn parse_top(top: &str) -> Result<usize, Answer> {
     match top.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_TOP).contains(&n) => Ok(n),
         _ => Err(bad_request(format!(
@@ -239,11 +262,11 @@ fn parse_count(count: &str, context: &CallContext) -> Result<bool, Answer> {
 }
 
 /// The page token for `offset`; only [`parse_token`] reads it.
-fn page_token(offset: usize) -> String {
+pub(super) fn page_token(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{offset}"))
 }
 
-fn parse_token(token: &str) -> Result<usize, Answer> {
+pub(super) fn parse_token(token: &str) -> Result<usize, Answer> {
     URL_SAFE_NO_PAD
         .decode(token.trim())
         .ok()
@@ -261,7 +284,7 @@ fn parse_token(token: &str) -> Result<usize, Answer> {
 
 /// One token of a `$filter`.
 #[derive(Debug, PartialEq, Eq)]
-enum Token {
+pub(super) enum Token {
     /// A name, a keyword, `true`/`false`.
     Word(String),
     /// A string literal, its `''` already read as `'`.
@@ -271,7 +294,7 @@ enum Token {
     Comma,
 }
 
-fn tokens(filter: &str) -> Result<Vec<Token>, Answer> {
+pub(super) fn tokens(filter: &str) -> Result<Vec<Token>, Answer> {
     let mut out = Vec::new();
     let mut chars = filter.chars().peekable();
     while let Some(c) = chars.next() {
@@ -434,6 +457,7 @@ impl Listed<'_> {
                         "userPrincipalName" => json!(user.user_principal_name),
                         "displayName" => json!(user.display_name),
                         "userType" => json!(user.user_type.graph_name()),
+                        PER_USER_MFA_STATE => json!(user.per_user_mfa_state.as_str()),
                         _ => json!(user.account_enabled),
                     };
                     object.insert((*property).to_owned(), value);
@@ -539,6 +563,7 @@ mod tests {
         CallContext {
             link: "http://127.0.0.1:1/beta/users".into(),
             eventual: false,
+            refuse_mfa_state_select: false,
         }
     }
 
@@ -624,6 +649,32 @@ mod tests {
         };
         assert!(parse_query("$count=true", true, &eventual).unwrap().count);
         assert!(parse_query("$filter=userType eq 'Guest'", false, &context()).is_err());
+    }
+
+    #[test]
+    fn per_user_mfa_state_is_answered_only_when_selected_on_users_and_not_refused() {
+        let tenant = Tenant::generate(3, 7);
+        let state = TenantState::new(tenant.clone());
+        let body = |query: &str, context: &CallContext| {
+            let answer = users(&state, Some(query), context);
+            (answer.status, answer.body.unwrap())
+        };
+        let (status, page) = body("$select=id,perUserMfaState", &context());
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            page["value"][0]["perUserMfaState"],
+            tenant.users[0].per_user_mfa_state.as_str()
+        );
+        let (_, page) = body("$top=5", &context());
+        assert!(page["value"][0].get("perUserMfaState").is_none(), "{page}");
+        let refusing = CallContext {
+            refuse_mfa_state_select: true,
+            ..context()
+        };
+        let (status, page) = body("$select=id,perUserMfaState", &refusing);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+        // Never on a member list.
+        assert!(parse_query("$select=perUserMfaState", false, &context()).is_err());
     }
 
     #[test]

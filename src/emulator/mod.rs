@@ -28,6 +28,7 @@ mod members;
 mod membership;
 pub mod organization;
 mod policy;
+mod registration;
 pub mod routes;
 pub mod state;
 pub mod tenant;
@@ -82,8 +83,16 @@ pub struct EmulatorConfig {
     /// Requests per 10 s for GETs of `/users/{id}/authentication/methods`, from their own bucket
     /// on top of 1 RU each (Microsoft lists `authenticationMethod` under the identity reports
     /// limit, 5 per 10 s; whether Graph meters `/methods` so is unconfirmed). `None`: only the RU
-    /// bucket applies. Refusals are 429 `ReportsLimitExceeded`.
+    /// bucket applies. Refusals are 429 `ReportsLimitExceeded`. The bucket is the reports
+    /// limit's: the registration report draws from it too (which it always does, at 5 per 10 s
+    /// when this is `None`).
     pub methods_per_10s: Option<u32>,
+    /// Bulk reads to refuse, so that a client's fallback to per-user reads can be tried.
+    pub refuse: Refusals,
+    /// The registration report is a snapshot of the tenant as it was when the emulator started,
+    /// dated this long before that, and never refreshed (a report Graph last refreshed that long
+    /// ago). `None`: the report shows the current state, dated now.
+    pub report_age: Option<Duration>,
     /// Seeds latency and failure randomness.
     pub seed: u64,
     /// The cloud the emulator answers as: the China cloud (21Vianet) serves no
@@ -102,10 +111,27 @@ impl Default for EmulatorConfig {
             write_fail_rate: 0.0,
             batch_fail_rate: 0.0,
             methods_per_10s: None,
+            refuse: Refusals::default(),
+            report_age: None,
             seed: 0,
             cloud: crate::graph::Cloud::Global,
         }
     }
+}
+
+/// Bulk reads the emulator refuses when asked (`mfactl emulator serve --refuse ...`), as a
+/// tenant or a Graph that does not serve them would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// `$select=...perUserMfaState` on `/users`: 400 `BadRequest` "Could not find a property
+    /// named 'perUserMfaState'", as Graph answers a property it does not know.
+    pub per_user_mfa_state_select: bool,
+    /// The registration report: 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant`,
+    /// as for a tenant without Entra ID P1/P2.
+    pub registration_report: bool,
+    /// `GET /users/{id}/authentication`: 400 `BadRequest`, as a Graph that does not serve a
+    /// read of the whole entity might.
+    pub authentication: bool,
 }
 
 /// Counters since start; `GET /_emulator/stats` serves the same value.
@@ -124,8 +150,8 @@ pub struct Stats {
     pub throttled: u64,
     /// The subset of `throttled` refused by the write bucket.
     pub throttled_writes: u64,
-    /// The subset of `throttled` refused by the `/authentication/methods` bucket
-    /// ([`EmulatorConfig::methods_per_10s`]).
+    /// The subset of `throttled` refused by the reports bucket (`/authentication/methods` when
+    /// [`EmulatorConfig::methods_per_10s`] is set, and the registration report).
     pub throttled_methods: u64,
     /// Calls, and whole `$batch` requests (`batch_fail_rate`), answered with an injected 503.
     pub injected_failures: u64,

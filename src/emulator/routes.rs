@@ -45,7 +45,8 @@ use super::throttle::{Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
 use super::{
-    authentication, batch, groups, identity, membership, organization, policy, token, users,
+    authentication, batch, groups, identity, membership, organization, policy, registration, token,
+    users,
 };
 use crate::graph::permissions::Resource;
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
@@ -106,12 +107,17 @@ pub struct Shared {
     counters: Counters,
     /// The sign-in server, when the tenant file has an `auth` section.
     sign_in: Option<SignIn>,
+    /// The registration report frozen at start, when `report_age` asks for an old one.
+    report_snapshot: Option<registration::Snapshot>,
 }
 
 impl Shared {
     /// Fails only if the sign-in server's signing key cannot be made.
     pub fn new(tenant: Tenant, config: EmulatorConfig) -> std::io::Result<Shared> {
         let sign_in = SignIn::new(&tenant)?;
+        let report_snapshot = config
+            .report_age
+            .map(|age| registration::Snapshot::take(&tenant, age));
         let throttle = config.throttle.then(|| {
             let ru = config.ru_per_10s.unwrap_or_else(|| tenant.ru_tier());
             let throttle = Throttle::new(ru, config.writes_per_150s);
@@ -128,7 +134,13 @@ impl Shared {
             config,
             counters: Counters::default(),
             sign_in,
+            report_snapshot,
         })
+    }
+
+    /// The frozen registration report, if the emulator serves an old one.
+    fn report_snapshot(&self) -> Option<&registration::Snapshot> {
+        self.report_snapshot.as_ref()
     }
 
     /// The tenant's id, as the tenant file has it.
@@ -251,6 +263,8 @@ pub(super) struct CallContext {
     pub(super) link: String,
     /// The call carried `ConsistencyLevel: eventual` (Graph's advanced queries, `$count`).
     pub(super) eventual: bool,
+    /// `--refuse per-user-mfa-state-select`: `/users` does not know `perUserMfaState`.
+    pub(super) refuse_mfa_state_select: bool,
 }
 
 /// Whether a `ConsistencyLevel` header value asks for eventual consistency.
@@ -438,6 +452,8 @@ enum Route {
     SignInPreferences(String),
     Requirements(String),
     Methods(String),
+    /// `/users/{key}/authentication` itself: requirements and signInPreferences in one read.
+    Authentication(String),
     User(String),
     /// `/users/{key}/transitiveMemberOf[/microsoft.graph.group]`.
     MemberOf(String),
@@ -449,6 +465,9 @@ enum Route {
     Users,
     /// `/groups/{id}/members`, `/transitiveMembers[/microsoft.graph.user]`.
     GroupMembers(String, Members),
+    /// `/reports/authenticationMethods/userRegistrationDetails` (its query options go to
+    /// [`registration::list`]).
+    RegistrationReport,
 }
 
 impl Route {
@@ -466,6 +485,26 @@ impl Route {
             Route::Organization => Resource::Organization,
             Route::Groups => Resource::Groups,
             Route::GroupMembers(..) => Resource::GroupMembers,
+            Route::RegistrationReport => Resource::RegistrationReport,
+            // One read of both: it needs what reading each needs (see [`Route::also_needs`]).
+            Route::Authentication(_) => Resource::SignInPreferences,
+        }
+    }
+
+    /// A second permission a read of this route needs, beyond [`Route::resource`]'s: the
+    /// whole `authentication` entity holds requirements too, and so does a users listing that
+    /// selects `perUserMfaState`. Microsoft documents neither call's permissions; the emulator
+    /// asks for what reading the same values one by one needs.
+    fn also_needs(&self, query: Option<&str>) -> Option<Resource> {
+        let selects_state = || {
+            selected(query)
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case("perUserMfaState"))
+        };
+        match self {
+            Route::Authentication(_) => Some(Resource::Requirements),
+            Route::Users if selects_state() => Some(Resource::Requirements),
+            _ => None,
         }
     }
 
@@ -539,19 +578,23 @@ fn authorize(
     is_write: bool,
 ) -> Option<Answer> {
     let resource = route.resource(query);
-    let need = if is_write {
-        resource.write()
-    } else {
-        resource.read()
+    let need = |resource: Resource| {
+        if is_write {
+            resource.write()
+        } else {
+            resource.read()
+        }
     };
-    if need.is_met_by(caller.kind, &caller.permissions) {
-        return None;
-    }
+    let unmet = std::iter::once(resource)
+        .chain(route.also_needs(query))
+        .find(|resource| !need(*resource).is_met_by(caller.kind, &caller.permissions));
+    let resource = unmet?;
     let (code, message) = match resource {
         Resource::SignInPreferences | Resource::Requirements | Resource::Methods => {
             ("accessDenied", "Request Authorization failed")
         }
         Resource::UserBasic
+        | Resource::RegistrationReport
         | Resource::Users
         | Resource::Membership
         | Resource::Organization
@@ -740,6 +783,7 @@ pub(super) fn metered(
         // `/methods` is read-only (a PATCH got 405 above), so this is a GET.
         match &route {
             Route::Methods(_) => throttle.admit_methods_read(),
+            Route::RegistrationReport => throttle.admit_report_read(),
             _ if is_write => throttle.admit(true),
             _ => throttle.admit_read_costing(route.resource_units(query)),
         }
@@ -775,6 +819,7 @@ pub(super) fn metered(
         let context = CallContext {
             link: format!("{root}{path}"),
             eventual,
+            refuse_mfa_state_select: shared.config.refuse.per_user_mfa_state_select,
         };
         let limited = limited_members(&route, query, credential);
         let answer = serve(shared, method, route, query, body, &context);
@@ -834,7 +879,33 @@ fn admit(
     if matches!(route, Route::Methods(_)) && !shared.config.cloud.serves_authentication_methods() {
         return Err(segment_not_found("methods"));
     }
+    if let Some(answer) = refused(&shared.config.refuse, route) {
+        return Err(answer);
+    }
     Ok(is_write)
+}
+
+/// The answer to a bulk read the emulator was told to refuse (`--refuse`), before it is
+/// metered, as a Graph that does not serve it would answer before doing any work. The codes:
+/// a tenant without Entra ID P1/P2 is answered `Authentication_RequestFromNonPremiumTenantOrB2CTenant`
+/// by Graph's sign-in logs (seen in tools that read them; the report is documented to need the
+/// same licence, its refusal is not documented); a Graph that does not serve a GET of the
+/// whole `authentication` entity is not documented either, and the emulator answers 400.
+fn refused(refuse: &super::Refusals, route: &Route) -> Option<Answer> {
+    match route {
+        Route::RegistrationReport if refuse.registration_report => Some(Answer::error(
+            403,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Tenant is not a B2C tenant and doesn't have premium license",
+        )),
+        Route::Authentication(_) if refuse.authentication => Some(Answer::error(
+            400,
+            "BadRequest",
+            "Reading the authentication entity of a user is not supported; read its \
+             requirements and signInPreferences.",
+        )),
+        _ => None,
+    }
 }
 
 /// Whether a member list goes to a caller that may not read the users it selects: Graph then
@@ -892,6 +963,10 @@ fn serve(
         }
         Route::Requirements(key) => authentication::requirements(&mut state, &key, patch),
         Route::Methods(key) => authentication::methods(&state, &key),
+        Route::Authentication(key) => authentication::entity(&state, &key),
+        Route::RegistrationReport => {
+            registration::list(&state, shared.report_snapshot(), query, context)
+        }
     };
     result.unwrap_or_else(Answer::from_graph)
 }
@@ -997,6 +1072,13 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
             return Ok(Route::Organization);
         }
         [groups] if groups.eq_ignore_ascii_case("groups") => return Ok(Route::Groups),
+        [reports, root, details]
+            if reports.eq_ignore_ascii_case("reports")
+                && root.eq_ignore_ascii_case("authenticationMethods")
+                && details.eq_ignore_ascii_case("userRegistrationDetails") =>
+        {
+            return Ok(Route::RegistrationReport);
+        }
         [users] if users.eq_ignore_ascii_case("users") => return Ok(Route::Users),
         [groups, group, relation, cast @ ..]
             if groups.eq_ignore_ascii_case("groups") && !group.is_empty() =>
@@ -1024,6 +1106,9 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
     };
     match tail {
         [] => Ok(Route::User(key)),
+        [authentication] if authentication.eq_ignore_ascii_case("authentication") => {
+            Ok(Route::Authentication(key))
+        }
         [authentication, endpoint] if authentication.eq_ignore_ascii_case("authentication") => {
             match endpoint.to_ascii_lowercase().as_str() {
                 "signinpreferences" => Ok(Route::SignInPreferences(key)),

@@ -2,10 +2,11 @@
 //!
 //! It exists so that mfactl's pacing and retry are exercised against the same arithmetic Graph
 //! applies: a resource-unit (RU) bucket that every metered request draws from, a separate
-//! write bucket that only PATCHes draw from and, when configured, a reports bucket that only
-//! GETs of `/authentication/methods` draw from (Microsoft lists `authenticationMethod` under the
-//! identity *reports* limit, 5 requests per 10 s; whether that meters `/methods` is unconfirmed,
-//! so it is off unless asked for). The detail that matters most is "usage keeps counting while
+//! write bucket that only PATCHes draw from, and the identity *reports* limit (5 requests per
+//! 10 s per app and tenant), which the registration report draws from and, when configured,
+//! GETs of `/authentication/methods` too (Microsoft lists `authenticationMethod` under that
+//! limit; whether it meters `/methods` is unconfirmed, so `/methods` stays out of it unless
+//! asked for). The detail that matters most is "usage keeps counting while
 //! throttled": a refused request is still charged, in every bucket it draws from, so a client
 //! that retries before `Retry-After` digs itself deeper (down to minus one capacity).
 //!
@@ -21,8 +22,9 @@ pub enum Limit {
     ResourceUnits,
     /// The write bucket (`WriteLimitExceeded`, scope `Tenant_Application/Write/...`).
     Writes,
-    /// The reports bucket of `/authentication/methods` (`ReportsLimitExceeded`, scope
-    /// `Tenant_Application/Reports/...`; Graph's exact strings for it are not documented).
+    /// The reports bucket: the registration report, and `/authentication/methods` when limited
+    /// (`ReportsLimitExceeded`, scope `Tenant_Application/Reports/...`; Graph's exact strings
+    /// for it are not documented).
     Reports,
 }
 
@@ -110,13 +112,18 @@ impl Bucket {
 /// 1 RU and 1 write, a reports-limited GET 1 RU and 1 request of the reports limit).
 const COST: f64 = 1.0;
 
+/// Graph's identity and access reports limit per app and tenant (Microsoft's throttling
+/// limits page): 5 requests per 10 s.
+pub const REPORTS_PER_10S: u32 = 5;
+
 /// The buckets of one app + tenant.
 #[derive(Clone, Debug)]
 pub struct Throttle {
     resource_units: Bucket,
     writes: Bucket,
-    /// `None`: `/authentication/methods` costs 1 RU like any other GET.
-    reports: Option<Bucket>,
+    reports: Bucket,
+    /// `false`: `/authentication/methods` costs 1 RU like any other GET.
+    methods_reports_limited: bool,
 }
 
 impl Throttle {
@@ -126,14 +133,16 @@ impl Throttle {
         Throttle {
             resource_units: Bucket::new(ru_per_10s, 10.0, now),
             writes: Bucket::new(writes_per_150s, 150.0, now),
-            reports: None,
+            reports: Bucket::new(REPORTS_PER_10S, 10.0, now),
+            methods_reports_limited: false,
         }
     }
 
-    /// Adds the reports bucket for [`Throttle::admit_methods_read`]: `per_10s` requests per
-    /// 10 s, full at start.
+    /// Puts [`Throttle::admit_methods_read`] under the reports bucket, made `per_10s` requests
+    /// per 10 s, full at start.
     pub fn with_methods_limit(mut self, per_10s: u32) -> Throttle {
-        self.reports = Some(Bucket::new(per_10s, 10.0, Instant::now()));
+        self.reports = Bucket::new(per_10s, 10.0, Instant::now());
+        self.methods_reports_limited = true;
         self
     }
 
@@ -150,17 +159,35 @@ impl Throttle {
         self.meter(None, f64::from(resource_units.max(1)))
     }
 
-    /// Meters a GET of `/authentication/methods`: 1 RU and, when the reports bucket is set,
-    /// 1 from it too, charged even when refused.
+    /// Meters a GET of `/authentication/methods`: 1 RU and, when the reports limit applies to
+    /// it, 1 from that bucket too, charged even when refused.
     pub fn admit_methods_read(&mut self) -> Verdict {
-        self.meter(Some(Limit::Reports), COST)
+        let narrower = self.methods_reports_limited.then_some(Limit::Reports);
+        self.meter(narrower, COST)
+    }
+
+    /// Meters a page of the registration report: 1 request from the reports bucket, charged
+    /// even when refused, and no resource units (the report belongs to the identity and access
+    /// reports service, whose limit Microsoft lists apart from the RU buckets).
+    pub fn admit_report_read(&mut self) -> Verdict {
+        let now = Instant::now();
+        let bucket = &mut self.reports;
+        bucket.refill(now);
+        let covered = bucket.covers(COST);
+        bucket.charge(COST);
+        let refused = (!covered).then(|| (Limit::Reports, bucket.seconds_until_covers(COST)));
+        Verdict {
+            refused,
+            resource_units: 0,
+            limit_percentage: None,
+        }
     }
 
     fn bucket(&mut self, limit: Limit) -> Option<&mut Bucket> {
         match limit {
             Limit::ResourceUnits => Some(&mut self.resource_units),
             Limit::Writes => Some(&mut self.writes),
-            Limit::Reports => self.reports.as_mut(),
+            Limit::Reports => Some(&mut self.reports),
         }
     }
 
@@ -294,6 +321,33 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(throttle.admit_methods_read().refused, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_report_meets_the_reports_limit_alone_and_shares_it_with_limited_methods() {
+        let mut throttle = Throttle::new(1, 1000);
+        for _ in 0..REPORTS_PER_10S {
+            let verdict = throttle.admit_report_read();
+            assert_eq!((verdict.refused, verdict.resource_units), (None, 0));
+        }
+        // The RU bucket never saw them: its one RU is still there.
+        assert_eq!(throttle.admit(false).refused, None);
+        // 5 per 10 s: the refused sixth is charged, so 2 requests' worth (4 s) is missing.
+        assert_eq!(
+            throttle.admit_report_read().refused,
+            Some((Limit::Reports, 4))
+        );
+        // With /methods limited, the two draw on one bucket.
+        let mut throttle = Throttle::new(1000, 1000).with_methods_limit(2);
+        assert_eq!(throttle.admit_methods_read().refused, None);
+        assert_eq!(throttle.admit_report_read().refused, None);
+        assert_eq!(
+            throttle
+                .admit_methods_read()
+                .refused
+                .map(|(limit, _)| limit),
+            Some(Limit::Reports)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -318,6 +318,9 @@ fn request_json(index: usize, item: &Item) -> Value {
     if item.low_priority {
         request["headers"]["x-ms-throttle-priority"] = json!("Low");
     }
+    if super::transport::wants_eventual_consistency(&item.path) {
+        request["headers"]["ConsistencyLevel"] = json!("eventual");
+    }
     if let Some(body) = &item.body {
         request["headers"]["Content-Type"] = json!("application/json");
         request["body"] = body.clone();

@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 use super::error::GraphError;
 use super::transport::{Purpose, Response, Transport};
 use super::wire::{
-    AuthenticationMethod, AuthenticationMethodsPolicyRead, Collection, DirectoryObjectId,
-    DirectoryUser, GroupName, Organization, Requirements, SignInPreferences, UserIdentity,
+    Authentication, AuthenticationMethod, AuthenticationMethodsPolicyRead, Collection,
+    DirectoryObjectId, DirectoryUser, GroupName, Organization, RegistrationDetails, Requirements,
+    SignInPreferences, UserIdentity,
 };
 use crate::model::{Endpoint, MethodKind};
 
@@ -83,6 +84,14 @@ impl GraphClient {
     ) -> Result<Requirements, GraphError> {
         let path = endpoint_path(user, Endpoint::Requirements.as_str());
         self.get_json(purpose, &path).await
+    }
+
+    /// `GET /beta/users/{user}/authentication`: `requirements` and `signInPreferences` in one
+    /// read, when Graph answers them (unconfirmed on a live tenant; the caller reads each alone
+    /// when either is missing). A read of live state ([`Purpose::Read`]).
+    pub async fn authentication(&self, user: &str) -> Result<Authentication, GraphError> {
+        let path = format!("/beta/{}/authentication", user_segment(user));
+        self.get_json(Purpose::Read, &path).await
     }
 
     /// `GET .../authentication/methods`, following `@odata.nextLink`; method types this build
@@ -199,6 +208,45 @@ impl GraphClient {
         )
     }
 
+    /// `GET /beta/users?$select=...[,perUserMfaState]&$top=999[&$filter=...][&$count=true]`, a
+    /// page at a time: the listing of [`GraphClient::users`], also selecting `perUserMfaState`
+    /// when `mfa_state` (not in Microsoft's schema for `user`: a hint, see
+    /// [`DirectoryUser::per_user_mfa_state`]), narrowed by `filter` (an OData expression, sent
+    /// encoded) and counted when `count` (an advanced query: the transport adds
+    /// `ConsistencyLevel: eventual`; [`Pages::count`] then holds Graph's total).
+    pub fn users_listing(
+        &self,
+        mfa_state: bool,
+        filter: Option<&str>,
+        count: bool,
+    ) -> Pages<DirectoryUser> {
+        let mut path = format!("/beta/users?$select={USER_PROPERTIES}");
+        if mfa_state {
+            path.push_str(",perUserMfaState");
+        }
+        path.push_str(&format!("&$top={MAX_PAGE}"));
+        if let Some(filter) = filter {
+            path.push_str(&format!("&$filter={}", encode_segment(filter)));
+        }
+        if count {
+            path.push_str("&$count=true");
+        }
+        self.pages(Purpose::Identity, path)
+    }
+
+    /// `GET /beta/reports/authenticationMethods/userRegistrationDetails?$top=999`, a page at a
+    /// time: every enabled user's registered methods and sign-in preferences as the report last
+    /// saw them (Microsoft: "doesn't work for disabled users"). Paced to Graph's reports limit
+    /// ([`Purpose::Report`]). `$top` is not on Microsoft's page for the list, which documents
+    /// `$filter` alone; tools that read the report widely send `$top=999`, and a Graph that
+    /// refuses it answers 400, which the caller takes as "no report".
+    pub fn registration_details(&self) -> Pages<RegistrationDetails> {
+        self.pages(
+            Purpose::Report,
+            format!("/beta/reports/authenticationMethods/userRegistrationDetails?$top={MAX_PAGE}"),
+        )
+    }
+
     /// `GET /beta/groups/{group}/transitiveMembers?$select=...&$top=999`, a page at a time: the
     /// users and groups in the group (by object id), directly or through nested groups. Not
     /// the `/microsoft.graph.user` cast, which Graph documents as an advanced query
@@ -247,6 +295,7 @@ impl GraphClient {
             client: self.clone(),
             purpose,
             next: Some(path),
+            count: None,
             _items: std::marker::PhantomData,
         }
     }
@@ -343,6 +392,8 @@ pub struct Pages<T> {
     purpose: Purpose,
     /// The next page's path from the root; `None` after the last page.
     next: Option<String>,
+    /// `@odata.count` of the last page that carried one.
+    count: Option<u64>,
     _items: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -353,6 +404,7 @@ impl<T: DeserializeOwned> Pages<T> {
             return Ok(None);
         };
         let page: Collection<T> = self.client.get_json(self.purpose, &path).await?;
+        self.count = page.count.or(self.count);
         if let Some(link) = page.next_link {
             let next = self
                 .client
@@ -370,6 +422,17 @@ impl<T: DeserializeOwned> Pages<T> {
             self.next = Some(next);
         }
         Ok(Some(page.value))
+    }
+
+    /// Graph's count of the whole collection (`@odata.count`), once a page asked with
+    /// `$count=true` has been read.
+    pub fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    /// Whether another page is left to read.
+    pub fn has_next(&self) -> bool {
+        self.next.is_some()
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Resource {
     Groups,
     /// `/groups/{id}/members` and `/transitiveMembers`: a group's members.
     GroupMembers,
+    /// `/reports/authenticationMethods/userRegistrationDetails`: the registration report
+    /// (read-only; a bulk hint the plan can do without).
+    RegistrationReport,
 }
 
 /// The user properties `User.ReadBasic.All` reads: Microsoft's permissions reference lists the
@@ -123,6 +126,7 @@ impl Resource {
             Resource::Organization => "organization (tenant name)",
             Resource::Groups => "groups (display name to object id)",
             Resource::GroupMembers => "a group's (transitive) members",
+            Resource::RegistrationReport => "the authentication methods registration report",
         }
     }
 
@@ -236,6 +240,12 @@ impl Need {
             // group-list-members / group-list-transitivemembers: Group.ReadBasic.All is not
             // listed. Members of a type the token may not read come back with `id` and
             // `@odata.type` only ("limited information").
+            // authenticationmethodsroot-list-userregistrationdetails (beta): AuditLog.Read.All,
+            // and UserAuthenticationMethod.Read.All as the higher one. The report is read-only:
+            // nothing writes it, so a "write" needs what a read does.
+            (RegistrationReport, _, _) => {
+                &["AuditLog.Read.All", "UserAuthenticationMethod.Read.All"]
+            }
             (GroupMembers, Read, _) => &[
                 "GroupMember.Read.All",
                 "Group.Read.All",

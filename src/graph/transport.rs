@@ -59,6 +59,10 @@ pub enum Purpose {
     Read,
     /// `/authentication/methods`: which methods a user has registered.
     Methods,
+    /// A page of an identity report (`/reports/authenticationMethods/userRegistrationDetails`):
+    /// metered by Graph's identity and access reports limit, 5 requests per 10 s per app and
+    /// tenant, not by the resource-unit bucket.
+    Report,
     /// The endpoint read again just before writing it (drift check).
     Reread,
     /// A write whose answer was lost, read back.
@@ -70,11 +74,12 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    const ALL: [Purpose; 8] = [
+    const ALL: [Purpose; 9] = [
         Purpose::Tenant,
         Purpose::Identity,
         Purpose::Read,
         Purpose::Methods,
+        Purpose::Report,
         Purpose::Reread,
         Purpose::Settle,
         Purpose::Verify,
@@ -98,6 +103,7 @@ impl Purpose {
 enum Class {
     Read,
     Methods,
+    Reports,
     Write,
 }
 
@@ -106,6 +112,7 @@ impl From<Purpose> for Class {
         match purpose {
             Purpose::Write => Class::Write,
             Purpose::Methods => Class::Methods,
+            Purpose::Report => Class::Reports,
             _ => Class::Read,
         }
     }
@@ -156,6 +163,13 @@ pub struct TransportConfig {
     /// interactive admins in the same tenant (for scheduled bulk runs).
     pub low_priority: bool,
 }
+
+/// Graph's identity and access reports limit: 5 requests per 10 s per app and tenant
+/// (Microsoft's "service-specific throttling limits"), which meters the registration report.
+pub const REPORTS_LIMIT: BucketShape = BucketShape {
+    capacity: 5,
+    window: Duration::from_secs(10),
+};
 
 /// RU per 10 s for a tenant of `users` users (graph-api.md §6): under 50, 3,500; 50–500, 5,000;
 /// over 500, 8,000.
@@ -251,6 +265,8 @@ pub struct Calls {
     pub reads: u64,
     /// Registered methods.
     pub methods: u64,
+    /// Pages of the registration report.
+    pub reports: u64,
     /// Endpoints read again just before writing them.
     pub rereads: u64,
     /// Writes whose answer was lost, read back.
@@ -400,10 +416,15 @@ pub struct Transport {
     write_gate: PauseGate,
     /// Closed by a 429 on `/authentication/methods`: holds methods reads.
     methods_gate: PauseGate,
+    /// Closed by a 429 on a report page: holds report pages.
+    reports_gate: PauseGate,
     health: Health,
     ru: Budget,
     writes: Budget,
     methods: Budget,
+    /// Report pages, paced to the documented reports limit from the start: a page refused
+    /// there is charged all the same, so finding the limit by its 429s would cost twice.
+    reports: Budget,
     batcher: Batcher,
     counters: Counters,
 }
@@ -412,6 +433,20 @@ pub struct Transport {
 /// connections and never answers is then found within a minute, not after several full
 /// `--timeout`s (Graph answers in well under a second).
 const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Whether a request asks for `$count=true`: on directory objects an advanced query, which Graph
+/// answers only with `ConsistencyLevel: eventual` (Microsoft's "advanced query capabilities");
+/// the transport adds the header to such a request, alone or as a `$batch` item.
+pub(super) fn wants_eventual_consistency(path: &str) -> bool {
+    path.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = key.strip_prefix("%24").or(key.strip_prefix('$'));
+            key.is_some_and(|k| k.eq_ignore_ascii_case("count"))
+                && value.eq_ignore_ascii_case("true")
+        })
+    })
+}
 
 /// Pauses at least this long are logged at the default level, with their reason.
 const NOTABLE_PAUSE: Duration = Duration::from_secs(5);
@@ -443,12 +478,14 @@ impl Transport {
             all_gate: PauseGate::default(),
             write_gate: PauseGate::default(),
             methods_gate: PauseGate::default(),
+            reports_gate: PauseGate::default(),
             health: Health::new(host, config.health),
             ru: Budget::new(config.ru_bucket, config.read_rate),
             writes: Budget::new(config.write_bucket, config.write_rate),
             // Its own pacer and gate over the RU bucket's shape: a small reports limit, if it
             // applies, is found by its 429s and then paced alone.
             methods: Budget::new(config.ru_bucket, config.read_rate),
+            reports: Budget::new(REPORTS_LIMIT, None),
             batcher: Batcher::new(config.linger),
             counters: Counters::default(),
             config,
@@ -483,11 +520,16 @@ impl Transport {
     /// How long requests are held by a 429's pause, if any gate is closed now.
     pub fn paused_for(&self) -> Option<Duration> {
         let now = Instant::now();
-        [&self.all_gate, &self.write_gate, &self.methods_gate]
-            .iter()
-            .filter_map(|gate| gate.closed_until())
-            .max()
-            .map(|until| until.duration_since(now))
+        [
+            &self.all_gate,
+            &self.write_gate,
+            &self.methods_gate,
+            &self.reports_gate,
+        ]
+        .iter()
+        .filter_map(|gate| gate.closed_until())
+        .max()
+        .map(|until| until.duration_since(now))
     }
 
     /// The current in-flight limit (for progress and benchmarks).
@@ -505,6 +547,7 @@ impl Transport {
             identity: purpose(Purpose::Identity),
             reads: purpose(Purpose::Read),
             methods: purpose(Purpose::Methods),
+            reports: purpose(Purpose::Report),
             rereads: purpose(Purpose::Reread),
             settles: purpose(Purpose::Settle),
             verifies: purpose(Purpose::Verify),
@@ -639,11 +682,16 @@ impl Transport {
                 Class::Read => (None, None),
                 Class::Write => (Some(&self.write_gate), Some(&self.writes)),
                 Class::Methods => (Some(&self.methods_gate), Some(&self.methods)),
+                Class::Reports => (Some(&self.reports_gate), Some(&self.reports)),
             };
             if let Some(gate) = gate {
                 gate.wait().await;
             }
-            let mut sent_at = self.ru.acquire().await;
+            // Report pages are metered by the reports limit alone, not by resource units.
+            let mut sent_at = match class {
+                Class::Reports => Instant::now(),
+                _ => self.ru.acquire().await,
+            };
             if let Some(budget) = budget {
                 sent_at = sent_at.max(budget.acquire().await);
             }
@@ -661,6 +709,7 @@ impl Transport {
             Class::Read => &self.ru,
             Class::Write => &self.writes,
             Class::Methods => &self.methods,
+            Class::Reports => &self.reports,
         };
         budget.pacer.rate()
     }
@@ -822,6 +871,9 @@ impl Transport {
             .header("return-client-request-id", "true");
         if self.config.low_priority {
             request = request.header("x-ms-throttle-priority", "Low");
+        }
+        if wants_eventual_consistency(path) {
+            request = request.header("ConsistencyLevel", "eventual");
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -993,6 +1045,8 @@ impl Transport {
             (&self.write_gate, &self.writes, "writes")
         } else if information.contains("resourceunit") {
             (&self.all_gate, &self.ru, "every request")
+        } else if purpose == Purpose::Report {
+            (&self.reports_gate, &self.reports, "report pages")
         } else if information.contains("report") || purpose == Purpose::Methods {
             (&self.methods_gate, &self.methods, "methods reads")
         } else {

@@ -141,6 +141,11 @@ pub struct DirectoryUser {
     pub user_type: Option<String>,
     #[serde(default)]
     pub account_enabled: Option<bool>,
+    /// Only when selected (`$select=...,perUserMfaState`): not in Microsoft's published schema
+    /// for `user`, but answered by Graph to that query (CIPP reads it so since 2025-03).
+    /// `None` when Graph left it out: the bulk read is a hint, and such a user is read alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_mfa_state: Option<String>,
 }
 
 impl DirectoryUser {
@@ -204,7 +209,8 @@ impl Organization {
     }
 }
 
-/// A Graph collection page: `{"value": [...], "@odata.nextLink": "..."}`.
+/// A Graph collection page: `{"value": [...], "@odata.nextLink": "..."}` (and `@odata.count`
+/// when `$count=true` asked for it, on directory objects an advanced query).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collection<T> {
     pub value: Vec<T>,
@@ -214,6 +220,50 @@ pub struct Collection<T> {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_link: Option<String>,
+    #[serde(
+        rename = "@odata.count",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub count: Option<u64>,
+}
+
+/// One row of `GET /beta/reports/authenticationMethods/userRegistrationDetails` (Microsoft's
+/// `userRegistrationDetails`): only what mfactl reads. Values stay strings: the report's
+/// vocabulary differs from signInPreferences' (`none` for no preference, `userType` in lower
+/// case, `methodsRegistered` in the usage-report names such as `microsoftAuthenticatorPush`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationDetails {
+    /// The user's object id.
+    pub id: String,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    /// `member`, `guest` (lower case, unlike `user.userType`).
+    #[serde(default)]
+    pub user_type: Option<String>,
+    #[serde(default)]
+    pub methods_registered: Option<Vec<String>>,
+    /// signInPreferences' values plus `none` (Graph's example also shows `""`).
+    #[serde(default)]
+    pub user_preferred_method_for_secondary_authentication: Option<String>,
+    #[serde(default)]
+    pub is_system_preferred_authentication_method_enabled: Option<bool>,
+    /// When the report's row was last refreshed (RFC 3339, UTC).
+    #[serde(default)]
+    pub last_updated_date_time: Option<String>,
+}
+
+/// `GET /beta/users/{user}/authentication`: `requirements` and `signInPreferences` are
+/// structural properties of Microsoft's `authentication` entity, so one read may give both
+/// (unconfirmed on a live tenant: either may be missing, and the client reads alone then).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authentication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<Requirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_preferences: Option<SignInPreferences>,
 }
 
 /// Graph's error envelope: `{"error": {"code", "message", "innerError": {...}}}`.

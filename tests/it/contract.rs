@@ -45,6 +45,15 @@ const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
         "methodUsabilityReason",
         "v1.0 and beta docs, not beta CSDL",
     ),
+    // Selected on the users listing by the read planner's bulk path (issue 17): not in
+    // beta-Prod.csdl nor on the user resource page, but answered by Graph to
+    // `/users?$select=...,perUserMfaState` (CIPP lists users so since 2025-03). mfactl takes it
+    // as a hint and reads `requirements` alone when it is refused or missing.
+    (
+        "user",
+        "perUserMfaState",
+        "undocumented, answered to $select on /users",
+    ),
 ];
 
 /// The routes mfactl uses, under `/beta`, and the schema type of the answer (a `Collection(...)`
@@ -70,6 +79,7 @@ const ROUTES: &[(&str, &str)] = &[
         "users/*/transitiveMemberOf/microsoft.graph.group",
         "Collection(graph.group)",
     ),
+    ("users/*/authentication", "graph.authentication"),
     ("users/*", "graph.user"),
     ("users", "Collection(graph.user)"),
     ("groups", "Collection(graph.group)"),
@@ -87,6 +97,10 @@ const ROUTES: &[(&str, &str)] = &[
         "policies/authenticationMethodsPolicy",
         "graph.authenticationMethodsPolicy",
     ),
+    (
+        "reports/authenticationMethods/userRegistrationDetails",
+        "Collection(graph.userRegistrationDetails)",
+    ),
 ];
 
 /// The entity sets (and the one singleton) the routes start from, and their types.
@@ -98,6 +112,9 @@ const ROOTS: &[(&str, &str)] = &[
         "policies/authenticationMethodsPolicy",
         "authenticationMethodsPolicy",
     ),
+    // The `reports` singleton's `authenticationMethods` (reportRoot is not vendored; Microsoft's
+    // authenticationMethodsRoot page names this path's type).
+    ("reports/authenticationMethods", "authenticationMethodsRoot"),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -781,6 +798,32 @@ fn client_wire_values() -> Vec<(&'static str, Value)> {
                 display_name: text(),
                 user_type: Some("Member".into()),
                 account_enabled: Some(true),
+                per_user_mfa_state: Some("enforced".into()),
+            }),
+        ),
+        (
+            "graph.userRegistrationDetails",
+            as_json(&wire::RegistrationDetails {
+                id: "u".into(),
+                user_principal_name: text(),
+                user_type: Some("member".into()),
+                methods_registered: Some(vec!["mobilePhone".into()]),
+                user_preferred_method_for_secondary_authentication: Some("none".into()),
+                is_system_preferred_authentication_method_enabled: Some(true),
+                last_updated_date_time: Some("2026-12-07T00:00:00Z".into()),
+            }),
+        ),
+        (
+            "graph.authentication",
+            as_json(&wire::Authentication {
+                requirements: Some(wire::Requirements {
+                    per_user_mfa_state: Some("enabled".into()),
+                }),
+                sign_in_preferences: Some(wire::SignInPreferences {
+                    is_system_preferred_authentication_method_enabled: Some(false),
+                    user_preferred_method_for_secondary_authentication: Some("sms".into()),
+                    system_preferred_authentication_method: None,
+                }),
             }),
         ),
         (
