@@ -66,6 +66,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
+    pub read: super::plan::ReadArgs,
+    #[command(flatten)]
     pub graph: GraphArgs,
 }
 
@@ -145,9 +147,12 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         let tenant = connection.identify().await?;
         let plan = match source {
             Source::Manifest(manifest) => {
-                let mut plan = engine::plan(client, &manifest, connection.concurrency)
-                    .await
-                    .map_err(|error| connection.stop(error))?;
+                let options = args.read.options(args.graph.tenant_size);
+                let (mut plan, said) =
+                    engine::plan_with(client, &manifest, connection.concurrency, &options)
+                        .await
+                        .map_err(|error| connection.stop(error))?;
+                super::plan::say_read_path(&said);
                 // The plan holds what the rest needs; the desired state (a million entries in
                 // a large migration) is let go before writing starts.
                 drop(manifest);
@@ -347,10 +352,11 @@ fn shown(path: &Path) -> String {
 /// edited, is too old, or was made against another Graph root.
 fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
     let path = &args.manifest;
-    if args.reading.policy.is_some() || args.reading.ignore_unknown_columns {
+    if args.reading.policy.is_some() || args.reading.ignore_unknown_columns || args.read.given() {
         return Err(miette!(
             help = "a saved plan holds its policy and users already; drop the flag",
-            "--policy and --ignore-unknown-columns read manifests; {} is a saved plan",
+            "--policy, --ignore-unknown-columns, --read-path and --max-report-age read \
+             manifests; {} is a saved plan",
             shown(path)
         ));
     }

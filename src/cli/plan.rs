@@ -44,7 +44,63 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten)]
     pub graph: GraphArgs,
+}
+
+/// How live values are read; shared by plan and apply (a manifest's).
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// How live values are read. auto (the default) picks, per run, the cheapest sound way
+    /// from Graph's quotas and the manifest's size, and says which and why on stderr; bulk uses
+    /// every bulk read that applies (the users listing for perUserMfaState, the registration
+    /// report for sign-in preferences and registered methods, one GET of
+    /// /users/{id}/authentication for both endpoints); per-user reads each endpoint of each
+    /// user. A bulk value is a hint: what it cannot give is read per user, and apply reads
+    /// every endpoint again before writing it.
+    #[arg(long, value_enum, value_name = "PATH")]
+    pub read_path: Option<ReadPathArg>,
+    /// Rows of the registration report last updated longer ago than this are not used: those
+    /// users are read per user (e.g. 24h, 90m, 2d; default 24h).
+    #[arg(long, value_name = "AGE", value_parser = saved::parse_age)]
+    pub max_report_age: Option<std::time::Duration>,
+}
+
+/// `--read-path`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadPathArg {
+    Auto,
+    Bulk,
+    PerUser,
+}
+
+impl ReadArgs {
+    /// The engine's read options; `tenant_size` is `--tenant-size`.
+    pub fn options(&self, tenant_size: Option<u64>) -> engine::ReadOptions {
+        let defaults = engine::ReadOptions::default();
+        engine::ReadOptions {
+            path: match self.read_path.unwrap_or(ReadPathArg::Auto) {
+                ReadPathArg::Auto => engine::ReadPath::Auto,
+                ReadPathArg::Bulk => engine::ReadPath::Bulk,
+                ReadPathArg::PerUser => engine::ReadPath::PerUser,
+            },
+            tenant_size,
+            max_report_age: self.max_report_age.unwrap_or(defaults.max_report_age),
+        }
+    }
+
+    /// Whether a flag of this group was given (a saved plan takes none).
+    pub fn given(&self) -> bool {
+        self.read_path.is_some() || self.max_report_age.is_some()
+    }
+}
+
+/// Prints the lines that say how a run read its live values, on stderr.
+pub fn say_read_path(lines: &[String]) {
+    for line in lines {
+        eprintln!("{line}");
+    }
 }
 
 /// How the text plan reads; shared by plan and apply.
@@ -134,9 +190,16 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     let started = Instant::now();
     let planned = async {
         let tenant = connection.identify().await?;
-        let mut plan = engine::plan(&connection.client, &manifest, connection.concurrency)
-            .await
-            .map_err(|error| connection.stop(error))?;
+        let options = args.read.options(args.graph.tenant_size);
+        let (mut plan, said) = engine::plan_with(
+            &connection.client,
+            &manifest,
+            connection.concurrency,
+            &options,
+        )
+        .await
+        .map_err(|error| connection.stop(error))?;
+        say_read_path(&said);
         plan.tenant_id = tenant.id;
         plan.tenant_domain = tenant.domain;
         plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream;
 
+use super::bulk_reads::{CombinedRead, Hints};
 use super::progress::Progress;
+use super::read_plan::ReadOptions;
 use super::{Breaker, DuplicateUser, RunError};
 use crate::graph::permissions::Resource;
 use crate::graph::wire::UserIdentity;
@@ -60,17 +62,30 @@ pub async fn identify_tenant(client: &GraphClient) -> Result<Tenant, RunError> {
     }
 }
 
-/// Reads the live state of every manifest user and returns the plan.
-/// `concurrency` bounds users in flight (the transport bounds requests in flight).
-///
-/// A 401, a redirect, an unreachable host, or 403s before anything succeeded stop the run (see
-/// [`Breaker`]): every other user would get the same answer, and 50,000 identical failures help
-/// nobody. Entries that resolve to the same object are an error ([`RunError::DuplicateUsers`]).
+/// Reads the live state of every manifest user and returns the plan, reading the way the read
+/// planner finds cheapest ([`ReadOptions::default`]: auto); see [`plan_with`].
 pub async fn plan(
     client: &GraphClient,
     manifest: &Manifest,
     concurrency: usize,
 ) -> Result<Plan, RunError> {
+    let (plan, _) = plan_with(client, manifest, concurrency, &ReadOptions::default()).await?;
+    Ok(plan)
+}
+
+/// Reads the live state of every manifest user and returns the plan, with the lines that say
+/// how it read (the bulk reads chosen and why, and every fallback to per-user reads).
+/// `concurrency` bounds users in flight (the transport bounds requests in flight).
+///
+/// A 401, a redirect, an unreachable host, or 403s before anything succeeded stop the run (see
+/// [`Breaker`]): every other user would get the same answer, and 50,000 identical failures help
+/// nobody. Entries that resolve to the same object are an error ([`RunError::DuplicateUsers`]).
+pub async fn plan_with(
+    client: &GraphClient,
+    manifest: &Manifest,
+    concurrency: usize,
+    options: &ReadOptions,
+) -> Result<(Plan, Vec<String>), RunError> {
     // The policy first: a group name that resolves to no group stops the run before the users
     // are read.
     let policy = match &manifest.policy {
@@ -79,12 +94,20 @@ pub async fn plan(
     };
     let protected = resolve_protected(client, &manifest.protect, concurrency).await?;
     let protected = &protected;
+    let mut said = Vec::new();
+    let mut listing = super::bulk_reads::listing(client, manifest, options, &mut said).await?;
+    let listed = listing
+        .as_mut()
+        .map(|(listing, _)| std::mem::take(&mut listing.users))
+        .unwrap_or_default();
     // Whole populations become users here, each pinned by its object id.
-    let selected = super::selectors::select(client, manifest).await?;
+    let selected = super::selectors::select(client, manifest, listed).await?;
     let (users, known): (&[DesiredUser], Option<&HashMap<Arc<str>, uuid::Uuid>>) = match &selected {
         Some(selected) => (&selected.users, Some(&selected.ids)),
         None => (&manifest.users, None),
     };
+    let hints = super::bulk_reads::hints(client, users, known, listing, options, &mut said).await?;
+    let hints = &hints;
     let progress = Progress::new("fetch", users.len() as u64);
     let breaker = Breaker::default();
     let stop = &breaker;
@@ -99,8 +122,10 @@ pub async fn plan(
             if stop.is_tripped() {
                 return None;
             }
-            let id = known.and_then(|ids| ids.get(&desired.user).copied());
-            let (mut user, id) = plan_user(client, desired, id, stop).await;
+            let id = known
+                .and_then(|ids| ids.get(&desired.user).copied())
+                .or_else(|| hints.id_of(&desired.user));
+            let (mut user, id) = plan_user(client, desired, id, hints, stop).await;
             protected.mark(&mut user);
             Some((order, (user, id)))
         })
@@ -119,6 +144,7 @@ pub async fn plan(
         }
     }
     drop(results);
+    said.extend(hints.lines());
     if let Some(error) = breaker.into_error() {
         return Err(error);
     }
@@ -135,7 +161,7 @@ pub async fn plan(
         }
         plan.summary = plan.count(users.len() as u64);
     }
-    Ok(plan)
+    Ok((plan, said))
 }
 
 /// With system-preferred MFA on for all users (after this plan), Graph ignores a user's
@@ -277,53 +303,119 @@ fn duplicate_objects(
 }
 
 /// One user's plan entry, and its object id when known.
-/// `known` is the object id a selector's listing gave, when it did (no lookup is needed then).
+/// `known` is the object id a selector's listing (or the read planner's) gave, when it did (no
+/// lookup is needed then). What `hints` hold for the user is taken from them; the rest is read.
 async fn plan_user(
     client: &GraphClient,
     desired: &DesiredUser,
     known: Option<uuid::Uuid>,
+    hints: &Hints,
     stop: &Breaker,
 ) -> (UserPlan, Option<u128>) {
     let named_id = known.or_else(|| uuid::Uuid::parse_str(&desired.user).ok());
-    let reads = Reads {
-        identity: named_id.is_none(),
-        sign_in: desired.manages_sign_in_preferences(),
-        requirements: desired.manages_requirements(),
-        methods: false,
-    };
-    // A user a selector's listing named is read by its object id, never by the name Graph gave.
+    // A user a listing named is read by its object id, never by the name Graph gave.
     let address = match known {
         Some(id) => std::borrow::Cow::Owned(id.hyphenated().to_string()),
         None => std::borrow::Cow::Borrowed(&*desired.user),
     };
-    let read = match read_user(client, &address, reads, stop).await {
-        Ok(read) => read,
+    let mut live = match read_live(client, desired, named_id, &address, hints, stop).await {
+        Ok(live) => live,
         Err((endpoint, error)) => return (unreadable(desired, endpoint, &error), None),
     };
-    let id = read
-        .identity
-        .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok())
-        .or(named_id);
-    let mut live = read.live;
+    let id = live.id.or(named_id);
     let cloud = client.transport().config().cloud;
-    let unchecked = plan::needs_methods(desired, &live) && !cloud.serves_authentication_methods();
-    if plan::needs_methods(desired, &live) && !unchecked {
+    let needed = plan::needs_methods(desired, &live.user);
+    let hinted = needed
+        .then(|| id.and_then(|id| hints.methods(id.as_u128())))
+        .flatten();
+    let wanted_row = desired.manages_sign_in_preferences() || needed;
+    if wanted_row && hints.has_report() && !id.is_some_and(|id| hints.has_row(id.as_u128())) {
+        hints.note_missing_row();
+    }
+    let unchecked = needed && hinted.is_none() && !cloud.serves_authentication_methods();
+    if let Some(methods) = hinted {
+        live.user.methods = Some(methods);
+    } else if needed && !unchecked {
         let methods = Reads {
             methods: true,
             ..Reads::default()
         };
         match read_user(client, &address, methods, stop).await {
-            Ok(read) => live.methods = read.live.methods,
+            Ok(read) => live.user.methods = read.live.methods,
             Err((_, error)) => return (unreadable(desired, None, &error), None),
         }
     }
-    let mut user = plan::diff(desired, &live);
+    let mut user = plan::diff(desired, &live.user);
     user.id = id;
     if unchecked {
         let note = unchecked_methods_note(&user, cloud);
         user.add_note(note);
     }
     (user, id.map(|id| id.as_u128()))
+}
+
+/// A user's live values before registered methods, and the object id a read resolved.
+struct Live {
+    user: LiveUser,
+    id: Option<uuid::Uuid>,
+}
+
+/// The managed endpoints' live values: from the hints where they hold them, in one combined
+/// read where both endpoints are still wanted and the user's object id is known, else read
+/// apart (with the object id of a userPrincipalName no listing named).
+async fn read_live(
+    client: &GraphClient,
+    desired: &DesiredUser,
+    named_id: Option<uuid::Uuid>,
+    address: &str,
+    hints: &Hints,
+    stop: &Breaker,
+) -> Result<Live, (Option<Endpoint>, GraphError)> {
+    let id = named_id.map(|id| id.as_u128());
+    let mut user = LiveUser {
+        sign_in: id
+            .filter(|_| desired.manages_sign_in_preferences())
+            .and_then(|id| hints.sign_in(id)),
+        requirements: id
+            .filter(|_| desired.manages_requirements())
+            .and_then(|id| hints.requirements(id)),
+        methods: None,
+    };
+    let mut reads = Reads {
+        identity: named_id.is_none(),
+        sign_in: desired.manages_sign_in_preferences() && user.sign_in.is_none(),
+        requirements: desired.manages_requirements() && user.requirements.is_none(),
+        methods: false,
+    };
+    if reads.sign_in
+        && reads.requirements
+        && named_id.is_some()
+        && let Some(combined) = &hints.combined
+    {
+        match combined.read(client, address).await {
+            CombinedRead::Read(sign_in, requirements) => {
+                stop.success(Resource::SignInPreferences.read());
+                stop.success(Resource::Requirements.read());
+                (user.sign_in, user.requirements) = (Some(sign_in), Some(requirements));
+                (reads.sign_in, reads.requirements) = (false, false);
+            }
+            CombinedRead::Apart => {}
+            CombinedRead::Failed(error) => {
+                stop.failure(Resource::SignInPreferences.read(), &error);
+                return Err((Some(Endpoint::SignInPreferences), error));
+            }
+        }
+    }
+    if reads == Reads::default() {
+        return Ok(Live { user, id: None });
+    }
+    let read = read_user(client, address, reads, stop).await?;
+    user.sign_in = user.sign_in.or(read.live.sign_in);
+    user.requirements = user.requirements.or(read.live.requirements);
+    let id = read
+        .identity
+        .and_then(|identity| uuid::Uuid::parse_str(&identity.id).ok());
+    Ok(Live { user, id })
 }
 
 /// Said of a user whose registered methods mattered but could not be read: the cloud's Graph

@@ -3,12 +3,14 @@
 //! Order, concurrency and progress live here; pacing and retry live in the transport.
 
 mod apply;
+mod bulk_reads;
 pub mod export;
 mod fetch;
 mod journal;
 mod policy;
 pub mod preflight;
 mod progress;
+pub mod read_plan;
 pub mod resume;
 pub mod rollback;
 mod selectors;
@@ -25,8 +27,9 @@ use crate::plan::Plan;
 use crate::plan::estimate::{Estimate, Quotas};
 
 pub use apply::{ApplyOptions, apply};
-pub use fetch::{Tenant, identify_tenant, plan};
+pub use fetch::{Tenant, identify_tenant, plan, plan_with};
 pub use journal::{Journal, JournalError, RunInfo};
+pub use read_plan::{ReadOptions, ReadPath};
 pub use resume::Resume;
 pub mod journal_file {
     //! Reading a journal back (`apply --resume`, `rollback`).
@@ -43,6 +46,7 @@ pub fn calls(client: &GraphClient) -> crate::plan::Calls {
         reads: stats.calls.reads,
         rereads: stats.calls.rereads,
         methods: stats.calls.methods,
+        reports: stats.calls.reports,
         identity: stats.calls.identity,
         writes: stats.calls.writes,
         settles: stats.calls.settles,

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RunError;
+use super::bulk_reads::Listed;
 use crate::graph::client::Pages;
 use crate::graph::wire::DirectoryUser;
 use crate::graph::{GraphClient, GraphError};
@@ -26,10 +27,13 @@ pub struct Selected {
     pub ids: HashMap<Arc<str>, uuid::Uuid>,
 }
 
-/// Lists and merges the manifest's selectors; `None` when it has none.
+/// Lists and merges the manifest's selectors; `None` when it has none. `listed`: the tenant's
+/// users when the read planner listed them already ([`super::bulk_reads::listing`]); otherwise
+/// `allUsers:` lists them here, a page at a time.
 pub async fn select(
     client: &GraphClient,
     manifest: &Manifest,
+    listed: Vec<Listed>,
 ) -> Result<Option<Selected>, RunError> {
     let selectors = &manifest.selectors;
     if selectors.is_empty() {
@@ -44,25 +48,34 @@ pub async fn select(
     };
     let mut populations = Populations::default();
     if let Some(all) = &selectors.all_users {
-        let mut pages = client.users();
-        while let Some(page) = pages.next_page().await.map_err(listing)? {
+        let chosen = |guest: bool, enabled: Option<bool>| {
+            let kind = match all.user_type {
+                UserTypes::Member => !guest,
+                UserTypes::Guest => guest,
+                UserTypes::All => true,
+            };
+            kind && all
+                .account_enabled
+                .is_none_or(|wanted| enabled == Some(wanted))
+        };
+        if listed.is_empty() {
+            let mut pages = client.users();
+            while let Some(page) = pages.next_page().await.map_err(listing)? {
+                populations.all_users.extend(
+                    page.into_iter()
+                        .filter(|user| chosen(is_guest(user), user.account_enabled))
+                        .filter_map(member),
+                );
+            }
+        } else {
             populations.all_users.extend(
-                page.into_iter()
-                    .filter(|user| {
-                        let guest = user
-                            .user_type
-                            .as_deref()
-                            .is_some_and(|t| t.eq_ignore_ascii_case("guest"));
-                        let kind = match all.user_type {
-                            UserTypes::Member => !guest,
-                            UserTypes::Guest => guest,
-                            UserTypes::All => true,
-                        };
-                        kind && all
-                            .account_enabled
-                            .is_none_or(|enabled| user.account_enabled == Some(enabled))
-                    })
-                    .filter_map(member),
+                listed
+                    .into_iter()
+                    .filter(|user| chosen(user.guest, user.account_enabled))
+                    .map(|user| Member {
+                        id: user.id,
+                        user_principal_name: user.user_principal_name,
+                    }),
             );
         }
     }
@@ -154,6 +167,13 @@ enum Problem {
     Located(String),
     /// About the whole run.
     Run(RunError),
+}
+
+/// Whether a listed user is a guest (Graph's `userType`, compared without regard to case).
+fn is_guest(user: &DirectoryUser) -> bool {
+    user.user_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
 }
 
 /// A listed directory object as a selector member, when it is a user with an object id.

@@ -234,6 +234,22 @@ impl GraphClient {
         self.pages(Purpose::Identity, path)
     }
 
+    /// The tenant's users (enabled ones only when `enabled_only`), as Graph counts them:
+    /// `GET /beta/users?$select=id&$top=1&$count=true[&$filter=accountEnabled eq true]`, an
+    /// advanced query (the transport adds `ConsistencyLevel: eventual`). One small read, for
+    /// the read planner to cost a listing or the registration report.
+    pub async fn user_count(&self, enabled_only: bool) -> Result<Option<u64>, GraphError> {
+        let mut path = "/beta/users?$select=id&$top=1&$count=true".to_owned();
+        if enabled_only {
+            path.push_str(&format!(
+                "&$filter={}",
+                encode_segment("accountEnabled eq true")
+            ));
+        }
+        let page: Collection<DirectoryObjectId> = self.get_json(Purpose::Identity, &path).await?;
+        Ok(page.count)
+    }
+
     /// `GET /beta/reports/authenticationMethods/userRegistrationDetails?$top=999`, a page at a
     /// time: every enabled user's registered methods and sign-in preferences as the report last
     /// saw them (Microsoft: "doesn't work for disabled users"). Paced to Graph's reports limit

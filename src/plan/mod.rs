@@ -118,6 +118,9 @@ pub struct Calls {
     pub rereads: u64,
     /// Registered methods.
     pub methods: u64,
+    /// Pages of the registration report (absent from plans made before bulk reads existed).
+    #[serde(default)]
+    pub reports: u64,
     /// UPNs resolved to object ids.
     pub identity: u64,
     /// PATCHes.

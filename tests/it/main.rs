@@ -15,6 +15,7 @@ mod permissions;
 mod plan;
 mod policy;
 mod published;
+mod read_path;
 mod reports;
 mod resume;
 mod rollback;
