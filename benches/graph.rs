@@ -46,7 +46,7 @@ use mfactl::graph::{
     BucketShape, Calls, GraphClient, Transport, TransportConfig, TransportStats, ru_tier,
 };
 use mfactl::manifest::{self, DesiredUser, Manifest, Origin};
-use mfactl::model::{PerUserMfaState, PreferredMethod};
+use mfactl::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 use mfactl::plan::{Plan, Status};
 use mfactl::report;
 use secrecy::SecretString;
@@ -510,9 +510,10 @@ fn print_traffic(r: &Run) {
         settles,
         verifies,
         writes,
+        coverage,
     } = c.calls;
     println!(
-        "  calls by purpose: read {} · methods {} · report {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} (attempts {})",
+        "  calls by purpose: read {} · methods {} · report {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} · coverage {} (attempts {})",
         n(reads),
         n(methods),
         n(reports),
@@ -522,6 +523,7 @@ fn print_traffic(r: &Run) {
         n(verifies),
         n(identity),
         n(tenant),
+        n(coverage),
         n(c.attempts)
     );
     let alone = c.http_requests.saturating_sub(c.batches);
@@ -1226,7 +1228,10 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         .enumerate()
         .map(|(i, u)| DesiredUser {
             user: u.id.as_str().into(),
-            preferred_method: PreferredMethod::usable_with(&u.methods).first().copied(),
+            preferred_method: PreferredMethod::usable_with(&u.methods)
+                .first()
+                .copied()
+                .map(PreferredMethods::one),
             system_preferred: Some(
                 !u.sign_in_preferences
                     .is_system_preferred_authentication_method_enabled,
@@ -1246,6 +1251,7 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         protect: Vec::new(),
         max_changes: None,
         selectors: Default::default(),
+        allow_mfa_gap: false,
     }
 }
 
@@ -1256,7 +1262,7 @@ fn write_csv(manifest: &Manifest, path: &Path) {
             csv,
             "{},{},{},{}",
             user.user,
-            user.preferred_method.map_or("", |m| m.as_str()),
+            user.preferred_method.map_or("", |m| m.first().as_str()),
             user.system_preferred
                 .map_or("", |b| if b { "true" } else { "false" }),
             user.per_user_mfa_state.map_or("", |s| s.as_str()),
@@ -1282,7 +1288,7 @@ fn assert_converged(desired: &[DesiredUser], tenant: &Tenant) -> usize {
         if let Some(method) = want.preferred_method {
             assert_eq!(
                 prefs.user_preferred_method_for_secondary_authentication,
-                Some(method),
+                Some(method.first()),
                 "{}",
                 want.user
             );
@@ -1313,6 +1319,7 @@ fn client_since(after: &TransportStats, before: &TransportStats) -> TransportSta
         settles: a.settles - b.settles,
         verifies: a.verifies - b.verifies,
         writes: a.writes - b.writes,
+        coverage: a.coverage - b.coverage,
     };
     TransportStats {
         attempts: after.attempts - before.attempts,

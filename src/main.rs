@@ -3,5 +3,9 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    mfactl::cli::run(mfactl::cli::Cli::parse())
+    match mfactl::cli::Cli::try_parse() {
+        Ok(cli) => mfactl::cli::run(cli),
+        // A mistyped flag must never read as a plan result (`--detailed-exitcode`'s 2).
+        Err(usage) => mfactl::cli::usage_error(&usage),
+    }
 }

@@ -147,6 +147,98 @@ impl PreferredMethod {
     }
 }
 
+/// The preferred methods a manifest asks for, in order: `[push, oath, sms]` in YAML,
+/// `push|oath|sms` in CSV; the first one the user has registered wins ([`PreferredMethods::choose`]).
+/// One method is a list of one. At most the six methods, none twice, held in four bytes (a
+/// million-user manifest holds a million of these): slot `i` is bits `3i..3i+3`, holding the
+/// method's place in [`PreferredMethod::ALL`] plus one, 0 after the last.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PreferredMethods(std::num::NonZeroU32);
+
+/// Why a list of preferred methods cannot be one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodListProblem {
+    /// `[]`: no method at all.
+    Empty,
+    /// A method named twice: the second could never be reached.
+    Repeated(PreferredMethod),
+}
+
+impl PreferredMethods {
+    /// One method.
+    pub fn one(method: PreferredMethod) -> PreferredMethods {
+        PreferredMethods::new(&[method]).expect("one method is a list")
+    }
+
+    /// The methods in the order to try them.
+    pub fn new(methods: &[PreferredMethod]) -> Result<PreferredMethods, MethodListProblem> {
+        let mut bits = 0u32;
+        for (slot, method) in methods.iter().enumerate() {
+            if methods[..slot].contains(method) {
+                return Err(MethodListProblem::Repeated(*method));
+            }
+            let code = PreferredMethod::ALL
+                .iter()
+                .position(|m| m == method)
+                .expect("every method is in ALL") as u32
+                + 1;
+            bits |= code << (3 * slot);
+        }
+        std::num::NonZeroU32::new(bits)
+            .map(PreferredMethods)
+            .ok_or(MethodListProblem::Empty)
+    }
+
+    /// The methods, in order.
+    pub fn iter(self) -> impl Iterator<Item = PreferredMethod> {
+        (0..PreferredMethod::ALL.len())
+            .map(move |slot| (self.0.get() >> (3 * slot)) & 0b111)
+            .take_while(|code| *code != 0)
+            .map(|code| PreferredMethod::ALL[code as usize - 1])
+    }
+
+    /// The first method: what the user gets when they have registered it.
+    pub fn first(self) -> PreferredMethod {
+        self.iter().next().expect("never empty")
+    }
+
+    /// Whether it names more than one method (a fallback list).
+    pub fn is_list(self) -> bool {
+        self.iter().nth(1).is_some()
+    }
+
+    /// The first method `registered` makes usable, if any.
+    pub fn choose(self, registered: &[MethodKind]) -> Option<PreferredMethod> {
+        self.iter()
+            .find(|method| registered.iter().any(|kind| method.is_enabled_by(*kind)))
+    }
+
+    /// The methods joined with `separator` (`push|oath|sms`, `push, oath, sms`).
+    pub fn join(self, separator: &str) -> String {
+        self.iter()
+            .map(PreferredMethod::as_str)
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+}
+
+/// `push` for one method, `[push, oath, sms]` for a list (YAML's way of writing it).
+impl fmt::Display for PreferredMethods {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_list() {
+            write!(f, "[{}]", self.join(", "))
+        } else {
+            f.write_str(self.first().as_str())
+        }
+    }
+}
+
+impl fmt::Debug for PreferredMethods {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl Field {
     /// The endpoint that holds this field.
     pub fn endpoint(self) -> Endpoint {
@@ -360,6 +452,46 @@ mod tests {
             PreferredMethod::VoiceAlternateMobile.to_string(),
             "voiceAlternateMobile"
         );
+    }
+
+    #[test]
+    fn a_method_list_keeps_its_order_and_refuses_repeats_and_nothing() {
+        use PreferredMethod::*;
+        let list = PreferredMethods::new(&[Push, Oath, Sms]).unwrap();
+        assert_eq!(list.iter().collect::<Vec<_>>(), vec![Push, Oath, Sms]);
+        assert_eq!(
+            (list.first(), list.iter().count(), list.is_list()),
+            (Push, 3, true)
+        );
+        assert_eq!(list.to_string(), "[push, oath, sms]");
+        assert_eq!(list.join("|"), "push|oath|sms");
+        let every = PreferredMethods::new(PreferredMethod::ALL).unwrap();
+        assert_eq!(every.iter().collect::<Vec<_>>(), PreferredMethod::ALL);
+        assert_eq!(
+            PreferredMethods::one(VoiceOffice).to_string(),
+            "voiceOffice"
+        );
+        assert!(!PreferredMethods::one(Sms).is_list());
+        assert_eq!(PreferredMethods::new(&[]), Err(MethodListProblem::Empty));
+        assert_eq!(
+            PreferredMethods::new(&[Sms, Push, Sms]),
+            Err(MethodListProblem::Repeated(Sms))
+        );
+        assert_eq!(std::mem::size_of::<Option<PreferredMethods>>(), 4);
+    }
+
+    #[test]
+    fn the_first_registered_method_of_a_list_wins() {
+        use MethodKind as M;
+        use PreferredMethod::*;
+        let list = PreferredMethods::new(&[Push, Oath, Sms]).unwrap();
+        assert_eq!(list.choose(&[M::MobilePhone]), Some(Sms));
+        assert_eq!(list.choose(&[M::MobilePhone, M::SoftwareOath]), Some(Oath));
+        assert_eq!(
+            list.choose(&[M::MicrosoftAuthenticator, M::MobilePhone]),
+            Some(Push)
+        );
+        assert_eq!(list.choose(&[M::OfficePhone, M::Email]), None);
     }
 
     #[test]

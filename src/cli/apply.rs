@@ -17,6 +17,7 @@ use crate::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
 };
 use crate::manifest::Manifest;
+use crate::plan::category::{Category, Phase};
 use crate::plan::saved::{self, SourceFile};
 use crate::plan::{Plan, Status, estimate};
 use crate::report;
@@ -53,10 +54,10 @@ pub struct ApplyArgs {
     pub format: OutputFormat,
     /// Also write the finished run's report here, in the format its extension names: .json
     /// (the report document), .csv (one row per user and field), .md (a summary for a CI step
-    /// summary), .html (a self-contained page with charts). Readable by you only; checked
+    /// summary), .html (a self-contained page with charts). May be given several times (one file per format, say). Readable by you only; checked
     /// before anything is sent.
     #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    pub report: Vec<PathBuf>,
     /// Do not read the written endpoints back after the writes (by default a user whose
     /// writes Graph accepted but does not show is reported `unverified`, exit code 3).
     #[arg(long)]
@@ -105,7 +106,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             "apply asks for confirmation, but stdin is not a terminal"
         ));
     }
-    let report = args.report.as_deref().map(ReportFile::check).transpose()?;
+    let reports = ReportFile::check_all(&args.report)?;
     let resume = match (&args.resume, &source) {
         (Some(path), Source::Saved(plan)) => {
             Some(read_resume(path, plan, args.journal.as_deref())?)
@@ -159,6 +160,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 plan.tenant_id = tenant.id;
                 plan.tenant_domain = tenant.domain;
                 plan.summary.estimate = Some(engine::estimate(client, &plan));
+                super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
                 plan
             }
             Source::Saved(plan) => {
@@ -181,20 +183,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
     };
     let saved_plan = is_saved_plan(&args.manifest);
-    match args.format {
-        OutputFormat::Text => {
-            let options = args.text.options(false, std::io::stdout().is_terminal());
-            output::to_stdout(|out| report::render_plan_text_with(&plan, out, options))?
-        }
-        OutputFormat::Json if !args.auto_approve && !saved_plan => {
-            let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
-            let options = args.text.options(false, std::io::stderr().is_terminal());
-            report::render_plan_text_with(&plan, &mut stderr, options)
-                .and_then(|()| stderr.flush())
-                .into_diagnostic()?;
-        }
-        OutputFormat::Json => {}
-    }
+    show_plan(&args, &plan, saved_plan)?;
 
     let mut halted = None;
     let mut files = None;
@@ -217,7 +206,6 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
             (args.manifest.clone(), checksum)
         } else {
             let plan_path = plan_beside(args.journal.as_deref());
-            super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
             let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
             let checksum = super::plan::save(&out, &plan)?;
             (plan_path, checksum)
@@ -262,13 +250,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         )
         .await
         .err();
-        if let Some(estimate) = plan.summary.estimate {
-            eprintln!(
-                "Applied in {} (estimated at least {}).",
-                estimate::duration(applying.elapsed().as_secs_f64()),
-                estimate::duration(estimate.seconds)
-            );
-        }
+        eprintln!("{}", took(&plan, applying.elapsed(), halted.as_ref()));
         writing.store(false, Ordering::SeqCst);
         let verification = engine::verify::after_apply(
             client,
@@ -304,6 +286,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     let client = &connection.client;
     plan.summary.applied.get_or_insert(0);
     plan.summary.calls = Some(engine::calls(client));
+    plan.finished = Some(jiff::Timestamp::now().to_string());
 
     output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
@@ -314,7 +297,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         }
         OutputFormat::Json => report::render_json(&plan, out),
     })?;
-    if let Some(report) = &report {
+    for report in &reports {
         report.write(&plan)?;
     }
     if let Some((_, journal)) = &files {
@@ -343,6 +326,59 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     }
 }
 
+/// Shows the plan about to be applied: as text on stdout (a saved plan, reviewed when it was
+/// made: its summary, not every user again), or, for `--format json` with a prompt coming, on
+/// stderr.
+fn show_plan(args: &ApplyArgs, plan: &Plan, saved_plan: bool) -> miette::Result<()> {
+    match args.format {
+        OutputFormat::Text => {
+            let options = args
+                .text
+                .options(saved_plan, std::io::stdout().is_terminal());
+            output::to_stdout(|out| {
+                report::render_plan_text_with(plan, out, options)?;
+                if saved_plan && !plan.users.is_empty() {
+                    writeln!(
+                        out,
+                        "The plan's users are not listed again: {} holds each one's change \
+                         (`users`), and `--format json` or `--report FILE` gives each one's \
+                         outcome.",
+                        shown(&args.manifest)
+                    )?;
+                }
+                Ok(())
+            })
+        }
+        OutputFormat::Json if !args.auto_approve && !saved_plan => {
+            let mut stderr = std::io::BufWriter::new(std::io::stderr().lock());
+            let options = args.text.options(false, std::io::stderr().is_terminal());
+            report::render_plan_text_with(plan, &mut stderr, options)
+                .and_then(|()| stderr.flush())
+                .into_diagnostic()
+        }
+        OutputFormat::Json => Ok(()),
+    }
+}
+
+/// How long the writes took: `Applied in 47 s (estimated at least 45 s).`, or, for a run that
+/// stopped early, that it stopped (the estimate was for the whole run).
+fn took(plan: &Plan, elapsed: Duration, halted: Option<&RunError>) -> String {
+    let took = estimate::duration(elapsed.as_secs_f64());
+    match halted {
+        Some(RunError::Interrupted) => format!(
+            "Stopped by Ctrl-C after {took}: the writes in flight finished; no other was sent."
+        ),
+        Some(_) => format!("Stopped after {took}: the run could not go on (see below)."),
+        None => match plan.summary.estimate {
+            Some(estimate) => format!(
+                "Applied in {took} (estimated at least {}).",
+                estimate::duration(estimate.seconds)
+            ),
+            None => format!("Applied in {took}."),
+        },
+    }
+}
+
 /// A path for the terminal: control characters escaped.
 fn shown(path: &Path) -> String {
     crate::text::printable(&path.display().to_string()).into_owned()
@@ -357,6 +393,15 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
             help = "a saved plan holds its policy and users already; drop the flag",
             "--policy, --ignore-unknown-columns, --read-path and --max-report-age read \
              manifests; {} is a saved plan",
+            shown(path)
+        ));
+    }
+    if args.reading.allow_mfa_gap {
+        return Err(miette!(
+            help = "make the plan again with it: mfactl plan MANIFEST --allow-mfa-gap --out \
+                    PLAN.json, review it, then apply that plan",
+            "--allow-mfa-gap is decided when a plan is made, and {} is a saved plan, applied as \
+             it was reviewed; nothing was sent",
             shown(path)
         ));
     }
@@ -712,8 +757,9 @@ fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
 }
 
 /// 0 when every user and the policy converged; 3 when some failed, were blocked, were not
-/// found, changed since the plan, or were left unwritten. A protected user is never written by
-/// design, so it does not count against convergence.
+/// found, changed since the plan, were not verified, or were left unwritten: any category but
+/// changed, in sync and protected ([`Category::converged`]). A protected user is never written
+/// by design, so it does not count against convergence.
 pub fn apply_exit_code(plan: &Plan) -> u8 {
     let policy_converged = plan
         .policy
@@ -723,7 +769,7 @@ pub fn apply_exit_code(plan: &Plan) -> u8 {
         && plan
             .users
             .iter()
-            .all(|user| matches!(user.status, Status::Applied | Status::Protected));
+            .all(|user| Category::of(user.status, Phase::Apply).converged());
     if converged {
         exit::OK
     } else {

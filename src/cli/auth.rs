@@ -147,8 +147,68 @@ pub fn methods_readable(graph: &GraphArgs) -> preflight::MethodsReadable {
 /// `mfactl login`, `logout`, `auth check`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// Ask for what planning and applying this manifest need (its reads, the writes it may
+    /// make, group and user listings for its selectors), instead of the default set.
+    #[arg(long = "for", value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+    /// Also ask for this delegated permission (e.g. GroupMember.Read.All; a bare name is
+    /// Graph's, qualified with the Graph root). May be given several times.
+    #[arg(long = "scope", value_name = "PERMISSION", value_parser = parse_scope)]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub reading: super::plan::ManifestArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
+}
+
+/// A permission name as `--scope` takes it: one word of printable ASCII.
+fn parse_scope(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "{} is not a permission name such as GroupMember.Read.All",
+            printable(text)
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// The OpenID Connect scopes, asked for as they are (not qualified with the Graph root).
+const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// What `mfactl login` asks for: the manifest's needs (`--for`) or the default set, then each
+/// `--scope`, every permission qualified with the Graph root, none twice, and
+/// `offline_access` (the refresh token).
+fn login_scopes(args: &LoginArgs, root: &str, defaults: &[String]) -> miette::Result<Vec<String>> {
+    let mut scopes: Vec<String> = match &args.manifest {
+        Some(path) => {
+            let manifest = super::plan::load_manifest(path, &args.reading)?;
+            let mut required = preflight::reads(&manifest, methods_readable(&args.graph));
+            required.extend(preflight::possible_writes(&manifest));
+            required
+                .iter()
+                .map(|r| r.need.least_for(TokenKind::Delegated))
+                .map(|permission| crate::graph::cloud::delegated_scope(root, permission))
+                .collect()
+        }
+        None => defaults.to_vec(),
+    };
+    for scope in &args.scopes {
+        let oidc = OIDC_SCOPES.iter().any(|s| s.eq_ignore_ascii_case(scope));
+        scopes.push(if oidc || scope.contains('/') {
+            scope.clone()
+        } else {
+            crate::graph::cloud::delegated_scope(root, scope)
+        });
+    }
+    scopes.push("offline_access".to_owned());
+    let mut unique: Vec<String> = Vec::new();
+    for scope in scopes {
+        if !unique.iter().any(|s| s.eq_ignore_ascii_case(&scope)) {
+            unique.push(scope);
+        }
+    }
+    Ok(unique)
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +241,12 @@ pub struct CheckArgs {
 /// `mfactl login`: the device code flow; the refresh token goes to the cache file.
 pub async fn login(args: LoginArgs) -> miette::Result<u8> {
     let root = args.graph.graph_root()?;
-    let settings = args.graph.auth.settings(args.graph.cloud, &root, None);
+    let mut settings = args.graph.auth.settings(args.graph.cloud, &root, None);
+    settings.delegated_scopes = login_scopes(&args, &root, &settings.delegated_scopes)?;
+    eprintln!(
+        "Asking for: {}",
+        printable(&settings.delegated_scopes.join(" "))
+    );
     let outcome = auth::login(&settings, &mut |message| {
         eprintln!("{}", printable(message));
     })

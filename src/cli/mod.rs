@@ -77,6 +77,22 @@ pub mod exit {
     pub const NOT_RESTORED: u8 = 3;
     /// apply was stopped by Ctrl-C (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: u8 = 130;
+    /// The command line cannot be parsed: an unknown flag, a missing or bad value (sysexits.h's
+    /// EX_USAGE). clap's own code for this is 2, which `plan --detailed-exitcode` gives to
+    /// "changes present": a typo in a scheduled job would read as drift.
+    pub const USAGE: u8 = 64;
+}
+
+/// Prints clap's message for a command line it could not parse (or the help and version it
+/// was asked for) and returns the exit code: [`exit::USAGE`] for a usage error, 0 for help.
+pub fn usage_error(error: &clap::Error) -> ExitCode {
+    // Nothing useful is left to do when stdout or stderr is gone.
+    let _ = error.print();
+    if error.use_stderr() {
+        ExitCode::from(exit::USAGE)
+    } else {
+        ExitCode::from(exit::OK)
+    }
 }
 
 /// Runs the parsed command line; returns the process exit code. Errors are printed here.

@@ -140,6 +140,11 @@ impl ReportFile {
         })
     }
 
+    /// Checks every `--report` given, before any request.
+    pub fn check_all(paths: &[PathBuf]) -> miette::Result<Vec<ReportFile>> {
+        paths.iter().map(|path| ReportFile::check(path)).collect()
+    }
+
     pub fn write(&self, plan: &Plan) -> miette::Result<()> {
         self.file
             .write(|out| report::write_report(plan, self.kind, out))

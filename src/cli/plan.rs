@@ -37,10 +37,10 @@ pub struct PlanArgs {
     pub text: TextArgs,
     /// Also write a report here, in the format its extension names: .json (the plan
     /// document), .csv (one row per user and field), .md (a summary for a CI step summary),
-    /// .html (a self-contained page with charts). Readable by you only; checked before
+    /// .html (a self-contained page with charts). May be given several times (one file per format, say). Readable by you only; checked before
     /// anything is sent.
     #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    pub report: Vec<PathBuf>,
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
@@ -134,6 +134,11 @@ pub struct ManifestArgs {
     /// section (for a CSV manifest, which has no room for one; a YAML manifest may hold it).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Disable per-user MFA even for users no Conditional Access policy is known to require
+    /// MFA for (not covered, or coverage unknown); without it their change is held. The plan,
+    /// journal and report say so for each. Same as the manifest's `allowMfaGap: true`.
+    #[arg(long)]
+    pub allow_mfa_gap: bool,
 }
 
 impl ManifestArgs {
@@ -165,6 +170,7 @@ pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::
         }
         loaded.policy = Some(policy);
     }
+    loaded.allow_mfa_gap |= reading.allow_mfa_gap;
     Ok(loaded)
 }
 
@@ -177,7 +183,7 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
-    let report = args.report.as_deref().map(ReportFile::check).transpose()?;
+    let reports = ReportFile::check_all(&args.report)?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
         .graph
@@ -212,15 +218,14 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     if let Some(emulator) = connection.emulator {
         emulator.shutdown().await;
     }
-    let plan = planned?;
+    let mut plan = planned?;
     warn_max_changes(&plan);
-
-    let mut plan = plan;
+    // When and from what: saved plans, the JSON and every report carry it.
+    stamp(&mut plan, &args.manifest, &args.reading)?;
     if let Some(out) = &out {
-        stamp(&mut plan, &args.manifest, &args.reading)?;
         save(out, &plan)?;
     }
-    if let Some(report) = &report {
+    for report in &reports {
         report.write(&plan)?;
     }
     output::to_stdout(|stdout| match args.format {
@@ -250,8 +255,8 @@ fn warn_max_changes(plan: &Plan) {
     }
 }
 
-/// Records in `plan` what a saved plan carries to be trusted: when it was made and the files it
-/// was made from.
+/// Records in `plan` when it was made and the files it was made from: what a saved plan
+/// carries to be trusted, and what reports say they come from.
 pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette::Result<()> {
     let source = |path: &Path| {
         SourceFile::of(path).map_err(|error| {

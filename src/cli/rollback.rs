@@ -125,8 +125,9 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
             plural(writes.unsettled, "write has", "writes have"),
         ));
     }
-    for item in &rollback.unrestorable {
-        summary.push(format!("cannot restore {}", item.describe()));
+    let groups = rollback.unrestorable_groups();
+    for group in &groups {
+        summary.push(format!("cannot restore {}", group.describe()));
     }
     if let Some(path) = &args.out {
         summary.push(format!(
@@ -146,10 +147,12 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     } else {
         let _ = writeln!(
             stderr,
-            "{} {} cannot be restored (listed above and at the top of the manifest); \
-             everything else is in it",
+            "{} {} cannot be restored ({} {} of value, above and at the top of the manifest; \
+             the journal names each); everything else is in it",
             rollback.unrestorable.len(),
-            plural(rollback.unrestorable.len(), "value", "values")
+            plural(rollback.unrestorable.len(), "value", "values"),
+            groups.len(),
+            plural(groups.len(), "kind", "kinds"),
         );
         Ok(exit::NOT_RESTORED)
     }

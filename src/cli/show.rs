@@ -12,6 +12,7 @@ use super::exit;
 use super::output;
 use crate::engine::{self, preflight};
 use crate::manifest::check_user;
+use crate::model::{MethodListProblem, PreferredMethod, PreferredMethods};
 use crate::report;
 use crate::text::printable;
 
@@ -24,6 +25,11 @@ pub struct ShowArgs {
     /// How to print: text for people, or JSON for scripts (schemas/show.schema.json).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Also say which method a manifest's preferredMethod list gives each user (the first
+    /// they have registered, as plan sets it): methods in order, separated by `,` or `|`,
+    /// e.g. push,oath,sms.
+    #[arg(long, value_name = "LIST", value_parser = parse_method_list)]
+    pub preferred_method: Option<PreferredMethods>,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -48,6 +54,27 @@ fn checked_users(given: &[String]) -> miette::Result<Vec<String>> {
     }
 }
 
+/// `push,oath,sms` or `push|oath|sms`: the methods in order, each once (a usage error
+/// otherwise, before anything is sent).
+fn parse_method_list(text: &str) -> Result<PreferredMethods, String> {
+    let methods = text
+        .split([',', '|'])
+        .map(|item| {
+            PreferredMethod::parse(item).ok_or_else(|| {
+                format!(
+                    "{} is not one of {}",
+                    printable(item.trim()),
+                    PreferredMethod::expected()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    PreferredMethods::new(&methods).map_err(|problem| match problem {
+        MethodListProblem::Empty => "give at least one method".to_owned(),
+        MethodListProblem::Repeated(method) => format!("{method} is named twice"),
+    })
+}
+
 pub async fn run(args: ShowArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
     let users = checked_users(&args.users)?;
@@ -61,9 +88,14 @@ pub async fn run(args: ShowArgs) -> miette::Result<u8> {
     let started = Instant::now();
     let shown = async {
         let tenant = connection.identify().await?;
-        let mut document = engine::show(&connection.client, &users, connection.concurrency)
-            .await
-            .map_err(|error| connection.stop(error))?;
+        let mut document = engine::show(
+            &connection.client,
+            &users,
+            args.preferred_method,
+            connection.concurrency,
+        )
+        .await
+        .map_err(|error| connection.stop(error))?;
         document.tenant_id = tenant.id;
         document.tenant_domain = tenant.domain;
         Ok::<_, miette::Report>(document)

@@ -29,6 +29,7 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         count(|u| u.system_preferred.is_some()),
         count(|u| u.per_user_mfa_state.is_some()),
     );
+    print_fallback_lists(&manifest);
     let selectors = &manifest.selectors;
     if let Some(all) = &selectors.all_users {
         let enabled = match all.account_enabled {
@@ -69,5 +70,52 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         let parts: Vec<&str> = policy.parts.iter().map(|p| p.part.as_str()).collect();
         println!("policy: manages {}", parts.join(", "));
     }
+    if manifest.allow_mfa_gap {
+        println!(
+            "allowMfaGap: per-user MFA is disabled even for users no Conditional Access policy \
+             requires MFA for"
+        );
+    }
     Ok(exit::OK)
+}
+
+/// Each `preferredMethod` fallback list the manifest gives and to how many users (selectors
+/// too), with what the planner does with it: the first method a user has registered is set.
+fn print_fallback_lists(manifest: &crate::manifest::Manifest) {
+    use crate::model::PreferredMethods;
+    let mut lists: Vec<(PreferredMethods, String)> = Vec::new();
+    let mut add = |list: Option<PreferredMethods>, who: String| {
+        if let Some(list) = list.filter(|list| list.is_list()) {
+            lists.push((list, who));
+        }
+    };
+    let mut users: Vec<(PreferredMethods, usize)> = Vec::new();
+    for list in manifest.users.iter().filter_map(|u| u.preferred_method) {
+        match users.iter_mut().find(|(seen, _)| *seen == list) {
+            Some((_, count)) => *count += 1,
+            None => users.push((list, 1)),
+        }
+    }
+    for (list, count) in users {
+        add(
+            Some(list),
+            format!("{count} {}", if count == 1 { "user" } else { "users" }),
+        );
+    }
+    let selectors = &manifest.selectors;
+    if let Some(all) = &selectors.all_users {
+        add(all.settings.preferred_method, "allUsers".to_owned());
+    }
+    for group in &selectors.groups {
+        add(
+            group.settings.preferred_method,
+            format!("group \"{}\"", crate::text::printable(&group.group)),
+        );
+    }
+    for (list, who) in lists {
+        println!(
+            "preferredMethod {list} for {who}: each user gets the first of them they have \
+             registered; a user with none is blocked"
+        );
+    }
 }

@@ -11,7 +11,8 @@
 //! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
 //! pipeline, and one module per Graph resource: `users`, `listing` (the users collection),
 //! `membership`, `members` (a group's), `authentication`, `policy`, `groups`, [`organization`],
-//! `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant generator in
+//! `conditional_access` (Conditional Access policies and security defaults), `roles` (directory
+//! role assignments), `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant generator in
 //! [`generate`]. When the tenant file has an `auth` section it also signs in like
 //! Entra ID: [`token`] (token and device-code endpoints, the tokens and their check) and
 //! `identity` (IMDS and App Service managed identity), with app certificates read by
@@ -20,6 +21,7 @@
 mod authentication;
 mod batch;
 pub mod certificate;
+mod conditional_access;
 pub mod generate;
 mod groups;
 mod identity;
@@ -29,6 +31,7 @@ mod membership;
 pub mod organization;
 mod policy;
 mod registration;
+mod roles;
 pub mod routes;
 pub mod state;
 pub mod tenant;
@@ -50,8 +53,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use tenant::{
-    AuthAdmin, AuthApp, Group, Secret, Tenant, TenantAuth, TenantError, TenantNote, TenantProblem,
-    TenantUser, UserSignInPreferences, UserType,
+    AuthAdmin, AuthApp, Group, RoleAssignment, Secret, Tenant, TenantAuth, TenantError, TenantNote,
+    TenantProblem, TenantUser, UserSignInPreferences, UserType, file_schema as tenant_file_schema,
 };
 
 use routes::Shared;

@@ -45,8 +45,8 @@ use super::throttle::{Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
 use super::{
-    authentication, batch, groups, identity, membership, organization, policy, registration, token,
-    users,
+    authentication, batch, conditional_access, groups, identity, membership, organization, policy,
+    registration, roles, token, users,
 };
 use crate::graph::permissions::Resource;
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
@@ -468,6 +468,12 @@ enum Route {
     /// `/reports/authenticationMethods/userRegistrationDetails` (its query options go to
     /// [`registration::list`]).
     RegistrationReport,
+    /// `/identity/conditionalAccess/policies`.
+    ConditionalAccessPolicies,
+    /// `/policies/identitySecurityDefaultsEnforcementPolicy`.
+    SecurityDefaults,
+    /// `/roleManagement/directory/roleAssignments`.
+    RoleAssignments,
 }
 
 impl Route {
@@ -485,6 +491,9 @@ impl Route {
             Route::Organization => Resource::Organization,
             Route::Groups => Resource::Groups,
             Route::GroupMembers(..) => Resource::GroupMembers,
+            Route::ConditionalAccessPolicies => Resource::ConditionalAccess,
+            Route::SecurityDefaults => Resource::SecurityDefaults,
+            Route::RoleAssignments => Resource::RoleAssignments,
             Route::RegistrationReport => Resource::RegistrationReport,
             // One read of both: it needs what reading each needs (see [`Route::also_needs`]).
             Route::Authentication(_) => Resource::SignInPreferences,
@@ -509,7 +518,8 @@ impl Route {
     }
 
     /// The RU a GET of this route costs with this query: 1, except the listings Graph charges
-    /// more for ([`listing::resource_units`]).
+    /// more for ([`listing::resource_units`]). Microsoft's cost table does not list the
+    /// Conditional Access, security defaults or role assignment paths: they cost 1 here.
     fn resource_units(&self, query: Option<&str>) -> u32 {
         let base = match self {
             Route::Users => BaseCost::Users,
@@ -600,7 +610,10 @@ fn authorize(
         | Resource::Organization
         | Resource::Groups
         | Resource::GroupMembers
-        | Resource::Policy => (
+        | Resource::Policy
+        | Resource::ConditionalAccess
+        | Resource::SecurityDefaults
+        | Resource::RoleAssignments => (
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
         ),
@@ -967,6 +980,11 @@ fn serve(
         Route::RegistrationReport => {
             registration::list(&state, shared.report_snapshot(), query, context)
         }
+        Route::ConditionalAccessPolicies => {
+            Ok(conditional_access::policies(&state, query, context))
+        }
+        Route::SecurityDefaults => Ok(conditional_access::security_defaults(&state)),
+        Route::RoleAssignments => Ok(roles::assignments(&state, query, context)),
     };
     result.unwrap_or_else(Answer::from_graph)
 }
@@ -1070,6 +1088,26 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
         }
         [organization] if organization.eq_ignore_ascii_case("organization") => {
             return Ok(Route::Organization);
+        }
+        [identity, conditional_access, policies]
+            if identity.eq_ignore_ascii_case("identity")
+                && conditional_access.eq_ignore_ascii_case("conditionalAccess")
+                && policies.eq_ignore_ascii_case("policies") =>
+        {
+            return Ok(Route::ConditionalAccessPolicies);
+        }
+        [policies, name]
+            if policies.eq_ignore_ascii_case("policies")
+                && name.eq_ignore_ascii_case("identitySecurityDefaultsEnforcementPolicy") =>
+        {
+            return Ok(Route::SecurityDefaults);
+        }
+        [role_management, directory, assignments]
+            if role_management.eq_ignore_ascii_case("roleManagement")
+                && directory.eq_ignore_ascii_case("directory")
+                && assignments.eq_ignore_ascii_case("roleAssignments") =>
+        {
+            return Ok(Route::RoleAssignments);
         }
         [groups] if groups.eq_ignore_ascii_case("groups") => return Ok(Route::Groups),
         [reports, root, details]
@@ -1230,6 +1268,18 @@ mod tests {
             Ok(Route::Policy)
         );
         assert_eq!(parse_route("/beta/groups"), Ok(Route::Groups));
+        assert_eq!(
+            parse_route("/beta/identity/conditionalAccess/policies"),
+            Ok(Route::ConditionalAccessPolicies)
+        );
+        assert_eq!(
+            parse_route("/beta/policies/identitySecurityDefaultsEnforcementPolicy"),
+            Ok(Route::SecurityDefaults)
+        );
+        assert_eq!(
+            parse_route("/beta/roleManagement/directory/roleAssignments"),
+            Ok(Route::RoleAssignments)
+        );
         assert_eq!(parse_route("/beta/users"), Ok(Route::Users));
         assert_eq!(
             parse_route("/beta/groups/g1/transitiveMembers/microsoft.graph.user"),

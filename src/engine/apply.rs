@@ -3,7 +3,9 @@
 //!
 //! Before each PATCH the endpoint is read again and compared with what the plan saw: if the
 //! value changed since (another admin, a script, the user), nothing is written over it and the
-//! user is `drifted` — a plan can sit at the confirmation prompt for hours. Reads are cheap
+//! user is `drifted` — a plan can sit at the confirmation prompt for hours. A value that
+//! changed to exactly what the write sets is not drift but the plan already applied (an
+//! earlier run of it): nothing is sent, and the write is `already_applied`. Reads are cheap
 //! (Graph meters writes 40 times tighter), so the check costs no time in a bulk run.
 //!
 //! Users run concurrently; a user's own writes run in order (signInPreferences, then
@@ -269,6 +271,12 @@ async fn write_one(
                 return Ok(Outcome::Written(result));
             }
             if let Some(drift) = drift(write, &live) {
+                if super::verify::mismatches(write, &live).is_empty() {
+                    // Not someone else's change: the plan's own values, made by an earlier
+                    // run of it (re-applying an applied plan). Nothing to send; not journalled,
+                    // since this run made no write (the run that did recorded it).
+                    return Ok(Outcome::Written(WriteResult::already_applied()));
+                }
                 return Ok(Outcome::Drifted(UserError {
                     endpoint: Some(write.endpoint),
                     status: None,
@@ -315,6 +323,8 @@ pub(super) fn written(outcome: crate::graph::PatchOutcome) -> WriteResult {
         request_id: outcome.request_id.map(RequestId::from),
         code: None,
         settled_by_read: outcome.settled_by_read,
+        not_kept: false,
+        already_applied: false,
     }
 }
 
@@ -326,6 +336,8 @@ pub(super) fn failure(error: &GraphError) -> WriteResult {
         request_id: error.request_id().map(|id| RequestId::from(id.to_owned())),
         code: Some(error.code().into()),
         settled_by_read: false,
+        not_kept: false,
+        already_applied: false,
     }
 }
 

@@ -154,13 +154,15 @@ pub async fn plan_with(
     }
     let mut plan = Plan::new(client.transport().root(), users.len() as u64, not_in_sync);
     plan.max_changes = manifest.max_changes;
+    // Before anything else is said about the users: a held change is blocked.
+    super::coverage::check(client, &mut plan, manifest.allow_mfa_gap).await?;
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
             note_system_preferred(&mut plan, &excluded, policy.system_preferred_managed);
         }
-        plan.summary = plan.count(users.len() as u64);
     }
+    plan.summary = plan.count(users.len() as u64);
     Ok((plan, said))
 }
 
@@ -197,18 +199,30 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String], managed: bool) {
         if user.status == Status::Protected {
             continue; // nothing is written for it
         }
-        let Some(change) = user
+        // A blocked field is not a change: nothing is written, nothing is ignored.
+        let Some(method) = user
             .fields
             .iter()
-            .find(|f| f.field == crate::model::Field::PreferredMethod)
+            .find(|f| f.field == crate::model::Field::PreferredMethod && !f.blocked)
+            .and_then(|f| f.after.as_str())
+            .and_then(crate::model::PreferredMethod::parse)
         else {
             continue;
         };
-        let note = format!(
-            "{policy_enables}: the preferred method {} is ignored at sign-in{unless}",
-            change.after
-        );
-        user.add_note(note);
+        // One note per change: a user whose own system-preferred MFA is on already has one,
+        // which this one replaces, saying both.
+        let own = plan::ignored_note(&user.user, method);
+        let note = if user.notes().contains(&own) {
+            format!(
+                "system-preferred MFA is on for {}, and {policy_enables}: the preferred method \
+                 {method} is ignored at sign-in (except by the NPS extension and the AD FS \
+                 adapter)",
+                user.user
+            )
+        } else {
+            format!("{policy_enables}: the preferred method {method} is ignored at sign-in{unless}")
+        };
+        user.replace_note(&own, note);
         affected += 1;
     }
     if affected > 0

@@ -6,7 +6,8 @@
 //!
 //! Lines (README, "The journal"): `start` (the Graph root, tenant, and the saved plan the run
 //! applies, with its checksum), then per write an `intent` (before the PATCH leaves: user, object
-//! id, endpoint, `before`, `body`) and a `result` (Graph's answer), then `finish`. After
+//! id, endpoint, `before`, `body`, and `mfa_gap` when it disables per-user MFA that no
+//! Conditional Access policy is known to replace, allowed with `--allow-mfa-gap`) and a `result` (Graph's answer), then `finish`. After
 //! `finish`, read-back verification adds a `verify` line for each endpoint that did not show
 //! what was written (user, object id, endpoint, the `body` written, what Graph showed as
 //! `seen`). [`read`] reads them back for `apply --resume` and `rollback`.
@@ -99,6 +100,10 @@ struct Entry<'a> {
     /// What reading back showed of the written properties (`verify` lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     seen: Option<&'a Map<String, Json>>,
+    /// An intent that disables per-user MFA although no Conditional Access policy is known to
+    /// require MFA for the user (`--allow-mfa-gap`): the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_gap: Option<String>,
 }
 
 impl Journal {
@@ -195,6 +200,7 @@ impl Journal {
             endpoint: Some(write.endpoint),
             before: Some(Body::Properties(write.before())),
             body: Some(Body::Properties(write.body())),
+            mfa_gap: write.mfa_gap(),
             ..Entry::event("intent")
         })
     }
@@ -305,6 +311,7 @@ impl Entry<'_> {
             result: None,
             reason: None,
             seen: None,
+            mfa_gap: None,
         }
     }
 }

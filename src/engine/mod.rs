@@ -4,6 +4,7 @@
 
 mod apply;
 mod bulk_reads;
+pub mod coverage;
 pub mod export;
 mod fetch;
 mod journal;
@@ -52,6 +53,7 @@ pub fn calls(client: &GraphClient) -> crate::plan::Calls {
         settles: stats.calls.settles,
         verifies: stats.calls.verifies,
         tenant: stats.calls.tenant,
+        coverage: stats.calls.coverage,
         http_requests: stats.http_requests,
         batches: stats.batches,
     }

@@ -378,9 +378,12 @@ impl Rollback {
             );
         }
         if !self.unrestorable.is_empty() {
-            out.push_str("# Cannot be restored (a manifest cannot express the value):\n");
-            for item in &self.unrestorable {
-                let _ = writeln!(out, "#   {}", item.describe());
+            out.push_str(
+                "# Cannot be restored (a manifest cannot express the value; the journal names \
+                 every one):\n",
+            );
+            for group in self.unrestorable_groups() {
+                let _ = writeln!(out, "#   {}", group.describe());
             }
         }
         out.push_str("version: 1\n");
@@ -423,6 +426,81 @@ impl Rollback {
             }
         }
         out
+    }
+}
+
+/// Unrestorable values that share a field, a value and a reason: one line for 769 users
+/// without a preferred method, not 769 lines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnrestorableGroup {
+    pub field: String,
+    pub value: Json,
+    pub reason: &'static str,
+    /// How many values.
+    pub count: usize,
+    /// The first few subjects, in journal order.
+    pub examples: Vec<String>,
+}
+
+/// How many subjects a group names.
+const GROUP_EXAMPLES: usize = 3;
+
+impl Rollback {
+    /// [`Rollback::unrestorable`] grouped by field, value and reason, in order of first
+    /// appearance.
+    pub fn unrestorable_groups(&self) -> Vec<UnrestorableGroup> {
+        let mut groups: Vec<UnrestorableGroup> = Vec::new();
+        for item in &self.unrestorable {
+            let same = |g: &&mut UnrestorableGroup| {
+                g.field == item.field && g.value == item.value && g.reason == item.reason
+            };
+            match groups.iter_mut().find(same) {
+                Some(group) => {
+                    group.count += 1;
+                    if group.examples.len() < GROUP_EXAMPLES {
+                        group.examples.push(item.subject.clone());
+                    }
+                }
+                None => groups.push(UnrestorableGroup {
+                    field: item.field.clone(),
+                    value: item.value.clone(),
+                    reason: item.reason,
+                    count: 1,
+                    examples: vec![item.subject.clone()],
+                }),
+            }
+        }
+        groups
+    }
+}
+
+impl UnrestorableGroup {
+    /// One value: as [`Unrestorable::describe`]. Several: `preferredMethod null for 769 users:
+    /// the user had no preferred method, ...; e.g. user "a", user "b", user "c" and 766 more`.
+    pub fn describe(&self) -> String {
+        if self.count == 1 {
+            return format!(
+                "{}: {} {}: {}",
+                self.examples[0],
+                self.field,
+                yaml_json(&self.value),
+                self.reason
+            );
+        }
+        let more = self.count - self.examples.len();
+        format!(
+            "{} {} for {} values: {}; e.g. {}{}",
+            self.field,
+            yaml_json(&self.value),
+            self.count,
+            self.reason,
+            self.examples.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )
     }
 }
 
@@ -930,5 +1008,42 @@ mod tests {
         assert!(rollback.is_empty());
         let manifest = rollback.manifest("j.jsonl");
         assert!(manifest.ends_with("version: 1\nusers: []\n"), "{manifest}");
+    }
+
+    #[test]
+    fn unrestorable_values_are_grouped_with_a_count_and_a_few_examples() {
+        let mut records = vec![start(false)];
+        let users = [
+            "00000000-0000-4000-8000-000000000001",
+            "00000000-0000-4000-8000-000000000002",
+            "00000000-0000-4000-8000-000000000003",
+            "00000000-0000-4000-8000-000000000004",
+            "00000000-0000-4000-8000-000000000005",
+        ];
+        for user in users {
+            records.push(intent(
+                user,
+                "signInPreferences",
+                json!({ "userPreferredMethodForSecondaryAuthentication": null }),
+                json!({ "userPreferredMethodForSecondaryAuthentication": "sms" }),
+            ));
+            records.push(result(user, "signInPreferences", true));
+        }
+        let rollback = Rollback::from_records(&records);
+        assert_eq!(rollback.unrestorable.len(), 5);
+        let groups = rollback.unrestorable_groups();
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        let line = groups[0].describe();
+        assert!(
+            line.starts_with("preferredMethod null for 5 values: the user had no preferred method"),
+            "{line}"
+        );
+        assert!(line.ends_with(" and 2 more"), "{line}");
+        let manifest = rollback.manifest("j.jsonl");
+        assert_eq!(
+            manifest.matches("preferredMethod null").count(),
+            1,
+            "{manifest}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! Per user it reads, at once (so the transport batches them): the user object (UPN, display
 //! name), `signInPreferences`, `requirements`, the registered methods with their details, and,
 //! only when the tenant policy names groups, the user's groups (`transitiveMemberOf`). The tenant
-//! policy (`systemCredentialPreferences`) is read once, first. Nothing is written.
+//! policy (`systemCredentialPreferences`) is read once, first, and so is what tells whether MFA
+//! would stay required without per-user MFA (Conditional Access, security defaults, and the
+//! groups and roles the policies name: [`super::coverage`]). Nothing is written.
 //!
 //! What a view holds is decided here, by pure functions tested without a socket: the safe label
 //! of each method (phone numbers and e-mail addresses masked, never a secret), which of the six
@@ -30,7 +32,7 @@ use crate::graph::wire::{
     UserIdentity,
 };
 use crate::graph::{GraphClient, GraphError, Purpose};
-use crate::model::{MethodKind, PreferredMethod};
+use crate::model::{MethodKind, PreferredMethod, PreferredMethods};
 use crate::text::{printable, printable_capped};
 
 /// The show document's format version (`mfactl show --format json`).
@@ -135,8 +137,17 @@ pub struct UserView {
     pub methods_unread: Option<String>,
     /// Each of the six preferred-method values: usable or not (and why), and which is current.
     pub preferred_method_choices: Vec<Choice>,
+    /// What a manifest's fallback list (`show --preferred-method push,oath,sms`) gives this
+    /// user: the first method they have registered, as plan would set it (absent without the
+    /// flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_method_list: Option<ListChoice>,
     /// Whether the tenant policy's system-preferred MFA covers this user (null when not found).
     pub policy_coverage: Option<PolicyCoverage>,
+    /// Whether MFA would stay required with per-user MFA disabled: Conditional Access or
+    /// security defaults (`status` covered, partly_covered, not_covered or unknown; `detail`;
+    /// the `policies` that require it). Null when not found.
+    pub mfa_coverage: Option<crate::plan::coverage::Coverage>,
     /// Why the user could not be shown (`not_found`, `failed`).
     pub error: Option<ReadError>,
 }
@@ -179,6 +190,31 @@ pub struct Choice {
     pub current: bool,
     /// Why it is not usable, e.g. "no mobile phone registered".
     pub reason: Option<String>,
+}
+
+/// A fallback list of preferred methods, and the one it gives a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ListChoice {
+    /// The methods, in the order tried.
+    pub methods: Vec<PreferredMethod>,
+    /// The first the user has registered: what plan would set (null: none is registered, and
+    /// plan would block the user).
+    pub chosen: Option<PreferredMethod>,
+    /// The chosen method is the user's preferred method now: plan would change nothing.
+    pub current: bool,
+}
+
+impl ListChoice {
+    /// What `list` gives a user with `kinds` registered whose preferred method is `current`:
+    /// [`PreferredMethods::choose`], as the planner chooses.
+    pub fn new(list: PreferredMethods, kinds: &[MethodKind], current: Option<&str>) -> ListChoice {
+        let chosen = list.choose(kinds);
+        ListChoice {
+            methods: list.iter().collect(),
+            chosen,
+            current: chosen.is_some() && chosen == current.and_then(PreferredMethod::parse),
+        }
+    }
 }
 
 /// The tenant policy's verdict for one user.
@@ -276,22 +312,40 @@ impl ShowDocument {
 pub async fn show(
     client: &GraphClient,
     users: &[String],
+    list: Option<PreferredMethods>,
     concurrency: usize,
 ) -> Result<ShowDocument, RunError> {
     let breaker = Breaker::default();
-    let policy = read_policy(client, &breaker).await;
+    let (policy, facts) = futures::join!(
+        read_policy(client, &breaker),
+        super::coverage::read_facts(client)
+    );
+    let facts = facts?;
     if breaker.is_tripped() {
         return Err(breaker
             .into_error()
             .expect("a tripped breaker has a reason"));
     }
-    let (stop, policy) = (&breaker, &policy);
+    let (stop, policy, facts) = (&breaker, &policy, &facts);
     let mut views: Vec<(usize, UserView)> = stream::iter(users.iter().enumerate())
         .map(|(order, user)| async move {
             if stop.is_tripped() {
                 return None;
             }
-            Some((order, read_user(client, user, policy, stop).await))
+            let mut view = read_user(client, user, policy, stop).await;
+            if view.status == ViewStatus::Found {
+                let id = view
+                    .id
+                    .as_deref()
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok());
+                view.mfa_coverage = Some(facts.judge(id));
+            }
+            // Without the registered methods (the China cloud) a list's choice is unknown.
+            if let (Some(list), ViewStatus::Found, None) = (list, view.status, &view.methods_unread)
+            {
+                view.preferred_method_list = Some(list_choice(list, &view));
+            }
+            Some((order, view))
         })
         .buffer_unordered(concurrency.max(1))
         .filter_map(|view| async move { view })
@@ -583,8 +637,16 @@ fn found_view(
         methods,
         methods_unread,
         preferred_method_choices: choices,
+        preferred_method_list: None,
+        mfa_coverage: None,
         error: None,
     }
+}
+
+/// What `list` gives the user `view` shows, from the kinds of its registered methods.
+fn list_choice(list: PreferredMethods, view: &UserView) -> ListChoice {
+    let kinds: Vec<MethodKind> = view.methods.iter().filter_map(|m| m.kind).collect();
+    ListChoice::new(list, &kinds, view.preferred_method.as_deref())
 }
 
 /// "cannot read the user's groups (HTTP 403 ...: the token lacks GroupMember.Read.All)".
@@ -632,7 +694,9 @@ impl UserView {
             methods: Vec::new(),
             methods_unread: None,
             preferred_method_choices: Vec::new(),
+            preferred_method_list: None,
             policy_coverage: None,
+            mfa_coverage: None,
             error: Some(error),
         }
     }

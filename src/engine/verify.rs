@@ -3,14 +3,21 @@
 //! is read once more and a user whose endpoints do not show what was written is `unverified`
 //! (exit code 3).
 //!
-//! Only users whose writes all succeeded (`applied`) are read, and only the endpoints written:
-//! one GET per PATCH, through the same client as everything else (paced, retried, batched), so
-//! verification costs reads, which Graph meters 40 times looser than writes. A value that does
-//! not show yet is read once more after a short pause before it is called unverified: a read
-//! straight after a write may reach a replica that has not seen it.
+//! Every write Graph accepted is read back, whatever became of the user's other fields: a
+//! blocked user's other writes, and the accepted writes of a user whose other write failed or
+//! drifted, included (a write not sent because the endpoint already showed it is not read
+//! again). One GET per PATCH, through the same client as everything else (paced, retried,
+//! batched), so verification costs reads, which Graph meters 40 times looser than writes. A
+//! value that does not show yet is read once more after a short pause before it is called not
+//! kept: a read straight after a write may reach a replica that has not seen it.
+//!
+//! A write not kept is marked on its result (`not_kept`), and its user becomes `unverified`
+//! (a blocked user too: its `reason` stays), except a user already `failed` or `drifted`, who
+//! keeps that status (already not converged, with its error) and gets a note; either way apply
+//! exits 3.
 //!
 //! A read that fails (after the transport's retries) is not evidence that a write was lost: the
-//! user stays `applied`, with a note saying it could not be read back, and is counted apart
+//! user keeps its status, with a note saying it could not be read back, and is counted apart
 //! ([`Verification::unreadable`]). Verification is skipped when the writes were interrupted or
 //! halted (the run's report says what was done; run apply again to finish), and stops early on
 //! Ctrl-C or a run-wide failure, counting the users it did not read ([`Verification::skipped`]).
@@ -28,7 +35,9 @@ use super::{Breaker, Interrupt, RunError};
 use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::{Endpoint, Field, PerUserMfaState};
-use crate::plan::{LiveUser, Plan, Status, UserError, UserPlan, Value, Write, live_value};
+use crate::plan::{
+    LiveUser, NOT_KEPT, Plan, Status, UserError, UserPlan, Value, Write, live_value,
+};
 
 /// How to verify.
 pub struct VerifyOptions<'a> {
@@ -64,9 +73,12 @@ pub struct Verification {
     pub checked: u64,
     /// Of those, users an endpoint of which did not show what was written: now `unverified`.
     pub unverified: u64,
-    /// Applied users whose read-back failed: left `applied`, with a note.
+    /// Of those, `failed` or `drifted` users whose other, accepted, write did not show either:
+    /// they keep their status, with a note.
+    pub not_kept_elsewhere: u64,
+    /// Users whose read-back failed: left as they were, with a note.
     pub unreadable: u64,
-    /// Applied users not read back because verification stopped (Ctrl-C, a run-wide failure).
+    /// Users not read back because verification stopped (Ctrl-C, a run-wide failure).
     pub skipped: u64,
     /// GETs sent to verify (rechecks included).
     pub reads: u64,
@@ -174,13 +186,16 @@ async fn verify(
             Outcome::Verified => verification.checked += 1,
             Outcome::Unverified(endpoints) => {
                 verification.checked += 1;
-                verification.unverified += 1;
                 if let (Some(journal), None) = (options.journal, &verification.journal_error)
                     && let Err(error) = journal_unverified(journal, user, &endpoints)
                 {
                     verification.journal_error = Some(error);
                 }
-                mark_unverified(user, &endpoints);
+                if mark_unverified(user, &endpoints) {
+                    verification.unverified += 1;
+                } else {
+                    verification.not_kept_elsewhere += 1;
+                }
             }
             Outcome::Unreadable(endpoint, error) => {
                 verification.unreadable += 1;
@@ -200,11 +215,16 @@ async fn verify(
     verification
 }
 
-/// Users whose every write Graph accepted: the only ones a read-back can say something about.
+/// The writes of `user` a read-back can say something about: those Graph accepted in this run
+/// (a write not sent because the endpoint already showed it was read just before).
+fn verifiable<'a>(user: &'a UserPlan) -> impl Iterator<Item = Write<'a>> + 'a {
+    user.writes()
+        .filter(|w| w.result().is_some_and(|r| r.ok && !r.already_applied))
+}
+
+/// Users with a write to read back, whatever their status.
 fn is_verifiable(user: &UserPlan) -> bool {
-    user.status == Status::Applied
-        && user.write_count() > 0
-        && user.writes().all(|w| w.result().is_some_and(|r| r.ok))
+    verifiable(user).next().is_some()
 }
 
 /// Reads each written endpoint of `user` (concurrently: the transport batches them), and
@@ -217,7 +237,7 @@ async fn verify_user(
 ) -> Outcome {
     let address = address(user);
     let address = &*address;
-    let writes: Vec<Write<'_>> = user.writes().collect();
+    let writes: Vec<Write<'_>> = verifiable(user).collect();
     let first = futures::future::join_all(
         writes
             .iter()
@@ -307,9 +327,12 @@ async fn read_back(
     }
 }
 
-/// Marks `user` unverified, its error saying, per endpoint, what was written and what Graph
-/// shows (escaped: Graph's values reach the terminal), with the PATCH's request-id.
-fn mark_unverified(user: &mut UserPlan, endpoints: &[(Endpoint, Vec<Mismatch>)]) {
+/// Marks each of `endpoints`' writes not kept, and `user` unverified, its error saying, per
+/// endpoint, what was written and what Graph shows (escaped: Graph's values reach the
+/// terminal), with the PATCH's request-id. A `failed` or `drifted` user keeps its status and
+/// error (already not converged) and gets the same words as a note. Returns whether the user is
+/// now unverified.
+fn mark_unverified(user: &mut UserPlan, endpoints: &[(Endpoint, Vec<Mismatch>)]) -> bool {
     let one = endpoints.len() == 1;
     let message = endpoints
         .iter()
@@ -323,6 +346,20 @@ fn mark_unverified(user: &mut UserPlan, endpoints: &[(Endpoint, Vec<Mismatch>)])
         })
         .collect::<Vec<_>>()
         .join("; ");
+    for (endpoint, _) in endpoints {
+        user.set_not_kept(*endpoint);
+    }
+    if matches!(user.status, Status::Failed | Status::Drifted) {
+        let endpoint = if one {
+            format!("{} ", endpoints[0].0)
+        } else {
+            String::new()
+        };
+        user.add_note(format!(
+            "not kept: Graph accepted the {endpoint}write but reading it back shows {message}"
+        ));
+        return false;
+    }
     let first = endpoints[0].0;
     let request_id = user
         .write(first)
@@ -333,13 +370,14 @@ fn mark_unverified(user: &mut UserPlan, endpoints: &[(Endpoint, Vec<Mismatch>)])
     user.error = Some(Box::new(UserError {
         endpoint: one.then_some(first),
         status: None,
-        code: "notKept".into(),
+        code: NOT_KEPT.into(),
         message: format!(
             "Graph accepted the write but reading it back shows {message}; run plan to see the \
              user's state, and apply again"
         ),
         request_id,
     }));
+    true
 }
 
 /// `perUserMfaState "enforced", expected "disabled"`, escaped.
@@ -495,6 +533,117 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains(r"\u{202e}"), "{shown}");
+    }
+
+    fn accepted() -> crate::plan::WriteResult {
+        crate::plan::WriteResult {
+            status: Some(204),
+            ..crate::plan::WriteResult::accepted()
+        }
+    }
+
+    fn lost_state() -> Vec<(Endpoint, Vec<Mismatch>)> {
+        vec![(
+            Endpoint::Requirements,
+            vec![Mismatch {
+                field: Field::PerUserMfaState,
+                expected: state("disabled"),
+                seen: state("enforced"),
+            }],
+        )]
+    }
+
+    #[test]
+    fn a_blocked_users_lost_write_makes_it_unverified_and_keeps_the_reason() {
+        let fields = vec![
+            FieldChange {
+                field: Field::PreferredMethod,
+                before: state("sms"),
+                after: state("push"),
+                blocked: true,
+            },
+            FieldChange {
+                field: Field::PerUserMfaState,
+                before: state("enforced"),
+                after: state("disabled"),
+                blocked: false,
+            },
+        ];
+        let mut user = UserPlan::new(
+            "megan@contoso.com".into(),
+            Status::Blocked,
+            fields,
+            Some("push is not registered for megan@contoso.com".into()),
+            vec![],
+        );
+        user.set_result(Endpoint::Requirements, accepted());
+        assert!(
+            is_verifiable(&user),
+            "a blocked user's other write is read back"
+        );
+        assert!(mark_unverified(&mut user, &lost_state()));
+        assert_eq!(user.status, Status::Unverified);
+        assert_eq!(
+            user.reason(),
+            Some("push is not registered for megan@contoso.com")
+        );
+        let result = user
+            .write(Endpoint::Requirements)
+            .unwrap()
+            .result()
+            .unwrap();
+        assert!(result.ok && result.not_kept && !result.landed());
+        assert_eq!(user.error.as_ref().unwrap().code, NOT_KEPT);
+    }
+
+    #[test]
+    fn a_failed_user_keeps_its_status_and_error_and_notes_the_lost_write() {
+        let mut user = user(vec![
+            (Field::PreferredMethod, state("sms"), state("oath")),
+            (Field::PerUserMfaState, state("enforced"), state("disabled")),
+        ]);
+        user.status = Status::Failed;
+        user.error = Some(Box::new(UserError {
+            endpoint: Some(Endpoint::SignInPreferences),
+            status: Some(503),
+            code: "serviceUnavailable".into(),
+            message: "try later".into(),
+            request_id: None,
+        }));
+        user.set_result(Endpoint::Requirements, accepted());
+        assert_eq!(
+            verifiable(&user).map(|w| w.endpoint).collect::<Vec<_>>(),
+            vec![Endpoint::Requirements],
+            "only the accepted write is read back"
+        );
+        assert!(!mark_unverified(&mut user, &lost_state()));
+        assert_eq!(user.status, Status::Failed);
+        assert_eq!(user.error.as_ref().unwrap().code, "serviceUnavailable");
+        assert!(
+            user.notes()[0].starts_with("not kept: "),
+            "{:?}",
+            user.notes()
+        );
+        let result = user
+            .write(Endpoint::Requirements)
+            .unwrap()
+            .result()
+            .unwrap();
+        assert!(result.not_kept);
+    }
+
+    #[test]
+    fn a_write_found_already_applied_is_not_read_back() {
+        let mut user = user(vec![(
+            Field::PerUserMfaState,
+            state("enforced"),
+            state("disabled"),
+        )]);
+        user.set_result(
+            Endpoint::Requirements,
+            crate::plan::WriteResult::already_applied(),
+        );
+        assert!(!is_verifiable(&user));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::transport::{Purpose, Response, Transport};
 use super::wire::{
     Authentication, AuthenticationMethod, AuthenticationMethodsPolicyRead, Collection,
     DirectoryObjectId, DirectoryUser, GroupName, Organization, RegistrationDetails, Requirements,
-    SignInPreferences, UserIdentity,
+    RoleAssignment, SignInPreferences, UserIdentity,
 };
 use crate::model::{Endpoint, MethodKind};
 
@@ -202,8 +202,13 @@ impl GraphClient {
     /// the properties [`DirectoryUser`] holds, in Graph's order. A whole-tenant run holds one
     /// page, not the tenant.
     pub fn users(&self) -> Pages<DirectoryUser> {
+        self.users_for(Purpose::Identity)
+    }
+
+    /// [`GraphClient::users`], counted under `purpose`.
+    pub fn users_for(&self, purpose: Purpose) -> Pages<DirectoryUser> {
         self.pages(
-            Purpose::Identity,
+            purpose,
             format!("/beta/users?$select={USER_PROPERTIES}&$top={MAX_PAGE}"),
         )
     }
@@ -263,14 +268,59 @@ impl GraphClient {
         )
     }
 
+    /// `GET /beta/identity/conditionalAccess/policies`, following `@odata.nextLink`: every
+    /// Conditional Access policy, as Graph returns it (read by [`crate::plan::coverage`]).
+    pub async fn conditional_access_policies(&self) -> Result<Vec<serde_json::Value>, GraphError> {
+        self.get_all(
+            Purpose::Coverage,
+            "/beta/identity/conditionalAccess/policies".to_owned(),
+        )
+        .await
+    }
+
+    /// `GET /beta/policies/identitySecurityDefaultsEnforcementPolicy`: whether security
+    /// defaults are on (`isEnabled`).
+    pub async fn security_defaults(&self) -> Result<bool, GraphError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct SecurityDefaults {
+            is_enabled: bool,
+        }
+        let policy: SecurityDefaults = self
+            .get_json(
+                Purpose::Coverage,
+                "/beta/policies/identitySecurityDefaultsEnforcementPolicy",
+            )
+            .await?;
+        Ok(policy.is_enabled)
+    }
+
+    /// `GET /beta/roleManagement/directory/roleAssignments?$filter=roleDefinitionId eq
+    /// '{role}'&$expand=principal`, following `@odata.nextLink`: the active assignments of one
+    /// directory role (a built-in role's definition id is its template id), with each
+    /// principal's type.
+    pub async fn role_assignments(&self, role: &str) -> Result<Vec<RoleAssignment>, GraphError> {
+        let literal = role.replace('\'', "''");
+        let filter = encode_segment(&format!("roleDefinitionId eq '{literal}'"));
+        let path = format!(
+            "/beta/roleManagement/directory/roleAssignments?$filter={filter}&$expand=principal"
+        );
+        self.get_all(Purpose::Coverage, path).await
+    }
+
     /// `GET /beta/groups/{group}/transitiveMembers?$select=...&$top=999`, a page at a time: the
     /// users and groups in the group (by object id), directly or through nested groups. Not
     /// the `/microsoft.graph.user` cast, which Graph documents as an advanced query
     /// (`ConsistencyLevel: eventual` and `$count`): keep the users with
     /// [`DirectoryUser::is_user`].
     pub fn transitive_members(&self, group: &str) -> Pages<DirectoryUser> {
+        self.transitive_members_for(Purpose::Identity, group)
+    }
+
+    /// [`GraphClient::transitive_members`], counted under `purpose`.
+    pub fn transitive_members_for(&self, purpose: Purpose, group: &str) -> Pages<DirectoryUser> {
         self.pages(
-            Purpose::Identity,
+            purpose,
             format!(
                 "/beta/groups/{}/transitiveMembers?$select={USER_PROPERTIES}&$top={MAX_PAGE}",
                 encode_segment(group)

@@ -71,10 +71,13 @@ pub enum Purpose {
     Verify,
     /// A PATCH.
     Write,
+    /// Conditional Access and security defaults, and the groups, roles and users they name:
+    /// whether MFA stays required once per-user MFA is disabled.
+    Coverage,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 9] = [
+    const ALL: [Purpose; 10] = [
         Purpose::Tenant,
         Purpose::Identity,
         Purpose::Read,
@@ -84,6 +87,7 @@ impl Purpose {
         Purpose::Settle,
         Purpose::Verify,
         Purpose::Write,
+        Purpose::Coverage,
     ];
 
     fn index(self) -> usize {
@@ -275,6 +279,9 @@ pub struct Calls {
     pub verifies: u64,
     /// PATCHes.
     pub writes: u64,
+    /// Conditional Access coverage reads (policies, security defaults, their groups, roles
+    /// and users).
+    pub coverage: u64,
 }
 
 /// A snapshot of the transport's counters.
@@ -552,6 +559,7 @@ impl Transport {
             settles: purpose(Purpose::Settle),
             verifies: purpose(Purpose::Verify),
             writes: purpose(Purpose::Write),
+            coverage: purpose(Purpose::Coverage),
         };
         TransportStats {
             attempts: load(&c.attempts),

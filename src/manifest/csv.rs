@@ -28,6 +28,9 @@ use crate::model::Field;
 enum Column {
     User,
     Setting(Field),
+    /// A note mfactl writes and never reads (`mfaCoverage`, from `mfactl export`): its cells
+    /// are skipped, whatever they hold.
+    Note,
 }
 
 /// Accepted header names (compared case-insensitively) and the column each one names.
@@ -47,10 +50,12 @@ const HEADER_NAMES: &[(&str, Column)] = &[
         Column::Setting(Field::SystemPreferred),
     ),
     ("perUserMfaState", Column::Setting(Field::PerUserMfaState)),
+    ("mfaCoverage", Column::Note),
 ];
 
 const ALLOWED_COLUMNS: &str = "user (or userPrincipalName, id, objectId), preferredMethod, \
-    systemPreferred, perUserMfaState, or their Graph property names";
+    systemPreferred, perUserMfaState, or their Graph property names (and mfaCoverage, a note \
+    export writes and nothing reads)";
 
 /// The separators tried on the header, in order of preference: the first that makes the
 /// header name a user column wins, and `,` when none does.
@@ -109,6 +114,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             protect: Vec::new(),
             max_changes: None,
             selectors: Default::default(),
+            allow_mfa_gap: false,
         });
     }
     let separator = detect_separator(&head);
@@ -219,6 +225,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             protect: Vec::new(),
             max_changes: None,
             selectors: Default::default(),
+            allow_mfa_gap: false,
         });
     };
     let user_column = header.user.map(|index| header.names[index].clone());
@@ -246,6 +253,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
         protect: Vec::new(),
         max_changes: None,
         selectors: Default::default(),
+        allow_mfa_gap: false,
     })
 }
 
@@ -659,7 +667,14 @@ fn read_row(
         match cell(record, index) {
             Ok("") => {}
             Ok(value) => {
-                if let Err(problem) = settings.set(*field, RawValue::Text(value), &subject) {
+                // `push|oath|sms`: the methods to try in order.
+                let items = super::split_methods(value);
+                let raw = if *field == Field::PreferredMethod && items.len() > 1 {
+                    RawValue::List(&items)
+                } else {
+                    RawValue::Text(value)
+                };
+                if let Err(problem) = settings.set(*field, raw, &subject) {
                     problems.push(
                         problem.code,
                         at_column(index),
@@ -678,7 +693,7 @@ fn read_row(
 mod tests {
     use super::*;
     use crate::manifest::{LoadOptions, Problem, load};
-    use crate::model::{PerUserMfaState, PreferredMethod};
+    use crate::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 
     fn load_file(name: &str, bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let dir = tempfile::tempdir().unwrap();
@@ -766,7 +781,7 @@ mod tests {
             manifest.users,
             [DesiredUser {
                 user: "megan@contoso.com".into(),
-                preferred_method: Some(PreferredMethod::Sms),
+                preferred_method: Some(PreferredMethods::one(PreferredMethod::Sms)),
                 system_preferred: Some(true),
                 per_user_mfa_state: Some(PerUserMfaState::Enabled),
                 origin: Origin::Row(2),
@@ -783,6 +798,19 @@ mod tests {
     }
 
     #[test]
+    fn the_mfa_coverage_note_an_export_writes_is_never_read() {
+        let manifest = load_csv(
+            "user,perUserMfaState,mfaCoverage\nmegan@contoso.com,enforced,\"not covered: =x, anything\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.users.len(), 1);
+        assert_eq!(
+            manifest.users[0].per_user_mfa_state,
+            Some(PerUserMfaState::Enforced)
+        );
+    }
+
+    #[test]
     fn empty_cells_and_blank_rows_manage_nothing() {
         let manifest = load_csv(
             "user,preferredMethod,systemPreferred\n\na@x.com,,\n,,\n\"b@x.com\",\"push\",\n",
@@ -793,7 +821,7 @@ mod tests {
         assert!(!manifest.users[0].manages_sign_in_preferences());
         assert_eq!(
             manifest.users[1].preferred_method,
-            Some(PreferredMethod::Push)
+            Some(PreferredMethods::one(PreferredMethod::Push))
         );
         assert!(load_csv("user\n").unwrap().users.is_empty());
     }
@@ -1072,7 +1100,7 @@ displayName,userPrincipalName,mail,department,,preferredMethod
         assert_eq!(&*manifest.users[0].user, "megan@contoso.com");
         assert_eq!(
             manifest.users[0].preferred_method,
-            Some(PreferredMethod::Push)
+            Some(PreferredMethods::one(PreferredMethod::Push))
         );
 
         let typo =
@@ -1209,5 +1237,23 @@ displayName,userPrincipalName,mail,department,,preferredMethod
         let dir = tempfile::tempdir().unwrap();
         let error = load(&dir.path().join("absent.csv")).unwrap_err();
         assert!(error.to_string().starts_with("cannot read "), "{error}");
+    }
+
+    #[test]
+    fn a_pipe_separated_cell_is_an_ordered_list_of_methods() {
+        use PreferredMethod::*;
+        let manifest = load_csv(
+            "user,preferredMethod\na@contoso.com,push|oath|sms\nb@contoso.com, Oath | sms \n",
+        )
+        .unwrap();
+        let lists = manifest.preferred_lists();
+        assert_eq!(lists, vec![vec![Push, Oath, Sms], vec![Oath, Sms]]);
+        assert_eq!(
+            where_("user,preferredMethod\na@contoso.com,push|fax\nb@contoso.com,sms|sms\n"),
+            vec![
+                ("unknown-method", 2, col("preferredMethod")),
+                ("duplicate-method", 3, col("preferredMethod")),
+            ]
+        );
     }
 }

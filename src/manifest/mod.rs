@@ -13,11 +13,12 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Field, PerUserMfaState, PreferredMethod};
+use crate::model::{Field, MethodListProblem, PerUserMfaState, PreferredMethod, PreferredMethods};
 
 pub use problem::{Code as ProblemCode, Location, ManifestError, Problem, is_hidden_or_control};
 use problem::{Code, quoted};
 pub use user::{InvalidUser, check_user};
+pub use yaml::TOP_LEVEL_KEYS;
 
 /// A parsed, validated manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct Manifest {
     pub max_changes: Option<u64>,
     /// `allUsers:`, `groups:` and `exclude:`: resolved to users at plan time.
     pub selectors: selectors::Selectors,
+    /// `allowMfaGap: true` (or `--allow-mfa-gap`): disable per-user MFA even for users no
+    /// Conditional Access policy is known to require MFA for.
+    pub allow_mfa_gap: bool,
 }
 
 /// What one user's settings should be. `None` means "not managed": left as it is.
@@ -43,7 +47,8 @@ pub struct DesiredUser {
     /// userPrincipalName or object id, as written (trimmed). Shared (not copied) with the user's
     /// plan entry: a million-user migration holds each name once.
     pub user: std::sync::Arc<str>,
-    pub preferred_method: Option<PreferredMethod>,
+    /// One method, or several to try in order (the first the user has registered wins).
+    pub preferred_method: Option<PreferredMethods>,
     pub system_preferred: Option<bool>,
     pub per_user_mfa_state: Option<PerUserMfaState>,
     /// Where the entry stands in the file: a YAML line or a CSV row (1-based, header is row 1).
@@ -82,6 +87,20 @@ impl DesiredUser {
     /// Whether the entry manages `perUserMfaState` (on `requirements`).
     pub fn manages_requirements(&self) -> bool {
         self.per_user_mfa_state.is_some()
+    }
+}
+
+#[cfg(test)]
+impl Manifest {
+    /// Each user's preferred methods, in order (tests of both readers).
+    pub(crate) fn preferred_lists(&self) -> Vec<Vec<PreferredMethod>> {
+        self.users
+            .iter()
+            .map(|u| {
+                u.preferred_method
+                    .map_or_else(Vec::new, |m| m.iter().collect())
+            })
+            .collect()
     }
 }
 
@@ -140,14 +159,14 @@ pub fn load_policy(path: &Path) -> Result<policy::DesiredPolicy, ManifestError> 
                 .to_string(),
         );
     }
-    if !manifest.protect.is_empty() || manifest.max_changes.is_some() {
+    if !manifest.protect.is_empty() || manifest.max_changes.is_some() || manifest.allow_mfa_gap {
         problems.push(
             Code::UnknownField,
             Location::Yaml { line: 1, column: 1 },
             None,
-            "a --policy file holds `version: 1` and `policy:` only; `protect:` and \
-             `maxChanges:` belong in a YAML manifest (for a CSV manifest, pass apply \
-             --max-changes)"
+            "a --policy file holds `version: 1` and `policy:` only; `protect:`, \
+             `maxChanges:` and `allowMfaGap:` belong in a YAML manifest (for a CSV manifest, \
+             pass --max-changes or --allow-mfa-gap)"
                 .to_string(),
         );
     }
@@ -175,6 +194,9 @@ pub(crate) enum RawValue<'a> {
     Null,
     /// A YAML list or mapping where a single value belongs (`"a list"`, `"a mapping"`).
     Collection(&'static str),
+    /// A YAML list (or a CSV cell `push|oath|sms`), its items, where a list may belong
+    /// (`preferredMethod`); elsewhere it is taken as a [`RawValue::Collection`].
+    List(&'a [RawValue<'a>]),
 }
 
 impl RawValue<'_> {
@@ -186,6 +208,7 @@ impl RawValue<'_> {
             RawValue::Number(text) => text.to_string(),
             RawValue::Null => "null".to_string(),
             RawValue::Collection(kind) => kind.to_string(),
+            RawValue::List(_) => "a list".to_string(),
         }
     }
 }
@@ -193,7 +216,7 @@ impl RawValue<'_> {
 /// The managed settings of one entry (or of `defaults:`), as far as they are set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
-    pub preferred_method: Option<PreferredMethod>,
+    pub preferred_method: Option<PreferredMethods>,
     pub system_preferred: Option<bool>,
     pub per_user_mfa_state: Option<PerUserMfaState>,
 }
@@ -233,10 +256,15 @@ impl Settings {
         };
         match field {
             Field::PreferredMethod => {
-                let parsed = text(value).and_then(PreferredMethod::parse);
-                let method = parsed
-                    .ok_or_else(|| wrong(Code::UnknownMethod, PreferredMethod::expected()))?;
-                self.preferred_method = Some(method);
+                self.preferred_method = Some(match value {
+                    RawValue::List(items) => method_list(items, subject)?,
+                    _ => {
+                        let parsed = text(value).and_then(PreferredMethod::parse);
+                        PreferredMethods::one(parsed.ok_or_else(|| {
+                            wrong(Code::UnknownMethod, PreferredMethod::expected())
+                        })?)
+                    }
+                });
             }
             Field::SystemPreferred => {
                 let parsed = match value {
@@ -272,7 +300,7 @@ impl Settings {
     /// The value set for `field`, as a manifest writes it (for messages).
     pub fn value_of(&self, field: Field) -> Option<String> {
         match field {
-            Field::PreferredMethod => self.preferred_method.map(|m| m.as_str().to_owned()),
+            Field::PreferredMethod => self.preferred_method.map(|m| m.to_string()),
             Field::SystemPreferred => self.system_preferred.map(|b| b.to_string()),
             Field::PerUserMfaState => self.per_user_mfa_state.map(|s| s.as_str().to_owned()),
         }
@@ -297,6 +325,50 @@ impl Settings {
             origin,
         }
     }
+}
+
+/// `preferredMethod` as a list: each item one of Graph's methods, none twice, at least one.
+fn method_list(items: &[RawValue<'_>], subject: &str) -> Result<PreferredMethods, ValueProblem> {
+    let name = Field::PreferredMethod.as_str();
+    let mut methods = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let method = text(*item)
+            .and_then(PreferredMethod::parse)
+            .ok_or_else(|| ValueProblem {
+                code: Code::UnknownMethod,
+                message: format!(
+                    "{subject}{name} item {} ({}) is not one of {}",
+                    n + 1,
+                    item.describe(),
+                    PreferredMethod::expected()
+                ),
+            })?;
+        methods.push(method);
+    }
+    PreferredMethods::new(&methods).map_err(|problem| match problem {
+        MethodListProblem::Empty => ValueProblem {
+            code: Code::UnknownMethod,
+            message: format!(
+                "{subject}{name} is an empty list; give one method, or several in the order to \
+                 try them"
+            ),
+        },
+        MethodListProblem::Repeated(method) => ValueProblem {
+            code: Code::DuplicateMethod,
+            message: format!(
+                "{subject}{name} names {method} twice; give each method once, in the order to \
+                 try them"
+            ),
+        },
+    })
+}
+
+/// A CSV cell for `preferredMethod` holding `|`: the list it writes (`push|oath|sms`), each
+/// item trimmed.
+pub(crate) fn split_methods(cell: &str) -> Vec<RawValue<'_>> {
+    cell.split('|')
+        .map(|item| RawValue::Text(item.trim()))
+        .collect()
 }
 
 fn text(value: RawValue<'_>) -> Option<&str> {

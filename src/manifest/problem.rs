@@ -30,8 +30,11 @@ pub enum Code {
     WrongType,
     /// The YAML has neither `users:` nor `policy:`, or the CSV has no `user` column.
     MissingUsers,
-    /// `preferredMethod` is not one of Graph's values.
+    /// `preferredMethod` is not one of Graph's values (or a list item is not), or is an empty
+    /// list.
     UnknownMethod,
+    /// A `preferredMethod` list names one method twice.
+    DuplicateMethod,
     /// `systemPreferred` is not `true` or `false`.
     InvalidBool,
     /// `perUserMfaState` is not one of Graph's values.
@@ -68,6 +71,7 @@ impl Code {
         Code::WrongType,
         Code::MissingUsers,
         Code::UnknownMethod,
+        Code::DuplicateMethod,
         Code::InvalidBool,
         Code::UnknownState,
         Code::EmptyUser,
@@ -91,6 +95,7 @@ impl Code {
             Code::WrongType => "wrong-type",
             Code::MissingUsers => "missing-users",
             Code::UnknownMethod => "unknown-method",
+            Code::DuplicateMethod => "duplicate-method",
             Code::InvalidBool => "invalid-bool",
             Code::UnknownState => "unknown-state",
             Code::EmptyUser => "empty-user",

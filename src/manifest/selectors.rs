@@ -94,6 +94,11 @@ pub enum Excluded {
     Group(String),
 }
 
+/// The keys of `allUsers:` besides the managed fields.
+pub const ALL_USERS_KEYS: [&str; 2] = ["userType", "accountEnabled"];
+/// The keys of a `groups:` entry besides the managed fields.
+pub const GROUP_KEYS: [&str; 2] = ["group", "priority"];
+
 fn at<T>(spanned: &Spanned<T>) -> Location {
     Location::Yaml {
         line: spanned.referenced.line().max(1),
@@ -160,7 +165,15 @@ fn fields(
             continue;
         }
         if let Some(field) = Field::ALL.iter().find(|f| f.as_str() == key.value) {
-            if let Err(problem) = settings.set(*field, raw(&value.value), subject) {
+            let items: Vec<RawValue<'_>> = match &value.value {
+                Node::List(items) => items.iter().map(|item| raw(&item.value)).collect(),
+                _ => Vec::new(),
+            };
+            let value_raw = match &value.value {
+                Node::List(_) => RawValue::List(&items),
+                single => raw(single),
+            };
+            if let Err(problem) = settings.set(*field, value_raw, subject) {
                 problems.push(problem.code, at(value), None, problem.message);
             }
         } else if extra.contains(&key.value.as_str()) {
@@ -218,7 +231,7 @@ pub(super) fn check_all_users(node: &Spanned<Node>, problems: &mut Problems) -> 
     let settings = fields(
         entries,
         "allUsers: ",
-        &["userType", "accountEnabled"],
+        &ALL_USERS_KEYS,
         problems,
         |key, value, problems| match (key.value.as_str(), &value.value) {
             ("userType", Node::Text(text)) => {
@@ -304,7 +317,7 @@ pub(super) fn check_groups(node: &Spanned<Node>, problems: &mut Problems) -> Vec
         let settings = fields(
             entries,
             &subject,
-            &["group", "priority"],
+            &GROUP_KEYS,
             problems,
             |key, value, problems| match (key.value.as_str(), &value.value) {
                 ("group", Node::Text(text)) if !text.trim().is_empty() => {}
@@ -649,7 +662,7 @@ pub fn resolve(
 mod tests {
     use super::*;
     use crate::manifest::{Manifest, ManifestError};
-    use crate::model::{PerUserMfaState, PreferredMethod};
+    use crate::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 
     fn load(text: &str) -> Result<Manifest, ManifestError> {
         let dir = tempfile::tempdir().unwrap();
@@ -702,7 +715,7 @@ users:
         assert_eq!(s.groups[1].priority, Some(1));
         assert_eq!(
             s.groups[0].settings.preferred_method,
-            Some(PreferredMethod::Push)
+            Some(PreferredMethods::one(PreferredMethod::Push))
         );
         assert_eq!(
             s.exclude
@@ -802,11 +815,17 @@ users: []
         );
         // The group's method over allUsers' other fields.
         let pilot = find("pilot@contoso.com");
-        assert_eq!(pilot.preferred_method, Some(PreferredMethod::Push));
+        assert_eq!(
+            pilot.preferred_method,
+            Some(PreferredMethods::one(PreferredMethod::Push))
+        );
         assert_eq!(pilot.per_user_mfa_state, Some(PerUserMfaState::Disabled));
         // Two groups: priority decides; not in allUsers (a guest), so only the group's field.
         let guest = find("guest@contoso.com");
-        assert_eq!(guest.preferred_method, Some(PreferredMethod::Oath));
+        assert_eq!(
+            guest.preferred_method,
+            Some(PreferredMethods::one(PreferredMethod::Oath))
+        );
         assert_eq!(guest.per_user_mfa_state, None);
         // Excluded from the selectors.
         assert!(users.iter().all(|u| &*u.user != "breakglass@contoso.com"));

@@ -32,7 +32,7 @@ use crate::model::Field;
 /// The manifest format versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
 /// Keys allowed at the top of the file.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+pub const TOP_LEVEL_KEYS: [&str; 10] = [
     "version",
     "defaults",
     "users",
@@ -42,6 +42,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "policy",
     "protect",
     "maxChanges",
+    "allowMfaGap",
 ];
 /// The key naming the user in an entry.
 const USER_KEY: &str = "user";
@@ -105,6 +106,7 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
                 protect: Vec::new(),
                 max_changes: None,
                 selectors: Default::default(),
+                allow_mfa_gap: false,
             })
         }
     }
@@ -290,6 +292,8 @@ struct Collector {
     protect: Vec<String>,
     /// `maxChanges:` as read, when valid.
     max_changes: Option<u64>,
+    /// `allowMfaGap:` as read (false when left out or invalid).
+    allow_mfa_gap: bool,
     /// `allUsers:`, `groups:`, `exclude:` as read (valid entries).
     selectors: super::selectors::Selectors,
     top_level_keys: HashSet<String>,
@@ -309,6 +313,7 @@ impl Collector {
             policy_seen: false,
             protect: Vec::new(),
             max_changes: None,
+            allow_mfa_gap: false,
             selectors: super::selectors::Selectors::default(),
             top_level_keys: HashSet::new(),
         }
@@ -350,6 +355,7 @@ impl Collector {
             protect: Vec::new(),
             max_changes: None,
             selectors: super::selectors::Selectors::default(),
+            allow_mfa_gap: false,
         })
     }
 
@@ -409,6 +415,7 @@ impl Collector {
             protect: self.protect,
             max_changes: self.max_changes,
             selectors: self.selectors,
+            allow_mfa_gap: self.allow_mfa_gap,
         })
     }
 
@@ -603,7 +610,12 @@ impl Collector {
                 .push(Code::UnknownField, at(&key.referenced), user, message);
             return;
         };
-        if let Err(problem) = settings.set(field, value.value.as_raw(), subject) {
+        let items = value.value.items();
+        let raw = match &value.value {
+            Scalar::List(_) => RawValue::List(&items),
+            single => single.as_raw(),
+        };
+        if let Err(problem) = settings.set(field, raw, subject) {
             self.problems
                 .push(problem.code, at(&value.referenced), user, problem.message);
         }
@@ -726,6 +738,23 @@ impl Collector {
             .push(problem.0, at(&node.referenced), None, problem.1);
     }
 
+    /// `allowMfaGap:`: true or false.
+    fn allow_mfa_gap(&mut self, node: &Spanned<policy::Node>) {
+        match &node.value {
+            policy::Node::Bool(allow) => self.allow_mfa_gap = *allow,
+            other => self.problems.push(
+                Code::InvalidBool,
+                at(&node.referenced),
+                None,
+                format!(
+                    "allowMfaGap must be true or false (true disables per-user MFA even for \
+                     users no Conditional Access policy requires MFA for), not {}",
+                    other.describe()
+                ),
+            ),
+        }
+    }
+
     fn unknown_top_level(&mut self, key: &Spanned<String>) {
         let message = unknown_field_message("", &key.value, &TOP_LEVEL_KEYS);
         self.problems
@@ -808,6 +837,10 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 "maxChanges" => {
                     let node = map.next_value::<Spanned<policy::Node>>()?;
                     collector.max_changes(&node);
+                }
+                "allowMfaGap" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.allow_mfa_gap(&node);
                 }
                 "allUsers" => {
                     let node = map.next_value::<Spanned<policy::Node>>()?;
@@ -1010,9 +1043,12 @@ enum Scalar {
     Number(String),
     Null,
     Collection(&'static str),
+    /// A list, its items (a nested list or mapping is a `Collection` item).
+    List(Vec<Scalar>),
 }
 
 impl Scalar {
+    /// The value as a single value: a list is `a list`.
     fn as_raw(&self) -> RawValue<'_> {
         match self {
             Scalar::Text(text) => RawValue::Text(text),
@@ -1020,6 +1056,15 @@ impl Scalar {
             Scalar::Number(text) => RawValue::Number(text),
             Scalar::Null => RawValue::Null,
             Scalar::Collection(kind) => RawValue::Collection(kind),
+            Scalar::List(_) => RawValue::Collection("a list"),
+        }
+    }
+
+    /// The items of a list, as single values (empty for anything else).
+    fn items(&self) -> Vec<RawValue<'_>> {
+        match self {
+            Scalar::List(items) => items.iter().map(Scalar::as_raw).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -1085,8 +1130,11 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Collection("a list"))
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Scalar>()? {
+            items.push(item);
+        }
+        Ok(Scalar::List(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
@@ -1199,7 +1247,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::{Problem, load};
-    use crate::model::{PerUserMfaState, PreferredMethod};
+    use crate::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 
     /// Writes `text` to a temporary `users.yaml` and loads it.
     fn load_yaml(text: &str) -> Result<Manifest, ManifestError> {
@@ -1248,14 +1296,14 @@ users:
             vec![
                 DesiredUser {
                     user: "megan@contoso.com".into(),
-                    preferred_method: Some(PreferredMethod::Oath),
+                    preferred_method: Some(PreferredMethods::one(PreferredMethod::Oath)),
                     system_preferred: Some(true),
                     per_user_mfa_state: Some(PerUserMfaState::Disabled),
                     origin: Origin::Line(5),
                 },
                 DesiredUser {
                     user: "071cc716-8147-4397-a5ba-b2105951cc0b".into(),
-                    preferred_method: Some(PreferredMethod::Push),
+                    preferred_method: Some(PreferredMethods::one(PreferredMethod::Push)),
                     system_preferred: Some(false),
                     per_user_mfa_state: None,
                     origin: Origin::Line(8),
@@ -1296,13 +1344,16 @@ users:
         .unwrap();
         let megan = &manifest.users[0];
         assert_eq!(&*megan.user, "Megan@Contoso.com");
-        assert_eq!(megan.preferred_method, Some(PreferredMethod::Sms));
+        assert_eq!(
+            megan.preferred_method,
+            Some(PreferredMethods::one(PreferredMethod::Sms))
+        );
         assert_eq!(megan.system_preferred, Some(true));
         assert_eq!(megan.per_user_mfa_state, Some(PerUserMfaState::Enabled));
         let b = &manifest.users[1];
         assert_eq!(
             b.preferred_method,
-            Some(PreferredMethod::VoiceAlternateMobile)
+            Some(PreferredMethods::one(PreferredMethod::VoiceAlternateMobile))
         );
         assert_eq!(b.system_preferred, Some(false));
     }
@@ -1390,7 +1441,7 @@ users:
         let messages: Vec<String> = problems(text).into_iter().map(|p| p.message).collect();
         assert_eq!(
             messages[0],
-            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, allUsers, groups, exclude, policy, protect, maxChanges"
+            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, allUsers, groups, exclude, policy, protect, maxChanges, allowMfaGap"
         );
         assert_eq!(
             messages[1],
@@ -1604,6 +1655,17 @@ users:
     }
 
     #[test]
+    fn allow_mfa_gap_is_a_boolean() {
+        let allowed = load_yaml("version: 1\nallowMfaGap: true\nusers: []\n").unwrap();
+        assert!(allowed.allow_mfa_gap);
+        assert!(!load_yaml("version: 1\nusers: []\n").unwrap().allow_mfa_gap);
+        let problems = problems("version: 1\nallowMfaGap: yes\nusers: []\n");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, Code::InvalidBool);
+        assert_eq!(problems[0].location, position(2, 14));
+    }
+
+    #[test]
     fn every_protect_and_max_changes_problem_points_at_its_value() {
         let text = "\
 version: 1
@@ -1677,7 +1739,7 @@ users: []
         assert!(
             error.problems()[0]
                 .message
-                .contains("`protect:` and `maxChanges:` belong in a YAML manifest"),
+                .contains("`maxChanges:` and `allowMfaGap:` belong in a YAML manifest"),
             "{error}"
         );
     }
@@ -1864,7 +1926,7 @@ users:
             assert_eq!(&*manifest.users[0].user, "megan@contoso.com");
             assert_eq!(
                 manifest.users[0].preferred_method,
-                Some(PreferredMethod::Push)
+                Some(PreferredMethods::one(PreferredMethod::Push))
             );
         }
     }
@@ -1910,5 +1972,43 @@ users:
         );
         assert_eq!(last.origin, Origin::Line(4 + 3 * (count as u64 - 1) + 1));
         assert_eq!(last.system_preferred, Some(true));
+    }
+
+    #[test]
+    fn preferred_method_takes_an_ordered_list() {
+        use PreferredMethod::*;
+        let manifest = load_yaml(
+            "version: 1\ndefaults:\n  preferredMethod: [push, OATH, sms]\nusers:\n  - user: a@contoso.com\n  \
+             - user: b@contoso.com\n    preferredMethod:\n      - oath\n      - voiceMobile\n",
+        )
+        .unwrap();
+        let lists = manifest.preferred_lists();
+        assert_eq!(lists, vec![vec![Push, Oath, Sms], vec![Oath, VoiceMobile]]);
+    }
+
+    #[test]
+    fn a_bad_preferred_method_list_is_reported_with_its_line() {
+        let found = problems(
+            "version: 1\nusers:\n  - user: a@contoso.com\n    preferredMethod: [push, fax]\n  \
+             - user: b@contoso.com\n    preferredMethod: [sms, push, SMS]\n  - user: c@contoso.com\n    \
+             preferredMethod: []\n",
+        );
+        let got: Vec<(&str, &str)> = found
+            .iter()
+            .map(|p| (p.code.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].0, "unknown-method");
+        assert!(
+            got[0]
+                .1
+                .contains("preferredMethod item 2 (\"fax\") is not one of push"),
+            "{got:?}"
+        );
+        assert_eq!(got[1].0, "duplicate-method");
+        assert!(got[1].1.contains("names sms twice"), "{got:?}");
+        assert_eq!(got[2].0, "unknown-method");
+        assert!(got[2].1.contains("an empty list"), "{got:?}");
+        assert!(matches!(found[0].location, Location::Yaml { line: 4, .. }));
     }
 }

@@ -3,7 +3,7 @@
 use super::{FieldChange, Status, UserPlan, Value};
 use crate::graph::wire::{Requirements, SignInPreferences};
 use crate::manifest::DesiredUser;
-use crate::model::{Field, MethodKind, PerUserMfaState, PreferredMethod};
+use crate::model::{Field, MethodKind, PerUserMfaState, PreferredMethod, PreferredMethods};
 
 /// What Graph said about one user. An endpoint the manifest does not manage for this user is
 /// not fetched and stays `None`; `methods` is fetched only when [`needs_methods`] says so.
@@ -17,14 +17,14 @@ pub struct LiveUser {
 /// Whether the planner needs the user's registered methods, read from the endpoints already
 /// fetched. Only in two cases, so that a run reads `/authentication/methods` (a separately
 /// metered call) for as few users as it can:
-/// - the desired preferred method differs from the live one (a write is coming, and it must be
-///   usable);
+/// - the live preferred method is not the first one desired (a write is coming, and it must be
+///   usable; or, with a fallback list, the user may have registered a method earlier in it);
 /// - `enabled` is desired and `enforced` is live: that is in sync only for a user with a
 ///   registered MFA method, whom Graph promoted ([`PerUserMfaState::is_met_by`]).
 pub fn needs_methods(desired: &DesiredUser, live: &LiveUser) -> bool {
     let preferred_changes = desired
         .preferred_method
-        .is_some_and(|wanted| live_preferred(live) != Some(wanted));
+        .is_some_and(|wanted| live_preferred(live) != Some(wanted.first()));
     let promotion_in_question = desired.per_user_mfa_state == Some(PerUserMfaState::Enabled)
         && live_per_user_state(live) == Some(PerUserMfaState::Enforced);
     preferred_changes || promotion_in_question
@@ -72,36 +72,44 @@ pub fn diff(desired: &DesiredUser, live: &LiveUser) -> UserPlan {
         .and_then(|s| s.is_system_preferred_authentication_method_enabled);
 
     if let Some(wanted) = desired.preferred_method
-        && live_preferred(live) != Some(wanted)
+        && live_preferred(live) != Some(wanted.first())
     {
-        let usable = live
-            .methods
-            .as_ref()
-            .is_none_or(|methods| methods.iter().any(|m| wanted.is_enabled_by(*m)));
-        if !usable {
-            let methods = live.methods.as_deref().unwrap_or_default();
-            reason = Some(unregistered_reason(&desired.user, wanted, methods));
+        let registered = live.methods.as_deref();
+        // Methods unread: the fetch reads them whenever the diff depends on them
+        // ([`needs_methods`]); only a caller without them gets here, and the first method stands.
+        let choice = registered.map_or(Some(wanted.first()), |methods| wanted.choose(methods));
+        match choice {
+            // A fallback list whose first usable method is the one set: in sync.
+            Some(method) if live_preferred(live) == Some(method) => {}
+            Some(method) => {
+                // With system-preferred MFA on, Graph ignores the preferred method at sign-in.
+                let system_preferred_after = desired
+                    .system_preferred
+                    .or(system_preferred_live)
+                    .unwrap_or(false);
+                if system_preferred_after {
+                    notes.push(ignored_note(&desired.user, method));
+                }
+                fields.push(FieldChange {
+                    field: Field::PreferredMethod,
+                    before: live_value(Field::PreferredMethod, live),
+                    after: Value::Method(method),
+                    blocked: false,
+                });
+            }
+            // A blocked field is shown, never written: Graph would refuse it or, worse, accept
+            // it silently.
+            None => {
+                let methods = registered.unwrap_or_default();
+                reason = Some(unregistered_reason(&desired.user, wanted, methods));
+                fields.push(FieldChange {
+                    field: Field::PreferredMethod,
+                    before: live_value(Field::PreferredMethod, live),
+                    after: wanted_value(wanted),
+                    blocked: true,
+                });
+            }
         }
-        // With system-preferred MFA on, Graph ignores the preferred method at sign-in.
-        let system_preferred_after = desired
-            .system_preferred
-            .or(system_preferred_live)
-            .unwrap_or(false);
-        if system_preferred_after {
-            notes.push(format!(
-                "system-preferred MFA is on for {}: the preferred method {wanted} is ignored at \
-                 sign-in (except by the NPS extension and the AD FS adapter)",
-                desired.user
-            ));
-        }
-        // A blocked field is shown, never written: Graph would refuse it or, worse, accept it
-        // silently.
-        fields.push(FieldChange {
-            field: Field::PreferredMethod,
-            before: live_value(Field::PreferredMethod, live),
-            after: Value::Method(wanted),
-            blocked: !usable,
-        });
     }
 
     if let Some(wanted) = desired.system_preferred
@@ -157,7 +165,26 @@ pub fn live_value(field: Field, live: &LiveUser) -> Value {
     }
 }
 
-fn unregistered_reason(user: &str, wanted: PreferredMethod, methods: &[MethodKind]) -> String {
+/// The note on a preferred-method change for a user whose own system-preferred MFA is on.
+pub fn ignored_note(user: &str, method: PreferredMethod) -> String {
+    format!(
+        "system-preferred MFA is on for {user}: the preferred method {method} is ignored at \
+         sign-in (except by the NPS extension and the AD FS adapter)"
+    )
+}
+
+/// What a blocked preferred-method field shows as its `after`: the method, or the whole list
+/// (`["push", "oath", "sms"]`) when the manifest gave one, none of which is registered.
+fn wanted_value(wanted: PreferredMethods) -> Value {
+    if wanted.is_list() {
+        let list: Vec<&str> = wanted.iter().map(PreferredMethod::as_str).collect();
+        Value::from_json(serde_json::json!(list))
+    } else {
+        Value::Method(wanted.first())
+    }
+}
+
+fn unregistered_reason(user: &str, wanted: PreferredMethods, methods: &[MethodKind]) -> String {
     let registered: Vec<&str> = methods
         .iter()
         .filter(|m| **m != MethodKind::Password)
@@ -180,7 +207,12 @@ fn unregistered_reason(user: &str, wanted: PreferredMethod, methods: &[MethodKin
             usable.join(", ")
         )
     };
-    format!("{wanted} is not registered for {user} (registered: {registered}); {fix}")
+    let wanted = if wanted.is_list() {
+        format!("none of {} is", wanted.join(", "))
+    } else {
+        format!("{} is not", wanted.first())
+    };
+    format!("{wanted} registered for {user} (registered: {registered}); {fix}")
 }
 
 /// The object id when the manifest named the user by one (a GUID).
@@ -229,15 +261,18 @@ mod tests {
     use crate::model::Endpoint;
 
     fn desired_strategy() -> impl Strategy<Value = DesiredUser> {
+        // One method, or a fallback list of up to three in any order.
+        let methods = prop::sample::subsequence(PreferredMethod::ALL, 1..=3).prop_shuffle();
         (
-            prop::option::of(prop::sample::select(PreferredMethod::ALL)),
+            prop::option::of(methods),
             prop::option::of(any::<bool>()),
             prop::option::of(prop::sample::select(PerUserMfaState::ALL)),
         )
             .prop_map(|(preferred_method, system_preferred, per_user_mfa_state)| {
                 DesiredUser {
                     user: "megan@contoso.com".into(),
-                    preferred_method,
+                    preferred_method: preferred_method
+                        .map(|list| PreferredMethods::new(&list).unwrap()),
                     system_preferred,
                     per_user_mfa_state,
                     origin: Origin::Line(3),
@@ -286,7 +321,7 @@ mod tests {
                 is_system_preferred_authentication_method_enabled: desired.system_preferred,
                 user_preferred_method_for_secondary_authentication: desired
                     .preferred_method
-                    .map(|m| m.as_str().to_owned()),
+                    .map(|m| m.first().as_str().to_owned()),
                 system_preferred_authentication_method: None,
             }),
             requirements: Some(Requirements {
@@ -315,6 +350,30 @@ mod tests {
                 prop_assert_eq!(again.status, Status::Blocked);
             } else {
                 prop_assert_eq!(again.status, Status::InSync);
+            }
+        }
+
+        /// A fallback list converges on the first method the user has registered, or blocks
+        /// when none is.
+        #[test]
+        fn a_list_converges_on_the_first_registered_method(
+            desired in desired_strategy(),
+            live in live_strategy(),
+        ) {
+            let Some(wanted) = desired.preferred_method else { return Ok(()) };
+            let live = LiveUser { methods: Some(live.methods.clone().unwrap_or_default()), ..live };
+            let plan = diff(&desired, &live);
+            let after = apply_writes(&live, &plan);
+            let ends_with = live_preferred(&after);
+            match wanted.choose(live.methods.as_deref().unwrap()) {
+                Some(method) => {
+                    let kept = live_preferred(&live) == Some(wanted.first());
+                    prop_assert!(kept || ends_with == Some(method), "{:?} -> {:?}", wanted, ends_with);
+                }
+                None => {
+                    let first_kept = live_preferred(&live) == Some(wanted.first());
+                    prop_assert!(first_kept || plan.status == Status::Blocked, "{:?}", plan);
+                }
             }
         }
 
@@ -361,7 +420,7 @@ mod tests {
     fn user(preferred: Option<PreferredMethod>, state: Option<PerUserMfaState>) -> DesiredUser {
         DesiredUser {
             user: "megan@contoso.com".into(),
-            preferred_method: preferred,
+            preferred_method: preferred.map(PreferredMethods::one),
             system_preferred: None,
             per_user_mfa_state: state,
             origin: Origin::Line(1),
@@ -500,6 +559,84 @@ mod tests {
             plan.notes().len(),
             1,
             "system-preferred on makes the change ineffective"
+        );
+    }
+
+    fn sign_in(method: Option<&str>) -> Option<SignInPreferences> {
+        Some(SignInPreferences {
+            is_system_preferred_authentication_method_enabled: Some(false),
+            user_preferred_method_for_secondary_authentication: method.map(str::to_owned),
+            system_preferred_authentication_method: None,
+        })
+    }
+
+    fn fallback() -> DesiredUser {
+        use PreferredMethod::*;
+        DesiredUser {
+            preferred_method: Some(PreferredMethods::new(&[Push, Oath, Sms]).unwrap()),
+            ..user(None, None)
+        }
+    }
+
+    #[test]
+    fn a_phone_only_user_gets_sms_from_push_oath_sms() {
+        let live = LiveUser {
+            sign_in: sign_in(Some("voiceMobile")),
+            methods: Some(vec![MethodKind::MobilePhone]),
+            ..LiveUser::default()
+        };
+        let plan = diff(&fallback(), &live);
+        assert_eq!(plan.status, Status::Change);
+        let body = serde_json::to_value(plan.writes().next().unwrap().body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"userPreferredMethodForSecondaryAuthentication": "sms"}),
+            "the write carries the one method chosen"
+        );
+        // Once it has sms, the list is met: sms is the first method the user has.
+        let again = diff(&fallback(), &apply_writes(&live, &plan));
+        assert_eq!(again.status, Status::InSync);
+        assert!(needs_methods(&fallback(), &apply_writes(&live, &plan)));
+    }
+
+    #[test]
+    fn a_method_registered_later_moves_the_user_up_the_list() {
+        let live = LiveUser {
+            sign_in: sign_in(Some("sms")),
+            methods: Some(vec![MethodKind::MobilePhone, MethodKind::HardwareOath]),
+            ..LiveUser::default()
+        };
+        let plan = diff(&fallback(), &live);
+        assert_eq!(plan.fields[0].after, Value::Method(PreferredMethod::Oath));
+        // The first method set: nothing to read, nothing to change.
+        let live = LiveUser {
+            sign_in: sign_in(Some("push")),
+            ..LiveUser::default()
+        };
+        assert!(!needs_methods(&fallback(), &live));
+        assert_eq!(diff(&fallback(), &live).status, Status::InSync);
+    }
+
+    #[test]
+    fn a_user_with_none_of_the_list_is_blocked_with_the_list_in_the_reason() {
+        let live = LiveUser {
+            sign_in: sign_in(None),
+            methods: Some(vec![MethodKind::OfficePhone]),
+            ..LiveUser::default()
+        };
+        let plan = diff(&fallback(), &live);
+        assert_eq!(plan.status, Status::Blocked);
+        assert_eq!(plan.write_count(), 0);
+        assert_eq!(
+            serde_json::to_value(&plan.fields[0].after).unwrap(),
+            serde_json::json!(["push", "oath", "sms"])
+        );
+        assert_eq!(
+            plan.reason(),
+            Some(
+                "none of push, oath, sms is registered for megan@contoso.com (registered: \
+                 officePhone); choose one of voiceOffice, or have the user register one"
+            )
         );
     }
 }

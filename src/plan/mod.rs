@@ -5,6 +5,8 @@
 //! and never names a field the manifest left out. The plan document (`plan --format json`, plan
 //! files) is [`Plan`]; its keys follow design.md and are never renamed.
 
+pub mod category;
+pub mod coverage;
 mod diff;
 pub mod estimate;
 pub mod policy;
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Endpoint, Field, PerUserMfaState, PreferredMethod};
 
-pub use diff::{LiveUser, apply_writes, diff, live_value, needs_methods, object_id};
+pub use diff::{LiveUser, apply_writes, diff, ignored_note, live_value, needs_methods, object_id};
 
 /// The plan document's format version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -35,18 +37,26 @@ pub struct Plan {
     /// The tenant's primary domain, when Graph said (`/organization`).
     #[serde(default)]
     pub tenant_domain: Option<String>,
-    /// When the plan was made (saved plans, RFC 3339, UTC).
+    /// When the plan was made (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    /// The desired-state file the plan was made from (saved plans).
+    /// The desired-state file the plan was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<saved::SourceFile>,
-    /// The `--policy` file the policy section came from, when there was one (saved plans).
+    /// The `--policy` file the policy section came from, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_file: Option<saved::SourceFile>,
+    /// When the apply run this document reports on ended (apply reports, RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
     /// The manifest's `maxChanges:`: apply refuses a plan with more writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_changes: Option<u64>,
+    /// Made with `--allow-mfa-gap` (or the manifest's `allowMfaGap: true`): users whose
+    /// per-user MFA is disabled although no Conditional Access policy is known to require MFA
+    /// for them are written anyway (each says so in a note).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_mfa_gap: bool,
     pub summary: Summary,
     /// Every user that is not in sync, in manifest order.
     pub users: Vec<UserPlan>,
@@ -64,18 +74,29 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The counts of design.md. `applied` (and `drifted`, when not zero) appear only in apply
-/// reports.
+/// The counts of design.md. Every user is counted in exactly one of `to_change`, `changed`,
+/// `in_sync`, `blocked`, `not_found`, `failed`, `drifted`, `unverified`, `not_reached` and
+/// `protected` (one category per user), so they add up to `users`. `applied` (and `changed`, `drifted`,
+/// `not_reached`, `unverified` when not zero) appear only in apply reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// Users in the manifest.
     pub users: u64,
     pub in_sync: u64,
-    /// Users with at least one write.
+    /// Users whose writes are planned (status `change`; in an apply report the users the run
+    /// did not reach are `not_reached` instead, and this is 0).
     pub to_change: u64,
-    /// PATCH calls.
+    /// Users every write of which Graph accepted and kept (status `applied`; apply only, when
+    /// not zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed: u64,
+    /// PATCH calls (blocked users' other fields included).
     pub writes: u64,
     pub blocked: u64,
+    /// Of the blocked users, those with other fields to write (when not zero): their writes are
+    /// in `writes`, and they are counted once, as blocked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blocked_with_writes: u64,
     pub not_found: u64,
     pub failed: u64,
     /// PATCH calls to the tenant's authentication methods policy (0 or 1; not in `writes`,
@@ -99,6 +120,11 @@ pub struct Summary {
     /// zero).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: u64,
+    /// Whether MFA stays required for the users whose per-user MFA the plan disables (present
+    /// when it disables any): users per Conditional Access verdict, and how many of those not
+    /// covered (or unknown) are held (counted in `blocked` too) or written anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_coverage: Option<coverage::CoverageCounts>,
     /// What applying this plan will cost: its calls and the least time Graph's quotas allow
     /// (plans only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +159,10 @@ pub struct Calls {
     pub verifies: u64,
     /// `/organization`, to name the tenant.
     pub tenant: u64,
+    /// Conditional Access coverage: the policies, security defaults, and the groups, roles and
+    /// users the policies name (plans that disable per-user MFA; absent from older plans).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coverage: u64,
     /// HTTP round trips in all, and how many of them were `$batch` requests.
     pub http_requests: u64,
     pub batches: u64,
@@ -185,6 +215,9 @@ pub struct UserPlan {
     remarks: Option<Box<Remarks>>,
     /// What failed, for `failed`, `not_found` and `drifted` users.
     pub error: Option<Box<UserError>>,
+    /// Whether MFA stays required once per-user MFA is disabled, for a user the plan disables
+    /// it for ([`coverage`]); shared by every user with the same verdict.
+    pub coverage: Option<std::sync::Arc<coverage::Coverage>>,
 }
 
 /// A user's rarely present explanations.
@@ -223,6 +256,8 @@ impl HeldResult {
     const STATUS: u8 = 1;
     const GUID: u8 = 2;
     const SETTLED_BY_READ: u8 = 4;
+    const NOT_KEPT: u8 = 8;
+    const ALREADY_APPLIED: u8 = 16;
 
     /// The held part of `result`, and what is left over when anything is.
     fn hold(result: WriteResult) -> (HeldResult, Option<RareAnswer>) {
@@ -232,6 +267,8 @@ impl HeldResult {
             request_id,
             code,
             settled_by_read,
+            not_kept,
+            already_applied,
         } = result;
         let mut held = HeldResult {
             guid: [0; 16],
@@ -242,8 +279,14 @@ impl HeldResult {
         if status.is_some() {
             held.flags |= HeldResult::STATUS;
         }
-        if settled_by_read {
-            held.flags |= HeldResult::SETTLED_BY_READ;
+        for (set, flag) in [
+            (settled_by_read, HeldResult::SETTLED_BY_READ),
+            (not_kept, HeldResult::NOT_KEPT),
+            (already_applied, HeldResult::ALREADY_APPLIED),
+        ] {
+            if set {
+                held.flags |= flag;
+            }
         }
         let mut rare = RareAnswer {
             request_id: None,
@@ -275,6 +318,8 @@ impl HeldResult {
             },
             code: rare.and_then(|r| r.code.clone()),
             settled_by_read: has(HeldResult::SETTLED_BY_READ),
+            not_kept: has(HeldResult::NOT_KEPT),
+            already_applied: has(HeldResult::ALREADY_APPLIED),
         }
     }
 }
@@ -440,6 +485,7 @@ impl UserPlan {
             results: None,
             remarks,
             error: None,
+            coverage: None,
         }
     }
 
@@ -464,9 +510,81 @@ impl UserPlan {
             .push(note);
     }
 
+    /// Replaces the note `old` with `new` (one note per subject), or adds `new` when the user
+    /// has no such note.
+    pub fn replace_note(&mut self, old: &str, new: String) {
+        let notes = &mut self.remarks.get_or_insert_with(Box::default).notes;
+        match notes.iter_mut().find(|note| note.as_str() == old) {
+            Some(note) => *note = new,
+            None => notes.push(new),
+        }
+    }
+
     /// Things worth knowing that do not stop the change.
     pub fn notes(&self) -> &[String] {
         self.remarks.as_ref().map_or(&[], |r| &r.notes)
+    }
+
+    /// The per-user MFA change to `disabled`, when the plan makes one (written or held).
+    pub fn disables_per_user_mfa(&self) -> bool {
+        self.status != Status::Protected
+            && self.fields.iter().any(|field| {
+                field.field == Field::PerUserMfaState
+                    && field.after == Value::State(PerUserMfaState::Disabled)
+            })
+    }
+
+    /// Records the Conditional Access verdict for this user's per-user MFA change to
+    /// `disabled`: a gap (not covered, or unknown) holds the change (the field is shown, not
+    /// written, and the user is `blocked` with the gap as reason) unless `allow_gap`, which
+    /// writes it with a note saying so; partly covered writes it with a warning naming the
+    /// conditions.
+    pub fn set_coverage(&mut self, coverage: std::sync::Arc<coverage::Coverage>, allow_gap: bool) {
+        let summary = coverage.summary();
+        let status = coverage.status;
+        self.coverage = Some(coverage);
+        if status == coverage::CoverageStatus::PartlyCovered {
+            self.add_note(format!("warning: once per-user MFA is disabled, {summary}"));
+        }
+        if !status.is_gap() {
+            return;
+        }
+        if allow_gap {
+            self.add_note(format!(
+                "per-user MFA is disabled anyway (--allow-mfa-gap): {summary}"
+            ));
+            return;
+        }
+        let Some(field) = self
+            .fields
+            .iter_mut()
+            .find(|f| f.field == Field::PerUserMfaState)
+        else {
+            return;
+        };
+        field.blocked = true;
+        let held = format!(
+            "per-user MFA stays {}: {summary}; require MFA for this user in Conditional Access, \
+             or pass --allow-mfa-gap (allowMfaGap: true) to disable it anyway",
+            field.before
+        );
+        let remarks = self.remarks.get_or_insert_with(Box::default);
+        remarks.reason = Some(match remarks.reason.take() {
+            Some(earlier) => format!("{earlier}; and {held}"),
+            None => held,
+        });
+        if matches!(self.status, Status::Change | Status::InSync) {
+            self.status = Status::Blocked;
+        }
+    }
+
+    /// Whether the per-user MFA change to `disabled` is held for an MFA gap.
+    pub fn mfa_gap_held(&self) -> bool {
+        self.coverage.as_ref().is_some_and(|c| c.status.is_gap())
+            && self
+                .fields
+                .iter()
+                .any(|f| f.field == Field::PerUserMfaState && f.blocked)
     }
 
     /// The PATCH calls that make the fields match, signInPreferences first (a blocked field
@@ -493,6 +611,15 @@ impl UserPlan {
     /// The write to `endpoint`, when there is one.
     pub fn write(&self, endpoint: Endpoint) -> Option<Write<'_>> {
         self.writes().find(|write| write.endpoint == endpoint)
+    }
+
+    /// Marks the write to `endpoint` as not kept: Graph accepted it, reading back does not show
+    /// it.
+    pub fn set_not_kept(&mut self, endpoint: Endpoint) {
+        if let Some(mut result) = self.write(endpoint).and_then(|write| write.result()) {
+            result.not_kept = true;
+            self.set_result(endpoint, result);
+        }
     }
 
     /// Records Graph's answer to the write to `endpoint`.
@@ -529,7 +656,8 @@ impl Serialize for UserPlan {
         let len = 5
             + usize::from(reason.is_some())
             + usize::from(!notes.is_empty())
-            + usize::from(self.error.is_some());
+            + usize::from(self.error.is_some())
+            + usize::from(self.coverage.is_some());
         let mut s = serializer.serialize_struct("UserPlan", len)?;
         s.serialize_field("user", &*self.user)?;
         s.serialize_field("id", &self.id.map(|id| id.hyphenated().to_string()))?;
@@ -544,6 +672,9 @@ impl Serialize for UserPlan {
         }
         if let Some(error) = &self.error {
             s.serialize_field("error", error)?;
+        }
+        if let Some(coverage) = &self.coverage {
+            s.serialize_field("coverage", &**coverage)?;
         }
         s.end()
     }
@@ -586,6 +717,14 @@ impl<'a> Write<'a> {
             write: *self,
             side: Side::After,
         }
+    }
+
+    /// When this write disables per-user MFA although no Conditional Access policy is known
+    /// to require MFA for the user (allowed with `--allow-mfa-gap`): the verdict.
+    pub fn mfa_gap(&self) -> Option<String> {
+        let coverage = self.user.coverage.as_ref()?;
+        (coverage.status.is_gap() && self.body().get(Field::PerUserMfaState).is_some())
+            .then(|| coverage.summary())
     }
 
     /// What Graph answered (apply only).
@@ -738,6 +877,14 @@ pub struct WriteResult {
     /// the endpoint back showed the write made; `status` is then null.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settled_by_read: bool,
+    /// Graph accepted the write, but reading it back after the run did not show it (apply's
+    /// read-back; `ok` stays true: Graph said yes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_kept: bool,
+    /// The endpoint already showed the write's values when apply read it just before writing
+    /// (an earlier run of the same plan made it): nothing was sent; `status` is null.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_applied: bool,
 }
 
 impl WriteResult {
@@ -745,14 +892,40 @@ impl WriteResult {
     /// connection, or a run killed before it recorded the answer).
     pub fn settled_by_read() -> WriteResult {
         WriteResult {
+            settled_by_read: true,
+            ..WriteResult::accepted()
+        }
+    }
+
+    /// A write not sent because the endpoint already showed its values.
+    pub fn already_applied() -> WriteResult {
+        WriteResult {
+            already_applied: true,
+            ..WriteResult::accepted()
+        }
+    }
+
+    /// `ok`, and nothing else known.
+    pub fn accepted() -> WriteResult {
+        WriteResult {
             ok: true,
             status: None,
             request_id: None,
             code: None,
-            settled_by_read: true,
+            settled_by_read: false,
+            not_kept: false,
+            already_applied: false,
         }
     }
+
+    /// Graph took the write and nothing since says it was lost.
+    pub fn landed(&self) -> bool {
+        self.ok && !self.not_kept
+    }
 }
+
+/// The error code of a write Graph accepted and did not keep (apply's read-back).
+pub const NOT_KEPT: &str = "notKept";
 
 /// A Graph failure attached to a user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -783,9 +956,11 @@ impl Plan {
             tenant_id: None,
             tenant_domain: None,
             created: None,
+            finished: None,
             manifest: None,
             policy_file: None,
             max_changes: None,
+            allow_mfa_gap: false,
             summary: Summary::default(),
             users,
             policy: None,
@@ -795,22 +970,22 @@ impl Plan {
         plan
     }
 
-    /// The summary after an apply: [`Plan::count`], with `applied` always present and the
-    /// users left at `change` counted as not reached.
+    /// The summary after an apply: every user in its category ([`category`]), users left at
+    /// `change` counted as not reached, and `applied` always present.
     pub fn count_after_apply(&self, total_users: u64) -> Summary {
-        let mut summary = self.count(total_users);
+        let mut summary = self.tally(total_users, category::Phase::Apply);
         summary.applied.get_or_insert(0);
         summary.estimate = self.summary.estimate;
-        summary.not_reached = self
-            .users
-            .iter()
-            .filter(|user| user.status == Status::Change)
-            .count() as u64;
         summary
     }
 
-    /// Recomputes the summary from the users' statuses and write results.
+    /// Recomputes a plan's summary from the users' statuses and write results.
     pub fn count(&self, total_users: u64) -> Summary {
+        self.tally(total_users, category::Phase::Plan)
+    }
+
+    /// Counts each user once, in its category, and the writes.
+    fn tally(&self, total_users: u64, phase: category::Phase) -> Summary {
         let mut summary = Summary {
             users: total_users,
             ..Summary::default()
@@ -818,19 +993,11 @@ impl Plan {
         let mut applied = 0;
         let mut has_results = false;
         for user in &self.users {
-            match user.status {
-                Status::Blocked => summary.blocked += 1,
-                Status::NotFound => summary.not_found += 1,
-                Status::Failed => summary.failed += 1,
-                Status::Drifted => summary.drifted += 1,
-                Status::Protected => summary.protected += 1,
-                Status::Unverified => summary.unverified += 1,
-                Status::InSync | Status::Change | Status::Applied => {}
-            }
+            *summary.users_in_mut(category::Category::of(user.status, phase)) += 1;
             let writes = user.write_count() as u64;
-            if writes > 0 {
-                summary.to_change += 1;
-                summary.writes += writes;
+            summary.writes += writes;
+            if user.status == Status::Blocked && writes > 0 {
+                summary.blocked_with_writes += 1;
             }
             for write in user.writes() {
                 if let Some(result) = write.result() {
@@ -846,9 +1013,22 @@ impl Plan {
                 applied += u64::from(result.ok);
             }
         }
+        // In-sync users are not listed (protected ones are, in their own category).
         summary.in_sync = total_users.saturating_sub(self.users.len() as u64);
         summary.applied = has_results.then_some(applied);
+        summary.mfa_coverage = self.coverage_counts();
         summary
+    }
+
+    /// Users per Conditional Access verdict, when any user has one.
+    fn coverage_counts(&self) -> Option<coverage::CoverageCounts> {
+        let mut counts = coverage::CoverageCounts::default();
+        for user in &self.users {
+            if let Some(coverage) = &user.coverage {
+                counts.add(coverage.status, user.mfa_gap_held());
+            }
+        }
+        (counts.total() > 0).then_some(counts)
     }
 
     /// Whether the plan would write anything (for `--detailed-exitcode`). Blocked and

@@ -1,4 +1,7 @@
-//! The CSV report: one row per user and field, for a spreadsheet.
+//! The CSV report: one row per user and field, for a spreadsheet, then one per tenant policy
+//! property that differs (`user` `authenticationMethodsPolicy`). A table has no room for a
+//! header: when and from which manifest are in the JSON report. The per-user MFA row of a user
+//! whose per-user MFA the plan disables carries the Conditional Access verdict.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return
 //! before one) as a formula, and UPNs, values and Graph's error messages are not ours to trust:
@@ -8,11 +11,12 @@
 use std::borrow::Cow;
 use std::io;
 
-use super::digest::{show_value, status_name};
+use super::digest::{show_json, show_value, status_name};
 use crate::model::Endpoint;
+use crate::plan::policy::{PolicyChange, PolicyPlan};
 use crate::plan::{FieldChange, Plan, UserError, UserPlan, WriteResult};
 
-const HEADER: [&str; 14] = [
+const HEADER: [&str; 15] = [
     "user",
     "id",
     "status",
@@ -27,6 +31,7 @@ const HEADER: [&str; 14] = [
     "error_code",
     "error_message",
     "reason",
+    "mfa_coverage",
 ];
 
 /// Writes the report: a header, then one row per user and field (a user with no field, not
@@ -43,8 +48,47 @@ pub fn render_csv(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
             write_row(&mut writer, &row(user, Some(field)))?;
         }
     }
+    if let Some(policy) = &plan.policy {
+        for change in &policy.changes {
+            write_row(&mut writer, &policy_row(policy, change))?;
+        }
+    }
     writer.flush()
 }
+
+/// The tenant policy's rows, after the users': one per property that differs (or was
+/// written), `user` naming the policy and `field` the property (`part.property`).
+fn policy_row(policy: &PolicyPlan, change: &PolicyChange) -> [String; 15] {
+    let result = policy.result.as_ref();
+    let error = policy.error.as_ref();
+    let text = |value: Option<String>| value.unwrap_or_default();
+    [
+        POLICY.to_owned(),
+        String::new(),
+        status_name(policy.status).to_owned(),
+        format!("{}.{}", change.part, change.property),
+        show_json(&change.before),
+        show_json(&change.after),
+        String::new(),
+        format!("policies/{POLICY}"),
+        text(result.map(|r| r.ok.to_string())),
+        text(result.and_then(|r| r.status).map(|s| s.to_string())),
+        text(request_id(result, error)),
+        text(
+            result
+                .filter(|r| !r.ok)
+                .and_then(|r| r.code.as_deref().map(str::to_owned))
+                .or_else(|| error.map(|e| e.code.clone())),
+        ),
+        text(error.map(|e| e.message.clone())),
+        String::new(),
+        // No Conditional Access verdict: it is a user's.
+        String::new(),
+    ]
+}
+
+/// The `user` of the policy's rows.
+const POLICY: &str = "authenticationMethodsPolicy";
 
 /// Writes one row, each cell [`neutralise`]d.
 fn write_row(writer: &mut ::csv::Writer<impl io::Write>, cells: &[String]) -> io::Result<()> {
@@ -57,7 +101,7 @@ fn write_row(writer: &mut ::csv::Writer<impl io::Write>, cells: &[String]) -> io
 }
 
 /// The cells of one row, raw.
-fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
+fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 15] {
     let endpoint = field.map(|field| field.field.endpoint());
     // A blocked field is in no write: the result of its endpoint's write is another field's.
     let result = field
@@ -90,6 +134,10 @@ fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
         text(
             failed
                 .and_then(|r| r.code.as_deref().map(str::to_owned))
+                .or_else(|| {
+                    let not_kept = result.as_ref().is_some_and(|r| r.not_kept);
+                    not_kept.then(|| crate::plan::NOT_KEPT.to_owned())
+                })
                 .or_else(|| error.map(|e| e.code.clone())),
         ),
         text(error.map(|e| e.message.clone())),
@@ -97,6 +145,13 @@ fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
             user.reason()
                 .filter(|_| field.is_none_or(|f| f.blocked))
                 .map(str::to_owned),
+        ),
+        // On the per-user MFA row: the Conditional Access verdict for disabling it.
+        text(
+            user.coverage
+                .as_ref()
+                .filter(|_| field.is_some_and(|f| f.field == crate::model::Field::PerUserMfaState))
+                .map(|coverage| coverage.summary()),
         ),
     ]
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{Endpoint, Field};
+use crate::plan::category::{Category, Phase};
 use crate::plan::{FieldChange, Plan, Status, Summary, UserPlan, Value};
 
 /// How many example users a grouped reason keeps.
@@ -21,9 +22,9 @@ pub struct Digest {
     pub summary: Summary,
     /// Whether the plan is the report of an apply run (its writes carry results).
     pub applied_run: bool,
-    /// Users per status, in [`STATUS_ORDER`], statuses with no user left out; in-sync users
-    /// (never listed in a plan) come from the summary.
-    pub statuses: Vec<(Status, u64)>,
+    /// Users per category ([`Category`]), in [`Category::ALL`] order, categories with no user
+    /// left out: the summary's counts, which every output shares.
+    pub categories: Vec<(Category, u64)>,
     /// Planned changes grouped by `(field, before, after)`, most users first.
     pub changes: Vec<ChangeCount>,
     /// Why users are blocked, not found, failed, drifted, unverified or not reached, grouped
@@ -34,6 +35,8 @@ pub struct Digest {
     pub distributions: Vec<Distribution>,
     /// How many entries [`failures`] yields.
     pub failures: u64,
+    /// How many users [`listed_users`] yields: those with a field to show.
+    pub listed_users: u64,
     /// The tenant policy's status and how many of its properties differ, when the manifest
     /// manages it.
     pub policy: Option<(Status, u64)>,
@@ -86,19 +89,6 @@ pub struct Failure<'a> {
     pub request_id: Option<String>,
 }
 
-/// The order statuses are counted and shown in.
-pub const STATUS_ORDER: [Status; 9] = [
-    Status::Change,
-    Status::Applied,
-    Status::Blocked,
-    Status::Protected,
-    Status::NotFound,
-    Status::Failed,
-    Status::Drifted,
-    Status::Unverified,
-    Status::InSync,
-];
-
 /// The status as the plan document spells it (`not_found`).
 pub fn status_name(status: Status) -> &'static str {
     match status {
@@ -114,41 +104,85 @@ pub fn status_name(status: Status) -> &'static str {
     }
 }
 
-/// The status for people. A user still at `change` after an apply run was never reached.
+/// The status for people: its category's label ([`Category::label`]). A user still at
+/// `change` after an apply run was never reached.
 pub fn status_label(status: Status, applied_run: bool) -> &'static str {
-    match status {
-        Status::InSync => "in sync",
-        Status::Change if applied_run => "not reached",
-        Status::Change => "to change",
-        Status::Blocked => "blocked",
-        Status::NotFound => "not found",
-        Status::Failed => "failed",
-        Status::Drifted => "changed since the plan",
-        Status::Applied => "applied",
-        Status::Protected => "protected",
-        Status::Unverified => "unverified",
+    Category::of(status, phase(applied_run)).label()
+}
+
+/// The phase a report is of.
+pub fn phase(applied_run: bool) -> Phase {
+    if applied_run {
+        Phase::Apply
+    } else {
+        Phase::Plan
     }
+}
+
+/// The Conditional Access verdicts in one sentence, when the plan disables per-user MFA for
+/// anyone: `MFA once per-user MFA is disabled (12 users): 8 covered, 1 partly covered, 2 not
+/// covered, 1 unknown; 3 held (per-user MFA kept).` Every summary (text, markdown, HTML) says
+/// it in these words.
+pub fn coverage_sentence(summary: &Summary) -> Option<String> {
+    let c = summary.mfa_coverage?;
+    let n = crate::text::thousands;
+    let mut sentence = format!(
+        "MFA once per-user MFA is disabled ({} {}): {} covered, {} partly covered, {} not \
+         covered, {} unknown",
+        n(c.total()),
+        if c.total() == 1 { "user" } else { "users" },
+        n(c.covered),
+        n(c.partly_covered),
+        n(c.not_covered),
+        n(c.unknown)
+    );
+    if c.held > 0 {
+        sentence.push_str(&format!("; {} held (per-user MFA kept)", n(c.held)));
+    }
+    if c.allowed > 0 {
+        sentence.push_str(&format!(
+            "; {} disabled anyway (--allow-mfa-gap)",
+            n(c.allowed)
+        ));
+    }
+    sentence.push('.');
+    Some(sentence)
 }
 
 /// A value as reports show it: a string bare, `null`, `true`, anything else as JSON. Raw:
 /// each renderer escapes it for its format.
 pub fn show_value(value: &Value) -> String {
+    if let Some(items) = string_list(value) {
+        return format!("[{}]", items.join(", "));
+    }
     match value.as_str() {
         Some(text) => text.to_owned(),
         None => value.to_string(),
     }
 }
 
+/// The strings of a list value (a blocked fallback list of preferred methods).
+fn string_list(value: &Value) -> Option<Vec<&str>> {
+    match value {
+        Value::Other(json) => json
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_str)
+            .collect(),
+        _ => None,
+    }
+}
+
 /// Adds up `plan` (one pass over its users; a million users keep only the groups).
 pub fn digest(plan: &Plan) -> Digest {
     let applied_run = plan.summary.applied.is_some();
-    let mut statuses: HashMap<Status, u64> = HashMap::new();
     let mut changes: HashMap<(Field, String, String), (u64, u64)> = HashMap::new();
     let mut reasons: HashMap<(Status, String), Reason> = HashMap::new();
     let mut distributions: HashMap<Field, HashMap<String, (u64, u64)>> = HashMap::new();
     let mut failures = 0;
+    let mut listed_users = 0;
     for user in &plan.users {
-        *statuses.entry(user.status).or_default() += 1;
+        listed_users += u64::from(!user.fields.is_empty());
         for field in &user.fields {
             let before = show_value(&field.before);
             let lands = lands(user, field, applied_run);
@@ -183,14 +217,11 @@ pub fn digest(plan: &Plan) -> Digest {
         }
         failures += user_failures(user).len() as u64;
     }
-    statuses.insert(Status::InSync, plan.summary.in_sync);
-
-    let statuses = STATUS_ORDER
-        .iter()
-        .filter_map(|status| {
-            let count = statuses.get(status).copied().unwrap_or(0);
-            (count > 0).then_some((*status, count))
-        })
+    let categories = plan
+        .summary
+        .categories(phase(applied_run))
+        .into_iter()
+        .filter(|(_, users)| *users > 0)
         .collect();
     let mut changes: Vec<ChangeCount> = changes
         .into_iter()
@@ -233,11 +264,12 @@ pub fn digest(plan: &Plan) -> Digest {
     Digest {
         summary: plan.summary,
         applied_run,
-        statuses,
+        categories,
         changes,
         reasons,
         distributions,
         failures,
+        listed_users,
         policy: plan
             .policy
             .as_ref()
@@ -260,11 +292,9 @@ fn lands(user: &UserPlan, field: &FieldChange, applied_run: bool) -> bool {
     if !applied_run {
         return true;
     }
-    user.status != Status::Unverified
-        && user
-            .write(field.field.endpoint())
-            .and_then(|write| write.result())
-            .is_some_and(|result| result.ok)
+    user.write(field.field.endpoint())
+        .and_then(|write| write.result())
+        .is_some_and(|result| result.landed())
 }
 
 /// Why a user did not (or will not) converge, without naming the user, so that users group:
@@ -278,13 +308,22 @@ pub fn reason_texts(user: &UserPlan, applied_run: bool) -> Vec<String> {
         )
     };
     match user.status {
-        // The diff blocks a field for one reason only: a preferred method the user has not
-        // registered (the reason text names the user; this one does not).
+        // A field is blocked for one of two reasons: a preferred method the user has not
+        // registered (the reason text names the user; this one does not), or per-user MFA
+        // kept because disabling it would leave an MFA gap (the Conditional Access verdict).
         Status::Blocked => user
             .fields
             .iter()
             .filter(|field| field.blocked)
-            .map(|field| format!("{} not registered", show_value(&field.after)))
+            .map(|field| match (field.field, &user.coverage) {
+                (Field::PerUserMfaState, Some(coverage)) => {
+                    format!("per-user MFA kept: {}", coverage.summary())
+                }
+                _ => match string_list(&field.after) {
+                    Some(list) => format!("none of {} registered", list.join(", ")),
+                    None => format!("{} not registered", show_value(&field.after)),
+                },
+            })
             .collect(),
         Status::NotFound => vec!["not found in the directory".to_owned()],
         Status::Failed => vec![error()],
@@ -335,22 +374,109 @@ pub fn user_failures(user: &UserPlan) -> Vec<Failure<'_>> {
         });
     }
     let covered = user.error.as_ref().and_then(|error| error.endpoint);
+    // An unverified user's error speaks for every write that was not kept.
+    let not_kept_covered = user.status == Status::Unverified;
     for write in user.writes() {
-        if let Some(result) = write.result().filter(|result| !result.ok)
-            && covered != Some(write.endpoint)
-        {
+        let Some(result) = write.result() else {
+            continue;
+        };
+        let failed = !result.ok && covered != Some(write.endpoint);
+        let lost = result.not_kept && !not_kept_covered;
+        if failed || lost {
             failures.push(Failure {
                 user: &user.user,
                 status: user.status,
                 endpoint: Some(write.endpoint),
                 http_status: result.status,
-                code: result.code.map(String::from),
-                message: None,
+                code: if lost {
+                    Some(crate::plan::NOT_KEPT.to_owned())
+                } else {
+                    result.code.map(String::from)
+                },
+                message: lost.then(|| {
+                    "Graph accepted the write, but reading it back does not show it".to_owned()
+                }),
                 request_id: result.request_id.map(|id| id.to_string()),
             });
         }
     }
     failures
+}
+
+/// The users a report lists with their fields (who would change, or changed, and how), in
+/// plan order: every listed user with a field ([`Digest::listed_users`] counts them). Users
+/// without fields (not found, unreadable) are in the reasons and failures instead.
+pub fn listed_users(plan: &Plan) -> impl Iterator<Item = &UserPlan> {
+    plan.users.iter().filter(|user| !user.fields.is_empty())
+}
+
+/// A listed user's row for a report, raw: the user as the manifest named them, the status's
+/// label, and each field ([`field_change`]).
+pub fn user_row(user: &UserPlan, applied_run: bool) -> (&str, &'static str, Vec<String>) {
+    let fields = user
+        .fields
+        .iter()
+        .map(|field| field_change(user, field))
+        .collect();
+    (&user.user, status_label(user.status, applied_run), fields)
+}
+
+/// A field of a listed user for a report, raw: `perUserMfaState enforced → disabled`, with
+/// `(blocked)` for a field that is not written and `(not kept)` for a write reading back did
+/// not show. Each renderer escapes it.
+pub fn field_change(user: &UserPlan, field: &FieldChange) -> String {
+    let mut text = format!(
+        "{} {} \u{2192} {}",
+        field.field,
+        show_value(&field.before),
+        show_value(&field.after)
+    );
+    let not_kept = user
+        .write(field.field.endpoint())
+        .filter(|write| write.body().get(field.field).is_some())
+        .and_then(|write| write.result())
+        .is_some_and(|result| result.not_kept);
+    if field.blocked {
+        text.push_str(" (blocked)");
+    } else if not_kept {
+        text.push_str(" (not kept)");
+    }
+    text
+}
+
+/// A policy value on one line: a string bare, anything else as JSON. Raw.
+pub fn show_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Where a report comes from, for its header: `planned 2026-11-23T02:00:00Z from manifest
+/// /srv/mfa/baseline.yaml (sha256 3f2a…)`, and when an apply finished. Raw.
+pub fn provenance(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut planned = String::from("Planned");
+    if let Some(created) = &plan.created {
+        planned.push_str(&format!(" {created}"));
+    }
+    if let Some(manifest) = &plan.manifest {
+        planned.push_str(&format!(
+            " from manifest {} (sha256 {})",
+            manifest.path,
+            manifest.sha256.get(..12).unwrap_or(&manifest.sha256)
+        ));
+    }
+    if let Some(policy) = &plan.policy_file {
+        planned.push_str(&format!(" with policy file {}", policy.path));
+    }
+    if planned != "Planned" {
+        lines.push(planned);
+    }
+    if let Some(finished) = &plan.finished {
+        lines.push(format!("Applied; the run ended {finished}"));
+    }
+    lines
 }
 
 /// Every failure in the plan, in plan order ([`Digest::failures`] counts them).
@@ -465,6 +591,27 @@ pub(super) mod fixtures {
         plan
     }
 
+    /// [`plan`] with a tenant policy whose system-preferred MFA goes from disabled to enabled.
+    pub fn with_policy() -> Plan {
+        use crate::plan::policy::{PolicyChange, PolicyPlan};
+        let mut plan = plan();
+        plan.policy = Some(PolicyPlan {
+            status: Status::Change,
+            changes: vec![PolicyChange {
+                part: "systemCredentialPreferences".into(),
+                property: "state".into(),
+                before: "disabled".into(),
+                after: "enabled".into(),
+            }],
+            before: Default::default(),
+            body: Default::default(),
+            notes: Vec::new(),
+            result: None,
+            error: None,
+        });
+        plan
+    }
+
     /// [`plan`] after an apply: the first two users applied, the hostile one's write refused.
     pub fn applied() -> Plan {
         let mut plan = plan();
@@ -472,11 +619,8 @@ pub(super) mod fixtures {
             user.set_result(
                 Endpoint::Requirements,
                 WriteResult {
-                    ok: true,
                     status: Some(204),
-                    request_id: None,
-                    code: None,
-                    settled_by_read: false,
+                    ..WriteResult::accepted()
                 },
             );
             user.status = Status::Applied;
@@ -490,6 +634,8 @@ pub(super) mod fixtures {
                 request_id: Some("=req-2".to_owned().into()),
                 code: Some("@badRequest".into()),
                 settled_by_read: false,
+                not_kept: false,
+                already_applied: false,
             },
         );
         hostile.status = Status::Failed;
@@ -503,19 +649,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_count_every_user_and_the_in_sync_ones() {
+    fn categories_count_every_user_once_and_the_in_sync_ones() {
         let digest = digest(&fixtures::plan());
         assert_eq!(
-            digest.statuses,
+            digest.categories,
             vec![
-                (Status::Change, 4),
-                (Status::Blocked, 3),
-                (Status::NotFound, 1),
-                (Status::Failed, 1),
-                (Status::InSync, 11),
+                (Category::ToChange, 4),
+                (Category::InSync, 11),
+                (Category::Blocked, 3),
+                (Category::NotFound, 1),
+                (Category::Failed, 1),
             ]
         );
-        let total: u64 = digest.statuses.iter().map(|(_, n)| n).sum();
+        let total: u64 = digest.categories.iter().map(|(_, n)| n).sum();
         assert_eq!(total, digest.summary.users);
         assert!(!digest.applied_run);
         assert_eq!(digest.policy, None);
@@ -605,7 +751,11 @@ mod tests {
 
     #[test]
     fn status_names_are_the_plan_documents() {
-        for status in STATUS_ORDER {
+        use Status::*;
+        let all = [
+            InSync, Change, Blocked, NotFound, Failed, Drifted, Applied, Protected, Unverified,
+        ];
+        for status in all {
             assert_eq!(
                 serde_json::to_value(status).unwrap(),
                 serde_json::Value::from(status_name(status))

@@ -24,6 +24,10 @@ pub const FAILURES_SHOWN: usize = 500;
 /// At most this many reasons are listed (each a group of users).
 const REASONS_SHOWN: usize = 100;
 
+/// At most this many users are listed with their fields; the JSON and CSV reports list them
+/// all.
+pub const USERS_SHOWN: usize = 1000;
+
 /// The fields charted, before and after.
 const CHARTED: [crate::model::Field; 2] = [
     crate::model::Field::PreferredMethod,
@@ -39,10 +43,10 @@ h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #d0d7de; paddin
 .card { border: 1px solid #d0d7de; border-radius: 8px; padding: 0.7em 1em; min-width: 8em; }
 .card .count { font-size: 1.7em; font-weight: 600; }
 .card .label { color: #57606a; }
-.card.applied, .card.change { border-left: 5px solid #2f81f7; }
+.card.changed, .card.to_change { border-left: 5px solid #2f81f7; }
 .card.blocked, .card.protected { border-left: 5px solid #bf8700; }
-.card.failed, .card.not_found, .card.drifted, .card.unverified { border-left: 5px solid #cf222e; }
-.card.in_sync { border-left: 5px solid #1a7f37; }
+.card.failed, .card.not_found, .card.drifted, .card.unverified, .card.not_reached { border-left: 5px solid #cf222e; }
+.card.in_sync, .card.covered { border-left: 5px solid #1a7f37; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -151,9 +155,14 @@ pub fn render_html(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
         escape(plan.tenant_id.as_deref().unwrap_or("unknown")),
         escape(&plan.graph)
     )?;
+    for line in digest::provenance(plan) {
+        writeln!(out, "<p class=\"tenant\">{}</p>", escape(&line))?;
+    }
     render_cards(out, &digest)?;
+    render_policy(out, plan)?;
     render_changes(out, &digest)?;
     render_charts(out, &digest)?;
+    render_users(out, plan, &digest)?;
     render_reasons(out, &digest)?;
     render_failures(out, plan, &digest)?;
     writeln!(out, "<pre id=\"errors\" hidden></pre>")?;
@@ -177,13 +186,8 @@ fn render_cards(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
         )
     };
     card(out, "users", digest.summary.users, "users")?;
-    for (status, count) in &digest.statuses {
-        card(
-            out,
-            status_name(*status),
-            *count,
-            status_label(*status, digest.applied_run),
-        )?;
+    for (category, count) in &digest.categories {
+        card(out, category.key(), *count, category.label())?;
     }
     let s = &digest.summary;
     let writes = s.writes + s.policy_writes;
@@ -205,6 +209,86 @@ fn render_cards(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
                 "tenant policy properties differing ({})",
                 status_label(status, digest.applied_run)
             ),
+        )?;
+    }
+    if let Some(coverage) = s.mfa_coverage {
+        card(out, "coverage covered", coverage.covered, "MFA covered")?;
+        card(
+            out,
+            "coverage blocked",
+            coverage.partly_covered,
+            "MFA partly covered",
+        )?;
+        card(
+            out,
+            "coverage failed",
+            coverage.not_covered + coverage.unknown,
+            &format!(
+                "MFA not covered or unknown ({} held)",
+                thousands(coverage.held)
+            ),
+        )?;
+    }
+    writeln!(out, "</section>")?;
+    if let Some(sentence) = super::digest::coverage_sentence(s) {
+        writeln!(out, "<p class=\"coverage\">{}</p>", escape(&sentence))?;
+    }
+    Ok(())
+}
+
+/// The tenant policy's properties that differ (or were written), before and after.
+fn render_policy(out: &mut impl io::Write, plan: &Plan) -> io::Result<()> {
+    let Some(policy) = plan.policy.as_ref().filter(|p| !p.changes.is_empty()) else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "<section id=\"policy\"><h2>Tenant policy (authenticationMethodsPolicy)</h2>"
+    )?;
+    writeln!(
+        out,
+        "<table><tr><th>Property</th><th>Before</th><th>After</th></tr>"
+    )?;
+    for change in &policy.changes {
+        writeln!(
+            out,
+            "<tr><td>{}.{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            escape(&change.part),
+            escape(&change.property),
+            escape(&printable_capped(&digest::show_json(&change.before), 300)),
+            escape(&printable_capped(&digest::show_json(&change.after), 300)),
+        )?;
+    }
+    writeln!(out, "</table></section>")
+}
+
+/// Who would change (or changed) and how, up to [`USERS_SHOWN`], then how many more.
+fn render_users(out: &mut impl io::Write, plan: &Plan, digest: &Digest) -> io::Result<()> {
+    if digest.listed_users == 0 {
+        return Ok(());
+    }
+    writeln!(out, "<section id=\"users\"><h2>Users</h2>")?;
+    writeln!(
+        out,
+        "<table><tr><th>User</th><th>Status</th><th>Fields</th></tr>"
+    )?;
+    for user in digest::listed_users(plan).take(USERS_SHOWN) {
+        let (name, status, fields) = digest::user_row(user, digest.applied_run);
+        let fields: Vec<String> = fields.iter().map(|field| escape(field)).collect();
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            status,
+            fields.join("<br>")
+        )?;
+    }
+    writeln!(out, "</table>")?;
+    if digest.listed_users > USERS_SHOWN as u64 {
+        writeln!(
+            out,
+            "<p class=\"note\">… and {} more: the JSON and CSV reports list every user.</p>",
+            thousands(digest.listed_users - USERS_SHOWN as u64)
         )?;
     }
     writeln!(out, "</section>")
@@ -443,15 +527,11 @@ mod tests {
 
     #[test]
     fn a_hostile_user_shows_as_text_and_the_page_has_exactly_its_two_scripts() {
-        // The plan does not name the hostile user (a change is counted, not listed); the apply
-        // report lists its refused write.
-        for (plan, named) in [(fixtures::plan(), false), (fixtures::applied(), true)] {
+        // Both list the hostile user with its change; the apply report its refused write too.
+        for plan in [fixtures::plan(), fixtures::applied()] {
             let page = render(&plan);
             assert!(!page.contains("<script>alert"), "{page}");
-            assert_eq!(
-                page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-                named
-            );
+            assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
             assert_eq!(page.matches("<script").count(), 2, "{page}");
             assert_eq!(page.matches("</script>").count(), 2, "{page}");
         }
@@ -480,7 +560,7 @@ mod tests {
     fn cards_and_chart_containers_are_there() {
         let page = render(&fixtures::applied());
         assert!(page.contains("<div class=\"count\">20</div><div class=\"label\">users</div>"));
-        assert!(page.contains("<div class=\"card applied\"><div class=\"count\">2</div>"));
+        assert!(page.contains("<div class=\"card changed\"><div class=\"count\">2</div>"));
         assert!(page.contains("id=\"chart-perUserMfaState\""));
         assert!(page.contains("id=\"chart-preferredMethod\""));
         assert!(page.contains("<code>=req-2</code>"));

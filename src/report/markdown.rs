@@ -19,6 +19,10 @@ pub const FAILURES_SHOWN: usize = 50;
 /// At most this many reasons are listed (each a group of users).
 const REASONS_SHOWN: usize = 20;
 
+/// At most this many users are listed with their fields; the JSON and CSV reports list them
+/// all. A step summary is read, not searched: a hundred names say who, and how many more.
+pub const USERS_SHOWN: usize = 100;
+
 /// Writes the report.
 pub fn render_markdown(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
     let digest = digest::digest(plan);
@@ -39,23 +43,79 @@ pub fn render_markdown(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> 
         plan.tenant_id.as_deref().map_or("unknown".into(), escape),
         escape(&plan.graph)
     )?;
+    for line in digest::provenance(plan) {
+        writeln!(out)?;
+        writeln!(out, "{}", escape(&line))?;
+    }
     writeln!(out)?;
     render_counts(out, &digest)?;
+    render_policy(out, plan)?;
     render_changes(out, &digest)?;
+    render_users(out, plan, &digest)?;
     render_reasons(out, &digest)?;
     render_failures(out, plan, &digest)
+}
+
+/// The tenant policy's properties that differ (a plan) or were written (an apply report), each
+/// with its value before and after.
+fn render_policy(out: &mut impl io::Write, plan: &Plan) -> io::Result<()> {
+    let Some(policy) = plan.policy.as_ref().filter(|p| !p.changes.is_empty()) else {
+        return Ok(());
+    };
+    writeln!(out, "## Tenant policy (authenticationMethodsPolicy)")?;
+    writeln!(out)?;
+    writeln!(out, "| Property | Before | After |")?;
+    writeln!(out, "|:--|:--|:--|")?;
+    for change in &policy.changes {
+        writeln!(
+            out,
+            "| {}.{} | {} | {} |",
+            escape(&change.part),
+            escape(&change.property),
+            escape(&printable_capped(&digest::show_json(&change.before), 200)),
+            escape(&printable_capped(&digest::show_json(&change.after), 200)),
+        )?;
+    }
+    writeln!(out)
+}
+
+/// Who would change (or changed) and how: each user with a field, up to [`USERS_SHOWN`], then
+/// how many more.
+fn render_users(out: &mut impl io::Write, plan: &Plan, digest: &Digest) -> io::Result<()> {
+    if digest.listed_users == 0 {
+        return Ok(());
+    }
+    writeln!(out, "## Users")?;
+    writeln!(out)?;
+    writeln!(out, "| User | Status | Fields |")?;
+    writeln!(out, "|:--|:--|:--|")?;
+    for user in digest::listed_users(plan).take(USERS_SHOWN) {
+        let (name, status, fields) = digest::user_row(user, digest.applied_run);
+        let fields: Vec<String> = fields.iter().map(|field| escape(field)).collect();
+        writeln!(
+            out,
+            "| {} | {} | {} |",
+            escape(name),
+            status,
+            fields.join("<br>")
+        )?;
+    }
+    if digest.listed_users > USERS_SHOWN as u64 {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "_… and {} more: the JSON and CSV reports list every user._",
+            thousands(digest.listed_users - USERS_SHOWN as u64)
+        )?;
+    }
+    writeln!(out)
 }
 
 fn render_counts(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
     writeln!(out, "| Users | Count |")?;
     writeln!(out, "|:--|--:|")?;
-    for (status, count) in &digest.statuses {
-        writeln!(
-            out,
-            "| {} | {} |",
-            status_label(*status, digest.applied_run),
-            thousands(*count)
-        )?;
+    for (category, count) in &digest.categories {
+        writeln!(out, "| {} | {} |", category.label(), thousands(*count))?;
     }
     writeln!(
         out,
@@ -76,6 +136,10 @@ fn render_counts(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
             "Writes: {} planned.",
             thousands(s.writes + s.policy_writes)
         )?,
+    }
+    if let Some(coverage) = digest::coverage_sentence(s) {
+        writeln!(out)?;
+        writeln!(out, "{}", escape(&coverage))?;
     }
     if let Some((status, properties)) = digest.policy {
         writeln!(out)?;
@@ -271,10 +335,19 @@ mod tests {
     fn a_hostile_user_cannot_break_a_row_or_inject_html() {
         let text = render(&fixtures::applied());
         assert!(text.starts_with("# mfactl apply: "), "{text}");
-        let row = text
+        let rows: Vec<&str> = text
             .lines()
-            .find(|line| line.starts_with("| =cmd"))
-            .expect("the hostile user's failure row");
+            .filter(|line| line.starts_with("| =cmd"))
+            .collect();
+        // Its row among the users (three cells), then its failure (seven).
+        let unescaped = |row: &str| {
+            row.match_indices('|')
+                .filter(|(i, _)| !row[..*i].ends_with('\\'))
+                .count()
+        };
+        assert_eq!(rows.len(), 2, "{text}");
+        assert_eq!(unescaped(rows[0]), 4, "{}", rows[0]);
+        let row = rows[1];
         assert!(!row.contains("<script>"), "{row}");
         // Seven cells: eight unescaped pipes.
         let pipes = row
@@ -289,22 +362,7 @@ mod tests {
 
     #[test]
     fn a_managed_tenant_policy_is_summarised() {
-        use crate::plan::policy::{PolicyChange, PolicyPlan};
-        let mut plan = fixtures::plan();
-        plan.policy = Some(PolicyPlan {
-            status: crate::plan::Status::Change,
-            changes: vec![PolicyChange {
-                part: "systemCredentialPreferences".into(),
-                property: "state".into(),
-                before: "disabled".into(),
-                after: "enabled".into(),
-            }],
-            before: Default::default(),
-            body: Default::default(),
-            notes: Vec::new(),
-            result: None,
-            error: None,
-        });
+        let plan = fixtures::with_policy();
         let text = render(&plan);
         assert!(
             text.contains(
@@ -326,5 +384,29 @@ mod tests {
             .count();
         assert_eq!(rows, FAILURES_SHOWN);
         assert!(text.contains("… and 7 more"), "{text}");
+    }
+
+    #[test]
+    fn users_are_listed_with_their_fields_and_capped() {
+        let text = render(&fixtures::plan());
+        assert!(text.contains("## Users"), "{text}");
+        assert!(
+            text.contains("| a@contoso.com | to change | perUserMfaState enforced → disabled |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| d@contoso.com | blocked | preferredMethod sms → push \\(blocked\\) |"),
+            "{text}"
+        );
+        let mut plan = fixtures::plan();
+        let first = plan.users[0].clone();
+        plan.users = std::iter::repeat_n(first, USERS_SHOWN + 3).collect();
+        let text = render(&plan);
+        let rows = text
+            .lines()
+            .filter(|l| l.starts_with("| a@contoso.com |"))
+            .count();
+        assert_eq!(rows, USERS_SHOWN);
+        assert!(text.contains("… and 3 more: the JSON and CSV reports list every user"));
     }
 }

@@ -1,13 +1,14 @@
 //! `mfactl show` as text: which tenant, its system-preferred MFA policy, then a block per user
-//! (the three managed values, what Graph reports, the tenant policy's verdict, the registered
-//! methods, the six preferred-method values) and a `Show:` line. It only formats: every string
+//! (the three managed values, what Graph reports, the tenant policy's verdict, whether MFA would
+//! stay required without per-user MFA, the registered methods, the six preferred-method values)
+//! and a `Show:` line. It only formats: every string
 //! in the view was made printable when the view was built.
 
 use std::io;
 
 use super::text::tenant_line_for;
 use crate::engine::show::{
-    PolicyStatus, ShowDocument, ShowSummary, Target, TenantPolicy, UserView, ViewStatus,
+    ListChoice, PolicyStatus, ShowDocument, ShowSummary, Target, TenantPolicy, UserView, ViewStatus,
 };
 
 /// The width of the key column in a user's block.
@@ -155,6 +156,10 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             &format!("{verdict}: {}", coverage.reason),
         )?;
     }
+    if let Some(coverage) = &user.mfa_coverage {
+        // Whether MFA would stay required with per-user MFA disabled.
+        row(out, "MFA coverage", &coverage.summary())?;
+    }
     render_methods(out, user)?;
     for note in notes(user) {
         writeln!(out, "  note: {note}")?;
@@ -208,7 +213,30 @@ fn render_methods(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
         }
         writeln!(out, "    {:<METHOD$} {said}", choice.method.as_str())?;
     }
+    if let Some(list) = &user.preferred_method_list {
+        writeln!(out, "  {}", list_line(list))?;
+    }
     Ok(())
+}
+
+/// `preferred-method list [push, oath, sms] gives sms (the first registered; current)`.
+fn list_line(list: &ListChoice) -> String {
+    let methods: Vec<&str> = list.methods.iter().map(|m| m.as_str()).collect();
+    let methods = methods.join(", ");
+    match list.chosen {
+        Some(method) => format!(
+            "preferred-method list [{methods}] gives {method} (the first of them registered{})",
+            if list.current {
+                "; current: plan changes nothing"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "preferred-method list [{methods}] gives nothing: none of them is registered, so \
+             plan blocks the user"
+        ),
+    }
 }
 
 /// What an admin should not miss: a preferred method that does nothing.

@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::engine::verify::{Skipped, Verification};
+use crate::plan::category::{Category, Phase};
 use crate::plan::policy::PolicyPlan;
 use crate::plan::{Plan, Status, Summary, UserError, UserPlan, Value};
 use crate::text::printable;
@@ -63,13 +64,17 @@ pub fn render_plan_text_with(
     writeln!(out, "{}", paint.bold(&tenant_line(plan)))?;
     writeln!(out)?;
     render_summary(plan, out, paint)?;
-    if options.summary_only {
-        return Ok(());
-    }
     writeln!(out)?;
+    // The tenant policy is one block, not a population: the summary shows it whole.
     if let Some(policy) = &plan.policy {
         render_policy(out, policy)?;
+        if options.summary_only {
+            return Ok(());
+        }
         writeln!(out)?;
+    }
+    if options.summary_only {
+        return Ok(());
     }
     let unread = plan.summary.failed;
     let policy_writes = plan.policy.as_ref().is_some_and(PolicyPlan::has_write);
@@ -118,6 +123,9 @@ pub fn render_plan_text_with(
 fn render_summary(plan: &Plan, out: &mut impl io::Write, paint: Paint) -> io::Result<()> {
     let digest = super::digest::digest(plan);
     writeln!(out, "{}", paint.bold(&plan_line(&plan.summary)))?;
+    if let Some(coverage) = super::digest::coverage_sentence(&plan.summary) {
+        writeln!(out, "{coverage}")?;
+    }
     if !digest.changes.is_empty() {
         writeln!(out, "Changes:")?;
         let width = digest
@@ -323,51 +331,38 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
         }
         writeln!(out)?;
     }
-    let s = &plan.summary;
-    let applied = s.applied.unwrap_or(0);
-    let converged = plan
-        .users
-        .iter()
-        .filter(|u| u.status == Status::Applied)
-        .count();
-    let drifted = if s.drifted > 0 {
-        format!(", {} changed since the plan", s.drifted)
-    } else {
-        String::new()
-    };
-    let not_reached = if s.not_reached > 0 {
-        format!(", {} not reached", s.not_reached)
-    } else {
-        String::new()
-    };
-    let unverified = if s.unverified > 0 {
-        format!(", {} unverified", s.unverified)
-    } else {
-        String::new()
-    };
-    let confirmed = plan
-        .users
-        .iter()
-        .flat_map(|u| u.writes())
-        .filter(|w| w.result().is_some_and(|r| r.settled_by_read))
-        .count();
-    let confirmed = if confirmed > 0 {
-        format!(" ({confirmed} confirmed by reading back: their answer was lost)")
-    } else {
-        String::new()
-    };
-    writeln!(
-        out,
-        "Apply: {} changed ({applied} of {} writes applied{confirmed}), {} in sync, {} blocked, {} not found, {} failed{drifted}{unverified}{not_reached}{}.",
-        users(converged as u64),
-        s.writes + s.policy_writes,
-        s.in_sync,
-        s.blocked,
-        s.not_found,
-        s.failed,
-        protected_count(s),
-    )?;
+    writeln!(out, "{}", apply_line(plan))?;
+    if let Some(coverage) = super::digest::coverage_sentence(&plan.summary) {
+        writeln!(out, "{coverage}")?;
+    }
     Ok(())
+}
+
+/// `Apply: 3 users changed (5 of 5 writes applied), 1 in sync, 0 blocked, 0 not found, 0
+/// failed, 1 unverified.`: every user in one of its counts ([`Category`]). Writes confirmed by
+/// reading back, and writes found already applied, are said inside the parentheses.
+pub fn apply_line(plan: &Plan) -> String {
+    let results = || {
+        plan.users
+            .iter()
+            .flat_map(|u| u.writes())
+            .filter_map(|w| w.result())
+    };
+    let confirmed = results().filter(|r| r.settled_by_read).count();
+    let already = results().filter(|r| r.already_applied).count();
+    let mut notes = String::new();
+    if confirmed > 0 {
+        notes.push_str(&format!(
+            " ({confirmed} confirmed by reading back: their answer was lost)"
+        ));
+    }
+    if already > 0 {
+        notes.push_str(&format!(
+            "; {already} already applied: Graph showed their values before they were sent, so \
+             nothing was sent for them"
+        ));
+    }
+    format!("Apply: {}.", counts(&plan.summary, Phase::Apply, &notes))
 }
 
 /// What reading back after apply found, for stderr: `Verified: 300 users read back (450
@@ -387,6 +382,14 @@ pub fn verify_line(verification: &Verification) -> String {
             return "Not verified: the run stopped early (the writes were not read back)."
                 .to_owned();
         }
+        None if v.checked == 0
+            && v.unreadable == 0
+            && v.skipped == 0
+            && v.journal_error.is_none() =>
+        {
+            return "Verified: nothing to read back (Graph accepted no write in this run)."
+                .to_owned();
+        }
         None => format!(
             "Verified: {} read back ({} {}), {} unverified",
             users(v.checked),
@@ -395,8 +398,20 @@ pub fn verify_line(verification: &Verification) -> String {
             v.unverified
         ),
     };
-    if v.unverified == 0 && v.unreadable == 0 && v.skipped == 0 && v.checked > 0 {
+    if v.unverified == 0
+        && v.not_kept_elsewhere == 0
+        && v.unreadable == 0
+        && v.skipped == 0
+        && v.checked > 0
+    {
         line.push_str(": every write shows");
+    }
+    if v.not_kept_elsewhere > 0 {
+        line.push_str(&format!(
+            "; {} also failed or changed since the plan, and a write Graph accepted for them \
+             does not show either (noted on each)",
+            users(v.not_kept_elsewhere)
+        ));
     }
     if v.unreadable > 0 {
         line.push_str(&format!(
@@ -439,8 +454,8 @@ fn render_policy(out: &mut impl io::Write, policy: &PolicyPlan) -> io::Result<()
             "      {}.{}: {} -> {}",
             change.part,
             change.property,
-            printable(&compact(&change.before)),
-            printable(&compact(&change.after))
+            printable(&super::digest::show_json(&change.before)),
+            printable(&super::digest::show_json(&change.after))
         )?;
     }
     for note in &policy.notes {
@@ -450,14 +465,6 @@ fn render_policy(out: &mut impl io::Write, policy: &PolicyPlan) -> io::Result<()
         writeln!(out, "      {}", describe_error(error))?;
     }
     Ok(())
-}
-
-/// A policy value on one line: a string bare, anything else as JSON.
-fn compact(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn render_user(out: &mut impl io::Write, user: &UserPlan) -> io::Result<()> {
@@ -491,13 +498,26 @@ fn render_user_with(
         printable(&user.user)
     )?;
     for field in &user.fields {
+        let held = if field.blocked && field.field == crate::model::Field::PerUserMfaState {
+            " (held: not written)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "      {}: {} -> {}",
+            "      {}: {} -> {}{held}",
             field.field,
             show(&field.before),
             show(&field.after)
         )?;
+    }
+    // A verdict with a gap or conditions says itself in the reason or a note.
+    if let Some(coverage) = user
+        .coverage
+        .as_ref()
+        .filter(|c| c.status == crate::plan::coverage::CoverageStatus::Covered)
+    {
+        writeln!(out, "      MFA stays required: {}", coverage.detail)?;
     }
     if let Some(reason) = user.reason() {
         if detail {
@@ -542,10 +562,7 @@ fn request_id_suffix(request_id: Option<&str>) -> String {
 
 /// A value as Graph returned it, escaped: live values come from Graph and reach the terminal.
 fn show(value: &Value) -> String {
-    match value.as_str() {
-        Some(s) => printable(s).into_owned(),
-        None => printable(&value.to_string()).into_owned(),
-    }
+    printable(&super::digest::show_value(value)).into_owned()
 }
 
 fn users(n: u64) -> String {
@@ -558,32 +575,43 @@ fn users(n: u64) -> String {
 
 /// `Plan: 2 users to change (3 writes), 400 in sync, 1 blocked, 1 not found, 0 failed.`
 /// With unread users: `..., 3 failed (could not be read: the plan is incomplete).`
-/// With protected users: `..., 0 failed, 2 protected (never written).`
+/// With protected users: `..., 0 failed, 2 protected (never written).` Every user is in one
+/// of its counts ([`Category`]), so they add up to the manifest's users.
 pub fn plan_line(s: &Summary) -> String {
-    format!(
-        "Plan: {} to change ({} {}), {} in sync, {} blocked, {} not found, {} failed{}{}.",
-        users(s.to_change),
-        s.writes,
-        if s.writes == 1 { "write" } else { "writes" },
-        s.in_sync,
-        s.blocked,
-        s.not_found,
-        s.failed,
-        if s.failed > 0 {
-            " (could not be read: the plan is incomplete)"
-        } else {
-            ""
-        },
-        protected_count(s),
-    ) + &policy_line(s)
+    format!("Plan: {}.", counts(s, Phase::Plan, "")) + &policy_line(s)
 }
 
-/// `, 2 protected (never written)` when the manifest's `protect:` list kept users from writes.
-fn protected_count(s: &Summary) -> String {
-    if s.protected == 0 {
-        return String::new();
-    }
-    format!(", {} protected (never written)", s.protected)
+/// The users of each category the document names, in order, with what each needs said:
+/// `2 users to change (3 writes), 400 in sync, 1 blocked (1 with other changes), ...`.
+/// `applied_notes` goes inside the parentheses of the users changed (apply only).
+fn counts(s: &Summary, phase: Phase, applied_notes: &str) -> String {
+    let parts: Vec<String> = s
+        .categories(phase)
+        .into_iter()
+        .map(|(category, n)| match category {
+            Category::ToChange => format!(
+                "{} to change ({} {})",
+                users(n),
+                s.writes,
+                if s.writes == 1 { "write" } else { "writes" }
+            ),
+            Category::Changed => format!(
+                "{} changed ({} of {} writes applied{applied_notes})",
+                users(n),
+                s.applied.unwrap_or(0),
+                s.writes + s.policy_writes
+            ),
+            Category::Blocked if s.blocked_with_writes > 0 => {
+                format!("{n} blocked ({} with other changes)", s.blocked_with_writes)
+            }
+            Category::Failed if n > 0 && phase == Phase::Plan => {
+                format!("{n} failed (could not be read: the plan is incomplete)")
+            }
+            Category::Protected => format!("{n} protected (never written)"),
+            other => format!("{n} {}", other.label()),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// ` Policy: 1 write.` after the users' counts, when the policy is written.
@@ -643,6 +671,41 @@ mod tests {
         });
         assert!(plain.starts_with(&summary), "{summary}");
         assert!(summary.lines().count() < plain.lines().count());
+    }
+
+    #[test]
+    fn the_summary_alone_still_shows_the_tenant_policy_block() {
+        let plan = crate::report::digest::fixtures::with_policy();
+        let mut out = Vec::new();
+        let options = TextOptions {
+            summary_only: true,
+            ..TextOptions::default()
+        };
+        render_plan_text_with(&plan, &mut out, options).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("  ~ policy authenticationMethodsPolicy\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("systemCredentialPreferences.state: disabled -> enabled"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("a@contoso.com\n      perUserMfaState"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_plan_line_counts_each_user_once() {
+        let plan = crate::report::digest::fixtures::plan();
+        assert_eq!(
+            plan_line(&plan.summary),
+            "Plan: 4 users to change (4 writes), 11 in sync, 3 blocked, 1 not found, 1 failed \
+             (could not be read: the plan is incomplete)."
+        );
+        assert_eq!(plan.summary.categorised(), plan.summary.users);
     }
 
     #[test]

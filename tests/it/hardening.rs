@@ -696,6 +696,9 @@ fn ctrl_c_stops_new_writes_reports_the_rest_and_exits_130() {
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(130), "{text}\n{err}");
     assert!(err.contains("no new writes will start"), "{err}");
+    // Not "Applied in": the run did not finish.
+    assert!(err.contains("Stopped by Ctrl-C after "), "{err}");
+    assert!(!err.contains("Applied in"), "{err}");
     let n = apply_line_numbers(&text);
     assert!(n.len() == 8 && n[7] > 0, "{text}");
     assert_eq!(n[0] + n[3] + n[4] + n[5] + n[6] + n[7], 40, "{text}");

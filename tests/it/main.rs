@@ -3,10 +3,13 @@
 
 mod apply;
 mod contract;
+mod counts;
+mod coverage;
 mod emulator;
 mod emulator_faults;
 mod examples;
 mod export;
+mod fallback;
 mod fault_proxy;
 mod guards;
 mod hardening;
@@ -20,10 +23,12 @@ mod reports;
 mod resume;
 mod rollback;
 mod saved;
+mod schema_agreement;
 mod schemas;
 mod selectors;
 mod show;
 mod signin;
 mod support;
 mod throughput;
+mod usage;
 mod verify;

@@ -326,19 +326,13 @@ fn an_unknown_or_ambiguous_group_name_stops_the_run_before_any_write() {
     assert_eq!(scenario.stats().writes, 0);
 }
 
-/// Plans a change of the first user's preferred method (to one other than theirs: planned,
-/// perhaps blocked, still listed) with `policy` (the lines under `policy:`): the plan, and the
-/// notes of that user's entry.
+/// Plans a change of the first user's preferred method (sms to push, both registered: a change;
+/// a blocked field is not one, and gets no note; their own system-preferred MFA off, so the note
+/// is the policy's) with `policy` (the lines under `policy:`): the plan, and the notes of that
+/// user's entry, of which there is exactly one.
 fn plan_preferred_change_with(policy: &str) -> (serde_json::Value, String) {
-    let tenant = tenant();
-    let user = tenant.users[0].user_principal_name.clone();
-    let method = match tenant.users[0]
-        .sign_in_preferences
-        .user_preferred_method_for_secondary_authentication
-    {
-        Some(mfactl::model::PreferredMethod::Sms) => "push",
-        _ => "sms",
-    };
+    let (tenant, user) = tenant_moving_to_push(false);
+    let method = "push";
     let scenario = Scenario::new(tenant);
     let path = scenario.write(
         "notes.yaml",
@@ -353,6 +347,11 @@ fn plan_preferred_change_with(policy: &str) -> (serde_json::Value, String) {
         .iter()
         .find(|u| u["user"] == user.as_str())
         .unwrap_or_else(|| panic!("{user} is planned: {plan}"));
+    assert_eq!(
+        entry["notes"].as_array().unwrap().len(),
+        1,
+        "one note: {entry}"
+    );
     let notes = entry["notes"].to_string();
     (plan, notes)
 }
@@ -473,4 +472,46 @@ fn a_policy_changed_since_the_plan_is_not_written_over() {
     assert_eq!(scenario.stats().writes, 1);
     let live = live_policy(&scenario);
     assert_eq!(live["systemCredentialPreferences"]["state"], "default");
+}
+
+/// A user whose own system-preferred MFA is on, under a policy that enables it for all users,
+/// gets one note for the change, not one per reason.
+#[test]
+fn a_preferred_method_change_carries_one_note_under_both_system_preferred_settings() {
+    let (tenant, user) = tenant_moving_to_push(true);
+    let scenario = Scenario::new(tenant);
+    let path = scenario.write(
+        "notes.yaml",
+        &format!(
+            "version: 1\nusers:\n  - user: {user}\n    preferredMethod: push\npolicy:\n  systemCredentialPreferences:\n    state: enabled\n    includeTargets: [{{ id: all_users, targetType: group }}]\n"
+        ),
+    );
+    let (_, plan) = scenario.plan_json(&path);
+    let entry = &plan["users"][0];
+    let notes = entry["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{entry}");
+    let note = notes[0].as_str().unwrap();
+    assert!(
+        note.contains(&format!(
+            "system-preferred MFA is on for {user}, and the tenant policy enables system-preferred MFA for all users"
+        )) && note.contains("the preferred method push is ignored at sign-in"),
+        "{note}"
+    );
+}
+
+/// [`tenant`] whose first user has Authenticator and a phone, prefers sms, and has their own
+/// system-preferred MFA on or off; and that user's UPN.
+fn tenant_moving_to_push(system_preferred: bool) -> (Tenant, String) {
+    let mut tenant = tenant();
+    let first = &mut tenant.users[0];
+    first.methods = vec![
+        mfactl::model::MethodKind::MicrosoftAuthenticator,
+        mfactl::model::MethodKind::MobilePhone,
+    ];
+    let preferences = &mut first.sign_in_preferences;
+    preferences.user_preferred_method_for_secondary_authentication =
+        Some(mfactl::model::PreferredMethod::Sms);
+    preferences.is_system_preferred_authentication_method_enabled = system_preferred;
+    let user = first.user_principal_name.clone();
+    (tenant, user)
 }

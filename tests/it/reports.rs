@@ -371,3 +371,106 @@ fn bad_report_paths_are_refused_before_any_request() {
         .count();
     assert_eq!(journals, 0, "nothing of a run was started");
 }
+
+/// A drift report names who drifted and how, and the policy property that differs, in every
+/// format; and says when, against which tenant and from which manifest.
+#[test]
+fn a_drift_report_names_the_drifted_users_and_the_policy_change() {
+    let scenario = Scenario::new(Tenant::generate(20, 23));
+    let baseline = scenario.dir.path().join("baseline.yaml");
+    let out = scenario.run(&["export", "--out", baseline.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut text = read(&baseline);
+    text.push_str("policy:\n  systemCredentialPreferences:\n    state: disabled\n");
+    std::fs::write(&baseline, text).unwrap();
+    let out = scenario.run(&["apply", baseline.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Someone changes three members' per-user state and the policy.
+    let drifted: Vec<_> = scenario
+        .tenant()
+        .users
+        .into_iter()
+        .filter(|u| !u.user_principal_name.contains('#'))
+        .take(3)
+        .collect();
+    let flip = |state: PerUserMfaState| match state {
+        PerUserMfaState::Disabled => PerUserMfaState::Enforced,
+        _ => PerUserMfaState::Disabled,
+    };
+    let mut other = String::from("version: 1\nusers:\n");
+    for user in &drifted {
+        other.push_str(&format!(
+            "  - user: {}\n    perUserMfaState: {}\n",
+            user.id,
+            flip(user.per_user_mfa_state)
+        ));
+    }
+    other.push_str("policy:\n  systemCredentialPreferences:\n    state: enabled\n");
+    let other = scenario.write("other.yaml", &other);
+    let out = scenario.run(&["apply", other.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let names = ["drift.md", "drift.html", "drift.csv", "drift.json"];
+    let mut args = vec!["plan", baseline.to_str().unwrap(), "--detailed-exitcode"];
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| scenario.dir.path().join(n).to_string_lossy().into_owned())
+        .collect();
+    for path in &paths {
+        args.extend(["--report", path.as_str()]);
+    }
+    let out = scenario.run(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let [md, html, csv, json] = [0, 1, 2, 3].map(|i| read(Path::new(&paths[i])));
+    for user in &drifted {
+        let before = flip(user.per_user_mfa_state);
+        let change = format!(
+            "perUserMfaState {before} \u{2192} {}",
+            user.per_user_mfa_state
+        );
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} |", user.user_principal_name)))
+            .unwrap_or_else(|| panic!("{} not named: {md}", user.user_principal_name));
+        assert!(row.contains(&change), "{row}");
+        assert!(html.contains(&user.user_principal_name), "{html}");
+        assert!(
+            csv.lines().any(|l| l.starts_with(&user.user_principal_name)
+                && l.contains(&format!(
+                    "perUserMfaState,{before},{}",
+                    user.per_user_mfa_state
+                ))),
+            "{csv}"
+        );
+        assert!(json.contains(&user.user_principal_name));
+    }
+    assert!(
+        md.contains("| systemCredentialPreferences.state | enabled | disabled |"),
+        "{md}"
+    );
+    assert!(
+        html.contains("<td>systemCredentialPreferences.state</td><td><code>enabled</code></td><td><code>disabled</code></td>"),
+        "{html}"
+    );
+    assert!(
+        csv.contains(
+            "authenticationMethodsPolicy,,change,systemCredentialPreferences.state,enabled,disabled"
+        ),
+        "{csv}"
+    );
+    // When, against which tenant, from which manifest.
+    let manifest = std::fs::canonicalize(&baseline).unwrap();
+    let manifest = manifest.to_string_lossy();
+    for page in [&md, &html] {
+        assert!(page.contains("Tenant contoso.onmicrosoft.com"), "{page}");
+        assert!(page.contains("Planned 20"), "{page}");
+        assert!(
+            page.contains(&format!("from manifest {manifest}")),
+            "{page}"
+        );
+    }
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["manifest"]["path"], manifest.as_ref());
+    assert!(doc["created"].as_str().unwrap().starts_with("20"));
+}

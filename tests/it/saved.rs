@@ -74,6 +74,16 @@ fn a_saved_plan_is_applied_exactly_without_asking() {
     );
     assert_eq!(scenario.stats().writes, 60);
     assert_converged(&scenario.tenant(), &rows);
+    // The reviewed plan's summary, not its users again, and where to see them.
+    assert!(
+        text.contains("Plan: 30 users to change (60 writes)"),
+        "{text}"
+    );
+    assert!(!text.contains("  ~ "), "no user blocks: {text}");
+    assert!(
+        text.contains("The plan's users are not listed again: "),
+        "{text}"
+    );
 
     // Its journal sits beside the plan and names it with its checksum.
     let found = journals(&scenario);
@@ -331,4 +341,40 @@ fn resume_refuses_a_manifest_and_a_journal_of_another_plan() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("records a run of another plan"), "{err}");
     assert_eq!(scenario.stats().requests, before);
+}
+
+/// Applying a saved plan a second time finds its values already there: "already applied",
+/// nothing sent, exit 0 — not "changed since the plan".
+#[test]
+fn re_applying_an_applied_plan_says_already_applied_and_sends_nothing() {
+    let tenant = Tenant::generate(8, 43);
+    let rows = manifest_changing_everyone(&tenant);
+    let scenario = Scenario::new(tenant);
+    let yaml = scenario.write("desired.yaml", &to_yaml(&rows));
+    let plan_path = scenario.save_plan(&yaml);
+    let out = scenario.run(&["apply", plan_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = scenario.stats().writes;
+    assert_eq!(written, 16);
+
+    let out = scenario.run(&["apply", plan_path.to_str().unwrap()]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert!(
+        text.contains("Apply: 8 users changed (16 of 16 writes applied; 16 already applied"),
+        "{text}"
+    );
+    assert!(!text.contains("changed since the plan"), "{text}");
+    assert_eq!(scenario.stats().writes, written, "nothing was sent again");
+    let out = scenario.run(&["apply", plan_path.to_str().unwrap(), "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["summary"]["drifted"],
+        Value::Null,
+        "{}",
+        report["summary"]
+    );
+    assert_eq!(report["summary"]["changed"], 8);
+    let result = &report["users"][0]["writes"][0]["result"];
+    assert_eq!(result["already_applied"], true, "{result}");
 }

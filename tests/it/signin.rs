@@ -36,7 +36,7 @@ const LIMITED_SECRET: &str = "emulator-only-limited-secret-8c2e";
 const PFX_PASSWORD: &str = "emulator-only-pfx-password";
 const ADMIN: &str = "admin@contoso.onmicrosoft.com";
 const ALL_ROLES: &str = "[UserAuthenticationMethod.ReadWrite.All, \
-     Policy.ReadWrite.AuthenticationMethod, User.Read.All, Organization.Read.All]";
+     Policy.ReadWrite.AuthenticationMethod, Policy.Read.All, User.Read.All, Organization.Read.All]";
 
 /// An RSA key and its self-signed certificate, made once per test run.
 struct Credentials {
@@ -101,7 +101,7 @@ fn tenant_signing_in(users: usize, seed: u64, token_lifetime_seconds: u64) -> Te
       roles: [UserAuthenticationMethod.ReadWrite.All, Policy.Read.All]
   admins:
     - userPrincipalName: {ADMIN}
-      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, User.Read.All]
+      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, Policy.Read.All, User.Read.All]
 "
     ));
     Tenant::from_yaml_str(&text).expect("the tenant file with an auth section loads")
@@ -945,4 +945,104 @@ fn a_saved_plan_and_its_journal_hold_no_secret_or_token() {
         assert!(!text.contains(SECRET));
         assert_no_token("apply's output", text);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `mfactl login --for MANIFEST` asks for what that manifest needs; `--scope` adds permissions.
+
+#[test]
+fn login_asks_for_what_the_manifest_needs_and_the_scopes_added() {
+    let mut text = Tenant::generate(3, 77).to_yaml();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "auth:
+  deviceCodeApprovalPolls: 1
+  deviceCodeIntervalSeconds: 1
+  admins:
+    - userPrincipalName: {ADMIN}
+      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, User.Read.All, User.ReadBasic.All, GroupMember.Read.All, Organization.Read.All]
+"
+    ));
+    let scenario = Scenario::new(Tenant::from_yaml_str(&text).unwrap());
+    let groups = scenario.write(
+        "groups.yaml",
+        "version: 1\ngroups:\n  - group: MFA Pilot\n    preferredMethod: push\n",
+    );
+    let login = |extra: &[&str]| {
+        let cache = scenario.dir.path().join("cache.json");
+        let mut args = vec!["login", "--token-cache", cache.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut cmd = mfactl_at(&scenario.url(), &args);
+        cmd.env("AZURE_AUTHORITY_HOST", scenario.url());
+        execute(&mut cmd)
+    };
+    let granted = |run: &Run| -> Vec<String> {
+        let line = run
+            .err
+            .lines()
+            .find(|l| l.starts_with("Granted: "))
+            .unwrap_or_else(|| panic!("{}", run.err));
+        line["Granted: ".len()..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // The default set: no group permission.
+    let plain = login(&[]);
+    assert_eq!(plain.code, 0, "{}", plain.err);
+    assert!(
+        !granted(&plain).iter().any(|s| s == "GroupMember.Read.All"),
+        "{}",
+        plain.err
+    );
+
+    // For a group manifest: the group listing's permission, and its reads and writes.
+    let for_groups = login(&["--for", groups.to_str().unwrap()]);
+    assert_eq!(for_groups.code, 0, "{}", for_groups.err);
+    let asked = for_groups
+        .err
+        .lines()
+        .find(|l| l.starts_with("Asking for: "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        asked.contains("/GroupMember.Read.All") && asked.contains("offline_access"),
+        "{asked}"
+    );
+    let scopes = granted(&for_groups);
+    // Listing the group's members and naming them, and reading and writing their preferred
+    // method: nothing more (no per-user state, no policy).
+    assert_eq!(
+        scopes,
+        [
+            "UserAuthenticationMethod.ReadWrite.All",
+            "User.Read.All",
+            "GroupMember.Read.All"
+        ],
+        "{}",
+        for_groups.err
+    );
+
+    // --scope adds to either.
+    let more = login(&[
+        "--scope",
+        "Organization.Read.All",
+        "--scope",
+        "GroupMember.Read.All",
+    ]);
+    assert_eq!(more.code, 0, "{}", more.err);
+    let scopes = granted(&more);
+    for added in [
+        "Organization.Read.All",
+        "GroupMember.Read.All",
+        "User.Read.All",
+    ] {
+        assert!(scopes.iter().any(|s| s == added), "{added}: {scopes:?}");
+    }
+    // A scope that is not one word is a usage error, before anything is sent.
+    let bad = login(&["--scope", "User.Read.All offline_access"]);
+    assert_eq!(bad.code, 64, "{}", bad.err);
 }

@@ -316,3 +316,106 @@ fn a_read_back_that_fails_leaves_the_user_applied_with_a_note() {
             .all(|l| l["event"] != "verify")
     );
 }
+
+/// A blocked user's other write is read back like any other: Graph accepting it and keeping
+/// nothing makes the user `unverified` (its blocked reason kept) and apply exit 3, in the JSON,
+/// the text and the reports alike.
+#[test]
+fn a_blocked_users_forgotten_write_is_reported_not_kept_and_apply_exits_3() {
+    use mfactl::model::{MethodKind, PerUserMfaState, PreferredMethod};
+    let mut tenant = tenant(6, 0);
+    let victim = &mut tenant.users[0];
+    victim.methods = vec![MethodKind::MobilePhone];
+    victim
+        .sign_in_preferences
+        .user_preferred_method_for_secondary_authentication = Some(PreferredMethod::Sms);
+    victim.per_user_mfa_state = PerUserMfaState::Enforced;
+    victim.forgets_writes = true;
+    let victim = victim.id.clone();
+    let scenario = Scenario::new(tenant);
+    // Push is not registered (blocked); the per-user state is written, and forgotten.
+    let yaml = scenario.write(
+        "desired.yaml",
+        &format!(
+            "version: 1\nusers:\n  - user: {victim}\n    preferredMethod: push\n    \
+             perUserMfaState: disabled\n"
+        ),
+    );
+    let (code, plan) = scenario.plan_json(&yaml);
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(
+        (&plan["summary"]["blocked"], &plan["summary"]["to_change"]),
+        (&json!(1), &json!(0)),
+        "counted once, as blocked: {}",
+        plan["summary"]
+    );
+    assert_eq!(plan["summary"]["blocked_with_writes"], 1);
+    assert_eq!(plan["summary"]["writes"], 1);
+
+    let report = scenario.dir.path().join("applied.md");
+    let out = scenario.run(&[
+        "apply",
+        yaml.to_str().unwrap(),
+        "--auto-approve",
+        "--format",
+        "json",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &doc["summary"];
+    assert_eq!(summary["unverified"], 1, "{summary}");
+    assert_eq!(summary["blocked"], 0, "{summary}");
+    assert_eq!(summary["applied"], 1, "Graph accepted the write: {summary}");
+    // Read back, and once more after a pause before it is called not kept.
+    assert_eq!(summary["calls"]["verifies"], 2, "{summary}");
+    let user = &doc["users"][0];
+    assert_eq!(user["status"], "unverified", "{user}");
+    assert_eq!(user["error"]["code"], "notKept", "{user}");
+    assert!(
+        user["reason"]
+            .as_str()
+            .unwrap()
+            .contains("push is not registered"),
+        "the blocked reason stays: {user}"
+    );
+    let write = &user["writes"][0];
+    assert_eq!(write["endpoint"], "requirements");
+    assert_eq!(
+        (&write["result"]["ok"], &write["result"]["not_kept"]),
+        (&json!(true), &json!(true)),
+        "{write}"
+    );
+    assert!(
+        err.contains("Verified: 1 user read back (2 reads), 1 unverified."),
+        "{err}"
+    );
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(markdown.contains("| unverified | 1 |"), "{markdown}");
+    assert!(markdown.contains("| notKept |"), "{markdown}");
+    // The journal says which write did not show.
+    let verify: Vec<Value> = journal_files(&scenario)
+        .into_iter()
+        .filter(|l| l["event"] == "verify")
+        .collect();
+    assert_eq!(verify.len(), 1, "{verify:?}");
+    assert_eq!(verify[0]["endpoint"], "requirements");
+}
+
+/// The lines of every journal apply wrote in the scenario's folder.
+fn journal_files(scenario: &Scenario) -> Vec<Value> {
+    std::fs::read_dir(scenario.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(".journal.jsonl"))
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}

@@ -499,6 +499,7 @@ mod tests {
             Some(
                 "https://graph.microsoft.com/UserAuthenticationMethod.ReadWrite.All \
                  https://graph.microsoft.com/Policy.ReadWrite.AuthenticationMethod \
+                 https://graph.microsoft.com/Policy.Read.All \
                  https://graph.microsoft.com/User.Read.All offline_access"
             )
         );
@@ -534,7 +535,7 @@ mod tests {
         assert_eq!(cached["client_id"], DEFAULT_PUBLIC_CLIENT_ID);
         assert_eq!(cached["upn"], "admin@contoso.com");
         assert_eq!(cached["refresh_token"], "refresh-token-1");
-        assert_eq!(cached["scopes"].as_array().unwrap().len(), 4);
+        assert_eq!(cached["scopes"].as_array().unwrap().len(), 5);
         assert!(
             cached["saved_at"]
                 .as_str()

@@ -218,12 +218,14 @@ impl AuthSettings {
     }
 
     /// The delegated permissions `mfactl login` asks for, prefixed with the Graph root: what
-    /// plan and apply need (graph-api.md §1–2, [`crate::graph::permissions`]), and
+    /// plan and apply need (graph-api.md §1–2, [`crate::graph::permissions`]; Policy.Read.All
+    /// reads the Conditional Access policies a plan that disables per-user MFA checks), and
     /// `offline_access` for the refresh token.
     pub fn default_delegated_scopes(graph_root: &str) -> Vec<String> {
         let mut scopes: Vec<String> = [
             "UserAuthenticationMethod.ReadWrite.All",
             "Policy.ReadWrite.AuthenticationMethod",
+            "Policy.Read.All",
             "User.Read.All",
         ]
         .iter()

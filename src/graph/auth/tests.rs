@@ -320,6 +320,7 @@ fn default_settings_follow_the_environment() {
         [
             "https://graph.microsoft.us/UserAuthenticationMethod.ReadWrite.All",
             "https://graph.microsoft.us/Policy.ReadWrite.AuthenticationMethod",
+            "https://graph.microsoft.us/Policy.Read.All",
             "https://graph.microsoft.us/User.Read.All",
             "offline_access"
         ]
