@@ -8,14 +8,18 @@
 //! 5. peak memory of plan and apply of 100,000 and 1,000,000 changing users, each in a process
 //!    of its own, against an in-process emulator that does not throttle;
 //! 6. `mfactl export` of 100,000 users (a YAML manifest, then a tenant file) by the real binary
-//!    in a process of its own, the emulator not throttling: time, reads per second and peak RSS.
+//!    in a process of its own, the emulator not throttling: time, reads per second and peak RSS;
+//! 7. and 8. the read planner's bulk reads against per-user reads (issue 17, `graph/bulk.rs`).
+//!
+//! Cases 1–6 read per user (`--read-path per-user`): they measure the per-user pipeline, its
+//! pacing and its memory, which the bulk reads of cases 7–8 stand in for where they can.
 //!
 //! Cases 1–4 run the library in-process, as the CLI wires it. Asserts only correctness (every
 //! user converged, none failed), never time: the machines are shared and noisy.
 //!
 //! `cargo bench --bench graph` (about half an hour: case 3 alone is six minutes of Graph's write
 //! bucket); `-- --quick` for smaller sizes, `-- --throughput` for cases 1–4 alone, `-- --memory`
-//! for case 5 alone, `-- --export` for case 6 alone.
+//! for case 5 alone, `-- --export` for case 6 alone, `-- --bulk` for cases 7–8 alone.
 //!
 //! What the ideals count:
 //! - **Metered** (graph-api.md §6, as the emulator's `throttle` module applies it): every Graph
@@ -39,6 +43,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "graph/bulk.rs"]
+mod bulk;
 
 use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::engine;
@@ -84,6 +91,8 @@ fn main() -> ExitCode {
     let throughput_only = args.iter().any(|a| a == "--throughput");
     // `--export`: case 6 alone.
     let export_only = args.iter().any(|a| a == "--export");
+    // `--bulk`: cases 7-8 alone.
+    let bulk_only = args.iter().any(|a| a == "--bulk");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,6 +118,11 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         if export_only {
             export_case(100_000).await;
+            return;
+        }
+        if bulk_only {
+            bulk::state_only_case(if quick { 20_000 } else { 100_000 }).await;
+            bulk::full_case(if quick { 5_000 } else { 20_000 }).await;
             return;
         }
         if !memory_only {
@@ -274,7 +288,7 @@ async fn run(setup: &Setup) -> Run {
     let client = GraphClient::new(Transport::new(config).expect("client"));
 
     let started = Instant::now();
-    let mut plan = engine::plan(&client, &manifest, CONCURRENCY)
+    let (mut plan, _) = engine::plan_with(&client, &manifest, CONCURRENCY, &per_user())
         .await
         .expect("the emulator accepts the token");
     let plan_elapsed = started.elapsed();
@@ -365,6 +379,14 @@ async fn run(setup: &Setup) -> Run {
         writes,
         max_writes_per_user,
         converged,
+    }
+}
+
+/// One read per user and endpoint: what cases 1–6 measure.
+fn per_user() -> engine::ReadOptions {
+    engine::ReadOptions {
+        path: engine::ReadPath::PerUser,
+        ..engine::ReadOptions::default()
     }
 }
 
@@ -813,6 +835,8 @@ async fn memory_cases(groups: &[MemoryGroup]) {
             let binary = PathBuf::from(env!("CARGO_BIN_EXE_mfactl"));
             let args = [
                 "plan",
+                "--read-path",
+                "per-user",
                 &csv_arg,
                 "--graph-url",
                 &url,
@@ -898,6 +922,8 @@ async fn export_case(users: usize) {
         let out = dir.path().join(file).to_string_lossy().into_owned();
         let mut args = vec![
             "export",
+            "--read-path",
+            "per-user",
             "--out",
             &out,
             "--graph-url",
@@ -1104,7 +1130,7 @@ fn standin(args: &[String]) -> ExitCode {
         config.write_bucket = unmetered();
         let client = GraphClient::new(Transport::new(config).expect("client"));
         let tenant = engine::identify_tenant(&client).await.expect("tenant");
-        let mut plan = engine::plan(&client, &manifest, CONCURRENCY)
+        let (mut plan, _) = engine::plan_with(&client, &manifest, CONCURRENCY, &per_user())
             .await
             .expect("plan");
         drop(manifest);

@@ -38,6 +38,11 @@ pub struct ExportArgs {
     /// of the tenant with `mfactl emulator serve --tenant FILE`).
     #[arg(long = "as", value_enum, value_name = "KIND")]
     pub kind: Option<ExportKind>,
+    /// How live values are read when every user is exported: auto and bulk take each user's
+    /// perUserMfaState from the users listing (one read a user instead of two; a Graph that
+    /// refuses it is read per user, saying so); per-user reads both endpoints of each user.
+    #[arg(long, value_enum, value_name = "PATH", default_value = "auto")]
+    pub read_path: super::plan::ReadPathArg,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -99,6 +104,7 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
             &selection,
             format,
             connection.concurrency,
+            args.read_path.path(),
             staged.writer(),
         )
         .await
@@ -115,6 +121,7 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
         emulator.shutdown().await;
     }
     let exported = exported?;
+    super::plan::say_read_path(&exported.said);
 
     let mut line = format!(
         "Exported {} {} to {}",

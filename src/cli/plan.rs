@@ -75,16 +75,23 @@ pub enum ReadPathArg {
     PerUser,
 }
 
+impl ReadPathArg {
+    /// The engine's read path.
+    pub fn path(self) -> engine::ReadPath {
+        match self {
+            ReadPathArg::Auto => engine::ReadPath::Auto,
+            ReadPathArg::Bulk => engine::ReadPath::Bulk,
+            ReadPathArg::PerUser => engine::ReadPath::PerUser,
+        }
+    }
+}
+
 impl ReadArgs {
     /// The engine's read options; `tenant_size` is `--tenant-size`.
     pub fn options(&self, tenant_size: Option<u64>) -> engine::ReadOptions {
         let defaults = engine::ReadOptions::default();
         engine::ReadOptions {
-            path: match self.read_path.unwrap_or(ReadPathArg::Auto) {
-                ReadPathArg::Auto => engine::ReadPath::Auto,
-                ReadPathArg::Bulk => engine::ReadPath::Bulk,
-                ReadPathArg::PerUser => engine::ReadPath::PerUser,
-            },
+            path: self.read_path.unwrap_or(ReadPathArg::Auto).path(),
             tenant_size,
             max_report_age: self.max_report_age.unwrap_or(defaults.max_report_age),
         }

@@ -14,6 +14,14 @@
 //! never read into it. A failure to read a user stops the export (a partial export would plan
 //! as "in sync" for users it silently lacks); a user deleted between listing and reading is
 //! skipped and counted.
+//!
+//! Exporting every user, the listing also selects `perUserMfaState` unless `--read-path
+//! per-user` says not to (the read planner's bulk listing, [`super::read_plan`]): each user is
+//! then read on `signInPreferences` alone, half the reads. It is a hint like every bulk read: a
+//! Graph that refuses the property is listed without it, and a user it gave no state in Graph's
+//! spelling has `requirements` read, each saying so. The registration report is not used here:
+//! it would have to be held whole before the first user streams out, and per-user reads of one
+//! endpoint go faster than its pages at the reports limit.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -23,6 +31,7 @@ use serde::Serialize;
 
 use super::fetch::{Reads, read_user};
 use super::progress::Progress;
+use super::read_plan::ReadPath;
 use super::{Breaker, RunError, Tenant};
 use crate::emulator::{Group, RoleAssignment, TenantUser, UserSignInPreferences, UserType};
 use crate::graph::wire::DirectoryUser;
@@ -63,6 +72,8 @@ pub struct Exported {
     pub fields_left_out: u64,
     /// Groups written to a tenant file.
     pub groups: u64,
+    /// How the live values were read, and every fallback to per-user reads (one line each).
+    pub said: Vec<String>,
 }
 
 /// Why an export stopped; nothing is kept of a stopped export.
@@ -119,6 +130,7 @@ pub async fn export(
     selection: &Selection,
     format: ExportFormat,
     concurrency: usize,
+    read_path: ReadPath,
     out: &mut dyn Write,
 ) -> Result<Exported, ExportError> {
     let mut sink = match format {
@@ -133,7 +145,11 @@ pub async fn export(
         ExportFormat::Manifest(_) => Some(super::coverage::read_facts(client).await?),
         ExportFormat::Tenant => None,
     };
-    let sources = sources(client, selection).await?;
+    let mut said = Vec::new();
+    let mfa_state = read_path != ReadPath::PerUser && *selection == Selection::Everyone;
+    let sources = sources(client, selection, mfa_state, &mut said).await?;
+    let stateless = std::sync::atomic::AtomicU64::new(0);
+    let stateless = &stateless;
     let cloud = client.transport().config().cloud;
     let methods = format == ExportFormat::Tenant && cloud.serves_authentication_methods();
     if format == ExportFormat::Tenant && !methods {
@@ -157,7 +173,7 @@ pub async fn export(
         .map(|source| async move {
             let source = source.map_err(ExportError::Listing)?;
             progress_ref.add_total(1);
-            read_source(client, source, reads, stop).await
+            read_source(client, source, reads, stop, stateless).await
         })
         .buffered(concurrency.max(1) * 2);
     let mut exported = Exported::default();
@@ -200,6 +216,16 @@ pub async fn export(
     if let Some(stop) = breaker.into_error() {
         return Err(stop.into());
     }
+    let stateless = stateless.load(std::sync::atomic::Ordering::Relaxed);
+    let refused = said.iter().any(|line| line.starts_with("Fallback:"));
+    if mfa_state && stateless > 0 && !refused {
+        said.push(format!(
+            "Fallback: the users listing gave no perUserMfaState in Graph's spelling for {} \
+             users: their requirements were read per user.",
+            crate::text::thousands(stateless)
+        ));
+    }
+    exported.said = said;
     match sink {
         Sink::Manifest(writer) => {
             writer.finish(out)?;
@@ -225,18 +251,27 @@ const MANIFEST_COMMENT: &str = "Exported by mfactl export: the live values, plan
 async fn sources<'a>(
     client: &'a GraphClient,
     selection: &Selection,
+    mfa_state: bool,
+    said: &mut Vec<String>,
 ) -> Result<BoxStream<'a, Result<Source, GraphError>>, ExportError> {
-    let pages = match selection {
+    let (first, pages) = match selection {
         Selection::Users(names) => {
             let names: Vec<Result<Source, GraphError>> =
                 names.iter().cloned().map(Source::Named).map(Ok).collect();
             return Ok(stream::iter(names).boxed());
         }
-        Selection::Everyone => client.users(),
-        Selection::Group(group) => client.transitive_members(&group_id(client, group).await?),
+        Selection::Everyone if mfa_state => listing_with_state(client, said).await?,
+        Selection::Everyone => (None, client.users()),
+        Selection::Group(group) => (
+            None,
+            client.transitive_members(&group_id(client, group).await?),
+        ),
     };
-    let pages = stream::try_unfold(pages, |mut pages| async move {
-        Ok(pages.next_page().await?.map(|page| (page, pages)))
+    let pages = stream::try_unfold((first, pages), |(first, mut pages)| async move {
+        if let Some(page) = first {
+            return Ok(Some((page, (None, pages))));
+        }
+        Ok(pages.next_page().await?.map(|page| (page, (None, pages))))
     });
     Ok(pages
         .map_ok(|page| {
@@ -248,6 +283,40 @@ async fn sources<'a>(
         })
         .try_flatten()
         .boxed())
+}
+
+/// The listing of every user with `perUserMfaState`, its first page read already; a Graph that
+/// refuses the property (400 or 403) lists without it, saying so.
+async fn listing_with_state(
+    client: &GraphClient,
+    said: &mut Vec<String>,
+) -> Result<
+    (
+        Option<Vec<DirectoryUser>>,
+        crate::graph::client::Pages<DirectoryUser>,
+    ),
+    ExportError,
+> {
+    let mut pages = client.users_listing(true, None, false);
+    match pages.next_page().await {
+        Ok(first) => {
+            said.push(
+                "Read path: perUserMfaState from the users listing ($select=perUserMfaState): \
+                 each user is read on signInPreferences alone."
+                    .to_owned(),
+            );
+            Ok((first, pages))
+        }
+        Err(error) if matches!(error.status(), Some(400 | 403)) => {
+            said.push(format!(
+                "Fallback: Graph refused $select=perUserMfaState on /users ({}): the listing \
+                 goes on without it, and requirements are read per user.",
+                super::bulk_reads::brief(&error)
+            ));
+            Ok((None, client.users()))
+        }
+        Err(error) => Err(ExportError::Listing(error)),
+    }
 }
 
 /// A group's object id from `--group`: an id as given, or the one group with this display name.
@@ -278,8 +347,9 @@ async fn group_id(client: &GraphClient, group: &str) -> Result<String, ExportErr
 async fn read_source(
     client: &GraphClient,
     source: Source,
-    reads: Reads,
+    mut reads: Reads,
     stop: &Breaker,
+    stateless: &std::sync::atomic::AtomicU64,
 ) -> Result<Result<ReadUser, String>, ExportError> {
     let listed = match source {
         Source::Listed(listed) => listed,
@@ -295,11 +365,28 @@ async fn read_source(
             }
         },
     };
+    // The listing's state, when it gave one in Graph's spelling: `requirements` is not read.
+    let listed_state = listed.per_user_mfa_state.as_deref().and_then(|value| {
+        PerUserMfaState::ALL
+            .iter()
+            .find(|state| state.as_str() == value)
+            .map(|state| crate::graph::wire::Requirements {
+                per_user_mfa_state: Some(state.as_str().to_owned()),
+            })
+    });
+    if listed_state.is_some() {
+        reads.requirements = false;
+    } else if reads.requirements {
+        stateless.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     // By object id: exact, and free of a UPN's escaping.
     match read_user(client, &listed.id, reads, stop).await {
         Ok(read) => Ok(Ok(ReadUser {
             listed,
-            live: read.live,
+            live: LiveUser {
+                requirements: listed_state.or(read.live.requirements),
+                ..read.live
+            },
         })),
         Err((_, error)) if error.is_not_found() => {
             Ok(Err(listed.user_principal_name.unwrap_or(listed.id)))

@@ -386,3 +386,49 @@ fn a_stale_bulk_value_costs_a_skipped_write_never_a_wrong_one() {
     }
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
+
+#[test]
+fn export_takes_the_state_from_the_listing_and_writes_the_same_file() {
+    let export = |scenario: &Scenario, name: &str, path: &str| {
+        let out_file = scenario.dir.path().join(name);
+        let before = scenario.stats().reads;
+        let out = scenario.run(&[
+            "export",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--read-path",
+            path,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let reads = scenario.stats().reads - before;
+        (
+            std::fs::read_to_string(out_file).unwrap(),
+            reads,
+            stderr(&out),
+        )
+    };
+    let scenario = fallback_scenario(Refusals::default(), None);
+    let (per_user, per_user_reads, _) = export(&scenario, "per-user.yaml", "per-user");
+    let (bulk, bulk_reads, said) = export(&scenario, "auto.yaml", "auto");
+    assert_eq!(bulk, per_user);
+    assert!(
+        said.contains("Read path: perUserMfaState from the users listing"),
+        "{said}"
+    );
+    // 60 users: one read each fewer.
+    assert_eq!(per_user_reads - bulk_reads, 60, "{said}");
+    assert!(fallbacks(&said).is_empty(), "{said}");
+
+    let refusing = fallback_scenario(
+        Refusals {
+            per_user_mfa_state_select: true,
+            ..Refusals::default()
+        },
+        None,
+    );
+    let (refused, _, said) = export(&refusing, "refused.yaml", "auto");
+    assert_eq!(refused, per_user);
+    let said = fallbacks(&said);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("Fallback: Graph refused $select=perUserMfaState"));
+}
