@@ -543,9 +543,10 @@ fn page_body(
 }
 
 /// The paging options of a collection served without `$select` or `$count` (Conditional Access
-/// policies, role assignments): `$top` and `$skiptoken`, and the options in `extra` (lower-case,
-/// without `$`) handed back for the caller to read. Any other `$` option is 400, as elsewhere in
-/// the emulator; every option but `$skiptoken` is carried into the next page's link.
+/// policies, role assignments, the registration report): `$top` and `$skiptoken`, and the
+/// options in `extra` (lower-case, without `$`) handed back for the caller to read. Any other `$`
+/// option is 400, as elsewhere in the emulator; every option but `$skiptoken` is carried into
+/// the next page's link.
 pub(super) struct Window {
     pub(super) top: usize,
     pub(super) offset: usize,
@@ -604,8 +605,9 @@ pub(super) fn parse_window(
 }
 
 /// One page of a collection of ready-made objects (Conditional Access policies, role
-/// assignments): `items` from the page's offset on, each with its position; a page holds `top`
-/// and links the next with the `carried` options and a `$skiptoken`, as [`page`] does.
+/// assignments, the registration report's rows): `items` from the page's offset on, each with
+/// its position; a page holds `top` and links the next with the `carried` options and a
+/// `$skiptoken`, as [`page`] does.
 pub(super) fn values_page(
     items: impl Iterator<Item = (usize, Value)>,
     top: usize,

@@ -33,8 +33,7 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::listing::{self, ECHO, Token, bad_request};
 use super::routes::{Answer, CallContext};
@@ -395,71 +394,34 @@ fn parse_filter(filter: &str) -> Result<Vec<Clause>, Answer> {
     }
 }
 
-/// The query options of one request.
-#[derive(Debug, PartialEq, Eq)]
-struct Query {
-    filter: Vec<Clause>,
-    top: usize,
-    /// Where the page starts (a position in the tenant file), from `$skiptoken`.
-    offset: usize,
-    /// `$filter` and `$top` as sent, for the next page's link.
-    carried: Vec<(String, String)>,
-}
-
-fn parse_query(text: &str) -> Result<Query, Answer> {
-    let mut query = Query {
-        filter: Vec::new(),
-        top: listing::DEFAULT_TOP,
-        offset: 0,
-        carried: Vec::new(),
-    };
-    let mut seen = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(text.as_bytes()) {
-        let option = key.strip_prefix('$').unwrap_or(&key).to_ascii_lowercase();
-        if !["filter", "top", "skiptoken"].contains(&option.as_str()) {
-            if key.starts_with('$') {
-                return Err(bad_request(format!(
-                    "Query option '{}' is not supported by the emulator's registration report \
-                     (it serves $filter and $top).",
-                    printable_capped(&key, ECHO)
-                )));
-            }
-            continue;
-        }
-        if seen.contains(&option) {
-            return Err(bad_request(format!(
-                "Query option '${option}' is specified more than once."
-            )));
-        }
-        seen.push(option.clone());
-        match option.as_str() {
-            "filter" => query.filter = parse_filter(&value)?,
-            "top" => query.top = listing::parse_top(&value)?,
-            _ => {
-                query.offset = listing::parse_token(&value)?;
-                continue;
-            }
-        }
-        query.carried.push((key.into_owned(), value.into_owned()));
-    }
-    Ok(query)
-}
-
 /// `GET` of the report with the request's query string (without the `?`): from `snapshot`
-/// when the emulator serves an old report, else from the current state, dated now.
+/// when the emulator serves an old report, else from the current state, dated now. Paging is
+/// the emulator's listings' ([`listing::parse_window`], [`listing::values_page`]).
 pub(super) fn list(
     state: &TenantState,
     snapshot: Option<&Snapshot>,
     query: Option<&str>,
     context: &CallContext,
 ) -> Result<Answer, GraphError> {
-    let query = match parse_query(query.unwrap_or_default()) {
-        Ok(query) => query,
+    let window = match listing::parse_window(
+        query.unwrap_or_default(),
+        listing::DEFAULT_TOP,
+        &["filter"],
+        "registration report",
+    ) {
+        Ok(window) => window,
         Err(answer) => return Ok(answer),
     };
+    let filter = match window.options.first() {
+        Some((_, filter)) => match parse_filter(filter) {
+            Ok(filter) => filter,
+            Err(answer) => return Ok(answer),
+        },
+        None => Vec::new(),
+    };
     let matching =
-        |row: &Row| row.position >= query.offset && query.filter.iter().all(|c| c.matches(row));
-    let (updated, mut rows): (String, Box<dyn Iterator<Item = Row>>) = match snapshot {
+        |row: &Row| row.position >= window.offset && filter.iter().all(|c| c.matches(row));
+    let (updated, rows): (String, Box<dyn Iterator<Item = Row>>) = match snapshot {
         Some(snapshot) => (
             snapshot.updated.clone(),
             Box::new(snapshot.rows.iter().filter(|row| matching(row)).cloned()),
@@ -469,37 +431,19 @@ pub(super) fn list(
             Box::new(enabled_rows(state.tenant()).filter(|row| matching(row))),
         ),
     };
-    let mut value = Vec::with_capacity(query.top.min(64));
-    let mut next = None;
-    for row in rows.by_ref() {
-        if value.len() == query.top {
-            next = Some(row.position);
-            break;
-        }
-        value.push(row.render(&updated));
-    }
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        json!("https://graph.microsoft.com/beta/$metadata#reports/authenticationMethods/userRegistrationDetails"),
-    );
-    if let Some(offset) = next {
-        let mut link = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in &query.carried {
-            link.append_pair(key, value);
-        }
-        link.append_pair("$skiptoken", &listing::page_token(offset));
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(format!("{}?{}", context.link, link.finish())),
-        );
-    }
-    body.insert("value".into(), Value::Array(value));
-    Ok(Answer::json(StatusCode::OK, Value::Object(body)))
+    Ok(listing::values_page(
+        rows.map(|row| (row.position, row.render(&updated))),
+        window.top,
+        &window.carried,
+        "reports/authenticationMethods/userRegistrationDetails",
+        context,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
     use crate::emulator::tenant::UserType;
 

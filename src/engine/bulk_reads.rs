@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::read_plan::{self, ReadOptions, ReadPath, STREAMS, Verdict};
-use super::{Breaker, RunError};
+use super::{Breaker, RunError, run_wide};
 use crate::graph::wire::{DirectoryUser, RegistrationDetails, Requirements, SignInPreferences};
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::{DesiredUser, Manifest};
@@ -719,20 +719,6 @@ pub fn brief(error: &GraphError) -> String {
     match error.status() {
         Some(status) => format!("{status} {}", error.code()),
         None => error.code().to_owned(),
-    }
-}
-
-/// The run-stopping error a failed bulk read means, when it means one: every per-user read
-/// would fail the same way (a refused token, an unreachable Graph, a redirect).
-pub fn run_wide(error: &GraphError) -> Option<RunError> {
-    match error {
-        GraphError::Unreachable { .. } => Some(RunError::Unreachable(error.clone())),
-        GraphError::SignIn(inner) => Some(RunError::SignIn(inner.clone())),
-        _ => match error.status() {
-            Some(401) => Some(RunError::Unauthorized(error.clone())),
-            Some(300..=399) => Some(RunError::Redirected(error.clone())),
-            _ => None,
-        },
     }
 }
 

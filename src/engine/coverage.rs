@@ -114,7 +114,7 @@ fn readable<T>(answer: Result<T, GraphError>, permission: &str) -> Result<Read<T
     match answer {
         Ok(value) => Ok(Ok(value)),
         Err(error) => {
-            if let Some(stop) = super::selectors::run_wide(&error) {
+            if let Some(stop) = super::run_wide(&error) {
                 return Err(stop);
             }
             Ok(Err(why(&error, permission)))

@@ -140,6 +140,21 @@ pub enum RunError {
     Selectors(Vec<String>),
 }
 
+/// The run-stopping error a failed read means, when it means one (a refused token, an
+/// unreachable Graph, a redirect): every other call would fail the same way. A listing, a bulk
+/// read or a best-effort read that fails otherwise is the caller's to judge.
+pub(crate) fn run_wide(error: &GraphError) -> Option<RunError> {
+    match error {
+        GraphError::Unreachable { .. } => Some(RunError::Unreachable(error.clone())),
+        GraphError::SignIn(inner) => Some(RunError::SignIn(inner.clone())),
+        _ => match error.status() {
+            Some(401) => Some(RunError::Unauthorized(error.clone())),
+            Some(300..=399) => Some(RunError::Redirected(error.clone())),
+            _ => None,
+        },
+    }
+}
+
 /// Two manifest entries that resolved to the same object id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DuplicateUser {

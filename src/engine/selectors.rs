@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::RunError;
 use super::bulk_reads::Listed;
+use super::{RunError, run_wide};
 use crate::graph::client::Pages;
 use crate::graph::wire::DirectoryUser;
 use crate::graph::{GraphClient, GraphError};
@@ -144,20 +144,6 @@ pub async fn select(
         Err(conflicts) => Err(RunError::Selectors(
             conflicts.iter().map(ToString::to_string).collect(),
         )),
-    }
-}
-
-/// The run-stopping error a failed listing means, when it means one (a refused token, an
-/// unreachable Graph, a redirect): every other call would fail the same way.
-pub(super) fn run_wide(error: &GraphError) -> Option<RunError> {
-    match error {
-        GraphError::Unreachable { .. } => Some(RunError::Unreachable(error.clone())),
-        GraphError::SignIn(inner) => Some(RunError::SignIn(inner.clone())),
-        _ => match error.status() {
-            Some(401) => Some(RunError::Unauthorized(error.clone())),
-            Some(300..=399) => Some(RunError::Redirected(error.clone())),
-            _ => None,
-        },
     }
 }
 

@@ -155,59 +155,54 @@ fn same_plan_with_fallbacks(
     fallbacks(&said).into_iter().map(str::to_owned).collect()
 }
 
-#[test]
-fn a_refused_per_user_mfa_state_select_falls_back_to_requirements_reads() {
-    let scenario = fallback_scenario(
-        Refusals {
-            per_user_mfa_state_select: true,
-            ..Refusals::default()
-        },
-        None,
-    );
+/// Plans the full manifest on a small tenant with `--read-path bulk`, the emulator refusing or
+/// aging as told: the per-user plan, and exactly one `Fallback:` line, starting `says`.
+fn one_fallback(refuse: Refusals, report_age: Option<Duration>, says: &str) -> Scenario {
+    let scenario = fallback_scenario(refuse, report_age);
     let manifest = full_manifest(&scenario);
     let said = same_plan_with_fallbacks(&scenario, &manifest, "bulk");
     assert_eq!(said.len(), 1, "{said:?}");
-    assert!(
-        said[0].starts_with(
-            "Fallback: Graph refused $select=perUserMfaState on /users (400 BadRequest)"
-        ),
-        "{said:?}"
+    assert!(said[0].starts_with(says), "{said:?}");
+    scenario
+}
+
+#[test]
+fn a_refused_per_user_mfa_state_select_falls_back_to_requirements_reads() {
+    let refuse = Refusals {
+        per_user_mfa_state_select: true,
+        ..Refusals::default()
+    };
+    one_fallback(
+        refuse,
+        None,
+        "Fallback: Graph refused $select=perUserMfaState on /users (400 BadRequest)",
     );
 }
 
 #[test]
 fn a_report_refused_for_want_of_a_licence_falls_back_to_per_user_reads() {
-    let scenario = fallback_scenario(
-        Refusals {
-            registration_report: true,
-            ..Refusals::default()
-        },
+    let refuse = Refusals {
+        registration_report: true,
+        ..Refusals::default()
+    };
+    one_fallback(
+        refuse,
         None,
-    );
-    let manifest = full_manifest(&scenario);
-    let said = same_plan_with_fallbacks(&scenario, &manifest, "bulk");
-    assert_eq!(said.len(), 1, "{said:?}");
-    assert!(
-        said[0].starts_with(
-            "Fallback: the registration report could not be read (403 \
-             Authentication_RequestFromNonPremiumTenantOrB2CTenant"
-        ),
-        "{said:?}"
+        "Fallback: the registration report could not be read (403 \
+         Authentication_RequestFromNonPremiumTenantOrB2CTenant",
     );
 }
 
 #[test]
 fn a_stale_report_is_not_used() {
     let two_days = Duration::from_secs(2 * 24 * 3600);
-    let scenario = fallback_scenario(Refusals::default(), Some(two_days));
-    let manifest = full_manifest(&scenario);
-    let said = same_plan_with_fallbacks(&scenario, &manifest, "bulk");
-    assert_eq!(said.len(), 1, "{said:?}");
-    assert!(
-        said[0].starts_with("Fallback: 57 rows of the registration report are older than 24 h"),
-        "{said:?}"
+    let scenario = one_fallback(
+        Refusals::default(),
+        Some(two_days),
+        "Fallback: 57 rows of the registration report are older than 24 h",
     );
     // A threshold past the report's age takes it.
+    let manifest = full_manifest(&scenario);
     let out = scenario.run(&[
         "plan",
         manifest.to_str().unwrap(),
