@@ -167,8 +167,9 @@ impl Throttle {
     }
 
     /// Meters a page of the registration report: 1 request from the reports bucket, charged
-    /// even when refused, and no resource units (the report belongs to the identity and access
-    /// reports service, whose limit Microsoft lists apart from the RU buckets).
+    /// even when refused, and no resource units. Microsoft lists the identity and access reports
+    /// limit apart from the directory's RU buckets and does not say whether a report page draws
+    /// resource units too; charging none is the emulator's choice, without a Microsoft source.
     pub fn admit_report_read(&mut self) -> Verdict {
         let now = Instant::now();
         let bucket = &mut self.reports;

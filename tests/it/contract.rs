@@ -759,6 +759,9 @@ policy:
     let runs = vec![
         strings(&["plan", &path(&manifest), "--no-batch"]),
         strings(&["plan", &path(&all_users)]),
+        // The read planner's bulk reads (issue 17): the listing with perUserMfaState, the
+        // registration report and `/users/{id}/authentication`.
+        strings(&["plan", &path(&manifest), "--read-path", "bulk"]),
         strings(&["apply", &path(&manifest), "--auto-approve"]),
         strings(&["show", &first.user_principal_name, &second.id]),
         strings(&["export", "--as", "tenant", "--out", &path(&export)]),
@@ -769,6 +772,24 @@ policy:
     assert!(
         requests.iter().any(|r| r.method == "PATCH"),
         "the apply wrote"
+    );
+    let gets = |pattern: &str| {
+        requests.iter().any(|r| {
+            r.method == "GET"
+                && route(r.target.split('?').next().unwrap()).map(|(p, _)| p) == Some(pattern)
+        })
+    };
+    for bulk in [
+        "reports/authenticationMethods/userRegistrationDetails",
+        "users/*/authentication",
+    ] {
+        assert!(gets(bulk), "a bulk plan reads {bulk}");
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.target.starts_with("/beta/users?") && r.target.contains("perUserMfaState")),
+        "a listing selects perUserMfaState"
     );
     let mut problems = Vec::new();
     for request in &requests {
