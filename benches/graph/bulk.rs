@@ -141,6 +141,56 @@ fn print_run(label: &str, run: &BulkRun) {
     }
 }
 
+/// The three plans of a case, checked to list the same changes: auto with `/methods` at
+/// `methods_per_10s`, per user, and auto with every bulk read refused (those two with `/methods`
+/// at the RU bucket only).
+async fn three_runs(tenant: &Tenant, manifest: &str, methods_per_10s: Option<u32>) -> [BulkRun; 3] {
+    let none = Refusals::default();
+    let bulk = bulk_run(
+        tenant,
+        manifest,
+        emulator_config(methods_per_10s, none),
+        ReadPath::Auto,
+    )
+    .await;
+    let per_user = bulk_run(
+        tenant,
+        manifest,
+        emulator_config(None, none),
+        ReadPath::PerUser,
+    )
+    .await;
+    let refused = bulk_run(
+        tenant,
+        manifest,
+        emulator_config(None, refusing_all()),
+        ReadPath::Auto,
+    )
+    .await;
+    assert_eq!(
+        changes(&bulk.plan),
+        changes(&per_user.plan),
+        "bulk plans what per-user plans"
+    );
+    assert_eq!(
+        changes(&refused.plan),
+        changes(&per_user.plan),
+        "so does the fallback"
+    );
+    [bulk, per_user, refused]
+}
+
+/// The fallback run's time as a share of the per-user run's, against the 5 % target.
+fn print_fallback(refused: &BulkRun, per_user_elapsed: f64) {
+    let ratio = refused.elapsed.as_secs_f64() / per_user_elapsed;
+    println!(
+        "  fallback: {} = {} of the per-user time (target within 5 %: {})",
+        s(refused.elapsed.as_secs_f64()),
+        pct(ratio),
+        verdict((ratio - 1.0).abs() <= 0.05 || ratio < 1.0)
+    );
+}
+
 /// The listing's critical path: a first page, then the longest stream (one per first
 /// character of the userPrincipalName), a page at a time.
 fn listing_round_trips(tenant: &Tenant) -> u64 {
@@ -179,38 +229,7 @@ pub async fn state_only_case(users: usize) {
         GRAPH_LATENCY.1.as_millis(),
         n(u64::from(tenant.ru_tier()))
     );
-    let none = Refusals::default();
-    let bulk = bulk_run(
-        &tenant,
-        manifest,
-        emulator_config(None, none),
-        ReadPath::Auto,
-    )
-    .await;
-    let per_user = bulk_run(
-        &tenant,
-        manifest,
-        emulator_config(None, none),
-        ReadPath::PerUser,
-    )
-    .await;
-    let refused = bulk_run(
-        &tenant,
-        manifest,
-        emulator_config(None, refusing_all()),
-        ReadPath::Auto,
-    )
-    .await;
-    assert_eq!(
-        changes(&bulk.plan),
-        changes(&per_user.plan),
-        "bulk plans what per-user plans"
-    );
-    assert_eq!(
-        changes(&refused.plan),
-        changes(&per_user.plan),
-        "so does the fallback"
-    );
+    let [bulk, per_user, refused] = three_runs(&tenant, manifest, None).await;
 
     let latency = mean_latency(Some(GRAPH_LATENCY)).as_secs_f64();
     let per_user_ideal = users as f64 / LARGE_TIER_RU_PER_S;
@@ -257,13 +276,7 @@ pub async fn state_only_case(users: usize) {
         n(u64::from(tenant.ru_tier()))
     );
     print_run("auto, every bulk read refused (fallback)", &refused);
-    let ratio = refused.elapsed.as_secs_f64() / per_user_elapsed;
-    println!(
-        "  fallback: {} = {} of the per-user time (target within 5 %: {})",
-        s(refused.elapsed.as_secs_f64()),
-        pct(ratio),
-        verdict((ratio - 1.0).abs() <= 0.05 || ratio < 1.0)
-    );
+    print_fallback(&refused, per_user_elapsed);
 }
 
 pub async fn full_case(users: usize) {
@@ -294,33 +307,7 @@ allUsers:
         GRAPH_LATENCY.0.as_millis(),
         GRAPH_LATENCY.1.as_millis()
     );
-    let none = Refusals::default();
-    let limited = emulator_config(Some(5), none);
-    let bulk = bulk_run(&tenant, manifest, limited, ReadPath::Auto).await;
-    let per_user = bulk_run(
-        &tenant,
-        manifest,
-        emulator_config(None, none),
-        ReadPath::PerUser,
-    )
-    .await;
-    let refused = bulk_run(
-        &tenant,
-        manifest,
-        emulator_config(None, refusing_all()),
-        ReadPath::Auto,
-    )
-    .await;
-    assert_eq!(
-        changes(&bulk.plan),
-        changes(&per_user.plan),
-        "bulk plans what per-user plans"
-    );
-    assert_eq!(
-        changes(&refused.plan),
-        changes(&per_user.plan),
-        "so does the fallback"
-    );
+    let [bulk, per_user, refused] = three_runs(&tenant, manifest, Some(5)).await;
 
     let latency = mean_latency(Some(GRAPH_LATENCY)).as_secs_f64();
     let pages = enabled.div_ceil(999) as f64;
@@ -363,11 +350,5 @@ allUsers:
         "auto, every bulk read refused (/methods at the RU bucket only)",
         &refused,
     );
-    let ratio = refused.elapsed.as_secs_f64() / per_user_elapsed;
-    println!(
-        "  fallback: {} = {} of the per-user time (target within 5 %: {})",
-        s(refused.elapsed.as_secs_f64()),
-        pct(ratio),
-        verdict((ratio - 1.0).abs() <= 0.05 || ratio < 1.0)
-    );
+    print_fallback(&refused, per_user_elapsed);
 }
