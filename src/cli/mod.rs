@@ -4,6 +4,7 @@
 mod apply;
 mod args;
 mod auth;
+mod completions;
 mod emulator;
 mod export;
 mod logging;
@@ -61,6 +62,10 @@ pub enum Command {
     /// The built-in Microsoft Graph emulator, for tests, demos and dry runs.
     #[command(subcommand)]
     Emulator(emulator::EmulatorCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    Man(completions::ManArgs),
 }
 
 /// Exit codes (design.md).
@@ -109,6 +114,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -2,6 +2,7 @@
 //! One test binary (modules per command) keeps link time down.
 
 mod apply;
+mod completions;
 mod contract;
 mod counts;
 mod emulator;

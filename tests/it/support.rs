@@ -185,6 +185,30 @@ pub fn scratch_cwd() -> PathBuf {
     dir
 }
 
+/// Whether this run is CI's, where a missing tool (a browser, a shell, groff) must fail the
+/// test that needs it rather than skip it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `name` on PATH; outside CI `None` with a note saying what was not checked (`.ci/run`
+/// installs every tool a test needs, so in CI a missing one fails).
+pub fn required_tool(name: &str, unchecked: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{name} is not installed: CI must check that {unchecked} (.ci/run installs it)"
+        );
+        eprintln!("note: {name} is not installed; not checked: {unchecked}");
+    }
+    found
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
