@@ -20,9 +20,18 @@ use clap::{Parser, Subcommand};
 
 pub use args::{GraphArgs, OutputFormat};
 
+/// `mfactl --version`: the package version and the commit it was built from, as build.rs found
+/// it (`0.1.0 (commit 0123456789ab)`; `, modified` when the source differed from the commit).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("MFACTL_BUILT_FROM"),
+    ")"
+);
+
 /// Reconcile Microsoft Entra ID MFA settings with a desired-state file.
 #[derive(Debug, Parser)]
-#[command(name = "mfactl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "mfactl", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -199,3 +199,33 @@ fn readme_runbook_applies_drift_and_throws_on_a_typo() {
     assert_eq!(typo.status.code(), Some(64));
     assert_eq!(case_for(&cases, 64), "default");
 }
+
+/// `mfactl --version` names the commit it was built from (build.rs); built outside a git
+/// checkout it says the commit is unknown rather than failing the build.
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = mfactl().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let version = crate::support::stdout(&out);
+    let expected = format!("mfactl {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    let head = Command::new("git")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["rev-parse", "--verify", "HEAD"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success());
+    match head {
+        Some(head) => {
+            let head = String::from_utf8_lossy(&head.stdout);
+            assert!(
+                version.starts_with(&format!("{expected}{}", &head[..12])),
+                "{version} names another commit than {head}"
+            );
+        }
+        None => assert!(version.contains("commit unknown"), "{version}"),
+    }
+    // Every command's --version says the same.
+    let plan = mfactl().args(["plan", "--version"]).output().unwrap();
+    assert!(crate::support::stdout(&plan).ends_with(&version[version.find(" (").unwrap()..]));
+}
