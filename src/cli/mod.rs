@@ -12,6 +12,7 @@ mod output;
 mod plan;
 mod rollback;
 mod show;
+mod terminal;
 mod validate;
 
 use std::process::ExitCode;

@@ -56,13 +56,14 @@ pub struct TextArgs {
 }
 
 impl TextArgs {
-    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org).
+    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org) or
+    /// the terminal cannot show them (an old Windows console).
     pub fn options(&self, summary_only: bool, to_terminal: bool) -> report::TextOptions {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         report::TextOptions {
             detail: self.detail,
             summary_only,
-            color: to_terminal && !no_color,
+            color: to_terminal && !no_color && super::terminal::ansi_colours(),
         }
     }
 }

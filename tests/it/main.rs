@@ -19,6 +19,8 @@ mod plan;
 mod policy;
 mod published;
 mod reports;
+// Every resume test kills or signals a running apply the Unix way.
+#[cfg(unix)]
 mod resume;
 mod rollback;
 mod saved;

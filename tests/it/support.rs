@@ -443,6 +443,7 @@ pub fn comparable(mut doc: Value) -> Value {
 }
 
 /// Waits (a minute at most) until the journal at `path` satisfies `ready`.
+#[cfg(unix)]
 pub fn wait_for_journal(path: &Path, ready: impl Fn(&str) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !std::fs::read_to_string(path).is_ok_and(|text| ready(&text)) {
