@@ -14,6 +14,7 @@ mod fault_proxy;
 mod guards;
 mod hardening;
 mod manifest_errors;
+mod packaging;
 mod permissions;
 mod plan;
 mod policy;
