@@ -331,6 +331,7 @@ async fn run(setup: &Setup) -> Run {
                     resume: None,
                     concurrency: CONCURRENCY,
                     interrupt: engine::Interrupt::new(),
+                    check_names: false,
                 },
             )
             .await
@@ -509,9 +510,10 @@ fn print_traffic(r: &Run) {
         settles,
         verifies,
         writes,
+        coverage,
     } = c.calls;
     println!(
-        "  calls by purpose: read {} · methods {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} (attempts {})",
+        "  calls by purpose: read {} · methods {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} · coverage {} (attempts {})",
         n(reads),
         n(methods),
         n(rereads),
@@ -520,6 +522,7 @@ fn print_traffic(r: &Run) {
         n(verifies),
         n(identity),
         n(tenant),
+        n(coverage),
         n(c.attempts)
     );
     let alone = c.http_requests.saturating_sub(c.batches);
@@ -1130,6 +1133,7 @@ fn standin(args: &[String]) -> ExitCode {
                 resume: None,
                 concurrency: CONCURRENCY,
                 interrupt: engine::Interrupt::new(),
+                check_names: false,
             },
         )
         .await
@@ -1255,6 +1259,7 @@ fn manifest_changing(users: &[TenantUser]) -> Manifest {
         protect: Vec::new(),
         max_changes: None,
         selectors: Default::default(),
+        allow_mfa_gap: false,
     }
 }
 
@@ -1321,6 +1326,7 @@ fn client_since(after: &TransportStats, before: &TransportStats) -> TransportSta
         settles: a.settles - b.settles,
         verifies: a.verifies - b.verifies,
         writes: a.writes - b.writes,
+        coverage: a.coverage - b.coverage,
     };
     TransportStats {
         attempts: after.attempts - before.attempts,

@@ -9,6 +9,7 @@ pub mod emulator;
 pub mod engine;
 pub mod files;
 pub mod graph;
+pub mod json_schema;
 pub mod manifest;
 pub mod model;
 pub mod plan;

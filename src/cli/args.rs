@@ -33,8 +33,10 @@ Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth
   device       the admin signed in with `mfactl login`
 Secrets come from the environment or files, never from an argument, and never reach a log.
 Reading needs UserAuthenticationMethod.Read.All and Policy.Read.All (User.Read.All for
-userPrincipalNames); writing needs UserAuthenticationMethod.ReadWrite.All and
-Policy.ReadWrite.AuthenticationMethod. show also reads, best effort, the tenant policy and
+userPrincipalNames; Policy.Read.All also reads the Conditional Access policies a plan that
+disables per-user MFA checks, and GroupMember.Read.All and RoleManagement.Read.Directory read,
+best effort, the groups and roles they name); writing needs
+UserAuthenticationMethod.ReadWrite.All and Policy.ReadWrite.AuthenticationMethod. show also reads, best effort, the tenant policy and
 users' groups (User.Read.All). With --emulate and a tenant file without an auth:
 section no sign-in is needed (MFACTL_EMULATOR_TOKEN sets the token the emulator sees); its
 changes live in memory only and are lost when the command ends.";

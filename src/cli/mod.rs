@@ -10,6 +10,7 @@ mod export;
 mod logging;
 mod output;
 mod plan;
+mod recheck;
 mod rollback;
 mod show;
 mod terminal;

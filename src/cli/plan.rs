@@ -10,6 +10,7 @@ use crate::engine::{self, preflight};
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
 use crate::plan::saved::{self, SourceFile};
+use crate::plan::seal::PlanKey;
 use crate::report;
 use clap::Args;
 
@@ -79,6 +80,11 @@ pub struct ManifestArgs {
     /// section (for a CSV manifest, which has no room for one; a YAML manifest may hold it).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Disable per-user MFA even for users no Conditional Access policy is known to require
+    /// MFA for (not covered, or coverage unknown); without it their change is held. The plan,
+    /// journal and report say so for each. Same as the manifest's `allowMfaGap: true`.
+    #[arg(long)]
+    pub allow_mfa_gap: bool,
 }
 
 impl ManifestArgs {
@@ -110,6 +116,7 @@ pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::
         }
         loaded.policy = Some(policy);
     }
+    loaded.allow_mfa_gap |= reading.allow_mfa_gap;
     Ok(loaded)
 }
 
@@ -122,6 +129,11 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
+    // The key that seals a saved plan: made (or found broken) before anything is sent.
+    let key = match out {
+        Some(_) => Some(plan_key()?),
+        None => None,
+    };
     let reports = ReportFile::check_all(&args.report)?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
@@ -154,8 +166,8 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     warn_max_changes(&plan);
     // When and from what: saved plans, the JSON and every report carry it.
     stamp(&mut plan, &args.manifest, &args.reading)?;
-    if let Some(out) = &out {
-        save(out, &plan)?;
+    if let (Some(out), Some(key)) = (&out, &key) {
+        save(out, &plan, key)?;
     }
     for report in &reports {
         report.write(&plan)?;
@@ -204,11 +216,19 @@ pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette
     Ok(())
 }
 
-/// Writes `plan` as a saved plan (0600, atomically); returns its checksum.
-pub fn save(out: &OutputFile, plan: &Plan) -> miette::Result<String> {
+/// The plan key that seals saved plans ([`PlanKey`]): `MFACTL_PLAN_KEY`, or the key file,
+/// made on first use.
+pub fn plan_key() -> miette::Result<PlanKey> {
+    PlanKey::from_environment(true)
+        .map_err(|error| miette::miette!(help = error.help(), "{error}; nothing was sent"))?
+        .ok_or_else(|| miette::miette!("no plan key could be made; nothing was sent"))
+}
+
+/// Writes `plan` as a saved plan (0600, atomically), sealed with `key`; returns its checksum.
+pub fn save(out: &OutputFile, plan: &Plan, key: &PlanKey) -> miette::Result<String> {
     let mut checksum = String::new();
     out.write(|file| {
-        checksum = saved::write(plan, file)?;
+        checksum = saved::write(plan, file, key)?;
         Ok(())
     })?;
     Ok(checksum)

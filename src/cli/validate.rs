@@ -70,6 +70,12 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         let parts: Vec<&str> = policy.parts.iter().map(|p| p.part.as_str()).collect();
         println!("policy: manages {}", parts.join(", "));
     }
+    if manifest.allow_mfa_gap {
+        println!(
+            "allowMfaGap: per-user MFA is disabled even for users no Conditional Access policy \
+             requires MFA for"
+        );
+    }
     Ok(exit::OK)
 }
 

@@ -193,6 +193,9 @@ impl Tenant {
             users: generated,
             groups,
             auth: None,
+            security_defaults: None,
+            conditional_access_policies: Vec::new(),
+            role_assignments: Vec::new(),
             authentication_methods_policy: Some(json!({
                 "id": "authenticationMethodsPolicy",
                 "systemCredentialPreferences": {

@@ -261,7 +261,7 @@ fn parse_token(token: &str) -> Result<usize, Answer> {
 
 /// One token of a `$filter`.
 #[derive(Debug, PartialEq, Eq)]
-enum Token {
+pub(super) enum Token {
     /// A name, a keyword, `true`/`false`.
     Word(String),
     /// A string literal, its `''` already read as `'`.
@@ -271,7 +271,7 @@ enum Token {
     Comma,
 }
 
-fn tokens(filter: &str) -> Result<Vec<Token>, Answer> {
+pub(super) fn tokens(filter: &str) -> Result<Vec<Token>, Answer> {
     let mut out = Vec::new();
     let mut chars = filter.chars().peekable();
     while let Some(c) = chars.next() {
@@ -478,6 +478,21 @@ pub(super) fn page<'a>(
         }
         value.push(item.render(select, typed));
     }
+    let count = query.count.then(total);
+    page_body(value, next, count, &query.carried, context_name, context)
+}
+
+/// A page's answer: `@odata.context`, `@odata.count` when asked for, `@odata.nextLink` to the
+/// page at `next` (the `carried` options and a `$skiptoken`, on the request's own host), and
+/// the items.
+fn page_body(
+    value: Vec<Value>,
+    next: Option<usize>,
+    count: Option<usize>,
+    carried: &[(String, String)],
+    context_name: &str,
+    context: &CallContext,
+) -> Answer {
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
@@ -485,12 +500,12 @@ pub(super) fn page<'a>(
             "https://graph.microsoft.com/beta/$metadata#{context_name}"
         )),
     );
-    if query.count {
-        body.insert("@odata.count".into(), json!(total()));
+    if let Some(count) = count {
+        body.insert("@odata.count".into(), json!(count));
     }
     if let Some(offset) = next {
         let mut link = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in &query.carried {
+        for (key, value) in carried {
             link.append_pair(key, value);
         }
         link.append_pair("$skiptoken", &page_token(offset));
@@ -501,6 +516,89 @@ pub(super) fn page<'a>(
     }
     body.insert("value".into(), Value::Array(value));
     Answer::json(StatusCode::OK, Value::Object(body))
+}
+
+/// The paging options of a collection served without `$select` or `$count` (Conditional Access
+/// policies, role assignments): `$top` and `$skiptoken`, and the options in `extra` (lower-case,
+/// without `$`) handed back for the caller to read. Any other `$` option is 400, as elsewhere in
+/// the emulator; every option but `$skiptoken` is carried into the next page's link.
+pub(super) struct Window {
+    pub(super) top: usize,
+    pub(super) offset: usize,
+    pub(super) carried: Vec<(String, String)>,
+    /// `(option, value)` for each option of `extra` the query holds.
+    pub(super) options: Vec<(String, String)>,
+}
+
+/// Reads a [`Window`] from a query string (without the `?`); `top` is the page size without
+/// `$top`, `what` names the collection in messages.
+pub(super) fn parse_window(
+    text: &str,
+    top: usize,
+    extra: &[&str],
+    what: &str,
+) -> Result<Window, Answer> {
+    let mut window = Window {
+        top,
+        offset: 0,
+        carried: Vec::new(),
+        options: Vec::new(),
+    };
+    let mut seen = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(text.as_bytes()) {
+        let option = key.strip_prefix('$').unwrap_or(&key).to_ascii_lowercase();
+        let served =
+            ["top", "skiptoken"].contains(&option.as_str()) || extra.contains(&option.as_str());
+        if !served {
+            if key.starts_with('$') {
+                return Err(bad_request(format!(
+                    "Query option '{}' is not supported by the emulator's {what} (it serves \
+                     $top{}).",
+                    printable_capped(&key, ECHO),
+                    extra.iter().map(|o| format!(", ${o}")).collect::<String>()
+                )));
+            }
+            continue;
+        }
+        if seen.contains(&option) {
+            return Err(bad_request(format!(
+                "Query option '${option}' is specified more than once."
+            )));
+        }
+        seen.push(option.clone());
+        match option.as_str() {
+            "top" => window.top = parse_top(&value)?,
+            "skiptoken" => {
+                window.offset = parse_token(&value)?;
+                continue;
+            }
+            _ => window.options.push((option, value.clone().into_owned())),
+        }
+        window.carried.push((key.into_owned(), value.into_owned()));
+    }
+    Ok(window)
+}
+
+/// One page of a collection of ready-made objects (Conditional Access policies, role
+/// assignments): `items` from the page's offset on, each with its position; a page holds `top`
+/// and links the next with the `carried` options and a `$skiptoken`, as [`page`] does.
+pub(super) fn values_page(
+    items: impl Iterator<Item = (usize, Value)>,
+    top: usize,
+    carried: &[(String, String)],
+    context_name: &str,
+    context: &CallContext,
+) -> Answer {
+    let mut value = Vec::new();
+    let mut next = None;
+    for (position, item) in items {
+        if value.len() == top {
+            next = Some(position);
+            break;
+        }
+        value.push(item);
+    }
+    page_body(value, next, None, carried, context_name, context)
 }
 
 /// `GET /users` with the request's query string (without the `?`).

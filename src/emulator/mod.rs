@@ -11,7 +11,8 @@
 //! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
 //! pipeline, and one module per Graph resource: `users`, `listing` (the users collection),
 //! `membership`, `members` (a group's), `authentication`, `policy`, `groups`, [`organization`],
-//! `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant generator in
+//! `conditional_access` (Conditional Access policies and security defaults), `roles` (directory
+//! role assignments), `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant generator in
 //! [`generate`]. When the tenant file has an `auth` section it also signs in like
 //! Entra ID: [`token`] (token and device-code endpoints, the tokens and their check) and
 //! `identity` (IMDS and App Service managed identity), with app certificates read by
@@ -20,6 +21,7 @@
 mod authentication;
 mod batch;
 pub mod certificate;
+mod conditional_access;
 pub mod generate;
 mod groups;
 mod identity;
@@ -28,7 +30,9 @@ mod members;
 mod membership;
 pub mod organization;
 mod policy;
+mod roles;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod tenant;
 pub mod throttle;
@@ -44,13 +48,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use tenant::{
-    AuthAdmin, AuthApp, Group, Secret, Tenant, TenantAuth, TenantError, TenantNote, TenantProblem,
-    TenantUser, UserSignInPreferences, UserType,
+    AuthAdmin, AuthApp, Group, RoleAssignment, Secret, Tenant, TenantAuth, TenantError, TenantNote,
+    TenantProblem, TenantUser, UserSignInPreferences, UserType, file_schema as tenant_file_schema,
 };
 
 use routes::Shared;
@@ -171,20 +174,8 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(tenant, config)?);
         let app = routes::router(shared.clone());
-        // Without TCP_NODELAY, Nagle's algorithm holds small keep-alive responses back ~40 ms.
-        let listener = listener.tap_io(|stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {err}");
-            }
-        });
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::debug!(%addr, "emulator listening");
         Ok(Emulator {
             addr,

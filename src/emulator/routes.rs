@@ -45,7 +45,8 @@ use super::throttle::{Limit, Throttle, Verdict};
 use super::token::{Caller, Refusal, SignIn};
 use super::{EmulatorConfig, Stats, Tenant};
 use super::{
-    authentication, batch, groups, identity, membership, organization, policy, token, users,
+    authentication, batch, conditional_access, groups, identity, membership, organization, policy,
+    roles, token, users,
 };
 use crate::graph::permissions::Resource;
 use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
@@ -211,16 +212,46 @@ pub fn router(shared: Arc<Shared>) -> Router {
     router.fallback(graph).with_state(shared)
 }
 
-async fn emulator_stats(State(shared): State<Arc<Shared>>) -> Response {
+async fn emulator_stats(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = admin_refusal(&shared, &uri, &headers) {
+        return refused;
+    }
     axum::Json(shared.stats()).into_response()
 }
 
 /// The current state in the tenant file's shape, without the `auth` section: an HTTP endpoint
-/// that anyone who reaches the emulator can read never hands out credentials.
-async fn emulator_tenant(State(shared): State<Arc<Shared>>) -> Response {
+/// never hands out credentials.
+async fn emulator_tenant(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = admin_refusal(&shared, &uri, &headers) {
+        return refused;
+    }
     let mut tenant = shared.tenant();
     tenant.auth = None;
     axum::Json(tenant).into_response()
+}
+
+/// `/_emulator/*` (the emulator's own, not Graph's): open to anyone without an `auth` section,
+/// as before; with one, the tenant's users and their settings are only for a caller holding a
+/// token the emulator issued (any app or admin of the tenant file), else 401 like Graph's.
+/// `None` when the caller may read them.
+fn admin_refusal(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let sign_in = shared.sign_in.as_ref()?;
+    let refused = |message: &str| finish(unauthenticated(message), &RequestIds::new(headers));
+    let Some(token) = bearer_token(headers) else {
+        return Some(refused(Refusal::Empty.message()));
+    };
+    sign_in
+        .authenticate(token, &request_root(uri, headers))
+        .err()
+        .map(|refusal| refused(refusal.message()))
 }
 
 /// Per-request ids Graph puts in headers and error bodies.
@@ -449,6 +480,12 @@ enum Route {
     Users,
     /// `/groups/{id}/members`, `/transitiveMembers[/microsoft.graph.user]`.
     GroupMembers(String, Members),
+    /// `/identity/conditionalAccess/policies`.
+    ConditionalAccessPolicies,
+    /// `/policies/identitySecurityDefaultsEnforcementPolicy`.
+    SecurityDefaults,
+    /// `/roleManagement/directory/roleAssignments`.
+    RoleAssignments,
 }
 
 impl Route {
@@ -466,11 +503,15 @@ impl Route {
             Route::Organization => Resource::Organization,
             Route::Groups => Resource::Groups,
             Route::GroupMembers(..) => Resource::GroupMembers,
+            Route::ConditionalAccessPolicies => Resource::ConditionalAccess,
+            Route::SecurityDefaults => Resource::SecurityDefaults,
+            Route::RoleAssignments => Resource::RoleAssignments,
         }
     }
 
     /// The RU a GET of this route costs with this query: 1, except the listings Graph charges
-    /// more for ([`listing::resource_units`]).
+    /// more for ([`listing::resource_units`]). Microsoft's cost table does not list the
+    /// Conditional Access, security defaults or role assignment paths: they cost 1 here.
     fn resource_units(&self, query: Option<&str>) -> u32 {
         let base = match self {
             Route::Users => BaseCost::Users,
@@ -557,7 +598,10 @@ fn authorize(
         | Resource::Organization
         | Resource::Groups
         | Resource::GroupMembers
-        | Resource::Policy => (
+        | Resource::Policy
+        | Resource::ConditionalAccess
+        | Resource::SecurityDefaults
+        | Resource::RoleAssignments => (
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",
         ),
@@ -892,6 +936,11 @@ fn serve(
         }
         Route::Requirements(key) => authentication::requirements(&mut state, &key, patch),
         Route::Methods(key) => authentication::methods(&state, &key),
+        Route::ConditionalAccessPolicies => {
+            Ok(conditional_access::policies(&state, query, context))
+        }
+        Route::SecurityDefaults => Ok(conditional_access::security_defaults(&state)),
+        Route::RoleAssignments => Ok(roles::assignments(&state, query, context)),
     };
     result.unwrap_or_else(Answer::from_graph)
 }
@@ -995,6 +1044,26 @@ fn parse_route(path: &str) -> Result<Route, Answer> {
         }
         [organization] if organization.eq_ignore_ascii_case("organization") => {
             return Ok(Route::Organization);
+        }
+        [identity, conditional_access, policies]
+            if identity.eq_ignore_ascii_case("identity")
+                && conditional_access.eq_ignore_ascii_case("conditionalAccess")
+                && policies.eq_ignore_ascii_case("policies") =>
+        {
+            return Ok(Route::ConditionalAccessPolicies);
+        }
+        [policies, name]
+            if policies.eq_ignore_ascii_case("policies")
+                && name.eq_ignore_ascii_case("identitySecurityDefaultsEnforcementPolicy") =>
+        {
+            return Ok(Route::SecurityDefaults);
+        }
+        [role_management, directory, assignments]
+            if role_management.eq_ignore_ascii_case("roleManagement")
+                && directory.eq_ignore_ascii_case("directory")
+                && assignments.eq_ignore_ascii_case("roleAssignments") =>
+        {
+            return Ok(Route::RoleAssignments);
         }
         [groups] if groups.eq_ignore_ascii_case("groups") => return Ok(Route::Groups),
         [users] if users.eq_ignore_ascii_case("users") => return Ok(Route::Users),
@@ -1145,6 +1214,18 @@ mod tests {
             Ok(Route::Policy)
         );
         assert_eq!(parse_route("/beta/groups"), Ok(Route::Groups));
+        assert_eq!(
+            parse_route("/beta/identity/conditionalAccess/policies"),
+            Ok(Route::ConditionalAccessPolicies)
+        );
+        assert_eq!(
+            parse_route("/beta/policies/identitySecurityDefaultsEnforcementPolicy"),
+            Ok(Route::SecurityDefaults)
+        );
+        assert_eq!(
+            parse_route("/beta/roleManagement/directory/roleAssignments"),
+            Ok(Route::RoleAssignments)
+        );
         assert_eq!(parse_route("/beta/users"), Ok(Route::Users));
         assert_eq!(
             parse_route("/beta/groups/g1/transitiveMembers/microsoft.graph.user"),

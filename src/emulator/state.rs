@@ -7,6 +7,7 @@
 //! policy's rules, being many, live in the child module [`policy`]. It must not know about HTTP beyond the status code and the
 //! Graph error code each failure maps to; throttling, latency and faults happen before it is called.
 
+pub mod conditional_access;
 pub mod policy;
 
 use std::collections::HashMap;
@@ -478,6 +479,9 @@ mod tests {
             }],
             groups: vec![],
             authentication_methods_policy: None,
+            security_defaults: None,
+            conditional_access_policies: Vec::new(),
+            role_assignments: Vec::new(),
             auth: None,
         })
     }

@@ -42,6 +42,7 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, Spanned};
 
+use crate::json_schema::{CaseInsensitive, Guid, YamlBool, YamlNonBlank, YamlText};
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
 use crate::text::thousands;
 
@@ -94,10 +95,38 @@ pub struct Tenant {
     /// it may be left out: the emulator serves Graph's defaults for what is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_methods_policy: Option<serde_json::Value>,
+    /// `/beta/policies/identitySecurityDefaultsEnforcementPolicy`'s `isEnabled` (optional).
+    /// Left out: on when the file has no `conditionalAccessPolicies`, off when it has some
+    /// ([`Tenant::security_defaults_enabled`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_defaults: Option<bool>,
+    /// `/beta/identity/conditionalAccess/policies`: each a `conditionalAccessPolicy` in Graph's
+    /// JSON (optional; a policy may leave out what Graph answers empty or with its default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
+    pub conditional_access_policies: Vec<serde_json::Value>,
+    /// Directory roles held (`/beta/roleManagement/directory/roleAssignments`), for the
+    /// policies that name roles (optional).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_assignments: Vec<RoleAssignment>,
     /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued,
     /// with the permission each call needs; without it, any bearer token is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<TenantAuth>,
+}
+
+/// One active directory role assignment, as Graph's `unifiedRoleAssignment` names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    /// The role: a built-in role's template id (a GUID), e.g. Global Administrator's
+    /// `62e90394-69f5-4237-9190-012177145e10`.
+    pub role_definition_id: String,
+    /// The user or (role-assignable) group holding it: an id from this file.
+    pub principal_id: String,
+    /// `/` (the whole tenant, the default) or `/administrativeUnits/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_scope_id: Option<String>,
 }
 
 /// One user and the three values mfactl manages, plus what makes them valid.
@@ -356,6 +385,16 @@ impl Tenant {
         serde_saphyr::to_string(self).expect("tenant serialises to YAML")
     }
 
+    /// Whether security defaults are on: the file's `securityDefaults`, or when it says nothing,
+    /// on for a tenant without Conditional Access policies (Microsoft turns security defaults
+    /// on in every tenant created since October 2019) and off for one with some (Conditional
+    /// Access policies cannot be turned on while security defaults are: Entra docs, "Security
+    /// defaults").
+    pub fn security_defaults_enabled(&self) -> bool {
+        self.security_defaults
+            .unwrap_or(self.conditional_access_policies.is_empty())
+    }
+
     /// The Graph throttling tier for this tenant's size (graph-api.md §6): RU per 10 s.
     pub fn ru_tier(&self) -> u32 {
         match self.users.len() {
@@ -378,20 +417,75 @@ impl TenantUser {
 // ---------------------------------------------------------------------------------------------
 // Span-carrying mirror of the file, used only while loading.
 
-#[derive(Deserialize)]
+/// The schema of the tenant file (`schemas/tenant.schema.json`): the reader's own types below,
+/// each field described as serde-saphyr's typed reader takes it (any scalar as text, YAML 1.1
+/// booleans, numbers written as text) and with the checks [`convert`] makes (ids are GUIDs,
+/// enum values in any case), and the policy as [`super::state::policy::file_problems`] checks it.
+pub fn file_schema() -> schemars::Schema {
+    schemars::schema_for!(RawTenant)
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(
+    title = "mfactl emulator tenant",
+    description = "The Graph emulator's directory: users, groups, the authentication methods policy and sign-in (mfactl emulator serve --tenant, --emulate)."
+)]
 struct RawTenant {
+    /// The tenant's object id (a GUID); it appears in throttling scopes.
+    #[schemars(with = "Guid")]
     tenant_id: Spanned<String>,
+    /// The initial domain, e.g. `contoso.onmicrosoft.com`.
+    #[schemars(with = "YamlNonBlank")]
     domain: Spanned<String>,
+    /// Every user, in file order (ids and userPrincipalNames are unique, compared without
+    /// regard to case).
     /// Converted while the parser streams them (see the module docs).
     #[serde(default)]
+    #[schemars(with = "Vec<RawUser>")]
     users: UserList,
+    /// Groups (optional); members are user or group ids.
     #[serde(default)]
+    #[schemars(with = "Vec<RawGroup>")]
     groups: Vec<Spanned<RawGroup>>,
+    /// `/beta/policies/authenticationMethodsPolicy` as Graph returns it (optional, and any part
+    /// of it may be left out: the emulator serves Graph's defaults for what is missing).
     #[serde(default)]
+    #[schemars(with = "Option<super::state::policy::FilePolicy>")]
     authentication_methods_policy: Option<Spanned<serde_json::Value>>,
+    /// `/beta/policies/identitySecurityDefaultsEnforcementPolicy`'s `isEnabled` (optional).
+    /// Left out: on when the file has no `conditionalAccessPolicies`, off when it has some.
+    #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
+    security_defaults: Option<bool>,
+    /// `/beta/identity/conditionalAccess/policies`: each a `conditionalAccessPolicy` in Graph's
+    /// JSON (ids unique).
+    #[serde(default)]
+    #[schemars(with = "Vec<super::state::conditional_access::FilePolicy>")]
+    conditional_access_policies: Vec<Spanned<serde_json::Value>>,
+    /// Directory roles held, for the policies that name roles (optional).
+    #[serde(default)]
+    #[schemars(with = "Vec<RawRoleAssignment>")]
+    role_assignments: Vec<Spanned<RawRoleAssignment>>,
+    /// Sign-in like Entra ID (optional): with it, Graph calls need a token the emulator issued.
     #[serde(default)]
     auth: Option<auth::RawAuth>,
+}
+
+/// One active directory role assignment, as Graph's `unifiedRoleAssignment` names it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRoleAssignment {
+    /// The role: a built-in role's template id (a GUID).
+    #[schemars(with = "Guid")]
+    role_definition_id: Spanned<String>,
+    /// The user or group holding it: an id from this file (another is noted, not refused).
+    #[schemars(with = "YamlText")]
+    principal_id: Spanned<String>,
+    /// `/` (the whole tenant, the default) or `/administrativeUnits/{id}`.
+    #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
+    directory_scope_id: Option<String>,
 }
 
 /// `users:`, each entry converted and checked the moment it is parsed, so that the span-carrying
@@ -474,44 +568,77 @@ impl<'de> Deserialize<'de> for UserList {
     }
 }
 
-#[derive(Deserialize)]
+/// One user and the three values mfactl manages, plus what makes them valid.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawUser {
+    /// Object id (a GUID).
+    #[schemars(with = "Guid")]
     id: Spanned<String>,
+    /// `userPrincipalName` (name@domain); guests look like
+    /// `name_ext.com#EXT#@contoso.onmicrosoft.com`.
+    #[schemars(with = "Upn")]
     user_principal_name: Spanned<String>,
     #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
     display_name: Option<String>,
+    /// `member` (the default) or `guest`.
     #[serde(default)]
+    #[schemars(with = "Option<CaseInsensitive<UserType>>")]
     user_type: Option<Spanned<String>>,
+    /// Default true.
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     account_enabled: Option<bool>,
+    /// Registered authentication methods (a phone, email, password or Temporary Access Pass at
+    /// most once); a password is always present whether listed or not.
     #[serde(default)]
+    #[schemars(with = "Vec<CaseInsensitive<MethodKind>>")]
     methods: Vec<Spanned<String>>,
     #[serde(default)]
     sign_in_preferences: Option<RawSignInPreferences>,
+    /// Default `disabled`.
     #[serde(default)]
+    #[schemars(with = "Option<CaseInsensitive<PerUserMfaState>>")]
     per_user_mfa_state: Option<Spanned<String>>,
+    /// A fault for tests: the user's PATCHes are answered 204 and then not kept.
     #[serde(default)]
+    #[schemars(with = "YamlBool")]
     forgets_writes: bool,
 }
 
-#[derive(Deserialize)]
+/// A user's `signInPreferences`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawSignInPreferences {
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     is_system_preferred_authentication_method_enabled: Option<bool>,
+    /// `null` when the user has no preferred method.
     #[serde(default)]
+    #[schemars(with = "Option<CaseInsensitive<PreferredMethod>>")]
     user_preferred_method_for_secondary_authentication: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// A group, for selectors that name groups.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawGroup {
+    /// Object id (a GUID), unique among users' and groups' ids.
+    #[schemars(with = "Guid")]
     id: Spanned<String>,
     #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
     display_name: Option<String>,
+    /// User or group ids (one that is neither is noted, not refused).
     #[serde(default)]
+    #[schemars(with = "Vec<YamlText>")]
     members: Vec<Spanned<String>>,
+}
+
+crate::json_schema::fixed_schemas! {
+    /// `userPrincipalName` as the reader checks it: an `@` with something on both sides.
+    struct Upn => serde_json::json!({ "type": "string", "pattern": "^[^@][\\s\\S]*@[\\s\\S]*[^@]$" });
 }
 
 /// Collects problems and notes while converting the raw file.
@@ -865,14 +992,103 @@ fn convert(raw: RawTenant, findings: &mut Findings, base: Option<&Path>) -> Tena
         spanned.value
     });
 
+    let conditional_access_policies = conditional_access(raw.conditional_access_policies, findings);
+    let role_assignments = role_assignments(raw.role_assignments, &ids, findings);
+
     Tenant {
         tenant_id: raw.tenant_id.value,
         domain: raw.domain.value,
         users,
         groups,
         authentication_methods_policy: policy,
+        security_defaults: raw.security_defaults,
+        conditional_access_policies,
+        role_assignments,
         auth,
     }
+}
+
+/// The file's Conditional Access policies, each checked with the rules Graph's answers follow
+/// ([`super::state::conditional_access`]); two policies with one id are a problem too.
+fn conditional_access(
+    policies: Vec<Spanned<serde_json::Value>>,
+    findings: &mut Findings,
+) -> Vec<serde_json::Value> {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut out = Vec::with_capacity(policies.len());
+    for spanned in policies {
+        let at = spanned.referenced;
+        let id = spanned
+            .value
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(str::to_owned);
+        for message in super::state::conditional_access::file_problems(&spanned.value) {
+            findings.problem(
+                &at,
+                "invalid-conditional-access-policy",
+                id.as_deref(),
+                "conditionalAccessPolicies",
+                message,
+            );
+        }
+        if let Some(id) = &id
+            && let Some(first) = claim(&mut seen, id.to_ascii_lowercase(), at.line())
+        {
+            findings.problem(
+                &at,
+                "duplicate-id",
+                Some(id),
+                "conditionalAccessPolicies",
+                format!("policy id is already used on line {first}"),
+            );
+        }
+        out.push(spanned.value);
+    }
+    out
+}
+
+/// The file's role assignments: the role a GUID, the principal a user or group of the file
+/// (else a note: Graph never lists a deleted principal, and the emulator leaves it out too).
+fn role_assignments(
+    assignments: Vec<Spanned<RawRoleAssignment>>,
+    ids: &HashMap<String, u64>,
+    findings: &mut Findings,
+) -> Vec<RoleAssignment> {
+    let mut out = Vec::with_capacity(assignments.len());
+    for spanned in assignments {
+        let raw = spanned.value;
+        if !is_guid(&raw.role_definition_id.value) {
+            findings.problem(
+                &raw.role_definition_id.referenced,
+                "invalid-id",
+                None,
+                "roleAssignments",
+                format!(
+                    "roleDefinitionId '{}' is not a GUID (a built-in role's template id)",
+                    raw.role_definition_id.value
+                ),
+            );
+        }
+        if !ids.contains_key(&raw.principal_id.value.to_ascii_lowercase()) {
+            findings.note(
+                &raw.principal_id.referenced,
+                "unknown-member",
+                None,
+                "roleAssignments",
+                format!(
+                    "principalId '{}' is neither a user nor a group in this file",
+                    raw.principal_id.value
+                ),
+            );
+        }
+        out.push(RoleAssignment {
+            role_definition_id: raw.role_definition_id.value,
+            principal_id: raw.principal_id.value,
+            directory_scope_id: raw.directory_scope_id,
+        });
+    }
+    out
 }
 
 fn convert_user(raw: RawUser, findings: &mut Findings) -> TenantUser {

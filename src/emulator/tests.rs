@@ -1819,3 +1819,181 @@ async fn a_groups_transitive_members_page_like_users_and_cost_more() {
     assert_eq!(status, StatusCode::NOT_FOUND, "a user is not a group");
     emulator.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conditional Access, security defaults and role assignments.
+
+const ROLE: &str = "62e90394-69f5-4237-9190-012177145e10";
+
+/// [`TENANT`] with `extra` appended (top-level YAML keys).
+async fn start_with_extra(extra: &str) -> Emulator {
+    let tenant = Tenant::from_yaml_str(&format!("{TENANT}{extra}")).expect("valid tenant");
+    Emulator::start(
+        tenant,
+        EmulatorConfig::default(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("emulator starts")
+}
+
+#[tokio::test]
+async fn security_defaults_follow_the_file_or_whether_it_has_policies() {
+    let url = |emulator: &Emulator| {
+        format!(
+            "{}/beta/policies/identitySecurityDefaultsEnforcementPolicy",
+            emulator.url()
+        )
+    };
+    let client = client();
+    for (extra, expected) in [
+        ("", true),
+        ("securityDefaults: false\n", false),
+        (
+            "conditionalAccessPolicies:\n  - { id: p, displayName: P, state: disabled, conditions: {} }\n",
+            false,
+        ),
+    ] {
+        let emulator = start_with_extra(extra).await;
+        let (status, _, body) = get(&client, &url(&emulator)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["isEnabled"], expected, "{extra}");
+        assert_eq!(body["id"], "00000000-0000-0000-0000-000000000005");
+        emulator.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn policies_are_paged_in_graphs_whole_shape() {
+    let mut extra = String::from("conditionalAccessPolicies:\n");
+    for n in 0..5 {
+        extra.push_str(&format!(
+            "  - id: p{n}\n    displayName: Policy {n}\n    state: enabled\n    conditions:\n      \
+             users: {{ includeUsers: [All] }}\n    grantControls: {{ builtInControls: [mfa] }}\n"
+        ));
+    }
+    let emulator = start_with_extra(&extra).await;
+    let client = client();
+    let mut url = format!(
+        "{}/beta/identity/conditionalAccess/policies?$top=2",
+        emulator.url()
+    );
+    let mut names = Vec::new();
+    loop {
+        let (status, _, page) = get(&client, &url).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for policy in page["value"].as_array().unwrap() {
+            names.push(policy["displayName"].as_str().unwrap().to_owned());
+            assert_eq!(policy["conditions"]["clientAppTypes"], json!(["all"]));
+            assert_eq!(policy["conditions"]["users"]["excludeGroups"], json!([]));
+            assert_eq!(policy["grantControls"]["operator"], "OR");
+            assert!(policy["grantControls"]["authenticationStrength"].is_null());
+        }
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(url.contains("%24top=2") || url.contains("$top=2"), "{url}");
+    let (status, _, body) = get(
+        &client,
+        &format!(
+            "{}/beta/identity/conditionalAccess/policies?$filter=state%20eq%20'enabled'",
+            emulator.url()
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn role_assignments_filter_expand_and_leave_out_unknown_principals() {
+    let extra = format!(
+        "groups:\n  - {{ id: 5d1b6c1e-0000-4000-8000-0000000000a2, displayName: Admins, members: [{MEGAN}] }}\n\
+         roleAssignments:\n  - {{ roleDefinitionId: {ROLE}, principalId: {MEGAN} }}\n  \
+         - {{ roleDefinitionId: {ROLE}, principalId: 5d1b6c1e-0000-4000-8000-0000000000a2, directoryScopeId: /administrativeUnits/x }}\n  \
+         - {{ roleDefinitionId: {ROLE}, principalId: 5d1b6c1e-0000-4000-8000-00000000dead }}\n  \
+         - {{ roleDefinitionId: 29232cdf-9323-42fd-ade2-1d097af3e4de, principalId: {MEGAN} }}\n"
+    );
+    let emulator = start_with_extra(&extra).await;
+    let client = client();
+    let url = format!(
+        "{}/beta/roleManagement/directory/roleAssignments?$filter=roleDefinitionId%20eq%20'{}'&$expand=principal",
+        emulator.url(),
+        ROLE.to_uppercase()
+    );
+    let (status, _, body) = get(&client, &url).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let value = body["value"].as_array().unwrap();
+    assert_eq!(value.len(), 2, "the deleted principal is left out: {body}");
+    assert_eq!(
+        value[0]["principal"]["@odata.type"],
+        "#microsoft.graph.user"
+    );
+    assert_eq!(value[0]["directoryScopeId"], "/");
+    assert_eq!(
+        value[1]["principal"]["@odata.type"],
+        "#microsoft.graph.group"
+    );
+    assert_eq!(value[1]["directoryScopeId"], "/administrativeUnits/x");
+    let (_, _, plain) = get(
+        &client,
+        &format!(
+            "{}/beta/roleManagement/directory/roleAssignments?$filter=principalId%20eq%20'{MEGAN}'",
+            emulator.url()
+        ),
+    )
+    .await;
+    assert_eq!(plain["value"].as_array().unwrap().len(), 2, "{plain}");
+    assert!(plain["value"][0].get("principal").is_none());
+    for bad in ["$filter=displayName%20eq%20'x'", "$expand=roleDefinition"] {
+        let (status, _, body) = get(
+            &client,
+            &format!(
+                "{}/beta/roleManagement/directory/roleAssignments?{bad}",
+                emulator.url()
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    emulator.shutdown().await;
+}
+
+#[test]
+fn conditional_access_problems_name_their_line() {
+    let text = format!(
+        "{TENANT}conditionalAccessPolicies:\n  - id: p1\n    displayName: Fine\n    state: enabled\n    \
+         conditions: {{ users: {{ includeUsers: [All] }} }}\n  - id: p1\n    displayName: Twice\n    \
+         state: reportOnly\n    conditions: {{}}\nroleAssignments:\n  - {{ roleDefinitionId: admin, principalId: {MEGAN} }}\n"
+    );
+    let Err(TenantError::Invalid { problems, .. }) = Tenant::from_yaml_str(&text) else {
+        panic!("the file is refused");
+    };
+    let codes: Vec<(&str, u64)> = problems.iter().map(|p| (p.code, p.line)).collect();
+    // 1-based lines of the second policy and of the role assignment, as written.
+    let line_of = |needle: &str, nth: usize| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| line.contains(needle))
+            .nth(nth)
+            .map(|(index, _)| index as u64 + 1)
+            .unwrap()
+    };
+    let twice = line_of("- id: p1", 1);
+    assert_eq!(
+        codes,
+        [
+            ("invalid-conditional-access-policy", twice),
+            ("duplicate-id", twice),
+            ("invalid-id", line_of("roleDefinitionId: admin", 0)),
+        ],
+        "{problems:?}"
+    );
+    assert!(
+        problems[0].message.contains("state must be one of"),
+        "{problems:?}"
+    );
+}

@@ -1675,10 +1675,24 @@ async fn without_an_auth_section_any_token_passes_and_there_is_no_sign_in() {
 }
 
 #[tokio::test]
-async fn the_tenant_endpoint_never_serves_the_auth_section() {
+async fn the_admin_endpoints_need_a_token_and_never_serve_the_auth_section() {
     let emulator = start().await;
+    for endpoint in ["tenant", "stats"] {
+        for token in [None, Some("not-a-token-it-issued")] {
+            let mut request = Client::new().get(format!("{}/_emulator/{endpoint}", emulator.url()));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{endpoint}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+        }
+    }
+    let token = secret_token(&emulator, "https://graph.microsoft.com/.default").await;
     let served: Value = Client::new()
         .get(format!("{}/_emulator/tenant", emulator.url()))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()
@@ -1717,5 +1731,45 @@ async fn the_sign_in_example_loads_and_its_secret_app_signs_in() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn conditional_access_needs_policy_read_all_and_role_assignments_their_own() {
+    let emulator = start().await;
+    // UserAuthenticationMethod.ReadWrite.All and Policy.Read.All.
+    let token = secret_token(&emulator, "https://graph.microsoft.com/.default").await;
+    let token = Some(token.as_str());
+    for path in [
+        "/beta/identity/conditionalAccess/policies",
+        "/beta/policies/identitySecurityDefaultsEnforcementPolicy",
+    ] {
+        let (status, _, body) = graph(&emulator, Method::GET, path, token, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, _, body) = graph(
+        &emulator,
+        Method::GET,
+        "/beta/roleManagement/directory/roleAssignments?$filter=roleDefinitionId%20eq%20'62e90394-69f5-4237-9190-012177145e10'",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    // The managed identity holds UserAuthenticationMethod.Read.All only.
+    let (status, body) = app_service(&emulator, Some("any"), "2019-08-01").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mi = body["access_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = graph(
+        &emulator,
+        Method::GET,
+        "/beta/identity/conditionalAccess/policies",
+        Some(&mi),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(emulator.stats().forbidden, 2);
     emulator.shutdown().await;
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::fetch::{Reads, read_user};
 use super::progress::Progress;
 use super::{Breaker, RunError, Tenant};
-use crate::emulator::{Group, TenantUser, UserSignInPreferences, UserType};
+use crate::emulator::{Group, RoleAssignment, TenantUser, UserSignInPreferences, UserType};
 use crate::graph::wire::DirectoryUser;
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::write::{ManifestEntry, ManifestFormat, ManifestWriter};
@@ -90,6 +90,10 @@ pub enum ExportError {
     /// The tenant's authentication methods policy could not be read after retries.
     #[error("cannot read the tenant's authentication methods policy: {0}")]
     Policy(GraphError),
+    /// Security defaults or the Conditional Access policies could not be read after retries:
+    /// a copy without them would judge coverage differently.
+    #[error("cannot read the tenant's security defaults or Conditional Access policies: {0}")]
+    ConditionalAccess(GraphError),
     /// The output could not be written.
     #[error("cannot write the export: {0}")]
     Write(#[from] io::Error),
@@ -122,6 +126,12 @@ pub async fn export(
             Sink::Manifest(ManifestWriter::start(format, MANIFEST_COMMENT, out)?)
         }
         ExportFormat::Tenant => Sink::Tenant(TenantWriter::start(tenant, out)?),
+    };
+    // A manifest notes, per user, whether MFA would stay required without per-user MFA: the
+    // same handful of reads as a plan's check, once.
+    let facts = match format {
+        ExportFormat::Manifest(_) => Some(super::coverage::read_facts(client).await?),
+        ExportFormat::Tenant => None,
     };
     let sources = sources(client, selection).await?;
     let cloud = client.transport().config().cloud;
@@ -178,7 +188,12 @@ pub async fn export(
         {
             continue;
         }
-        exported.fields_left_out += sink.user(&user, out)?;
+        let coverage = facts.as_ref().map(|facts| {
+            facts
+                .judge(uuid::Uuid::parse_str(&user.listed.id).ok())
+                .summary()
+        });
+        exported.fields_left_out += sink.user(&user, coverage.as_deref(), out)?;
         exported.users += 1;
     }
     drop(users);
@@ -201,7 +216,8 @@ pub async fn export(
 const MANIFEST_COMMENT: &str = "Exported by mfactl export: the live values, planned against \
      the same tenant, change nothing.\nA field a user's entry leaves out is not managed: Graph \
      had no value a manifest can hold\n(a null preferred method, or a value newer than this \
-     mfactl).";
+     mfactl).\n\"MFA coverage\" says whether MFA would stay required with per-user MFA disabled \
+     (Conditional Access\nor security defaults): a note, never a managed field.";
 
 /// The users to read, in order: pages of a listing flattened, or the named users.
 // An error ends the export, once: its size costs nothing worth boxing it for.
@@ -302,8 +318,14 @@ enum Sink {
 }
 
 impl Sink {
-    /// Writes one user; returns how many fields were left out.
-    fn user(&mut self, user: &ReadUser, out: &mut dyn Write) -> io::Result<u64> {
+    /// Writes one user, with its Conditional Access verdict as a note (manifests only);
+    /// returns how many fields were left out.
+    fn user(
+        &mut self,
+        user: &ReadUser,
+        coverage: Option<&str>,
+        out: &mut dyn Write,
+    ) -> io::Result<u64> {
         let sign_in = user.live.sign_in.as_ref();
         let preferred_method = sign_in
             .and_then(|s| {
@@ -327,6 +349,7 @@ impl Sink {
                     preferred_method,
                     system_preferred,
                     per_user_mfa_state,
+                    coverage,
                 };
                 writer.entry(&entry, out)?;
                 Ok(u64::from(preferred_method.is_none())
@@ -395,6 +418,12 @@ struct TenantTail {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     groups: Vec<Group>,
     authentication_methods_policy: serde_json::Value,
+    /// Written even when on: a file without the key would have the copy guess.
+    security_defaults: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    conditional_access_policies: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    role_assignments: Vec<RoleAssignment>,
 }
 
 fn yaml<T: Serialize>(value: &T) -> io::Result<String> {
@@ -462,13 +491,101 @@ impl TenantWriter {
             object.retain(|key, _| !key.contains("@odata."));
         }
         let count = groups.len() as u64;
+        let access = conditional_access(client, &group_ids, written).await?;
         out.write_all(
             yaml(&TenantTail {
                 groups,
                 authentication_methods_policy: policy,
+                security_defaults: access.security_defaults,
+                conditional_access_policies: access.policies,
+                role_assignments: access.role_assignments,
             })?
             .as_bytes(),
         )?;
         Ok(count)
+    }
+}
+
+/// What a copy needs to judge Conditional Access coverage as the tenant does.
+struct ConditionalAccess {
+    security_defaults: bool,
+    policies: Vec<serde_json::Value>,
+    role_assignments: Vec<RoleAssignment>,
+}
+
+/// Security defaults and the Conditional Access policies (without Graph's `@odata.context`
+/// annotations), and the tenant-wide assignments of the roles the policies name, to users and
+/// groups the file holds (best effort: without RoleManagement.Read.Directory the copy holds
+/// none, and says so).
+async fn conditional_access(
+    client: &GraphClient,
+    group_ids: &HashSet<String>,
+    written: Option<&HashSet<String>>,
+) -> Result<ConditionalAccess, ExportError> {
+    let security_defaults = client
+        .security_defaults()
+        .await
+        .map_err(ExportError::ConditionalAccess)?;
+    let mut policies = client
+        .conditional_access_policies()
+        .await
+        .map_err(ExportError::ConditionalAccess)?;
+    for policy in &mut policies {
+        strip_contexts(policy);
+    }
+    let parsed: Vec<crate::plan::coverage::CaPolicy> = policies
+        .iter()
+        .map(crate::plan::coverage::CaPolicy::from_json)
+        .collect();
+    let roles: std::collections::BTreeSet<&String> = parsed
+        .iter()
+        .filter_map(|p| p.users.as_ref())
+        .flat_map(|u| u.include_roles.iter().chain(&u.exclude_roles))
+        .collect();
+    let mut role_assignments = Vec::new();
+    for role in roles {
+        match client.role_assignments(role).await {
+            Ok(assignments) => {
+                role_assignments.extend(assignments.into_iter().filter_map(|assignment| {
+                    let kind = assignment.principal.as_ref()?.odata_type.as_deref()?;
+                    let id = assignment.principal_id.to_ascii_lowercase();
+                    let held = if kind.eq_ignore_ascii_case("#microsoft.graph.group") {
+                        group_ids.contains(&id)
+                    } else {
+                        kind.eq_ignore_ascii_case("#microsoft.graph.user")
+                            && written.is_none_or(|users| users.contains(&id))
+                    };
+                    held.then(|| RoleAssignment {
+                        role_definition_id: role.clone(),
+                        principal_id: assignment.principal_id,
+                        directory_scope_id: assignment.directory_scope_id.filter(|s| s != "/"),
+                    })
+                }));
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                role = %printable(role),
+                "cannot read who holds a role a Conditional Access policy names; the tenant \
+                 file holds none of its assignments"
+            ),
+        }
+    }
+    Ok(ConditionalAccess {
+        security_defaults,
+        policies,
+        role_assignments,
+    })
+}
+
+/// Removes `@odata.context` annotations (`authenticationStrength@odata.context`, ...) at any
+/// depth: they describe Graph's answer, not the policy.
+fn strip_contexts(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            object.retain(|key, _| !key.ends_with("@odata.context"));
+            object.values_mut().for_each(strip_contexts);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_contexts),
+        _ => {}
     }
 }

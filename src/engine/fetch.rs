@@ -128,13 +128,15 @@ pub async fn plan(
     }
     let mut plan = Plan::new(client.transport().root(), users.len() as u64, not_in_sync);
     plan.max_changes = manifest.max_changes;
+    // Before anything else is said about the users: a held change is blocked.
+    super::coverage::check(client, &mut plan, manifest.allow_mfa_gap).await?;
     if let Some(policy) = policy {
         plan.policy = Some(policy.plan);
         if let Some(excluded) = policy.system_preferred_for_all {
             note_system_preferred(&mut plan, &excluded, policy.system_preferred_managed);
         }
-        plan.summary = plan.count(users.len() as u64);
     }
+    plan.summary = plan.count(users.len() as u64);
     Ok(plan)
 }
 
@@ -212,7 +214,7 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String], managed: bool) {
 /// checks that Graph knows it). An entry Graph does not know is not an error, since it protects
 /// nothing: a warning names it. Any other failure stops the run before a user is read: without
 /// the entry's object id, an entry naming that account the other way would not be caught.
-async fn resolve_protected(
+pub async fn resolve_protected(
     client: &GraphClient,
     entries: &[String],
     concurrency: usize,

@@ -6,13 +6,14 @@
 //!
 //! Lines (README, "The journal"): `start` (the Graph root, tenant, and the saved plan the run
 //! applies, with its checksum), then per write an `intent` (before the PATCH leaves: user, object
-//! id, endpoint, `before`, `body`) and a `result` (Graph's answer), then `finish`. After
+//! id, endpoint, `before`, `body`, and `mfa_gap` when it disables per-user MFA that no
+//! Conditional Access policy is known to replace, allowed with `--allow-mfa-gap`) and a `result` (Graph's answer), then `finish`. After
 //! `finish`, read-back verification adds a `verify` line for each endpoint that did not show
 //! what was written (user, object id, endpoint, the `body` written, what Graph showed as
 //! `seen`). [`read`] reads them back for `apply --resume` and `rollback`.
 
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, BufWriter, Read as _, Seek as _, Write as _};
+use std::io::{BufReader, BufWriter, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -99,6 +100,10 @@ struct Entry<'a> {
     /// What reading back showed of the written properties (`verify` lines).
     #[serde(skip_serializing_if = "Option::is_none")]
     seen: Option<&'a Map<String, Json>>,
+    /// An intent that disables per-user MFA although no Conditional Access policy is known to
+    /// require MFA for the user (`--allow-mfa-gap`): the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_gap: Option<String>,
 }
 
 impl Journal {
@@ -195,6 +200,7 @@ impl Journal {
             endpoint: Some(write.endpoint),
             before: Some(Body::Properties(write.before())),
             body: Some(Body::Properties(write.body())),
+            mfa_gap: write.mfa_gap(),
             ..Entry::event("intent")
         })
     }
@@ -305,6 +311,7 @@ impl Entry<'_> {
             result: None,
             reason: None,
             seen: None,
+            mfa_gap: None,
         }
     }
 }
@@ -412,6 +419,10 @@ pub enum ReadError {
     },
 }
 
+/// The longest journal line read back: an intent is a few hundred bytes, a policy write's a few
+/// kilobytes; a line longer than this is not one mfactl wrote.
+const MAX_LINE: usize = 1 << 20;
+
 /// Reads every line of the journal at `path`. A last line without its newline that does not
 /// parse is the torn end of a killed run and is skipped; any other line that does not parse
 /// is an error naming it.
@@ -420,13 +431,18 @@ pub fn read(path: &Path) -> Result<JournalRecords, ReadError> {
         path: path.to_owned(),
         source,
     };
-    let mut reader = BufReader::new(File::open(path).map_err(io)?);
+    let mut reader = BufReader::new(crate::files::open_regular(path).map_err(io)?);
     let mut read = JournalRecords::default();
     let mut line = Vec::new();
     let mut number = 0;
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        let n = crate::files::read_line_capped(&mut reader, &mut line, MAX_LINE).map_err(|e| {
+            ReadError::Line {
+                path: path.to_owned(),
+                line: number + 1,
+                reason: e.to_string(),
+            }
+        })?;
         if n == 0 {
             break;
         }

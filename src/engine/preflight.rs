@@ -42,7 +42,8 @@ pub struct MethodsReadable(pub bool);
 /// - `protect:`: the lookups that pin each protected account;
 /// - `allUsers:`, `groups:`, `exclude:`: the listings that find their users, and the same
 ///   per-user reads as entries, for every user they reach;
-/// - `policy:`: the policy, and the groups it names by display name.
+/// - `policy:`: the policy, and the groups it names by display name;
+/// - a `perUserMfaState: disabled` anywhere: the Conditional Access policies.
 pub fn reads(manifest: &Manifest, methods: MethodsReadable) -> Vec<Requirement> {
     let mut out = Vec::new();
     entry_reads(manifest, methods, &mut out);
@@ -56,10 +57,46 @@ pub fn reads(manifest: &Manifest, methods: MethodsReadable) -> Vec<Requirement> 
         });
     }
     selector_reads(&manifest.selectors, methods, &mut out);
+    coverage_reads(manifest, &mut out);
     if let Some(policy) = &manifest.policy {
         policy_reads(policy, &mut out);
     }
     out
+}
+
+/// When the manifest disables per-user MFA for anyone: the Conditional Access policies and
+/// security defaults that tell whether MFA stays required ([`super::coverage`]). The groups,
+/// roles and users the policies name are read best effort, so they are not required here.
+fn coverage_reads(manifest: &Manifest, out: &mut Vec<Requirement>) {
+    let disables =
+        |settings: &Settings| settings.per_user_mfa_state == Some(PerUserMfaState::Disabled);
+    let disabling = manifest
+        .users
+        .iter()
+        .filter(|u| disables(&u.settings()))
+        .count() as u64;
+    let selectors = &manifest.selectors;
+    let selected = selectors
+        .all_users
+        .iter()
+        .map(|all| &all.settings)
+        .chain(selectors.groups.iter().map(|g| &g.settings))
+        .any(disables);
+    if disabling == 0 && !selected {
+        return;
+    }
+    let whom = if selected {
+        "the users the manifest disables per-user MFA for".to_owned()
+    } else {
+        users(disabling)
+    };
+    out.push(Requirement {
+        need: Resource::ConditionalAccess.read(),
+        why: format!(
+            "reading the Conditional Access policies and security defaults, to check that MFA \
+             stays required for {whom}"
+        ),
+    });
 }
 
 /// The reads of the `users:` entries (see [`reads`]).
@@ -300,6 +337,10 @@ pub fn export_reads(tenant_file: bool, group: bool, methods: MethodsReadable) ->
             Resource::Policy,
             "reading the tenant's authenticationMethodsPolicy",
         ));
+        out.push(need(
+            Resource::ConditionalAccess,
+            "reading the Conditional Access policies and security defaults",
+        ));
     }
     out
 }
@@ -457,7 +498,13 @@ mod tests {
                 Resource::Requirements.read(),
                 Resource::Methods.read(),
                 Resource::UserBasic.read(),
+                Resource::ConditionalAccess.read(),
             ]
+        );
+        assert_eq!(
+            reads(&m, EVERYWHERE)[4].to_string(),
+            "Policy.Read.All (reading the Conditional Access policies and security defaults, to \
+             check that MFA stays required for 1 user)"
         );
         let writes = possible_writes(&m);
         assert_eq!(writes.len(), 2);
@@ -496,7 +543,11 @@ mod tests {
         let needs: Vec<Need> = required.iter().map(|r| r.need).collect();
         assert_eq!(
             needs,
-            [Resource::Requirements.read(), Resource::UserBasic.read()]
+            [
+                Resource::Requirements.read(),
+                Resource::UserBasic.read(),
+                Resource::ConditionalAccess.read()
+            ]
         );
         assert_eq!(
             required[1].why,

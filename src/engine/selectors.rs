@@ -136,7 +136,7 @@ pub async fn select(
 
 /// The run-stopping error a failed listing means, when it means one (a refused token, an
 /// unreachable Graph, a redirect): every other call would fail the same way.
-fn run_wide(error: &GraphError) -> Option<RunError> {
+pub(super) fn run_wide(error: &GraphError) -> Option<RunError> {
     match error {
         GraphError::Unreachable { .. } => Some(RunError::Unreachable(error.clone())),
         GraphError::SignIn(inner) => Some(RunError::SignIn(inner.clone())),

@@ -3,7 +3,9 @@
 //! Per user it reads, at once (so the transport batches them): the user object (UPN, display
 //! name), `signInPreferences`, `requirements`, the registered methods with their details, and,
 //! only when the tenant policy names groups, the user's groups (`transitiveMemberOf`). The tenant
-//! policy (`systemCredentialPreferences`) is read once, first. Nothing is written.
+//! policy (`systemCredentialPreferences`) is read once, first, and so is what tells whether MFA
+//! would stay required without per-user MFA (Conditional Access, security defaults, and the
+//! groups and roles the policies name: [`super::coverage`]). Nothing is written.
 //!
 //! What a view holds is decided here, by pure functions tested without a socket: the safe label
 //! of each method (phone numbers and e-mail addresses masked, never a secret), which of the six
@@ -142,6 +144,10 @@ pub struct UserView {
     pub preferred_method_list: Option<ListChoice>,
     /// Whether the tenant policy's system-preferred MFA covers this user (null when not found).
     pub policy_coverage: Option<PolicyCoverage>,
+    /// Whether MFA would stay required with per-user MFA disabled: Conditional Access or
+    /// security defaults (`status` covered, partly_covered, not_covered or unknown; `detail`;
+    /// the `policies` that require it). Null when not found.
+    pub mfa_coverage: Option<crate::plan::coverage::Coverage>,
     /// Why the user could not be shown (`not_found`, `failed`).
     pub error: Option<ReadError>,
 }
@@ -310,19 +316,30 @@ pub async fn show(
     concurrency: usize,
 ) -> Result<ShowDocument, RunError> {
     let breaker = Breaker::default();
-    let policy = read_policy(client, &breaker).await;
+    let (policy, facts) = futures::join!(
+        read_policy(client, &breaker),
+        super::coverage::read_facts(client)
+    );
+    let facts = facts?;
     if breaker.is_tripped() {
         return Err(breaker
             .into_error()
             .expect("a tripped breaker has a reason"));
     }
-    let (stop, policy) = (&breaker, &policy);
+    let (stop, policy, facts) = (&breaker, &policy, &facts);
     let mut views: Vec<(usize, UserView)> = stream::iter(users.iter().enumerate())
         .map(|(order, user)| async move {
             if stop.is_tripped() {
                 return None;
             }
             let mut view = read_user(client, user, policy, stop).await;
+            if view.status == ViewStatus::Found {
+                let id = view
+                    .id
+                    .as_deref()
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok());
+                view.mfa_coverage = Some(facts.judge(id));
+            }
             // Without the registered methods (the China cloud) a list's choice is unknown.
             if let (Some(list), ViewStatus::Found, None) = (list, view.status, &view.methods_unread)
             {
@@ -621,6 +638,7 @@ fn found_view(
         methods_unread,
         preferred_method_choices: choices,
         preferred_method_list: None,
+        mfa_coverage: None,
         error: None,
     }
 }
@@ -678,6 +696,7 @@ impl UserView {
             preferred_method_choices: Vec::new(),
             preferred_method_list: None,
             policy_coverage: None,
+            mfa_coverage: None,
             error: Some(error),
         }
     }

@@ -33,9 +33,9 @@ use windows_sys::Win32::Security::{
     TOKEN_QUERY, TOKEN_USER, TokenUser,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CREATE_NEW, CreateDirectoryW, CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_GENERIC_WRITE,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_WRITE_DATA, OPEN_ALWAYS,
-    READ_CONTROL, WRITE_DAC,
+    CREATE_NEW, CreateDirectoryW, CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_FLAG_OPEN_REPARSE_POINT,
+    FILE_GENERIC_WRITE, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_WRITE_DATA,
+    OPEN_ALWAYS, READ_CONTROL, WRITE_DAC,
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
@@ -50,7 +50,9 @@ pub enum Open {
     CreateNew,
 }
 
-/// Opens `path` for writing as `how` says, owner-only (see the module's comment).
+/// Opens `path` for writing as `how` says, owner-only (see the module's comment). A symbolic
+/// link (any reparse point) is opened itself, not followed, and refused, as is anything but a
+/// regular file: nothing is written through a planted link and no other file is narrowed.
 pub fn open_owner_only(path: &Path, how: Open) -> io::Result<File> {
     let descriptor = OwnerOnly::new(Kind::File)?;
     let attributes = descriptor.attributes();
@@ -75,7 +77,7 @@ pub fn open_owner_only(path: &Path, how: Open) -> io::Result<File> {
             FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
             &attributes,
             disposition,
-            FILE_ATTRIBUTE_NORMAL,
+            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT,
             null_mut(),
         )
     };
@@ -86,6 +88,13 @@ pub fn open_owner_only(path: &Path, how: Open) -> io::Result<File> {
     let existed = unsafe { GetLastError() } == ERROR_ALREADY_EXISTS;
     // SAFETY: a valid handle just opened and owned by nothing else; the File closes it.
     let file = unsafe { File::from_raw_handle(handle) };
+    let metadata = file.metadata()?;
+    if metadata.file_type().is_symlink() {
+        return Err(super::symlink_refused());
+    }
+    if !metadata.is_file() {
+        return Err(super::not_regular(&metadata));
+    }
     if existed {
         descriptor.apply_to(file.as_raw_handle())?;
         if how == Open::Truncate {
@@ -387,6 +396,14 @@ mod tests {
             .write_all(b"2\n")
             .unwrap();
         assert_eq!(std::fs::read_to_string(&journal).unwrap(), "1\n2\n");
+
+        // A link is refused, and what it points at left as it was.
+        let link = dir.path().join("link.json");
+        if std::os::windows::fs::symlink_file(&journal, &link).is_ok() {
+            let error = open_owner_only(&link, Open::Truncate).unwrap_err();
+            assert!(error.to_string().contains("symbolic link"), "{error}");
+            assert_eq!(std::fs::read_to_string(&journal).unwrap(), "1\n2\n");
+        }
 
         // A file someone else made, with the folder's inherited entries, is narrowed.
         let shared = dir.path().join("plan.json");

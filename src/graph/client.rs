@@ -8,7 +8,8 @@ use super::error::GraphError;
 use super::transport::{Purpose, Response, Transport};
 use super::wire::{
     AuthenticationMethod, AuthenticationMethodsPolicyRead, Collection, DirectoryObjectId,
-    DirectoryUser, GroupName, Organization, Requirements, SignInPreferences, UserIdentity,
+    DirectoryUser, GroupName, Organization, Requirements, RoleAssignment, SignInPreferences,
+    UserIdentity,
 };
 use crate::model::{Endpoint, MethodKind};
 
@@ -193,10 +194,55 @@ impl GraphClient {
     /// the properties [`DirectoryUser`] holds, in Graph's order. A whole-tenant run holds one
     /// page, not the tenant.
     pub fn users(&self) -> Pages<DirectoryUser> {
+        self.users_for(Purpose::Identity)
+    }
+
+    /// [`GraphClient::users`], counted under `purpose`.
+    pub fn users_for(&self, purpose: Purpose) -> Pages<DirectoryUser> {
         self.pages(
-            Purpose::Identity,
+            purpose,
             format!("/beta/users?$select={USER_PROPERTIES}&$top={MAX_PAGE}"),
         )
+    }
+
+    /// `GET /beta/identity/conditionalAccess/policies`, following `@odata.nextLink`: every
+    /// Conditional Access policy, as Graph returns it (read by [`crate::plan::coverage`]).
+    pub async fn conditional_access_policies(&self) -> Result<Vec<serde_json::Value>, GraphError> {
+        self.get_all(
+            Purpose::Coverage,
+            "/beta/identity/conditionalAccess/policies".to_owned(),
+        )
+        .await
+    }
+
+    /// `GET /beta/policies/identitySecurityDefaultsEnforcementPolicy`: whether security
+    /// defaults are on (`isEnabled`).
+    pub async fn security_defaults(&self) -> Result<bool, GraphError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct SecurityDefaults {
+            is_enabled: bool,
+        }
+        let policy: SecurityDefaults = self
+            .get_json(
+                Purpose::Coverage,
+                "/beta/policies/identitySecurityDefaultsEnforcementPolicy",
+            )
+            .await?;
+        Ok(policy.is_enabled)
+    }
+
+    /// `GET /beta/roleManagement/directory/roleAssignments?$filter=roleDefinitionId eq
+    /// '{role}'&$expand=principal`, following `@odata.nextLink`: the active assignments of one
+    /// directory role (a built-in role's definition id is its template id), with each
+    /// principal's type.
+    pub async fn role_assignments(&self, role: &str) -> Result<Vec<RoleAssignment>, GraphError> {
+        let literal = role.replace('\'', "''");
+        let filter = encode_segment(&format!("roleDefinitionId eq '{literal}'"));
+        let path = format!(
+            "/beta/roleManagement/directory/roleAssignments?$filter={filter}&$expand=principal"
+        );
+        self.get_all(Purpose::Coverage, path).await
     }
 
     /// `GET /beta/groups/{group}/transitiveMembers?$select=...&$top=999`, a page at a time: the
@@ -205,8 +251,13 @@ impl GraphClient {
     /// (`ConsistencyLevel: eventual` and `$count`): keep the users with
     /// [`DirectoryUser::is_user`].
     pub fn transitive_members(&self, group: &str) -> Pages<DirectoryUser> {
+        self.transitive_members_for(Purpose::Identity, group)
+    }
+
+    /// [`GraphClient::transitive_members`], counted under `purpose`.
+    pub fn transitive_members_for(&self, purpose: Purpose, group: &str) -> Pages<DirectoryUser> {
         self.pages(
-            Purpose::Identity,
+            purpose,
             format!(
                 "/beta/groups/{}/transitiveMembers?$select={USER_PROPERTIES}&$top={MAX_PAGE}",
                 encode_segment(group)
@@ -247,6 +298,7 @@ impl GraphClient {
             client: self.clone(),
             purpose,
             next: Some(path),
+            seen: std::collections::HashSet::new(),
             _items: std::marker::PhantomData,
         }
     }
@@ -343,8 +395,14 @@ pub struct Pages<T> {
     purpose: Purpose,
     /// The next page's path from the root; `None` after the last page.
     next: Option<String>,
+    /// Every page asked for so far: a link to one of them again would loop forever.
+    seen: std::collections::HashSet<String>,
     _items: std::marker::PhantomData<fn() -> T>,
 }
+
+/// The most pages one listing may take: 100,000 pages of 999 is a hundred million objects, far
+/// beyond any tenant; a listing that goes on longer is not Graph's.
+pub const MAX_PAGES: usize = 100_000;
 
 impl<T: DeserializeOwned> Pages<T> {
     /// The next page's items, or `None` after the last page.
@@ -352,7 +410,20 @@ impl<T: DeserializeOwned> Pages<T> {
         let Some(path) = self.next.take() else {
             return Ok(None);
         };
+        let refused = |path: &str, message: String| GraphError::Decode {
+            method: "GET",
+            path: path.to_owned(),
+            message,
+            request_id: None,
+        };
+        if self.seen.len() >= MAX_PAGES {
+            return Err(refused(
+                &path,
+                format!("the listing went on past {MAX_PAGES} pages; not followed further"),
+            ));
+        }
         let page: Collection<T> = self.client.get_json(self.purpose, &path).await?;
+        self.seen.insert(path.clone());
         if let Some(link) = page.next_link {
             let next = self
                 .client
@@ -367,6 +438,16 @@ impl<T: DeserializeOwned> Pages<T> {
                     ),
                     request_id: None,
                 })?;
+            if self.seen.contains(&next) {
+                return Err(refused(
+                    &path,
+                    format!(
+                        "@odata.nextLink {} points at a page already read: the listing would \
+                         never end; not followed",
+                        crate::text::printable_capped(&link, 200)
+                    ),
+                ));
+            }
             self.next = Some(next);
         }
         Ok(Some(page.value))

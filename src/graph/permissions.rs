@@ -38,6 +38,12 @@ pub enum Resource {
     Groups,
     /// `/groups/{id}/members` and `/transitiveMembers`: a group's members.
     GroupMembers,
+    /// `/identity/conditionalAccess/policies`: the Conditional Access policies.
+    ConditionalAccess,
+    /// `/policies/identitySecurityDefaultsEnforcementPolicy`: security defaults.
+    SecurityDefaults,
+    /// `/roleManagement/directory/roleAssignments`: who holds a directory role.
+    RoleAssignments,
 }
 
 /// The user properties `User.ReadBasic.All` reads: Microsoft's permissions reference lists the
@@ -123,6 +129,9 @@ impl Resource {
             Resource::Organization => "organization (tenant name)",
             Resource::Groups => "groups (display name to object id)",
             Resource::GroupMembers => "a group's (transitive) members",
+            Resource::ConditionalAccess => "Conditional Access policies",
+            Resource::SecurityDefaults => "security defaults",
+            Resource::RoleAssignments => "directory role assignments",
         }
     }
 
@@ -244,6 +253,27 @@ impl Need {
                 DIRECTORY_READ[0],
                 DIRECTORY_READ[1],
             ],
+            // conditionalaccessroot-list-policies and conditionalaccesspolicy-get (beta and
+            // v1.0): Policy.Read.All, no higher permission listed.
+            (ConditionalAccess, Read, _) => &["Policy.Read.All"],
+            (ConditionalAccess, Write, _) => &["Policy.ReadWrite.ConditionalAccess"],
+            // identitysecuritydefaultsenforcementpolicy-get: Policy.Read.All, then
+            // Policy.ReadWrite.SecurityDefaults (v1.0's table).
+            (SecurityDefaults, Read, _) => {
+                &["Policy.Read.All", "Policy.ReadWrite.SecurityDefaults"]
+            }
+            (SecurityDefaults, Write, _) => &["Policy.ReadWrite.SecurityDefaults"],
+            // rbacapplication-list-roleassignments (beta), directory provider, least first.
+            (RoleAssignments, Read, _) => &[
+                "RoleManagement.Read.Directory",
+                "RoleManagement.Read.All",
+                DIRECTORY_READ[0],
+                "RoleManagement.ReadWrite.Directory",
+                DIRECTORY_READ[1],
+            ],
+            (RoleAssignments, Write, _) => {
+                &["RoleManagement.ReadWrite.Directory", DIRECTORY_READ[1]]
+            }
         }
     }
 

@@ -120,6 +120,20 @@ pub struct DirectoryObjectId {
     pub odata_type: Option<String>,
 }
 
+/// An item of `GET /beta/roleManagement/directory/roleAssignments?$expand=principal`: who holds
+/// a directory role, at which scope (`/` is the whole tenant; an administrative unit's is
+/// `/administrativeUnits/{id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignment {
+    pub principal_id: String,
+    #[serde(default)]
+    pub directory_scope_id: Option<String>,
+    /// The principal, expanded: its `@odata.type` tells a user from a group.
+    #[serde(default)]
+    pub principal: Option<DirectoryObjectId>,
+}
+
 /// An item of `GET /beta/users?$select=id,userPrincipalName,displayName,userType,accountEnabled`
 /// or of a group's member lists (which also hold groups, told apart by `@odata.type`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,4 +265,74 @@ pub struct InnerError {
         skip_serializing_if = "Option::is_none"
     )]
     pub client_request_id: Option<String>,
+}
+
+/// The property names of `conditionalAccessPolicy` and its parts in Microsoft's beta schema:
+/// what mfactl's coverage judge understands and what the emulator serves and accepts.
+pub mod conditional_access {
+    /// `conditionalAccessPolicy` (with `deletedDateTime` from its base type), and `templateId`,
+    /// which v1.0's schema and real answers have and beta-Prod's does not.
+    pub const POLICY: &[&str] = &[
+        "id",
+        "displayName",
+        "description",
+        "state",
+        "conditions",
+        "grantControls",
+        "sessionControls",
+        "createdDateTime",
+        "modifiedDateTime",
+        "deletedDateTime",
+        "templateId",
+    ];
+
+    /// `conditionalAccessConditionSet`.
+    pub const CONDITIONS: &[&str] = &[
+        "agentIdRiskLevels",
+        "applications",
+        "authenticationFlows",
+        "clientApplications",
+        "clientAppTypes",
+        "devices",
+        "deviceStates",
+        "insiderRiskLevels",
+        "locations",
+        "platforms",
+        "servicePrincipalRiskLevels",
+        "signInRiskLevels",
+        "userRiskLevels",
+        "users",
+    ];
+
+    /// `conditionalAccessUsers`.
+    pub const USERS: &[&str] = &[
+        "includeUsers",
+        "excludeUsers",
+        "includeGroups",
+        "excludeGroups",
+        "includeRoles",
+        "excludeRoles",
+        "includeGuestsOrExternalUsers",
+        "excludeGuestsOrExternalUsers",
+    ];
+
+    /// `conditionalAccessApplications`.
+    pub const APPLICATIONS: &[&str] = &[
+        "includeApplications",
+        "excludeApplications",
+        "includeUserActions",
+        "includeAuthenticationContextClassReferences",
+        "applicationFilter",
+        "globalSecureAccess",
+        "networkAccess",
+    ];
+
+    /// `conditionalAccessGrantControls`.
+    pub const GRANT_CONTROLS: &[&str] = &[
+        "operator",
+        "builtInControls",
+        "customAuthenticationFactors",
+        "termsOfUse",
+        "authenticationStrength",
+    ];
 }

@@ -28,6 +28,9 @@ use crate::model::Field;
 enum Column {
     User,
     Setting(Field),
+    /// A note mfactl writes and never reads (`mfaCoverage`, from `mfactl export`): its cells
+    /// are skipped, whatever they hold.
+    Note,
 }
 
 /// Accepted header names (compared case-insensitively) and the column each one names.
@@ -47,10 +50,12 @@ const HEADER_NAMES: &[(&str, Column)] = &[
         Column::Setting(Field::SystemPreferred),
     ),
     ("perUserMfaState", Column::Setting(Field::PerUserMfaState)),
+    ("mfaCoverage", Column::Note),
 ];
 
 const ALLOWED_COLUMNS: &str = "user (or userPrincipalName, id, objectId), preferredMethod, \
-    systemPreferred, perUserMfaState, or their Graph property names";
+    systemPreferred, perUserMfaState, or their Graph property names (and mfaCoverage, a note \
+    export writes and nothing reads)";
 
 /// The separators tried on the header, in order of preference: the first that makes the
 /// header name a user column wins, and `,` when none does.
@@ -109,6 +114,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             protect: Vec::new(),
             max_changes: None,
             selectors: Default::default(),
+            allow_mfa_gap: false,
         });
     }
     let separator = detect_separator(&head);
@@ -219,6 +225,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
             protect: Vec::new(),
             max_changes: None,
             selectors: Default::default(),
+            allow_mfa_gap: false,
         });
     };
     let user_column = header.user.map(|index| header.names[index].clone());
@@ -246,6 +253,7 @@ pub(super) fn load(path: &Path, options: &LoadOptions) -> Result<Manifest, Manif
         protect: Vec::new(),
         max_changes: None,
         selectors: Default::default(),
+        allow_mfa_gap: false,
     })
 }
 
@@ -787,6 +795,19 @@ mod tests {
                 "{alias}"
             );
         }
+    }
+
+    #[test]
+    fn the_mfa_coverage_note_an_export_writes_is_never_read() {
+        let manifest = load_csv(
+            "user,perUserMfaState,mfaCoverage\nmegan@contoso.com,enforced,\"not covered: =x, anything\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.users.len(), 1);
+        assert_eq!(
+            manifest.users[0].per_user_mfa_state,
+            Some(PerUserMfaState::Enforced)
+        );
     }
 
     #[test]

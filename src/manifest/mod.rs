@@ -18,6 +18,7 @@ use crate::model::{Field, MethodListProblem, PerUserMfaState, PreferredMethod, P
 pub use problem::{Code as ProblemCode, Location, ManifestError, Problem, is_hidden_or_control};
 use problem::{Code, quoted};
 pub use user::{InvalidUser, check_user};
+pub use yaml::TOP_LEVEL_KEYS;
 
 /// A parsed, validated manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct Manifest {
     pub max_changes: Option<u64>,
     /// `allUsers:`, `groups:` and `exclude:`: resolved to users at plan time.
     pub selectors: selectors::Selectors,
+    /// `allowMfaGap: true` (or `--allow-mfa-gap`): disable per-user MFA even for users no
+    /// Conditional Access policy is known to require MFA for.
+    pub allow_mfa_gap: bool,
 }
 
 /// What one user's settings should be. `None` means "not managed": left as it is.
@@ -155,14 +159,14 @@ pub fn load_policy(path: &Path) -> Result<policy::DesiredPolicy, ManifestError> 
                 .to_string(),
         );
     }
-    if !manifest.protect.is_empty() || manifest.max_changes.is_some() {
+    if !manifest.protect.is_empty() || manifest.max_changes.is_some() || manifest.allow_mfa_gap {
         problems.push(
             Code::UnknownField,
             Location::Yaml { line: 1, column: 1 },
             None,
-            "a --policy file holds `version: 1` and `policy:` only; `protect:` and \
-             `maxChanges:` belong in a YAML manifest (for a CSV manifest, pass apply \
-             --max-changes)"
+            "a --policy file holds `version: 1` and `policy:` only; `protect:`, \
+             `maxChanges:` and `allowMfaGap:` belong in a YAML manifest (for a CSV manifest, \
+             pass --max-changes or --allow-mfa-gap)"
                 .to_string(),
         );
     }

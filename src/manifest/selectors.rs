@@ -94,6 +94,11 @@ pub enum Excluded {
     Group(String),
 }
 
+/// The keys of `allUsers:` besides the managed fields.
+pub const ALL_USERS_KEYS: [&str; 2] = ["userType", "accountEnabled"];
+/// The keys of a `groups:` entry besides the managed fields.
+pub const GROUP_KEYS: [&str; 2] = ["group", "priority"];
+
 fn at<T>(spanned: &Spanned<T>) -> Location {
     Location::Yaml {
         line: spanned.referenced.line().max(1),
@@ -226,7 +231,7 @@ pub(super) fn check_all_users(node: &Spanned<Node>, problems: &mut Problems) -> 
     let settings = fields(
         entries,
         "allUsers: ",
-        &["userType", "accountEnabled"],
+        &ALL_USERS_KEYS,
         problems,
         |key, value, problems| match (key.value.as_str(), &value.value) {
             ("userType", Node::Text(text)) => {
@@ -312,7 +317,7 @@ pub(super) fn check_groups(node: &Spanned<Node>, problems: &mut Problems) -> Vec
         let settings = fields(
             entries,
             &subject,
-            &["group", "priority"],
+            &GROUP_KEYS,
             problems,
             |key, value, problems| match (key.value.as_str(), &value.value) {
                 ("group", Node::Text(text)) if !text.trim().is_empty() => {}

@@ -44,6 +44,9 @@ pub struct ManifestEntry<'a> {
     pub preferred_method: Option<PreferredMethod>,
     pub system_preferred: Option<bool>,
     pub per_user_mfa_state: Option<PerUserMfaState>,
+    /// Whether MFA would stay required without per-user MFA (a Conditional Access verdict,
+    /// already printable): a YAML comment, or the CSV's `mfaCoverage` column, never a field.
+    pub coverage: Option<&'a str>,
 }
 
 /// Characters a spreadsheet treats as the start of a formula (OWASP's CSV injection list; tab
@@ -88,7 +91,10 @@ impl ManifestWriter {
                 writeln!(out, "version: 1")?;
             }
             ManifestFormat::Csv => {
-                writeln!(out, "user,preferredMethod,systemPreferred,perUserMfaState")?;
+                writeln!(
+                    out,
+                    "user,preferredMethod,systemPreferred,perUserMfaState,mfaCoverage"
+                )?;
             }
         }
         Ok(ManifestWriter { format, entries: 0 })
@@ -103,6 +109,11 @@ impl ManifestWriter {
                     writeln!(out, "users:")?;
                 }
                 writeln!(out, "  - user: {}", yaml_quoted(user))?;
+                if let Some(coverage) = entry.coverage {
+                    // One line whatever it holds: a line break would end the comment.
+                    let line: String = coverage.chars().filter(|c| !c.is_control()).collect();
+                    writeln!(out, "    # MFA coverage: {line}")?;
+                }
                 if let Some(method) = entry.preferred_method {
                     writeln!(out, "    preferredMethod: {method}")?;
                 }
@@ -117,11 +128,12 @@ impl ManifestWriter {
                 let text = |value: Option<String>| value.unwrap_or_default();
                 writeln!(
                     out,
-                    "{},{},{},{}",
+                    "{},{},{},{},{}",
                     csv_cell(user),
                     text(entry.preferred_method.map(|m| m.to_string())),
                     text(entry.system_preferred.map(|on| on.to_string())),
                     text(entry.per_user_mfa_state.map(|s| s.to_string())),
+                    csv_cell(&text(entry.coverage.map(note_cell))),
                 )?;
             }
         }
@@ -160,6 +172,16 @@ pub fn yaml_quoted(text: &str) -> String {
     out
 }
 
+/// A note as a CSV cell a spreadsheet will not run: a leading formula character gets a `'`
+/// (the reader never reads this column, so the prefix changes nothing it reads).
+fn note_cell(note: &str) -> String {
+    if note.starts_with(FORMULA_STARTS) {
+        format!("'{note}")
+    } else {
+        note.to_owned()
+    }
+}
+
 /// A CSV cell, quoted (with `"` doubled) when it holds a separator the reader may use (`,` `;`
 /// tab), a quote or a line break.
 fn csv_cell(text: &str) -> String {
@@ -193,6 +215,7 @@ mod tests {
             preferred_method: Some(PreferredMethod::VoiceMobile),
             system_preferred: Some(false),
             per_user_mfa_state: None,
+            coverage: None,
         }
     }
 
@@ -236,6 +259,8 @@ mod tests {
                 preferred_method: None,
                 system_preferred: None,
                 per_user_mfa_state: Some(PerUserMfaState::Enforced),
+                // A note is never read back, whatever it holds.
+                coverage: Some("=not covered: \"x\", y; z\n# perUserMfaState: disabled"),
             },
         ];
         for (name, format) in [

@@ -32,7 +32,7 @@ use crate::model::Field;
 /// The manifest format versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
 /// Keys allowed at the top of the file.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+pub const TOP_LEVEL_KEYS: [&str; 10] = [
     "version",
     "defaults",
     "users",
@@ -42,6 +42,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "policy",
     "protect",
     "maxChanges",
+    "allowMfaGap",
 ];
 /// The key naming the user in an entry.
 const USER_KEY: &str = "user";
@@ -105,6 +106,7 @@ pub(super) fn load(path: &Path) -> Result<Manifest, ManifestError> {
                 protect: Vec::new(),
                 max_changes: None,
                 selectors: Default::default(),
+                allow_mfa_gap: false,
             })
         }
     }
@@ -290,6 +292,8 @@ struct Collector {
     protect: Vec<String>,
     /// `maxChanges:` as read, when valid.
     max_changes: Option<u64>,
+    /// `allowMfaGap:` as read (false when left out or invalid).
+    allow_mfa_gap: bool,
     /// `allUsers:`, `groups:`, `exclude:` as read (valid entries).
     selectors: super::selectors::Selectors,
     top_level_keys: HashSet<String>,
@@ -309,6 +313,7 @@ impl Collector {
             policy_seen: false,
             protect: Vec::new(),
             max_changes: None,
+            allow_mfa_gap: false,
             selectors: super::selectors::Selectors::default(),
             top_level_keys: HashSet::new(),
         }
@@ -350,6 +355,7 @@ impl Collector {
             protect: Vec::new(),
             max_changes: None,
             selectors: super::selectors::Selectors::default(),
+            allow_mfa_gap: false,
         })
     }
 
@@ -409,6 +415,7 @@ impl Collector {
             protect: self.protect,
             max_changes: self.max_changes,
             selectors: self.selectors,
+            allow_mfa_gap: self.allow_mfa_gap,
         })
     }
 
@@ -731,6 +738,23 @@ impl Collector {
             .push(problem.0, at(&node.referenced), None, problem.1);
     }
 
+    /// `allowMfaGap:`: true or false.
+    fn allow_mfa_gap(&mut self, node: &Spanned<policy::Node>) {
+        match &node.value {
+            policy::Node::Bool(allow) => self.allow_mfa_gap = *allow,
+            other => self.problems.push(
+                Code::InvalidBool,
+                at(&node.referenced),
+                None,
+                format!(
+                    "allowMfaGap must be true or false (true disables per-user MFA even for \
+                     users no Conditional Access policy requires MFA for), not {}",
+                    other.describe()
+                ),
+            ),
+        }
+    }
+
     fn unknown_top_level(&mut self, key: &Spanned<String>) {
         let message = unknown_field_message("", &key.value, &TOP_LEVEL_KEYS);
         self.problems
@@ -813,6 +837,10 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 "maxChanges" => {
                     let node = map.next_value::<Spanned<policy::Node>>()?;
                     collector.max_changes(&node);
+                }
+                "allowMfaGap" => {
+                    let node = map.next_value::<Spanned<policy::Node>>()?;
+                    collector.allow_mfa_gap(&node);
                 }
                 "allUsers" => {
                     let node = map.next_value::<Spanned<policy::Node>>()?;
@@ -1413,7 +1441,7 @@ users:
         let messages: Vec<String> = problems(text).into_iter().map(|p| p.message).collect();
         assert_eq!(
             messages[0],
-            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, allUsers, groups, exclude, policy, protect, maxChanges"
+            "unknown field \"default\"; did you mean defaults? allowed here: version, defaults, users, allUsers, groups, exclude, policy, protect, maxChanges, allowMfaGap"
         );
         assert_eq!(
             messages[1],
@@ -1627,6 +1655,17 @@ users:
     }
 
     #[test]
+    fn allow_mfa_gap_is_a_boolean() {
+        let allowed = load_yaml("version: 1\nallowMfaGap: true\nusers: []\n").unwrap();
+        assert!(allowed.allow_mfa_gap);
+        assert!(!load_yaml("version: 1\nusers: []\n").unwrap().allow_mfa_gap);
+        let problems = problems("version: 1\nallowMfaGap: yes\nusers: []\n");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, Code::InvalidBool);
+        assert_eq!(problems[0].location, position(2, 14));
+    }
+
+    #[test]
     fn every_protect_and_max_changes_problem_points_at_its_value() {
         let text = "\
 version: 1
@@ -1700,7 +1739,7 @@ users: []
         assert!(
             error.problems()[0]
                 .message
-                .contains("`protect:` and `maxChanges:` belong in a YAML manifest"),
+                .contains("`maxChanges:` and `allowMfaGap:` belong in a YAML manifest"),
             "{error}"
         );
     }

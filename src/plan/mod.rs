@@ -6,11 +6,13 @@
 //! files) is [`Plan`]; its keys follow design.md and are never renamed.
 
 pub mod category;
+pub mod coverage;
 mod diff;
 pub mod estimate;
 pub mod policy;
 pub mod protect;
 pub mod saved;
+pub mod seal;
 pub mod wire;
 
 use std::fmt;
@@ -51,6 +53,11 @@ pub struct Plan {
     /// The manifest's `maxChanges:`: apply refuses a plan with more writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_changes: Option<u64>,
+    /// Made with `--allow-mfa-gap` (or the manifest's `allowMfaGap: true`): users whose
+    /// per-user MFA is disabled although no Conditional Access policy is known to require MFA
+    /// for them are written anyway (each says so in a note).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_mfa_gap: bool,
     pub summary: Summary,
     /// Every user that is not in sync, in manifest order.
     pub users: Vec<UserPlan>,
@@ -58,8 +65,9 @@ pub struct Plan {
     /// it does not).
     #[serde(default)]
     pub policy: Option<policy::PolicyPlan>,
-    /// Saved plans end with `"checksum": "sha256:HEX"`, the SHA-256 of the file's bytes before
-    /// it ([`saved`]); read back here, never serialised from here.
+    /// Saved plans end with `"checksum": "hmac-sha256:KEYID:HEX"`, the HMAC under the plan key
+    /// of the file's bytes before it ([`saved`], [`seal`]); read back here, never serialised
+    /// from here.
     #[serde(default, skip_serializing)]
     pub checksum: Option<String>,
 }
@@ -114,6 +122,11 @@ pub struct Summary {
     /// zero).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unverified: u64,
+    /// Whether MFA stays required for the users whose per-user MFA the plan disables (present
+    /// when it disables any): users per Conditional Access verdict, and how many of those not
+    /// covered (or unknown) are held (counted in `blocked` too) or written anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_coverage: Option<coverage::CoverageCounts>,
     /// What applying this plan will cost: its calls and the least time Graph's quotas allow
     /// (plans only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +158,10 @@ pub struct Calls {
     pub verifies: u64,
     /// `/organization`, to name the tenant.
     pub tenant: u64,
+    /// Conditional Access coverage: the policies, security defaults, and the groups, roles and
+    /// users the policies name (plans that disable per-user MFA; absent from older plans).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coverage: u64,
     /// HTTP round trips in all, and how many of them were `$batch` requests.
     pub http_requests: u64,
     pub batches: u64,
@@ -197,6 +214,9 @@ pub struct UserPlan {
     remarks: Option<Box<Remarks>>,
     /// What failed, for `failed`, `not_found` and `drifted` users.
     pub error: Option<Box<UserError>>,
+    /// Whether MFA stays required once per-user MFA is disabled, for a user the plan disables
+    /// it for ([`coverage`]); shared by every user with the same verdict.
+    pub coverage: Option<std::sync::Arc<coverage::Coverage>>,
 }
 
 /// A user's rarely present explanations.
@@ -237,6 +257,7 @@ impl HeldResult {
     const SETTLED_BY_READ: u8 = 4;
     const NOT_KEPT: u8 = 8;
     const ALREADY_APPLIED: u8 = 16;
+    const UNSETTLED: u8 = 32;
 
     /// The held part of `result`, and what is left over when anything is.
     fn hold(result: WriteResult) -> (HeldResult, Option<RareAnswer>) {
@@ -246,6 +267,7 @@ impl HeldResult {
             request_id,
             code,
             settled_by_read,
+            unsettled,
             not_kept,
             already_applied,
         } = result;
@@ -266,6 +288,9 @@ impl HeldResult {
             if set {
                 held.flags |= flag;
             }
+        }
+        if unsettled {
+            held.flags |= HeldResult::UNSETTLED;
         }
         let mut rare = RareAnswer {
             request_id: None,
@@ -297,6 +322,7 @@ impl HeldResult {
             },
             code: rare.and_then(|r| r.code.clone()),
             settled_by_read: has(HeldResult::SETTLED_BY_READ),
+            unsettled: has(HeldResult::UNSETTLED),
             not_kept: has(HeldResult::NOT_KEPT),
             already_applied: has(HeldResult::ALREADY_APPLIED),
         }
@@ -464,6 +490,7 @@ impl UserPlan {
             results: None,
             remarks,
             error: None,
+            coverage: None,
         }
     }
 
@@ -501,6 +528,68 @@ impl UserPlan {
     /// Things worth knowing that do not stop the change.
     pub fn notes(&self) -> &[String] {
         self.remarks.as_ref().map_or(&[], |r| &r.notes)
+    }
+
+    /// The per-user MFA change to `disabled`, when the plan makes one (written or held).
+    pub fn disables_per_user_mfa(&self) -> bool {
+        self.status != Status::Protected
+            && self.fields.iter().any(|field| {
+                field.field == Field::PerUserMfaState
+                    && field.after == Value::State(PerUserMfaState::Disabled)
+            })
+    }
+
+    /// Records the Conditional Access verdict for this user's per-user MFA change to
+    /// `disabled`: a gap (not covered, or unknown) holds the change (the field is shown, not
+    /// written, and the user is `blocked` with the gap as reason) unless `allow_gap`, which
+    /// writes it with a note saying so; partly covered writes it with a warning naming the
+    /// conditions.
+    pub fn set_coverage(&mut self, coverage: std::sync::Arc<coverage::Coverage>, allow_gap: bool) {
+        let summary = coverage.summary();
+        let status = coverage.status;
+        self.coverage = Some(coverage);
+        if status == coverage::CoverageStatus::PartlyCovered {
+            self.add_note(format!("warning: once per-user MFA is disabled, {summary}"));
+        }
+        if !status.is_gap() {
+            return;
+        }
+        if allow_gap {
+            self.add_note(format!(
+                "per-user MFA is disabled anyway (--allow-mfa-gap): {summary}"
+            ));
+            return;
+        }
+        let Some(field) = self
+            .fields
+            .iter_mut()
+            .find(|f| f.field == Field::PerUserMfaState)
+        else {
+            return;
+        };
+        field.blocked = true;
+        let held = format!(
+            "per-user MFA stays {}: {summary}; require MFA for this user in Conditional Access, \
+             or pass --allow-mfa-gap (allowMfaGap: true) to disable it anyway",
+            field.before
+        );
+        let remarks = self.remarks.get_or_insert_with(Box::default);
+        remarks.reason = Some(match remarks.reason.take() {
+            Some(earlier) => format!("{earlier}; and {held}"),
+            None => held,
+        });
+        if matches!(self.status, Status::Change | Status::InSync) {
+            self.status = Status::Blocked;
+        }
+    }
+
+    /// Whether the per-user MFA change to `disabled` is held for an MFA gap.
+    pub fn mfa_gap_held(&self) -> bool {
+        self.coverage.as_ref().is_some_and(|c| c.status.is_gap())
+            && self
+                .fields
+                .iter()
+                .any(|f| f.field == Field::PerUserMfaState && f.blocked)
     }
 
     /// The PATCH calls that make the fields match, signInPreferences first (a blocked field
@@ -572,7 +661,8 @@ impl Serialize for UserPlan {
         let len = 5
             + usize::from(reason.is_some())
             + usize::from(!notes.is_empty())
-            + usize::from(self.error.is_some());
+            + usize::from(self.error.is_some())
+            + usize::from(self.coverage.is_some());
         let mut s = serializer.serialize_struct("UserPlan", len)?;
         s.serialize_field("user", &*self.user)?;
         s.serialize_field("id", &self.id.map(|id| id.hyphenated().to_string()))?;
@@ -587,6 +677,9 @@ impl Serialize for UserPlan {
         }
         if let Some(error) = &self.error {
             s.serialize_field("error", error)?;
+        }
+        if let Some(coverage) = &self.coverage {
+            s.serialize_field("coverage", &**coverage)?;
         }
         s.end()
     }
@@ -629,6 +722,14 @@ impl<'a> Write<'a> {
             write: *self,
             side: Side::After,
         }
+    }
+
+    /// When this write disables per-user MFA although no Conditional Access policy is known
+    /// to require MFA for the user (allowed with `--allow-mfa-gap`): the verdict.
+    pub fn mfa_gap(&self) -> Option<String> {
+        let coverage = self.user.coverage.as_ref()?;
+        (coverage.status.is_gap() && self.body().get(Field::PerUserMfaState).is_some())
+            .then(|| coverage.summary())
     }
 
     /// What Graph answered (apply only).
@@ -781,6 +882,10 @@ pub struct WriteResult {
     /// the endpoint back showed the write made; `status` is then null.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settled_by_read: bool,
+    /// With `ok: false`: the write may have been made all the same (an attempt's answer was
+    /// lost and reading back failed too). Resume reads it back; rollback restores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
     /// Graph accepted the write, but reading it back after the run did not show it (apply's
     /// read-back; `ok` stays true: Graph said yes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -817,6 +922,7 @@ impl WriteResult {
             request_id: None,
             code: None,
             settled_by_read: false,
+            unsettled: false,
             not_kept: false,
             already_applied: false,
         }
@@ -864,6 +970,7 @@ impl Plan {
             manifest: None,
             policy_file: None,
             max_changes: None,
+            allow_mfa_gap: false,
             summary: Summary::default(),
             users,
             policy: None,
@@ -919,12 +1026,36 @@ impl Plan {
         // In-sync users are not listed (protected ones are, in their own category).
         summary.in_sync = total_users.saturating_sub(self.users.len() as u64);
         summary.applied = has_results.then_some(applied);
+        summary.mfa_coverage = self.coverage_counts();
         summary
+    }
+
+    /// Users per Conditional Access verdict, when any user has one.
+    fn coverage_counts(&self) -> Option<coverage::CoverageCounts> {
+        let mut counts = coverage::CoverageCounts::default();
+        for user in &self.users {
+            if let Some(coverage) = &user.coverage {
+                counts.add(coverage.status, user.mfa_gap_held());
+            }
+        }
+        (counts.total() > 0).then_some(counts)
     }
 
     /// Whether the plan would write anything (for `--detailed-exitcode`). Blocked and
     /// not-found users without writes are reported but are not changes.
     pub fn has_changes(&self) -> bool {
         self.summary.writes > 0 || self.summary.policy_writes > 0
+    }
+
+    /// The PATCH calls apply would send, counted from the entries themselves (the users' writes
+    /// and the policy's), not from the summary: what every guard compares with its limit.
+    pub fn write_count(&self) -> u64 {
+        let users: u64 = self
+            .users
+            .iter()
+            .filter(|user| matches!(user.status, Status::Change | Status::Blocked))
+            .map(|user| user.write_count() as u64)
+            .sum();
+        users + u64::from(self.policy.as_ref().is_some_and(|p| p.has_write()))
     }
 }

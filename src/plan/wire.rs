@@ -33,6 +33,11 @@ pub struct UserPlan {
     /// What failed, for `failed` and `not_found` users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<UserError>,
+    /// Whether MFA stays required once per-user MFA is disabled, for a user the plan disables
+    /// it for: `status` (`covered`, `partly_covered`, `not_covered`, `unknown`), `detail`, and
+    /// the `policies` that require MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<super::coverage::Coverage>,
 }
 
 /// One field's change.
@@ -132,6 +137,7 @@ impl TryFrom<UserPlan> for super::UserPlan {
             id,
             status: wire.status,
             error: wire.error.map(Box::new),
+            coverage: wire.coverage.map(std::sync::Arc::new),
             ..super::UserPlan::new(user.into(), wire.status, fields, wire.reason, wire.notes)
         };
         for endpoint in Endpoint::ALL.iter().copied() {

@@ -1,6 +1,7 @@
 //! The CSV report: one row per user and field, for a spreadsheet, then one per tenant policy
 //! property that differs (`user` `authenticationMethodsPolicy`). A table has no room for a
-//! header: when and from which manifest are in the JSON report.
+//! header: when and from which manifest are in the JSON report. The per-user MFA row of a user
+//! whose per-user MFA the plan disables carries the Conditional Access verdict.
 //!
 //! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return
 //! before one) as a formula, and UPNs, values and Graph's error messages are not ours to trust:
@@ -15,7 +16,7 @@ use crate::model::Endpoint;
 use crate::plan::policy::{PolicyChange, PolicyPlan};
 use crate::plan::{FieldChange, Plan, UserError, UserPlan, WriteResult};
 
-const HEADER: [&str; 14] = [
+const HEADER: [&str; 15] = [
     "user",
     "id",
     "status",
@@ -30,6 +31,7 @@ const HEADER: [&str; 14] = [
     "error_code",
     "error_message",
     "reason",
+    "mfa_coverage",
 ];
 
 /// Writes the report: a header, then one row per user and field (a user with no field, not
@@ -56,7 +58,7 @@ pub fn render_csv(plan: &Plan, out: &mut impl io::Write) -> io::Result<()> {
 
 /// The tenant policy's rows, after the users': one per property that differs (or was
 /// written), `user` naming the policy and `field` the property (`part.property`).
-fn policy_row(policy: &PolicyPlan, change: &PolicyChange) -> [String; 14] {
+fn policy_row(policy: &PolicyPlan, change: &PolicyChange) -> [String; 15] {
     let result = policy.result.as_ref();
     let error = policy.error.as_ref();
     let text = |value: Option<String>| value.unwrap_or_default();
@@ -80,6 +82,8 @@ fn policy_row(policy: &PolicyPlan, change: &PolicyChange) -> [String; 14] {
         ),
         text(error.map(|e| e.message.clone())),
         String::new(),
+        // No Conditional Access verdict: it is a user's.
+        String::new(),
     ]
 }
 
@@ -97,7 +101,7 @@ fn write_row(writer: &mut ::csv::Writer<impl io::Write>, cells: &[String]) -> io
 }
 
 /// The cells of one row, raw.
-fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
+fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 15] {
     let endpoint = field.map(|field| field.field.endpoint());
     // A blocked field is in no write: the result of its endpoint's write is another field's.
     let result = field
@@ -141,6 +145,13 @@ fn row(user: &UserPlan, field: Option<&FieldChange>) -> [String; 14] {
             user.reason()
                 .filter(|_| field.is_none_or(|f| f.blocked))
                 .map(str::to_owned),
+        ),
+        // On the per-user MFA row: the Conditional Access verdict for disabling it.
+        text(
+            user.coverage
+                .as_ref()
+                .filter(|_| field.is_some_and(|f| f.field == crate::model::Field::PerUserMfaState))
+                .map(|coverage| coverage.summary()),
         ),
     ]
 }

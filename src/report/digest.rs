@@ -119,6 +119,36 @@ pub fn phase(applied_run: bool) -> Phase {
     }
 }
 
+/// The Conditional Access verdicts in one sentence, when the plan disables per-user MFA for
+/// anyone: `MFA once per-user MFA is disabled (12 users): 8 covered, 1 partly covered, 2 not
+/// covered, 1 unknown; 3 held (per-user MFA kept).` Every summary (text, markdown, HTML) says
+/// it in these words.
+pub fn coverage_sentence(summary: &Summary) -> Option<String> {
+    let c = summary.mfa_coverage?;
+    let n = crate::text::thousands;
+    let mut sentence = format!(
+        "MFA once per-user MFA is disabled ({} {}): {} covered, {} partly covered, {} not \
+         covered, {} unknown",
+        n(c.total()),
+        if c.total() == 1 { "user" } else { "users" },
+        n(c.covered),
+        n(c.partly_covered),
+        n(c.not_covered),
+        n(c.unknown)
+    );
+    if c.held > 0 {
+        sentence.push_str(&format!("; {} held (per-user MFA kept)", n(c.held)));
+    }
+    if c.allowed > 0 {
+        sentence.push_str(&format!(
+            "; {} disabled anyway (--allow-mfa-gap)",
+            n(c.allowed)
+        ));
+    }
+    sentence.push('.');
+    Some(sentence)
+}
+
 /// A value as reports show it: a string bare, `null`, `true`, anything else as JSON. Raw:
 /// each renderer escapes it for its format.
 pub fn show_value(value: &Value) -> String {
@@ -278,15 +308,21 @@ pub fn reason_texts(user: &UserPlan, applied_run: bool) -> Vec<String> {
         )
     };
     match user.status {
-        // The diff blocks a field for one reason only: a preferred method the user has not
-        // registered (the reason text names the user; this one does not).
+        // A field is blocked for one of two reasons: a preferred method the user has not
+        // registered (the reason text names the user; this one does not), or per-user MFA
+        // kept because disabling it would leave an MFA gap (the Conditional Access verdict).
         Status::Blocked => user
             .fields
             .iter()
             .filter(|field| field.blocked)
-            .map(|field| match string_list(&field.after) {
-                Some(list) => format!("none of {} registered", list.join(", ")),
-                None => format!("{} not registered", show_value(&field.after)),
+            .map(|field| match (field.field, &user.coverage) {
+                (Field::PerUserMfaState, Some(coverage)) => {
+                    format!("per-user MFA kept: {}", coverage.summary())
+                }
+                _ => match string_list(&field.after) {
+                    Some(list) => format!("none of {} registered", list.join(", ")),
+                    None => format!("{} not registered", show_value(&field.after)),
+                },
             })
             .collect(),
         Status::NotFound => vec!["not found in the directory".to_owned()],
@@ -598,6 +634,7 @@ pub(super) mod fixtures {
                 request_id: Some("=req-2".to_owned().into()),
                 code: Some("@badRequest".into()),
                 settled_by_read: false,
+                unsettled: false,
                 not_kept: false,
                 already_applied: false,
             },

@@ -46,7 +46,7 @@ h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #d0d7de; paddin
 .card.changed, .card.to_change { border-left: 5px solid #2f81f7; }
 .card.blocked, .card.protected { border-left: 5px solid #bf8700; }
 .card.failed, .card.not_found, .card.drifted, .card.unverified, .card.not_reached { border-left: 5px solid #cf222e; }
-.card.in_sync { border-left: 5px solid #1a7f37; }
+.card.in_sync, .card.covered { border-left: 5px solid #1a7f37; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -211,7 +211,29 @@ fn render_cards(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
             ),
         )?;
     }
-    writeln!(out, "</section>")
+    if let Some(coverage) = s.mfa_coverage {
+        card(out, "coverage covered", coverage.covered, "MFA covered")?;
+        card(
+            out,
+            "coverage blocked",
+            coverage.partly_covered,
+            "MFA partly covered",
+        )?;
+        card(
+            out,
+            "coverage failed",
+            coverage.not_covered + coverage.unknown,
+            &format!(
+                "MFA not covered or unknown ({} held)",
+                thousands(coverage.held)
+            ),
+        )?;
+    }
+    writeln!(out, "</section>")?;
+    if let Some(sentence) = super::digest::coverage_sentence(s) {
+        writeln!(out, "<p class=\"coverage\">{}</p>", escape(&sentence))?;
+    }
+    Ok(())
 }
 
 /// The tenant policy's properties that differ (or were written), before and after.

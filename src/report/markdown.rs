@@ -137,6 +137,10 @@ fn render_counts(out: &mut impl io::Write, digest: &Digest) -> io::Result<()> {
             thousands(s.writes + s.policy_writes)
         )?,
     }
+    if let Some(coverage) = digest::coverage_sentence(s) {
+        writeln!(out)?;
+        writeln!(out, "{}", escape(&coverage))?;
+    }
     if let Some((status, properties)) = digest.policy {
         writeln!(out)?;
         writeln!(

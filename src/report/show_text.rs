@@ -1,6 +1,7 @@
 //! `mfactl show` as text: which tenant, its system-preferred MFA policy, then a block per user
-//! (the three managed values, what Graph reports, the tenant policy's verdict, the registered
-//! methods, the six preferred-method values) and a `Show:` line. It only formats: every string
+//! (the three managed values, what Graph reports, the tenant policy's verdict, whether MFA would
+//! stay required without per-user MFA, the registered methods, the six preferred-method values)
+//! and a `Show:` line. It only formats: every string
 //! in the view was made printable when the view was built.
 
 use std::io;
@@ -154,6 +155,10 @@ fn render_user(out: &mut impl io::Write, user: &UserView) -> io::Result<()> {
             "tenant policy",
             &format!("{verdict}: {}", coverage.reason),
         )?;
+    }
+    if let Some(coverage) = &user.mfa_coverage {
+        // Whether MFA would stay required with per-user MFA disabled.
+        row(out, "MFA coverage", &coverage.summary())?;
     }
     render_methods(out, user)?;
     for note in notes(user) {

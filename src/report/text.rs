@@ -123,6 +123,9 @@ pub fn render_plan_text_with(
 fn render_summary(plan: &Plan, out: &mut impl io::Write, paint: Paint) -> io::Result<()> {
     let digest = super::digest::digest(plan);
     writeln!(out, "{}", paint.bold(&plan_line(&plan.summary)))?;
+    if let Some(coverage) = super::digest::coverage_sentence(&plan.summary) {
+        writeln!(out, "{coverage}")?;
+    }
     if !digest.changes.is_empty() {
         writeln!(out, "Changes:")?;
         let width = digest
@@ -328,7 +331,11 @@ pub fn render_apply_text(plan: &Plan, out: &mut impl io::Write) -> io::Result<()
         }
         writeln!(out)?;
     }
-    writeln!(out, "{}", apply_line(plan))
+    writeln!(out, "{}", apply_line(plan))?;
+    if let Some(coverage) = super::digest::coverage_sentence(&plan.summary) {
+        writeln!(out, "{coverage}")?;
+    }
+    Ok(())
 }
 
 /// `Apply: 3 users changed (5 of 5 writes applied), 1 in sync, 0 blocked, 0 not found, 0
@@ -491,13 +498,26 @@ fn render_user_with(
         printable(&user.user)
     )?;
     for field in &user.fields {
+        let held = if field.blocked && field.field == crate::model::Field::PerUserMfaState {
+            " (held: not written)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "      {}: {} -> {}",
+            "      {}: {} -> {}{held}",
             field.field,
             show(&field.before),
             show(&field.after)
         )?;
+    }
+    // A verdict with a gap or conditions says itself in the reason or a note.
+    if let Some(coverage) = user
+        .coverage
+        .as_ref()
+        .filter(|c| c.status == crate::plan::coverage::CoverageStatus::Covered)
+    {
+        writeln!(out, "      MFA stays required: {}", coverage.detail)?;
     }
     if let Some(reason) = user.reason() {
         if detail {

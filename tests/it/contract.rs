@@ -87,6 +87,18 @@ const ROUTES: &[(&str, &str)] = &[
         "policies/authenticationMethodsPolicy",
         "graph.authenticationMethodsPolicy",
     ),
+    (
+        "policies/identitySecurityDefaultsEnforcementPolicy",
+        "graph.identitySecurityDefaultsEnforcementPolicy",
+    ),
+    (
+        "identity/conditionalAccess/policies",
+        "Collection(graph.conditionalAccessPolicy)",
+    ),
+    (
+        "roleManagement/directory/roleAssignments",
+        "Collection(graph.unifiedRoleAssignment)",
+    ),
 ];
 
 /// The entity sets (and the one singleton) the routes start from, and their types.
@@ -97,6 +109,20 @@ const ROOTS: &[(&str, &str)] = &[
     (
         "policies/authenticationMethodsPolicy",
         "authenticationMethodsPolicy",
+    ),
+    (
+        "policies/identitySecurityDefaultsEnforcementPolicy",
+        "identitySecurityDefaultsEnforcementPolicy",
+    ),
+    // The containers above these collections (identityContainer, conditionalAccessRoot,
+    // rbacApplication) are not vendored: the routes start at the collection itself.
+    (
+        "identity/conditionalAccess/policies",
+        "conditionalAccessPolicy",
+    ),
+    (
+        "roleManagement/directory/roleAssignments",
+        "unifiedRoleAssignment",
     ),
 ];
 
@@ -533,6 +559,48 @@ fn tenant() -> Tenant {
             members: vec![ids[2].clone()],
         },
     ];
+    // Conditional Access that makes the coverage check read every route it uses: a group, a
+    // role (held by a user and by a group), guests, an authentication strength, narrowing
+    // conditions.
+    tenant.security_defaults = Some(false);
+    tenant.conditional_access_policies = vec![
+        json!({
+            "id": "ca-1", "displayName": "MFA for the pilot", "state": "enabled",
+            "conditions": {
+                "users": { "includeGroups": ["5d1b6c1e-0000-4000-8000-00000000d001"],
+                           "includeRoles": ["62e90394-69f5-4237-9190-012177145e10"],
+                           "excludeGuestsOrExternalUsers": {
+                               "guestOrExternalUserTypes": "internalGuest,b2bCollaborationGuest",
+                               "externalTenants": { "membershipKind": "all" } } },
+                "applications": { "includeApplications": ["All"], "excludeApplications": ["app"] },
+                "locations": { "includeLocations": ["All"], "excludeLocations": ["AllTrusted"] },
+                "clientAppTypes": ["browser", "mobileAppsAndDesktopClients"],
+                "platforms": { "includePlatforms": ["all"], "excludePlatforms": ["iOS"] },
+                "signInRiskLevels": ["high"]
+            },
+            "grantControls": { "operator": "OR",
+                "authenticationStrength": { "id": "00000000-0000-0000-0000-000000000004" } }
+        }),
+        json!({
+            "id": "ca-2", "displayName": "MFA for all (report-only)",
+            "state": "enabledForReportingButNotEnforced",
+            "conditions": { "users": { "includeUsers": ["All"] },
+                            "applications": { "includeApplications": ["All"] } },
+            "grantControls": { "operator": "AND", "builtInControls": ["mfa", "compliantDevice"] }
+        }),
+    ];
+    tenant.role_assignments = vec![
+        mfactl::emulator::RoleAssignment {
+            role_definition_id: "62e90394-69f5-4237-9190-012177145e10".into(),
+            principal_id: ids[3].clone(),
+            directory_scope_id: None,
+        },
+        mfactl::emulator::RoleAssignment {
+            role_definition_id: "62e90394-69f5-4237-9190-012177145e10".into(),
+            principal_id: "5d1b6c1e-0000-4000-8000-00000000d002".into(),
+            directory_scope_id: Some("/".into()),
+        },
+    ];
     tenant
 }
 
@@ -800,6 +868,17 @@ fn client_wire_values() -> Vec<(&'static str, Value)> {
                     is_default: true,
                     is_initial: false,
                 }],
+            }),
+        ),
+        (
+            "graph.unifiedRoleAssignment",
+            as_json(&wire::RoleAssignment {
+                principal_id: "p".into(),
+                directory_scope_id: text(),
+                principal: Some(wire::DirectoryObjectId {
+                    id: "p".into(),
+                    odata_type: Some("#microsoft.graph.user".into()),
+                }),
             }),
         ),
     ]

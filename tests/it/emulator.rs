@@ -197,8 +197,9 @@ fn serve_loads_a_generated_tenant_of_12000_users_and_answers() {
     assert!(status.contains(" 200 "), "{status}");
     let stats: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
     // The manifest manages only perUserMfaState: per user one `requirements` read and one read
-    // resolving the UPN to its object id, plus one `/organization` read for the tenant.
-    assert_eq!(stats["reads"], 3 * 2 + 1, "{stats}");
+    // resolving the UPN to its object id, plus one `/organization` read for the tenant, and,
+    // since it disables per-user MFA, security defaults and the Conditional Access policies.
+    assert_eq!(stats["reads"], 3 * 2 + 1 + 2, "{stats}");
 }
 
 #[test]
@@ -221,6 +222,25 @@ fn serve_on_all_interfaces_prints_the_bound_address_and_the_local_url() {
     assert!(status.contains(" 200 "), "{status}");
     let tenant: Tenant = serde_json::from_str(&body).expect("tenant JSON");
     assert_eq!(tenant.users.len(), 40);
+}
+
+/// Issue 18: under `auth:` the emulator's own endpoints show the tenant's users and what it
+/// saw only to a caller with a token it issued.
+#[test]
+fn under_auth_the_admin_endpoints_answer_401_without_a_token() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenant-signin.yaml");
+    let served = Served::start(&example, "127.0.0.1:0");
+    let url = served.local_url();
+    for path in ["/_emulator/stats", "/_emulator/tenant"] {
+        let (status, body) = get(&url, path);
+        assert!(status.contains(" 401 "), "{path}: {status} {body}");
+        assert!(
+            body.contains("InvalidAuthenticationToken"),
+            "{path}: {body}"
+        );
+        assert!(!body.contains("userPrincipalName"), "{path}: {body}");
+    }
 }
 
 #[test]

@@ -93,6 +93,8 @@ fn the_migration_walkthrough_plans_the_policy_and_the_users() {
     assert_eq!(plan["summary"]["policy_writes"], 1, "{plan}");
     assert_eq!(plan["summary"]["to_change"], 3, "{plan}");
     assert_eq!(plan["summary"]["in_sync"], 1, "{plan}");
+    // Everyone it takes off per-user MFA is covered by "Require MFA for staff".
+    assert_eq!(plan["summary"]["mfa_coverage"]["covered"], 3, "{plan}");
     // The walkthrough then looks at the user left out of Authenticator.
     let out = mfactl()
         .args([
@@ -108,6 +110,11 @@ fn the_migration_walkthrough_plans_the_policy_and_the_users() {
         stdout(&out).contains(
             "push                     not usable: Microsoft Authenticator is not registered"
         ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("MFA coverage           covered by \"Require MFA for staff\""),
         "{}",
         stdout(&out)
     );

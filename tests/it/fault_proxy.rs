@@ -91,6 +91,18 @@ impl Action {
             body: Vec::new(),
         }
     }
+
+    /// An answer in Graph's error envelope, e.g. `Action::graph_error(403,
+    /// "Authorization_RequestDenied", "Insufficient privileges")`.
+    pub fn graph_error(status: u16, code: &str, message: &str) -> Action {
+        Action::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::json!({ "error": { "code": code, "message": message } })
+                .to_string()
+                .into_bytes(),
+        }
+    }
 }
 
 /// Counters since the proxy started. Each is incremented before the client can observe the

@@ -38,7 +38,7 @@ const LIMITED_SECRET: &str = "emulator-only-limited-secret-8c2e";
 const PFX_PASSWORD: &str = "emulator-only-pfx-password";
 const ADMIN: &str = "admin@contoso.onmicrosoft.com";
 const ALL_ROLES: &str = "[UserAuthenticationMethod.ReadWrite.All, \
-     Policy.ReadWrite.AuthenticationMethod, User.Read.All, Organization.Read.All]";
+     Policy.ReadWrite.AuthenticationMethod, Policy.Read.All, User.Read.All, Organization.Read.All]";
 
 /// An RSA key and its self-signed certificate, made once per test run.
 struct Credentials {
@@ -103,7 +103,7 @@ fn tenant_signing_in(users: usize, seed: u64, token_lifetime_seconds: u64) -> Te
       roles: [UserAuthenticationMethod.ReadWrite.All, Policy.Read.All]
   admins:
     - userPrincipalName: {ADMIN}
-      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, User.Read.All]
+      scopes: [UserAuthenticationMethod.ReadWrite.All, Policy.ReadWrite.AuthenticationMethod, Policy.Read.All, User.Read.All]
 "
     ));
     Tenant::from_yaml_str(&text).expect("the tenant file with an auth section loads")
@@ -506,8 +506,17 @@ fn a_device_code_login_is_cached_used_without_a_prompt_and_refused_once_revoked(
             "the cache is readable by its owner only"
         );
     }
+    // In the OS keyring where there is one (the file then says so and holds no token), else
+    // in the file.
+    let keyring_entry = |cache: &Path| {
+        keyring::Entry::new("mfactl device sign-in", &cache.to_string_lossy()).unwrap()
+    };
     let refresh_token = |cache: &Path| -> String {
         let doc: Value = serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+        if doc["refresh_token_in"] == "keyring" {
+            assert!(doc.get("refresh_token").is_none(), "{doc}");
+            return keyring_entry(cache).get_password().expect("in the keyring");
+        }
         doc["refresh_token"].as_str().expect("cached").to_owned()
     };
     let first_refresh = refresh_token(&cache);
@@ -595,6 +604,10 @@ fn a_device_code_login_is_cached_used_without_a_prompt_and_refused_once_revoked(
     assert_eq!(logout.code, 0, "{}", logout.err);
     assert!(logout.err.contains("Signed out"), "{}", logout.err);
     assert!(!cache.exists(), "the cache is gone");
+    assert!(
+        keyring_entry(&cache).get_password().is_err(),
+        "and so is its keyring entry"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

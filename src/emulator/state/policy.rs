@@ -811,6 +811,108 @@ impl Checker<'_, '_> {
     }
 }
 
+/// The schema of a tenant file's `authenticationMethodsPolicy:` (in `schemas/tenant.schema.json`):
+/// what [`file_problems`] accepts, from the same constants. Graph's enums are case-sensitive
+/// here, unlike the manifest's; instance annotations (keys with `@`) may hold anything, but an
+/// `@odata.type` must name the property's type; a YAML 1.1 boolean word (`yes`) is a boolean, as
+/// the tenant reader takes it.
+pub struct FilePolicy;
+
+impl schemars::JsonSchema for FilePolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AuthenticationMethodsPolicy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let target = |kind: Target| {
+            let mut properties = json!({
+                "id": { "type": "string", "pattern": format!(
+                    "^(?:{ALL_USERS}|{})$", crate::json_schema::guid_forms()
+                ) },
+                "targetType": { "enum": TARGET_TYPES },
+            });
+            if kind == Target::CampaignInclude {
+                properties["targetedAuthenticationMethod"] = json!({ "enum": CAMPAIGN_METHODS });
+            }
+            let mut schema = typed(kind.type_name(), properties);
+            schema["required"] = json!(["id", "targetType"]);
+            schema
+        };
+        let targets = |kind: Target, max: Option<usize>| {
+            let mut schema = json!({ "type": "array", "items": target(kind) });
+            if let Some(max) = max {
+                schema["maxItems"] = json!(max);
+            }
+            schema
+        };
+        let state = json!({ "enum": STATES });
+        let whole = |range: &RangeInclusive<i64>| json!({ "type": "integer", "minimum": range.start(), "maximum": range.end() });
+        let boolean = json!({ "anyOf": [
+            { "type": "boolean" },
+            crate::json_schema::yaml11_boolean_text(),
+        ] });
+        let read_only = json!({ "type": "string" });
+        let mut properties = json!({
+            "policyMigrationState": { "enum": MIGRATION_STATES },
+            "registrationEnforcement": typed("registrationEnforcement", json!({
+                "authenticationMethodsRegistrationCampaign": typed(
+                    "authenticationMethodsRegistrationCampaign",
+                    json!({
+                        "state": state,
+                        "snoozeDurationInDays": whole(&SNOOZE_DAYS),
+                        "enforceRegistrationAfterAllowedSnoozes": boolean,
+                        "includeTargets": targets(Target::CampaignInclude, None),
+                        "excludeTargets": targets(Target::Exclude, None),
+                    }),
+                ),
+            })),
+            "systemCredentialPreferences": typed("systemCredentialPreferences", json!({
+                "state": state,
+                "includeTargets": targets(Target::Include, Some(1)),
+                "excludeTargets": targets(Target::Exclude, Some(1)),
+            })),
+            "reportSuspiciousActivitySettings": typed("reportSuspiciousActivitySettings", json!({
+                "state": state,
+                "voiceReportingCode": whole(&VOICE_CODES),
+                "includeTarget": target(Target::Include),
+            })),
+            "reconfirmationInDays": {
+                "type": ["integer", "null"], "minimum": i32::MIN, "maximum": i32::MAX,
+            },
+            "microsoftAuthenticatorPlatformSettings": typed(
+                "microsoftAuthenticatorPlatformSettings",
+                json!({
+                    "enforceAppPIN": typed("enforceAppPIN", json!({
+                        "includeTargets": targets(Target::Include, None),
+                        "excludeTargets": targets(Target::Exclude, None),
+                    })),
+                }),
+            ),
+            "authenticationMethodConfigurations": { "type": "array", "items": { "type": "object" } },
+        });
+        for key in READ_ONLY {
+            properties[*key] = read_only.clone();
+        }
+        let mut schema = typed("authenticationMethodsPolicy", properties);
+        schema["description"] = json!(
+            "/beta/policies/authenticationMethodsPolicy as Graph returns it; any part may be left out."
+        );
+        schemars::Schema::try_from(schema).expect("an object is a schema")
+    }
+}
+
+/// An object of Graph type `type_name` with `properties` and nothing else but annotations.
+fn typed(type_name: &str, mut properties: Value) -> Value {
+    let expected = format!("microsoft.graph.{type_name}");
+    properties["@odata.type"] = json!({ "enum": [format!("#{expected}"), expected] });
+    json!({
+        "type": "object",
+        "properties": properties,
+        "patternProperties": { "@": true },
+        "additionalProperties": false,
+    })
+}
+
 /// `path.key`, or `key` at the top.
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {

@@ -27,6 +27,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{Findings, TenantUser, claim, is_guid};
 use crate::emulator::certificate::{AppCertificate, CertificateError};
+use crate::json_schema::{YamlBool, YamlNonBlank, YamlText, YamlUint, YamlWord};
 
 /// `tokenLifetimeSeconds` when the file does not say: what Entra's answers usually show.
 pub const DEFAULT_TOKEN_LIFETIME_SECONDS: u64 = 3599;
@@ -228,53 +229,106 @@ impl<'de> Deserialize<'de> for Secret {
 // ---------------------------------------------------------------------------------------------
 // Span-carrying mirror of the section, used only while loading.
 
-#[derive(Deserialize)]
+/// Who may sign in, and what each sign-in is granted.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RawAuth {
+    /// Seconds an access token lives (`expires_in`); default 3599, at most 86,400.
     #[serde(default)]
+    #[schemars(with = "Option<YamlUint<1, MAX_TOKEN_LIFETIME_SECONDS>>")]
     token_lifetime_seconds: Option<Spanned<u64>>,
+    /// The device-code poll on which the admin has finished signing in (default 3).
     #[serde(default)]
+    #[schemars(with = "Option<YamlUint<1, 4_294_967_295>>")]
     device_code_approval_polls: Option<Spanned<u32>>,
+    /// The `interval` the devicecode answer gives, in seconds (default 1; 0: any pace).
     #[serde(default)]
+    #[schemars(with = "Option<YamlUint<0, MAX_DEVICE_CODE_INTERVAL_SECONDS>>")]
     device_code_interval_seconds: Option<Spanned<u64>>,
+    /// How long a device code lives (`expires_in`; default 900, as Entra's).
     #[serde(default)]
+    #[schemars(with = "Option<YamlUint<1, MAX_TOKEN_LIFETIME_SECONDS>>")]
     device_code_expires_in_seconds: Option<Spanned<u64>>,
+    /// Also refuse a reused `jti` or an assertion living over 10 minutes (default false).
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     strict_assertions: Option<bool>,
+    /// What App Service's `X-IDENTITY-HEADER` must equal; absent, any non-empty value passes.
     #[serde(default)]
+    #[schemars(with = "Option<YamlNonBlank>")]
     identity_header: Option<Spanned<String>>,
+    /// App registrations (confidential clients) and the managed identity (client ids unique).
     #[serde(default)]
+    #[schemars(with = "Vec<RawApp>")]
     apps: Vec<Spanned<RawApp>>,
+    /// Admins who sign in with the device code flow (userPrincipalNames unique).
     #[serde(default)]
+    #[schemars(with = "Vec<RawAdmin>")]
     admins: Vec<Spanned<RawAdmin>>,
 }
 
-#[derive(Deserialize)]
+/// An app registration with its credentials (at least one, or `managedIdentity: true`) and
+/// granted application permissions.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    { "required": ["secret"], "properties": { "secret": { "not": { "type": "null" } } } },
+    { "required": ["certificate"], "properties": { "certificate": { "not": { "type": "null" } } } },
+    { "required": ["federatedSubject"], "properties": { "federatedSubject": { "not": { "type": "null" } } } },
+    { "required": ["managedIdentity"], "properties": { "managedIdentity": { "not": { "enum": [false, null] } } } },
+]))]
 struct RawApp {
+    /// The application (client) id, a GUID.
+    #[schemars(with = "TrimmedGuid")]
     client_id: Spanned<String>,
+    /// A client secret (`client_secret`).
     #[serde(default)]
+    #[schemars(with = "Option<YamlNonBlank>")]
     secret: Option<Spanned<String>>,
+    /// The app's public certificate (PEM): a path relative to the tenant file, or the PEM text.
     #[serde(default)]
+    #[schemars(with = "Option<YamlText>")]
     certificate: Option<Spanned<String>>,
+    /// The `sub` of an external token accepted as a workload-identity-federation assertion.
     #[serde(default)]
+    #[schemars(with = "Option<YamlNonBlank>")]
     federated_subject: Option<Spanned<String>>,
+    /// When set (with federatedSubject), the federated assertion's `iss` must equal it.
     #[serde(default)]
+    #[schemars(with = "Option<YamlNonBlank>")]
     federated_issuer: Option<Spanned<String>>,
+    /// The identity IMDS and App Service hand out (at most one app).
     #[serde(default)]
+    #[schemars(with = "Option<YamlBool>")]
     managed_identity: Option<Spanned<bool>>,
+    /// Granted application permissions: the token's `roles`.
     #[serde(default)]
+    #[schemars(with = "Vec<YamlWord>")]
     roles: Vec<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// An admin who signs in with the device code flow.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawAdmin {
+    #[schemars(with = "super::Upn")]
     user_principal_name: Spanned<String>,
+    /// Delegated permissions the admin has consented to.
     #[serde(default)]
+    #[schemars(with = "Vec<YamlWord>")]
     scopes: Vec<Spanned<String>>,
+    /// The public client the admin signs in with (a GUID that is not an app in `apps`).
     #[serde(default)]
+    #[schemars(with = "Option<TrimmedGuid>")]
     public_client_id: Option<Spanned<String>>,
+}
+
+crate::json_schema::fixed_schemas! {
+    /// A GUID in any form `uuid` reads, with whitespace around it (the reader trims client ids).
+    struct TrimmedGuid => serde_json::json!({
+        "type": "string",
+        "pattern": crate::json_schema::word_or_guid_pattern([]),
+    });
 }
 
 /// Checks the section (every problem into `findings`) and returns it in the public shape.

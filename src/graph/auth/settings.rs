@@ -62,6 +62,7 @@ const SNAPSHOT: &[&str] = &[
     "XDG_CACHE_HOME",
     "LOCALAPPDATA",
     "USERPROFILE",
+    KEYRING_ENV,
 ];
 
 /// How long [`Env::from_process`] lets the IMDS probe take: Azure SDKs probe for about a second
@@ -173,8 +174,14 @@ pub struct AuthSettings {
     pub cache_path: PathBuf,
     /// What `mfactl login` asks for ([`AuthSettings::default_delegated_scopes`]).
     pub delegated_scopes: Vec<String>,
+    /// Whether `mfactl login` keeps the refresh token in the OS keyring (when one is usable);
+    /// `MFACTL_KEYRING=off` keeps it in the cache file.
+    pub keyring: bool,
     pub env: Env,
 }
+
+/// `off` keeps the device-code refresh token out of the OS keyring (in the 0600 cache file).
+pub const KEYRING_ENV: &str = "MFACTL_KEYRING";
 
 impl AuthSettings {
     /// Settings with no flags: everything from `env` and the cloud's defaults.
@@ -190,6 +197,12 @@ impl AuthSettings {
             client_id: None,
             certificate_path: None,
             token_file: None,
+            keyring: env.get(KEYRING_ENV).is_none_or(|value| {
+                !matches!(
+                    value.trim().to_ascii_lowercase().as_str(),
+                    "off" | "0" | "false" | "no"
+                )
+            }),
             env,
         }
     }
@@ -228,12 +241,14 @@ impl AuthSettings {
     }
 
     /// The delegated permissions `mfactl login` asks for, prefixed with the Graph root: what
-    /// plan and apply need (graph-api.md §1–2, [`crate::graph::permissions`]), and
+    /// plan and apply need (graph-api.md §1–2, [`crate::graph::permissions`]; Policy.Read.All
+    /// reads the Conditional Access policies a plan that disables per-user MFA checks), and
     /// `offline_access` for the refresh token.
     pub fn default_delegated_scopes(graph_root: &str) -> Vec<String> {
         let mut scopes: Vec<String> = [
             "UserAuthenticationMethod.ReadWrite.All",
             "Policy.ReadWrite.AuthenticationMethod",
+            "Policy.Read.All",
             "User.Read.All",
         ]
         .iter()
