@@ -6,6 +6,7 @@ mod completions;
 mod contract;
 mod counts;
 mod coverage;
+mod docs;
 mod emulator;
 mod emulator_faults;
 mod examples;

@@ -11,12 +11,7 @@ use mfactl::emulator::Tenant;
 use mfactl::emulator::token::federated_assertion;
 use serde_json::Value;
 
-use crate::support::{Scenario, mfactl, stderr, stdout};
-
-fn repo_file(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
-        .unwrap_or_else(|error| panic!("{name}: {error}"))
-}
+use crate::support::{Scenario, mfactl, repo_file, stderr, stdout};
 
 /// The text of the markdown section that starts with `heading`, up to the next `## `.
 fn section<'a>(text: &'a str, heading: &str) -> &'a str {

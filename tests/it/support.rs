@@ -211,6 +211,12 @@ pub fn scratch_cwd() -> PathBuf {
     dir
 }
 
+/// A file of the repository (a guide, the Dockerfile, .ci/run), as text.
+pub fn repo_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
 /// Whether this run is CI's, where a missing tool (a browser, a shell, groff) must fail the
 /// test that needs it rather than skip it.
 pub fn in_ci() -> bool {
