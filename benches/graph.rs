@@ -345,6 +345,7 @@ async fn run(setup: &Setup) -> Run {
                     resume: None,
                     concurrency: CONCURRENCY,
                     interrupt: engine::Interrupt::new(),
+                    check_names: false,
                 },
             )
             .await
@@ -1055,8 +1056,16 @@ async fn run_child(
     }
 }
 
+/// `--launch` measures a child's peak memory with `wait4`, which only Unix has.
+#[cfg(not(unix))]
+fn launch(_args: &[String]) -> ExitCode {
+    eprintln!("--launch (the peak-memory cases) needs wait4: run them on Linux");
+    ExitCode::FAILURE
+}
+
 /// `--launch STDERR PROGRAM ARGS...`: runs PROGRAM with stdout to /dev/null and stderr to
 /// STDERR, reaps it with `wait4`, and prints `peak_kib wall_ns exit_code own_peak_kib`.
+#[cfg(unix)]
 fn launch(args: &[String]) -> ExitCode {
     let [stderr_path, program, rest @ ..] = args else {
         eprintln!("usage: --launch STDERR PROGRAM ARGS...");
@@ -1152,6 +1161,7 @@ fn standin(args: &[String]) -> ExitCode {
                 resume: None,
                 concurrency: CONCURRENCY,
                 interrupt: engine::Interrupt::new(),
+                check_names: false,
             },
         )
         .await

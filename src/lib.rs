@@ -16,3 +16,8 @@ pub mod plan;
 pub mod report;
 pub mod schemas;
 pub mod text;
+
+/// build.rs's commit lookup, compiled here only for its unit tests.
+#[cfg(test)]
+#[path = "../build/version.rs"]
+mod build_version;

@@ -19,6 +19,7 @@ use crate::engine::{
 use crate::manifest::Manifest;
 use crate::plan::category::{Category, Phase};
 use crate::plan::saved::{self, SourceFile};
+use crate::plan::seal::PlanKey;
 use crate::plan::{Plan, Status, estimate};
 use crate::report;
 
@@ -107,6 +108,12 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         ));
     }
     let reports = ReportFile::check_all(&args.report)?;
+    // A manifest apply saves the plan it applies (for --resume): sealed with the plan key,
+    // made or found broken before anything is sent.
+    let key = match &source {
+        Source::Manifest(_) => Some(super::plan::plan_key()?),
+        Source::Saved(_) => None,
+    };
     let resume = match (&args.resume, &source) {
         (Some(path), Source::Saved(plan)) => {
             Some(read_resume(path, plan, args.journal.as_deref())?)
@@ -128,7 +135,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     }
     let users = match &source {
         Source::Manifest(manifest) => GraphArgs::size_of(manifest),
-        Source::Saved(plan) => plan.summary.users,
+        Source::Saved(plan) => plan.summary.users.max(plan.users.len() as u64),
     };
     let mut connection = args.graph.connect(tenant, users).await?;
     let client = &connection.client;
@@ -167,6 +174,9 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 let mut plan = *plan;
                 // Graph's word on the tenant, before any write.
                 same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
+                super::recheck::manifest_guards(client, &mut plan, connection.concurrency)
+                    .await
+                    .map_err(|error| connection.stop(error))?;
                 plan.summary.estimate = Some(engine::estimate(client, &plan));
                 plan.summary.calls = None;
                 plan
@@ -187,11 +197,15 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
 
     let mut halted = None;
     let mut files = None;
-    if plan.has_changes() {
+    if plan.write_count() > 0 {
         // Before the prompt and the first write: a plan with more writes than the run may make
         // stops here, and a token that may not make them says so now.
         check_max_changes(&plan, args.max_changes)?;
-        super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
+        let mut needs = preflight::writes(&plan);
+        if saved_plan {
+            needs.extend(super::recheck::name_reads(&plan));
+        }
+        super::auth::check_permissions(connection.tokens(), &needs)?;
         if !saved_plan && !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");
             return Ok(exit::ERROR);
@@ -207,7 +221,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         } else {
             let plan_path = plan_beside(args.journal.as_deref());
             let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
-            let checksum = super::plan::save(&out, &plan)?;
+            let key = key.as_ref().expect("a manifest apply has its plan key");
+            let checksum = super::plan::save(&out, &plan, key)?;
             (plan_path, checksum)
         };
         let journal = match journal.take() {
@@ -246,6 +261,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 resume: resume.as_ref().map(|(_, r)| r),
                 concurrency: connection.concurrency,
                 interrupt: interrupt.clone(),
+                // A saved plan is a file: its names are checked against Graph's before writing.
+                check_names: saved_plan,
             },
         )
         .await
@@ -405,13 +422,25 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
             shown(path)
         ));
     }
-    let plan = saved::load(path).map_err(|error| {
+    let key = PlanKey::from_environment(false)
+        .map_err(|error| miette!(help = error.help(), "{error}; nothing was sent"))?;
+    let mut plan = saved::load(path, key.as_ref()).map_err(|error| {
         miette!(
             help = error.help(),
             "{}; nothing was sent",
             crate::text::printable(&error.to_string())
         )
     })?;
+    saved::check_contents(&plan).map_err(|problems| {
+        miette!(
+            help = "a plan mfactl saved holds together; make it again (`mfactl plan MANIFEST \
+                    --out PLAN.json`) and review it",
+            "{} is refused:\n  {}\nnothing was sent",
+            shown(path),
+            problems.join("\n  ")
+        )
+    })?;
+    saved::escape_text(&mut plan);
     saved::check_age(&plan, jiff::Timestamp::now(), args.max_plan_age).map_err(|reason| {
         miette!(
             help = "make the plan again (`mfactl plan MANIFEST --out PLAN.json`), or allow an \
@@ -664,17 +693,65 @@ fn resume_command(given: &Path, plan: &Path, journal: &Path) -> String {
     crate::text::printable(&out.join(" ")).into_owned()
 }
 
-/// An argument as a POSIX shell reads it back.
+/// An argument as the user's shell reads it back: a POSIX shell, or on Windows PowerShell
+/// (where admins run mfactl).
 fn quote(arg: &std::ffi::OsStr) -> String {
-    let text = arg.to_string_lossy();
+    let shell = if cfg!(windows) {
+        Shell::PowerShell
+    } else {
+        Shell::Posix
+    };
+    quote_for(shell, &arg.to_string_lossy())
+}
+
+#[derive(Clone, Copy)]
+enum Shell {
+    Posix,
+    PowerShell,
+}
+
+/// `text` as one word for `shell`: as is when every character is plain there, else in single
+/// quotes (POSIX: a quote becomes `'\''`; PowerShell: `''`). PowerShell takes `\` as is (paths)
+/// but reads `,` as an array and `@` as splatting, so those are quoted there.
+fn quote_for(shell: Shell, text: &str) -> String {
+    let plain_punctuation = match shell {
+        Shell::Posix => "_./:=@%+,-",
+        Shell::PowerShell => "_./:=%+-\\",
+    };
     let plain = !text.is_empty()
         && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c));
-    if plain {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
+            .all(|c| c.is_ascii_alphanumeric() || plain_punctuation.contains(c));
+    match shell {
+        _ if plain => text.to_owned(),
+        Shell::Posix => format!("'{}'", text.replace('\'', r"'\''")),
+        Shell::PowerShell => format!("'{}'", text.replace('\'', "''")),
+    }
+}
+
+#[cfg(test)]
+mod quoting {
+    use super::{Shell, quote_for};
+
+    #[test]
+    fn arguments_read_back_as_one_word_in_the_users_shell() {
+        assert_eq!(quote_for(Shell::Posix, "plan.json"), "plan.json");
+        assert_eq!(
+            quote_for(Shell::Posix, "my plan's.json"),
+            r"'my plan'\''s.json'"
+        );
+        assert_eq!(quote_for(Shell::Posix, ""), "''");
+        assert_eq!(
+            quote_for(Shell::PowerShell, r"C:\runs\plan.json"),
+            r"C:\runs\plan.json"
+        );
+        assert_eq!(
+            quote_for(Shell::PowerShell, r"C:\My Runs\o'brien.json"),
+            r"'C:\My Runs\o''brien.json'"
+        );
+        assert_eq!(quote_for(Shell::PowerShell, "a,b"), "'a,b'");
+        assert_eq!(quote_for(Shell::PowerShell, "@x"), "'@x'");
+        assert_eq!(quote_for(Shell::Posix, "a,b"), "a,b");
     }
 }
 
@@ -729,7 +806,8 @@ fn write_limit(plan: &Plan, flag: Option<u64>) -> Option<Limit> {
 /// Refuses a plan with more writes (the users' PATCHes and the policy's) than the limit
 /// ([`write_limit`]), before the prompt and before anything is written.
 fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
-    let writes = plan.summary.writes + plan.summary.policy_writes;
+    // Counted from the writes themselves, never from a summary a file could understate.
+    let writes = plan.write_count();
     let Some(limit) = write_limit(plan, flag).filter(|limit| writes > limit.value()) else {
         return Ok(());
     };

@@ -22,12 +22,12 @@ pub const EMULATOR_TOKEN_ENV: &str = "MFACTL_EMULATOR_TOKEN";
 
 /// Where plan, apply and show take the token from; shown in their `--help`.
 pub const TOKEN_HELP: &str = "\
-Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth names:
+Sign-in (docs/sign-in.md): the first source configured, or the one --auth names:
   token        MFACTL_ACCESS_TOKEN, or --token-file FILE: a bearer token used as is
   secret       AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET
   certificate  ... + AZURE_CLIENT_CERTIFICATE_PATH (PEM, or .pfx with _PASSWORD)
   workload     ... + AZURE_FEDERATED_TOKEN_FILE (GitHub Actions, Kubernetes)
-  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Automation); --auth managed
+  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Container Apps, Automation); --auth managed
                on a VM
   cli          the Azure CLI's signed-in account (az login)
   device       the admin signed in with `mfactl login`

@@ -4,13 +4,16 @@
 mod apply;
 mod args;
 mod auth;
+mod completions;
 mod emulator;
 mod export;
 mod logging;
 mod output;
 mod plan;
+mod recheck;
 mod rollback;
 mod show;
+mod terminal;
 mod validate;
 
 use std::process::ExitCode;
@@ -19,9 +22,18 @@ use clap::{Parser, Subcommand};
 
 pub use args::{GraphArgs, OutputFormat};
 
+/// `mfactl --version`: the package version and the commit it was built from, as build.rs found
+/// it (`0.1.0 (commit 0123456789ab)`; `, modified` when the source differed from the commit).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("MFACTL_BUILT_FROM"),
+    ")"
+);
+
 /// Reconcile Microsoft Entra ID MFA settings with a desired-state file.
 #[derive(Debug, Parser)]
-#[command(name = "mfactl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "mfactl", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -61,6 +73,10 @@ pub enum Command {
     /// The built-in Microsoft Graph emulator, for tests, demos and dry runs.
     #[command(subcommand)]
     Emulator(emulator::EmulatorCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    Man(completions::ManArgs),
 }
 
 /// Exit codes (design.md).
@@ -109,6 +125,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

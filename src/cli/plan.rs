@@ -10,6 +10,7 @@ use crate::engine::{self, preflight};
 use crate::manifest::{self, Manifest};
 use crate::plan::Plan;
 use crate::plan::saved::{self, SourceFile};
+use crate::plan::seal::PlanKey;
 use crate::report;
 use clap::Args;
 
@@ -119,13 +120,14 @@ pub struct TextArgs {
 }
 
 impl TextArgs {
-    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org).
+    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org) or
+    /// the terminal cannot show them (an old Windows console).
     pub fn options(&self, summary_only: bool, to_terminal: bool) -> report::TextOptions {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         report::TextOptions {
             detail: self.detail,
             summary_only,
-            color: to_terminal && !no_color,
+            color: to_terminal && !no_color && super::terminal::ansi_colours(),
         }
     }
 }
@@ -190,6 +192,11 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
+    // The key that seals a saved plan: made (or found broken) before anything is sent.
+    let key = match out {
+        Some(_) => Some(plan_key()?),
+        None => None,
+    };
     let reports = ReportFile::check_all(&args.report)?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
@@ -229,8 +236,8 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     warn_max_changes(&plan);
     // When and from what: saved plans, the JSON and every report carry it.
     stamp(&mut plan, &args.manifest, &args.reading)?;
-    if let Some(out) = &out {
-        save(out, &plan)?;
+    if let (Some(out), Some(key)) = (&out, &key) {
+        save(out, &plan, key)?;
     }
     for report in &reports {
         report.write(&plan)?;
@@ -279,11 +286,19 @@ pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette
     Ok(())
 }
 
-/// Writes `plan` as a saved plan (0600, atomically); returns its checksum.
-pub fn save(out: &OutputFile, plan: &Plan) -> miette::Result<String> {
+/// The plan key that seals saved plans ([`PlanKey`]): `MFACTL_PLAN_KEY`, or the key file,
+/// made on first use.
+pub fn plan_key() -> miette::Result<PlanKey> {
+    PlanKey::from_environment(true)
+        .map_err(|error| miette::miette!(help = error.help(), "{error}; nothing was sent"))?
+        .ok_or_else(|| miette::miette!("no plan key could be made; nothing was sent"))
+}
+
+/// Writes `plan` as a saved plan (0600, atomically), sealed with `key`; returns its checksum.
+pub fn save(out: &OutputFile, plan: &Plan, key: &PlanKey) -> miette::Result<String> {
     let mut checksum = String::new();
     out.write(|file| {
-        checksum = saved::write(plan, file)?;
+        checksum = saved::write(plan, file, key)?;
         Ok(())
     })?;
     Ok(checksum)

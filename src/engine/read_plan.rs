@@ -1,7 +1,7 @@
 //! The read planner: per run, the cheapest sound way to learn what a manifest needs, from the
 //! quotas and the manifest's size, and the words that say which way was taken and why.
 //!
-//! Three bulk reads can stand in for per-user ones (README, "How fast"):
+//! Three bulk reads can stand in for per-user ones (docs/performance.md, "Reading in bulk"):
 //! - the users listing with `$select=...,perUserMfaState` (not in Microsoft's schema, answered by
 //!   Graph, read so by CIPP since 2025-03): a page of 999 users for 1 resource unit, in place of
 //!   999 `requirements` reads; free when `allUsers:` lists the tenant anyway;

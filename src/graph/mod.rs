@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod pacing;
 pub mod permissions;
+pub mod proxy;
 pub mod transport;
 pub mod wire;
 

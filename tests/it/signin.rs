@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
 use mfactl::emulator::token::federated_assertion;
@@ -198,6 +200,7 @@ fn assert_no_token(what: &str, text: &str) {
 }
 
 /// An app token from the emulator's token endpoint, by client credentials (what `az` would hold).
+#[cfg(unix)]
 fn app_token(scenario: &Scenario) -> (String, u64) {
     let url = scenario.emulator().token_url();
     let scope = format!("{}/.default", scenario.url());
@@ -503,8 +506,17 @@ fn a_device_code_login_is_cached_used_without_a_prompt_and_refused_once_revoked(
             "the cache is readable by its owner only"
         );
     }
+    // In the OS keyring where there is one (the file then says so and holds no token), else
+    // in the file.
+    let keyring_entry = |cache: &Path| {
+        keyring::Entry::new("mfactl device sign-in", &cache.to_string_lossy()).unwrap()
+    };
     let refresh_token = |cache: &Path| -> String {
         let doc: Value = serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+        if doc["refresh_token_in"] == "keyring" {
+            assert!(doc.get("refresh_token").is_none(), "{doc}");
+            return keyring_entry(cache).get_password().expect("in the keyring");
+        }
         doc["refresh_token"].as_str().expect("cached").to_owned()
     };
     let first_refresh = refresh_token(&cache);
@@ -592,6 +604,10 @@ fn a_device_code_login_is_cached_used_without_a_prompt_and_refused_once_revoked(
     assert_eq!(logout.code, 0, "{}", logout.err);
     assert!(logout.err.contains("Signed out"), "{}", logout.err);
     assert!(!cache.exists(), "the cache is gone");
+    assert!(
+        keyring_entry(&cache).get_password().is_err(),
+        "and so is its keyring entry"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ const SNAPSHOT: &[&str] = &[
     "HOME",
     "XDG_CACHE_HOME",
     "LOCALAPPDATA",
+    "USERPROFILE",
+    KEYRING_ENV,
 ];
 
 /// How long [`Env::from_process`] lets the IMDS probe take: Azure SDKs probe for about a second
@@ -172,8 +174,14 @@ pub struct AuthSettings {
     pub cache_path: PathBuf,
     /// What `mfactl login` asks for ([`AuthSettings::default_delegated_scopes`]).
     pub delegated_scopes: Vec<String>,
+    /// Whether `mfactl login` keeps the refresh token in the OS keyring (when one is usable);
+    /// `MFACTL_KEYRING=off` keeps it in the cache file.
+    pub keyring: bool,
     pub env: Env,
 }
+
+/// `off` keeps the device-code refresh token out of the OS keyring (in the 0600 cache file).
+pub const KEYRING_ENV: &str = "MFACTL_KEYRING";
 
 impl AuthSettings {
     /// Settings with no flags: everything from `env` and the cloud's defaults.
@@ -189,27 +197,42 @@ impl AuthSettings {
             client_id: None,
             certificate_path: None,
             token_file: None,
+            keyring: env.get(KEYRING_ENV).is_none_or(|value| {
+                !matches!(
+                    value.trim().to_ascii_lowercase().as_str(),
+                    "off" | "0" | "false" | "no"
+                )
+            }),
             env,
         }
     }
 
-    /// `MFACTL_TOKEN_CACHE`, else `$XDG_CACHE_HOME/mfactl/token-cache.json` (an absolute
-    /// `XDG_CACHE_HOME` only, as the XDG spec says), else `~/.cache/mfactl/token-cache.json`
-    /// (`%LOCALAPPDATA%\mfactl\token-cache.json` on Windows).
+    /// `MFACTL_TOKEN_CACHE`, else the platform's per-user cache folder (see
+    /// [`AuthSettings::cache_path_on`]).
     pub fn default_cache_path(env: &Env) -> PathBuf {
+        AuthSettings::cache_path_on(env, cfg!(windows))
+    }
+
+    /// `MFACTL_TOKEN_CACHE`, else on Windows `%LOCALAPPDATA%\mfactl\token-cache.json` (or
+    /// `%USERPROFILE%\AppData\Local\...` when LOCALAPPDATA is unset, as for some services),
+    /// elsewhere `$XDG_CACHE_HOME/mfactl/token-cache.json` (an absolute `XDG_CACHE_HOME` only,
+    /// as the XDG spec says); then `~/.cache/mfactl/token-cache.json` on both.
+    pub fn cache_path_on(env: &Env, windows: bool) -> PathBuf {
         if let Some(path) = env.get_os(TOKEN_CACHE_ENV) {
             return PathBuf::from(path);
         }
         let file = |dir: PathBuf| dir.join("mfactl").join("token-cache.json");
-        if let Some(dir) = env.get_os("XDG_CACHE_HOME").map(PathBuf::from)
+        if windows {
+            if let Some(dir) = env.get_os("LOCALAPPDATA") {
+                return file(PathBuf::from(dir));
+            }
+            if let Some(profile) = env.get_os("USERPROFILE") {
+                return file(PathBuf::from(profile).join("AppData").join("Local"));
+            }
+        } else if let Some(dir) = env.get_os("XDG_CACHE_HOME").map(PathBuf::from)
             && dir.is_absolute()
         {
             return file(dir);
-        }
-        if cfg!(windows)
-            && let Some(dir) = env.get_os("LOCALAPPDATA")
-        {
-            return file(PathBuf::from(dir));
         }
         match env.get_os("HOME") {
             Some(home) => file(PathBuf::from(home).join(".cache")),
