@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use mfactl::emulator::{EmulatorConfig, Refusals, Tenant};
 use mfactl::model::{MethodKind, PreferredMethod};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::fault_proxy::{Action, FaultProxy, RequestHead};
 use crate::support::{Scenario, comparable, stderr};
 
 /// A generated tenant of `users` users (guests among them) of which the first three accounts
@@ -426,4 +427,51 @@ fn export_takes_the_state_from_the_listing_and_writes_the_same_file() {
     let said = fallbacks(&said);
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(said[0].starts_with("Fallback: Graph refused $select=perUserMfaState"));
+}
+
+/// A `Fallback:` line quotes Graph's error code, which the transport escapes once for every
+/// caller: the line shows it escaped, and nothing Graph sent reaches the terminal raw.
+#[test]
+fn a_fallback_line_escapes_the_code_graph_sent() {
+    let scenario = fallback_scenario(Refusals::default(), None);
+    let manifest = full_manifest(&scenario);
+    let proxy = FaultProxy::in_front_of(&scenario.url());
+    let hostile = "Denied\u{1b}[2J\u{202e}";
+    proxy.set_rule(move |head: &RequestHead, _| {
+        if head.path.contains("userRegistrationDetails") {
+            let body = json!({"error": {"code": hostile, "message": "no"}});
+            Action::Respond {
+                status: 403,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_string().into_bytes(),
+            }
+        } else {
+            Action::Forward
+        }
+    });
+    let out = proxy
+        // Single requests, so that the proxy answers the report's page itself.
+        .mfactl(&[
+            "plan",
+            manifest.to_str().unwrap(),
+            "--read-path",
+            "bulk",
+            "--no-batch",
+        ])
+        .output()
+        .expect("mfactl runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let said = fallbacks(&err);
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(
+        said[0].starts_with(
+            "Fallback: the registration report could not be read (403 Denied\\u{1b}[2J\\u{202e};"
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{202e}'),
+        "{err}"
+    );
 }
