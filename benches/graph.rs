@@ -40,7 +40,6 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::engine;
 use mfactl::graph::{
     BucketShape, Calls, GraphClient, Transport, TransportConfig, TransportStats, ru_tier,
@@ -49,6 +48,7 @@ use mfactl::manifest::{self, DesiredUser, Manifest, Origin};
 use mfactl::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 use mfactl::plan::{Plan, Status};
 use mfactl::report;
+use mfactl_emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use secrecy::SecretString;
 
 /// Case 6's token: opaque, so that the export's reads are not checked against `roles` (the

@@ -13,14 +13,14 @@ use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile, ReportFile};
 use super::plan::{ManifestArgs, load_manifest, run_error};
-use crate::engine::{
+use mfactl::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
 };
-use crate::manifest::Manifest;
-use crate::plan::category::{Category, Phase};
-use crate::plan::saved::{self, SourceFile};
-use crate::plan::{Plan, Status, estimate};
-use crate::report;
+use mfactl::manifest::Manifest;
+use mfactl::plan::category::{Category, Phase};
+use mfactl::plan::saved::{self, SourceFile};
+use mfactl::plan::{Plan, Status, estimate};
+use mfactl::report;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
@@ -376,7 +376,7 @@ fn took(plan: &Plan, elapsed: Duration, halted: Option<&RunError>) -> String {
 
 /// A path for the terminal: control characters escaped.
 fn shown(path: &Path) -> String {
-    crate::text::printable(&path.display().to_string()).into_owned()
+    mfactl::text::printable(&path.display().to_string()).into_owned()
 }
 
 /// Reads a saved plan and refuses it, before any request, when it is of another format, was
@@ -403,7 +403,7 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
         miette!(
             help = error.help(),
             "{}; nothing was sent",
-            crate::text::printable(&error.to_string())
+            mfactl::text::printable(&error.to_string())
         )
     })?;
     saved::check_age(&plan, jiff::Timestamp::now(), args.max_plan_age).map_err(|reason| {
@@ -421,8 +421,8 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
                     against this one",
             "{} was made against {}, and this run would write to {}; nothing was sent",
             shown(path),
-            crate::text::printable(&plan.graph),
-            crate::text::printable(root)
+            mfactl::text::printable(&plan.graph),
+            mfactl::text::printable(root)
         ));
     }
     if let Some(manifest) = &plan.manifest
@@ -431,15 +431,15 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
     {
         eprintln!(
             "Note: {} changed since this plan was made; the plan is applied as it was reviewed.",
-            crate::text::printable(&manifest.path)
+            mfactl::text::printable(&manifest.path)
         );
     }
     let made = plan.created.as_deref().unwrap_or("?");
     eprintln!(
         "Applying the saved plan {} (made {}, tenant {}).",
         shown(path),
-        crate::text::printable(made),
-        crate::text::printable(plan.tenant_id.as_deref().unwrap_or("unknown"))
+        mfactl::text::printable(made),
+        mfactl::text::printable(plan.tenant_id.as_deref().unwrap_or("unknown"))
     );
     Ok(plan)
 }
@@ -451,8 +451,8 @@ fn same_tenant(plan: &Plan, tenant: Option<&str>, what: &str) -> miette::Result<
             help = "sign in to the tenant the plan was made for, or make the plan again for \
                     this one",
             "the plan was made for tenant {}, but {what} is for tenant {}; nothing was written",
-            crate::text::printable(planned),
-            crate::text::printable(now)
+            mfactl::text::printable(planned),
+            mfactl::text::printable(now)
         )),
         _ => Ok(()),
     }
@@ -472,7 +472,7 @@ fn resume_needs_plan(journal: &Path) -> miette::Report {
         None => "give the saved plan the journal's run applied".to_owned(),
     };
     miette!(
-        help = crate::text::printable(&help).into_owned(),
+        help = mfactl::text::printable(&help).into_owned(),
         "--resume continues a saved plan (PLAN.json), not a manifest; nothing was sent"
     )
 }
@@ -497,7 +497,7 @@ fn read_resume(
         miette!(
             help = "nothing was sent",
             "{}",
-            crate::text::printable(&error.to_string())
+            mfactl::text::printable(&error.to_string())
         )
     })?;
     let starts: Vec<_> = read.records.iter().filter(|r| r.event == "start").collect();
@@ -515,11 +515,11 @@ fn read_resume(
         return Err(miette!(
             help = format!(
                 "resume a run with the plan it applied (the journal's start line names it: {})",
-                crate::text::printable(other.plan.as_deref().unwrap_or("none recorded"))
+                mfactl::text::printable(other.plan.as_deref().unwrap_or("none recorded"))
             ),
             "{} records a run of another plan (checksum {}, not {}); nothing was sent",
             shown(path),
-            crate::text::printable(other.plan_checksum.as_deref().unwrap_or("none")),
+            mfactl::text::printable(other.plan_checksum.as_deref().unwrap_or("none")),
             plan.checksum.as_deref().unwrap_or("none")
         ));
     }
@@ -655,7 +655,7 @@ fn resume_command(given: &Path, plan: &Path, journal: &Path) -> String {
     }
     out.push("--resume".into());
     out.push(quote(journal.as_os_str()));
-    crate::text::printable(&out.join(" ")).into_owned()
+    mfactl::text::printable(&out.join(" ")).into_owned()
 }
 
 /// An argument as a POSIX shell reads it back.

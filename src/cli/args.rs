@@ -9,12 +9,12 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 use secrecy::SecretString;
 
 use super::auth::AuthArgs;
-use crate::emulator::{Emulator, EmulatorConfig, Tenant};
-use crate::engine;
-use crate::graph::auth::{AuthSettings, SourceKind, TokenCredential, TokenProvider};
-use crate::graph::{
+use mfactl::engine;
+use mfactl::graph::auth::{AuthSettings, SourceKind, TokenCredential, TokenProvider};
+use mfactl::graph::{
     BucketShape, BuildError, Cloud, GraphClient, Transport, TransportConfig, ru_tier,
 };
+use mfactl_emulator::{Emulator, EmulatorConfig, Tenant};
 
 /// The token `--emulate` sends to an emulator without an `auth:` section (a real token is
 /// never sent there).
@@ -219,7 +219,7 @@ impl GraphArgs {
 
     /// The tenant size to assume for a manifest's run: its users, or Graph's largest tier when
     /// selectors reach populations whose size only the listing tells.
-    pub fn size_of(manifest: &crate::manifest::Manifest) -> u64 {
+    pub fn size_of(manifest: &mfactl::manifest::Manifest) -> u64 {
         if manifest.selectors.is_empty() {
             manifest.users.len() as u64
         } else {
@@ -341,7 +341,7 @@ fn graph_root(text: &str) -> miette::Result<String> {
             "--graph-url {shown} contains a user name or password; refused (nothing was sent)"
         ));
     }
-    let shown = crate::text::printable(shown.as_str()).into_owned();
+    let shown = mfactl::text::printable(shown.as_str()).into_owned();
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

@@ -13,11 +13,11 @@ use clap::{Args, Subcommand};
 use miette::miette;
 
 use super::args::GraphArgs;
-use crate::engine::preflight::{self, Requirement};
-use crate::graph::Cloud;
-use crate::graph::auth::{self, AuthError, AuthSettings, Env, SourceKind, TokenProvider};
-use crate::graph::permissions::{Resource, TokenKind};
-use crate::text::printable;
+use mfactl::engine::preflight::{self, Requirement};
+use mfactl::graph::Cloud;
+use mfactl::graph::auth::{self, AuthError, AuthSettings, Env, SourceKind, TokenProvider};
+use mfactl::graph::permissions::{Resource, TokenKind};
+use mfactl::text::printable;
 
 /// Where the access token comes from; shared by every command that talks to Graph.
 #[derive(Clone, Debug, Default, Args)]
@@ -188,7 +188,7 @@ fn login_scopes(args: &LoginArgs, root: &str, defaults: &[String]) -> miette::Re
             required
                 .iter()
                 .map(|r| r.need.least_for(TokenKind::Delegated))
-                .map(|permission| crate::graph::cloud::delegated_scope(root, permission))
+                .map(|permission| mfactl::graph::cloud::delegated_scope(root, permission))
                 .collect()
         }
         None => defaults.to_vec(),
@@ -198,7 +198,7 @@ fn login_scopes(args: &LoginArgs, root: &str, defaults: &[String]) -> miette::Re
         scopes.push(if oidc || scope.contains('/') {
             scope.clone()
         } else {
-            crate::graph::cloud::delegated_scope(root, scope)
+            mfactl::graph::cloud::delegated_scope(root, scope)
         });
     }
     scopes.push("offline_access".to_owned());
@@ -346,7 +346,7 @@ fn print_identity(
     args: &CheckArgs,
     connection: &super::args::Connection,
     tokens: &TokenProvider,
-    claims: &crate::graph::claims::Claims,
+    claims: &mfactl::graph::claims::Claims,
 ) {
     let authority = connection
         .auth
@@ -407,7 +407,7 @@ impl GraphVerdict {
 /// One cheap read (`GET /organization`, 1 RU) that tells whether Graph takes the token at all:
 /// the only judge of an opaque token, and of a JWT whose claims look fine but whose signature,
 /// audience or lifetime Graph does not accept.
-async fn ask_graph(client: &crate::graph::GraphClient) -> GraphVerdict {
+async fn ask_graph(client: &mfactl::graph::GraphClient) -> GraphVerdict {
     match client.organization().await {
         Ok(organization) => {
             GraphVerdict::Accepted(organization.and_then(|o| o.primary_domain().map(str::to_owned)))
@@ -423,7 +423,7 @@ async fn ask_graph(client: &crate::graph::GraphClient) -> GraphVerdict {
 /// token lists none); returns the missing ones as "permission (why)".
 fn print_requirements(
     args: &CheckArgs,
-    claims: &crate::graph::claims::Claims,
+    claims: &mfactl::graph::claims::Claims,
     required: &[Requirement],
 ) -> Vec<String> {
     let granted = claims.granted();

@@ -11,11 +11,11 @@ use miette::miette;
 use super::args::{GraphArgs, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output::OutputFile;
-use crate::engine::export::{ExportFormat, Selection};
-use crate::engine::{self, preflight};
-use crate::manifest::write::ManifestFormat;
-use crate::manifest::{self, check_user};
-use crate::text::{printable, thousands};
+use mfactl::engine::export::{ExportFormat, Selection};
+use mfactl::engine::{self, preflight};
+use mfactl::manifest::write::ManifestFormat;
+use mfactl::manifest::{self, check_user};
+use mfactl::text::{printable, thousands};
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]

@@ -122,8 +122,8 @@ pub fn run(cli: Cli) -> ExitCode {
 /// The error, its causes and its help, as plain lines (no boxes: these end up in CI logs and
 /// scheduler mails). A manifest's problems already carry their own `error[code]` prefixes.
 fn render_error(report: &miette::Report) -> String {
-    let mut out = match report.downcast_ref::<crate::manifest::ManifestError>() {
-        Some(error @ crate::manifest::ManifestError::Invalid { .. }) => error.to_string(),
+    let mut out = match report.downcast_ref::<mfactl::manifest::ManifestError>() {
+        Some(error @ mfactl::manifest::ManifestError::Invalid { .. }) => error.to_string(),
         _ => format!("error: {report}"),
     };
     for cause in report.chain().skip(1) {

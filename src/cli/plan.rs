@@ -6,12 +6,12 @@ use std::time::Instant;
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile, ReportFile};
-use crate::engine::{self, preflight};
-use crate::manifest::{self, Manifest};
-use crate::plan::Plan;
-use crate::plan::saved::{self, SourceFile};
-use crate::report;
 use clap::Args;
+use mfactl::engine::{self, preflight};
+use mfactl::manifest::{self, Manifest};
+use mfactl::plan::Plan;
+use mfactl::plan::saved::{self, SourceFile};
+use mfactl::report;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
@@ -199,7 +199,7 @@ pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette
         SourceFile::of(path).map_err(|error| {
             miette::miette!(
                 "cannot read {} again to record its checksum: {error}",
-                crate::text::printable(&path.display().to_string())
+                mfactl::text::printable(&path.display().to_string())
             )
         })
     };

@@ -10,9 +10,9 @@ use miette::miette;
 
 use super::exit;
 use super::output::{self, OutputFile};
-use crate::engine::journal_file;
-use crate::engine::rollback::{Rollback, yaml_quoted};
-use crate::text::printable;
+use mfactl::engine::journal_file;
+use mfactl::engine::rollback::{Rollback, yaml_quoted};
+use mfactl::text::printable;
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {

@@ -10,11 +10,11 @@ use miette::miette;
 use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
 use super::exit;
 use super::output;
-use crate::engine::{self, preflight};
-use crate::manifest::check_user;
-use crate::model::{MethodListProblem, PreferredMethod, PreferredMethods};
-use crate::report;
-use crate::text::printable;
+use mfactl::engine::{self, preflight};
+use mfactl::manifest::check_user;
+use mfactl::model::{MethodListProblem, PreferredMethod, PreferredMethods};
+use mfactl::report;
+use mfactl::text::printable;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 
 use crate::support::{INHERITED, Scenario, manifest_for, mfactl, stderr, to_yaml};
 

@@ -18,6 +18,9 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    /// Every cloud.
+    pub const ALL: [Cloud; 4] = [Cloud::Global, Cloud::Usgov, Cloud::Dod, Cloud::China];
+
     /// The Graph root, without a version segment.
     pub fn graph_root(self) -> &'static str {
         match self {
@@ -83,6 +86,11 @@ pub fn resource(graph_root: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_cloud_the_command_line_takes() {
+        assert_eq!(Cloud::ALL.as_slice(), Cloud::value_variants());
+    }
 
     #[test]
     fn each_cloud_signs_in_at_its_own_authority() {

@@ -1,12 +1,12 @@
 //! JSON Schema pieces that say, in schema terms, what mfactl's readers accept, so that the
-//! schemas in `schemas/` (built by [`crate::schemas`]) never flag a file the tool reads: values
+//! schemas in `schemas/` (built by the `mfactl` library's `schemas`) never flag a file the tool reads: values
 //! are trimmed of Unicode whitespace and matched without regard to case ([`case_insensitive`]),
-//! users are what [`crate::manifest::check_user`] allows ([`user_pattern`]), object ids are the
+//! users are what the manifest reader's `check_user` allows ([`user_pattern`]), object ids are the
 //! forms the `uuid` crate reads ([`Guid`]), and the tenant file's typed YAML reader
 //! (serde-saphyr) turns scalars into the field's type ([`YamlText`], [`YamlBool`], [`YamlUint`]).
 //!
-//! It sits at the bottom (beside `text`), because the model's types and the emulator's reader
-//! name these pieces in their `#[schemars(with = ...)]` attributes. It builds schemas only: it
+//! It sits at the bottom, in mfactl-core beside `text`, because the model's types and the
+//! emulator's reader name these pieces in their `#[schemars(with = ...)]` attributes. It builds schemas only: it
 //! never parses a manifest or a tenant file, and nothing here does I/O.
 //!
 //! Patterns are ECMA-262 regular expressions for the `u` flag, as JSON Schema 2020-12 asks and
@@ -105,7 +105,7 @@ pub fn one_word_pattern() -> String {
     format!("^[{ws}]*[^{ws}]+[{ws}]*$")
 }
 
-/// What [`crate::manifest::check_user`] accepts once the value is trimmed: an object id in
+/// What the manifest reader's `check_user` accepts once the value is trimmed: an object id in
 /// Graph's form, or a userPrincipalName with one `@`, a name that does not end with a dot and
 /// holds no whitespace, control, bidi or invisible character, and a DNS domain of ASCII labels;
 /// at most 113 characters, 64 before the `@` (not counted for a guest's `#EXT#` name) and 48
@@ -207,8 +207,10 @@ impl<T: JsonSchema> JsonSchema for CaseInsensitive<T> {
 }
 
 /// Declares unit types whose schema is fixed, each `struct NAME => VALUE;` (a JSON object),
-/// named NAME in `$defs`.
-macro_rules! fixed_schemas {
+/// named NAME in `$defs`. The crate using it depends on schemars.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __fixed_schemas {
     ($($(#[$meta:meta])* $vis:vis struct $name:ident => $schema:expr;)+) => {$(
         $(#[$meta])*
         $vis struct $name;
@@ -224,7 +226,7 @@ macro_rules! fixed_schemas {
         }
     )+};
 }
-pub(crate) use fixed_schemas;
+pub use __fixed_schemas as fixed_schemas;
 
 fixed_schemas! {
     /// An object id, in any form `uuid::Uuid::try_parse` reads (the tenant file's ids).
@@ -259,7 +261,7 @@ fixed_schemas! {
     /// YAML 1.2 editor reads as text but the reader takes as a boolean.
     pub struct YamlBool => json!({ "anyOf": [{ "type": "boolean" }, yaml11_boolean_text()] });
 
-    /// A user as [`crate::manifest::check_user`] accepts it (after trimming): [`user_pattern`].
+    /// A user as the manifest reader's `check_user` accepts it (after trimming): [`user_pattern`].
     pub struct UserName => json!({
         "description": "userPrincipalName (name@domain) or object id (a GUID in Graph's 8-4-4-4-12 form).",
         "type": "string",

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::tenant::{Group, MAX_USERS, Tenant, TenantUser, UserSignInPreferences, UserType};
-use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use mfactl_core::model::{MethodKind, PerUserMfaState, PreferredMethod};
 
 const FIRST_NAMES: &[&str] = &[
     "adele",

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use super::routes::Answer;
 use super::state::TenantState;
-use crate::text::printable_capped;
+use mfactl_core::text::printable_capped;
 
 /// The largest `$top` Graph takes for directory objects.
 const MAX_TOP: usize = 999;

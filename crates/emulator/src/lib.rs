@@ -91,7 +91,7 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// The cloud the emulator answers as: the China cloud (21Vianet) serves no
     /// `/authentication/methods`, which it answers with Graph's 400 for an unknown segment.
-    pub cloud: crate::graph::Cloud,
+    pub cloud: mfactl_core::Cloud,
 }
 
 impl Default for EmulatorConfig {
@@ -106,7 +106,7 @@ impl Default for EmulatorConfig {
             batch_fail_rate: 0.0,
             methods_per_10s: None,
             seed: 0,
-            cloud: crate::graph::Cloud::Global,
+            cloud: mfactl_core::Cloud::Global,
         }
     }
 }

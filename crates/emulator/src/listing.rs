@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 use super::routes::{Answer, CallContext};
 use super::state::TenantState;
 use super::tenant::{Group, TenantUser};
-use crate::text::printable_capped;
+use mfactl_core::text::printable_capped;
 
 /// The largest `$top` Graph takes for directory objects.
 const MAX_TOP: usize = 999;
@@ -630,8 +630,8 @@ pub(super) fn users(state: &TenantState, query: Option<&str>, context: &CallCont
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::Tenant;
-    use crate::emulator::tenant::UserType;
+    use crate::Tenant;
+    use crate::tenant::UserType;
 
     fn context() -> CallContext {
         CallContext {

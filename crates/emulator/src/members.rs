@@ -152,7 +152,7 @@ fn reachable(state: &TenantState, start: usize) -> (Vec<usize>, Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::{Group, Tenant};
+    use crate::{Group, Tenant};
 
     #[test]
     fn transitive_members_reach_nested_groups_and_survive_cycles() {

@@ -70,7 +70,7 @@ fn groups_of(groups: &[super::Group], object_id: &str) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::Group;
+    use crate::Group;
 
     fn group(id: &str, members: &[&str]) -> Group {
         Group {

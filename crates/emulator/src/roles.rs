@@ -20,7 +20,7 @@ use super::listing::{self, Token};
 use super::routes::{Answer, CallContext};
 use super::state::TenantState;
 use super::tenant::RoleAssignment;
-use crate::text::printable_capped;
+use mfactl_core::text::printable_capped;
 
 /// Assignments a page holds without `$top` (no Microsoft source).
 const PAGE: usize = 100;

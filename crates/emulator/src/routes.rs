@@ -17,7 +17,7 @@
 //! Authentication and authorization depend on the tenant file. Without an `auth` section any
 //! bearer token passes (except the `expired…`/`denied…` test tokens). With one, the token must be
 //! one the emulator's sign-in server ([`super::token`]) issued, and the call must be allowed by
-//! the token's `roles` or `scp` under [`crate::graph::permissions`]. Authorization needs the
+//! the token's `roles` or `scp` under [`mfactl_core::permissions`]. Authorization needs the
 //! resource, so it follows routing; it comes before throttling, so a refused call costs nothing:
 //! Graph documents neither order, and a client must not learn to spend quota on calls it is not
 //! allowed to make. A `$batch` needs a token to be read at all; a token Graph refuses fails each
@@ -48,8 +48,8 @@ use super::{
     authentication, batch, conditional_access, groups, identity, membership, organization, policy,
     roles, token, users,
 };
-use crate::graph::permissions::Resource;
-use crate::graph::wire::{ErrorBody, ErrorDetail, InnerError};
+use mfactl_core::permissions::Resource;
+use mfactl_core::wire::{ErrorBody, ErrorDetail, InnerError};
 
 /// The application id the emulator reports in throttle scopes when it accepts any token (no
 /// `auth` section): it does not decode tokens then, so every caller is one app (as a single
@@ -960,7 +960,7 @@ fn segment_not_found(segment: &str) -> Answer {
         "BadRequest",
         format!(
             "Resource not found for the segment '{}'.",
-            crate::text::printable_capped(segment, 80)
+            mfactl_core::text::printable_capped(segment, 80)
         ),
     )
 }
@@ -1120,7 +1120,7 @@ fn key_form_value(segment: &str) -> Result<String, Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::permissions::TokenKind;
+    use mfactl_core::permissions::TokenKind;
 
     #[test]
     fn user_reads_are_judged_by_token_kind_and_selected_properties() {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::tenant::{Group, Tenant, TenantUser};
-use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use mfactl_core::model::{MethodKind, PerUserMfaState, PreferredMethod};
 
 /// A refusal in Graph's terms: HTTP status, Graph `code`, human message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -460,7 +460,7 @@ fn unknown_property(key: &str, entity: &str) -> GraphError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::tenant::{UserSignInPreferences, UserType};
+    use crate::tenant::{UserSignInPreferences, UserType};
 
     fn state(methods: Vec<MethodKind>) -> TenantState {
         TenantState::new(Tenant {

@@ -134,7 +134,7 @@ async fn sign_in_preferences_round_trip_by_id_and_upn() {
     assert_eq!(
         user.sign_in_preferences
             .user_preferred_method_for_secondary_authentication,
-        Some(crate::model::PreferredMethod::Push)
+        Some(mfactl_core::model::PreferredMethod::Push)
     );
     emulator.shutdown().await;
 }
@@ -151,7 +151,7 @@ async fn guest_and_dollar_upns_are_addressable() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         emulator.tenant().users[1].per_user_mfa_state,
-        crate::model::PerUserMfaState::Disabled
+        mfactl_core::model::PerUserMfaState::Disabled
     );
 
     let key_form = format!(
@@ -183,14 +183,14 @@ async fn methods_list_password_first_with_stable_ids() {
         .unwrap()
         .iter()
         .map(|m| {
-            crate::model::MethodKind::from_odata(
+            mfactl_core::model::MethodKind::from_odata(
                 m["@odata.type"].as_str().unwrap(),
                 m["phoneType"].as_str(),
             )
             .unwrap()
         })
         .collect();
-    use crate::model::MethodKind as M;
+    use mfactl_core::model::MethodKind as M;
     assert_eq!(
         kinds,
         [M::Password, M::MicrosoftAuthenticator, M::MobilePhone]
@@ -221,7 +221,7 @@ async fn unknown_user_gets_graphs_404_envelope() {
         .to_str()
         .unwrap()
         .to_owned();
-    let body: crate::graph::wire::ErrorBody = response.json().await.unwrap();
+    let body: mfactl_core::wire::ErrorBody = response.json().await.unwrap();
     assert_eq!(body.error.code, "Request_ResourceNotFound");
     assert!(body.error.message.contains("'ghost@contoso.com'"));
     let inner = body.error.inner_error.unwrap();
@@ -521,7 +521,7 @@ async fn stats_and_tenant_are_served_for_tests() {
     assert_eq!(served, emulator.tenant());
     assert_eq!(
         served.users[0].per_user_mfa_state,
-        crate::model::PerUserMfaState::Enforced
+        mfactl_core::model::PerUserMfaState::Enforced
     );
     emulator.shutdown().await;
 }
@@ -564,7 +564,7 @@ fn generate_is_deterministic_and_round_trips_through_yaml() {
                 "{user:?}"
             );
         }
-        if user.per_user_mfa_state == crate::model::PerUserMfaState::Enabled {
+        if user.per_user_mfa_state == mfactl_core::model::PerUserMfaState::Enabled {
             assert!(!user.has_mfa_method(), "{user:?}");
         }
     }

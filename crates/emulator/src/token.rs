@@ -7,7 +7,7 @@
 //! `identity`) runs against the same protocol and the same refusals as Entra, with
 //! Entra's `AADSTS` codes, and so that Graph calls are refused for the reasons Graph refuses
 //! them: a missing, expired, foreign or misaddressed token (401), a token without the permission
-//! the call needs (403, decided from [`crate::graph::permissions`]).
+//! the call needs (403, decided from [`mfactl_core::permissions`]).
 //!
 //! What it checks, and where that differs from Entra:
 //! - Tokens are RS256 JWTs shaped like Entra's v1 Graph tokens, signed with an RSA key made when
@@ -50,15 +50,14 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use clap::ValueEnum as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::routes::{Shared, request_root};
 use super::tenant::{AuthApp, Tenant, TenantAuth};
-use crate::graph::cloud::Cloud;
-use crate::graph::permissions::TokenKind;
+use mfactl_core::cloud::Cloud;
+use mfactl_core::permissions::TokenKind;
 
 mod assertion;
 mod delegated;
@@ -115,7 +114,7 @@ pub(super) struct Caller {
     /// `roles` (an app token) or the words of `scp` (a delegated token).
     pub(super) permissions: Vec<String>,
     /// Which of the two `permissions` came from: application and delegated permissions grant
-    /// different things ([`crate::graph::permissions`]).
+    /// different things ([`mfactl_core::permissions`]).
     pub(super) kind: TokenKind,
 }
 
@@ -743,7 +742,7 @@ pub(super) fn is_graph_resource(resource: &str, root: &str) -> bool {
     let resource = resource.trim_end_matches('/');
     (!root.is_empty() && resource.eq_ignore_ascii_case(root))
         || resource.eq_ignore_ascii_case(GRAPH_APP_ID)
-        || Cloud::value_variants()
+        || Cloud::ALL
             .iter()
             .any(|cloud| resource.eq_ignore_ascii_case(cloud.graph_root()))
 }

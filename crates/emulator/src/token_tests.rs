@@ -1549,7 +1549,7 @@ async fn each_endpoint_needs_its_own_permission() {
     // A refused call changed nothing and cost nothing.
     assert_eq!(
         emulator.tenant().users[0].per_user_mfa_state,
-        crate::model::PerUserMfaState::Disabled
+        mfactl_core::model::PerUserMfaState::Disabled
     );
     let stats = emulator.stats();
     assert_eq!((stats.forbidden, stats.reads, stats.writes), (3, 2, 1));
@@ -1693,7 +1693,8 @@ async fn the_tenant_endpoint_never_serves_the_auth_section() {
 
 #[tokio::test]
 async fn the_sign_in_example_loads_and_its_secret_app_signs_in() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenant-signin.yaml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tenant-signin.yaml");
     let (tenant, notes) = Tenant::load_with_notes(&path).expect("the example loads");
     assert!(notes.is_empty(), "{notes:?}");
     let auth = tenant.auth.as_ref().expect("an auth section");

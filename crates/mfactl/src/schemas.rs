@@ -1,5 +1,6 @@
-//! JSON Schemas for the files people write and read: the manifest, the emulator's tenant file,
-//! the plan document and `mfactl show`'s document. Generated from Rust types (schemars) so they
+//! JSON Schemas for the files people write and read with mfactl: the manifest, the plan
+//! document and `mfactl show`'s document (the emulator's tenant file has its own, from the
+//! emulator's reader: `mfactl_emulator::tenant_file_schema`). Generated from Rust types (schemars) so they
 //! cannot drift; the committed copies under `schemas/` are checked against these by a test, and
 //! `tests/it/schemas.rs` checks that they agree with the readers and the binary's output.
 //!
@@ -8,8 +9,8 @@
 //! the reader (`manifest::yaml`) is hand-written to report every problem with its place, so
 //! these types state its rules: enum values in any case with whitespace around them (the whole
 //! document goes through [`case_insensitive_enums`]), users as `check_user` accepts them, no
-//! null where the reader refuses one. The tenant file's schema comes from the reader's own types
-//! (`emulator::tenant`), the plan's and `show`'s from the types the binary serialises.
+//! null where the reader refuses one. The plan's and `show`'s come from the types the binary
+//! serialises.
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, schema_for};
@@ -360,14 +361,10 @@ fn manifest_schema() -> Schema {
         .into_root_schema_for::<ManifestDocument>()
 }
 
-/// Every schema, by file name under `schemas/`.
+/// Every schema of this library's files, by file name under `schemas/`.
 pub fn all() -> Vec<(&'static str, serde_json::Value)> {
     vec![
         ("manifest.schema.json", manifest_schema().to_value()),
-        (
-            "tenant.schema.json",
-            crate::emulator::tenant_file_schema().to_value(),
-        ),
         (
             "plan.schema.json",
             schema_for!(crate::plan::Plan).to_value(),

@@ -49,7 +49,7 @@ use std::ops::RangeInclusive;
 use serde_json::{Map, Value, json};
 
 use super::GraphError;
-use crate::text::printable_capped;
+use mfactl_core::text::printable_capped;
 
 /// `@odata.context` of the policy.
 pub const CONTEXT: &str = "https://graph.microsoft.com/beta/$metadata#authenticationMethodsPolicy";
@@ -827,7 +827,7 @@ impl schemars::JsonSchema for FilePolicy {
         let target = |kind: Target| {
             let mut properties = json!({
                 "id": { "type": "string", "pattern": format!(
-                    "^(?:{ALL_USERS}|{})$", crate::json_schema::guid_forms()
+                    "^(?:{ALL_USERS}|{})$", mfactl_core::json_schema::guid_forms()
                 ) },
                 "targetType": { "enum": TARGET_TYPES },
             });
@@ -849,7 +849,7 @@ impl schemars::JsonSchema for FilePolicy {
         let whole = |range: &RangeInclusive<i64>| json!({ "type": "integer", "minimum": range.start(), "maximum": range.end() });
         let boolean = json!({ "anyOf": [
             { "type": "boolean" },
-            crate::json_schema::yaml11_boolean_text(),
+            mfactl_core::json_schema::yaml11_boolean_text(),
         ] });
         let read_only = json!({ "type": "string" });
         let mut properties = json!({

@@ -4,7 +4,7 @@
 //! who consent to delegated permissions.
 //!
 //! It exists so that a test can describe the identities mfactl signs in with next to the users it
-//! changes, and so that the sign-in server ([`crate::emulator`]'s `token` and `identity`
+//! changes, and so that the sign-in server (the emulator's `token` and `identity`
 //! modules) and the Graph routes read one checked configuration. Loading follows the rest of the
 //! tenant file: unknown keys are syntax errors with their line and column, every semantic problem
 //! (a client id that is not a GUID, two apps with one id, a certificate that cannot be read) is
@@ -26,8 +26,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_saphyr::{Location, Spanned};
 
 use super::{Findings, TenantUser, claim, is_guid};
-use crate::emulator::certificate::{AppCertificate, CertificateError};
-use crate::json_schema::{YamlBool, YamlNonBlank, YamlText, YamlUint, YamlWord};
+use crate::certificate::{AppCertificate, CertificateError};
+use mfactl_core::json_schema::{YamlBool, YamlNonBlank, YamlText, YamlUint, YamlWord};
 
 /// `tokenLifetimeSeconds` when the file does not say: what Entra's answers usually show.
 pub const DEFAULT_TOKEN_LIFETIME_SECONDS: u64 = 3599;
@@ -323,11 +323,11 @@ struct RawAdmin {
     public_client_id: Option<Spanned<String>>,
 }
 
-crate::json_schema::fixed_schemas! {
+mfactl_core::json_schema::fixed_schemas! {
     /// A GUID in any form `uuid` reads, with whitespace around it (the reader trims client ids).
     struct TrimmedGuid => serde_json::json!({
         "type": "string",
-        "pattern": crate::json_schema::word_or_guid_pattern([]),
+        "pattern": mfactl_core::json_schema::word_or_guid_pattern([]),
     });
 }
 
@@ -845,7 +845,7 @@ mod tests {
     fn a_certificate_path_is_relative_to_the_tenant_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("certs")).unwrap();
-        let (pem, _) = crate::emulator::certificate::tests::rsa_certificate("relative");
+        let (pem, _) = crate::certificate::tests::rsa_certificate("relative");
         std::fs::write(dir.path().join("certs/app.pem"), &pem).unwrap();
         let path = dir.path().join("tenant.yaml");
         let text = format!(

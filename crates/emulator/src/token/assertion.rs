@@ -16,7 +16,7 @@ use super::{
     Context, FEDERATION_AUDIENCE, Form, OAuthError, SignIn, echo, same_url, show_time,
     signature_only,
 };
-use crate::emulator::tenant::AuthApp;
+use crate::tenant::AuthApp;
 
 /// `client_assertion_type` for a JWT assertion.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

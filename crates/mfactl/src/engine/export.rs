@@ -24,13 +24,13 @@ use serde::Serialize;
 use super::fetch::{Reads, read_user};
 use super::progress::Progress;
 use super::{Breaker, RunError, Tenant};
-use crate::emulator::{Group, RoleAssignment, TenantUser, UserSignInPreferences, UserType};
 use crate::graph::wire::DirectoryUser;
 use crate::graph::{GraphClient, GraphError};
 use crate::manifest::write::{ManifestEntry, ManifestFormat, ManifestWriter};
 use crate::model::{MethodKind, PerUserMfaState, PreferredMethod};
 use crate::plan::LiveUser;
 use crate::text::printable;
+use mfactl_core::tenant::{Group, RoleAssignment, TenantUser, UserSignInPreferences, UserType};
 
 /// Whose state to export.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -397,7 +397,7 @@ impl Sink {
     }
 }
 
-/// Writes a tenant file a user at a time, in the shape [`crate::emulator::Tenant::load`]
+/// Writes a tenant file a user at a time, in the shape the emulator's `Tenant::load`
 /// reads: the header, `users:` as they come, then the groups and the policy.
 struct TenantWriter {
     users: u64,

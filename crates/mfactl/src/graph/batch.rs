@@ -404,7 +404,7 @@ mod tests {
                 .rev() // in any order, as Graph may
                 .map(|r| json!({"id": r["id"], "status": 200, "body": {"url": r["url"]}}))
                 .collect();
-            let answer = axum::http::Response::builder()
+            let answer = hyper::Response::builder()
                 .status(200)
                 .body(json!({ "responses": responses }).to_string())
                 .unwrap();

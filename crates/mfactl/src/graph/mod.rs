@@ -5,13 +5,14 @@ pub mod auth;
 pub mod batch;
 pub mod claims;
 pub mod client;
-pub mod cloud;
 pub mod error;
 pub mod health;
 pub mod pacing;
-pub mod permissions;
 pub mod transport;
-pub mod wire;
+
+// The wire types, the permission table and the clouds are shared with the emulator, so they live
+// in mfactl-core; they are this client's vocabulary too.
+pub use mfactl_core::{cloud, permissions, wire};
 
 pub use client::{GraphClient, PatchOutcome};
 pub use cloud::Cloud;

@@ -5,10 +5,13 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
 use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::HeaderMap;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 
 use super::{AuthSettings, Env};
 use crate::graph::Cloud;
@@ -64,41 +67,32 @@ impl FakeServer {
     ) -> FakeServer {
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let respond: Arc<Respond> = Arc::new(respond);
-        let seen = requests.clone();
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let seen = seen.clone();
-                let respond = respond.clone();
-                async move {
-                    let pairs = |text: &[u8]| -> Vec<(String, String)> {
-                        url::form_urlencoded::parse(text).into_owned().collect()
-                    };
-                    let recorded = Recorded {
-                        method: method.to_string(),
-                        path: uri.path().to_owned(),
-                        query: pairs(uri.query().unwrap_or_default().as_bytes()),
-                        headers,
-                        form: pairs(&body),
-                    };
-                    let index = {
-                        let mut seen = seen.lock().unwrap();
-                        seen.push(recorded.clone());
-                        seen.len() - 1
-                    };
-                    let (status, body) = respond(&recorded, index);
-                    (
-                        StatusCode::from_u16(status).unwrap(),
-                        [("content-type", "application/json")],
-                        body,
-                    )
-                        .into_response()
-                }
-            },
-        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = requests.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                let (seen, respond) = (seen.clone(), respond.clone());
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (seen, respond) = (seen.clone(), respond.clone());
+                    async move {
+                        let (head, body) = request.into_parts();
+                        let body = body.collect().await?.to_bytes();
+                        let (status, body) = answer(&seen, &*respond, head, &body);
+                        Ok::<_, hyper::Error>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
         });
         FakeServer {
             url,
@@ -110,6 +104,31 @@ impl FakeServer {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// Records one request and asks the script for its answer.
+fn answer(
+    seen: &Mutex<Vec<Recorded>>,
+    respond: &Respond,
+    head: hyper::http::request::Parts,
+    body: &[u8],
+) -> (u16, String) {
+    let pairs = |text: &[u8]| -> Vec<(String, String)> {
+        url::form_urlencoded::parse(text).into_owned().collect()
+    };
+    let recorded = Recorded {
+        method: head.method.to_string(),
+        path: head.uri.path().to_owned(),
+        query: pairs(head.uri.query().unwrap_or_default().as_bytes()),
+        headers: head.headers,
+        form: pairs(body),
+    };
+    let index = {
+        let mut seen = seen.lock().unwrap();
+        seen.push(recorded.clone());
+        seen.len() - 1
+    };
+    respond(&recorded, index)
 }
 
 impl Drop for FakeServer {
