@@ -331,6 +331,7 @@ async fn run(setup: &Setup) -> Run {
                     resume: None,
                     concurrency: CONCURRENCY,
                     interrupt: engine::Interrupt::new(),
+                    check_names: false,
                 },
             )
             .await
@@ -1124,6 +1125,7 @@ fn standin(args: &[String]) -> ExitCode {
                 resume: None,
                 concurrency: CONCURRENCY,
                 interrupt: engine::Interrupt::new(),
+                check_names: false,
             },
         )
         .await

@@ -19,6 +19,7 @@ use mfactl::engine::{
 use mfactl::manifest::Manifest;
 use mfactl::plan::category::{Category, Phase};
 use mfactl::plan::saved::{self, SourceFile};
+use mfactl::plan::seal::PlanKey;
 use mfactl::plan::{Plan, Status, estimate};
 use mfactl::report;
 
@@ -105,6 +106,12 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         ));
     }
     let reports = ReportFile::check_all(&args.report)?;
+    // A manifest apply saves the plan it applies (for --resume): sealed with the plan key,
+    // made or found broken before anything is sent.
+    let key = match &source {
+        Source::Manifest(_) => Some(super::plan::plan_key()?),
+        Source::Saved(_) => None,
+    };
     let resume = match (&args.resume, &source) {
         (Some(path), Source::Saved(plan)) => {
             Some(read_resume(path, plan, args.journal.as_deref())?)
@@ -126,7 +133,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     }
     let users = match &source {
         Source::Manifest(manifest) => GraphArgs::size_of(manifest),
-        Source::Saved(plan) => plan.summary.users,
+        Source::Saved(plan) => plan.summary.users.max(plan.users.len() as u64),
     };
     let mut connection = args.graph.connect(tenant, users).await?;
     let client = &connection.client;
@@ -162,6 +169,9 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 let mut plan = *plan;
                 // Graph's word on the tenant, before any write.
                 same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
+                super::recheck::manifest_guards(client, &mut plan, connection.concurrency)
+                    .await
+                    .map_err(|error| connection.stop(error))?;
                 plan.summary.estimate = Some(engine::estimate(client, &plan));
                 plan.summary.calls = None;
                 plan
@@ -182,11 +192,15 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
 
     let mut halted = None;
     let mut files = None;
-    if plan.has_changes() {
+    if plan.write_count() > 0 {
         // Before the prompt and the first write: a plan with more writes than the run may make
         // stops here, and a token that may not make them says so now.
         check_max_changes(&plan, args.max_changes)?;
-        super::auth::check_permissions(connection.tokens(), &preflight::writes(&plan))?;
+        let mut needs = preflight::writes(&plan);
+        if saved_plan {
+            needs.extend(super::recheck::name_reads(&plan));
+        }
+        super::auth::check_permissions(connection.tokens(), &needs)?;
         if !saved_plan && !args.auto_approve && !confirm()? {
             eprintln!("Apply cancelled: nothing was changed.");
             return Ok(exit::ERROR);
@@ -202,7 +216,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
         } else {
             let plan_path = plan_beside(args.journal.as_deref());
             let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
-            let checksum = super::plan::save(&out, &plan)?;
+            let key = key.as_ref().expect("a manifest apply has its plan key");
+            let checksum = super::plan::save(&out, &plan, key)?;
             (plan_path, checksum)
         };
         let journal = match journal.take() {
@@ -241,6 +256,8 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
                 resume: resume.as_ref().map(|(_, r)| r),
                 concurrency: connection.concurrency,
                 interrupt: interrupt.clone(),
+                // A saved plan is a file: its names are checked against Graph's before writing.
+                check_names: saved_plan,
             },
         )
         .await
@@ -399,13 +416,25 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
             shown(path)
         ));
     }
-    let plan = saved::load(path).map_err(|error| {
+    let key = PlanKey::from_environment(false)
+        .map_err(|error| miette!(help = error.help(), "{error}; nothing was sent"))?;
+    let mut plan = saved::load(path, key.as_ref()).map_err(|error| {
         miette!(
             help = error.help(),
             "{}; nothing was sent",
             mfactl::text::printable(&error.to_string())
         )
     })?;
+    saved::check_contents(&plan).map_err(|problems| {
+        miette!(
+            help = "a plan mfactl saved holds together; make it again (`mfactl plan MANIFEST \
+                    --out PLAN.json`) and review it",
+            "{} is refused:\n  {}\nnothing was sent",
+            shown(path),
+            problems.join("\n  ")
+        )
+    })?;
+    saved::escape_text(&mut plan);
     saved::check_age(&plan, jiff::Timestamp::now(), args.max_plan_age).map_err(|reason| {
         miette!(
             help = "make the plan again (`mfactl plan MANIFEST --out PLAN.json`), or allow an \
@@ -723,7 +752,8 @@ fn write_limit(plan: &Plan, flag: Option<u64>) -> Option<Limit> {
 /// Refuses a plan with more writes (the users' PATCHes and the policy's) than the limit
 /// ([`write_limit`]), before the prompt and before anything is written.
 fn check_max_changes(plan: &Plan, flag: Option<u64>) -> miette::Result<()> {
-    let writes = plan.summary.writes + plan.summary.policy_writes;
+    // Counted from the writes themselves, never from a summary a file could understate.
+    let writes = plan.write_count();
     let Some(limit) = write_limit(plan, flag).filter(|limit| writes > limit.value()) else {
         return Ok(());
     };

@@ -161,11 +161,22 @@ fn named_users(path: &Path) -> miette::Result<Vec<String>> {
         return Ok(loaded.users.iter().map(|u| u.user.to_string()).collect());
     }
     let shown = printable(&path.display().to_string()).into_owned();
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| miette!("cannot read --users {shown}: {error}"))?;
+    let cannot = |error: std::io::Error| miette!("cannot read --users {shown}: {error}");
+    let mut reader = std::io::BufReader::new(mfactl::files::open_regular(path).map_err(cannot)?);
     let mut names = Vec::new();
     let mut problems = Vec::new();
-    for (number, line) in text.lines().enumerate() {
+    let mut line = Vec::new();
+    for number in 0.. {
+        // A name is at most 113 characters: a longer line is not a list of names.
+        let read = mfactl::files::read_line_capped(&mut reader, &mut line, 4096)
+            .map_err(|e| miette!("cannot read --users {shown}: line {}: {e}", number + 1))?;
+        if read == 0 {
+            break;
+        }
+        let Ok(line) = std::str::from_utf8(&line) else {
+            problems.push(format!("{shown}:{}: not UTF-8 text", number + 1));
+            continue;
+        };
         let name = line.trim();
         if name.is_empty() || name.starts_with('#') {
             continue;

@@ -9,6 +9,7 @@ mod export;
 mod logging;
 mod output;
 mod plan;
+mod recheck;
 mod rollback;
 mod show;
 mod validate;

@@ -11,6 +11,7 @@ use mfactl::engine::{self, preflight};
 use mfactl::manifest::{self, Manifest};
 use mfactl::plan::Plan;
 use mfactl::plan::saved::{self, SourceFile};
+use mfactl::plan::seal::PlanKey;
 use mfactl::report;
 
 #[derive(Debug, Args)]
@@ -127,6 +128,11 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
+    // The key that seals a saved plan: made (or found broken) before anything is sent.
+    let key = match out {
+        Some(_) => Some(plan_key()?),
+        None => None,
+    };
     let reports = ReportFile::check_all(&args.report)?;
     let tenant = args.graph.load_emulated_tenant()?;
     let connection = args
@@ -159,8 +165,8 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
     warn_max_changes(&plan);
     // When and from what: saved plans, the JSON and every report carry it.
     stamp(&mut plan, &args.manifest, &args.reading)?;
-    if let Some(out) = &out {
-        save(out, &plan)?;
+    if let (Some(out), Some(key)) = (&out, &key) {
+        save(out, &plan, key)?;
     }
     for report in &reports {
         report.write(&plan)?;
@@ -209,11 +215,19 @@ pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette
     Ok(())
 }
 
-/// Writes `plan` as a saved plan (0600, atomically); returns its checksum.
-pub fn save(out: &OutputFile, plan: &Plan) -> miette::Result<String> {
+/// The plan key that seals saved plans ([`PlanKey`]): `MFACTL_PLAN_KEY`, or the key file,
+/// made on first use.
+pub fn plan_key() -> miette::Result<PlanKey> {
+    PlanKey::from_environment(true)
+        .map_err(|error| miette::miette!(help = error.help(), "{error}; nothing was sent"))?
+        .ok_or_else(|| miette::miette!("no plan key could be made; nothing was sent"))
+}
+
+/// Writes `plan` as a saved plan (0600, atomically), sealed with `key`; returns its checksum.
+pub fn save(out: &OutputFile, plan: &Plan, key: &PlanKey) -> miette::Result<String> {
     let mut checksum = String::new();
     out.write(|file| {
-        checksum = saved::write(plan, file)?;
+        checksum = saved::write(plan, file, key)?;
         Ok(())
     })?;
     Ok(checksum)

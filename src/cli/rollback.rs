@@ -99,7 +99,7 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     );
     if writes.unsettled > 0 {
         from.push_str(&format!(
-            " and {} with no answer recorded",
+            " and {} with no answer recorded or an unsettled one",
             writes.unsettled
         ));
     }
@@ -119,8 +119,9 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     ));
     if writes.unsettled > 0 {
         summary.push(format!(
-            "{} {} no answer recorded (the run was stopped): restored all the same, marked \
-             \"unsettled\"; a value that never changed plans as in sync",
+            "{} {} no answer recorded (the run was stopped) or an unsettled one (its answer and \
+             the read back were lost): restored all the same, marked \"unsettled\"; a value that \
+             never changed plans as in sync",
             writes.unsettled,
             plural(writes.unsettled, "write has", "writes have"),
         ));

@@ -358,6 +358,7 @@ fn a_value_changed_since_the_plan_is_not_written_over() {
                 resume: None,
                 concurrency: 4,
                 interrupt: engine::Interrupt::new(),
+                check_names: false,
             },
         )
         .await

@@ -224,6 +224,25 @@ fn serve_on_all_interfaces_prints_the_bound_address_and_the_local_url() {
     assert_eq!(tenant.users.len(), 40);
 }
 
+/// Issue 18: under `auth:` the emulator's own endpoints show the tenant's users and what it
+/// saw only to a caller with a token it issued.
+#[test]
+fn under_auth_the_admin_endpoints_answer_401_without_a_token() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenant-signin.yaml");
+    let served = Served::start(&example, "127.0.0.1:0");
+    let url = served.local_url();
+    for path in ["/_emulator/stats", "/_emulator/tenant"] {
+        let (status, body) = get(&url, path);
+        assert!(status.contains(" 401 "), "{path}: {status} {body}");
+        assert!(
+            body.contains("InvalidAuthenticationToken"),
+            "{path}: {body}"
+        );
+        assert!(!body.contains("userPrincipalName"), "{path}: {body}");
+    }
+}
+
 #[test]
 fn generate_refuses_an_absurd_user_count_without_panicking() {
     for users in [

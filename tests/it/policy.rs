@@ -453,6 +453,7 @@ fn a_policy_changed_since_the_plan_is_not_written_over() {
                 resume: None,
                 concurrency: 4,
                 interrupt: engine::Interrupt::new(),
+                check_names: false,
             },
         )
         .await

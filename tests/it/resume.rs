@@ -65,6 +65,30 @@ fn kill_after(
     }
 }
 
+/// Every planned write has exactly one `ok` result in the journal.
+fn assert_each_write_recorded_applied_once(journal: &Path) {
+    let mut applied: HashMap<(String, String), usize> = HashMap::new();
+    for entry in journal_lines(journal)
+        .iter()
+        .filter(|e| e["event"] == "result" && e["result"]["ok"] == true)
+    {
+        let key = (
+            entry["id"].as_str().unwrap().to_owned(),
+            entry["endpoint"].as_str().unwrap().to_owned(),
+        );
+        *applied.entry(key).or_default() += 1;
+    }
+    assert_eq!(
+        applied.len() as u64,
+        WRITES,
+        "every write is recorded applied"
+    );
+    assert!(
+        applied.values().all(|n| *n == 1),
+        "and applied once: {applied:?}"
+    );
+}
+
 /// `apply PLAN --resume JOURNAL`, which must succeed; its stderr.
 fn resume(scenario: &Scenario, plan: &Path, journal: &Path) -> String {
     let out = scenario.run(&[
@@ -94,25 +118,7 @@ fn resume_and_check(scenario: &Scenario, plan: &Path, journal: &Path, rows_tenan
         "each write reached Graph exactly once"
     );
     let entries = journal_lines(journal);
-    let mut applied: HashMap<(String, String), usize> = HashMap::new();
-    for entry in entries.iter().filter(|e| e["event"] == "result") {
-        if entry["result"]["ok"] == true {
-            let key = (
-                entry["id"].as_str().unwrap().to_owned(),
-                entry["endpoint"].as_str().unwrap().to_owned(),
-            );
-            *applied.entry(key).or_default() += 1;
-        }
-    }
-    assert_eq!(
-        applied.len() as u64,
-        WRITES,
-        "every write is recorded applied"
-    );
-    assert!(
-        applied.values().all(|n| *n == 1),
-        "and applied once: {applied:?}"
-    );
+    assert_each_write_recorded_applied_once(journal);
     let starts: Vec<&Value> = entries.iter().filter(|e| e["event"] == "start").collect();
     assert_eq!(starts.len(), 2);
     assert_eq!(starts[1]["resumed"], true);
@@ -257,6 +263,7 @@ fn ctrl_c_prints_a_resume_command_that_works() {
         .args(["-c", &script])
         .current_dir(scenario.dir.path())
         .env("MFACTL_ACCESS_TOKEN", "test-token-not-a-secret")
+        .env("MFACTL_PLAN_KEY_FILE", crate::support::plan_key_file())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -306,4 +313,88 @@ fn writes_made_whose_answer_was_lost_are_read_back_not_sent_again() {
         .filter(|e| e["event"] == "result" && e["result"]["settled_by_read"] == true)
         .count();
     assert_eq!(settled, 10);
+}
+
+/// Issue 18's crash-consistency story: `kill -9` at seeded random points, run after run, against
+/// a throttled emulator; after the last resume every user converged, the emulator made each
+/// planned write exactly once (as many writes as planned, and every one needed), and the
+/// journal records each write applied once. `MFACTL_CRASH_ROUNDS` runs more rounds,
+/// `MFACTL_CRASH_SEED` another sequence.
+#[cfg(unix)]
+#[test]
+fn killed_at_random_points_again_and_again_a_resume_converges_with_each_write_made_once() {
+    use rand::{Rng, SeedableRng};
+    let env_number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = env_number("MFACTL_CRASH_ROUNDS", 4);
+    let seed = env_number("MFACTL_CRASH_SEED", 1818);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (scenario, tenant, _, plan) = planned(57);
+    let journal = scenario.dir.path().join("run.jsonl");
+    let mut resumed = false;
+    for round in 0..rounds {
+        let mut args = vec!["apply", plan.to_str().unwrap()];
+        if resumed {
+            args.extend(["--resume", journal.to_str().unwrap()]);
+        } else {
+            args.extend(["--journal", journal.to_str().unwrap()]);
+        }
+        let mut child = scenario.std_command(&args).spawn().unwrap();
+        // A point in the run: after some more results, or after a moment (which may land
+        // between an intent and its result, or before the first write).
+        let done = results(&journal);
+        let left = (WRITES as usize).saturating_sub(done);
+        let by_count = rng.random_bool(0.6) && left > 1;
+        let target = done + rng.random_range(1..left.max(2));
+        let delay = Duration::from_millis(rng.random_range(0..400));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(120);
+        let finished = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break Some(status);
+            }
+            let due = if by_count {
+                results(&journal) >= target
+            } else {
+                started.elapsed() >= delay
+            };
+            if due {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break None;
+            }
+            assert!(Instant::now() < deadline, "round {round} never got there");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        // The emulator finishes any request already in its hands before the next run.
+        std::thread::sleep(Duration::from_millis(300));
+        // Killed before writing started, the journal has no start line yet: the next round
+        // starts the run afresh with it.
+        resumed = journal_lines(&journal)
+            .iter()
+            .any(|e| e["event"] == "start");
+        if let Some(status) = finished {
+            assert!(status.success(), "round {round} ended on its own: {status}");
+            break;
+        }
+    }
+    let out = scenario.run(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "--resume",
+        journal.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_converged(&scenario.tenant(), &manifest_changing_everyone(&tenant));
+    assert_eq!(
+        scenario.stats().writes,
+        WRITES,
+        "each planned write reached Graph exactly once (seed {seed})"
+    );
+    assert_each_write_recorded_applied_once(&journal);
+    assert_eq!(journal_lines(&journal).last().unwrap()["event"], "finish");
 }

@@ -46,7 +46,12 @@ fn a_saved_plan_is_applied_exactly_without_asking() {
     assert_eq!(saved["tenant_id"], tenant.tenant_id.as_str());
     assert!(saved["created"].is_string());
     assert_eq!(saved["manifest"]["sha256"].as_str().unwrap().len(), 64);
-    assert!(saved["checksum"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        saved["checksum"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
     for user in saved["users"].as_array().unwrap() {
         assert!(user["id"].is_string(), "{user}");
         assert!(user["writes"][0]["before"].is_object(), "{user}");
@@ -233,11 +238,12 @@ fn stale_foreign_edited_and_future_format_plans_are_refused_before_any_request()
     );
     // Made in the future (another machine's clock), and for another tenant: written the way
     // mfactl writes them, so only that differs.
-    let mut plan = mfactl::plan::saved::load(&plan_path).unwrap();
+    let key = crate::support::plan_key();
+    let mut plan = mfactl::plan::saved::load(&plan_path, Some(&key)).unwrap();
     plan.checksum = None;
     let resave = |name: &str, plan: &mfactl::plan::Plan| {
         let mut bytes = Vec::new();
-        mfactl::plan::saved::write(plan, &mut bytes).unwrap();
+        mfactl::plan::saved::write(plan, &mut bytes, &key).unwrap();
         scenario.write(name, std::str::from_utf8(&bytes).unwrap())
     };
     let in_an_hour = jiff::Timestamp::now()

@@ -503,8 +503,17 @@ fn a_device_code_login_is_cached_used_without_a_prompt_and_refused_once_revoked(
             "the cache is readable by its owner only"
         );
     }
+    // In the OS keyring where there is one (the file then says so and holds no token), else
+    // in the file.
+    let keyring_entry = |cache: &Path| {
+        keyring::Entry::new("mfactl device sign-in", &cache.to_string_lossy()).unwrap()
+    };
     let refresh_token = |cache: &Path| -> String {
         let doc: Value = serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+        if doc["refresh_token_in"] == "keyring" {
+            assert!(doc.get("refresh_token").is_none(), "{doc}");
+            return keyring_entry(cache).get_password().expect("in the keyring");
+        }
         doc["refresh_token"].as_str().expect("cached").to_owned()
     };
     let first_refresh = refresh_token(&cache);
@@ -592,6 +601,10 @@ fn a_device_code_login_is_cached_used_without_a_prompt_and_refused_once_revoked(
     assert_eq!(logout.code, 0, "{}", logout.err);
     assert!(logout.err.contains("Signed out"), "{}", logout.err);
     assert!(!cache.exists(), "the cache is gone");
+    assert!(
+        keyring_entry(&cache).get_password().is_err(),
+        "and so is its keyring entry"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ impl Scenario {
         for name in INHERITED {
             cmd.env_remove(name);
         }
+        cmd.env("MFACTL_PLAN_KEY_FILE", plan_key_file());
         cmd.current_dir(self.dir.path())
             .args(args)
             .args(["--graph-url", &self.url()])
@@ -165,7 +166,31 @@ pub const INHERITED: &[&str] = &[
     "IDENTITY_HEADER",
     "IDENTITY_SERVER_THUMBPRINT",
     "IMDS_ENDPOINT",
+    "MFACTL_PLAN_KEY",
+    "MFACTL_PLAN_KEY_FILE",
+    "MFACTL_KEYRING",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
 ];
+
+/// The key the tests' plans are sealed with (made by the first `plan --out` if need be).
+pub fn plan_key() -> mfactl::plan::seal::PlanKey {
+    mfactl::plan::seal::PlanKey::find(None, Some(&plan_key_file()), true)
+        .expect("the tests' plan key")
+        .expect("made")
+}
+
+/// The plan key file every test run shares (made by the first `plan --out`), never the
+/// developer's own.
+pub fn plan_key_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-key")
+}
 
 /// The binary, with nothing inherited that could change its behaviour.
 pub fn mfactl() -> Command {
@@ -173,6 +198,7 @@ pub fn mfactl() -> Command {
     for name in INHERITED {
         cmd.env_remove(name);
     }
+    cmd.env("MFACTL_PLAN_KEY_FILE", plan_key_file());
     // apply writes its journal and plan in the current folder by default: never the repo's.
     cmd.current_dir(scratch_cwd());
     cmd
@@ -436,4 +462,129 @@ pub fn interrupt(child: std::process::Child) -> Output {
         .unwrap();
     assert!(status.success());
     child.wait_with_output().unwrap()
+}
+
+/// How one child run measured by [`peak_rss`] went.
+#[derive(Debug)]
+pub struct Measured {
+    /// The child's peak resident set (`ru_maxrss` from `wait4`), in KiB.
+    pub peak_kib: u64,
+    /// Its exit code (-1 when a signal ended it, -9 when the launcher's guard killed it).
+    pub exit: i32,
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` (in `cwd`, with `env` and nothing inherited) from a small
+/// launcher process and returns its peak memory, as benches/graph.rs measures it: Linux folds the
+/// RSS high-water mark of the memory image a process replaces at `exec` into its `ru_maxrss`,
+/// so a child spawned straight from this test binary (emulators and all) would report this
+/// process's peak. The launcher is this test binary again, running only
+/// [`launch_for_peak_rss`]: a few MB, the measurement's floor. A guard in the launcher kills
+/// the child after three minutes (a hang is a failure, not a figure).
+#[cfg(target_os = "linux")]
+pub fn peak_rss(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Measured {
+    let stderr_path = cwd.join(format!("peak-{}.stderr", uuid::Uuid::new_v4().simple()));
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.push((
+        "MFACTL_PLAN_KEY_FILE".into(),
+        plan_key_file().to_string_lossy().into_owned(),
+    ));
+    let spec = serde_json::json!({
+        "program": assert_cmd::cargo::cargo_bin("mfactl"),
+        "args": args,
+        "env": env,
+        "remove": INHERITED,
+        "cwd": cwd,
+        "stderr": stderr_path,
+    });
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "support::launch_for_peak_rss",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(LAUNCH_ENV, spec.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the launcher runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("LAUNCHED ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("the launcher said: {text}\n{}", stderr(&out)));
+    let fields: Vec<i64> = line
+        .split_whitespace()
+        .map(|f| f.parse().expect("launcher report"))
+        .collect();
+    Measured {
+        peak_kib: fields[0] as u64,
+        exit: fields[1] as i32,
+        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+    }
+}
+
+/// Where [`peak_rss`] hands the launcher what to run.
+const LAUNCH_ENV: &str = "MFACTL_TEST_LAUNCH";
+
+/// The launcher [`peak_rss`] runs (this test binary, this test only): does nothing unless
+/// `MFACTL_TEST_LAUNCH` says what to run.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by support::peak_rss as a launcher"]
+fn launch_for_peak_rss() {
+    let Ok(spec) = std::env::var(LAUNCH_ENV) else {
+        return;
+    };
+    let spec: Value = serde_json::from_str(&spec).unwrap();
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    let mut command = std::process::Command::new(text(&spec["program"]));
+    for name in spec["remove"].as_array().unwrap() {
+        command.env_remove(text(name));
+    }
+    for pair in spec["env"].as_array().unwrap() {
+        command.env(text(&pair[0]), text(&pair[1]));
+    }
+    command
+        .args(spec["args"].as_array().unwrap().iter().map(text))
+        .current_dir(text(&spec["cwd"]))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(text(&spec["stderr"])).unwrap());
+    // Reaped by wait4 below, which `Child::wait` cannot replace: it gives no rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = command.spawn().expect("the child starts");
+    let pid = child.id() as libc::pid_t;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: `pid` is our own unreaped child; both pointers are to live locals.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        assert_eq!(reaped, 0, "wait4: {}", std::io::Error::last_os_error());
+        if std::time::Instant::now() > deadline && !killed {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let exit = if killed {
+        -9
+    } else if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    println!("LAUNCHED {} {exit}", usage.ru_maxrss);
 }

@@ -32,6 +32,7 @@ pub mod organization;
 mod policy;
 mod roles;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod tenant;
 pub mod throttle;
@@ -47,7 +48,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -174,20 +174,8 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(tenant, config)?);
         let app = routes::router(shared.clone());
-        // Without TCP_NODELAY, Nagle's algorithm holds small keep-alive responses back ~40 ms.
-        let listener = listener.tap_io(|stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {err}");
-            }
-        });
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::debug!(%addr, "emulator listening");
         Ok(Emulator {
             addr,

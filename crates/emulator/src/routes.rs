@@ -212,16 +212,46 @@ pub fn router(shared: Arc<Shared>) -> Router {
     router.fallback(graph).with_state(shared)
 }
 
-async fn emulator_stats(State(shared): State<Arc<Shared>>) -> Response {
+async fn emulator_stats(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = admin_refusal(&shared, &uri, &headers) {
+        return refused;
+    }
     axum::Json(shared.stats()).into_response()
 }
 
 /// The current state in the tenant file's shape, without the `auth` section: an HTTP endpoint
-/// that anyone who reaches the emulator can read never hands out credentials.
-async fn emulator_tenant(State(shared): State<Arc<Shared>>) -> Response {
+/// never hands out credentials.
+async fn emulator_tenant(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = admin_refusal(&shared, &uri, &headers) {
+        return refused;
+    }
     let mut tenant = shared.tenant();
     tenant.auth = None;
     axum::Json(tenant).into_response()
+}
+
+/// `/_emulator/*` (the emulator's own, not Graph's): open to anyone without an `auth` section,
+/// as before; with one, the tenant's users and their settings are only for a caller holding a
+/// token the emulator issued (any app or admin of the tenant file), else 401 like Graph's.
+/// `None` when the caller may read them.
+fn admin_refusal(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let sign_in = shared.sign_in.as_ref()?;
+    let refused = |message: &str| finish(unauthenticated(message), &RequestIds::new(headers));
+    let Some(token) = bearer_token(headers) else {
+        return Some(refused(Refusal::Empty.message()));
+    };
+    sign_in
+        .authenticate(token, &request_root(uri, headers))
+        .err()
+        .map(|refusal| refused(refusal.message()))
 }
 
 /// Per-request ids Graph puts in headers and error bodies.

@@ -1675,10 +1675,24 @@ async fn without_an_auth_section_any_token_passes_and_there_is_no_sign_in() {
 }
 
 #[tokio::test]
-async fn the_tenant_endpoint_never_serves_the_auth_section() {
+async fn the_admin_endpoints_need_a_token_and_never_serve_the_auth_section() {
     let emulator = start().await;
+    for endpoint in ["tenant", "stats"] {
+        for token in [None, Some("not-a-token-it-issued")] {
+            let mut request = Client::new().get(format!("{}/_emulator/{endpoint}", emulator.url()));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{endpoint}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+        }
+    }
+    let token = secret_token(&emulator, "https://graph.microsoft.com/.default").await;
     let served: Value = Client::new()
         .get(format!("{}/_emulator/tenant", emulator.url()))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()

@@ -37,6 +37,10 @@ pub struct ApplyOptions<'a> {
     pub concurrency: usize,
     /// Once set no new write starts; writes in flight finish and are journalled.
     pub interrupt: Interrupt,
+    /// Before a user's first write, read the object id's userPrincipalName and refuse the
+    /// user's writes when it is not the name the plan shows (a saved plan: a file, whose
+    /// names and ids could have been paired by someone else).
+    pub check_names: bool,
 }
 
 /// Applies the writes of every user that has some, updating statuses and write results in
@@ -53,6 +57,7 @@ pub async fn apply(
         resume,
         concurrency,
         interrupt,
+        check_names,
     } = options;
     let journal = match journal {
         Some((journal, run)) => {
@@ -87,13 +92,13 @@ pub async fn apply(
     }
 
     // Each user is updated where it lies in the plan: no second list of a million users.
-    let total_writes = plan.summary.writes;
+    let total_writes = plan.write_count();
     let mut results = stream::iter(plan.users.iter_mut())
         .map(|user| async move {
             if !has_writes(user) {
                 return None;
             }
-            apply_user(client, user, journal, resume, shared).await;
+            apply_user(client, user, journal, resume, shared, check_names).await;
             Some(user.write_count() as u64)
         })
         .buffer_unordered(concurrency.max(1));
@@ -157,9 +162,11 @@ async fn apply_user(
     journal: Option<&Journal>,
     resume: Option<&Resume>,
     breaker: &Breaker,
+    check_names: bool,
 ) {
     let mut failed = false;
     let mut drifted = false;
+    let mut name_checked = !check_names;
     // The object id when the plan resolved it: never the name, which may since belong to
     // someone else.
     let name = std::sync::Arc::clone(&user.user);
@@ -180,6 +187,14 @@ async fn apply_user(
         if breaker.is_tripped() {
             break; // Not reached: no result, and the user keeps its status unless it failed.
         }
+        if !std::mem::replace(&mut name_checked, true)
+            && let Err(error) = check_name(client, &name, user.id, breaker).await
+        {
+            tracing::warn!(user = %crate::text::printable(&user.user), message = %error.message, "not written");
+            user.error = Some(Box::new(error));
+            user.status = Status::Failed;
+            return;
+        }
         let need = Resource::of(endpoint).write();
         let permit = breaker.admit(need).await;
         if breaker.is_stopped(need) || breaker.is_tripped() {
@@ -189,7 +204,7 @@ async fn apply_user(
             name: &name,
             id: user.id,
             address,
-            unsettled: earlier == Some(&Earlier::Unsettled),
+            earlier: earlier.is_some(),
         };
         let outcome = write_one(client, &target, &write, journal, breaker).await;
         // A refusal keeps its probe slot: the fifth refusal, not the ninth, ends the probing.
@@ -235,6 +250,59 @@ async fn apply_user(
     };
 }
 
+/// Checks that the object id `id` still carries the userPrincipalName `name` (a user named by
+/// object id needs no look-up): the name is what the reviewer read and what the journal and
+/// report say, so a write to an id that bears another name is refused.
+async fn check_name(
+    client: &GraphClient,
+    name: &str,
+    id: Option<uuid::Uuid>,
+    breaker: &Breaker,
+) -> Result<(), UserError> {
+    let Some(id) = id else {
+        return Ok(());
+    };
+    if uuid::Uuid::parse_str(name).is_ok() {
+        return Ok(());
+    }
+    let need = Resource::Users.read();
+    let refused = |code: &str, message: String| UserError {
+        endpoint: None,
+        status: None,
+        code: code.to_owned(),
+        message,
+        request_id: None,
+    };
+    match client.user_identity(&id.hyphenated().to_string()).await {
+        Ok(identity) => {
+            breaker.success(need);
+            let now = identity.user_principal_name.unwrap_or_default();
+            if now.eq_ignore_ascii_case(name) {
+                return Ok(());
+            }
+            Err(refused(
+                "nameMismatch",
+                format!(
+                    "object id {id} is {}, not {} as the plan says; nothing was written",
+                    crate::text::printable(&now),
+                    crate::text::printable(name)
+                ),
+            ))
+        }
+        Err(error) => {
+            breaker.failure(need, &error);
+            Err(UserError {
+                message: format!(
+                    "cannot check that object id {id} is {}: {}; nothing was written",
+                    crate::text::printable(name),
+                    error
+                ),
+                ..user_error(None, &error)
+            })
+        }
+    }
+}
+
 /// The user a write is for.
 struct Target<'a> {
     /// As the manifest named them (the journal's `user`).
@@ -242,12 +310,13 @@ struct Target<'a> {
     id: Option<uuid::Uuid>,
     /// What goes into the URL: the object id when known.
     address: &'a str,
-    /// An earlier run announced this write and recorded no answer.
-    unsettled: bool,
+    /// An earlier run announced this write and recorded no answer, an unsettled one or a
+    /// failure.
+    earlier: bool,
 }
 
 /// Re-reads, compares with the plan's `before`, journals the intent, PATCHes, journals the
-/// result. A write an earlier run left unsettled is done already when the endpoint shows its
+/// result. A write an earlier run of the plan tried is done already when the endpoint shows its
 /// body. Errs only when the journal cannot be written (then nothing more may be sent).
 async fn write_one(
     client: &GraphClient,
@@ -262,8 +331,9 @@ async fn write_one(
         Ok(live) => {
             // A read, not a write: a token that reads but cannot write must still be found out.
             breaker.success(resource.read());
-            if target.unsettled && shows(write, &live) {
-                // The interrupted run's PATCH was made; its answer was lost with the run.
+            if target.earlier && shows(write, &live) {
+                // An earlier run's PATCH was made (its answer lost with the run, or unsettled),
+                // or the value is there anyway: done, not sent again and not "changed since".
                 let result = WriteResult::settled_by_read();
                 if let Some(journal) = journal {
                     journal.result(target.name, target.id, write.endpoint, &result)?;
@@ -323,6 +393,7 @@ pub(super) fn written(outcome: crate::graph::PatchOutcome) -> WriteResult {
         request_id: outcome.request_id.map(RequestId::from),
         code: None,
         settled_by_read: outcome.settled_by_read,
+        unsettled: false,
         not_kept: false,
         already_applied: false,
     }
@@ -336,6 +407,7 @@ pub(super) fn failure(error: &GraphError) -> WriteResult {
         request_id: error.request_id().map(|id| RequestId::from(id.to_owned())),
         code: Some(error.code().into()),
         settled_by_read: false,
+        unsettled: error.is_unsettled(),
         not_kept: false,
         already_applied: false,
     }

@@ -214,7 +214,7 @@ fn note_system_preferred(plan: &mut Plan, excluded: &[String], managed: bool) {
 /// checks that Graph knows it). An entry Graph does not know is not an error, since it protects
 /// nothing: a warning names it. Any other failure stops the run before a user is read: without
 /// the entry's object id, an entry naming that account the other way would not be caught.
-async fn resolve_protected(
+pub async fn resolve_protected(
     client: &GraphClient,
     entries: &[String],
     concurrency: usize,

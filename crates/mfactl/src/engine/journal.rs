@@ -13,7 +13,7 @@
 //! `seen`). [`read`] reads them back for `apply --resume` and `rollback`.
 
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, BufWriter, Read as _, Seek as _, Write as _};
+use std::io::{BufReader, BufWriter, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -419,6 +419,10 @@ pub enum ReadError {
     },
 }
 
+/// The longest journal line read back: an intent is a few hundred bytes, a policy write's a few
+/// kilobytes; a line longer than this is not one mfactl wrote.
+const MAX_LINE: usize = 1 << 20;
+
 /// Reads every line of the journal at `path`. A last line without its newline that does not
 /// parse is the torn end of a killed run and is skipped; any other line that does not parse
 /// is an error naming it.
@@ -427,13 +431,18 @@ pub fn read(path: &Path) -> Result<JournalRecords, ReadError> {
         path: path.to_owned(),
         source,
     };
-    let mut reader = BufReader::new(File::open(path).map_err(io)?);
+    let mut reader = BufReader::new(crate::files::open_regular(path).map_err(io)?);
     let mut read = JournalRecords::default();
     let mut line = Vec::new();
     let mut number = 0;
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        let n = crate::files::read_line_capped(&mut reader, &mut line, MAX_LINE).map_err(|e| {
+            ReadError::Line {
+                path: path.to_owned(),
+                line: number + 1,
+                reason: e.to_string(),
+            }
+        })?;
         if n == 0 {
             break;
         }

@@ -26,7 +26,7 @@ use crate::plan::Plan;
 use crate::plan::estimate::{Estimate, Quotas};
 
 pub use apply::{ApplyOptions, apply};
-pub use fetch::{Tenant, identify_tenant, plan};
+pub use fetch::{Tenant, identify_tenant, plan, resolve_protected};
 pub use journal::{Journal, JournalError, RunInfo};
 pub use resume::Resume;
 pub mod journal_file {
@@ -73,10 +73,7 @@ pub fn quotas(client: &GraphClient) -> Quotas {
 
 /// What applying `plan` will cost with this client.
 pub fn estimate(client: &GraphClient, plan: &Plan) -> Estimate {
-    crate::plan::estimate::estimate(
-        plan.summary.writes + plan.summary.policy_writes,
-        &quotas(client),
-    )
+    crate::plan::estimate::estimate(plan.write_count(), &quotas(client))
 }
 
 /// The tracing target of progress spans (the CLI draws bars for it alone).
@@ -326,6 +323,9 @@ impl Breaker {
     /// Whether `error` is one the run stops on, so that it is said once for the run rather
     /// than once per user.
     pub(crate) fn is_run_wide(error: &GraphError) -> bool {
+        if let GraphError::Unsettled { cause } = error {
+            return Breaker::is_run_wide(cause);
+        }
         matches!(
             error,
             GraphError::Unreachable { .. } | GraphError::SignIn(_)
@@ -384,6 +384,10 @@ impl Breaker {
     /// A request for `need` failed: trips the breaker when the failure is run-wide, stops the
     /// writes of that kind when they have never been allowed.
     pub(crate) fn failure(&self, need: Need, error: &GraphError) {
+        if let GraphError::Unsettled { cause } = error {
+            // What ended the retries decides (an unreachable Graph still stops the run).
+            return self.failure(need, cause);
+        }
         match error.status() {
             _ if matches!(error, GraphError::Unreachable { .. }) => {
                 self.trip(RunError::Unreachable(error.clone()))

@@ -1,7 +1,8 @@
 //! What an earlier, interrupted run of the same plan did, read from its journal: which writes
-//! Graph took (never sent again), which were announced but have no answer (read back before
-//! anything is sent: done if the endpoint shows the body, written again if it still shows the
-//! plan's `before`), and which failed (tried again like any other).
+//! Graph took (never sent again), which were announced but have no answer or an unsettled one
+//! (read back before anything is sent: done if the endpoint shows the body, written again if it
+//! still shows the plan's `before`), and which failed (tried again like any other, unless the
+//! endpoint already shows the body: then it is done too).
 
 use std::collections::HashMap;
 
@@ -36,6 +37,9 @@ impl Resume {
             let earlier = match (record.event.as_str(), &record.result) {
                 ("intent", _) => Earlier::Unsettled,
                 ("result", Some(result)) if result.ok => Earlier::Applied(result.clone()),
+                // Failed, but an attempt's answer was lost and reading back failed too: it may
+                // have been made, so it is read back like one with no answer at all.
+                ("result", Some(result)) if result.unsettled => Earlier::Unsettled,
                 ("result", Some(_)) => Earlier::Failed,
                 _ => continue,
             };

@@ -179,11 +179,17 @@ impl Rollback {
                     else {
                         continue;
                     };
-                    if record.result.as_ref().is_some_and(|r| r.ok) {
-                        made.push((intent, false));
-                        rollback.writes.applied += 1;
-                    } else {
-                        rollback.writes.failed += 1;
+                    match &record.result {
+                        Some(result) if result.ok => {
+                            made.push((intent, false));
+                            rollback.writes.applied += 1;
+                        }
+                        // May have been made: restored, marked unsettled.
+                        Some(result) if result.unsettled => {
+                            made.push((intent, true));
+                            rollback.writes.unsettled += 1;
+                        }
+                        _ => rollback.writes.failed += 1,
                     }
                 }
                 _ => {}

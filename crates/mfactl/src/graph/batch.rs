@@ -74,6 +74,12 @@ pub enum Outcome {
     },
     /// Graph refused the batch itself (`$batch` not available there): send the item alone.
     Rejected,
+    /// The answer came but was larger than [`super::transport::MAX_ANSWER`] once decompressed:
+    /// nothing more of it was read (a gzip bomb, or not Graph).
+    TooLarge {
+        status: u16,
+        request_id: Option<String>,
+    },
 }
 
 struct Pending {
@@ -228,9 +234,19 @@ impl Batcher {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await;
+        let body = super::transport::read_capped(response).await;
         let took = started.elapsed();
         sender.answered(started);
+        if let Err(super::transport::BodyError::TooLarge) = body {
+            for pending in batch {
+                let outcome = Outcome::TooLarge {
+                    status,
+                    request_id: request_id.clone(),
+                };
+                let _ = pending.reply.send((outcome, took));
+            }
+            return;
+        }
         // Graph refused the batch request as such: batching is not available there.
         if matches!(status, 400 | 404 | 405 | 501) {
             tracing::warn!(
@@ -243,7 +259,7 @@ impl Batcher {
             }
             return;
         }
-        let body = body.map(|bytes| bytes.to_vec()).unwrap_or_default();
+        let body = body.unwrap_or_default();
         let parsed = (status == 200)
             .then(|| serde_json::from_slice::<Value>(&body).ok())
             .flatten();

@@ -81,7 +81,7 @@ pub fn decode(token: &str) -> Option<Claims> {
     let expires_at = claims
         .get("exp")
         .and_then(Value::as_u64)
-        .map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
+        .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
     let audience = match claims.get("aud") {
         Some(Value::String(aud)) => Some(aud.clone()),
         Some(Value::Array(auds)) => auds.first().and_then(Value::as_str).map(str::to_owned),

@@ -298,6 +298,7 @@ impl GraphClient {
             client: self.clone(),
             purpose,
             next: Some(path),
+            seen: std::collections::HashSet::new(),
             _items: std::marker::PhantomData,
         }
     }
@@ -394,8 +395,14 @@ pub struct Pages<T> {
     purpose: Purpose,
     /// The next page's path from the root; `None` after the last page.
     next: Option<String>,
+    /// Every page asked for so far: a link to one of them again would loop forever.
+    seen: std::collections::HashSet<String>,
     _items: std::marker::PhantomData<fn() -> T>,
 }
+
+/// The most pages one listing may take: 100,000 pages of 999 is a hundred million objects, far
+/// beyond any tenant; a listing that goes on longer is not Graph's.
+pub const MAX_PAGES: usize = 100_000;
 
 impl<T: DeserializeOwned> Pages<T> {
     /// The next page's items, or `None` after the last page.
@@ -403,7 +410,20 @@ impl<T: DeserializeOwned> Pages<T> {
         let Some(path) = self.next.take() else {
             return Ok(None);
         };
+        let refused = |path: &str, message: String| GraphError::Decode {
+            method: "GET",
+            path: path.to_owned(),
+            message,
+            request_id: None,
+        };
+        if self.seen.len() >= MAX_PAGES {
+            return Err(refused(
+                &path,
+                format!("the listing went on past {MAX_PAGES} pages; not followed further"),
+            ));
+        }
         let page: Collection<T> = self.client.get_json(self.purpose, &path).await?;
+        self.seen.insert(path.clone());
         if let Some(link) = page.next_link {
             let next = self
                 .client
@@ -418,6 +438,16 @@ impl<T: DeserializeOwned> Pages<T> {
                     ),
                     request_id: None,
                 })?;
+            if self.seen.contains(&next) {
+                return Err(refused(
+                    &path,
+                    format!(
+                        "@odata.nextLink {} points at a page already read: the listing would \
+                         never end; not followed",
+                        crate::text::printable_capped(&link, 200)
+                    ),
+                ));
+            }
             self.next = Some(next);
         }
         Ok(Some(page.value))

@@ -46,6 +46,14 @@ pub enum GraphError {
     /// fix), or gave back a token Graph had just refused.
     #[error("{0}")]
     SignIn(Box<crate::graph::auth::AuthError>),
+    /// A write whose outcome is unknown: an attempt may have reached Graph, its answer was lost,
+    /// and reading the resource back to settle it failed too; the retries then ended with
+    /// `cause`. The write may or may not have been made (journalled as unsettled, never as
+    /// failed: resume reads it back, rollback restores it).
+    #[error(
+        "{cause} (the write may have been made: an earlier attempt's answer was lost and reading it back failed)"
+    )]
+    Unsettled { cause: Box<GraphError> },
     /// Graph answered 2xx but the body was not the JSON we expected.
     #[error("{method} {path}: unexpected response body: {message}{}", request_id_suffix(.request_id))]
     Decode {
@@ -70,10 +78,16 @@ impl GraphError {
         match self {
             GraphError::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             GraphError::Transport { .. } => true,
-            GraphError::Decode { .. } | GraphError::Unreachable { .. } | GraphError::SignIn(_) => {
-                false
-            }
+            GraphError::Decode { .. }
+            | GraphError::Unreachable { .. }
+            | GraphError::SignIn(_)
+            | GraphError::Unsettled { .. } => false,
         }
+    }
+
+    /// Whether this is a write whose outcome stays unknown ([`GraphError::Unsettled`]).
+    pub fn is_unsettled(&self) -> bool {
+        matches!(self, GraphError::Unsettled { .. })
     }
 
     /// Whether a request may have been carried out although no answer says so: it was sent
@@ -82,6 +96,7 @@ impl GraphError {
         match self {
             GraphError::Transport { sent, .. } => *sent,
             GraphError::Api { status, .. } => *status == 504,
+            GraphError::Unsettled { .. } => true,
             _ => false,
         }
     }
@@ -90,6 +105,7 @@ impl GraphError {
     pub fn status(&self) -> Option<u16> {
         match self {
             GraphError::Api { status, .. } => Some(*status),
+            GraphError::Unsettled { cause } => cause.status(),
             _ => None,
         }
     }
@@ -103,6 +119,7 @@ impl GraphError {
             GraphError::Decode { .. } => "invalidResponse",
             GraphError::Unreachable { .. } => "unreachable",
             GraphError::SignIn(_) => "signInFailed",
+            GraphError::Unsettled { .. } => "unsettled",
         }
     }
 
@@ -114,6 +131,7 @@ impl GraphError {
             | GraphError::Decode { message, .. } => message,
             GraphError::Unreachable { cause, .. } => cause,
             GraphError::SignIn(_) => "the access token could not be obtained",
+            GraphError::Unsettled { cause } => cause.message(),
         }
     }
 
@@ -123,6 +141,7 @@ impl GraphError {
             GraphError::Api { request_id, .. } | GraphError::Decode { request_id, .. } => {
                 request_id.as_deref()
             }
+            GraphError::Unsettled { cause } => cause.request_id(),
             GraphError::Transport { .. }
             | GraphError::Unreachable { .. }
             | GraphError::SignIn(_) => None,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod health;
 pub mod pacing;
+pub mod proxy;
 pub mod transport;
 
 // The wire types, the permission table and the clouds are shared with the emulator, so they live

@@ -420,18 +420,52 @@ pub struct Transport {
 /// `--timeout`s (Graph answers in well under a second).
 const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The most bytes of one answer mfactl reads, after decompression: Graph's largest (a page of
+/// 999 users) is well under a megabyte, and reqwest inflates gzip as it reads, so without a cap
+/// a small compressed answer could fill the memory.
+pub const MAX_ANSWER: usize = 16 << 20;
+
+/// Why an answer's body was not read whole.
+pub(super) enum BodyError {
+    /// Larger than [`MAX_ANSWER`]: reading stopped there.
+    TooLarge,
+    /// The connection failed while reading it.
+    Cut(reqwest::Error),
+}
+
+/// The answer's body, decompressed, read a chunk at a time up to [`MAX_ANSWER`].
+pub(super) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Pauses at least this long are logged at the default level, with their reason.
 const NOTABLE_PAUSE: Duration = Duration::from_secs(5);
 
 impl Transport {
     /// Builds the HTTP client and the budgets.
     pub fn new(config: TransportConfig) -> Result<Transport, BuildError> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        // A loopback Graph (the emulator) is never reached through the environment's proxy.
+        let builder = match url::Url::parse(&config.root) {
+            Ok(root) => super::proxy::for_host(builder, &root),
+            Err(_) => builder,
+        };
+        let http = builder
             .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10).min(config.timeout))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(config.concurrency.max(1))
+            // Dropped before any server's idle timeout (the emulator's is 120 s), so that a
+            // request never goes out on a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::none())
             .gzip(true)
             .build()?;
@@ -558,13 +592,16 @@ impl Transport {
             .with_jitter();
         // Two budgets, one retry layer: 429s and transient failures are counted apart.
         let (mut throttled, mut transient) = (0u32, 0u32);
-        (|| async {
+        // Set when an attempt of a write may have reached Graph and reading back could not
+        // tell: from then on a failure does not mean the write was not made.
+        let unsettled = std::sync::atomic::AtomicBool::new(false);
+        let result = (|| async {
             let result = self.attempt(purpose, path, body).await;
             match (result, body) {
                 (Err(error), Some(body))
                     if purpose == Purpose::Write && error.outcome_unknown() =>
                 {
-                    self.settle(path, body, error).await
+                    self.settle(path, body, error, &unsettled).await
                 }
                 (result, _) => result,
             }
@@ -589,7 +626,15 @@ impl Transport {
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
             debug!(%error, delay_ms = delay.as_millis() as u64, "retrying");
         })
-        .await
+        .await;
+        match result {
+            Err(error) if unsettled.load(Ordering::Relaxed) && !error.is_unsettled() => {
+                Err(GraphError::Unsettled {
+                    cause: Box::new(error),
+                })
+            }
+            result => result,
+        }
     }
 
     /// A PATCH got no answer: reads the resource back. Done if it shows every property of the
@@ -599,9 +644,14 @@ impl Transport {
         path: &str,
         body: &serde_json::Value,
         lost: GraphError,
+        unsettled: &std::sync::atomic::AtomicBool,
     ) -> Result<Response, GraphError> {
         // Boxed: `send` is async and this is reached from inside it.
         let read = Box::pin(self.send(Purpose::Settle, path, None)).await;
+        if read.is_err() {
+            // Neither the answer nor the read back says whether the write was made.
+            unsettled.store(true, Ordering::Relaxed);
+        }
         let shows_body = read.as_ref().ok().and_then(|response| {
             let live: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
             let wanted = body.as_object()?;
@@ -622,6 +672,10 @@ impl Transport {
                 request_id: read.ok().and_then(|r| r.request_id),
                 settled_by_read: true,
             });
+        }
+        if shows_body == Some(false) {
+            // Read back and not made: every earlier attempt is settled as not made.
+            unsettled.store(false, Ordering::Relaxed);
         }
         debug!(path, error = %lost, "the answer to a write was lost and the write is not visible; sending it again");
         Err(lost)
@@ -757,18 +811,33 @@ impl Transport {
                     body,
                     request_id,
                 } => {
-                    return self.interpret(
-                        purpose,
-                        path,
-                        status,
-                        &headers,
-                        body,
-                        request_id,
-                        client_request_id,
-                        sent_at,
-                    );
+                    return self
+                        .interpret(
+                            purpose,
+                            path,
+                            status,
+                            &headers,
+                            body,
+                            request_id,
+                            client_request_id,
+                            sent_at,
+                        )
+                        .map_err(|error| without_token(error, &bearer));
                 }
                 Outcome::NoAnswer { failure, after } => (failure, after),
+                Outcome::TooLarge { status, request_id } => {
+                    return Err(GraphError::Decode {
+                        method: method_name,
+                        path: path.to_owned(),
+                        message: format!(
+                            "the answer (HTTP {status}) is larger than {} MiB once \
+                             decompressed; mfactl read no more of it (Graph's answers are far \
+                             smaller: check --graph-url and any proxy)",
+                            MAX_ANSWER >> 20
+                        ),
+                        request_id: request_id.map(|id| printable_capped(&id, 100)),
+                    });
+                }
             };
             self.counters
                 .transport_errors
@@ -848,9 +917,14 @@ impl Transport {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let request_id = header_str(&headers, "request-id");
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(error) => {
+        let bytes = match read_capped(response).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge) => {
+                self.health.answered(sent_at);
+                let outcome = Outcome::TooLarge { status, request_id };
+                return (outcome, started.elapsed());
+            }
+            Err(BodyError::Cut(error)) => {
                 // The status came, the body did not: the host is there, this answer was cut.
                 self.health.answered(sent_at);
                 let mut failure = no_answer(&error);
@@ -1112,6 +1186,28 @@ impl batch::Sender for Transport {
         };
         self.health.failed(classify(failure), admission)
     }
+}
+
+/// `error` with the bearer token taken out of what Graph said: a server (or something posing
+/// as one) that echoes the request must not put the token into an error, a log or a report.
+fn without_token(mut error: GraphError, bearer: &Bearer) -> GraphError {
+    let Some(token) = bearer
+        .header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .filter(|t| t.len() >= 8)
+    else {
+        return error;
+    };
+    if let GraphError::Api { code, message, .. } = &mut error {
+        for text in [code, message] {
+            if text.contains(token) {
+                *text = text.replace(token, "[redacted]");
+            }
+        }
+    }
+    error
 }
 
 /// A reqwest error as a [`NoAnswer`]: its text with causes, and its kind.

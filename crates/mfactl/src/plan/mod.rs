@@ -12,6 +12,7 @@ pub mod estimate;
 pub mod policy;
 pub mod protect;
 pub mod saved;
+pub mod seal;
 pub mod wire;
 
 use std::fmt;
@@ -64,8 +65,9 @@ pub struct Plan {
     /// it does not).
     #[serde(default)]
     pub policy: Option<policy::PolicyPlan>,
-    /// Saved plans end with `"checksum": "sha256:HEX"`, the SHA-256 of the file's bytes before
-    /// it ([`saved`]); read back here, never serialised from here.
+    /// Saved plans end with `"checksum": "hmac-sha256:KEYID:HEX"`, the HMAC under the plan key
+    /// of the file's bytes before it ([`saved`], [`seal`]); read back here, never serialised
+    /// from here.
     #[serde(default, skip_serializing)]
     pub checksum: Option<String>,
 }
@@ -255,6 +257,7 @@ impl HeldResult {
     const SETTLED_BY_READ: u8 = 4;
     const NOT_KEPT: u8 = 8;
     const ALREADY_APPLIED: u8 = 16;
+    const UNSETTLED: u8 = 32;
 
     /// The held part of `result`, and what is left over when anything is.
     fn hold(result: WriteResult) -> (HeldResult, Option<RareAnswer>) {
@@ -264,6 +267,7 @@ impl HeldResult {
             request_id,
             code,
             settled_by_read,
+            unsettled,
             not_kept,
             already_applied,
         } = result;
@@ -284,6 +288,9 @@ impl HeldResult {
             if set {
                 held.flags |= flag;
             }
+        }
+        if unsettled {
+            held.flags |= HeldResult::UNSETTLED;
         }
         let mut rare = RareAnswer {
             request_id: None,
@@ -315,6 +322,7 @@ impl HeldResult {
             },
             code: rare.and_then(|r| r.code.clone()),
             settled_by_read: has(HeldResult::SETTLED_BY_READ),
+            unsettled: has(HeldResult::UNSETTLED),
             not_kept: has(HeldResult::NOT_KEPT),
             already_applied: has(HeldResult::ALREADY_APPLIED),
         }
@@ -874,6 +882,10 @@ pub struct WriteResult {
     /// the endpoint back showed the write made; `status` is then null.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settled_by_read: bool,
+    /// With `ok: false`: the write may have been made all the same (an attempt's answer was
+    /// lost and reading back failed too). Resume reads it back; rollback restores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsettled: bool,
     /// Graph accepted the write, but reading it back after the run did not show it (apply's
     /// read-back; `ok` stays true: Graph said yes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -910,6 +922,7 @@ impl WriteResult {
             request_id: None,
             code: None,
             settled_by_read: false,
+            unsettled: false,
             not_kept: false,
             already_applied: false,
         }
@@ -1032,5 +1045,17 @@ impl Plan {
     /// not-found users without writes are reported but are not changes.
     pub fn has_changes(&self) -> bool {
         self.summary.writes > 0 || self.summary.policy_writes > 0
+    }
+
+    /// The PATCH calls apply would send, counted from the entries themselves (the users' writes
+    /// and the policy's), not from the summary: what every guard compares with its limit.
+    pub fn write_count(&self) -> u64 {
+        let users: u64 = self
+            .users
+            .iter()
+            .filter(|user| matches!(user.status, Status::Change | Status::Blocked))
+            .map(|user| user.write_count() as u64)
+            .sum();
+        users + u64::from(self.policy.as_ref().is_some_and(|p| p.has_write()))
     }
 }

@@ -164,6 +164,92 @@ pub fn parts_in(map: &Map<String, Json>) -> Vec<PolicyPart> {
         .collect()
 }
 
+/// Whether the PATCH body is exactly what the changes shown make of `before`, as [`diff`]
+/// builds it: the changed sub-objects and nothing else, each the `before` sub-object with every
+/// change's `after` in place, and any other property the same as before (in [`same`]'s sense:
+/// the manifest may restate a value, reorder a list). A saved plan whose body writes more than
+/// it shows (a `voiceReportingCode` change that also turns system-preferred MFA off) is
+/// refused with what differs.
+pub fn check_body(plan: &PolicyPlan) -> Result<(), String> {
+    let mut changed = Vec::new();
+    for change in &plan.changes {
+        let part = PolicyPart::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == change.part)
+            .ok_or_else(|| format!("a policy change names the unknown part {:?}", change.part))?;
+        if !changed.contains(&part) {
+            changed.push(part);
+        }
+    }
+    let written = parts_in(&plan.body);
+    let mut rebuilt = Map::new();
+    for part in &written {
+        nest(&mut rebuilt, *part, nested(&plan.body, *part));
+    }
+    if rebuilt != plan.body {
+        return Err("the policy body holds more than the sub-objects mfactl manages".into());
+    }
+    let names = |parts: &[PolicyPart]| {
+        let mut names: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
+        names.sort_unstable();
+        names
+    };
+    if names(&written) != names(&changed) {
+        return Err(format!(
+            "the policy body writes {:?}, but the changes shown are in {:?}",
+            names(&written),
+            names(&changed)
+        ));
+    }
+    for part in written {
+        let before = nested(&plan.before, part);
+        let empty = Map::new();
+        let before = before.as_object().unwrap_or(&empty);
+        let body = nested(&plan.body, part);
+        let Some(body) = body.as_object() else {
+            return Err(format!(
+                "the policy body's {} is not an object",
+                part.as_str()
+            ));
+        };
+        for (property, value) in body {
+            let was = before.get(property).unwrap_or(&Json::Null);
+            let change = plan
+                .changes
+                .iter()
+                .find(|c| c.part == part.as_str() && c.property == *property);
+            let fits = match change {
+                Some(change) => *value == change.after && *was == change.before,
+                None => same(property, value, was),
+            };
+            if !fits {
+                return Err(format!(
+                    "the policy body writes {}.{property} = {}, which the changes shown do not \
+                     say",
+                    part.as_str(),
+                    crate::text::printable_capped(&value.to_string(), 200)
+                ));
+            }
+        }
+        let dropped = before.keys().chain(
+            plan.changes
+                .iter()
+                .filter(|c| c.part == part.as_str())
+                .map(|c| &c.property),
+        );
+        for property in dropped {
+            if !body.contains_key(property) {
+                return Err(format!(
+                    "the policy body leaves {}.{property} out",
+                    part.as_str()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether a live value means the wanted one.
 fn same(property: &str, wanted: &Json, live: &Json) -> bool {
     match (wanted, live) {
@@ -376,6 +462,46 @@ mod tests {
             parts_in(&plan.before),
             vec![PolicyPart::SystemCredentialPreferences]
         );
+    }
+
+    #[test]
+    fn a_body_that_writes_more_than_the_changes_show_is_refused() {
+        let live = json!({ "systemCredentialPreferences": { "state": "enabled",
+            "includeTargets": [{ "id": "all_users", "targetType": "group" }], "excludeTargets": [] },
+            "reportSuspiciousActivitySettings": { "state": "enabled", "voiceReportingCode": 0,
+            "includeTarget": { "id": "all_users", "targetType": "group" } } });
+        let wanted = vec![WantedPart {
+            part: PolicyPart::ReportSuspiciousActivity,
+            properties: vec![
+                ("voiceReportingCode", json!(5)),
+                ("state", json!("Enabled")),
+            ],
+        }];
+        let plan = diff(&wanted, &live);
+        assert_eq!(check_body(&plan), Ok(()));
+        // The red team's forgery: system-preferred MFA turned off under a code change.
+        let mut forged = plan.clone();
+        forged.body.insert(
+            "systemCredentialPreferences".into(),
+            json!({ "state": "disabled", "includeTargets": [], "excludeTargets": [] }),
+        );
+        let error = check_body(&forged).unwrap_err();
+        assert!(error.contains("systemCredentialPreferences"), "{error}");
+        // Another value inside the changed part, a property dropped, a stray key.
+        let mut forged = plan.clone();
+        forged.body["reportSuspiciousActivitySettings"]["state"] = json!("disabled");
+        assert!(check_body(&forged).unwrap_err().contains("state"));
+        let mut forged = plan.clone();
+        forged.body["reportSuspiciousActivitySettings"]
+            .as_object_mut()
+            .unwrap()
+            .remove("includeTarget");
+        assert!(check_body(&forged).unwrap_err().contains("leaves"));
+        let mut forged = plan;
+        forged
+            .body
+            .insert("authenticationMethodConfigurations".into(), json!([]));
+        assert!(check_body(&forged).is_err());
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! Saved plans (`plan --out`, `apply PLAN.json`): the plan document plus what apply needs to
 //! trust it, and the checks that refuse one before any request.
 //!
-//! A saved plan ends with `"checksum": "sha256:HEX"`: the SHA-256 of every byte of the file
-//! before that key. Any edit — a value, a user added or removed, a space — changes it, so apply
-//! runs exactly what was reviewed or nothing. The check streams the file: a plan of a million
-//! users is hashed and read without a second copy of it in memory.
+//! A saved plan ends with `"checksum": "hmac-sha256:KEYID:HEX"`: an HMAC-SHA256, under the plan
+//! key ([`super::seal`]), of every byte of the file before that key. Any edit — a value, a user
+//! added or removed, a space — changes it, and without the key nobody can compute the new one,
+//! so apply runs exactly what was reviewed or nothing. (Plans made before the key existed end
+//! with an unkeyed `sha256:HEX`, which anyone could recompute: they are refused.) The check
+//! streams the file: a plan of a million users is checked and read without a second copy of it
+//! in memory, from one opening of one regular file.
+//!
+//! What the seal cannot vouch for (a plan sealed with a stolen key, or made by a buggy build) is
+//! checked again from the plan's own content by [`check_contents`].
 //!
 //! No I/O but files: no network, no tokio.
 
@@ -13,10 +19,11 @@ use std::io::{self, BufReader, Read as _, Seek as _, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hmac};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::seal::{PlanKey, hex};
 use super::{FORMAT_VERSION, Plan};
 
 /// A file the plan was made from: where it was and what it held.
@@ -31,7 +38,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// Reads and hashes the file at `path`.
     pub fn of(path: &Path) -> io::Result<SourceFile> {
-        let mut file = File::open(path)?;
+        let mut file = crate::files::open_regular(path)?;
         let sha256 = hex(&hash_reader(&mut file, u64::MAX)?);
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         Ok(SourceFile {
@@ -47,15 +54,15 @@ pub const DEFAULT_MAX_AGE: &str = "24h";
 /// clock) before it is refused as from the future.
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
-/// Writes `plan` as a saved plan: the pretty JSON document, its last key the checksum of the
-/// bytes before it. Returns the checksum (`sha256:HEX`).
-pub fn write(plan: &Plan, out: &mut impl Write) -> io::Result<String> {
+/// Writes `plan` as a saved plan: the pretty JSON document, its last key the HMAC under `key`
+/// of the bytes before it. Returns the checksum (`hmac-sha256:KEYID:HEX`).
+pub fn write(plan: &Plan, out: &mut impl Write, key: &PlanKey) -> io::Result<String> {
     let mut hashing = Held {
         inner: out,
-        context: digest::Context::new(&digest::SHA256),
+        context: key.context(),
         held: Vec::with_capacity(2),
     };
-    // Buffered above the hashing: serde_json writes token by token, the digest takes blocks.
+    // Buffered above the hashing: serde_json writes token by token, the HMAC takes blocks.
     let mut buffered = io::BufWriter::with_capacity(64 * 1024, &mut hashing);
     serde_json::to_writer_pretty(&mut buffered, plan)?;
     buffered.flush()?;
@@ -69,15 +76,18 @@ pub fn write(plan: &Plan, out: &mut impl Write) -> io::Result<String> {
     if held != b"\n}" {
         return Err(io::Error::other("plan document did not end with `}`"));
     }
-    let checksum = format!("sha256:{}", hex(context.finish().as_ref()));
+    let checksum = format!("{KEYED}{}:{}", key.id(), hex(context.sign().as_ref()));
     write!(inner, ",\n  \"checksum\": \"{checksum}\"\n}}\n")?;
     Ok(checksum)
 }
 
+/// How a keyed checksum starts.
+const KEYED: &str = "hmac-sha256:";
+
 /// A writer that passes on (and hashes) every byte but the last two, which it holds back.
 struct Held<'a, W: Write> {
     inner: &'a mut W,
-    context: digest::Context,
+    context: hmac::Context,
     held: Vec<u8>,
 }
 
@@ -117,6 +127,23 @@ pub enum SavedPlanError {
         "{path} has no checksum: it was not written by `mfactl plan --out`, or was reformatted"
     )]
     NoChecksum { path: PathBuf },
+    #[error(
+        "{path} is not authenticated: it carries only an unkeyed checksum (sha256), which anyone \
+         who can edit the file can recompute"
+    )]
+    Unauthenticated { path: PathBuf },
+    #[error(
+        "{path} was sealed with plan key {found}, and this machine has no plan key (neither \
+         MFACTL_PLAN_KEY nor a key file)"
+    )]
+    NoKey { path: PathBuf, found: String },
+    #[error("{path} was sealed with plan key {found}, not with {ours} (key {ours_id})")]
+    OtherKey {
+        path: PathBuf,
+        found: String,
+        ours: String,
+        ours_id: String,
+    },
     #[error("{path} was edited after it was saved: its checksum does not match its content")]
     Edited { path: PathBuf },
 }
@@ -134,6 +161,15 @@ impl SavedPlanError {
                 "make the plan again with this mfactl (`mfactl plan MANIFEST --out PLAN.json`), \
                  or apply it with the mfactl that made it"
             }
+            SavedPlanError::Unauthenticated { .. } => {
+                "make the plan again with this mfactl (`mfactl plan MANIFEST --out PLAN.json`): \
+                 it is sealed with this machine's plan key; to plan on one machine and apply on \
+                 another, set MFACTL_PLAN_KEY to the same secret on both"
+            }
+            SavedPlanError::NoKey { .. } | SavedPlanError::OtherKey { .. } => {
+                "apply the plan where it was made, or set MFACTL_PLAN_KEY to the same secret \
+                 where it is made and where it is applied (then make the plan again)"
+            }
             SavedPlanError::Edited { .. } => {
                 "a plan is applied exactly as reviewed: change the manifest and make the plan \
                  again (`mfactl plan MANIFEST --out PLAN.json`)"
@@ -142,10 +178,11 @@ impl SavedPlanError {
     }
 }
 
-/// Reads the saved plan at `path`, refusing one of another format, one without a checksum and
-/// one whose checksum does not match (in that order). Nothing is sent: the caller checks the
-/// Graph root, tenant and age next.
-pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
+/// Reads the saved plan at `path` (a regular file, opened once), refusing one of another
+/// format, one without a checksum, one without an HMAC, one sealed with another key than
+/// `key`, and one whose HMAC does not match (in that order). Nothing is sent: the caller checks
+/// the content ([`check_contents`]), the Graph root, tenant and age next.
+pub fn load(path: &Path, key: Option<&PlanKey>) -> Result<Plan, SavedPlanError> {
     let io_error = |source| SavedPlanError::Io {
         path: path.to_owned(),
         source,
@@ -159,8 +196,8 @@ pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
     struct Probe {
         format_version: Option<serde_json::Value>,
     }
-    let file = File::open(path).map_err(io_error)?;
-    let probe: Probe = serde_json::from_reader(BufReader::new(file))
+    let mut file = crate::files::open_regular(path).map_err(io_error)?;
+    let probe: Probe = serde_json::from_reader(BufReader::new(&file))
         .map_err(|error| not_a_plan(error.to_string()))?;
     match probe.format_version {
         None => return Err(not_a_plan("it has no format_version".into())),
@@ -176,18 +213,37 @@ pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
         }
     }
 
-    let mut file = File::open(path).map_err(io_error)?;
-    let Some((hashed, recorded)) = find_checksum(&mut file).map_err(io_error)? else {
+    let Some((hashed, seal)) = find_checksum(&mut file).map_err(io_error)? else {
         return Err(SavedPlanError::NoChecksum {
             path: path.to_owned(),
         });
     };
+    let (found, tag) = match seal {
+        Seal::Unkeyed => {
+            return Err(SavedPlanError::Unauthenticated {
+                path: path.to_owned(),
+            });
+        }
+        Seal::Keyed { id, tag } => (id, tag),
+    };
+    let Some(key) = key else {
+        return Err(SavedPlanError::NoKey {
+            path: path.to_owned(),
+            found,
+        });
+    };
+    if found != key.id() {
+        return Err(SavedPlanError::OtherKey {
+            path: path.to_owned(),
+            found,
+            ours: key.describe(),
+            ours_id: key.id().to_owned(),
+        });
+    }
     file.rewind().map_err(io_error)?;
-    let actual = format!(
-        "sha256:{}",
-        hex(&hash_reader(&mut file, hashed).map_err(io_error)?)
-    );
-    if actual != recorded {
+    let mut context = key.context();
+    feed(&mut file, hashed, |block| context.update(block)).map_err(io_error)?;
+    if !key.verify(context, &tag) {
         return Err(SavedPlanError::Edited {
             path: path.to_owned(),
         });
@@ -198,14 +254,22 @@ pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
     Ok(plan)
 }
 
-/// The end of a saved plan: (bytes before the checksum key, the recorded checksum).
-fn find_checksum(file: &mut File) -> io::Result<Option<(u64, String)>> {
-    const PREFIX: &str = ",\n  \"checksum\": \"sha256:";
+/// What a saved plan's checksum says.
+enum Seal {
+    /// `sha256:HEX`, from before plans were keyed.
+    Unkeyed,
+    /// `hmac-sha256:KEYID:HEX`.
+    Keyed { id: String, tag: Vec<u8> },
+}
+
+/// The end of a saved plan: (bytes before the checksum key, the checksum).
+fn find_checksum(file: &mut File) -> io::Result<Option<(u64, Seal)>> {
+    const PREFIX: &str = ",\n  \"checksum\": \"";
     let len = file.metadata()?.len();
     let tail_len = len.min(200);
     file.seek(io::SeekFrom::Start(len - tail_len))?;
     let mut tail = Vec::new();
-    file.read_to_end(&mut tail)?;
+    (&mut *file).take(tail_len).read_to_end(&mut tail)?;
     let Ok(tail) = std::str::from_utf8(&tail) else {
         return Ok(None);
     };
@@ -213,33 +277,196 @@ fn find_checksum(file: &mut File) -> io::Result<Option<(u64, String)>> {
         return Ok(None);
     };
     let rest = &tail[at + PREFIX.len()..];
-    let Some(hex) = rest.strip_suffix("\"\n}\n").or(rest.strip_suffix("\"\n}")) else {
+    let Some(value) = rest.strip_suffix("\"\n}\n").or(rest.strip_suffix("\"\n}")) else {
         return Ok(None);
     };
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let is_hex = |text: &str, length: usize| {
+        text.len() == length && text.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    let seal = if let Some(digest) = value.strip_prefix("sha256:") {
+        if !is_hex(digest, 64) {
+            return Ok(None);
+        }
+        Seal::Unkeyed
+    } else if let Some(keyed) = value.strip_prefix(KEYED) {
+        let Some((id, tag)) = keyed.split_once(':') else {
+            return Ok(None);
+        };
+        if !is_hex(id, 16) || !is_hex(tag, 64) {
+            return Ok(None);
+        }
+        let tag = (0..tag.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&tag[i..i + 2], 16).expect("hex checked"))
+            .collect();
+        Seal::Keyed {
+            id: id.to_ascii_lowercase(),
+            tag,
+        }
+    } else {
         return Ok(None);
-    }
+    };
     let hashed = len - tail_len + at as u64;
-    Ok(Some((hashed, format!("sha256:{hex}"))))
+    Ok(Some((hashed, seal)))
 }
 
-/// SHA-256 of the first `limit` bytes of `reader`.
-fn hash_reader(reader: &mut impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
-    let mut context = digest::Context::new(&digest::SHA256);
+/// Hands the first `limit` bytes of `reader` to `take`, a block at a time.
+fn feed(reader: &mut impl io::Read, limit: u64, mut take: impl FnMut(&[u8])) -> io::Result<()> {
     let mut reader = reader.take(limit);
     let mut buffer = vec![0; 64 * 1024];
     loop {
         let n = reader.read(&mut buffer)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        context.update(&buffer[..n]);
+        take(&buffer[..n]);
     }
+}
+
+/// SHA-256 of the first `limit` bytes of `reader`.
+fn hash_reader(reader: &mut impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut context = digest::Context::new(&digest::SHA256);
+    feed(reader, limit, |block| context.update(block))?;
     Ok(context.finish().as_ref().to_vec())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Checks what a saved plan says of itself, whoever sealed it, and returns every problem found:
+/// a tenant (`tenant_id` must be an object id: a null one would be applied to whatever tenant
+/// the token names), an object id for every user with writes (a write by name could reach an
+/// account renamed or re-created since), no object id listed twice (it would be written twice),
+/// a user named by object id carrying that id, a summary that counts exactly the users' writes
+/// (every guard is computed from the writes, but a reviewer read the summary), and a policy
+/// body that writes exactly the changes shown ([`super::policy::check_body`]).
+pub fn check_contents(plan: &Plan) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let shown = |text: &str| crate::text::printable_capped(text, 120);
+    match plan.tenant_id.as_deref() {
+        None => problems.push(
+            "it names no tenant (tenant_id is null): it would be applied to whatever tenant the \
+             token names"
+                .to_owned(),
+        ),
+        Some(tenant) if uuid::Uuid::parse_str(tenant).is_err() => problems.push(format!(
+            "its tenant_id {} is not a tenant's object id",
+            shown(tenant)
+        )),
+        Some(_) => {}
+    }
+    let mut ids = std::collections::HashMap::new();
+    for user in &plan.users {
+        if let Some(id) = user.id {
+            *ids.entry(id).or_insert(0u32) += 1;
+        }
+        if let Ok(named) = uuid::Uuid::parse_str(&user.user)
+            && user.id.is_some_and(|id| id != named)
+        {
+            problems.push(format!(
+                "user {} is named by one object id and carries another ({})",
+                shown(&user.user),
+                user.id.map(|id| id.to_string()).unwrap_or_default()
+            ));
+        }
+        let writes = matches!(user.status, super::Status::Change | super::Status::Blocked)
+            && user.write_count() > 0;
+        if writes && user.id.is_none() {
+            problems.push(format!(
+                "user {} has writes but no object id (id is null): it would be written by name",
+                shown(&user.user)
+            ));
+        }
+    }
+    let mut repeated: Vec<_> = ids.into_iter().filter(|(_, n)| *n > 1).collect();
+    repeated.sort_unstable();
+    for (id, times) in repeated {
+        problems.push(format!("object id {id} is listed {times} times"));
+    }
+    let listed = plan.users.len() as u64;
+    let counted = plan.count(plan.summary.users.max(listed));
+    let said = &plan.summary;
+    let pairs = [
+        ("writes", said.writes, counted.writes),
+        ("to_change", said.to_change, counted.to_change),
+        ("policy_writes", said.policy_writes, counted.policy_writes),
+        ("blocked", said.blocked, counted.blocked),
+        ("not_found", said.not_found, counted.not_found),
+        ("failed", said.failed, counted.failed),
+        ("protected", said.protected, counted.protected),
+    ];
+    for (name, said, counted) in pairs {
+        if said != counted {
+            problems.push(format!(
+                "its summary says {name}: {said}, but its entries hold {counted}"
+            ));
+        }
+    }
+    if said.users < listed {
+        problems.push(format!(
+            "its summary says users: {}, but it lists {listed}",
+            said.users
+        ));
+    }
+    if let Some(policy) = &plan.policy
+        && let Err(problem) = super::policy::check_body(policy)
+    {
+        problems.push(problem);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Escapes every free text a saved plan carries that mfactl prints (reasons, notes, errors, the
+/// tenant's domain, the creation time): a plan is a file, and its text may hold escape
+/// sequences or line breaks meant to hide a line on the admin's screen. Text mfactl wrote
+/// itself was escaped already and stays as it is.
+pub fn escape_text(plan: &mut Plan) {
+    fn escape(text: &mut String) {
+        if let std::borrow::Cow::Owned(safe) = crate::text::printable(text) {
+            *text = safe;
+        }
+    }
+    fn escape_error(error: &mut super::UserError) {
+        escape(&mut error.code);
+        escape(&mut error.message);
+        if let Some(id) = &mut error.request_id {
+            escape(id);
+        }
+    }
+    for text in [&mut plan.tenant_domain, &mut plan.created]
+        .into_iter()
+        .flatten()
+    {
+        escape(text);
+    }
+    for user in &mut plan.users {
+        if let Some(remarks) = &mut user.remarks {
+            if let Some(reason) = &mut remarks.reason {
+                escape(reason);
+            }
+            remarks.notes.iter_mut().for_each(escape);
+            for answer in remarks.answers.iter_mut().flat_map(|a| a.iter_mut()) {
+                for text in [&mut answer.request_id, &mut answer.code]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let std::borrow::Cow::Owned(safe) = crate::text::printable(text) {
+                        *text = safe.into_boxed_str();
+                    }
+                }
+            }
+        }
+        if let Some(error) = &mut user.error {
+            escape_error(error);
+        }
+    }
+    if let Some(policy) = &mut plan.policy {
+        policy.notes.iter_mut().for_each(escape);
+        if let Some(error) = &mut policy.error {
+            escape_error(error);
+        }
+    }
 }
 
 /// Parses an age: a number and a unit (`s`, `m`, `h`, `d`), repeated (`1h30m`).
@@ -333,11 +560,21 @@ mod tests {
         plan
     }
 
+    fn key() -> PlanKey {
+        PlanKey::find(Some(&"a-plan-key-for-tests-only-".repeat(2)), None, false)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn load(path: &Path) -> Result<Plan, SavedPlanError> {
+        super::load(path, Some(&key()))
+    }
+
     fn saved(plan: &Plan) -> (tempfile::TempDir, PathBuf, String) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.json");
         let mut bytes = Vec::new();
-        let checksum = write(plan, &mut bytes).unwrap();
+        let checksum = write(plan, &mut bytes, &key()).unwrap();
         std::fs::write(&path, bytes).unwrap();
         (dir, path, checksum)
     }
@@ -384,6 +621,115 @@ mod tests {
             load(&path),
             Err(SavedPlanError::NoChecksum { .. })
         ));
+    }
+
+    #[test]
+    fn a_re_sealed_or_unkeyed_plan_is_refused() {
+        let (_dir, path, checksum) = saved(&plan());
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Re-sealed with the unkeyed SHA-256 an attacker can compute.
+        let body = &text[..text.rfind(",\n  \"checksum\"").unwrap()];
+        let edited = body.replace("\"users\": 3", "\"users\": 4");
+        let sha = hex(digest::digest(&digest::SHA256, edited.as_bytes()).as_ref());
+        std::fs::write(
+            &path,
+            format!("{edited},\n  \"checksum\": \"sha256:{sha}\"\n}}\n"),
+        )
+        .unwrap();
+        let error = load(&path).unwrap_err();
+        assert!(
+            matches!(error, SavedPlanError::Unauthenticated { .. }),
+            "{error}"
+        );
+        assert!(error.help().contains("MFACTL_PLAN_KEY"));
+        // Sealed with another key, or read where there is none.
+        std::fs::write(&path, &text).unwrap();
+        let other = PlanKey::find(Some(&"another-key-entirely-".repeat(3)), None, false)
+            .unwrap()
+            .unwrap();
+        let error = super::load(&path, Some(&other)).unwrap_err();
+        assert!(matches!(error, SavedPlanError::OtherKey { .. }), "{error}");
+        let error = super::load(&path, None).unwrap_err();
+        assert!(matches!(error, SavedPlanError::NoKey { .. }), "{error}");
+        assert!(checksum.starts_with(&format!("hmac-sha256:{}:", key().id())));
+    }
+
+    #[test]
+    fn a_plan_must_hold_together_whoever_sealed_it() {
+        use crate::model::Field;
+        use crate::plan::{FieldChange, Status, UserPlan, Value};
+        let change = |user: &str| {
+            UserPlan::new(
+                user.into(),
+                Status::Change,
+                vec![FieldChange {
+                    field: Field::PerUserMfaState,
+                    before: Value::text("enforced"),
+                    after: Value::text("disabled"),
+                    blocked: false,
+                }],
+                None,
+                Vec::new(),
+            )
+        };
+        let id = "071cc716-8147-4397-a5ba-b2105951cc0b";
+        let mut megan = change("megan@contoso.com");
+        megan.id = Some(id.parse().unwrap());
+        let mut good = Plan::new("https://graph.microsoft.com", 3, vec![(0, megan.clone())]);
+        good.tenant_id = Some("9c0e5f1a-0000-4000-8000-000000000001".into());
+        assert_eq!(check_contents(&good), Ok(()));
+
+        let mut understated = good.clone();
+        understated.summary.writes = 0;
+        let problems = check_contents(&understated).unwrap_err();
+        assert!(problems[0].contains("writes: 0"), "{problems:?}");
+
+        let mut no_tenant = good.clone();
+        no_tenant.tenant_id = None;
+        assert!(check_contents(&no_tenant).unwrap_err()[0].contains("names no tenant"));
+
+        let by_name = change("adele@contoso.com");
+        let mut twice = Plan::new(
+            "https://graph.microsoft.com",
+            4,
+            vec![(0, megan.clone()), (1, megan.clone()), (2, by_name)],
+        );
+        twice.tenant_id = good.tenant_id.clone();
+        let problems = check_contents(&twice).unwrap_err().join("\n");
+        assert!(problems.contains("listed 2 times"), "{problems}");
+        assert!(
+            problems.contains("adele@contoso.com has writes but no object id"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn text_from_a_plan_is_escaped_before_it_is_printed() {
+        let mut plan = plan();
+        let mut user = crate::plan::UserPlan::new(
+            "u@contoso.com".into(),
+            crate::plan::Status::Blocked,
+            Vec::new(),
+            Some("push\u{1b}[2Jnot registered".into()),
+            vec!["ok\nPlan: 0 users to change".into()],
+        );
+        user.error = Some(Box::new(crate::plan::UserError {
+            endpoint: None,
+            status: Some(400),
+            code: "x\u{202e}y".into(),
+            message: "m\u{1b}".into(),
+            request_id: None,
+        }));
+        plan.users.push(user);
+        plan.tenant_domain = Some("contoso\u{1b}[31m".into());
+        escape_text(&mut plan);
+        let text = serde_json::to_string(&plan).unwrap();
+        assert!(
+            !text.contains("\\u001b") && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert_eq!(plan.users[0].notes()[0], "ok\\nPlan: 0 users to change");
+        assert_eq!(plan.users[0].reason(), Some("push\\u{1b}[2Jnot registered"));
     }
 
     #[test]

@@ -634,6 +634,7 @@ pub(super) mod fixtures {
                 request_id: Some("=req-2".to_owned().into()),
                 code: Some("@badRequest".into()),
                 settled_by_read: false,
+                unsettled: false,
                 not_kept: false,
                 already_applied: false,
             },

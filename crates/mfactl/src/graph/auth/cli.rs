@@ -185,7 +185,7 @@ fn parse(stdout: &[u8]) -> Result<AccessToken, &'static str> {
         _ => return Err("printed no accessToken"),
     };
     let expires_at = number(json.get("expires_on"))
-        .map(|epoch| SystemTime::UNIX_EPOCH + Duration::from_secs(epoch))
+        .and_then(|epoch| super::http::expiry(SystemTime::now(), Some(epoch), None))
         .or_else(|| {
             json.get("expiresOn")
                 .and_then(Value::as_str)

@@ -59,6 +59,8 @@ pub struct LoginOutcome {
 /// The `device` source.
 pub struct DeviceCredential {
     path: PathBuf,
+    /// Whether a renewed refresh token goes to the OS keyring ([`AuthSettings::keyring`]).
+    keyring: bool,
     /// What the cache said when the source was built (for `describe`); each acquisition reads
     /// the file again for the newest refresh token.
     login: CachedLogin,
@@ -87,6 +89,7 @@ impl DeviceCredential {
         check_tenant(SourceKind::Device, &login.tenant)?;
         Ok(DeviceCredential {
             path,
+            keyring: settings.keyring,
             login,
             http: SignInHttp::entra()?,
         })
@@ -122,7 +125,7 @@ impl DeviceCredential {
         if let Some(rotated) = answer.refresh_token {
             login.refresh_token = rotated;
             login.saved_at = jiff::Timestamp::now().to_string();
-            if let Err(error) = cache::save(&self.path, &login) {
+            if let Err(error) = cache::save(&self.path, &login, self.keyring) {
                 // The access token is good; the old refresh token stays valid until it expires.
                 warn!(%error, "could not store the renewed refresh token");
             }
@@ -273,8 +276,9 @@ pub(super) async fn login_with(
             )
         ),
     };
-    let lifetime = Duration::from_secs(number(code.get("expires_in")).unwrap_or(900));
-    let mut interval = Duration::from_secs(number(code.get("interval")).unwrap_or(5));
+    // Entra gives 900 s and 5 s; an answer's absurd values are clamped, never waited out.
+    let lifetime = Duration::from_secs(number(code.get("expires_in")).unwrap_or(900).min(3600));
+    let mut interval = Duration::from_secs(number(code.get("interval")).unwrap_or(5).min(60));
     prompt(&message);
 
     let mut waited = Duration::ZERO;
@@ -336,7 +340,7 @@ pub(super) async fn login_with(
         scopes,
         saved_at: jiff::Timestamp::now().to_string(),
     };
-    cache::save(&settings.cache_path, &cached)?;
+    cache::save(&settings.cache_path, &cached, settings.keyring)?;
     tracing::debug!(
         cache = %printable(&settings.cache_path.to_string_lossy()),
         expires = %tokens.access.expires_at.map(timestamp).unwrap_or_default(),
@@ -701,7 +705,7 @@ mod tests {
             scopes: vec![],
             saved_at: String::new(),
         };
-        cache::save(&settings.cache_path, &login).unwrap();
+        cache::save(&settings.cache_path, &login, false).unwrap();
         // A sign-in from another cloud is not used against this one.
         let error = DeviceCredential::new(&settings).unwrap_err().to_string();
         assert!(error.contains("is for the authority https://login.microsoftonline.us, not https://login.microsoftonline.com"), "{error}");

@@ -29,7 +29,10 @@ const FIRST_DELAY: Duration = Duration::from_millis(500);
 /// A client for one kind of sign-in endpoint.
 #[derive(Clone, Debug)]
 pub(super) struct SignInHttp {
+    /// For hosts elsewhere: the environment's proxies (and `NO_PROXY`) apply.
     client: reqwest::Client,
+    /// For loopback hosts (the emulator's sign-in endpoints): never through a proxy.
+    direct: reqwest::Client,
     /// Statuses besides 5xx and 429 that are worth another try (IMDS: 404 and 410 while it
     /// starts up, per Microsoft's IMDS retry guidance, which the Azure SDK for Rust follows).
     extra_retry: &'static [u16],
@@ -55,19 +58,23 @@ impl SignInHttp {
     }
 
     fn build(no_proxy: bool, extra_retry: &'static [u16]) -> Result<SignInHttp, AuthError> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
-            .timeout(TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none());
-        if no_proxy {
-            builder = builder.no_proxy();
-        }
-        let client = builder
-            .build()
-            .map_err(|error| AuthError::Http(error.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("mfactl/", env!("CARGO_PKG_VERSION")))
+                .timeout(TIMEOUT)
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let failed = |error: reqwest::Error| AuthError::Http(error.to_string());
+        let direct = builder().no_proxy().build().map_err(failed)?;
+        let client = if no_proxy {
+            direct.clone()
+        } else {
+            builder().build().map_err(failed)?
+        };
         Ok(SignInHttp {
             client,
+            direct,
             extra_retry,
             first_delay: FIRST_DELAY,
         })
@@ -80,6 +87,15 @@ impl SignInHttp {
         self
     }
 
+    /// The client for `url`: direct for a loopback host, else the one that honours proxies.
+    fn client_for(&self, url: &Url) -> &reqwest::Client {
+        if crate::graph::proxy::is_loopback(url) {
+            &self.direct
+        } else {
+            &self.client
+        }
+    }
+
     /// POSTs a form (`application/x-www-form-urlencoded`).
     pub async fn post_form(
         &self,
@@ -87,8 +103,15 @@ impl SignInHttp {
         url: &Url,
         form: &[(&str, &str)],
     ) -> Result<Answer, AuthError> {
-        self.send(kind, url, || self.client.post(url.clone()).form(form))
-            .await
+        let secrets: Vec<&str> = form
+            .iter()
+            .filter(|(name, _)| SECRET_FIELDS.contains(name))
+            .map(|(_, value)| *value)
+            .collect();
+        self.send(kind, url, &secrets, || {
+            self.client_for(url).post(url.clone()).form(form)
+        })
+        .await
     }
 
     /// GETs with extra headers.
@@ -98,8 +121,12 @@ impl SignInHttp {
         url: &Url,
         headers: &HeaderMap,
     ) -> Result<Answer, AuthError> {
-        self.send(kind, url, || {
-            self.client.get(url.clone()).headers(headers.clone())
+        // Every header value sent (an identity header is a secret) is kept out of errors.
+        let secrets: Vec<&str> = headers.values().filter_map(|v| v.to_str().ok()).collect();
+        self.send(kind, url, &secrets, || {
+            self.client_for(url)
+                .get(url.clone())
+                .headers(headers.clone())
         })
         .await
     }
@@ -108,6 +135,7 @@ impl SignInHttp {
         &self,
         kind: SourceKind,
         url: &Url,
+        secrets: &[&str],
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Answer, AuthError> {
         let endpoint = shown(url);
@@ -117,13 +145,15 @@ impl SignInHttp {
             let outcome = match request().send().await {
                 Ok(response) => {
                     let status = response.status();
-                    match response.bytes().await {
-                        Ok(body) => Ok(Answer {
-                            status,
-                            body: body.to_vec(),
-                        }),
-                        Err(error) => Err(describe(&error)),
-                    }
+                    read_capped(response).await.map(|body| Answer {
+                        status,
+                        // A refusal's text reaches errors: nothing sent may come back in it.
+                        body: if status.is_success() {
+                            body
+                        } else {
+                            redact(body, secrets)
+                        },
+                    })
                 }
                 Err(error) => Err(describe(&error)),
             };
@@ -154,6 +184,72 @@ impl SignInHttp {
             tokio::time::sleep(delay.mul_f64(jitter)).await;
             delay = (delay * 2).min(Duration::from_secs(8));
             attempt += 1;
+        }
+    }
+}
+
+/// The form fields that carry secrets: a server that echoes the request (a misconfigured proxy,
+/// an impostor) must not put them into an error message.
+const SECRET_FIELDS: &[&str] = &[
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "refresh_token",
+    "device_code",
+    "code",
+    "password",
+];
+
+/// `body` with every occurrence of each secret (as sent in a form, as JSON would quote it, or
+/// as is) replaced by `[redacted]`. Secrets shorter than 8 bytes are left: they would match
+/// ordinary words, and no credential is that short.
+pub(super) fn redact(mut body: Vec<u8>, secrets: &[&str]) -> Vec<u8> {
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let quoted = serde_json::to_string(secret).unwrap_or_default();
+        let quoted = quoted.trim_matches('"').to_owned();
+        for form in [secret.to_string(), encoded, quoted] {
+            body = replace_all(&body, form.as_bytes(), b"[redacted]");
+        }
+    }
+    body
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return haystack.to_vec();
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut at = 0;
+    while at < haystack.len() {
+        if haystack[at..].starts_with(needle) {
+            out.extend_from_slice(with);
+            at += needle.len();
+        } else {
+            out.push(haystack[at]);
+            at += 1;
+        }
+    }
+    out
+}
+
+/// The most bytes of a sign-in answer read (decompressed): a token answer is a few kilobytes.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// The answer's body, read a chunk at a time up to [`MAX_ANSWER`].
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER => {
+                return Err(format!(
+                    "the answer is larger than {} KiB; mfactl read no more of it",
+                    MAX_ANSWER >> 10
+                ));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(error) => return Err(describe(&error)),
         }
     }
 }
@@ -230,11 +326,11 @@ impl TokenAnswer {
             secret(object.remove("access_token")).ok_or_else(|| bad("without an access_token"))?;
         let now = SystemTime::now();
         // An absolute `expires_on` (managed identity endpoints) wins over a relative `expires_in`.
-        let expires_at = number(object.get("expires_on"))
-            .map(|epoch| SystemTime::UNIX_EPOCH + Duration::from_secs(epoch))
-            .or_else(|| {
-                number(object.get("expires_in")).map(|secs| now + Duration::from_secs(secs))
-            });
+        let expires_at = expiry(
+            now,
+            number(object.get("expires_on")),
+            number(object.get("expires_in")),
+        );
         let scopes = object
             .get("scope")
             .and_then(Value::as_str)
@@ -247,6 +343,30 @@ impl TokenAnswer {
             id_token: secret(object.remove("id_token")),
         })
     }
+}
+
+/// The longest a token is taken to last, whatever an answer says: Entra's tokens live 60–90
+/// minutes and managed identities' about a day. An answer's `expires_in: 1e300` is clamped to
+/// it (the token is then renewed early, or after a 401), never added to the clock as is, which
+/// would overflow it.
+pub(super) const MAX_LIFETIME: Duration = Duration::from_secs(2 * 86_400);
+
+/// When a token expires: at epoch `expires_on` (seconds), else `expires_in` seconds after
+/// `now`; either way at most [`MAX_LIFETIME`] after `now`.
+pub(super) fn expiry(
+    now: SystemTime,
+    expires_on: Option<u64>,
+    expires_in: Option<u64>,
+) -> Option<SystemTime> {
+    let latest = now + MAX_LIFETIME;
+    let at = match (expires_on, expires_in) {
+        (Some(epoch), _) => SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(epoch))
+            .unwrap_or(latest),
+        (None, Some(secs)) => now.checked_add(Duration::from_secs(secs)).unwrap_or(latest),
+        (None, None) => return None,
+    };
+    Some(at.min(latest))
 }
 
 /// A whole number of seconds given as a JSON number or a string of digits (IMDS answers
@@ -281,3 +401,48 @@ pub(super) async fn request_token(
 /// The client-assertion type of OAuth's JWT bearer client authentication (RFC 7523), used by
 /// both certificate and workload identity federation sign-ins.
 pub(super) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+#[cfg(test)]
+mod lifetime_and_redaction_tests {
+    use super::*;
+
+    #[test]
+    fn absurd_lifetimes_are_clamped_not_added_to_the_clock() {
+        let now = SystemTime::now();
+        let answer = |json: &str| Answer {
+            status: StatusCode::OK,
+            body: json.as_bytes().to_vec(),
+        };
+        let url = Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        for json in [
+            r#"{"access_token":"a","expires_in":1e300}"#,
+            r#"{"access_token":"a","expires_in":"1e300"}"#,
+            r#"{"access_token":"a","expires_in":18446744073709551615}"#,
+            r#"{"access_token":"a","expires_on":18446744073709551615}"#,
+        ] {
+            let read = TokenAnswer::read(SourceKind::Secret, "Entra ID", &url, answer(json))
+                .unwrap_or_else(|e| panic!("{json}: {e}"));
+            let at = read.access.expires_at.unwrap();
+            assert!(at <= now + MAX_LIFETIME + Duration::from_secs(5), "{json}");
+        }
+        assert_eq!(expiry(now, None, None), None);
+        assert_eq!(
+            expiry(now, None, Some(3599)),
+            Some(now + Duration::from_secs(3599))
+        );
+    }
+
+    #[test]
+    fn secrets_echoed_back_are_redacted_in_every_spelling() {
+        let secret = "s3cr3t/with+chars=";
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let body = format!(
+            "{{\"error\":\"invalid_client\",\"error_description\":\"got client_secret={encoded} \
+             and {secret} and {}\"}}",
+            serde_json::to_string(secret).unwrap().trim_matches('"')
+        );
+        let redacted = String::from_utf8(redact(body.into_bytes(), &[secret, "short"])).unwrap();
+        assert!(!redacted.contains("s3cr3t"), "{redacted}");
+        assert_eq!(redacted.matches("[redacted]").count(), 3, "{redacted}");
+    }
+}

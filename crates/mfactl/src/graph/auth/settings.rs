@@ -61,6 +61,7 @@ const SNAPSHOT: &[&str] = &[
     "HOME",
     "XDG_CACHE_HOME",
     "LOCALAPPDATA",
+    KEYRING_ENV,
 ];
 
 /// How long [`Env::from_process`] lets the IMDS probe take: Azure SDKs probe for about a second
@@ -172,8 +173,14 @@ pub struct AuthSettings {
     pub cache_path: PathBuf,
     /// What `mfactl login` asks for ([`AuthSettings::default_delegated_scopes`]).
     pub delegated_scopes: Vec<String>,
+    /// Whether `mfactl login` keeps the refresh token in the OS keyring (when one is usable);
+    /// `MFACTL_KEYRING=off` keeps it in the cache file.
+    pub keyring: bool,
     pub env: Env,
 }
+
+/// `off` keeps the device-code refresh token out of the OS keyring (in the 0600 cache file).
+pub const KEYRING_ENV: &str = "MFACTL_KEYRING";
 
 impl AuthSettings {
     /// Settings with no flags: everything from `env` and the cloud's defaults.
@@ -189,6 +196,12 @@ impl AuthSettings {
             client_id: None,
             certificate_path: None,
             token_file: None,
+            keyring: env.get(KEYRING_ENV).is_none_or(|value| {
+                !matches!(
+                    value.trim().to_ascii_lowercase().as_str(),
+                    "off" | "0" | "false" | "no"
+                )
+            }),
             env,
         }
     }

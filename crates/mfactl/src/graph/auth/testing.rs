@@ -161,6 +161,10 @@ pub fn settings(vars: &[(&str, &str)], authority: Option<&str>) -> AuthSettings 
     let env = Env::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut settings = AuthSettings::new(Cloud::Global, "https://graph.microsoft.com", env);
     settings.authority_host = authority.map(str::to_owned);
+    // Unit tests keep the refresh token in the file they inspect, unless they ask otherwise.
+    settings.keyring = vars
+        .iter()
+        .any(|(k, v)| *k == super::settings::KEYRING_ENV && *v != "off");
     settings
 }
 

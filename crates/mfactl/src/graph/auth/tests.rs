@@ -45,7 +45,7 @@ fn cached_login(path: &Path) {
         scopes: AuthSettings::default_delegated_scopes("https://graph.microsoft.com"),
         saved_at: "2025-01-01T00:00:00Z".to_owned(),
     };
-    cache::save(path, &login).unwrap();
+    cache::save(path, &login, false).unwrap();
 }
 
 #[test]
@@ -495,7 +495,7 @@ async fn no_log_line_at_any_level_shows_a_secret() {
         scopes: vec!["offline_access".to_owned()],
         saved_at: String::new(),
     };
-    cache::save(&settings.cache_path, &login).unwrap();
+    cache::save(&settings.cache_path, &login, false).unwrap();
     let device = DeviceCredential::new(&settings).unwrap();
     let error = device.acquire().await.unwrap_err();
     tracing::error!(%error, "as the CLI would log it");
