@@ -16,17 +16,15 @@
 use futures::StreamExt;
 use futures::stream;
 
-use super::fetch::user_error;
 use super::journal::{Journal, RunInfo};
+use super::outcome::{failure, user_error, written};
 use super::progress::Progress;
 use super::resume::{Earlier, Resume};
 use super::{Breaker, Interrupt, RunError};
 use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::model::Endpoint;
-use crate::plan::{
-    LiveUser, Plan, RequestId, Status, UserError, UserPlan, Write, WriteResult, live_value,
-};
+use crate::plan::{LiveUser, Plan, Status, UserError, UserPlan, Write, WriteResult, live_value};
 
 /// How to run an apply.
 pub struct ApplyOptions<'a> {
@@ -383,34 +381,6 @@ async fn write_one(
         journal.result(target.name, target.id, write.endpoint, result)?;
     }
     Ok(outcome)
-}
-
-/// The record of a write Graph took (or that reading back showed made).
-pub(super) fn written(outcome: crate::graph::PatchOutcome) -> WriteResult {
-    WriteResult {
-        ok: true,
-        status: outcome.status,
-        request_id: outcome.request_id.map(RequestId::from),
-        code: None,
-        settled_by_read: outcome.settled_by_read,
-        unsettled: false,
-        not_kept: false,
-        already_applied: false,
-    }
-}
-
-/// The record of a write that failed.
-pub(super) fn failure(error: &GraphError) -> WriteResult {
-    WriteResult {
-        ok: false,
-        status: error.status(),
-        request_id: error.request_id().map(|id| RequestId::from(id.to_owned())),
-        code: Some(error.code().into()),
-        settled_by_read: false,
-        unsettled: error.is_unsettled(),
-        not_kept: false,
-        already_applied: false,
-    }
 }
 
 /// The endpoint's current state, as Graph returns it (the other endpoint stays unread).

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream;
 
+use super::outcome::user_error;
 use super::progress::Progress;
 use super::{Breaker, DuplicateUser, RunError};
 use crate::graph::permissions::Resource;
@@ -23,7 +24,7 @@ use crate::graph::{GraphClient, GraphError, Purpose};
 use crate::manifest::{DesiredUser, Manifest};
 use crate::model::Endpoint;
 use crate::plan::protect::Protected;
-use crate::plan::{self, LiveUser, Plan, Status, UserError, UserPlan};
+use crate::plan::{self, LiveUser, Plan, Status, UserPlan};
 
 /// The tenant a run talks to, as far as it could be learnt.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -472,15 +473,4 @@ fn unreadable(desired: &DesiredUser, endpoint: Option<Endpoint>, error: &GraphEr
         Status::Failed
     };
     UserPlan::unread(desired.user.clone(), status, user_error(endpoint, error))
-}
-
-/// A Graph error as recorded against a user.
-pub(super) fn user_error(endpoint: Option<Endpoint>, error: &GraphError) -> UserError {
-    UserError {
-        endpoint,
-        status: error.status(),
-        code: error.code().to_owned(),
-        message: error.message().to_owned(),
-        request_id: error.request_id().map(str::to_owned),
-    }
 }

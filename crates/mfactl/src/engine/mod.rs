@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod export;
 mod fetch;
 mod journal;
+mod outcome;
 mod policy;
 pub mod preflight;
 mod progress;

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use super::fetch::user_error;
 use super::journal::{Journal, JournalError};
+use super::outcome::{failure, user_error, written};
 use super::resume::Earlier;
 use super::{Breaker, RunError};
 use crate::graph::permissions::Resource;
@@ -209,7 +209,7 @@ pub(super) async fn apply(
         Ok(outcome) => {
             breaker.success(resource.write());
             policy.status = Status::Applied;
-            super::apply::written(outcome)
+            written(outcome)
         }
         Err(error) => {
             breaker.failure(resource.write(), &error);
@@ -218,7 +218,7 @@ pub(super) async fn apply(
             }
             policy.status = Status::Failed;
             policy.error = Some(user_error(None, &error));
-            super::apply::failure(&error)
+            failure(&error)
         }
     };
     if let Some(journal) = journal {

@@ -29,8 +29,8 @@ use futures::StreamExt;
 use futures::stream;
 use serde_json::{Map, Value as Json};
 
-use super::fetch::user_error;
 use super::journal::{Journal, JournalError};
+use super::outcome::user_error;
 use super::{Breaker, Interrupt, RunError};
 use crate::graph::permissions::Resource;
 use crate::graph::{GraphClient, GraphError, Purpose};

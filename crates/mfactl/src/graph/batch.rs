@@ -74,7 +74,7 @@ pub enum Outcome {
     },
     /// Graph refused the batch itself (`$batch` not available there): send the item alone.
     Rejected,
-    /// The answer came but was larger than [`super::transport::MAX_ANSWER`] once decompressed:
+    /// The answer came but was larger than [`super::body::MAX_ANSWER`] once decompressed:
     /// nothing more of it was read (a gzip bomb, or not Graph).
     TooLarge {
         status: u16,
@@ -234,10 +234,10 @@ impl Batcher {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = super::transport::read_capped(response).await;
+        let body = super::body::read_capped(response, super::body::MAX_ANSWER).await;
         let took = started.elapsed();
         sender.answered(started);
-        if let Err(super::transport::BodyError::TooLarge) = body {
+        if let Err(super::body::BodyError::TooLarge) = body {
             for pending in batch {
                 let outcome = Outcome::TooLarge {
                     status,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod body;
 pub mod claims;
 pub mod client;
 pub mod error;

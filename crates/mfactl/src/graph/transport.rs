@@ -42,6 +42,7 @@ use tracing::debug;
 
 use super::auth::{AuthError, Bearer, TokenCredential, TokenProvider};
 use super::batch::{self, Batcher, NoAnswer, Outcome};
+use super::body::{BodyError, MAX_ANSWER, read_capped};
 use super::error::GraphError;
 use super::health::{Admission, AfterFailure, FailureKind, Health, HealthLimits};
 use super::pacing::{BucketShape, Budget, PauseGate};
@@ -419,31 +420,6 @@ pub struct Transport {
 /// connections and never answers is then found within a minute, not after several full
 /// `--timeout`s (Graph answers in well under a second).
 const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The most bytes of one answer mfactl reads, after decompression: Graph's largest (a page of
-/// 999 users) is well under a megabyte, and reqwest inflates gzip as it reads, so without a cap
-/// a small compressed answer could fill the memory.
-pub const MAX_ANSWER: usize = 16 << 20;
-
-/// Why an answer's body was not read whole.
-pub(super) enum BodyError {
-    /// Larger than [`MAX_ANSWER`]: reading stopped there.
-    TooLarge,
-    /// The connection failed while reading it.
-    Cut(reqwest::Error),
-}
-
-/// The answer's body, decompressed, read a chunk at a time up to [`MAX_ANSWER`].
-pub(super) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
 
 /// Pauses at least this long are logged at the default level, with their reason.
 const NOTABLE_PAUSE: Duration = Duration::from_secs(5);
@@ -917,7 +893,7 @@ impl Transport {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let request_id = header_str(&headers, "request-id");
-        let bytes = match read_capped(response).await {
+        let bytes = match read_capped(response, MAX_ANSWER).await {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge) => {
                 self.health.answered(sent_at);

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 
+use crate::model::Field;
+
 /// The stable identifier of a kind of problem, printed as `error[CODE]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
@@ -372,6 +374,23 @@ pub(crate) fn closest<'a>(
         .filter(|(distance, name)| *distance <= (name.chars().count() / 3).max(1))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, name)| name)
+}
+
+/// `subject` + "unknown field X; did you mean Y? allowed here: ...". A Graph property name
+/// (`userPreferredMethodForSecondaryAuthentication`) is pointed at the manifest's name for it.
+pub(super) fn unknown_field_message(subject: &str, key: &str, allowed: &[&str]) -> String {
+    let graph_name = Field::ALL
+        .iter()
+        .find(|field| field.graph_property().eq_ignore_ascii_case(key))
+        .map(|field| field.as_str())
+        .filter(|name| allowed.contains(name));
+    let suggestion = graph_name.or_else(|| closest(key, allowed.iter().copied()));
+    let hint = suggestion.map_or_else(String::new, |name| format!("did you mean {name}? "));
+    format!(
+        "{subject}unknown field {}; {hint}allowed here: {}",
+        quoted(key),
+        allowed.join(", ")
+    )
 }
 
 /// Levenshtein distance over chars.

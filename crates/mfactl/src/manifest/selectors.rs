@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::policy::Node;
-use super::problem::{Code, Location, Problems, quoted};
+use super::problem::{Code, Location, Problems, quoted, unknown_field_message};
 use super::{DesiredUser, Origin, RawValue, Settings, check_user};
 use crate::model::Field;
 
@@ -188,7 +188,7 @@ fn fields(
                 Code::UnknownField,
                 at(key),
                 None,
-                super::yaml::unknown_field_message(subject, &key.value, &allowed),
+                unknown_field_message(subject, &key.value, &allowed),
             );
         }
     }
@@ -447,7 +447,7 @@ pub(super) fn check_exclude(node: &Spanned<Node>, problems: &mut Problems) -> Ve
                     Code::UnknownField,
                     at(key),
                     None,
-                    super::yaml::unknown_field_message("exclude: ", other, &["user", "group"]),
+                    unknown_field_message("exclude: ", other, &["user", "group"]),
                 );
                 continue;
             }

@@ -22,7 +22,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_saphyr::{DuplicateKeyPolicy, Spanned};
 
 use super::policy::{self, DesiredPolicy};
-use super::problem::{Code, Location, Problems, closest, quoted};
+use super::problem::{Code, Location, Problems, quoted, unknown_field_message};
 use super::{
     DesiredUser, Manifest, ManifestError, Origin, RawValue, Settings, check_user, duplicate_names,
     duplicate_users, looks_like_utf16_or_32,
@@ -760,23 +760,6 @@ impl Collector {
         self.problems
             .push(Code::UnknownField, at(&key.referenced), None, message);
     }
-}
-
-/// `subject` + "unknown field X; did you mean Y? allowed here: ...". A Graph property name
-/// (`userPreferredMethodForSecondaryAuthentication`) is pointed at the manifest's name for it.
-pub(super) fn unknown_field_message(subject: &str, key: &str, allowed: &[&str]) -> String {
-    let graph_name = Field::ALL
-        .iter()
-        .find(|field| field.graph_property().eq_ignore_ascii_case(key))
-        .map(|field| field.as_str())
-        .filter(|name| allowed.contains(name));
-    let suggestion = graph_name.or_else(|| closest(key, allowed.iter().copied()));
-    let hint = suggestion.map_or_else(String::new, |name| format!("did you mean {name}? "));
-    format!(
-        "{subject}unknown field {}; {hint}allowed here: {}",
-        quoted(key),
-        allowed.join(", ")
-    )
 }
 
 /// The top level, read with the collector as seed so users are checked as they stream by.

@@ -18,6 +18,7 @@ use url::Url;
 use super::error::{AuthError, Rejection};
 use super::settings::shown;
 use super::{AccessToken, SourceKind};
+use crate::graph::body::{self, BodyError};
 
 /// Per-attempt timeout.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -237,21 +238,16 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 const MAX_ANSWER: usize = 1 << 20;
 
 /// The answer's body, read a chunk at a time up to [`MAX_ANSWER`].
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER => {
-                return Err(format!(
-                    "the answer is larger than {} KiB; mfactl read no more of it",
-                    MAX_ANSWER >> 10
-                ));
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return Ok(body),
-            Err(error) => return Err(describe(&error)),
-        }
-    }
+async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, String> {
+    body::read_capped(response, MAX_ANSWER)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => format!(
+                "the answer is larger than {} KiB; mfactl read no more of it",
+                MAX_ANSWER >> 10
+            ),
+            BodyError::Cut(error) => describe(&error),
+        })
 }
 
 /// Why a request got no answer, in words (reqwest's text names the URL, which is fine: sign-in
