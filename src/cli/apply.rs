@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use miette::{IntoDiagnostic, miette};
 
-use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
+use super::args::{GraphArgs, ManifestArgs, OutputFormat, TOKEN_HELP, TextArgs, load_manifest};
+use super::connection::{Connection, run_error, traffic_line};
 use super::exit;
 use super::output::{self, OutputFile, ReportFile};
-use super::plan::{ManifestArgs, load_manifest, run_error};
+use super::saved_plan::{plan_key, save, stamp};
+use super::sign_in::check_permissions;
 use mfactl::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
 };
@@ -64,7 +66,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub no_verify: bool,
     #[command(flatten)]
-    pub text: super::plan::TextArgs,
+    pub text: TextArgs,
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
@@ -84,11 +86,65 @@ fn is_saved_plan(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
+/// Apply's steps: check everything offline, connect, plan (or take the saved plan) and show
+/// it; when it writes: check it may, confirm, write and verify; then finish, report and exit.
 pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
-    // Everything that can be checked offline is, before the first request.
+    let Checked {
+        source,
+        reports,
+        key,
+        resume,
+        journal,
+    } = check(&args)?;
+    let mut connection = connect(&args, &source).await?;
+    let started = Instant::now();
+    let mut plan = match the_plan(&args, &connection, source).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
+            return Err(error);
+        }
+    };
+    let saved_plan = is_saved_plan(&args.manifest);
+    show_plan(&args, &plan, saved_plan)?;
+    let written = if plan.write_count() > 0 {
+        check_writes(&args, &connection, &plan)?;
+        if !saved_plan && !args.auto_approve && !confirm()? {
+            eprintln!("Apply cancelled: nothing was changed.");
+            return Ok(exit::ERROR);
+        }
+        let files = write_files(&args, &plan, key.as_ref(), journal)?;
+        Some(write(&args, &connection, &mut plan, files, resume.as_ref()).await)
+    } else {
+        if let Some(journal) = &journal {
+            record_no_writes(&args, &connection, &plan, journal, resume.is_some())?;
+        }
+        None
+    };
+    connection.finish(started).await;
+    finish(&connection, &mut plan);
+    report(&args, &plan, &reports, written.as_ref())?;
+    exit_code(&args, &connection, &plan, written)
+}
+
+/// What apply checked before sending anything.
+struct Checked {
+    source: Source,
+    reports: Vec<ReportFile>,
+    /// The key that seals the plan a manifest apply saves (for `--resume`).
+    key: Option<PlanKey>,
+    /// `--resume`: the journal's path and what it says was done.
+    resume: Option<(PathBuf, Resume)>,
+    /// The journal, when one was named or is resumed.
+    journal: Option<Journal>,
+}
+
+/// Everything that can be checked offline is, before the first request: the manifest or the
+/// saved plan, a prompt that can be answered, the reports, the plan key, the journal.
+fn check(args: &ApplyArgs) -> miette::Result<Checked> {
     let root = args.graph.graph_root()?;
     let source = if is_saved_plan(&args.manifest) {
-        Source::Saved(Box::new(load_saved(&args, &root)?))
+        Source::Saved(Box::new(load_saved(args, &root)?))
     } else {
         if let Some(journal) = &args.resume {
             return Err(resume_needs_plan(journal));
@@ -109,7 +165,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     // A manifest apply saves the plan it applies (for --resume): sealed with the plan key,
     // made or found broken before anything is sent.
     let key = match &source {
-        Source::Manifest(_) => Some(super::plan::plan_key()?),
+        Source::Manifest(_) => Some(plan_key()?),
         Source::Saved(_) => None,
     };
     let resume = match (&args.resume, &source) {
@@ -120,221 +176,285 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     };
     // An explicit journal is opened now, so a bad path costs nothing; a default one is made
     // once there is something to write.
-    let mut journal = match (&resume, &args.journal) {
+    let journal = match (&resume, &args.journal) {
         (Some((path, _)), _) => Some(reopen_journal(path)?),
         (None, Some(path)) => {
             Some(Journal::open(path).map_err(|e| miette!(help = "nothing was sent", "{e}"))?)
         }
         (None, None) => None,
     };
+    Ok(Checked {
+        source,
+        reports,
+        key,
+        resume,
+        journal,
+    })
+}
+
+/// Starts the emulator or signs in; refuses a saved plan made for another tenant than the
+/// emulated tenant file's or the token's, and a manifest whose reads the token may not make.
+async fn connect(args: &ApplyArgs, source: &Source) -> miette::Result<Connection> {
     let tenant = args.graph.load_emulated_tenant()?;
-    if let (Source::Saved(plan), Some(tenant)) = (&source, &tenant) {
+    if let (Source::Saved(plan), Some(tenant)) = (source, &tenant) {
         same_tenant(plan, Some(&tenant.tenant_id), "the emulated tenant file")?;
     }
-    let users = match &source {
+    let users = match source {
         Source::Manifest(manifest) => GraphArgs::size_of(manifest),
         Source::Saved(plan) => plan.summary.users.max(plan.users.len() as u64),
     };
-    let mut connection = args.graph.connect(tenant, users).await?;
-    let client = &connection.client;
-    if let Source::Saved(plan) = &source {
+    let connection = Connection::open(&args.graph, tenant, users).await?;
+    match source {
         // The token's tenant, when it names one: refused before any request.
-        same_tenant(plan, connection.tenant_id.as_deref(), "the access token")?;
-    }
-    if let Source::Manifest(manifest) = &source {
-        super::auth::check_permissions(
+        Source::Saved(plan) => {
+            same_tenant(plan, connection.tenant_id.as_deref(), "the access token")?
+        }
+        Source::Manifest(manifest) => check_permissions(
             connection.tokens(),
-            &preflight::reads(manifest, super::auth::methods_readable(&args.graph)),
-        )?;
+            &preflight::reads(manifest, args.graph.methods_readable()),
+        )?,
     }
-    let started = Instant::now();
+    Ok(connection)
+}
 
-    let planned = async {
-        let tenant = connection.identify().await?;
-        let plan = match source {
-            Source::Manifest(manifest) => {
-                let mut plan = engine::plan(client, &manifest, connection.concurrency)
-                    .await
-                    .map_err(|error| connection.stop(error))?;
-                // The plan holds what the rest needs; the desired state (a million entries in
-                // a large migration) is let go before writing starts.
-                drop(manifest);
-                plan.tenant_id = tenant.id;
-                plan.tenant_domain = tenant.domain;
-                plan.summary.estimate = Some(engine::estimate(client, &plan));
-                super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
-                plan
-            }
-            Source::Saved(plan) => {
-                let mut plan = *plan;
-                // Graph's word on the tenant, before any write.
-                same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
-                super::recheck::manifest_guards(client, &mut plan, connection.concurrency)
-                    .await
-                    .map_err(|error| connection.stop(error))?;
-                plan.summary.estimate = Some(engine::estimate(client, &plan));
-                plan.summary.calls = None;
-                plan
-            }
-        };
-        Ok::<_, miette::Report>(plan)
-    }
-    .await;
-    let mut plan = match planned {
-        Ok(plan) => plan,
-        Err(error) => {
-            eprintln!("{}", traffic_line(client, started.elapsed()));
-            return Err(error);
+/// The plan to apply: a manifest's, made now; or the saved one, once Graph confirms its
+/// tenant and its manifest's guards are applied again.
+async fn the_plan(
+    args: &ApplyArgs,
+    connection: &Connection,
+    source: Source,
+) -> miette::Result<Plan> {
+    let client = &connection.client;
+    let tenant = connection.identify().await?;
+    let plan = match source {
+        Source::Manifest(manifest) => {
+            let mut plan = engine::plan(client, &manifest, connection.concurrency)
+                .await
+                .map_err(|error| connection.stop(error))?;
+            // The plan holds what the rest needs; the desired state (a million entries in
+            // a large migration) is let go before writing starts.
+            drop(manifest);
+            plan.tenant_id = tenant.id;
+            plan.tenant_domain = tenant.domain;
+            plan.summary.estimate = Some(engine::estimate(client, &plan));
+            stamp(&mut plan, &args.manifest, &args.reading)?;
+            plan
+        }
+        Source::Saved(plan) => {
+            let mut plan = *plan;
+            // Graph's word on the tenant, before any write.
+            same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
+            super::recheck::manifest_guards(client, &mut plan, connection.concurrency)
+                .await
+                .map_err(|error| connection.stop(error))?;
+            plan.summary.estimate = Some(engine::estimate(client, &plan));
+            plan.summary.calls = None;
+            plan
         }
     };
+    Ok(plan)
+}
+
+/// Before the prompt and the first write: a plan with more writes than the run may make stops
+/// here, and a token that may not make them says so now.
+fn check_writes(args: &ApplyArgs, connection: &Connection, plan: &Plan) -> miette::Result<()> {
+    check_max_changes(plan, args.max_changes)?;
+    let mut needs = preflight::writes(plan);
+    if is_saved_plan(&args.manifest) {
+        needs.extend(super::recheck::name_reads(plan));
+    }
+    check_permissions(connection.tokens(), &needs)
+}
+
+/// The saved plan a run applies and the journal that records it: every apply has a journal,
+/// and every journal the saved plan it applies (the two are what `--resume` needs).
+struct Files {
+    plan_path: PathBuf,
+    checksum: String,
+    journal: Journal,
+}
+
+/// The saved plan (a manifest apply saves the plan it applies, beside the journal) and the
+/// journal (the one named or resumed, or a new one beside the plan), said on stderr.
+fn write_files(
+    args: &ApplyArgs,
+    plan: &Plan,
+    key: Option<&PlanKey>,
+    journal: Option<Journal>,
+) -> miette::Result<Files> {
     let saved_plan = is_saved_plan(&args.manifest);
-    show_plan(&args, &plan, saved_plan)?;
+    let (plan_path, checksum) = if saved_plan {
+        let checksum = plan
+            .checksum
+            .clone()
+            .expect("a loaded saved plan has a checksum");
+        (args.manifest.clone(), checksum)
+    } else {
+        let plan_path = plan_beside(args.journal.as_deref());
+        let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
+        let key = key.expect("a manifest apply has its plan key");
+        let checksum = save(&out, plan, key)?;
+        (plan_path, checksum)
+    };
+    let journal = match journal {
+        Some(journal) => journal,
+        None => new_journal(&plan_path, saved_plan)?,
+    };
+    eprintln!("Journal: {}", shown(journal.path()));
+    if !saved_plan {
+        eprintln!("Plan:    {}", shown(&plan_path));
+    }
+    Ok(Files {
+        plan_path,
+        checksum,
+        journal,
+    })
+}
 
-    let mut halted = None;
-    let mut files = None;
-    if plan.write_count() > 0 {
-        // Before the prompt and the first write: a plan with more writes than the run may make
-        // stops here, and a token that may not make them says so now.
-        check_max_changes(&plan, args.max_changes)?;
-        let mut needs = preflight::writes(&plan);
-        if saved_plan {
-            needs.extend(super::recheck::name_reads(&plan));
-        }
-        super::auth::check_permissions(connection.tokens(), &needs)?;
-        if !saved_plan && !args.auto_approve && !confirm()? {
-            eprintln!("Apply cancelled: nothing was changed.");
-            return Ok(exit::ERROR);
-        }
-        // Every apply has a journal, and every journal the saved plan it applies: the two
-        // are what `--resume` needs.
-        let (plan_path, checksum) = if saved_plan {
-            let checksum = plan
-                .checksum
-                .clone()
-                .expect("a loaded saved plan has a checksum");
-            (args.manifest.clone(), checksum)
-        } else {
-            let plan_path = plan_beside(args.journal.as_deref());
-            let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
-            let key = key.as_ref().expect("a manifest apply has its plan key");
-            let checksum = super::plan::save(&out, &plan, key)?;
-            (plan_path, checksum)
-        };
-        let journal = match journal.take() {
-            Some(journal) => journal,
-            None => new_journal(&plan_path, saved_plan)?,
-        };
-        eprintln!("Journal: {}", shown(journal.path()));
-        if !saved_plan {
-            eprintln!("Plan:    {}", shown(&plan_path));
-        }
-        if let Some((_, resume)) = &resume {
-            eprintln!(
-                "Resuming: {} writes already made are not sent again; {} announced without an \
-                 answer are read back first.",
-                resume.applied(),
-                resume.unsettled()
-            );
-        }
-        let interrupt = Interrupt::new();
-        let writing = Arc::new(AtomicBool::new(true));
-        let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone(), Arc::clone(&writing)));
-        let applying = Instant::now();
-        let tenant_id = plan.tenant_id.clone();
-        let run = RunInfo {
-            graph: client.transport().root(),
-            tenant_id: tenant_id.as_deref(),
-            plan: Some(&plan_path),
-            plan_checksum: Some(&checksum),
-            resumed: resume.is_some(),
-        };
-        halted = engine::apply(
-            client,
-            &mut plan,
-            ApplyOptions {
-                journal: Some((&journal, run)),
-                resume: resume.as_ref().map(|(_, r)| r),
-                concurrency: connection.concurrency,
-                interrupt: interrupt.clone(),
-                // A saved plan is a file: its names are checked against Graph's before writing.
-                check_names: saved_plan,
-            },
-        )
-        .await
-        .err();
-        eprintln!("{}", took(&plan, applying.elapsed(), halted.as_ref()));
-        writing.store(false, Ordering::SeqCst);
-        let verification = engine::verify::after_apply(
-            client,
-            &mut plan,
-            halted.as_ref(),
-            VerifyOptions {
-                enabled: !args.no_verify,
-                journal: Some(&journal),
-                concurrency: connection.concurrency,
-                interrupt,
-                recheck_after: Duration::from_secs(2),
-            },
-        )
-        .await;
-        eprintln!("{}", report::verify_line(&verification));
-        watcher.abort();
-        files = Some((plan_path, journal.path().to_owned()));
-    } else if let Some(journal) = &journal {
-        let run = RunInfo {
-            graph: client.transport().root(),
-            tenant_id: plan.tenant_id.as_deref(),
-            plan: saved_plan.then_some(args.manifest.as_path()),
-            plan_checksum: plan.checksum.as_deref(),
-            resumed: resume.is_some(),
-        };
-        journal.start(&run).map_err(|e| miette!("{e}"))?;
-        journal.finish().map_err(|e| miette!("{e}"))?;
-    }
-    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
-    if let Some(emulator) = connection.emulator.take() {
-        emulator.shutdown().await;
-    }
+/// What the writes left: why the run stopped early, if it did, and the files that finish it.
+struct Written {
+    halted: Option<RunError>,
+    plan_path: PathBuf,
+    journal: PathBuf,
+}
+
+/// Writes the plan (journalled, Ctrl-C stopping new writes), then reads the written endpoints
+/// back (unless `--no-verify`).
+async fn write(
+    args: &ApplyArgs,
+    connection: &Connection,
+    plan: &mut Plan,
+    files: Files,
+    resume: Option<&(PathBuf, Resume)>,
+) -> Written {
     let client = &connection.client;
-    plan.summary.applied.get_or_insert(0);
-    plan.summary.calls = Some(engine::calls(client));
-    plan.finished = Some(jiff::Timestamp::now().to_string());
+    if let Some((_, resume)) = resume {
+        eprintln!(
+            "Resuming: {} writes already made are not sent again; {} announced without an \
+             answer are read back first.",
+            resume.applied(),
+            resume.unsettled()
+        );
+    }
+    let interrupt = Interrupt::new();
+    let writing = Arc::new(AtomicBool::new(true));
+    let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone(), Arc::clone(&writing)));
+    let applying = Instant::now();
+    let tenant_id = plan.tenant_id.clone();
+    let run = RunInfo {
+        graph: client.transport().root(),
+        tenant_id: tenant_id.as_deref(),
+        plan: Some(&files.plan_path),
+        plan_checksum: Some(&files.checksum),
+        resumed: resume.is_some(),
+    };
+    let options = ApplyOptions {
+        journal: Some((&files.journal, run)),
+        resume: resume.map(|(_, r)| r),
+        concurrency: connection.concurrency,
+        interrupt: interrupt.clone(),
+        // A saved plan is a file: its names are checked against Graph's before writing.
+        check_names: is_saved_plan(&args.manifest),
+    };
+    let halted = engine::apply(client, plan, options).await.err();
+    eprintln!("{}", took(plan, applying.elapsed(), halted.as_ref()));
+    writing.store(false, Ordering::SeqCst);
+    let verify = VerifyOptions {
+        enabled: !args.no_verify,
+        journal: Some(&files.journal),
+        concurrency: connection.concurrency,
+        interrupt,
+        recheck_after: Duration::from_secs(2),
+    };
+    let verification = engine::verify::after_apply(client, plan, halted.as_ref(), verify).await;
+    eprintln!("{}", report::verify_line(&verification));
+    watcher.abort();
+    Written {
+        halted,
+        plan_path: files.plan_path,
+        journal: files.journal.path().to_owned(),
+    }
+}
 
+/// A run with nothing to write still records itself in a journal that was named or resumed.
+fn record_no_writes(
+    args: &ApplyArgs,
+    connection: &Connection,
+    plan: &Plan,
+    journal: &Journal,
+    resumed: bool,
+) -> miette::Result<()> {
+    let run = RunInfo {
+        graph: connection.client.transport().root(),
+        tenant_id: plan.tenant_id.as_deref(),
+        plan: is_saved_plan(&args.manifest).then_some(args.manifest.as_path()),
+        plan_checksum: plan.checksum.as_deref(),
+        resumed,
+    };
+    journal.start(&run).map_err(|e| miette!("{e}"))?;
+    journal.finish().map_err(|e| miette!("{e}"))
+}
+
+/// What the finished run's document says besides its users: the writes made, the calls, when.
+fn finish(connection: &Connection, plan: &mut Plan) {
+    plan.summary.applied.get_or_insert(0);
+    plan.summary.calls = Some(engine::calls(&connection.client));
+    plan.finished = Some(jiff::Timestamp::now().to_string());
+}
+
+/// The finished run on stdout (text or JSON) and in every `--report`; the journal named again.
+fn report(
+    args: &ApplyArgs,
+    plan: &Plan,
+    reports: &[ReportFile],
+    written: Option<&Written>,
+) -> miette::Result<()> {
     output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
             if plan.has_changes() {
                 writeln!(out)?;
             }
-            report::render_apply_text(&plan, out)
+            report::render_apply_text(plan, out)
         }
-        OutputFormat::Json => report::render_json(&plan, out),
+        OutputFormat::Json => report::render_json(plan, out),
     })?;
-    for report in &reports {
-        report.write(&plan)?;
+    for report in reports {
+        report.write(plan)?;
     }
-    if let Some((_, journal)) = &files {
-        eprintln!("Journal: {}", shown(journal));
+    if let Some(written) = written {
+        eprintln!("Journal: {}", shown(&written.journal));
     }
-    // The report above shows what was done before the run halted.
-    let resume_hint = |files: &Option<(PathBuf, PathBuf)>| {
-        if let Some((plan_path, journal)) = files {
-            eprintln!(
-                "To finish the run: {}",
-                resume_command(&args.manifest, plan_path, journal)
-            );
-        }
+    Ok(())
+}
+
+/// The exit code ([`apply_exit_code`]), or, for a run that halted (the report above shows what
+/// was done before), why, with the command that finishes it.
+fn exit_code(
+    args: &ApplyArgs,
+    connection: &Connection,
+    plan: &Plan,
+    written: Option<Written>,
+) -> miette::Result<u8> {
+    let Some(written) = written else {
+        return Ok(apply_exit_code(plan));
     };
-    match halted {
+    let resume_hint = || {
+        eprintln!(
+            "To finish the run: {}",
+            resume_command(&args.manifest, &written.plan_path, &written.journal)
+        );
+    };
+    match written.halted {
         Some(RunError::Interrupted) => {
             eprintln!("{}", run_error(RunError::Interrupted));
-            resume_hint(&files);
+            resume_hint();
             Ok(exit::INTERRUPTED)
         }
         Some(error) => {
-            resume_hint(&files);
+            resume_hint();
             Err(connection.stop(error))
         }
-        None => Ok(apply_exit_code(&plan)),
+        None => Ok(apply_exit_code(plan)),
     }
 }
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::{ManifestArgs, load_manifest};
 use super::exit;
-use super::plan::{ManifestArgs, load_manifest};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
