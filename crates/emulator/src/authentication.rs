@@ -10,7 +10,7 @@
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::routes::Answer;
+use super::context::Answer;
 use super::state::{GraphError, TenantState};
 
 /// GET (`patch` is `None`, 200 with the preferences) or PATCH (204).

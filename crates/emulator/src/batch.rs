@@ -2,16 +2,16 @@
 //!
 //! It exists because batching changes how calls travel, not what they cost: every item goes
 //! through the same routing, throttling and state steps as a call sent alone
-//! ([`super::routes::metered`]), is counted as one, and answers with its own status, headers and
+//! ([`super::call::metered`]), is counted as one, and answers with its own status, headers and
 //! body inside a 200. It must not route, meter or answer an item itself; its own answers are
 //! only the envelope's errors (bad JSON, no or too many items, a duplicate id, a nested batch).
 
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
 
-use super::routes::{
-    Answer, Credential, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, injected_failure,
-    is_eventual, is_low_priority, metered,
+use super::call::{Credential, injected_failure, metered};
+use super::context::{
+    Answer, GRAPH_JSON, RequestIds, Shared, add_inner_error, count, is_eventual, is_low_priority,
 };
 
 /// The largest batch Graph accepts (graph-api.md §7).

@@ -16,8 +16,8 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
+use super::context::{Answer, CallContext};
 use super::listing;
-use super::routes::{Answer, CallContext};
 use super::state::TenantState;
 use super::state::conditional_access::served;
 

@@ -21,7 +21,7 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::routes::Answer;
+use super::context::Answer;
 use super::state::TenantState;
 use mfactl_core::text::printable_capped;
 

@@ -22,15 +22,14 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::routes::{Shared, request_root};
-use super::token::{ManagedIdentityError, ManagedToken, SignIn, json_response};
+use super::token::{ManagedIdentityError, ManagedToken, SignIn, json_response, request_root};
 
 /// The api-version App Service's token service speaks (the older 2017-09-01 used a `secret`
 /// header instead, and is not served).
 const APP_SERVICE_API_VERSION: &str = "2019-08-01";
 
 /// The managed-identity routes, mounted only when the tenant file has an `auth` section.
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<SignIn>> {
     Router::new()
         .route("/metadata/identity/oauth2/token", get(imds))
         .route("/msi/token", get(app_service))
@@ -142,10 +141,7 @@ fn token_for(
 }
 
 /// `GET /metadata/identity/oauth2/token` (IMDS).
-async fn imds(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let Some(sign_in) = shared.sign_in() else {
-        return refuse(StatusCode::NOT_FOUND, "invalid_request", "No auth section.");
-    };
+async fn imds(State(sign_in): State<Arc<SignIn>>, uri: Uri, headers: HeaderMap) -> Response {
     // The header must be exactly "true", in lower case (Microsoft's documentation).
     if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
         return refuse(
@@ -164,7 +160,7 @@ async fn imds(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -
         );
     }
     let root = request_root(&uri, &headers);
-    match token_for(sign_in, &query, &["object_id", "msi_res_id"], &root) {
+    match token_for(&sign_in, &query, &["object_id", "msi_res_id"], &root) {
         Ok((resource, token)) => {
             let expires_on = token.issued_at.saturating_add_unsigned(token.lifetime);
             json_response(StatusCode::OK, &imds_answer(&resource, &token, expires_on))
@@ -188,10 +184,7 @@ fn imds_answer(resource: &str, token: &ManagedToken, expires_on: i64) -> Value {
 }
 
 /// `GET /msi/token` (App Service and the hosts that share its protocol).
-async fn app_service(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let Some(sign_in) = shared.sign_in() else {
-        return refuse(StatusCode::NOT_FOUND, "invalid_request", "No auth section.");
-    };
+async fn app_service(State(sign_in): State<Arc<SignIn>>, uri: Uri, headers: HeaderMap) -> Response {
     let presented = headers
         .get("x-identity-header")
         .and_then(|v| v.to_str().ok())
@@ -219,7 +212,7 @@ async fn app_service(State(shared): State<Arc<Shared>>, uri: Uri, headers: Heade
         );
     }
     let root = request_root(&uri, &headers);
-    match token_for(sign_in, &query, &["principal_id", "mi_res_id"], &root) {
+    match token_for(&sign_in, &query, &["principal_id", "mi_res_id"], &root) {
         Ok((resource, token)) => {
             let expires_on = token.issued_at.saturating_add_unsigned(token.lifetime);
             json_response(

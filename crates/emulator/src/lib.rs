@@ -8,8 +8,9 @@
 //! timings measured against it mean something.
 //!
 //! It must not be a second implementation of mfactl's logic: it holds state and applies Graph's
-//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the shared
-//! pipeline, and one module per Graph resource: `users`, `listing` (the users collection),
+//! rules ([`state`]), meters requests ([`throttle`]) and speaks HTTP ([`routes`], the router;
+//! `call`, the steps of one Graph call; `context`, what they and the handlers share; and one
+//! module per Graph resource: `users`, `listing` (the users collection),
 //! `membership`, `members` (a group's), `authentication`, `policy`, `groups`, [`organization`],
 //! `conditional_access` (Conditional Access policies and security defaults), `roles` (directory
 //! role assignments), `batch`); the tenant file lives in [`tenant`] and the synthetic-tenant generator in
@@ -20,8 +21,10 @@
 
 mod authentication;
 mod batch;
+mod call;
 pub mod certificate;
 mod conditional_access;
+mod context;
 pub mod generate;
 mod groups;
 mod identity;
@@ -56,7 +59,7 @@ pub use tenant::{
     TenantProblem, TenantUser, UserSignInPreferences, UserType, file_schema as tenant_file_schema,
 };
 
-use routes::Shared;
+use context::Shared;
 
 /// How the emulator behaves beyond the tenant's data: latency, throttling and faults.
 #[derive(Clone, Debug, PartialEq)]

@@ -28,7 +28,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::routes::{Answer, CallContext};
+use super::context::{Answer, CallContext};
 use super::state::TenantState;
 use super::tenant::{Group, TenantUser};
 use mfactl_core::text::printable_capped;

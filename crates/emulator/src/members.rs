@@ -17,8 +17,8 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use super::context::{Answer, CallContext};
 use super::listing::{self, Listed};
-use super::routes::{Answer, CallContext};
 use super::state::{GraphError, TenantState};
 
 /// Which list of a group's members.

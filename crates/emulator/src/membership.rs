@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::routes::Answer;
+use super::context::Answer;
 use super::state::{GraphError, TenantState};
 
 /// `GET /users/{key}/transitiveMemberOf[/microsoft.graph.group]`; 404 for an unknown user.

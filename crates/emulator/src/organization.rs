@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Tenant;
-use super::routes::Answer;
+use super::context::Answer;
 
 /// `GET /organization`.
 pub(super) fn get(tenant: &Tenant) -> Answer {

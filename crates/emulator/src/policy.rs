@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::routes::Answer;
+use super::context::Answer;
 use super::state::{GraphError, TenantState};
 
 /// GET (`patch` is `None`) or PATCH the policy.

@@ -16,8 +16,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use super::context::{Answer, CallContext};
 use super::listing::{self, Token};
-use super::routes::{Answer, CallContext};
 use super::state::TenantState;
 use super::tenant::RoleAssignment;
 use mfactl_core::text::printable_capped;

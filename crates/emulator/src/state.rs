@@ -8,45 +8,17 @@
 //! Graph error code each failure maps to; throttling, latency and faults happen before it is called.
 
 pub mod conditional_access;
+mod error;
 pub mod policy;
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+pub use error::GraphError;
+
 use super::tenant::{Group, Tenant, TenantUser};
 use mfactl_core::model::{MethodKind, PerUserMfaState, PreferredMethod};
-
-/// A refusal in Graph's terms: HTTP status, Graph `code`, human message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{status} {code}: {message}")]
-pub struct GraphError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl GraphError {
-    /// 400 `badRequest` (the code Graph uses for invalid property values on these endpoints).
-    pub fn bad_request(message: impl Into<String>) -> GraphError {
-        GraphError {
-            status: 400,
-            code: "badRequest",
-            message: message.into(),
-        }
-    }
-
-    /// 404 `Request_ResourceNotFound` for a user (or other object) that does not exist.
-    pub fn resource_not_found(key: &str) -> GraphError {
-        GraphError {
-            status: 404,
-            code: "Request_ResourceNotFound",
-            message: format!(
-                "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
-            ),
-        }
-    }
-}
 
 /// The tenant plus case-insensitive indexes by object id and by UPN.
 #[derive(Clone, Debug)]

@@ -353,7 +353,7 @@ async fn spent_buckets_answer_429_with_graphs_headers_and_change_nothing() {
         headers["x-ms-throttle-scope"],
         format!(
             "Tenant_Application/Write/{}/9c0e5f1a-0000-4000-8000-000000000001",
-            routes::EMULATOR_APP_ID
+            call::EMULATOR_APP_ID
         )
     );
     assert_eq!(
@@ -831,7 +831,7 @@ async fn the_methods_limit_refuses_methods_reads_only_alone_and_batched() {
         refused["x-ms-throttle-scope"],
         format!(
             "Tenant_Application/Reports/{}/9c0e5f1a-0000-4000-8000-000000000001",
-            routes::EMULATOR_APP_ID
+            call::EMULATOR_APP_ID
         )
     );
     // 2 per 10 s, balance -1 after the charged refusal: 2 requests' worth at 0.2/s.

@@ -54,7 +54,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::routes::{Shared, request_root};
 use super::tenant::{AuthApp, Tenant, TenantAuth};
 use mfactl_core::cloud::Cloud;
 use mfactl_core::permissions::TokenKind;
@@ -768,6 +767,25 @@ fn same_url(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
+/// The emulator's root as the request reached it, `http://{host}`: what a token's `aud` and a
+/// client assertion's token URL are compared with. HTTP/2 carries the host in the URI, HTTP/1.1
+/// in `Host`. Empty when neither does.
+pub(super) fn request_root(uri: &Uri, headers: &HeaderMap) -> String {
+    let host = uri
+        .authority()
+        .map(|authority| authority.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    match host {
+        Some(host) if !host.is_empty() => format!("http://{host}"),
+        _ => String::new(),
+    }
+}
+
 /// What one request to a sign-in endpoint brings along.
 struct Context {
     /// `http://{host}` as the request reached the emulator.
@@ -915,7 +933,7 @@ impl OAuthError {
 // HTTP.
 
 /// The sign-in routes, mounted only when the tenant file has an `auth` section.
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<SignIn>> {
     Router::new()
         .route(
             "/{tenant}/oauth2/v2.0/token",
@@ -933,22 +951,19 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
 }
 
 async fn token_endpoint(
-    State(shared): State<Arc<Shared>>,
+    State(sign_in): State<Arc<SignIn>>,
     Path(tenant): Path<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let ctx = Context::new(tenant, &uri, &headers);
-    let answer = match shared.sign_in() {
-        Some(sign_in) => sign_in.token(&Form::parse(&body), &ctx),
-        None => Err(not_configured()),
-    };
+    let answer = sign_in.token(&Form::parse(&body), &ctx);
     respond(answer, &ctx)
 }
 
 async fn devicecode_endpoint(
-    State(shared): State<Arc<Shared>>,
+    State(sign_in): State<Arc<SignIn>>,
     Path(tenant): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -957,40 +972,31 @@ async fn devicecode_endpoint(
     let ctx = Context::new(tenant, &uri, &headers);
     // Entra was reported (2019, MSAL.NET #1407) to answer devicecode errors with 200; the
     // emulator answers them like the token endpoint's, with 400.
-    let answer = match shared.sign_in() {
-        Some(sign_in) => sign_in.device_authorization(&Form::parse(&body), &ctx),
-        None => Err(not_configured()),
-    };
+    let answer = sign_in.device_authorization(&Form::parse(&body), &ctx);
     respond(answer, &ctx)
 }
 
 async fn openid_configuration_endpoint(
-    State(shared): State<Arc<Shared>>,
+    State(sign_in): State<Arc<SignIn>>,
     Path(tenant): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let ctx = Context::new(tenant, &uri, &headers);
-    let answer = match shared.sign_in() {
-        Some(sign_in) => sign_in
-            .authority(&ctx.tenant)
-            .map(|_| sign_in.openid_configuration(&ctx.root)),
-        None => Err(not_configured()),
-    };
+    let answer = sign_in
+        .authority(&ctx.tenant)
+        .map(|_| sign_in.openid_configuration(&ctx.root));
     respond(answer, &ctx)
 }
 
 async fn keys_endpoint(
-    State(shared): State<Arc<Shared>>,
+    State(sign_in): State<Arc<SignIn>>,
     Path(tenant): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let ctx = Context::new(tenant, &uri, &headers);
-    let answer = match shared.sign_in() {
-        Some(sign_in) => sign_in.authority(&ctx.tenant).map(|_| sign_in.keys()),
-        None => Err(not_configured()),
-    };
+    let answer = sign_in.authority(&ctx.tenant).map(|_| sign_in.keys());
     respond(answer, &ctx)
 }
 
@@ -1005,16 +1011,6 @@ async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response 
         ),
     );
     respond(Err(err), &ctx)
-}
-
-/// The routes are mounted only with an `auth` section; this cannot be reached otherwise.
-fn not_configured() -> OAuthError {
-    OAuthError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request",
-        None,
-        "This emulator's tenant file has no auth section.",
-    )
 }
 
 fn respond(answer: Result<Value, OAuthError>, ctx: &Context) -> Response {

@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 
-use super::routes::Answer;
+use super::context::Answer;
 use super::state::{GraphError, TenantState};
 
 /// `GET /users/{key}`; 404 `Request_ResourceNotFound` for an unknown user.

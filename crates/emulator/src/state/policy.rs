@@ -48,7 +48,7 @@ use std::ops::RangeInclusive;
 
 use serde_json::{Map, Value, json};
 
-use super::GraphError;
+use super::error::GraphError;
 use mfactl_core::text::printable_capped;
 
 /// `@odata.context` of the policy.
