@@ -14,6 +14,7 @@ mod fault_proxy;
 mod fuzz;
 mod guards;
 mod hardening;
+mod layout;
 mod manifest_errors;
 mod permissions;
 mod plan;
