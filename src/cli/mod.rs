@@ -8,6 +8,7 @@ mod connection;
 mod emulator;
 pub mod exit;
 mod export;
+mod journal;
 mod logging;
 mod output;
 mod plan;
