@@ -1028,8 +1028,16 @@ async fn run_child(
     }
 }
 
+/// `--launch` measures a child's peak memory with `wait4`, which only Unix has.
+#[cfg(not(unix))]
+fn launch(_args: &[String]) -> ExitCode {
+    eprintln!("--launch (the peak-memory cases) needs wait4: run them on Linux");
+    ExitCode::FAILURE
+}
+
 /// `--launch STDERR PROGRAM ARGS...`: runs PROGRAM with stdout to /dev/null and stderr to
 /// STDERR, reaps it with `wait4`, and prints `peak_kib wall_ns exit_code own_peak_kib`.
+#[cfg(unix)]
 fn launch(args: &[String]) -> ExitCode {
     let [stderr_path, program, rest @ ..] = args else {
         eprintln!("usage: --launch STDERR PROGRAM ARGS...");

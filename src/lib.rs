@@ -5,3 +5,8 @@
 //! clap definitions too.
 
 pub mod cli;
+
+/// build.rs's commit lookup, compiled here only for its unit tests.
+#[cfg(test)]
+#[path = "../build/version.rs"]
+mod build_version;

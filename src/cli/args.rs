@@ -24,12 +24,12 @@ pub const EMULATOR_TOKEN_ENV: &str = "MFACTL_EMULATOR_TOKEN";
 
 /// Where plan, apply and show take the token from; shown in their `--help`.
 pub const TOKEN_HELP: &str = "\
-Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth names:
+Sign-in (docs/sign-in.md): the first source configured, or the one --auth names:
   token        MFACTL_ACCESS_TOKEN, or --token-file FILE: a bearer token used as is
   secret       AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET
   certificate  ... + AZURE_CLIENT_CERTIFICATE_PATH (PEM, or .pfx with _PASSWORD)
   workload     ... + AZURE_FEDERATED_TOKEN_FILE (GitHub Actions, Kubernetes)
-  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Automation); --auth managed
+  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Container Apps, Automation); --auth managed
                on a VM
   cli          the Azure CLI's signed-in account (az login)
   device       the admin signed in with `mfactl login`
@@ -212,13 +212,14 @@ pub struct TextArgs {
 }
 
 impl TextArgs {
-    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org).
+    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org) or
+    /// the terminal cannot show them (an old Windows console).
     pub fn options(&self, summary_only: bool, to_terminal: bool) -> report::TextOptions {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         report::TextOptions {
             detail: self.detail,
             summary_only,
-            color: to_terminal && !no_color,
+            color: to_terminal && !no_color && super::terminal::ansi_colours(),
         }
     }
 }

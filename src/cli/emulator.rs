@@ -172,8 +172,15 @@ async fn shutdown_signal() {
             _ = term.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    // A Windows console sends Ctrl-Break as well as Ctrl-C (and a service manager sends it).
+    #[cfg(windows)]
+    {
+        let mut ctrl_break = tokio::signal::windows::ctrl_break().expect("Ctrl-Break handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = ctrl_break.recv() => {}
+        }
+    }
 }
 
 fn parse_latency(text: &str) -> Result<(Duration, Duration), String> {

@@ -215,16 +215,64 @@ pub fn resume_command(given: &Path, plan: &Path, journal: &Path) -> String {
     mfactl::text::printable(&out.join(" ")).into_owned()
 }
 
-/// An argument as a POSIX shell reads it back.
+/// An argument as the user's shell reads it back: a POSIX shell, or on Windows PowerShell
+/// (where admins run mfactl).
 fn quote(arg: &std::ffi::OsStr) -> String {
-    let text = arg.to_string_lossy();
+    let shell = if cfg!(windows) {
+        Shell::PowerShell
+    } else {
+        Shell::Posix
+    };
+    quote_for(shell, &arg.to_string_lossy())
+}
+
+#[derive(Clone, Copy)]
+enum Shell {
+    Posix,
+    PowerShell,
+}
+
+/// `text` as one word for `shell`: as is when every character is plain there, else in single
+/// quotes (POSIX: a quote becomes `'\''`; PowerShell: `''`). PowerShell takes `\` as is (paths)
+/// but reads `,` as an array and `@` as splatting, so those are quoted there.
+fn quote_for(shell: Shell, text: &str) -> String {
+    let plain_punctuation = match shell {
+        Shell::Posix => "_./:=@%+,-",
+        Shell::PowerShell => "_./:=%+-\\",
+    };
     let plain = !text.is_empty()
         && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c));
-    if plain {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
+            .all(|c| c.is_ascii_alphanumeric() || plain_punctuation.contains(c));
+    match shell {
+        _ if plain => text.to_owned(),
+        Shell::Posix => format!("'{}'", text.replace('\'', r"'\''")),
+        Shell::PowerShell => format!("'{}'", text.replace('\'', "''")),
+    }
+}
+
+#[cfg(test)]
+mod quoting {
+    use super::{Shell, quote_for};
+
+    #[test]
+    fn arguments_read_back_as_one_word_in_the_users_shell() {
+        assert_eq!(quote_for(Shell::Posix, "plan.json"), "plan.json");
+        assert_eq!(
+            quote_for(Shell::Posix, "my plan's.json"),
+            r"'my plan'\''s.json'"
+        );
+        assert_eq!(quote_for(Shell::Posix, ""), "''");
+        assert_eq!(
+            quote_for(Shell::PowerShell, r"C:\runs\plan.json"),
+            r"C:\runs\plan.json"
+        );
+        assert_eq!(
+            quote_for(Shell::PowerShell, r"C:\My Runs\o'brien.json"),
+            r"'C:\My Runs\o''brien.json'"
+        );
+        assert_eq!(quote_for(Shell::PowerShell, "a,b"), "'a,b'");
+        assert_eq!(quote_for(Shell::PowerShell, "@x"), "'@x'");
+        assert_eq!(quote_for(Shell::Posix, "a,b"), "a,b");
     }
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod args;
 mod auth;
+mod completions;
 mod connection;
 mod emulator;
 pub mod exit;
@@ -17,6 +18,7 @@ mod rollback;
 mod saved_plan;
 mod show;
 mod sign_in;
+mod terminal;
 mod validate;
 
 use std::process::ExitCode;
@@ -25,9 +27,18 @@ use clap::{Parser, Subcommand};
 
 pub use args::{GraphArgs, OutputFormat};
 
+/// `mfactl --version`: the package version and the commit it was built from, as build.rs found
+/// it (`0.1.0 (commit 0123456789ab)`; `, modified` when the source differed from the commit).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("MFACTL_BUILT_FROM"),
+    ")"
+);
+
 /// Reconcile Microsoft Entra ID MFA settings with a desired-state file.
 #[derive(Debug, Parser)]
-#[command(name = "mfactl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "mfactl", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -67,6 +78,10 @@ pub enum Command {
     /// The built-in Microsoft Graph emulator, for tests, demos and dry runs.
     #[command(subcommand)]
     Emulator(emulator::EmulatorCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    Man(completions::ManArgs),
 }
 
 /// Prints clap's message for a command line it could not parse (or the help and version it
@@ -95,6 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -40,8 +40,10 @@ impl OutputFile {
             return Err(miette!("{what} {shown} is read-only"));
         }
         let probe = temporary_beside(path);
+        // Closed before it is removed: Windows deletes an open file only when it is closed.
         open_private(&probe, false)
-            .and_then(|_| std::fs::remove_file(&probe))
+            .map(drop)
+            .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|error| {
                 miette!(
                     help = "check that the folder exists and that you may write there",

@@ -86,10 +86,10 @@ impl AuthArgs {
 }
 
 /// A sign-in failure as the command line shows it: the source's message, and a pointer to the
-/// README's recipes.
+/// recipes of docs/sign-in.md.
 pub fn sign_in_error(error: AuthError) -> miette::Report {
     miette!(
-        help = "README.md, \"Sign in\", has a recipe per source; `mfactl auth check` shows \
+        help = "docs/sign-in.md has a recipe per source; `mfactl auth check` shows \
                 what a token holds",
         "sign-in failed: {error}"
     )

@@ -247,31 +247,11 @@ fn html_reports_render_in_headless_chromium() {
     }
 }
 
-/// Whether this run is CI's, where a missing browser must fail the test rather than skip it.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// `chromium` on PATH.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("chromium"))
-        .find(|candidate| candidate.is_file())
-}
-
 /// The page's DOM after its scripts ran, from `chromium --headless=new --dump-dom`; fails on any
 /// console message (a script error, a CSP refusal). `None` (with a note) when Chromium is
 /// missing outside CI.
 fn render_in_chromium(page: &Path, scratch: &Path) -> Option<String> {
-    let Some(chromium) = chromium() else {
-        assert!(
-            !in_ci(),
-            "chromium is not installed: CI must run the HTML report in it (.ci/run installs it)"
-        );
-        eprintln!("note: chromium is not installed; the HTML report was not run in a browser");
-        return None;
-    };
+    let chromium = crate::support::required_tool("chromium", "the HTML report runs in a browser")?;
     let profile = tempfile::tempdir_in(scratch).unwrap();
     let child = Command::new(chromium)
         .args([

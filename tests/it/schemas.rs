@@ -278,11 +278,18 @@ fn every_manifest_and_tenant_file_the_docs_show_validates_and_is_read() {
     let mut shown = 0;
     for doc in documentation() {
         let markdown = std::fs::read_to_string(&doc).unwrap();
-        for (line, text) in fenced(&markdown, "yaml") {
+        // A block of several documents (Kubernetes objects) is checked document by document.
+        let documents = fenced(&markdown, "yaml")
+            .into_iter()
+            .flat_map(|(line, text)| {
+                let parts: Vec<String> = text.split("\n---\n").map(str::to_owned).collect();
+                parts.into_iter().map(move |part| (line, part))
+            });
+        for (line, text) in documents {
             let place = format!("{}:{line}", doc.display());
             let document = yaml_as_json(&text).unwrap_or_else(|| panic!("{place}: not YAML"));
             let Some(kind) = kind_of(&document) else {
-                continue; // a CI workflow, not a file mfactl reads
+                continue; // a CI workflow or a Kubernetes object, not a file mfactl reads
             };
             check(kind, &document).unwrap_or_else(|e| panic!("{place}:\n{e}"));
             let path = scratch.path().join(format!("shown-{line}.yaml"));

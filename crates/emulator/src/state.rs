@@ -42,7 +42,7 @@ pub struct TenantState {
 ///
 /// The property is undocumented, and so is its vocabulary, which is the legacy MFA one rather
 /// than `userPreferredMethodForSecondaryAuthentication`'s. The spellings are those seen in real
-/// responses and in tools that read them (see the README's emulator section): `Sms` (a published
+/// responses and in tools that read them (see docs/emulator.md): `Sms` (a published
 /// response), `Fido2`, `HardwareOTP`, `SoftwareOTP`, `PhoneAppNotification`; `Voice` for a
 /// voice-only phone and `TemporaryAccessPass` are the spellings such tools expect, not seen in a
 /// response.

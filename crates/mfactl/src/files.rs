@@ -1,9 +1,12 @@
 //! Files mfactl reads and writes, with what an attacker who can name a path must not get.
 //!
-//! Written files (plans, journals, reports, the plan key) hold what admins would not show
-//! anyone: they are created readable by the owner only (0600), an existing one is narrowed to
-//! that when mfactl writes it, and a symlink in the last component is refused (`O_NOFOLLOW`),
-//! so a planted link cannot make mfactl append to, truncate or re-mode another file.
+//! Written files (plans, journals, reports, the plan key, the token cache) hold what admins would
+//! not show anyone: they are created readable by the current user only, an existing one is
+//! narrowed to that when mfactl writes it, and a symlink in the last component is refused, so a
+//! planted link cannot make mfactl append to, truncate or re-mode another file. On Unix that is
+//! mode 0600 (folders 0700) and `O_NOFOLLOW`; on Windows, where a mode means nothing, a protected
+//! access list allowing the current user alone, and the link itself opened rather than followed
+//! (see `files/windows.rs`).
 //!
 //! Read files that mfactl expects to be files (a journal, a saved plan, a `--users` list, the
 //! manifest a plan names) must be regular files: `/dev/zero` would be read forever and a FIFO
@@ -14,6 +17,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead};
 use std::path::Path;
+
+#[cfg(windows)]
+mod windows;
+
+#[cfg(not(any(unix, windows)))]
+compile_error!("mfactl restricts its files to the current user on Unix and Windows only");
 
 /// The error for a path that names something other than a regular file.
 fn not_regular(metadata: &std::fs::Metadata) -> io::Error {
@@ -48,19 +57,19 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 }
 
 /// Opens (creating or appending) a file readable and writable by the owner only; an existing
-/// file is narrowed to 0600 too. A symlink as the last component, and anything but a regular
+/// file is narrowed to that too. A symlink as the last component, and anything but a regular
 /// file, is refused: nothing is written through a planted link and no other file is re-moded.
 pub fn open_private(path: &Path, append: bool) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true);
-    if append {
-        options.append(true);
-    } else {
-        options.write(true);
-    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut options = OpenOptions::new();
+        options.create(true);
+        if append {
+            options.append(true);
+        } else {
+            options.write(true);
+        }
         options
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
@@ -78,46 +87,70 @@ pub fn open_private(path: &Path, append: bool) -> io::Result<File> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         Ok(file)
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        if !append {
-            options.truncate(true);
-        }
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "it is a symbolic link; mfactl writes only to a file it names",
-            ));
-        }
-        options.open(path)
+        let how = if append {
+            windows::Open::Append
+        } else {
+            windows::Open::Truncate
+        };
+        windows::open_owner_only(path, how)
     }
+}
+
+/// The error for a symbolic link where mfactl writes.
+fn symlink_refused() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "it is a symbolic link; mfactl writes only to a file it names, never through a link",
+    )
 }
 
 /// `O_NOFOLLOW` on a symlink fails with `ELOOP` (Linux) or `EMLINK` (some BSDs): said plainly.
 #[cfg(unix)]
 fn refused_link(path: &Path, error: io::Error) -> io::Error {
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if is_link {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "it is a symbolic link; mfactl writes only to a file it names, never through a link",
-        )
-    } else {
-        error
-    }
+    if is_link { symlink_refused() } else { error }
 }
 
 /// Creates a new file readable and writable by the owner only; fails if it exists (a symlink
-/// included: `O_EXCL` never follows one).
+/// included: `O_EXCL`, like Windows' `CREATE_NEW`, never follows one).
 pub fn create_private_new(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
     }
-    options.open(path)
+    #[cfg(windows)]
+    windows::open_owner_only(path, windows::Open::CreateNew)
+}
+
+/// Creates `dir` open to the owner only: 0700 on Unix (its missing parents too), on Windows an
+/// access list that the files created inside inherit (its parents made as usual). An existing
+/// folder is left as it is.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(windows)]
+    {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        windows::create_owner_only_dir(dir)
+    }
 }
 
 /// Reads one line (up to and including `\n`) into `line`, which is cleared first; errs when the
@@ -222,5 +255,41 @@ mod tests {
         read_line_capped(&mut reader, &mut line, 10).unwrap();
         assert_eq!(read_line_capped(&mut reader, &mut line, 10).unwrap(), 3);
         assert_eq!(read_line_capped(&mut reader, &mut line, 10).unwrap(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_and_folders_are_the_owners_alone_and_existing_files_are_narrowed() {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("a").join("b");
+        create_private_dir(&folder).unwrap();
+        assert_eq!(mode(&folder), 0o700);
+        create_private_dir(&folder).unwrap();
+
+        let shared = folder.join("plan.json");
+        std::fs::write(&shared, "old and longer").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_private(&shared, false)
+            .unwrap()
+            .write_all(b"new")
+            .unwrap();
+        assert_eq!(mode(&shared), 0o600);
+        assert_eq!(std::fs::read_to_string(&shared).unwrap(), "new");
+
+        let journal = folder.join("journal.jsonl");
+        create_private_new(&journal)
+            .unwrap()
+            .write_all(b"1\n")
+            .unwrap();
+        assert!(create_private_new(&journal).is_err(), "never over a file");
+        open_private(&journal, true)
+            .unwrap()
+            .write_all(b"2\n")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "1\n2\n");
+        assert_eq!(mode(&journal), 0o600);
     }
 }

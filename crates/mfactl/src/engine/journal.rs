@@ -4,7 +4,7 @@
 //! write can be). Holds no secrets: only users, bodies and Graph ids; readable by the owner
 //! only (0600) all the same.
 //!
-//! Lines (README, "The journal"): `start` (the Graph root, tenant, and the saved plan the run
+//! Lines (docs/saved-plans.md, "Journals"): `start` (the Graph root, tenant, and the saved plan the run
 //! applies, with its checksum), then per write an `intent` (before the PATCH leaves: user, object
 //! id, endpoint, `before`, `body`, and `mfa_gap` when it disables per-user MFA that no
 //! Conditional Access policy is known to replace, allowed with `--allow-mfa-gap`) and a `result` (Graph's answer), then `finish`. After

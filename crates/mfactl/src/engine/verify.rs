@@ -1,5 +1,5 @@
 //! Read-back verification after apply: Graph can answer 204 to a PATCH and not keep the value
-//! (README, "Read-back", under Commands), so after the writes every endpoint that was written
+//! (docs/commands.md, "Read-back"), so after the writes every endpoint that was written
 //! is read once more and a user whose endpoints do not show what was written is `unverified`
 //! (exit code 3).
 //!

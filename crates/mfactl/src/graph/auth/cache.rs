@@ -1,6 +1,6 @@
 //! The refresh-token cache `mfactl login` leaves for `--auth device`: one JSON file
 //! `{authority, tenant, client_id, upn, refresh_token, scopes, saved_at}`, readable by its owner
-//! only (0600, through [`crate::files::open_private`], in a 0700 directory), replaced atomically
+//! only (0600 in a 0700 directory, or the Windows equivalent, through [`crate::files`]), replaced atomically
 //! (a temporary file in the same directory, then a rename) so that a crash or a concurrent run
 //! never leaves half a file.
 //!
@@ -164,7 +164,8 @@ pub(super) fn save(path: &Path, login: &CachedLogin, keyring: bool) -> Result<()
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    create_private_dir(&dir).map_err(|error| failed("creating its directory", error))?;
+    crate::files::create_private_dir(&dir)
+        .map_err(|error| failed("creating its directory", error))?;
     let mut contents = json!({
         "authority": login.authority,
         "tenant": login.tenant,
@@ -224,21 +225,6 @@ pub(super) fn remove(path: &Path) -> Result<bool, AuthError> {
         Err(error) => Err(damaged(path, format!("cannot be removed: {error}"))),
     }
 }
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,7 +86,7 @@ impl CliCredential {
         })
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, unix))]
     pub(super) fn with_timeout(mut self, timeout: Duration) -> CliCredential {
         self.timeout = timeout;
         self

@@ -61,6 +61,7 @@ const SNAPSHOT: &[&str] = &[
     "HOME",
     "XDG_CACHE_HOME",
     "LOCALAPPDATA",
+    "USERPROFILE",
     KEYRING_ENV,
 ];
 
@@ -206,23 +207,32 @@ impl AuthSettings {
         }
     }
 
-    /// `MFACTL_TOKEN_CACHE`, else `$XDG_CACHE_HOME/mfactl/token-cache.json` (an absolute
-    /// `XDG_CACHE_HOME` only, as the XDG spec says), else `~/.cache/mfactl/token-cache.json`
-    /// (`%LOCALAPPDATA%\mfactl\token-cache.json` on Windows).
+    /// `MFACTL_TOKEN_CACHE`, else the platform's per-user cache folder (see
+    /// [`AuthSettings::cache_path_on`]).
     pub fn default_cache_path(env: &Env) -> PathBuf {
+        AuthSettings::cache_path_on(env, cfg!(windows))
+    }
+
+    /// `MFACTL_TOKEN_CACHE`, else on Windows `%LOCALAPPDATA%\mfactl\token-cache.json` (or
+    /// `%USERPROFILE%\AppData\Local\...` when LOCALAPPDATA is unset, as for some services),
+    /// elsewhere `$XDG_CACHE_HOME/mfactl/token-cache.json` (an absolute `XDG_CACHE_HOME` only,
+    /// as the XDG spec says); then `~/.cache/mfactl/token-cache.json` on both.
+    pub fn cache_path_on(env: &Env, windows: bool) -> PathBuf {
         if let Some(path) = env.get_os(TOKEN_CACHE_ENV) {
             return PathBuf::from(path);
         }
         let file = |dir: PathBuf| dir.join("mfactl").join("token-cache.json");
-        if let Some(dir) = env.get_os("XDG_CACHE_HOME").map(PathBuf::from)
+        if windows {
+            if let Some(dir) = env.get_os("LOCALAPPDATA") {
+                return file(PathBuf::from(dir));
+            }
+            if let Some(profile) = env.get_os("USERPROFILE") {
+                return file(PathBuf::from(profile).join("AppData").join("Local"));
+            }
+        } else if let Some(dir) = env.get_os("XDG_CACHE_HOME").map(PathBuf::from)
             && dir.is_absolute()
         {
             return file(dir);
-        }
-        if cfg!(windows)
-            && let Some(dir) = env.get_os("LOCALAPPDATA")
-        {
-            return file(PathBuf::from(dir));
         }
         match env.get_os("HOME") {
             Some(home) => file(PathBuf::from(home).join(".cache")),

@@ -295,21 +295,50 @@ fn authority_hosts_are_https_or_loopback_only() {
     assert!(!error.contains(SECRET));
 }
 
+/// Windows keeps per-user caches under %LOCALAPPDATA%; XDG_CACHE_HOME is a Unix convention.
+#[test]
+fn the_token_cache_is_under_local_app_data_on_windows() {
+    let local = Path::new(r"C:\Users\me\AppData\Local");
+    let env = Env::from_vars([
+        ("LOCALAPPDATA", local.as_os_str()),
+        ("USERPROFILE", std::ffi::OsStr::new(r"C:\Users\me")),
+        ("XDG_CACHE_HOME", std::ffi::OsStr::new("/xdg")),
+    ]);
+    let expected = local.join("mfactl").join("token-cache.json");
+    assert_eq!(AuthSettings::cache_path_on(&env, true), expected);
+    // A service without LOCALAPPDATA: the same folder, from the profile.
+    let env = Env::from_vars([("USERPROFILE", r"C:\Users\me")]);
+    let profile = Path::new(r"C:\Users\me").join("AppData").join("Local");
+    assert_eq!(
+        AuthSettings::cache_path_on(&env, true),
+        profile.join("mfactl").join("token-cache.json")
+    );
+    // The process's own platform decides which rule applies.
+    assert_eq!(
+        AuthSettings::default_cache_path(&env),
+        AuthSettings::cache_path_on(&env, cfg!(windows))
+    );
+}
+
 #[test]
 fn default_settings_follow_the_environment() {
     let env = Env::from_vars([("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/me")]);
     assert_eq!(
-        AuthSettings::default_cache_path(&env),
+        AuthSettings::cache_path_on(&env, false),
         Path::new("/xdg/mfactl/token-cache.json")
     );
     let env = Env::from_vars([("XDG_CACHE_HOME", "relative"), ("HOME", "/home/me")]);
     assert_eq!(
-        AuthSettings::default_cache_path(&env),
+        AuthSettings::cache_path_on(&env, false),
         Path::new("/home/me/.cache/mfactl/token-cache.json")
     );
     let env = Env::from_vars([("MFACTL_TOKEN_CACHE", "/etc/mfactl.json"), ("HOME", "/h")]);
     assert_eq!(
         AuthSettings::default_cache_path(&env),
+        Path::new("/etc/mfactl.json")
+    );
+    assert_eq!(
+        AuthSettings::cache_path_on(&env, true),
         Path::new("/etc/mfactl.json")
     );
     let settings = AuthSettings::new(Cloud::Usgov, "https://graph.microsoft.us/", env);
