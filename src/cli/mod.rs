@@ -23,7 +23,7 @@ mod validate;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 pub use args::{GraphArgs, OutputFormat};
 
@@ -110,8 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
-        Command::Completions(args) => completions::completions(&args),
-        Command::Man(args) => completions::man(&args),
+        Command::Completions(args) => completions::completions(&args, Cli::command()),
+        Command::Man(args) => completions::man(&args, Cli::command()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
