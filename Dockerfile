@@ -23,6 +23,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY build ./build
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 ARG MFACTL_BUILD_COMMIT=
 # The registry and target folders are cache mounts: a rebuild after a source change compiles

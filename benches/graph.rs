@@ -47,7 +47,6 @@ use std::time::{Duration, Instant};
 #[path = "graph/bulk.rs"]
 mod bulk;
 
-use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::engine;
 use mfactl::graph::{
     BucketShape, Calls, GraphClient, Transport, TransportConfig, TransportStats, ru_tier,
@@ -56,6 +55,7 @@ use mfactl::manifest::{self, DesiredUser, Manifest, Origin};
 use mfactl::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 use mfactl::plan::{Plan, Status};
 use mfactl::report;
+use mfactl_emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use secrecy::SecretString;
 
 /// Case 6's token: opaque, so that the export's reads are not checked against `roles` (the

@@ -8,7 +8,14 @@ use std::process::Command;
 
 /// The files and folders the binary is built from: a difference from the commit in any of them
 /// makes the build "modified"; a change to any of them re-runs build.rs.
-pub const BUILT_FROM: &[&str] = &["src", "build", "build.rs", "Cargo.toml", "Cargo.lock"];
+pub const BUILT_FROM: &[&str] = &[
+    "src",
+    "crates",
+    "build",
+    "build.rs",
+    "Cargo.toml",
+    "Cargo.lock",
+];
 
 /// Set when building without git (`docker build --build-arg MFACTL_BUILD_COMMIT=...`, a tarball
 /// with its commit noted): the commit to name, 7 to 40 hexadecimal digits.

@@ -19,13 +19,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{Emulator, EmulatorConfig, Refusals, Stats, Tenant};
 use mfactl::engine::{self, ReadOptions, ReadPath};
 use mfactl::graph::{
     BucketShape, GraphClient, Transport, TransportConfig, TransportStats, ru_tier,
 };
 use mfactl::manifest;
 use mfactl::plan::Plan;
+use mfactl_emulator::{Emulator, EmulatorConfig, Refusals, Stats, Tenant};
 use secrecy::SecretString;
 
 use super::{

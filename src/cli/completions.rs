@@ -5,10 +5,10 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory as _};
+use clap::Args;
 use miette::{IntoDiagnostic as _, WrapErr as _};
 
-use super::{Cli, exit};
+use super::exit;
 
 /// The name the scripts complete and the pages are titled with: the binary's.
 const BIN: &str = "mfactl";
@@ -33,30 +33,32 @@ pub struct ManArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Prints the completion script for `args.shell` on stdout.
-pub fn completions(args: &CompletionsArgs) -> miette::Result<u8> {
+/// Prints the completion script of `cli` (the whole command line's clap definition) for
+/// `args.shell` on stdout.
+pub fn completions(args: &CompletionsArgs, mut cli: clap::Command) -> miette::Result<u8> {
     let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut Cli::command(), BIN, &mut script);
+    clap_complete::generate(args.shell, &mut cli, BIN, &mut script);
     write_stdout(&script)?;
     Ok(exit::OK)
 }
 
-/// Prints `mfactl.1` on stdout, or writes every command's page into `--out-dir`.
-pub fn man(args: &ManArgs) -> miette::Result<u8> {
+/// Prints `mfactl.1` on stdout, or writes every command's page into `--out-dir`; `cli` is the
+/// whole command line's clap definition.
+pub fn man(args: &ManArgs, cli: clap::Command) -> miette::Result<u8> {
     match &args.out_dir {
         None => {
             let mut page = Vec::new();
-            render_page(Cli::command(), &mut page).into_diagnostic()?;
+            render_page(cli, &mut page).into_diagnostic()?;
             write_stdout(&page)?;
         }
         Some(dir) => {
-            let written = write_pages(dir).into_diagnostic().wrap_err_with(|| {
+            let written = write_pages(cli, dir).into_diagnostic().wrap_err_with(|| {
                 format!("cannot write the manual pages into {}", dir.display())
             })?;
             eprintln!(
                 "Wrote {} manual pages into {}",
                 written,
-                crate::text::printable(&dir.display().to_string())
+                mfactl::text::printable(&dir.display().to_string())
             );
         }
     }
@@ -120,14 +122,14 @@ fn render_page(command: clap::Command, out: &mut dyn std::io::Write) -> std::io:
 
 /// Writes the page of every command that is not hidden (the help subcommand has none); returns
 /// how many. Pages are not secret: they are written with the usual permissions.
-fn write_pages(dir: &Path) -> std::io::Result<usize> {
+fn write_pages(cli: clap::Command, dir: &Path) -> std::io::Result<usize> {
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "no such folder",
         ));
     }
-    let mut root = Cli::command().disable_help_subcommand(true);
+    let mut root = cli.disable_help_subcommand(true);
     // Building names every subcommand after its path (`mfactl-plan`), as the pages are named.
     root.build();
     let mut pending = vec![root];

@@ -1,5 +1,5 @@
 //! `mfactl emulator serve|generate`: wiring only; the emulator and the generator live in
-//! `crate::emulator`.
+//! `mfactl_emulator`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -10,9 +10,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::exit;
-use crate::emulator::tenant::MAX_USERS;
-use crate::emulator::{Emulator, EmulatorConfig, Refusals, Tenant};
-use crate::text::thousands;
+use mfactl::text::thousands;
+use mfactl_emulator::tenant::MAX_USERS;
+use mfactl_emulator::{Emulator, EmulatorConfig, Refusals, Tenant};
 
 #[derive(Debug, Subcommand)]
 pub enum EmulatorCommand {
@@ -78,7 +78,7 @@ pub struct ServeArgs {
     /// Answer as this cloud's Graph: `china` serves no /authentication/methods (as the China
     /// cloud, operated by 21Vianet).
     #[arg(long, value_enum, default_value = "global")]
-    pub cloud: crate::graph::Cloud,
+    pub cloud: mfactl::graph::Cloud,
 }
 
 /// A bulk read `--refuse` names.

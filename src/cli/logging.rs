@@ -9,7 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::engine::progress_target;
+use mfactl::engine::progress_target;
 
 /// Installs the subscriber: progress bars only when stderr is a terminal and logs are text.
 pub fn init(verbose: u8, json: bool) {

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use miette::miette;
 
-use crate::files::open_private;
-use crate::plan::Plan;
-use crate::report::{self, ReportKind};
+use mfactl::files::open_private;
+use mfactl::plan::Plan;
+use mfactl::report::{self, ReportKind};
 
 /// An output path that was checked writable; [`OutputFile::write`] fills it at the end.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ impl OutputFile {
     /// new file there, and the file itself (if it exists) is a writable regular file.
     /// `what` names the flag for the message (`--out`).
     pub fn check(path: &Path, what: &str) -> miette::Result<OutputFile> {
-        let shown = crate::text::printable(&path.display().to_string()).into_owned();
+        let shown = mfactl::text::printable(&path.display().to_string()).into_owned();
         if path.is_dir() {
             return Err(miette!(
                 help = "give a file name, e.g. plan.json",

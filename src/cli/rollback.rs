@@ -3,16 +3,16 @@
 //! and applying the result is the admin's next step, with the usual drift check.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use miette::miette;
 
 use super::exit;
 use super::output::{self, OutputFile};
-use crate::engine::journal_file;
-use crate::engine::rollback::{Rollback, yaml_quoted};
-use crate::text::printable;
+use mfactl::engine::journal_file;
+use mfactl::engine::rollback::{Rollback, yaml_quoted};
+use mfactl::text::printable;
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -25,14 +25,46 @@ pub struct RollbackArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Rollback's steps: check where the manifest goes, read the journal, write the manifest, say
+/// on stderr what it restores and what it cannot.
 pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     let out = args
         .out
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
-    let shown_journal = printable(&args.journal.display().to_string()).into_owned();
-    let read = journal_file::read(&args.journal).map_err(|error| {
+    let (read, rollback) = read_journal(&args.journal)?;
+    let manifest = rollback.manifest(&args.journal.display().to_string());
+    match &out {
+        Some(file) => file.write(|w| w.write_all(manifest.as_bytes()))?,
+        None => output::to_stdout(|w| w.write_all(manifest.as_bytes()))?,
+    }
+    // The summary goes to stderr: stdout may be the manifest itself.
+    let summary = summary(args, &read, &rollback);
+    let mut stderr = std::io::stderr().lock();
+    for line in summary {
+        let _ = writeln!(stderr, "{line}");
+    }
+    if rollback.unrestorable.is_empty() {
+        return Ok(exit::OK);
+    }
+    let groups = rollback.unrestorable_groups();
+    let _ = writeln!(
+        stderr,
+        "{} {} cannot be restored ({} {} of value, above and at the top of the manifest; \
+         the journal names each); everything else is in it",
+        rollback.unrestorable.len(),
+        plural(rollback.unrestorable.len(), "value", "values"),
+        groups.len(),
+        plural(groups.len(), "kind", "kinds"),
+    );
+    Ok(exit::NOT_RESTORED)
+}
+
+/// The journal's records and what they restore; refused when it is not an mfactl journal.
+fn read_journal(journal: &Path) -> miette::Result<(journal_file::JournalRecords, Rollback)> {
+    let shown_journal = printable(&journal.display().to_string()).into_owned();
+    let read = journal_file::read(journal).map_err(|error| {
         miette!(
             help = "give the journal `mfactl apply` wrote",
             "{}",
@@ -46,13 +78,16 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
         ));
     }
     let rollback = Rollback::from_records(&read.records);
-    let manifest = rollback.manifest(&args.journal.display().to_string());
-    match &out {
-        Some(file) => file.write(|w| w.write_all(manifest.as_bytes()))?,
-        None => output::to_stdout(|w| w.write_all(manifest.as_bytes()))?,
-    }
+    Ok((read, rollback))
+}
 
-    // The summary goes to stderr: stdout may be the manifest itself.
+/// What the rollback restores, from which runs and writes, and what it cannot, a line each.
+fn summary(
+    args: &RollbackArgs,
+    read: &journal_file::JournalRecords,
+    rollback: &Rollback,
+) -> Vec<String> {
+    let shown_journal = printable(&args.journal.display().to_string()).into_owned();
     let mut summary = Vec::new();
     if read.torn > 0 {
         summary.push(format!(
@@ -61,8 +96,50 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
             read.torn
         ));
     }
-    for (number, run) in rollback.runs.iter().enumerate() {
+    summary.extend(runs(rollback));
+    let writes = rollback.writes;
+    let policy = if rollback.policy.is_empty() {
+        String::new()
+    } else {
+        " and the authentication methods policy".to_owned()
+    };
+    summary.push(format!(
+        "Rollback of {shown_journal} ({} {}): restores {} {}{policy}, from {}",
+        rollback.runs.len(),
+        plural(rollback.runs.len(), "run", "runs"),
+        rollback.users.len(),
+        plural(rollback.users.len(), "user", "users"),
+        from_writes(rollback),
+    ));
+    if writes.unsettled > 0 {
         summary.push(format!(
+            "{} {} no answer recorded (the run was stopped) or an unsettled one (its answer and \
+             the read back were lost): restored all the same, marked \"unsettled\"; a value that \
+             never changed plans as in sync",
+            writes.unsettled,
+            plural(writes.unsettled, "write has", "writes have"),
+        ));
+    }
+    for group in &rollback.unrestorable_groups() {
+        summary.push(format!("cannot restore {}", group.describe()));
+    }
+    if let Some(path) = &args.out {
+        summary.push(format!(
+            "Wrote {}; next: mfactl plan {0}, then mfactl apply {0}",
+            printable(&path.display().to_string())
+        ));
+    }
+    if rollback.is_empty() && rollback.unrestorable.is_empty() {
+        summary.push("Nothing to restore: no write in the journal was made".to_owned());
+    }
+    summary
+}
+
+/// A line per run the journal records, and a warning when they wrote to several tenants.
+fn runs(rollback: &Rollback) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (number, run) in rollback.runs.iter().enumerate() {
+        lines.push(format!(
             "run {}: started {}{}{}",
             number + 1,
             printable(&run.time),
@@ -80,18 +157,19 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     tenants.sort_unstable();
     tenants.dedup();
     if tenants.len() > 1 {
-        summary.push(format!(
+        lines.push(format!(
             "warning: the journal's runs wrote to {} tenants; the manifest holds the users of \
              all of them: plan it against each",
             tenants.len()
         ));
     }
+    lines
+}
+
+/// `3 applied writes and 1 with no answer recorded or an unsettled one; 2 failed writes
+/// changed nothing`.
+fn from_writes(rollback: &Rollback) -> String {
     let writes = rollback.writes;
-    let policy = if rollback.policy.is_empty() {
-        String::new()
-    } else {
-        " and the authentication methods policy".to_owned()
-    };
     let mut from = format!(
         "{} applied {}",
         writes.applied,
@@ -110,53 +188,7 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
             plural(writes.failed, "write", "writes")
         ));
     }
-    summary.push(format!(
-        "Rollback of {shown_journal} ({} {}): restores {} {}{policy}, from {from}",
-        rollback.runs.len(),
-        plural(rollback.runs.len(), "run", "runs"),
-        rollback.users.len(),
-        plural(rollback.users.len(), "user", "users"),
-    ));
-    if writes.unsettled > 0 {
-        summary.push(format!(
-            "{} {} no answer recorded (the run was stopped) or an unsettled one (its answer and \
-             the read back were lost): restored all the same, marked \"unsettled\"; a value that \
-             never changed plans as in sync",
-            writes.unsettled,
-            plural(writes.unsettled, "write has", "writes have"),
-        ));
-    }
-    let groups = rollback.unrestorable_groups();
-    for group in &groups {
-        summary.push(format!("cannot restore {}", group.describe()));
-    }
-    if let Some(path) = &args.out {
-        summary.push(format!(
-            "Wrote {}; next: mfactl plan {0}, then mfactl apply {0}",
-            printable(&path.display().to_string())
-        ));
-    }
-    if rollback.is_empty() && rollback.unrestorable.is_empty() {
-        summary.push("Nothing to restore: no write in the journal was made".to_owned());
-    }
-    let mut stderr = std::io::stderr().lock();
-    for line in summary {
-        let _ = writeln!(stderr, "{line}");
-    }
-    if rollback.unrestorable.is_empty() {
-        Ok(exit::OK)
-    } else {
-        let _ = writeln!(
-            stderr,
-            "{} {} cannot be restored ({} {} of value, above and at the top of the manifest; \
-             the journal names each); everything else is in it",
-            rollback.unrestorable.len(),
-            plural(rollback.unrestorable.len(), "value", "values"),
-            groups.len(),
-            plural(groups.len(), "kind", "kinds"),
-        );
-        Ok(exit::NOT_RESTORED)
-    }
+    from
 }
 
 fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {

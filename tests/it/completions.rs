@@ -18,7 +18,7 @@ fn command_names() -> Vec<String> {
         }
     }
     let mut names = Vec::new();
-    walk(&mfactl::cli::Cli::command(), &mut names);
+    walk(&mfactl_cli::cli::Cli::command(), &mut names);
     names
 }
 
@@ -210,7 +210,7 @@ fn the_man_page_renders_with_its_sections_and_every_command() {
             "no {section} section:\n{text}"
         );
     }
-    for command in mfactl::cli::Cli::command().get_subcommands() {
+    for command in mfactl_cli::cli::Cli::command().get_subcommands() {
         let reference = format!("mfactl-{}(1)", command.get_name());
         assert!(text.contains(&reference), "{reference} missing:\n{text}");
     }

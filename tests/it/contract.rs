@@ -12,9 +12,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use mfactl::emulator::{Group, Tenant};
 use mfactl::graph::wire;
 use mfactl::model::MethodKind;
+use mfactl_emulator::{Group, Tenant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -607,12 +607,12 @@ fn tenant() -> Tenant {
         }),
     ];
     tenant.role_assignments = vec![
-        mfactl::emulator::RoleAssignment {
+        mfactl_emulator::RoleAssignment {
             role_definition_id: "62e90394-69f5-4237-9190-012177145e10".into(),
             principal_id: ids[3].clone(),
             directory_scope_id: None,
         },
-        mfactl::emulator::RoleAssignment {
+        mfactl_emulator::RoleAssignment {
             role_definition_id: "62e90394-69f5-4237-9190-012177145e10".into(),
             principal_id: "5d1b6c1e-0000-4000-8000-00000000d002".into(),
             directory_scope_id: Some("/".into()),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 
 use crate::support::{Scenario, mfactl, stderr, stdout};
 

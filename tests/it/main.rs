@@ -16,6 +16,7 @@ mod fault_proxy;
 mod fuzz;
 mod guards;
 mod hardening;
+mod layout;
 mod manifest_errors;
 mod packaging;
 mod permissions;

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use mfactl::emulator::Tenant;
-use mfactl::emulator::token::federated_assertion;
+use mfactl_emulator::Tenant;
+use mfactl_emulator::token::federated_assertion;
 use serde_json::Value;
 
 use crate::support::{Scenario, mfactl, repo_file, stderr, stdout};

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mfactl::emulator::{EmulatorConfig, Refusals, Tenant};
 use mfactl::model::{MethodKind, PreferredMethod};
+use mfactl_emulator::{EmulatorConfig, Refusals, Tenant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::Tenant;
 use mfactl::model::{MethodKind, PerUserMfaState};
+use mfactl_emulator::Tenant;
 use serde_json::Value;
 
 use crate::support::{Row, Scenario, manifest_for, stderr, to_yaml};

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use mfactl::emulator::{EmulatorConfig, Group, Tenant, UserType};
 use mfactl::model::PerUserMfaState;
+use mfactl_emulator::{EmulatorConfig, Group, Tenant, UserType};
 use serde_json::Value;
 
 use crate::support::{Scenario, stderr};

@@ -15,8 +15,8 @@ use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
-use mfactl::emulator::token::federated_assertion;
-use mfactl::emulator::{EmulatorConfig, Tenant};
+use mfactl_emulator::token::federated_assertion;
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use mfactl_emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use serde_json::Value;
 
 /// A running emulator plus a scratch directory for manifests, plans and journals.

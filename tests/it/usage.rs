@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 
 use crate::support::{INHERITED, Scenario, manifest_for, mfactl, repo_file, stderr, to_yaml};
 

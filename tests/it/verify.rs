@@ -2,7 +2,7 @@
 //! writes Graph accepted but does not show is `unverified` (exit 3). The emulator's per-user
 //! `forgetsWrites` fault answers PATCHes 204 and keeps nothing.
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

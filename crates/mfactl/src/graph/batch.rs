@@ -1,0 +1,516 @@
+//! JSON batching (`POST /beta/$batch`, graph-api.md §7): up to 20 requests in one round trip.
+//!
+//! Batching saves round trips and connections, not quota: Graph meters each item as if it were
+//! sent alone, and a throttled item comes back as an inner 429 with its own `Retry-After`. So
+//! batching lives *below* everything else in the transport: every request still takes its own
+//! budget slot, is paced, retried and settled on its own; only the last step — putting bytes on
+//! the wire — is shared. An item's answer (or the batch's failure) is handed back to the
+//! request's own attempt as if it had gone alone.
+//!
+//! No background task: requests queue here, and whichever waiting request finds a batch ready
+//! (20 items queued, or the oldest has waited [`Batcher::linger`]) sends it and hands out the
+//! answers; a request whose item another one took simply waits for its answer. Every queued
+//! item is always some waiting request's to send, so nothing is stranded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::health::AfterFailure;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// The most items Graph takes in one batch.
+pub const MAX_ITEMS: usize = 20;
+
+/// One request waiting to go in a batch.
+#[derive(Debug)]
+pub struct Item {
+    pub method: &'static str,
+    /// From the root, with the version: `/beta/users/x/authentication/requirements`.
+    pub path: String,
+    pub body: Option<Value>,
+    pub client_request_id: String,
+    /// This request is the probe of an outage (see `health`).
+    pub probe: bool,
+    /// Send `x-ms-throttle-priority: Low` with the item too (whether an item inherits the
+    /// batch's headers is not documented).
+    pub low_priority: bool,
+    /// The `Authorization` header the request was given, and its token's generation: the
+    /// batch goes with the newest of its items'.
+    pub authorization: reqwest::header::HeaderValue,
+    pub generation: u64,
+}
+
+/// A failure with no HTTP answer, described so that every item of a batch can carry it.
+#[derive(Clone, Debug)]
+pub struct NoAnswer {
+    /// The error and its causes, as text.
+    pub message: String,
+    pub is_connect: bool,
+    pub is_timeout: bool,
+}
+
+/// What became of one item.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Graph answered the item (any status).
+    Answered {
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        /// The batch's `request-id` (items carry none of their own).
+        request_id: Option<String>,
+    },
+    /// The batch got no answer; `after` is what the run-wide connection check decided, once
+    /// for the whole batch (twenty items lost together are one failure, not twenty).
+    NoAnswer {
+        failure: NoAnswer,
+        after: AfterFailure,
+    },
+    /// Graph refused the batch itself (`$batch` not available there): send the item alone.
+    Rejected,
+    /// The answer came but was larger than [`super::body::MAX_ANSWER`] once decompressed:
+    /// nothing more of it was read (a gzip bomb, or not Graph).
+    TooLarge {
+        status: u16,
+        request_id: Option<String>,
+    },
+}
+
+struct Pending {
+    item: Item,
+    queued_at: Instant,
+    reply: oneshot::Sender<(Outcome, Duration)>,
+}
+
+/// The queue of items and the switch that turns batching off when Graph refuses it.
+#[derive(Default)]
+pub struct Batcher {
+    queue: Mutex<VecDeque<Pending>>,
+    /// Woken when the queue changes, so waiting requests look again.
+    changed: Notify,
+    /// Set when Graph refused a batch as such: from then on every request goes alone.
+    refused: AtomicBool,
+    linger: Duration,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("refused", &self.refused.load(Ordering::Relaxed))
+            .field("linger", &self.linger)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a batch is sent with: the transport's HTTP client, its headers and its run-wide
+/// connection check.
+pub trait Sender {
+    /// POSTs `body` to `/beta/$batch` and returns the raw answer or the error.
+    fn post_batch(
+        &self,
+        body: Value,
+        authorization: reqwest::header::HeaderValue,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, NoAnswer>> + Send;
+    /// Called once per batch sent, with how many items it carried.
+    fn sent_batch(&self, items: usize);
+    /// The batch sent at `sent_at` was answered (any status).
+    fn answered(&self, sent_at: Instant);
+    /// The batch got no answer; `probe` when it carried an outage's probe.
+    fn no_answer(&self, failure: &NoAnswer, probe: bool) -> AfterFailure;
+}
+
+impl Batcher {
+    /// A batcher that waits up to `linger` for a lone item to get company.
+    pub fn new(linger: Duration) -> Batcher {
+        Batcher {
+            linger,
+            ..Batcher::default()
+        }
+    }
+
+    /// Whether Graph has refused batching for this run.
+    pub fn is_refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `item`, helps send batches until its own answer comes, and returns it with the
+    /// round trip of the batch that carried it.
+    pub async fn submit(&self, sender: &impl Sender, item: Item) -> (Outcome, Duration) {
+        let (reply, mut answer) = oneshot::channel();
+        self.lock().push_back(Pending {
+            item,
+            queued_at: Instant::now(),
+            reply,
+        });
+        self.changed.notify_waiters();
+        loop {
+            if let Ok(outcome) = answer.try_recv() {
+                return outcome;
+            }
+            // Register for wake-ups before looking, so a change between the look and the wait
+            // is not missed.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let ready = {
+                let mut queue = self.lock();
+                match queue.front() {
+                    None => None,
+                    Some(oldest) => {
+                        let due = oldest.queued_at + self.linger;
+                        if queue.len() >= MAX_ITEMS || Instant::now() >= due {
+                            let take = queue.len().min(MAX_ITEMS);
+                            Some(Ok(queue.drain(..take).collect::<Vec<_>>()))
+                        } else {
+                            Some(Err(due))
+                        }
+                    }
+                }
+            };
+            match ready {
+                Some(Ok(batch)) => {
+                    self.changed.notify_waiters();
+                    self.send(sender, batch).await;
+                }
+                Some(Err(due)) => {
+                    tokio::select! {
+                        outcome = &mut answer => return outcome.unwrap_or_else(|_| lost()),
+                        () = tokio::time::sleep_until(due) => {}
+                        () = &mut changed => {}
+                    }
+                }
+                // The queue is empty: another request took this item and is sending it.
+                None => return answer.await.unwrap_or_else(|_| lost()),
+            }
+        }
+    }
+
+    /// Sends one batch and hands every item its outcome.
+    async fn send(&self, sender: &impl Sender, batch: Vec<Pending>) {
+        let requests: Vec<Value> = batch
+            .iter()
+            .enumerate()
+            .map(|(index, pending)| request_json(index, &pending.item))
+            .collect();
+        sender.sent_batch(batch.len());
+        let authorization = batch
+            .iter()
+            .max_by_key(|pending| pending.item.generation)
+            .map(|pending| pending.item.authorization.clone())
+            .expect("a batch has items");
+        let started = Instant::now();
+        let answer = sender
+            .post_batch(json!({ "requests": requests }), authorization)
+            .await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(failure) => {
+                let took = started.elapsed();
+                let probe = batch.iter().any(|pending| pending.item.probe);
+                let after = sender.no_answer(&failure, probe);
+                for pending in batch {
+                    let outcome = Outcome::NoAnswer {
+                        failure: failure.clone(),
+                        after: after.clone(),
+                    };
+                    let _ = pending.reply.send((outcome, took));
+                }
+                return;
+            }
+        };
+        let status = response.status().as_u16();
+        let outer_headers = response.headers().clone();
+        let request_id = outer_headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = super::body::read_capped(response, super::body::MAX_ANSWER).await;
+        let took = started.elapsed();
+        sender.answered(started);
+        if let Err(super::body::BodyError::TooLarge) = body {
+            for pending in batch {
+                let outcome = Outcome::TooLarge {
+                    status,
+                    request_id: request_id.clone(),
+                };
+                let _ = pending.reply.send((outcome, took));
+            }
+            return;
+        }
+        // Graph refused the batch request as such: batching is not available there.
+        if matches!(status, 400 | 404 | 405 | 501) {
+            tracing::warn!(
+                status,
+                "Graph refused a $batch request; sending requests one by one from now on"
+            );
+            self.refused.store(true, Ordering::Relaxed);
+            for pending in batch {
+                let _ = pending.reply.send((Outcome::Rejected, took));
+            }
+            return;
+        }
+        let body = body.unwrap_or_default();
+        let parsed = (status == 200)
+            .then(|| serde_json::from_slice::<Value>(&body).ok())
+            .flatten();
+        let Some(parsed) = parsed else {
+            // The batch as a whole was answered otherwise (a 401, a throttle, a server error):
+            // every item gets that answer, envelope and headers included, and deals with it
+            // on its own (a 401 stops the run, a 429 pauses, a 503 is retried).
+            for pending in batch {
+                let outcome = Outcome::Answered {
+                    status: if status == 200 { 502 } else { status },
+                    headers: outer_headers.clone(),
+                    body: body.clone(),
+                    request_id: request_id.clone(),
+                };
+                let _ = pending.reply.send((outcome, took));
+            }
+            return;
+        };
+        let mut answers: HashMap<String, Value> = parsed
+            .get("responses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|answer| {
+                let id = answer.get("id")?.as_str()?.to_owned();
+                Some((id, answer.clone()))
+            })
+            .collect();
+        for (index, pending) in batch.into_iter().enumerate() {
+            let outcome = match answers.remove(&index.to_string()) {
+                Some(answer) => item_outcome(&answer, request_id.clone()),
+                // Graph left this item out of its answer: treat it as a lost answer (502).
+                None => Outcome::Answered {
+                    status: 502,
+                    headers: HeaderMap::new(),
+                    body: Vec::new(),
+                    request_id: request_id.clone(),
+                },
+            };
+            let _ = pending.reply.send((outcome, took));
+        }
+    }
+}
+
+/// The answer of a request whose batch vanished (its sender was dropped mid-send): a 502, so
+/// that it is retried like any lost answer.
+fn lost() -> (Outcome, Duration) {
+    (
+        Outcome::Answered {
+            status: 502,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            request_id: None,
+        },
+        Duration::ZERO,
+    )
+}
+
+/// One item as Graph takes it: `url` relative to the version segment.
+fn request_json(index: usize, item: &Item) -> Value {
+    let url = item
+        .path
+        .strip_prefix("/beta")
+        .unwrap_or(&item.path)
+        .to_owned();
+    let mut request = json!({
+        "id": index.to_string(),
+        "method": item.method,
+        "url": url,
+        "headers": { "client-request-id": item.client_request_id },
+    });
+    if item.low_priority {
+        request["headers"]["x-ms-throttle-priority"] = json!("Low");
+    }
+    if super::advanced_query::wants_eventual_consistency(&item.path) {
+        request["headers"]["ConsistencyLevel"] = json!("eventual");
+    }
+    if let Some(body) = &item.body {
+        request["headers"]["Content-Type"] = json!("application/json");
+        request["body"] = body.clone();
+    }
+    request
+}
+
+/// One inner response as an [`Outcome::Answered`]: its status, its headers (`Retry-After`,
+/// `x-ms-throttle-*`), its body re-serialised.
+fn item_outcome(answer: &Value, request_id: Option<String>) -> Outcome {
+    let status = answer
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(502);
+    let mut headers = HeaderMap::new();
+    if let Some(map) = answer.get("headers").and_then(Value::as_object) {
+        for (name, value) in map {
+            let (Ok(name), Some(Ok(value))) = (
+                HeaderName::try_from(name.as_str()),
+                value.as_str().map(HeaderValue::from_str),
+            ) else {
+                continue;
+            };
+            headers.insert(name, value);
+        }
+    }
+    let body = answer
+        .get("body")
+        .filter(|body| !body.is_null())
+        .map(|body| serde_json::to_vec(body).unwrap_or_default())
+        .unwrap_or_default();
+    Outcome::Answered {
+        status,
+        headers,
+        body,
+        request_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_written_relative_to_the_version_with_their_ids() {
+        let item = Item {
+            method: "PATCH",
+            path: "/beta/users/a%40b.com/authentication/requirements".into(),
+            body: Some(json!({"perUserMfaState": "disabled"})),
+            client_request_id: "c1".into(),
+            probe: false,
+            low_priority: false,
+            authorization: reqwest::header::HeaderValue::from_static("Bearer t"),
+            generation: 1,
+        };
+        let request = request_json(3, &item);
+        assert_eq!(request["id"], "3");
+        assert_eq!(
+            request["url"],
+            "/users/a%40b.com/authentication/requirements"
+        );
+        assert_eq!(request["headers"]["Content-Type"], "application/json");
+        assert_eq!(request["headers"]["client-request-id"], "c1");
+        assert_eq!(request["body"]["perUserMfaState"], "disabled");
+    }
+
+    /// A Graph stand-in that answers every item 200 with its own id, and records batch sizes.
+    #[derive(Default)]
+    struct Echo {
+        sizes: Mutex<Vec<usize>>,
+    }
+
+    impl Sender for Echo {
+        async fn post_batch(
+            &self,
+            body: Value,
+            _authorization: reqwest::header::HeaderValue,
+        ) -> Result<reqwest::Response, NoAnswer> {
+            let responses: Vec<Value> = body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev() // in any order, as Graph may
+                .map(|r| json!({"id": r["id"], "status": 200, "body": {"url": r["url"]}}))
+                .collect();
+            let answer = hyper::Response::builder()
+                .status(200)
+                .body(json!({ "responses": responses }).to_string())
+                .unwrap();
+            Ok(reqwest::Response::from(answer))
+        }
+
+        fn sent_batch(&self, items: usize) {
+            self.sizes.lock().unwrap().push(items);
+        }
+
+        fn answered(&self, _: Instant) {}
+
+        fn no_answer(&self, _: &NoAnswer, _: bool) -> AfterFailure {
+            AfterFailure::Retry
+        }
+    }
+
+    fn item(n: usize) -> Item {
+        Item {
+            method: "GET",
+            path: format!("/beta/users/u{n}/authentication/requirements"),
+            body: None,
+            client_request_id: n.to_string(),
+            probe: false,
+            low_priority: false,
+            authorization: reqwest::header::HeaderValue::from_static("Bearer t"),
+            generation: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_item_gets_its_own_answer_in_batches_of_at_most_twenty() {
+        let batcher = std::sync::Arc::new(Batcher::new(Duration::from_millis(5)));
+        let echo = std::sync::Arc::new(Echo::default());
+        let tasks: Vec<_> = (0..45)
+            .map(|n| {
+                let (batcher, echo) = (batcher.clone(), echo.clone());
+                tokio::spawn(async move { (n, batcher.submit(&*echo, item(n)).await.0) })
+            })
+            .collect();
+        for task in tasks {
+            let (n, outcome) = task.await.unwrap();
+            let Outcome::Answered { status, body, .. } = outcome else {
+                panic!("item {n} not answered");
+            };
+            assert_eq!(status, 200);
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                body["url"],
+                format!("/users/u{n}/authentication/requirements")
+            );
+        }
+        let sizes = echo.sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 45);
+        assert!(sizes.iter().all(|&size| size <= MAX_ITEMS), "{sizes:?}");
+        assert!(sizes.len() <= 4, "ready items share round trips: {sizes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_item_waits_only_the_linger_time() {
+        let batcher = Batcher::new(Duration::from_millis(5));
+        let echo = Echo::default();
+        let started = Instant::now();
+        let (outcome, _) = batcher.submit(&echo, item(1)).await;
+        assert!(matches!(outcome, Outcome::Answered { status: 200, .. }));
+        assert_eq!(Instant::now() - started, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn inner_answers_keep_their_status_headers_and_body() {
+        let answer = json!({
+            "id": "0", "status": 429,
+            "headers": {"Retry-After": "7", "x-ms-throttle-information": "WriteLimitExceeded"},
+            "body": {"error": {"code": "TooManyRequests", "message": "slow"}}
+        });
+        let Outcome::Answered {
+            status,
+            headers,
+            body,
+            ..
+        } = item_outcome(&answer, None)
+        else {
+            panic!("answered");
+        };
+        assert_eq!(status, 429);
+        assert_eq!(headers.get("retry-after").unwrap(), "7");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "TooManyRequests");
+    }
+}
