@@ -9,16 +9,21 @@
 //!    of its own, against an in-process emulator that does not throttle;
 //! 6. `mfactl export` of 100,000 users (a YAML manifest, then a tenant file) by the real binary
 //!    in a process of its own, the emulator not throttling: time, reads per second and peak RSS;
-//! 7. one manifest across 20 tenants of 2,000 users (`plan|apply --tenants`) by the real binary
-//!    against one emulator serving them all: the plan against the largest tenant alone, the
-//!    apply against the app-wide write ceiling (module `tenants`).
+//! 7. and 8. the read planner's bulk reads against per-user reads (issue 17, `graph/bulk.rs`);
+//! 9. one manifest across 20 tenants of 2,000 users (`plan|apply --tenants`, issue 21) by the
+//!    real binary against one emulator serving them all: the plan against the largest tenant
+//!    alone, the apply against the app-wide write ceiling (`graph/tenants.rs`).
+//!
+//! Cases 1–6 read per user (`--read-path per-user`): they measure the per-user pipeline, its
+//! pacing and its memory, which the bulk reads of cases 7–8 stand in for where they can.
 //!
 //! Cases 1–4 run the library in-process, as the CLI wires it. Asserts only correctness (every
 //! user converged, none failed), never time: the machines are shared and noisy.
 //!
 //! `cargo bench --bench graph` (about half an hour: case 3 alone is six minutes of Graph's write
 //! bucket); `-- --quick` for smaller sizes, `-- --throughput` for cases 1–4 alone, `-- --memory`
-//! for case 5 alone, `-- --export` for case 6 alone, `-- --tenants` for case 7 alone.
+//! for case 5 alone, `-- --export` for case 6 alone, `-- --bulk` for cases 7–8 alone,
+//! `-- --tenants` for case 9 alone.
 //!
 //! What the ideals count:
 //! - **Metered** (graph-api.md §6, as the emulator's `throttle` module applies it): every Graph
@@ -43,10 +48,12 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "graph/bulk.rs"]
+mod bulk;
+
 #[path = "graph/tenants.rs"]
 mod tenants;
 
-use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::engine;
 use mfactl::graph::{
     BucketShape, Calls, GraphClient, Transport, TransportConfig, TransportStats, ru_tier,
@@ -55,6 +62,7 @@ use mfactl::manifest::{self, DesiredUser, Manifest, Origin};
 use mfactl::model::{PerUserMfaState, PreferredMethod, PreferredMethods};
 use mfactl::plan::{Plan, Status};
 use mfactl::report;
+use mfactl_emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use secrecy::SecretString;
 
 /// Case 6's token: opaque, so that the export's reads are not checked against `roles` (the
@@ -90,7 +98,9 @@ fn main() -> ExitCode {
     let throughput_only = args.iter().any(|a| a == "--throughput");
     // `--export`: case 6 alone.
     let export_only = args.iter().any(|a| a == "--export");
-    // `--tenants`: case 7 alone.
+    // `--bulk`: cases 7-8 alone.
+    let bulk_only = args.iter().any(|a| a == "--bulk");
+    // `--tenants`: case 9 alone.
     let tenants_only = args.iter().any(|a| a == "--tenants");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,6 +127,11 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         if export_only {
             export_case(100_000).await;
+            return;
+        }
+        if bulk_only {
+            bulk::state_only_case(if quick { 20_000 } else { 100_000 }).await;
+            bulk::full_case(if quick { 5_000 } else { 20_000 }).await;
             return;
         }
         if tenants_only {
@@ -287,7 +302,7 @@ async fn run(setup: &Setup) -> Run {
     let client = GraphClient::new(Transport::new(config).expect("client"));
 
     let started = Instant::now();
-    let mut plan = engine::plan(&client, &manifest, CONCURRENCY)
+    let (mut plan, _) = engine::plan_with(&client, &manifest, CONCURRENCY, &per_user())
         .await
         .expect("the emulator accepts the token");
     let plan_elapsed = started.elapsed();
@@ -379,6 +394,14 @@ async fn run(setup: &Setup) -> Run {
         writes,
         max_writes_per_user,
         converged,
+    }
+}
+
+/// One read per user and endpoint: what cases 1–6 measure.
+fn per_user() -> engine::ReadOptions {
+    engine::ReadOptions {
+        path: engine::ReadPath::PerUser,
+        ..engine::ReadOptions::default()
     }
 }
 
@@ -519,6 +542,7 @@ fn print_traffic(r: &Run) {
         identity,
         reads,
         methods,
+        reports,
         rereads,
         settles,
         verifies,
@@ -526,9 +550,10 @@ fn print_traffic(r: &Run) {
         coverage,
     } = c.calls;
     println!(
-        "  calls by purpose: read {} · methods {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} · coverage {} (attempts {})",
+        "  calls by purpose: read {} · methods {} · report {} · reread {} · write {} · settle {} · verify {} · identity {} · tenant {} · coverage {} (attempts {})",
         n(reads),
         n(methods),
+        n(reports),
         n(rereads),
         n(writes),
         n(settles),
@@ -825,6 +850,8 @@ async fn memory_cases(groups: &[MemoryGroup]) {
             let binary = PathBuf::from(env!("CARGO_BIN_EXE_mfactl"));
             let args = [
                 "plan",
+                "--read-path",
+                "per-user",
                 &csv_arg,
                 "--graph-url",
                 &url,
@@ -910,6 +937,8 @@ async fn export_case(users: usize) {
         let out = dir.path().join(file).to_string_lossy().into_owned();
         let mut args = vec![
             "export",
+            "--read-path",
+            "per-user",
             "--out",
             &out,
             "--graph-url",
@@ -1041,8 +1070,16 @@ async fn run_child(
     }
 }
 
+/// `--launch` measures a child's peak memory with `wait4`, which only Unix has.
+#[cfg(not(unix))]
+fn launch(_args: &[String]) -> ExitCode {
+    eprintln!("--launch (the peak-memory cases) needs wait4: run them on Linux");
+    ExitCode::FAILURE
+}
+
 /// `--launch STDERR PROGRAM ARGS...`: runs PROGRAM with stdout to /dev/null and stderr to
 /// STDERR, reaps it with `wait4`, and prints `peak_kib wall_ns exit_code own_peak_kib`.
+#[cfg(unix)]
 fn launch(args: &[String]) -> ExitCode {
     let [stderr_path, program, rest @ ..] = args else {
         eprintln!("usage: --launch STDERR PROGRAM ARGS...");
@@ -1116,7 +1153,7 @@ fn standin(args: &[String]) -> ExitCode {
         config.write_bucket = unmetered();
         let client = GraphClient::new(Transport::new(config).expect("client"));
         let tenant = engine::identify_tenant(&client).await.expect("tenant");
-        let mut plan = engine::plan(&client, &manifest, CONCURRENCY)
+        let (mut plan, _) = engine::plan_with(&client, &manifest, CONCURRENCY, &per_user())
             .await
             .expect("plan");
         drop(manifest);
@@ -1327,6 +1364,7 @@ fn client_since(after: &TransportStats, before: &TransportStats) -> TransportSta
         identity: a.identity - b.identity,
         reads: a.reads - b.reads,
         methods: a.methods - b.methods,
+        reports: a.reports - b.reports,
         rereads: a.rereads - b.rereads,
         settles: a.settles - b.settles,
         verifies: a.verifies - b.verifies,

@@ -14,8 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use mfactl::emulator::Tenant;
-use mfactl::emulator::state::TenantState;
+use mfactl_emulator::Tenant;
+use mfactl_emulator::state::TenantState;
 
 /// Counts heap bytes in use and their peak: RSS also holds memory the allocator freed but kept,
 /// so the heap figures say exactly what the tenant and the loading of it need.

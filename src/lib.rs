@@ -1,18 +1,12 @@
-//! mfactl: reconcile Microsoft Entra ID MFA settings with a desired-state file.
-//!
-//! Layers (design.md): `manifest` and `plan` are pure and never touch the network or tokio;
-//! `graph` knows HTTP but not manifests; `engine` joins them; `cli` only wires and renders;
-//! `emulator` is a Graph stand-in for tests, demos and benchmarks.
+//! The `mfactl` command line: clap definitions (one file per command) and the wiring from a
+//! checked run configuration to the product library (`mfactl`) and the Graph emulator
+//! (`mfactl-emulator`, for `--emulate` and `mfactl emulator ...`). The binary (`main.rs`) parses
+//! the arguments and calls [`cli::run`]; this library target exists so that tests can read the
+//! clap definitions too.
 
 pub mod cli;
-pub mod emulator;
-pub mod engine;
-pub mod files;
-pub mod graph;
-pub mod json_schema;
-pub mod manifest;
-pub mod model;
-pub mod plan;
-pub mod report;
-pub mod schemas;
-pub mod text;
+
+/// build.rs's commit lookup, compiled here only for its unit tests.
+#[cfg(test)]
+#[path = "../build/version.rs"]
+mod build_version;

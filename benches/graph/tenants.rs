@@ -1,4 +1,4 @@
-//! Case 7 (issue 21): one manifest across many tenants, by the real binary (`mfactl plan|apply
+//! Case 9 (issue 21): one manifest across many tenants, by the real binary (`mfactl plan|apply
 //! MANIFEST --tenants TENANTS.yaml`), against one in-process emulator serving every tenant at
 //! Graph's quotas (per tenant and app-wide) and Graph-like latency. Each tenant signs in with the
 //! same multi-tenant app's secret at its own authority.
@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{Emulator, EmulatorConfig, Tenant, UserType};
 use mfactl::model::PerUserMfaState;
+use mfactl_emulator::{Emulator, EmulatorConfig, Tenant, UserType};
 
 use super::{GRAPH_LATENCY, SEED, n, n_f, pct, s, verdict};
 
@@ -118,11 +118,11 @@ fn tenants_file(dir: &Path, name: &str, count: usize) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Case 7: `tenants` tenants of `users` users each.
+/// Case 9: `tenants` tenants of `users` users each.
 pub async fn tenants_case(tenants: usize, users: usize) {
     println!();
     println!(
-        "== 7. one manifest across {tenants} tenants of {} users each (issue 21), by the real \
+        "== 9. one manifest across {tenants} tenants of {} users each (issue 21), by the real \
          binary; one emulator serves them all on one port at Graph's quotas (per tenant: RU \
          8,000 per 10 s, writes 3,000 per 150 s; per app across tenants: 150,000 RU per 20 s, \
          70,000 writes per 5 min) with latency {}–{} ms; the app signs in to each tenant with its \

@@ -9,19 +9,27 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use miette::{IntoDiagnostic, miette};
 
-use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, TenantsArgs, traffic_line};
+use super::args::{
+    GraphArgs, ManifestArgs, OutputFormat, ReadArgs, TOKEN_HELP, TenantsArgs, TextArgs,
+    load_manifest,
+};
+use super::connection::{Connection, run_error, say_read_path, traffic_line};
 use super::exit;
+use super::journal::{
+    new_journal, plan_beside, read_resume, reopen_journal, resume_command, resume_needs_plan, shown,
+};
 use super::output::{self, OutputFile, ReportFile};
-use super::plan::{ManifestArgs, load_manifest, run_error};
-use crate::engine::{
+use super::saved_plan::{load_checked, plan_key, save, stamp};
+use super::sign_in::check_permissions;
+use mfactl::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, preflight,
 };
-use crate::manifest::Manifest;
-use crate::plan::category::{Category, Phase};
-use crate::plan::saved::{self, SourceFile};
-use crate::plan::seal::PlanKey;
-use crate::plan::{Plan, Status, estimate};
-use crate::report;
+use mfactl::manifest::Manifest;
+use mfactl::plan::category::{Category, Phase};
+use mfactl::plan::saved::{self, SourceFile};
+use mfactl::plan::seal::PlanKey;
+use mfactl::plan::{Plan, Status, estimate};
+use mfactl::report;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
@@ -65,9 +73,11 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub no_verify: bool,
     #[command(flatten)]
-    pub text: super::plan::TextArgs,
+    pub text: TextArgs,
     #[command(flatten)]
     pub reading: ManifestArgs,
+    #[command(flatten)]
+    pub read: ReadArgs,
     #[command(flatten)]
     pub many: TenantsArgs,
     #[command(flatten)]
@@ -87,11 +97,65 @@ fn is_saved_plan(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
+/// Apply's steps: check everything offline, connect, plan (or take the saved plan) and show
+/// it; when it writes: check it may, confirm, write and verify; then finish, report and exit.
 pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
-    // Everything that can be checked offline is, before the first request.
+    let Checked {
+        source,
+        reports,
+        key,
+        resume,
+        journal,
+    } = check(&args)?;
+    let mut connection = connect(&args, &source).await?;
+    let started = Instant::now();
+    let mut plan = match the_plan(&args, &connection, source).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
+            return Err(error);
+        }
+    };
+    let saved_plan = is_saved_plan(&args.manifest);
+    show_plan(&args, &plan, saved_plan)?;
+    let written = if plan.write_count() > 0 {
+        check_writes(&args, &connection, &plan)?;
+        if !saved_plan && !args.auto_approve && !confirm()? {
+            eprintln!("Apply cancelled: nothing was changed.");
+            return Ok(exit::ERROR);
+        }
+        let files = write_files(&args, &plan, key.as_ref(), journal)?;
+        Some(write(&args, &connection, &mut plan, files, resume.as_ref()).await)
+    } else {
+        if let Some(journal) = &journal {
+            record_no_writes(&args, &connection, &plan, journal, resume.is_some())?;
+        }
+        None
+    };
+    connection.finish(started).await;
+    finish(&connection, &mut plan);
+    report(&args, &plan, &reports, written.as_ref())?;
+    exit_code(&args, &connection, &plan, written)
+}
+
+/// What apply checked before sending anything.
+struct Checked {
+    source: Source,
+    reports: Vec<ReportFile>,
+    /// The key that seals the plan a manifest apply saves (for `--resume`).
+    key: Option<PlanKey>,
+    /// `--resume`: the journal's path and what it says was done.
+    resume: Option<(PathBuf, Resume)>,
+    /// The journal, when one was named or is resumed.
+    journal: Option<Journal>,
+}
+
+/// Everything that can be checked offline is, before the first request: the manifest or the
+/// saved plan, a prompt that can be answered, the reports, the plan key, the journal.
+fn check(args: &ApplyArgs) -> miette::Result<Checked> {
     let root = args.graph.graph_root()?;
     let source = if is_saved_plan(&args.manifest) {
-        Source::Saved(Box::new(load_saved(&args, &root)?))
+        Source::Saved(Box::new(load_saved(args, &root)?))
     } else {
         if let Some(journal) = &args.resume {
             return Err(resume_needs_plan(journal));
@@ -112,7 +176,7 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     // A manifest apply saves the plan it applies (for --resume): sealed with the plan key,
     // made or found broken before anything is sent.
     let key = match &source {
-        Source::Manifest(_) => Some(super::plan::plan_key()?),
+        Source::Manifest(_) => Some(plan_key()?),
         Source::Saved(_) => None,
     };
     let resume = match (&args.resume, &source) {
@@ -123,221 +187,288 @@ pub async fn run(args: ApplyArgs) -> miette::Result<u8> {
     };
     // An explicit journal is opened now, so a bad path costs nothing; a default one is made
     // once there is something to write.
-    let mut journal = match (&resume, &args.journal) {
+    let journal = match (&resume, &args.journal) {
         (Some((path, _)), _) => Some(reopen_journal(path)?),
         (None, Some(path)) => {
             Some(Journal::open(path).map_err(|e| miette!(help = "nothing was sent", "{e}"))?)
         }
         (None, None) => None,
     };
+    Ok(Checked {
+        source,
+        reports,
+        key,
+        resume,
+        journal,
+    })
+}
+
+/// Starts the emulator or signs in; refuses a saved plan made for another tenant than the
+/// emulated tenant file's or the token's, and a manifest whose reads the token may not make.
+async fn connect(args: &ApplyArgs, source: &Source) -> miette::Result<Connection> {
     let tenant = args.graph.load_emulated_tenant()?;
-    if let (Source::Saved(plan), Some(tenant)) = (&source, &tenant) {
+    if let (Source::Saved(plan), Some(tenant)) = (source, &tenant) {
         same_tenant(plan, Some(&tenant.tenant_id), "the emulated tenant file")?;
     }
-    let users = match &source {
+    let users = match source {
         Source::Manifest(manifest) => GraphArgs::size_of(manifest),
         Source::Saved(plan) => plan.summary.users.max(plan.users.len() as u64),
     };
-    let mut connection = args.graph.connect(tenant, users).await?;
-    let client = &connection.client;
-    if let Source::Saved(plan) = &source {
+    let connection = Connection::open(&args.graph, tenant, users).await?;
+    match source {
         // The token's tenant, when it names one: refused before any request.
-        same_tenant(plan, connection.tenant_id.as_deref(), "the access token")?;
-    }
-    if let Source::Manifest(manifest) = &source {
-        super::auth::check_permissions(
+        Source::Saved(plan) => {
+            same_tenant(plan, connection.tenant_id.as_deref(), "the access token")?
+        }
+        Source::Manifest(manifest) => check_permissions(
             connection.tokens(),
-            &preflight::reads(manifest, super::auth::methods_readable(&args.graph)),
-        )?;
+            &preflight::reads(manifest, args.graph.methods_readable()),
+        )?,
     }
-    let started = Instant::now();
+    Ok(connection)
+}
 
-    let planned = async {
-        let tenant = connection.identify().await?;
-        let plan = match source {
-            Source::Manifest(manifest) => {
-                let mut plan = engine::plan(client, &manifest, connection.concurrency)
+/// The plan to apply: a manifest's, made now; or the saved one, once Graph confirms its
+/// tenant and its manifest's guards are applied again.
+async fn the_plan(
+    args: &ApplyArgs,
+    connection: &Connection,
+    source: Source,
+) -> miette::Result<Plan> {
+    let client = &connection.client;
+    let tenant = connection.identify().await?;
+    let plan = match source {
+        Source::Manifest(manifest) => {
+            let options = args.read.options(args.graph.tenant_size);
+            let (mut plan, said) =
+                engine::plan_with(client, &manifest, connection.concurrency, &options)
                     .await
                     .map_err(|error| connection.stop(error))?;
-                // The plan holds what the rest needs; the desired state (a million entries in
-                // a large migration) is let go before writing starts.
-                drop(manifest);
-                plan.tenant_id = tenant.id;
-                plan.tenant_domain = tenant.domain;
-                plan.summary.estimate = Some(engine::estimate(client, &plan));
-                super::plan::stamp(&mut plan, &args.manifest, &args.reading)?;
-                plan
-            }
-            Source::Saved(plan) => {
-                let mut plan = *plan;
-                // Graph's word on the tenant, before any write.
-                same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
-                super::recheck::manifest_guards(client, &mut plan, connection.concurrency)
-                    .await
-                    .map_err(|error| connection.stop(error))?;
-                plan.summary.estimate = Some(engine::estimate(client, &plan));
-                plan.summary.calls = None;
-                plan
-            }
-        };
-        Ok::<_, miette::Report>(plan)
-    }
-    .await;
-    let mut plan = match planned {
-        Ok(plan) => plan,
-        Err(error) => {
-            eprintln!("{}", traffic_line(client, started.elapsed()));
-            return Err(error);
+            say_read_path(&said);
+            // The plan holds what the rest needs; the desired state (a million entries in
+            // a large migration) is let go before writing starts.
+            drop(manifest);
+            plan.tenant_id = tenant.id;
+            plan.tenant_domain = tenant.domain;
+            plan.summary.estimate = Some(engine::estimate(client, &plan));
+            stamp(&mut plan, &args.manifest, &args.reading)?;
+            plan
+        }
+        Source::Saved(plan) => {
+            let mut plan = *plan;
+            // Graph's word on the tenant, before any write.
+            same_tenant(&plan, tenant.id.as_deref(), "Graph (/organization)")?;
+            super::recheck::manifest_guards(client, &mut plan, connection.concurrency)
+                .await
+                .map_err(|error| connection.stop(error))?;
+            plan.summary.estimate = Some(engine::estimate(client, &plan));
+            plan.summary.calls = None;
+            plan
         }
     };
+    Ok(plan)
+}
+
+/// Before the prompt and the first write: a plan with more writes than the run may make stops
+/// here, and a token that may not make them says so now.
+fn check_writes(args: &ApplyArgs, connection: &Connection, plan: &Plan) -> miette::Result<()> {
+    check_max_changes(plan, args.max_changes)?;
+    let mut needs = preflight::writes(plan);
+    if is_saved_plan(&args.manifest) {
+        needs.extend(super::recheck::name_reads(plan));
+    }
+    check_permissions(connection.tokens(), &needs)
+}
+
+/// The saved plan a run applies and the journal that records it: every apply has a journal,
+/// and every journal the saved plan it applies (the two are what `--resume` needs).
+struct Files {
+    plan_path: PathBuf,
+    checksum: String,
+    journal: Journal,
+}
+
+/// The saved plan (a manifest apply saves the plan it applies, beside the journal) and the
+/// journal (the one named or resumed, or a new one beside the plan), said on stderr.
+fn write_files(
+    args: &ApplyArgs,
+    plan: &Plan,
+    key: Option<&PlanKey>,
+    journal: Option<Journal>,
+) -> miette::Result<Files> {
     let saved_plan = is_saved_plan(&args.manifest);
-    show_plan(&args, &plan, saved_plan)?;
+    let (plan_path, checksum) = if saved_plan {
+        let checksum = plan
+            .checksum
+            .clone()
+            .expect("a loaded saved plan has a checksum");
+        (args.manifest.clone(), checksum)
+    } else {
+        let plan_path = plan_beside(args.journal.as_deref());
+        let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
+        let key = key.expect("a manifest apply has its plan key");
+        let checksum = save(&out, plan, key)?;
+        (plan_path, checksum)
+    };
+    let journal = match journal {
+        Some(journal) => journal,
+        None => new_journal(&plan_path, saved_plan)?,
+    };
+    eprintln!("Journal: {}", shown(journal.path()));
+    if !saved_plan {
+        eprintln!("Plan:    {}", shown(&plan_path));
+    }
+    Ok(Files {
+        plan_path,
+        checksum,
+        journal,
+    })
+}
 
-    let mut halted = None;
-    let mut files = None;
-    if plan.write_count() > 0 {
-        // Before the prompt and the first write: a plan with more writes than the run may make
-        // stops here, and a token that may not make them says so now.
-        check_max_changes(&plan, args.max_changes)?;
-        let mut needs = preflight::writes(&plan);
-        if saved_plan {
-            needs.extend(super::recheck::name_reads(&plan));
-        }
-        super::auth::check_permissions(connection.tokens(), &needs)?;
-        if !saved_plan && !args.auto_approve && !confirm()? {
-            eprintln!("Apply cancelled: nothing was changed.");
-            return Ok(exit::ERROR);
-        }
-        // Every apply has a journal, and every journal the saved plan it applies: the two
-        // are what `--resume` needs.
-        let (plan_path, checksum) = if saved_plan {
-            let checksum = plan
-                .checksum
-                .clone()
-                .expect("a loaded saved plan has a checksum");
-            (args.manifest.clone(), checksum)
-        } else {
-            let plan_path = plan_beside(args.journal.as_deref());
-            let out = OutputFile::check(&plan_path, "the plan beside the journal")?;
-            let key = key.as_ref().expect("a manifest apply has its plan key");
-            let checksum = super::plan::save(&out, &plan, key)?;
-            (plan_path, checksum)
-        };
-        let journal = match journal.take() {
-            Some(journal) => journal,
-            None => new_journal(&plan_path, saved_plan)?,
-        };
-        eprintln!("Journal: {}", shown(journal.path()));
-        if !saved_plan {
-            eprintln!("Plan:    {}", shown(&plan_path));
-        }
-        if let Some((_, resume)) = &resume {
-            eprintln!(
-                "Resuming: {} writes already made are not sent again; {} announced without an \
-                 answer are read back first.",
-                resume.applied(),
-                resume.unsettled()
-            );
-        }
-        let interrupt = Interrupt::new();
-        let writing = Arc::new(AtomicBool::new(true));
-        let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone(), Arc::clone(&writing)));
-        let applying = Instant::now();
-        let tenant_id = plan.tenant_id.clone();
-        let run = RunInfo {
-            graph: client.transport().root(),
-            tenant_id: tenant_id.as_deref(),
-            plan: Some(&plan_path),
-            plan_checksum: Some(&checksum),
-            resumed: resume.is_some(),
-        };
-        halted = engine::apply(
-            client,
-            &mut plan,
-            ApplyOptions {
-                journal: Some((&journal, run)),
-                resume: resume.as_ref().map(|(_, r)| r),
-                concurrency: connection.concurrency,
-                interrupt: interrupt.clone(),
-                // A saved plan is a file: its names are checked against Graph's before writing.
-                check_names: saved_plan,
-            },
-        )
-        .await
-        .err();
-        eprintln!("{}", took(&plan, applying.elapsed(), halted.as_ref()));
-        writing.store(false, Ordering::SeqCst);
-        let verification = engine::verify::after_apply(
-            client,
-            &mut plan,
-            halted.as_ref(),
-            VerifyOptions {
-                enabled: !args.no_verify,
-                journal: Some(&journal),
-                concurrency: connection.concurrency,
-                interrupt,
-                recheck_after: Duration::from_secs(2),
-            },
-        )
-        .await;
-        eprintln!("{}", report::verify_line(&verification));
-        watcher.abort();
-        files = Some((plan_path, journal.path().to_owned()));
-    } else if let Some(journal) = &journal {
-        let run = RunInfo {
-            graph: client.transport().root(),
-            tenant_id: plan.tenant_id.as_deref(),
-            plan: saved_plan.then_some(args.manifest.as_path()),
-            plan_checksum: plan.checksum.as_deref(),
-            resumed: resume.is_some(),
-        };
-        journal.start(&run).map_err(|e| miette!("{e}"))?;
-        journal.finish().map_err(|e| miette!("{e}"))?;
-    }
-    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
-    if let Some(emulator) = connection.emulator.take() {
-        emulator.shutdown().await;
-    }
+/// What the writes left: why the run stopped early, if it did, and the files that finish it.
+struct Written {
+    halted: Option<RunError>,
+    plan_path: PathBuf,
+    journal: PathBuf,
+}
+
+/// Writes the plan (journalled, Ctrl-C stopping new writes), then reads the written endpoints
+/// back (unless `--no-verify`).
+async fn write(
+    args: &ApplyArgs,
+    connection: &Connection,
+    plan: &mut Plan,
+    files: Files,
+    resume: Option<&(PathBuf, Resume)>,
+) -> Written {
     let client = &connection.client;
-    plan.summary.applied.get_or_insert(0);
-    plan.summary.calls = Some(engine::calls(client));
-    plan.finished = Some(jiff::Timestamp::now().to_string());
+    if let Some((_, resume)) = resume {
+        eprintln!(
+            "Resuming: {} writes already made are not sent again; {} announced without an \
+             answer are read back first.",
+            resume.applied(),
+            resume.unsettled()
+        );
+    }
+    let interrupt = Interrupt::new();
+    let writing = Arc::new(AtomicBool::new(true));
+    let watcher = tokio::spawn(watch_ctrl_c(interrupt.clone(), Arc::clone(&writing)));
+    let applying = Instant::now();
+    let tenant_id = plan.tenant_id.clone();
+    let run = RunInfo {
+        graph: client.transport().root(),
+        tenant_id: tenant_id.as_deref(),
+        plan: Some(&files.plan_path),
+        plan_checksum: Some(&files.checksum),
+        resumed: resume.is_some(),
+    };
+    let options = ApplyOptions {
+        journal: Some((&files.journal, run)),
+        resume: resume.map(|(_, r)| r),
+        concurrency: connection.concurrency,
+        interrupt: interrupt.clone(),
+        // A saved plan is a file: its names are checked against Graph's before writing.
+        check_names: is_saved_plan(&args.manifest),
+    };
+    let halted = engine::apply(client, plan, options).await.err();
+    eprintln!("{}", took(plan, applying.elapsed(), halted.as_ref()));
+    writing.store(false, Ordering::SeqCst);
+    let verify = VerifyOptions {
+        enabled: !args.no_verify,
+        journal: Some(&files.journal),
+        concurrency: connection.concurrency,
+        interrupt,
+        recheck_after: Duration::from_secs(2),
+    };
+    let verification = engine::verify::after_apply(client, plan, halted.as_ref(), verify).await;
+    eprintln!("{}", report::verify_line(&verification));
+    watcher.abort();
+    Written {
+        halted,
+        plan_path: files.plan_path,
+        journal: files.journal.path().to_owned(),
+    }
+}
 
+/// A run with nothing to write still records itself in a journal that was named or resumed.
+fn record_no_writes(
+    args: &ApplyArgs,
+    connection: &Connection,
+    plan: &Plan,
+    journal: &Journal,
+    resumed: bool,
+) -> miette::Result<()> {
+    let run = RunInfo {
+        graph: connection.client.transport().root(),
+        tenant_id: plan.tenant_id.as_deref(),
+        plan: is_saved_plan(&args.manifest).then_some(args.manifest.as_path()),
+        plan_checksum: plan.checksum.as_deref(),
+        resumed,
+    };
+    journal.start(&run).map_err(|e| miette!("{e}"))?;
+    journal.finish().map_err(|e| miette!("{e}"))
+}
+
+/// What the finished run's document says besides its users: the writes made, the calls, when.
+fn finish(connection: &Connection, plan: &mut Plan) {
+    plan.summary.applied.get_or_insert(0);
+    plan.summary.calls = Some(engine::calls(&connection.client));
+    plan.finished = Some(jiff::Timestamp::now().to_string());
+}
+
+/// The finished run on stdout (text or JSON) and in every `--report`; the journal named again.
+fn report(
+    args: &ApplyArgs,
+    plan: &Plan,
+    reports: &[ReportFile],
+    written: Option<&Written>,
+) -> miette::Result<()> {
     output::to_stdout(|out| match args.format {
         OutputFormat::Text => {
             if plan.has_changes() {
                 writeln!(out)?;
             }
-            report::render_apply_text(&plan, out)
+            report::render_apply_text(plan, out)
         }
-        OutputFormat::Json => report::render_json(&plan, out),
+        OutputFormat::Json => report::render_json(plan, out),
     })?;
-    for report in &reports {
-        report.write(&plan)?;
+    for report in reports {
+        report.write(plan)?;
     }
-    if let Some((_, journal)) = &files {
-        eprintln!("Journal: {}", shown(journal));
+    if let Some(written) = written {
+        eprintln!("Journal: {}", shown(&written.journal));
     }
-    // The report above shows what was done before the run halted.
-    let resume_hint = |files: &Option<(PathBuf, PathBuf)>| {
-        if let Some((plan_path, journal)) = files {
-            eprintln!(
-                "To finish the run: {}",
-                resume_command(&args.manifest, plan_path, journal)
-            );
-        }
+    Ok(())
+}
+
+/// The exit code ([`apply_exit_code`]), or, for a run that halted (the report above shows what
+/// was done before), why, with the command that finishes it.
+fn exit_code(
+    args: &ApplyArgs,
+    connection: &Connection,
+    plan: &Plan,
+    written: Option<Written>,
+) -> miette::Result<u8> {
+    let Some(written) = written else {
+        return Ok(apply_exit_code(plan));
     };
-    match halted {
+    let resume_hint = || {
+        eprintln!(
+            "To finish the run: {}",
+            resume_command(&args.manifest, &written.plan_path, &written.journal)
+        );
+    };
+    match written.halted {
         Some(RunError::Interrupted) => {
             eprintln!("{}", run_error(RunError::Interrupted));
-            resume_hint(&files);
+            resume_hint();
             Ok(exit::INTERRUPTED)
         }
         Some(error) => {
-            resume_hint(&files);
+            resume_hint();
             Err(connection.stop(error))
         }
-        None => Ok(apply_exit_code(&plan)),
+        None => Ok(apply_exit_code(plan)),
     }
 }
 
@@ -394,19 +525,15 @@ fn took(plan: &Plan, elapsed: Duration, halted: Option<&RunError>) -> String {
     }
 }
 
-/// A path for the terminal: control characters escaped.
-fn shown(path: &Path) -> String {
-    crate::text::printable(&path.display().to_string()).into_owned()
-}
-
 /// Reads a saved plan and refuses it, before any request, when it is of another format, was
 /// edited, is too old, or was made against another Graph root.
 fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
     let path = &args.manifest;
-    if args.reading.policy.is_some() || args.reading.ignore_unknown_columns {
+    if args.reading.policy.is_some() || args.reading.ignore_unknown_columns || args.read.given() {
         return Err(miette!(
             help = "a saved plan holds its policy and users already; drop the flag",
-            "--policy and --ignore-unknown-columns read manifests; {} is a saved plan",
+            "--policy, --ignore-unknown-columns, --read-path and --max-report-age read \
+             manifests; {} is a saved plan",
             shown(path)
         ));
     }
@@ -421,31 +548,12 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
     }
     let key = PlanKey::from_environment(false)
         .map_err(|error| miette!(help = error.help(), "{error}; nothing was sent"))?;
-    let mut plan = saved::load(path, key.as_ref()).map_err(|error| {
-        miette!(
-            help = error.help(),
-            "{}; nothing was sent",
-            crate::text::printable(&error.to_string())
-        )
-    })?;
-    saved::check_contents(&plan).map_err(|problems| {
-        miette!(
-            help = "a plan mfactl saved holds together; make it again (`mfactl plan MANIFEST \
-                    --out PLAN.json`) and review it",
-            "{} is refused:\n  {}\nnothing was sent",
-            shown(path),
-            problems.join("\n  ")
-        )
-    })?;
-    saved::escape_text(&mut plan);
-    saved::check_age(&plan, jiff::Timestamp::now(), args.max_plan_age).map_err(|reason| {
-        miette!(
-            help = "make the plan again (`mfactl plan MANIFEST --out PLAN.json`), or allow an \
-                    older one with --max-plan-age",
-            "{} is refused: {reason}; nothing was sent",
-            shown(path)
-        )
-    })?;
+    let plan = load_checked(
+        path,
+        key.as_ref(),
+        args.max_plan_age,
+        "`mfactl plan MANIFEST --out PLAN.json`",
+    )?;
     // An emulated run has a new address each time: its tenant file's id is checked instead.
     if args.graph.emulate.is_none() && plan.graph.trim_end_matches('/') != root {
         return Err(miette!(
@@ -453,8 +561,8 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
                     against this one",
             "{} was made against {}, and this run would write to {}; nothing was sent",
             shown(path),
-            crate::text::printable(&plan.graph),
-            crate::text::printable(root)
+            mfactl::text::printable(&plan.graph),
+            mfactl::text::printable(root)
         ));
     }
     if let Some(manifest) = &plan.manifest
@@ -463,15 +571,15 @@ fn load_saved(args: &ApplyArgs, root: &str) -> miette::Result<Plan> {
     {
         eprintln!(
             "Note: {} changed since this plan was made; the plan is applied as it was reviewed.",
-            crate::text::printable(&manifest.path)
+            mfactl::text::printable(&manifest.path)
         );
     }
     let made = plan.created.as_deref().unwrap_or("?");
     eprintln!(
         "Applying the saved plan {} (made {}, tenant {}).",
         shown(path),
-        crate::text::printable(made),
-        crate::text::printable(plan.tenant_id.as_deref().unwrap_or("unknown"))
+        mfactl::text::printable(made),
+        mfactl::text::printable(plan.tenant_id.as_deref().unwrap_or("unknown"))
     );
     Ok(plan)
 }
@@ -483,224 +591,10 @@ pub fn same_tenant(plan: &Plan, tenant: Option<&str>, what: &str) -> miette::Res
             help = "sign in to the tenant the plan was made for, or make the plan again for \
                     this one",
             "the plan was made for tenant {}, but {what} is for tenant {}; nothing was written",
-            crate::text::printable(planned),
-            crate::text::printable(now)
+            mfactl::text::printable(planned),
+            mfactl::text::printable(now)
         )),
         _ => Ok(()),
-    }
-}
-
-/// `--resume` with a manifest: the journal's start line names the plan to give instead.
-fn resume_needs_plan(journal: &Path) -> miette::Report {
-    let named = engine::journal_file::read(journal)
-        .ok()
-        .and_then(|read| read.records.into_iter().rev().find_map(|r| r.plan));
-    let help = match named {
-        Some(plan) => format!(
-            "the journal records the plan it applied: mfactl apply {} --resume {}",
-            quote(std::ffi::OsStr::new(&plan)),
-            quote(journal.as_os_str())
-        ),
-        None => "give the saved plan the journal's run applied".to_owned(),
-    };
-    miette!(
-        help = crate::text::printable(&help).into_owned(),
-        "--resume continues a saved plan (PLAN.json), not a manifest; nothing was sent"
-    )
-}
-
-/// Reads the journal to resume, checking that it records a run of this very plan.
-fn read_resume(
-    path: &Path,
-    plan: &Plan,
-    journal: Option<&Path>,
-) -> miette::Result<(PathBuf, Resume)> {
-    if let Some(other) = journal
-        && other != path
-    {
-        return Err(miette!(
-            help = "drop --journal: a resumed run appends to the journal it resumes",
-            "--journal {} and --resume {} name different files",
-            shown(other),
-            shown(path)
-        ));
-    }
-    let read = engine::journal_file::read(path).map_err(|error| {
-        miette!(
-            help = "nothing was sent",
-            "{}",
-            crate::text::printable(&error.to_string())
-        )
-    })?;
-    let starts: Vec<_> = read.records.iter().filter(|r| r.event == "start").collect();
-    if starts.is_empty() {
-        return Err(miette!(
-            help = "give the journal an earlier `mfactl apply` of this plan wrote",
-            "{} has no start line: it is not an mfactl journal; nothing was sent",
-            shown(path)
-        ));
-    }
-    if let Some(other) = starts
-        .iter()
-        .find(|r| r.plan_checksum.as_deref() != plan.checksum.as_deref())
-    {
-        return Err(miette!(
-            help = format!(
-                "resume a run with the plan it applied (the journal's start line names it: {})",
-                crate::text::printable(other.plan.as_deref().unwrap_or("none recorded"))
-            ),
-            "{} records a run of another plan (checksum {}, not {}); nothing was sent",
-            shown(path),
-            crate::text::printable(other.plan_checksum.as_deref().unwrap_or("none")),
-            plan.checksum.as_deref().unwrap_or("none")
-        ));
-    }
-    if read.torn > 0 {
-        eprintln!(
-            "Note: the journal's last line was cut off by the interrupted run ({} bytes); it is \
-             dropped, and the write it began is read back.",
-            read.torn
-        );
-    }
-    Ok((path.to_owned(), Resume::from_records(&read.records)))
-}
-
-/// Opens the resumed journal for appending.
-fn reopen_journal(path: &Path) -> miette::Result<Journal> {
-    Journal::reopen(path)
-        .map(|(journal, _)| journal)
-        .map_err(|e| miette!(help = "nothing was sent", "{e}"))
-}
-
-/// A timestamp for file names: `20261123T164501Z`.
-fn file_stamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string()
-}
-
-/// Where the plan a manifest apply saves goes: beside `--journal` (its name with
-/// `.plan.json`), or a new timestamped name in the current folder.
-fn plan_beside(journal: Option<&Path>) -> PathBuf {
-    match journal {
-        Some(journal) => {
-            let name = journal
-                .file_name()
-                .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
-            let stem = name
-                .strip_suffix(".jsonl")
-                .or_else(|| name.strip_suffix(".json"))
-                .unwrap_or(&name);
-            let stem = stem.strip_suffix(".journal").unwrap_or(stem);
-            journal.with_file_name(format!("{stem}.plan.json"))
-        }
-        None => unused(|n| PathBuf::from(format!("mfactl-apply-{}{n}.plan.json", file_stamp()))),
-    }
-}
-
-/// A new journal beside the saved plan: `PLAN.<stamp>.journal.jsonl`.
-fn new_journal(plan: &Path, saved_plan: bool) -> miette::Result<Journal> {
-    let name = plan
-        .file_name()
-        .map_or_else(|| "plan".into(), |n| n.to_string_lossy().into_owned());
-    let stem = name.strip_suffix(".json").unwrap_or(&name);
-    let stem = stem.strip_suffix(".plan").unwrap_or(stem).to_owned();
-    let stamp = file_stamp();
-    let mut n = 0;
-    loop {
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        let file = if saved_plan {
-            format!("{stem}.{stamp}{suffix}.journal.jsonl")
-        } else {
-            format!("{stem}{suffix}.journal.jsonl")
-        };
-        let path = plan.with_file_name(file);
-        match Journal::create(&path) {
-            Ok(journal) => return Ok(journal),
-            Err(error) if error.source.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
-                n += 1;
-            }
-            Err(error) => {
-                return Err(miette!(
-                    help = "pass --journal FILE to put it elsewhere; nothing was sent",
-                    "{error}"
-                ));
-            }
-        }
-    }
-}
-
-/// The first of `name(""), name("-1"), ...` that does not exist.
-fn unused(name: impl Fn(&str) -> PathBuf) -> PathBuf {
-    (0..100)
-        .map(|n| {
-            if n == 0 {
-                String::new()
-            } else {
-                format!("-{n}")
-            }
-        })
-        .map(|suffix| name(&suffix))
-        .find(|path| !path.exists())
-        .unwrap_or_else(|| name("-x"))
-}
-
-/// The command that finishes an interrupted run: this one, with the saved plan in place of
-/// the manifest, `--resume JOURNAL`, and without the flags a saved plan does not take.
-fn resume_command(given: &Path, plan: &Path, journal: &Path) -> String {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let mut out = vec![quote(std::ffi::OsStr::new("mfactl"))];
-    let mut rest = args.iter();
-    let mut replaced = false;
-    let mut seen_apply = false;
-    while let Some(arg) = rest.next() {
-        let text = arg.to_string_lossy();
-        if !seen_apply {
-            out.push(quote(arg));
-            seen_apply = text == "apply";
-            continue;
-        }
-        let flag = text.split('=').next().unwrap_or("");
-        match flag {
-            "--journal" | "--resume" | "--policy" => {
-                if !text.contains('=') {
-                    rest.next();
-                }
-                continue;
-            }
-            "--auto-approve" | "--ignore-unknown-columns" => continue,
-            _ => {}
-        }
-        if !replaced && arg.as_os_str() == given.as_os_str() {
-            out.push(quote(plan.as_os_str()));
-            replaced = true;
-            continue;
-        }
-        out.push(quote(arg));
-    }
-    if !replaced {
-        out.push(quote(plan.as_os_str()));
-    }
-    out.push("--resume".into());
-    out.push(quote(journal.as_os_str()));
-    crate::text::printable(&out.join(" ")).into_owned()
-}
-
-/// An argument as a POSIX shell reads it back.
-fn quote(arg: &std::ffi::OsStr) -> String {
-    let text = arg.to_string_lossy();
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c));
-    if plain {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 

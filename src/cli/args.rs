@@ -1,20 +1,23 @@
-//! Flags shared by plan and apply, and their check into a run configuration.
+//! The flags commands share, and their checks before anything is sent: where Graph is and how
+//! hard to drive it ([`GraphArgs`]), how to read the manifest ([`ManifestArgs`]), how the text
+//! plan reads ([`TextArgs`]), how live values are read ([`ReadArgs`]), how to print
+//! ([`OutputFormat`]). What they connect to is `connection`'s; sign-in's flags are `sign_in`'s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use miette::{IntoDiagnostic, WrapErr, miette};
-use secrecy::SecretString;
+use miette::miette;
 
-use super::auth::AuthArgs;
-use crate::emulator::{Emulator, EmulatorConfig, Tenant};
-use crate::engine;
-use crate::graph::auth::{AuthSettings, SourceKind, TokenCredential, TokenProvider};
-use crate::graph::{
-    BucketShape, BuildError, Cloud, GraphClient, Transport, TransportConfig, ru_tier,
-};
+use super::sign_in::AuthArgs;
+use mfactl::engine::{self, preflight};
+use mfactl::graph::auth::TokenProvider;
+use mfactl::graph::{BucketShape, Cloud, TransportConfig, ru_tier};
+use mfactl::manifest::{self, Manifest};
+use mfactl::plan::saved;
+use mfactl::report;
+use mfactl_emulator::{EmulatorConfig, Tenant};
 
 /// The token `--emulate` sends to an emulator without an `auth:` section (a real token is
 /// never sent there).
@@ -22,12 +25,12 @@ pub const EMULATOR_TOKEN_ENV: &str = "MFACTL_EMULATOR_TOKEN";
 
 /// Where plan, apply and show take the token from; shown in their `--help`.
 pub const TOKEN_HELP: &str = "\
-Sign-in (README.md, \"Sign in\"): the first source configured, or the one --auth names:
+Sign-in (docs/sign-in.md): the first source configured, or the one --auth names:
   token        MFACTL_ACCESS_TOKEN, or --token-file FILE: a bearer token used as is
   secret       AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET
   certificate  ... + AZURE_CLIENT_CERTIFICATE_PATH (PEM, or .pfx with _PASSWORD)
   workload     ... + AZURE_FEDERATED_TOKEN_FILE (GitHub Actions, Kubernetes)
-  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Automation); --auth managed
+  managed      IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service, Container Apps, Automation); --auth managed
                on a VM
   cli          the Azure CLI's signed-in account (az login)
   device       the admin signed in with `mfactl login`
@@ -154,63 +157,6 @@ pub struct TenantsArgs {
     pub max_tenants_in_flight: u16,
 }
 
-/// A connected Graph: the client, and the emulator it talks to when `--emulate` was given
-/// (kept alive for the run).
-pub struct Connection {
-    pub client: GraphClient,
-    /// The tenant, when known without asking Graph (the emulated tenant file's id, or the
-    /// token's `tid` claim).
-    pub tenant_id: Option<String>,
-    pub concurrency: usize,
-    pub emulator: Option<Emulator>,
-    /// How sign-in was configured (none for an emulator without an `auth:` section).
-    pub auth: Option<AuthSettings>,
-}
-
-impl Connection {
-    /// Where the run's tokens come from.
-    pub fn tokens(&self) -> &Arc<TokenProvider> {
-        &self.client.transport().config().tokens
-    }
-
-    /// A run-stopping failure, with what to do about it; a rejected token names its source.
-    pub fn stop(&self, error: engine::RunError) -> miette::Report {
-        match &error {
-            engine::RunError::Unauthorized(_) => {
-                let tokens = self.tokens();
-                let help = if tokens.kind() == SourceKind::Token {
-                    format!(
-                        "get a fresh access token and give it again ({}); tokens live 60-90 \
-                         minutes",
-                        tokens.describe()
-                    )
-                } else {
-                    format!(
-                        "a new token from {} was refused too: check that the credential is for \
-                         this tenant and cloud, and that the app is still registered and \
-                         consented",
-                        tokens.describe()
-                    )
-                };
-                miette!(help = help, "{error}")
-            }
-            _ => super::plan::run_error(error),
-        }
-    }
-
-    /// Asks Graph which tenant this is (`/organization`), falling back on what is known
-    /// locally. Stops here, with one message, when Graph cannot be reached or refuses the token.
-    pub async fn identify(&self) -> miette::Result<engine::Tenant> {
-        let mut tenant = engine::identify_tenant(&self.client)
-            .await
-            .map_err(|error| self.stop(error))?;
-        if tenant.id.is_none() {
-            tenant.id = self.tenant_id.clone();
-        }
-        Ok(tenant)
-    }
-}
-
 impl GraphArgs {
     /// Loads the tenant file first when emulating (so its errors come before anything else).
     pub fn load_emulated_tenant(&self) -> miette::Result<Option<Tenant>> {
@@ -222,7 +168,7 @@ impl GraphArgs {
 
     /// The in-process emulator answers as the chosen cloud's Graph would (China has no
     /// `/authentication/methods`).
-    fn emulator_config(&self) -> EmulatorConfig {
+    pub fn emulator_config(&self) -> EmulatorConfig {
         EmulatorConfig {
             cloud: self.cloud,
             ..EmulatorConfig::default()
@@ -239,7 +185,7 @@ impl GraphArgs {
 
     /// The tenant size to assume for a manifest's run: its users, or Graph's largest tier when
     /// selectors reach populations whose size only the listing tells.
-    pub fn size_of(manifest: &crate::manifest::Manifest) -> u64 {
+    pub fn size_of(manifest: &Manifest) -> u64 {
         if manifest.selectors.is_empty() {
             manifest.users.len() as u64
         } else {
@@ -247,80 +193,11 @@ impl GraphArgs {
         }
     }
 
-    /// Starts the emulator if asked, reads the token, builds the transport. `manifest_users`
-    /// is how many distinct users the manifest names: the tenant has at least that many, which
-    /// sets Graph's throttling tier unless `--tenant-size` says otherwise.
-    pub async fn connect(
-        &self,
-        tenant: Option<Tenant>,
-        manifest_users: u64,
-    ) -> miette::Result<Connection> {
-        let tenant_size = self.tenant_size.unwrap_or(match &tenant {
-            Some(tenant) => tenant.users.len() as u64,
-            None => manifest_users,
-        });
-        let mut tenant_id = tenant.as_ref().map(|t| t.tenant_id.clone());
-        let (root, tokens, emulator, auth) = match tenant {
-            Some(tenant) => {
-                let signs_in = tenant.auth.is_some();
-                let listen = "127.0.0.1:0".parse().expect("valid address");
-                let emulator = Emulator::start(tenant, self.emulator_config(), listen)
-                    .await
-                    .into_diagnostic()
-                    .wrap_err("cannot start the in-process emulator")?;
-                let url = emulator.url();
-                if signs_in {
-                    // It signs in like Entra ID: the real sources, against its authority.
-                    let settings = self.auth.settings(self.cloud, &url, Some(&url));
-                    let tokens = self.auth.provider(&settings)?;
-                    (url, tokens, Some(emulator), Some(settings))
-                } else {
-                    // It takes any bearer token; a real one in the environment is never sent
-                    // to it. MFACTL_EMULATOR_TOKEN picks the emulator's answers to bad tokens.
-                    let token = std::env::var(EMULATOR_TOKEN_ENV)
-                        .ok()
-                        .filter(|t| !t.trim().is_empty())
-                        .map_or_else(|| SecretString::from("emulator"), SecretString::from);
-                    let given = TokenCredential::given(
-                        token,
-                        "for the emulator, which takes any token without an auth: section",
-                    );
-                    let tokens = Arc::new(TokenProvider::new(Arc::new(given)));
-                    (url, tokens, Some(emulator), None)
-                }
-            }
-            None => {
-                let root = self.graph_root()?;
-                let settings = self.auth.settings(self.cloud, &root, None);
-                let tokens = self.auth.provider(&settings)?;
-                (root, tokens, None, Some(settings))
-            }
-        };
-        // Signed in before the first request: a bad credential is one message, nothing sent.
-        super::auth::sign_in(&tokens).await?;
-        if let Some(claims) = tokens.claims()
-            && claims.tenant_id.is_some()
-            && emulator.is_none()
-        {
-            tenant_id = claims.tenant_id;
-        }
-        let transport =
-            Transport::new(self.transport_config(root, tokens, tenant_size)).map_err(|error| {
-                match error {
-                    BuildError::Http(error) => miette!("cannot build the HTTP client: {error}"),
-                }
-            })?;
-        Ok(Connection {
-            client: GraphClient::new(transport),
-            tenant_id,
-            concurrency: usize::from(self.concurrency),
-            emulator,
-            auth,
-        })
+    /// Whether the cloud serves `/authentication/methods` (the China cloud does not).
+    pub fn methods_readable(&self) -> preflight::MethodsReadable {
+        preflight::MethodsReadable(self.cloud.serves_authentication_methods())
     }
-}
 
-impl GraphArgs {
     /// The transport's configuration from the flags: a Graph at `root`, tokens from `tokens`,
     /// the throttling tier of a tenant of `tenant_size` users unless `--ru-quota` says.
     pub fn transport_config(
@@ -345,6 +222,127 @@ impl GraphArgs {
         config.max_pause = Duration::from_secs(self.max_pause);
         config
     }
+}
+
+/// How the text plan reads; shared by plan and apply.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// Give each blocked user's whole reason and advice, not only the grouped one.
+    #[arg(long)]
+    pub detail: bool,
+}
+
+impl TextArgs {
+    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org) or
+    /// the terminal cannot show them (an old Windows console).
+    pub fn options(&self, summary_only: bool, to_terminal: bool) -> report::TextOptions {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        report::TextOptions {
+            detail: self.detail,
+            summary_only,
+            color: to_terminal && !no_color && super::terminal::ansi_colours(),
+        }
+    }
+}
+
+/// How live values are read; shared by plan and apply (a manifest's).
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// How live values are read. auto (the default) picks, per run, the cheapest sound way
+    /// from Graph's quotas and the manifest's size, and says which and why on stderr; bulk uses
+    /// every bulk read that applies (the users listing for perUserMfaState, the registration
+    /// report for sign-in preferences and registered methods, one GET of
+    /// /users/{id}/authentication for both endpoints); per-user reads each endpoint of each
+    /// user. A bulk value is a hint: what it cannot give is read per user, and apply reads
+    /// every endpoint again before writing it.
+    #[arg(long, value_enum, value_name = "PATH")]
+    pub read_path: Option<ReadPathArg>,
+    /// Rows of the registration report last updated longer ago than this are not used: those
+    /// users are read per user (e.g. 24h, 90m, 2d; default 24h).
+    #[arg(long, value_name = "AGE", value_parser = saved::parse_age)]
+    pub max_report_age: Option<Duration>,
+}
+
+/// `--read-path`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReadPathArg {
+    Auto,
+    Bulk,
+    PerUser,
+}
+
+impl ReadPathArg {
+    /// The engine's read path.
+    pub fn path(self) -> engine::ReadPath {
+        match self {
+            ReadPathArg::Auto => engine::ReadPath::Auto,
+            ReadPathArg::Bulk => engine::ReadPath::Bulk,
+            ReadPathArg::PerUser => engine::ReadPath::PerUser,
+        }
+    }
+}
+
+impl ReadArgs {
+    /// The engine's read options; `tenant_size` is `--tenant-size`.
+    pub fn options(&self, tenant_size: Option<u64>) -> engine::ReadOptions {
+        let defaults = engine::ReadOptions::default();
+        engine::ReadOptions {
+            path: self.read_path.unwrap_or(ReadPathArg::Auto).path(),
+            tenant_size,
+            max_report_age: self.max_report_age.unwrap_or(defaults.max_report_age),
+        }
+    }
+
+    /// Whether a flag of this group was given (a saved plan takes none).
+    pub fn given(&self) -> bool {
+        self.read_path.is_some() || self.max_report_age.is_some()
+    }
+}
+
+/// How to read the manifest; shared by plan, apply, validate and the sign-in commands' `--for`.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// CSV: skip columns mfactl does not know (an export's displayName, mail, department...)
+    /// instead of reporting them; a misspelt known column is still reported. No effect on YAML.
+    #[arg(long)]
+    pub ignore_unknown_columns: bool,
+    /// Manage the tenant's authentication methods policy from this YAML file's `policy:`
+    /// section (for a CSV manifest, which has no room for one; a YAML manifest may hold it).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Disable per-user MFA even for users no Conditional Access policy is known to require
+    /// MFA for (not covered, or coverage unknown); without it their change is held. The plan,
+    /// journal and report say so for each. Same as the manifest's `allowMfaGap: true`.
+    #[arg(long)]
+    pub allow_mfa_gap: bool,
+}
+
+impl ManifestArgs {
+    pub fn options(&self) -> manifest::LoadOptions {
+        manifest::LoadOptions {
+            ignore_unknown_columns: self.ignore_unknown_columns,
+        }
+    }
+}
+
+/// Reads and validates a manifest (and the `--policy` file); every problem is reported and
+/// nothing is sent.
+pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::Result<Manifest> {
+    let mut loaded = manifest::load_with(path, &reading.options()).map_err(miette::Report::new)?;
+    if let Some(policy_path) = &reading.policy {
+        let policy = manifest::load_policy(policy_path).map_err(miette::Report::new)?;
+        if loaded.policy.is_some() {
+            return Err(miette::miette!(
+                help = "keep one policy section: in the manifest or in the --policy file",
+                "{} has a policy: section and --policy {} names another",
+                path.display(),
+                policy_path.display()
+            ));
+        }
+        loaded.policy = Some(policy);
+    }
+    loaded.allow_mfa_gap |= reading.allow_mfa_gap;
+    Ok(loaded)
 }
 
 /// The Graph root (`scheme://host[:port]`) from `--graph-url`, or why it is refused:
@@ -377,7 +375,7 @@ fn graph_root(text: &str) -> miette::Result<String> {
             "--graph-url {shown} contains a user name or password; refused (nothing was sent)"
         ));
     }
-    let shown = crate::text::printable(shown.as_str()).into_owned();
+    let shown = mfactl::text::printable(shown.as_str()).into_owned();
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -410,52 +408,6 @@ fn graph_root(text: &str) -> miette::Result<String> {
         Some(port) => format!("{}://{host}:{port}", url.scheme()),
         None => format!("{}://{host}", url.scheme()),
     })
-}
-
-/// One line on stderr about the traffic of the run.
-pub fn traffic_line(client: &GraphClient, elapsed: Duration) -> String {
-    let s = client.transport().stats();
-    let mut line = format!(
-        "Graph: {} requests in {:.2} s ({} reads, {} writes; {} retries, {} throttled (429), {} server errors, {} connection errors)",
-        s.attempts,
-        elapsed.as_secs_f64(),
-        s.reads,
-        s.writes,
-        s.retries,
-        s.throttled,
-        s.server_errors,
-        s.transport_errors
-    );
-    if s.pauses > 0 {
-        line.push_str(&format!(
-            "; paused {} {} for {:.1} s in all (longest {:.1} s)",
-            s.pauses,
-            if s.pauses == 1 { "time" } else { "times" },
-            s.paused_ms as f64 / 1000.0,
-            s.longest_pause_ms as f64 / 1000.0
-        ));
-    }
-    if s.outages > 0 {
-        line.push_str(&format!("; lost the connection {} times", s.outages));
-    }
-    if s.settled_by_read > 0 {
-        line.push_str(&format!(
-            "; {} writes confirmed by reading back (their answer was lost)",
-            s.settled_by_read
-        ));
-    }
-    if s.renewals > 0 {
-        line.push_str(&format!(
-            "; {} {} again with a renewed token after a 401",
-            s.renewals,
-            if s.renewals == 1 {
-                "request sent"
-            } else {
-                "requests sent"
-            }
-        ));
-    }
-    line
 }
 
 #[cfg(test)]

@@ -1,148 +1,22 @@
-//! Sign-in on the command line: the flags every Graph command shares ([`AuthArgs`]),
-//! `mfactl login`, `mfactl logout` and `mfactl auth check`.
+//! `mfactl login`, `mfactl logout` and `mfactl auth check`: signing in ahead of the runs, and
+//! what a token is and may do. The sign-in every Graph command shares is `sign_in`'s.
 //!
 //! Secrets never come from an argument: a client secret, a certificate's password and a token
-//! come from the environment, a file, or the device-code prompt; the flags here name only what
-//! is not secret (tenant, client id, file paths, the authority).
+//! come from the environment, a file, or the device-code prompt.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
-use miette::miette;
 
-use super::args::GraphArgs;
-use crate::engine::preflight::{self, Requirement};
-use crate::graph::Cloud;
-use crate::graph::auth::{self, AuthError, AuthSettings, Env, SourceKind, TokenProvider};
-use crate::graph::permissions::{Resource, TokenKind};
-use crate::text::printable;
-
-/// Where the access token comes from; shared by every command that talks to Graph.
-#[derive(Clone, Debug, Default, Args)]
-pub struct AuthArgs {
-    /// Where the access token comes from (default: the first one configured, in this order:
-    /// token, secret, certificate, workload, managed, cli, device). `managed` is never guessed
-    /// on a VM (no probe of the metadata address): name it.
-    #[arg(long, value_enum, env = "MFACTL_AUTH", value_name = "SOURCE")]
-    pub auth: Option<SourceKind>,
-    /// The tenant to sign in to: its id or a verified domain (default: AZURE_TENANT_ID;
-    /// `mfactl login`: organizations).
-    #[arg(long, value_name = "TENANT")]
-    pub tenant: Option<String>,
-    /// The application (client) id (default: AZURE_CLIENT_ID; `mfactl login`: Microsoft Graph
-    /// Command Line Tools, 14d82eec-204b-4c2f-b7e8-296a70dab67e).
-    #[arg(long, value_name = "GUID")]
-    pub client_id: Option<String>,
-    /// The app's certificate: PEM with its private key, or PKCS#12 (.pfx) whose password is in
-    /// AZURE_CLIENT_CERTIFICATE_PASSWORD (default: AZURE_CLIENT_CERTIFICATE_PATH).
-    #[arg(long, value_name = "FILE")]
-    pub certificate: Option<PathBuf>,
-    /// Read the bearer token from this file instead of MFACTL_ACCESS_TOKEN (read again each
-    /// time it must be renewed, so another process may refresh it).
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// The sign-in authority (default: AZURE_AUTHORITY_HOST, else the cloud's, e.g.
-    /// https://login.microsoftonline.us for usgov). https, or http to a loopback address.
-    #[arg(long, value_name = "URL")]
-    pub authority_host: Option<String>,
-    /// Where `mfactl login` keeps the refresh token (default: MFACTL_TOKEN_CACHE, else
-    /// ~/.cache/mfactl/token-cache.json); readable by you only.
-    #[arg(long, value_name = "FILE")]
-    pub token_cache: Option<PathBuf>,
-}
-
-impl AuthArgs {
-    /// The sign-in settings for a Graph at `graph_root` in `cloud`; `authority` is the
-    /// authority to use when neither the flag nor AZURE_AUTHORITY_HOST names one (the
-    /// emulator's own, when emulating).
-    pub fn settings(
-        &self,
-        cloud: Cloud,
-        graph_root: &str,
-        authority: Option<&str>,
-    ) -> AuthSettings {
-        // No IMDS probe: a laptop is not a VM, and a run must not send anything anywhere
-        // without being asked to. On an Azure VM, `--auth managed`.
-        let env = Env::from_process().with_imds_probe(None);
-        let mut settings = AuthSettings::new(cloud, graph_root, env);
-        settings.tenant = self.tenant.clone();
-        settings.client_id = self.client_id.clone();
-        settings.certificate_path = self.certificate.clone();
-        settings.token_file = self.token_file.clone();
-        settings.authority_host = self
-            .authority_host
-            .clone()
-            .or_else(|| authority.map(str::to_owned));
-        if let Some(cache) = &self.token_cache {
-            settings.cache_path = cache.clone();
-        }
-        settings
-    }
-
-    /// The credential source and a token provider over it.
-    pub fn provider(&self, settings: &AuthSettings) -> miette::Result<Arc<TokenProvider>> {
-        let credential = auth::choose(settings, self.auth).map_err(sign_in_error)?;
-        Ok(Arc::new(TokenProvider::new(credential)))
-    }
-}
-
-/// A sign-in failure as the command line shows it: the source's message, and a pointer to the
-/// README's recipes.
-pub fn sign_in_error(error: AuthError) -> miette::Report {
-    miette!(
-        help = "README.md, \"Sign in\", has a recipe per source; `mfactl auth check` shows \
-                what a token holds",
-        "sign-in failed: {error}"
-    )
-}
-
-/// Signs in now, before anything is sent to Graph, and says on stderr which source was used.
-pub async fn sign_in(tokens: &TokenProvider) -> miette::Result<()> {
-    tokens.current().await.map_err(sign_in_error)?;
-    eprintln!("Signed in with {}", tokens.describe());
-    Ok(())
-}
-
-/// Stops before the first request that would be refused, when the token's claims say it lacks
-/// a permission the run needs. Opaque tokens, and tokens that list no permission at all, are
-/// not judged (Graph will say).
-pub fn check_permissions(tokens: &TokenProvider, required: &[Requirement]) -> miette::Result<()> {
-    let Some(claims) = tokens.claims() else {
-        tracing::debug!("the token is opaque: its permissions are checked by Graph alone");
-        return Ok(());
-    };
-    let Some((kind, granted)) = claims.granted() else {
-        return Ok(());
-    };
-    let missing = preflight::missing(required, kind, granted);
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let mut names: Vec<&str> = Vec::new();
-    for name in missing.iter().map(|r| r.need.least_for(kind)) {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    Err(miette!(
-        help = format!(
-            "grant the app the {} {} with admin consent, or use a token that holds it; \
-             nothing was sent. `mfactl auth check --for MANIFEST` lists what a run needs",
-            kind.permission_noun(),
-            names.join(" and ")
-        ),
-        "{} ({})",
-        preflight::render_missing(&missing, kind),
-        tokens.describe()
-    ))
-}
-
-/// Whether the cloud of `graph` serves `/authentication/methods` (the China cloud does not).
-pub fn methods_readable(graph: &GraphArgs) -> preflight::MethodsReadable {
-    preflight::MethodsReadable(graph.cloud.serves_authentication_methods())
-}
+use super::args::{GraphArgs, ManifestArgs, load_manifest};
+use super::connection::Connection;
+use super::sign_in::sign_in_error;
+use mfactl::engine::preflight::{self, Requirement};
+use mfactl::graph::Cloud;
+use mfactl::graph::auth::{self, AuthSettings, Env, TokenProvider};
+use mfactl::graph::permissions::{Resource, TokenKind};
+use mfactl::text::printable;
 
 /// `mfactl login`, `logout`, `auth check`.
 #[derive(Debug, Args)]
@@ -156,7 +30,7 @@ pub struct LoginArgs {
     #[arg(long = "scope", value_name = "PERMISSION", value_parser = parse_scope)]
     pub scopes: Vec<String>,
     #[command(flatten)]
-    pub reading: super::plan::ManifestArgs,
+    pub reading: ManifestArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -182,13 +56,13 @@ const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 fn login_scopes(args: &LoginArgs, root: &str, defaults: &[String]) -> miette::Result<Vec<String>> {
     let mut scopes: Vec<String> = match &args.manifest {
         Some(path) => {
-            let manifest = super::plan::load_manifest(path, &args.reading)?;
-            let mut required = preflight::reads(&manifest, methods_readable(&args.graph));
+            let manifest = load_manifest(path, &args.reading)?;
+            let mut required = preflight::reads(&manifest, args.graph.methods_readable());
             required.extend(preflight::possible_writes(&manifest));
             required
                 .iter()
                 .map(|r| r.need.least_for(TokenKind::Delegated))
-                .map(|permission| crate::graph::cloud::delegated_scope(root, permission))
+                .map(|permission| mfactl::graph::cloud::delegated_scope(root, permission))
                 .collect()
         }
         None => defaults.to_vec(),
@@ -198,7 +72,7 @@ fn login_scopes(args: &LoginArgs, root: &str, defaults: &[String]) -> miette::Re
         scopes.push(if oidc || scope.contains('/') {
             scope.clone()
         } else {
-            crate::graph::cloud::delegated_scope(root, scope)
+            mfactl::graph::cloud::delegated_scope(root, scope)
         });
     }
     scopes.push("offline_access".to_owned());
@@ -233,7 +107,7 @@ pub struct CheckArgs {
     #[arg(long = "for", value_name = "MANIFEST")]
     pub manifest: Option<PathBuf>,
     #[command(flatten)]
-    pub reading: super::plan::ManifestArgs,
+    pub reading: ManifestArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -298,10 +172,10 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
     let manifest = args
         .manifest
         .as_deref()
-        .map(|path| super::plan::load_manifest(path, &args.reading))
+        .map(|path| load_manifest(path, &args.reading))
         .transpose()?;
     let tenant = args.graph.load_emulated_tenant()?;
-    let connection = args.graph.connect(tenant, 0).await?;
+    let connection = Connection::open(&args.graph, tenant, 0).await?;
     let tokens = connection.client.transport().config().tokens.clone();
     let claims = tokens.claims().unwrap_or_default();
     print_identity(&args, &connection, &tokens, &claims);
@@ -309,11 +183,11 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
     println!("Graph:       {}", verdict.describe());
     let required = match &manifest {
         Some(manifest) => {
-            let mut required = preflight::reads(manifest, methods_readable(&args.graph));
+            let mut required = preflight::reads(manifest, args.graph.methods_readable());
             required.extend(preflight::possible_writes(manifest));
             required
         }
-        None => everything(methods_readable(&args.graph)),
+        None => everything(args.graph.methods_readable()),
     };
     let missing = print_requirements(&args, &claims, &required);
     if let Some(emulator) = connection.emulator {
@@ -344,9 +218,9 @@ pub async fn check(args: CheckArgs) -> miette::Result<u8> {
 /// token's claims (never the token).
 fn print_identity(
     args: &CheckArgs,
-    connection: &super::args::Connection,
+    connection: &Connection,
     tokens: &TokenProvider,
-    claims: &crate::graph::claims::Claims,
+    claims: &mfactl::graph::claims::Claims,
 ) {
     let authority = connection
         .auth
@@ -407,7 +281,7 @@ impl GraphVerdict {
 /// One cheap read (`GET /organization`, 1 RU) that tells whether Graph takes the token at all:
 /// the only judge of an opaque token, and of a JWT whose claims look fine but whose signature,
 /// audience or lifetime Graph does not accept.
-async fn ask_graph(client: &crate::graph::GraphClient) -> GraphVerdict {
+async fn ask_graph(client: &mfactl::graph::GraphClient) -> GraphVerdict {
     match client.organization().await {
         Ok(organization) => {
             GraphVerdict::Accepted(organization.and_then(|o| o.primary_domain().map(str::to_owned)))
@@ -423,7 +297,7 @@ async fn ask_graph(client: &crate::graph::GraphClient) -> GraphVerdict {
 /// token lists none); returns the missing ones as "permission (why)".
 fn print_requirements(
     args: &CheckArgs,
-    claims: &crate::graph::claims::Claims,
+    claims: &mfactl::graph::claims::Claims,
     required: &[Requirement],
 ) -> Vec<String> {
     let granted = claims.granted();

@@ -1,18 +1,18 @@
 //! `mfactl emulator serve|generate`: wiring only; the emulator and the generator live in
-//! `crate::emulator`.
+//! `mfactl_emulator`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::exit;
-use crate::emulator::tenant::MAX_USERS;
-use crate::emulator::{Emulator, EmulatorConfig, Tenant};
-use crate::text::thousands;
+use mfactl::text::thousands;
+use mfactl_emulator::tenant::MAX_USERS;
+use mfactl_emulator::{Emulator, EmulatorConfig, Refusals, Tenant};
 
 #[derive(Debug, Subcommand)]
 pub enum EmulatorCommand {
@@ -64,19 +64,48 @@ pub struct ServeArgs {
     /// reports limit is 5), on top of the resource units (default: resource units only).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub methods_per_10s: Option<u32>,
+    /// Refuse a bulk read, to try a client's fallback to per-user reads (repeatable):
+    /// per-user-mfa-state-select (400 for $select=perUserMfaState on /users),
+    /// registration-report (403, as for a tenant without Entra ID P1/P2), authentication
+    /// (400 for GET /users/{id}/authentication).
+    #[arg(long, value_enum, value_name = "READ")]
+    pub refuse: Vec<Refuse>,
+    /// Serve the registration report as the tenant was at start, dated this many seconds
+    /// before and never refreshed (default: the current state, dated now).
+    #[arg(long, value_name = "SECONDS")]
+    pub report_age: Option<u64>,
     /// Seed for latency and failure randomness.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Answer as this cloud's Graph: `china` serves no /authentication/methods (as the China
     /// cloud, operated by 21Vianet).
     #[arg(long, value_enum, default_value = "global")]
-    pub cloud: crate::graph::Cloud,
+    pub cloud: mfactl::graph::Cloud,
     /// Each application's resource units per 20 s across every tenant served (Graph: 150,000).
-    #[arg(long, value_name = "N", default_value_t = crate::graph::pacing::APP_RU_BUCKET.0, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = mfactl_emulator::throttle::APP_RU_PER_20S, value_parser = clap::value_parser!(u32).range(1..))]
     pub app_ru_per_20s: u32,
     /// Each application's writes per 5 minutes across every tenant served (Graph: 70,000).
-    #[arg(long = "app-writes-per-5min", value_name = "N", default_value_t = crate::graph::pacing::APP_WRITE_BUCKET.0, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long = "app-writes-per-5min", value_name = "N", default_value_t = mfactl_emulator::throttle::APP_WRITES_PER_5MIN, value_parser = clap::value_parser!(u32).range(1..))]
     pub app_writes_per_5min: u32,
+}
+
+/// A bulk read `--refuse` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Refuse {
+    PerUserMfaStateSelect,
+    RegistrationReport,
+    Authentication,
+}
+
+impl Refuse {
+    /// The emulator's switches for `refuse`.
+    pub fn switches(refuse: &[Refuse]) -> Refusals {
+        Refusals {
+            per_user_mfa_state_select: refuse.contains(&Refuse::PerUserMfaStateSelect),
+            registration_report: refuse.contains(&Refuse::RegistrationReport),
+            authentication: refuse.contains(&Refuse::Authentication),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +162,8 @@ async fn serve(args: ServeArgs) -> miette::Result<u8> {
         write_fail_rate: args.write_fail_rate,
         batch_fail_rate: args.batch_fail_rate,
         methods_per_10s: args.methods_per_10s,
+        refuse: Refuse::switches(&args.refuse),
+        report_age: args.report_age.map(Duration::from_secs),
         seed: args.seed,
         cloud: args.cloud,
         app_ru_per_20s: args.app_ru_per_20s,
@@ -197,8 +228,15 @@ async fn shutdown_signal() {
             _ = term.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    // A Windows console sends Ctrl-Break as well as Ctrl-C (and a service manager sends it).
+    #[cfg(windows)]
+    {
+        let mut ctrl_break = tokio::signal::windows::ctrl_break().expect("Ctrl-Break handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = ctrl_break.recv() => {}
+        }
+    }
 }
 
 fn parse_latency(text: &str) -> Result<(Duration, Duration), String> {

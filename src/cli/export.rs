@@ -8,14 +8,16 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use miette::miette;
 
-use super::args::{GraphArgs, TOKEN_HELP, traffic_line};
+use super::args::{GraphArgs, LARGE_TENANT, ReadPathArg, TOKEN_HELP};
+use super::connection::{Connection, say_read_path};
 use super::exit;
 use super::output::OutputFile;
-use crate::engine::export::{ExportFormat, Selection};
-use crate::engine::{self, preflight};
-use crate::manifest::write::ManifestFormat;
-use crate::manifest::{self, check_user};
-use crate::text::{printable, thousands};
+use super::sign_in::check_permissions;
+use mfactl::engine::export::{ExportFormat, Selection};
+use mfactl::engine::{self, preflight};
+use mfactl::manifest::write::ManifestFormat;
+use mfactl::manifest::{self, check_user};
+use mfactl::text::{printable, thousands};
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
@@ -38,6 +40,11 @@ pub struct ExportArgs {
     /// of the tenant with `mfactl emulator serve --tenant FILE`).
     #[arg(long = "as", value_enum, value_name = "KIND")]
     pub kind: Option<ExportKind>,
+    /// How live values are read when every user is exported: auto and bulk take each user's
+    /// perUserMfaState from the users listing (one read a user instead of two; a Graph that
+    /// refuses it is read per user, saying so); per-user reads both endpoints of each user.
+    #[arg(long, value_enum, value_name = "PATH", default_value = "auto")]
+    pub read_path: ReadPathArg,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
@@ -49,9 +56,26 @@ pub enum ExportKind {
     Tenant,
 }
 
+/// Export's steps: check offline what and where, connect, export, say what was written.
 pub async fn run(args: ExportArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
-    let format = match args.kind {
+    let format = export_format(&args)?;
+    let selection = match (&args.group, &args.users) {
+        (Some(group), _) => Selection::Group(group.trim().to_owned()),
+        (None, Some(path)) => Selection::Users(named_users(path)?),
+        (None, None) => Selection::Everyone,
+    };
+    args.graph.graph_root()?;
+    let out = OutputFile::check(&args.out, "--out")?;
+    let connection = connect(&args, format, &selection).await?;
+    let exported = export(connection, &selection, format, args.read_path, &out).await?;
+    say_read_path(&exported.said);
+    Ok(say(&args, format, &exported))
+}
+
+/// What `--as` and `--out`'s extension ask for; a tenant file is YAML.
+fn export_format(args: &ExportArgs) -> miette::Result<ExportFormat> {
+    match args.kind {
         Some(ExportKind::Tenant) => {
             if ManifestFormat::of(&args.out) == ManifestFormat::Csv {
                 return Err(miette!(
@@ -60,35 +84,49 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
                     printable(&args.out.display().to_string())
                 ));
             }
-            ExportFormat::Tenant
+            Ok(ExportFormat::Tenant)
         }
-        None => ExportFormat::Manifest(ManifestFormat::of(&args.out)),
-    };
-    let selection = match (&args.group, &args.users) {
-        (Some(group), _) => Selection::Group(group.trim().to_owned()),
-        (None, Some(path)) => Selection::Users(named_users(path)?),
-        (None, None) => Selection::Everyone,
-    };
-    args.graph.graph_root()?;
-    let out = OutputFile::check(&args.out, "--out")?;
+        None => Ok(ExportFormat::Manifest(ManifestFormat::of(&args.out))),
+    }
+}
+
+/// Starts the emulator or signs in, and stops before the first request when the token lacks
+/// a permission the export's reads need.
+async fn connect(
+    args: &ExportArgs,
+    format: ExportFormat,
+    selection: &Selection,
+) -> miette::Result<Connection> {
     let tenant = args.graph.load_emulated_tenant()?;
     // The tenant's size picks Graph's throttling tier (--tenant-size overrides it). A listing's
     // size is unknown until it is read, so it is taken for the largest tier: a smaller tenant's
     // whole export (3 reads a user, 4 for a tenant file) fits in its tier's full bucket anyway
     // (3,500 RU under 50 users, 5,000 up to 500), and a 429 is still honoured.
-    let size = match &selection {
+    let size = match selection {
         Selection::Users(names) => names.len() as u64,
-        _ => super::args::LARGE_TENANT,
+        _ => LARGE_TENANT,
     };
-    let connection = args.graph.connect(tenant, size).await?;
-    super::auth::check_permissions(
+    let connection = Connection::open(&args.graph, tenant, size).await?;
+    check_permissions(
         connection.tokens(),
         &preflight::export_reads(
             format == ExportFormat::Tenant,
             matches!(selection, Selection::Group(_)),
-            super::auth::methods_readable(&args.graph),
+            args.graph.methods_readable(),
         ),
     )?;
+    Ok(connection)
+}
+
+/// Reads and writes the users (to a staged file, renamed into place when whole); then says
+/// what the run sent to Graph and stops the emulator, whether it succeeded or not.
+async fn export(
+    mut connection: Connection,
+    selection: &Selection,
+    format: ExportFormat,
+    read_path: ReadPathArg,
+    out: &OutputFile,
+) -> miette::Result<engine::export::Exported> {
     let started = Instant::now();
     let exported = async {
         let tenant = connection.identify().await?;
@@ -96,9 +134,10 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
         let exported = engine::export::export(
             &connection.client,
             &tenant,
-            &selection,
+            selection,
             format,
             connection.concurrency,
+            read_path.path(),
             staged.writer(),
         )
         .await
@@ -110,12 +149,12 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
         Ok::<_, miette::Report>(exported)
     }
     .await;
-    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
-    if let Some(emulator) = connection.emulator {
-        emulator.shutdown().await;
-    }
-    let exported = exported?;
+    connection.finish(started).await;
+    exported
+}
 
+/// What was written, on stderr; 1 when some named users were not found.
+fn say(args: &ExportArgs, format: ExportFormat, exported: &engine::export::Exported) -> u8 {
     let mut line = format!(
         "Exported {} {} to {}",
         thousands(exported.users),
@@ -133,7 +172,7 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
     }
     eprintln!("{line}");
     if exported.not_found.is_empty() {
-        return Ok(exit::OK);
+        return exit::OK;
     }
     let names: Vec<String> = exported
         .not_found
@@ -145,7 +184,7 @@ pub async fn run(args: ExportArgs) -> miette::Result<u8> {
         thousands(names.len() as u64),
         names.join(", ")
     );
-    Ok(exit::ERROR)
+    exit::ERROR
 }
 
 /// The users `--users FILE` names, in file order: a manifest's users (`.yaml`, `.yml`,
@@ -162,13 +201,13 @@ fn named_users(path: &Path) -> miette::Result<Vec<String>> {
     }
     let shown = printable(&path.display().to_string()).into_owned();
     let cannot = |error: std::io::Error| miette!("cannot read --users {shown}: {error}");
-    let mut reader = std::io::BufReader::new(crate::files::open_regular(path).map_err(cannot)?);
+    let mut reader = std::io::BufReader::new(mfactl::files::open_regular(path).map_err(cannot)?);
     let mut names = Vec::new();
     let mut problems = Vec::new();
     let mut line = Vec::new();
     for number in 0.. {
         // A name is at most 113 characters: a longer line is not a list of names.
-        let read = crate::files::read_line_capped(&mut reader, &mut line, 4096)
+        let read = mfactl::files::read_line_capped(&mut reader, &mut line, 4096)
             .map_err(|e| miette!("cannot read --users {shown}: line {}: {e}", number + 1))?;
         if read == 0 {
             break;

@@ -9,7 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::engine::progress_target;
+use mfactl::engine::progress_target;
 
 /// Installs the subscriber: progress bars only when stderr is a terminal and logs are text.
 pub fn init(verbose: u8, json: bool) {
@@ -26,6 +26,7 @@ pub fn init(verbose: u8, json: bool) {
         let writer = indicatif.get_stderr_writer();
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(writer)
+            .with_ansi(super::terminal::ansi_colours())
             .with_target(false)
             .with_filter(filter);
         let indicatif = indicatif.with_filter(filter_fn(|meta| meta.target() == progress_target()));

@@ -4,26 +4,42 @@
 mod apply;
 mod args;
 mod auth;
+mod completions;
+mod connection;
 mod emulator;
+pub mod exit;
 mod export;
+mod journal;
 mod logging;
 mod output;
 mod plan;
 mod recheck;
 mod rollback;
+mod saved_plan;
 mod show;
+mod sign_in;
 mod tenants;
+mod terminal;
 mod validate;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 pub use args::{GraphArgs, OutputFormat};
 
+/// `mfactl --version`: the package version and the commit it was built from, as build.rs found
+/// it (`0.1.0 (commit 0123456789ab)`; `, modified` when the source differed from the commit).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("MFACTL_BUILT_FROM"),
+    ")"
+);
+
 /// Reconcile Microsoft Entra ID MFA settings with a desired-state file.
 #[derive(Debug, Parser)]
-#[command(name = "mfactl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "mfactl", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -63,26 +79,10 @@ pub enum Command {
     /// The built-in Microsoft Graph emulator, for tests, demos and dry runs.
     #[command(subcommand)]
     Emulator(emulator::EmulatorCommand),
-}
-
-/// Exit codes (design.md).
-pub mod exit {
-    /// Success (with `--detailed-exitcode`: no changes).
-    pub const OK: u8 = 0;
-    /// An error: bad input, no token, Graph unreachable, a user that could not be read.
-    pub const ERROR: u8 = 1;
-    /// `plan --detailed-exitcode`: not everything is in sync.
-    pub const CHANGES: u8 = 2;
-    /// apply finished but some users did not converge (failed, blocked, not found).
-    pub const NOT_CONVERGED: u8 = 3;
-    /// rollback wrote its manifest, but some values a manifest cannot express were left out.
-    pub const NOT_RESTORED: u8 = 3;
-    /// apply was stopped by Ctrl-C (128 + SIGINT, as shells report it).
-    pub const INTERRUPTED: u8 = 130;
-    /// The command line cannot be parsed: an unknown flag, a missing or bad value (sysexits.h's
-    /// EX_USAGE). clap's own code for this is 2, which `plan --detailed-exitcode` gives to
-    /// "changes present": a typo in a scheduled job would read as drift.
-    pub const USAGE: u8 = 64;
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder.
+    Man(completions::ManArgs),
 }
 
 /// Prints clap's message for a command line it could not parse (or the help and version it
@@ -115,6 +115,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logout(args) => auth::logout(&args),
         Command::Auth(auth::AuthCommand::Check(args)) => with_runtime(|| auth::check(args)),
         Command::Emulator(command) => with_runtime(|| emulator::run(command)),
+        Command::Completions(args) => completions::completions(&args, Cli::command()),
+        Command::Man(args) => completions::man(&args, Cli::command()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -128,8 +130,8 @@ pub fn run(cli: Cli) -> ExitCode {
 /// The error, its causes and its help, as plain lines (no boxes: these end up in CI logs and
 /// scheduler mails). A manifest's problems already carry their own `error[code]` prefixes.
 pub(crate) fn render_error(report: &miette::Report) -> String {
-    let mut out = match report.downcast_ref::<crate::manifest::ManifestError>() {
-        Some(error @ crate::manifest::ManifestError::Invalid { .. }) => error.to_string(),
+    let mut out = match report.downcast_ref::<mfactl::manifest::ManifestError>() {
+        Some(error @ mfactl::manifest::ManifestError::Invalid { .. }) => error.to_string(),
         _ => format!("error: {report}"),
     };
     for cause in report.chain().skip(1) {

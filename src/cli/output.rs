@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use miette::miette;
 
-use crate::files::open_private;
-use crate::plan::Plan;
-use crate::report::{self, ReportKind};
+use mfactl::files::open_private;
+use mfactl::plan::Plan;
+use mfactl::report::{self, ReportKind};
 
 /// An output path that was checked writable; [`OutputFile::write`] fills it at the end.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ impl OutputFile {
     /// new file there, and the file itself (if it exists) is a writable regular file.
     /// `what` names the flag for the message (`--out`).
     pub fn check(path: &Path, what: &str) -> miette::Result<OutputFile> {
-        let shown = crate::text::printable(&path.display().to_string()).into_owned();
+        let shown = mfactl::text::printable(&path.display().to_string()).into_owned();
         if path.is_dir() {
             return Err(miette!(
                 help = "give a file name, e.g. plan.json",
@@ -40,8 +40,10 @@ impl OutputFile {
             return Err(miette!("{what} {shown} is read-only"));
         }
         let probe = temporary_beside(path);
+        // Closed before it is removed: Windows deletes an open file only when it is closed.
         open_private(&probe, false)
-            .and_then(|_| std::fs::remove_file(&probe))
+            .map(drop)
+            .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|error| {
                 miette!(
                     help = "check that the folder exists and that you may write there",

@@ -1,18 +1,24 @@
 //! `mfactl plan`: read the manifest, fetch live state, print what would change.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use super::args::{Connection, GraphArgs, OutputFormat, TOKEN_HELP, TenantsArgs, traffic_line};
+use clap::Args;
+
+use super::args::{
+    GraphArgs, ManifestArgs, OutputFormat, ReadArgs, TOKEN_HELP, TenantsArgs, TextArgs,
+    load_manifest,
+};
+use super::connection::{Connection, say_read_path};
 use super::exit;
 use super::output::{self, OutputFile, ReportFile};
-use crate::engine::{self, preflight};
-use crate::manifest::{self, Manifest};
-use crate::plan::Plan;
-use crate::plan::saved::{self, SourceFile};
-use crate::plan::seal::PlanKey;
-use crate::report;
-use clap::Args;
+use super::saved_plan::{plan_key, save, stamp};
+use super::sign_in::check_permissions;
+use mfactl::engine::{self, preflight};
+use mfactl::manifest::Manifest;
+use mfactl::plan::Plan;
+use mfactl::plan::seal::PlanKey;
+use mfactl::report;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
@@ -45,84 +51,34 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub reading: ManifestArgs,
     #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten)]
     pub many: TenantsArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
 }
 
-/// How the text plan reads; shared by plan and apply.
-#[derive(Debug, Args)]
-pub struct TextArgs {
-    /// Give each blocked user's whole reason and advice, not only the grouped one.
-    #[arg(long)]
-    pub detail: bool,
-}
-
-impl TextArgs {
-    /// The layout for stdout: colours on a terminal unless `NO_COLOR` is set (no-color.org).
-    pub fn options(&self, summary_only: bool, to_terminal: bool) -> report::TextOptions {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        report::TextOptions {
-            detail: self.detail,
-            summary_only,
-            color: to_terminal && !no_color,
-        }
-    }
-}
-
-/// How to read the manifest; shared by plan, apply and validate.
-#[derive(Debug, Args)]
-pub struct ManifestArgs {
-    /// CSV: skip columns mfactl does not know (an export's displayName, mail, department...)
-    /// instead of reporting them; a misspelt known column is still reported. No effect on YAML.
-    #[arg(long)]
-    pub ignore_unknown_columns: bool,
-    /// Manage the tenant's authentication methods policy from this YAML file's `policy:`
-    /// section (for a CSV manifest, which has no room for one; a YAML manifest may hold it).
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Disable per-user MFA even for users no Conditional Access policy is known to require
-    /// MFA for (not covered, or coverage unknown); without it their change is held. The plan,
-    /// journal and report say so for each. Same as the manifest's `allowMfaGap: true`.
-    #[arg(long)]
-    pub allow_mfa_gap: bool,
-}
-
-impl ManifestArgs {
-    pub fn options(&self) -> manifest::LoadOptions {
-        manifest::LoadOptions {
-            ignore_unknown_columns: self.ignore_unknown_columns,
-        }
-    }
-}
-
-/// A run-stopping failure, with what to do about it.
-pub fn run_error(error: engine::RunError) -> miette::Report {
-    miette::miette!(help = error.help(), "{error}")
-}
-
-/// Reads and validates a manifest (and the `--policy` file); every problem is reported and
-/// nothing is sent.
-pub fn load_manifest(path: &std::path::Path, reading: &ManifestArgs) -> miette::Result<Manifest> {
-    let mut loaded = manifest::load_with(path, &reading.options()).map_err(miette::Report::new)?;
-    if let Some(policy_path) = &reading.policy {
-        let policy = manifest::load_policy(policy_path).map_err(miette::Report::new)?;
-        if loaded.policy.is_some() {
-            return Err(miette::miette!(
-                help = "keep one policy section: in the manifest or in the --policy file",
-                "{} has a policy: section and --policy {} names another",
-                path.display(),
-                policy_path.display()
-            ));
-        }
-        loaded.policy = Some(policy);
-    }
-    loaded.allow_mfa_gap |= reading.allow_mfa_gap;
-    Ok(loaded)
-}
-
+/// Plan's steps: check everything offline, connect, read and diff, record, print.
 pub async fn run(args: PlanArgs) -> miette::Result<u8> {
-    // Everything that can be checked offline is, before the first request.
+    let checked = check(&args)?;
+    let connection = connect(&args, &checked.manifest).await?;
+    let options = args.read.options(args.graph.tenant_size);
+    let mut plan = read_and_diff(connection, checked.manifest, &options).await?;
+    record(&args, checked.out.as_ref(), &checked.reports, &mut plan)?;
+    print(&args, &plan)?;
+    Ok(plan_exit_code(&plan, args.detailed_exitcode))
+}
+
+/// What plan checked before sending anything: the manifest, and where the plan and the
+/// reports go (with the key that seals a saved plan).
+struct Checked {
+    manifest: Manifest,
+    out: Option<(OutputFile, PlanKey)>,
+    reports: Vec<ReportFile>,
+}
+
+/// Everything that can be checked offline is, before the first request.
+fn check(args: &PlanArgs) -> miette::Result<Checked> {
     let manifest = load_manifest(&args.manifest, &args.reading)?;
     args.graph.graph_root()?;
     let out = args
@@ -131,64 +87,101 @@ pub async fn run(args: PlanArgs) -> miette::Result<u8> {
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
     // The key that seals a saved plan: made (or found broken) before anything is sent.
-    let key = match out {
-        Some(_) => Some(plan_key()?),
+    let out = match out {
+        Some(out) => Some((out, plan_key()?)),
         None => None,
     };
     let reports = ReportFile::check_all(&args.report)?;
+    Ok(Checked {
+        manifest,
+        out,
+        reports,
+    })
+}
+
+/// Starts the emulator or signs in, and stops before the first request when the token lacks
+/// a permission the manifest's reads need.
+async fn connect(args: &PlanArgs, manifest: &Manifest) -> miette::Result<Connection> {
     let tenant = args.graph.load_emulated_tenant()?;
-    let connection = args
-        .graph
-        .connect(tenant, GraphArgs::size_of(&manifest))
-        .await?;
-    super::auth::check_permissions(
+    let connection = Connection::open(&args.graph, tenant, GraphArgs::size_of(manifest)).await?;
+    check_permissions(
         connection.tokens(),
-        &preflight::reads(&manifest, super::auth::methods_readable(&args.graph)),
+        &preflight::reads(manifest, args.graph.methods_readable()),
     )?;
+    Ok(connection)
+}
+
+/// Reads the live state and plans; then says what the run sent to Graph and stops the
+/// emulator, whether planning succeeded or not.
+async fn read_and_diff(
+    mut connection: Connection,
+    manifest: Manifest,
+    options: &engine::ReadOptions,
+) -> miette::Result<Plan> {
     let started = Instant::now();
-    let planned = make_plan(&connection, &manifest).await;
+    let planned = make_plan(&connection, &manifest, options).await;
     drop(manifest); // the plan holds what the rest needs
-    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
-    if let Some(emulator) = connection.emulator {
-        emulator.shutdown().await;
+    connection.finish(started).await;
+    planned
+}
+
+/// Asks Graph which tenant this is, reads the live state as `options` say (and says how on
+/// stderr) and plans: the plan with its tenant, its cost estimate and the calls made. Stops
+/// with one message when Graph cannot be reached or refuses the token.
+pub async fn make_plan(
+    connection: &Connection,
+    manifest: &Manifest,
+    options: &engine::ReadOptions,
+) -> miette::Result<Plan> {
+    let tenant = connection.identify().await?;
+    let (mut plan, said) = engine::plan_with(
+        &connection.client,
+        manifest,
+        connection.concurrency,
+        options,
+    )
+    .await
+    .map_err(|error| connection.stop(error))?;
+    say_read_path(&said);
+    plan.tenant_id = tenant.id;
+    plan.tenant_domain = tenant.domain;
+    plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));
+    plan.summary.calls = Some(engine::calls(&connection.client));
+    Ok(plan)
+}
+
+/// Warns when apply would refuse the plan, records when and from what it was made (saved
+/// plans, the JSON and every report carry it), saves it (`--out`) and writes the reports.
+fn record(
+    args: &PlanArgs,
+    out: Option<&(OutputFile, PlanKey)>,
+    reports: &[ReportFile],
+    plan: &mut Plan,
+) -> miette::Result<()> {
+    warn_max_changes(plan);
+    stamp(plan, &args.manifest, &args.reading)?;
+    if let Some((out, key)) = out {
+        save(out, plan, key)?;
     }
-    let mut plan = planned?;
-    warn_max_changes(&plan);
-    // When and from what: saved plans, the JSON and every report carry it.
-    stamp(&mut plan, &args.manifest, &args.reading)?;
-    if let (Some(out), Some(key)) = (&out, &key) {
-        save(out, &plan, key)?;
+    for report in reports {
+        report.write(plan)?;
     }
-    for report in &reports {
-        report.write(&plan)?;
-    }
+    Ok(())
+}
+
+/// The plan on stdout, as text or JSON.
+fn print(args: &PlanArgs, plan: &Plan) -> miette::Result<()> {
     output::to_stdout(|stdout| match args.format {
         OutputFormat::Text => report::render_plan_text_with(
-            &plan,
+            plan,
             stdout,
             args.text.options(
                 args.summary,
                 std::io::IsTerminal::is_terminal(&std::io::stdout()),
             ),
         ),
-        OutputFormat::Json => report::render_json(&plan, stdout),
-    })?;
-    Ok(plan_exit_code(&plan, args.detailed_exitcode))
-}
-
-/// Asks Graph which tenant this is, reads the live state and plans: the plan with its tenant,
-/// its cost estimate and the calls made. Stops with one message when Graph cannot be reached
-/// or refuses the token.
-pub async fn make_plan(connection: &Connection, manifest: &Manifest) -> miette::Result<Plan> {
-    let tenant = connection.identify().await?;
-    let mut plan = engine::plan(&connection.client, manifest, connection.concurrency)
-        .await
-        .map_err(|error| connection.stop(error))?;
-    plan.tenant_id = tenant.id;
-    plan.tenant_domain = tenant.domain;
-    plan.summary.estimate = Some(engine::estimate(&connection.client, &plan));
-    plan.summary.calls = Some(engine::calls(&connection.client));
-    Ok(plan)
+        OutputFormat::Json => report::render_json(plan, stdout),
+    })
 }
 
 /// Tells the reviewer now, not at apply time, that apply will refuse this plan: it has more
@@ -202,41 +195,6 @@ pub fn warn_max_changes(plan: &Plan) {
              split the manifest into smaller runs."
         );
     }
-}
-
-/// Records in `plan` when it was made and the files it was made from: what a saved plan
-/// carries to be trusted, and what reports say they come from.
-pub fn stamp(plan: &mut Plan, manifest: &Path, reading: &ManifestArgs) -> miette::Result<()> {
-    let source = |path: &Path| {
-        SourceFile::of(path).map_err(|error| {
-            miette::miette!(
-                "cannot read {} again to record its checksum: {error}",
-                crate::text::printable(&path.display().to_string())
-            )
-        })
-    };
-    plan.created = Some(jiff::Timestamp::now().to_string());
-    plan.manifest = Some(source(manifest)?);
-    plan.policy_file = reading.policy.as_deref().map(source).transpose()?;
-    Ok(())
-}
-
-/// The plan key that seals saved plans ([`PlanKey`]): `MFACTL_PLAN_KEY`, or the key file,
-/// made on first use.
-pub fn plan_key() -> miette::Result<PlanKey> {
-    PlanKey::from_environment(true)
-        .map_err(|error| miette::miette!(help = error.help(), "{error}; nothing was sent"))?
-        .ok_or_else(|| miette::miette!("no plan key could be made; nothing was sent"))
-}
-
-/// Writes `plan` as a saved plan (0600, atomically), sealed with `key`; returns its checksum.
-pub fn save(out: &OutputFile, plan: &Plan, key: &PlanKey) -> miette::Result<String> {
-    let mut checksum = String::new();
-    out.write(|file| {
-        checksum = saved::write(plan, file, key)?;
-        Ok(())
-    })?;
-    Ok(checksum)
 }
 
 /// 1 when some user could not be read (the plan is incomplete); with `--detailed-exitcode`,

@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use crate::engine::preflight::Requirement;
-use crate::engine::{self, RunError};
-use crate::graph::GraphClient;
-use crate::graph::permissions::Resource;
-use crate::plan::{Plan, Status};
-use crate::text::printable;
+use mfactl::engine::preflight::Requirement;
+use mfactl::engine::{self, RunError};
+use mfactl::graph::GraphClient;
+use mfactl::graph::permissions::Resource;
+use mfactl::plan::{Plan, Status};
+use mfactl::text::printable;
 
 /// Applies the plan's manifest's `protect:` and `maxChanges:` to `plan`, when the manifest is
 /// still a readable regular file; says on stderr what it could not read or what it caught.
@@ -75,7 +75,7 @@ struct Guards {
 /// manifest. A CSV manifest has no room for guards.
 fn read_guards(path: &Path) -> Result<Guards, String> {
     // Refused before the manifest reader opens it: a device or a FIFO would never end.
-    crate::files::open_regular(path).map_err(|error| error.to_string())?;
+    mfactl::files::open_regular(path).map_err(|error| error.to_string())?;
     let is_csv = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
@@ -86,7 +86,7 @@ fn read_guards(path: &Path) -> Result<Guards, String> {
         });
     }
     let manifest =
-        crate::manifest::load(path).map_err(|_| "it is no longer a valid manifest".to_owned())?;
+        mfactl::manifest::load(path).map_err(|_| "it is no longer a valid manifest".to_owned())?;
     Ok(Guards {
         protect: manifest.protect,
         max_changes: manifest.max_changes,

@@ -6,16 +6,16 @@
 //! every `DIR/<tenant>/journal.jsonl` gives `DIR/<tenant>/undo.yaml`, for that tenant alone.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use miette::miette;
 
 use super::exit;
 use super::output::{self, OutputFile};
-use crate::engine::journal_file;
-use crate::engine::rollback::{Rollback, yaml_quoted};
-use crate::text::printable;
+use mfactl::engine::journal_file;
+use mfactl::engine::rollback::{Rollback, yaml_quoted};
+use mfactl::text::printable;
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -29,6 +29,8 @@ pub struct RollbackArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Rollback's steps: check where the manifest goes, read the journal, write the manifest, say
+/// on stderr what it restores and what it cannot. A folder is a multi-tenant run's.
 pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
     if args.journal.is_dir() {
         return per_tenant(args);
@@ -38,8 +40,7 @@ pub fn run(args: &RollbackArgs) -> miette::Result<u8> {
         .as_deref()
         .map(|path| OutputFile::check(path, "--out"))
         .transpose()?;
-    let summary = rollback(&args.journal, out.as_ref(), args.out.as_deref())?;
-    Ok(print_summary(summary, ""))
+    rollback(&args.journal, out.as_ref(), args.out.as_deref(), "")
 }
 
 /// `rollback DIR`: an undo manifest in each tenant's folder that holds a journal, each
@@ -78,9 +79,9 @@ fn per_tenant(args: &RollbackArgs) -> miette::Result<u8> {
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
         let out_path = folder.join("undo.yaml");
         let out = OutputFile::check(&out_path, "the tenant's undo manifest")?;
-        let summary = rollback(&folder.join("journal.jsonl"), Some(&out), Some(&out_path))?;
         let prefix = format!("[{}] ", printable(&tenant));
-        code = code.max(print_summary(summary, &prefix));
+        let journal = folder.join("journal.jsonl");
+        code = code.max(rollback(&journal, Some(&out), Some(&out_path), &prefix)?);
         eprintln!(
             "{prefix}apply it in that tenant alone: mfactl apply {} --tenant {} --auto-approve",
             printable(&out_path.display().to_string()),
@@ -90,27 +91,44 @@ fn per_tenant(args: &RollbackArgs) -> miette::Result<u8> {
     Ok(code)
 }
 
-/// Prints the summary lines (each after `prefix`) on stderr; returns the exit code.
-fn print_summary(summary: Summary, prefix: &str) -> u8 {
+/// Writes the undo manifest of one journal (to `out`, or stdout), says on stderr (each line
+/// after `prefix`) what it restores and what it cannot, and returns the exit code.
+fn rollback(
+    journal: &Path,
+    out: Option<&OutputFile>,
+    out_path: Option<&Path>,
+    prefix: &str,
+) -> miette::Result<u8> {
+    let (read, rollback) = read_journal(journal)?;
+    let manifest = rollback.manifest(&journal.display().to_string());
+    match out {
+        Some(file) => file.write(|w| w.write_all(manifest.as_bytes()))?,
+        None => output::to_stdout(|w| w.write_all(manifest.as_bytes()))?,
+    }
+    // The summary goes to stderr: stdout may be the manifest itself.
+    let summary = summary(journal, out_path, &read, &rollback);
     let mut stderr = std::io::stderr().lock();
-    for line in summary.lines {
+    for line in summary {
         let _ = writeln!(stderr, "{prefix}{line}");
     }
-    summary.code
+    if rollback.unrestorable.is_empty() {
+        return Ok(exit::OK);
+    }
+    let groups = rollback.unrestorable_groups();
+    let _ = writeln!(
+        stderr,
+        "{prefix}{} {} cannot be restored ({} {} of value, above and at the top of the \
+         manifest; the journal names each); everything else is in it",
+        rollback.unrestorable.len(),
+        plural(rollback.unrestorable.len(), "value", "values"),
+        groups.len(),
+        plural(groups.len(), "kind", "kinds"),
+    );
+    Ok(exit::NOT_RESTORED)
 }
 
-/// What one journal's rollback says, and its exit code.
-struct Summary {
-    lines: Vec<String>,
-    code: u8,
-}
-
-/// Writes the undo manifest of one journal (to `out`, or stdout) and returns its summary.
-fn rollback(
-    journal: &std::path::Path,
-    out: Option<&OutputFile>,
-    out_path: Option<&std::path::Path>,
-) -> miette::Result<Summary> {
+/// The journal's records and what they restore; refused when it is not an mfactl journal.
+fn read_journal(journal: &Path) -> miette::Result<(journal_file::JournalRecords, Rollback)> {
     let shown_journal = printable(&journal.display().to_string()).into_owned();
     let read = journal_file::read(journal).map_err(|error| {
         miette!(
@@ -126,13 +144,17 @@ fn rollback(
         ));
     }
     let rollback = Rollback::from_records(&read.records);
-    let manifest = rollback.manifest(&journal.display().to_string());
-    match out {
-        Some(file) => file.write(|w| w.write_all(manifest.as_bytes()))?,
-        None => output::to_stdout(|w| w.write_all(manifest.as_bytes()))?,
-    }
+    Ok((read, rollback))
+}
 
-    // The summary goes to stderr: stdout may be the manifest itself.
+/// What the rollback restores, from which runs and writes, and what it cannot, a line each.
+fn summary(
+    journal: &Path,
+    out: Option<&Path>,
+    read: &journal_file::JournalRecords,
+    rollback: &Rollback,
+) -> Vec<String> {
+    let shown_journal = printable(&journal.display().to_string()).into_owned();
     let mut summary = Vec::new();
     if read.torn > 0 {
         summary.push(format!(
@@ -141,8 +163,50 @@ fn rollback(
             read.torn
         ));
     }
-    for (number, run) in rollback.runs.iter().enumerate() {
+    summary.extend(runs(rollback));
+    let writes = rollback.writes;
+    let policy = if rollback.policy.is_empty() {
+        String::new()
+    } else {
+        " and the authentication methods policy".to_owned()
+    };
+    summary.push(format!(
+        "Rollback of {shown_journal} ({} {}): restores {} {}{policy}, from {}",
+        rollback.runs.len(),
+        plural(rollback.runs.len(), "run", "runs"),
+        rollback.users.len(),
+        plural(rollback.users.len(), "user", "users"),
+        from_writes(rollback),
+    ));
+    if writes.unsettled > 0 {
         summary.push(format!(
+            "{} {} no answer recorded (the run was stopped) or an unsettled one (its answer and \
+             the read back were lost): restored all the same, marked \"unsettled\"; a value that \
+             never changed plans as in sync",
+            writes.unsettled,
+            plural(writes.unsettled, "write has", "writes have"),
+        ));
+    }
+    for group in &rollback.unrestorable_groups() {
+        summary.push(format!("cannot restore {}", group.describe()));
+    }
+    if let Some(path) = out {
+        summary.push(format!(
+            "Wrote {}; next: mfactl plan {0}, then mfactl apply {0}",
+            printable(&path.display().to_string())
+        ));
+    }
+    if rollback.is_empty() && rollback.unrestorable.is_empty() {
+        summary.push("Nothing to restore: no write in the journal was made".to_owned());
+    }
+    summary
+}
+
+/// A line per run the journal records, and a warning when they wrote to several tenants.
+fn runs(rollback: &Rollback) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (number, run) in rollback.runs.iter().enumerate() {
+        lines.push(format!(
             "run {}: started {}{}{}",
             number + 1,
             printable(&run.time),
@@ -160,18 +224,19 @@ fn rollback(
     tenants.sort_unstable();
     tenants.dedup();
     if tenants.len() > 1 {
-        summary.push(format!(
+        lines.push(format!(
             "warning: the journal's runs wrote to {} tenants; the manifest holds the users of \
              all of them: plan it against each",
             tenants.len()
         ));
     }
+    lines
+}
+
+/// `3 applied writes and 1 with no answer recorded or an unsettled one; 2 failed writes
+/// changed nothing`.
+fn from_writes(rollback: &Rollback) -> String {
     let writes = rollback.writes;
-    let policy = if rollback.policy.is_empty() {
-        String::new()
-    } else {
-        " and the authentication methods policy".to_owned()
-    };
     let mut from = format!(
         "{} applied {}",
         writes.applied,
@@ -190,53 +255,7 @@ fn rollback(
             plural(writes.failed, "write", "writes")
         ));
     }
-    summary.push(format!(
-        "Rollback of {shown_journal} ({} {}): restores {} {}{policy}, from {from}",
-        rollback.runs.len(),
-        plural(rollback.runs.len(), "run", "runs"),
-        rollback.users.len(),
-        plural(rollback.users.len(), "user", "users"),
-    ));
-    if writes.unsettled > 0 {
-        summary.push(format!(
-            "{} {} no answer recorded (the run was stopped) or an unsettled one (its answer and \
-             the read back were lost): restored all the same, marked \"unsettled\"; a value that \
-             never changed plans as in sync",
-            writes.unsettled,
-            plural(writes.unsettled, "write has", "writes have"),
-        ));
-    }
-    let groups = rollback.unrestorable_groups();
-    for group in &groups {
-        summary.push(format!("cannot restore {}", group.describe()));
-    }
-    if let Some(path) = out_path {
-        summary.push(format!(
-            "Wrote {}; next: mfactl plan {0}, then mfactl apply {0}",
-            printable(&path.display().to_string())
-        ));
-    }
-    if rollback.is_empty() && rollback.unrestorable.is_empty() {
-        summary.push("Nothing to restore: no write in the journal was made".to_owned());
-    }
-    if rollback.unrestorable.is_empty() {
-        return Ok(Summary {
-            lines: summary,
-            code: exit::OK,
-        });
-    }
-    summary.push(format!(
-        "{} {} cannot be restored ({} {} of value, above and at the top of the manifest; the \
-         journal names each); everything else is in it",
-        rollback.unrestorable.len(),
-        plural(rollback.unrestorable.len(), "value", "values"),
-        groups.len(),
-        plural(groups.len(), "kind", "kinds"),
-    ));
-    Ok(Summary {
-        lines: summary,
-        code: exit::NOT_RESTORED,
-    })
+    from
 }
 
 fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {

@@ -7,14 +7,17 @@ use std::time::Instant;
 use clap::Args;
 use miette::miette;
 
-use super::args::{GraphArgs, OutputFormat, TOKEN_HELP, traffic_line};
+use super::args::{GraphArgs, OutputFormat, TOKEN_HELP};
+use super::connection::Connection;
 use super::exit;
 use super::output;
-use crate::engine::{self, preflight};
-use crate::manifest::check_user;
-use crate::model::{MethodListProblem, PreferredMethod, PreferredMethods};
-use crate::report;
-use crate::text::printable;
+use super::sign_in::check_permissions;
+use mfactl::engine::show::ShowDocument;
+use mfactl::engine::{self, preflight};
+use mfactl::manifest::check_user;
+use mfactl::model::{MethodListProblem, PreferredMethod, PreferredMethods};
+use mfactl::report;
+use mfactl::text::printable;
 
 #[derive(Debug, Args)]
 #[command(after_help = TOKEN_HELP)]
@@ -75,22 +78,45 @@ fn parse_method_list(text: &str) -> Result<PreferredMethods, String> {
     })
 }
 
+/// Show's steps: check the names offline, connect, read, print, say who was not shown.
 pub async fn run(args: ShowArgs) -> miette::Result<u8> {
     // Everything that can be checked offline is, before the first request.
     let users = checked_users(&args.users)?;
     args.graph.graph_root()?;
+    let connection = connect(&args, &users).await?;
+    let document = read(&args, connection, &users).await?;
+    output::to_stdout(|stdout| match args.format {
+        OutputFormat::Text => report::render_show_text(&document, stdout),
+        OutputFormat::Json => report::render_show_json(&document, stdout),
+    })?;
+    Ok(say_missing(&document))
+}
+
+/// Starts the emulator or signs in, and stops before the first request when the token lacks
+/// a permission the reads need.
+async fn connect(args: &ShowArgs, users: &[String]) -> miette::Result<Connection> {
     let tenant = args.graph.load_emulated_tenant()?;
-    let connection = args.graph.connect(tenant, users.len() as u64).await?;
-    super::auth::check_permissions(
+    let connection = Connection::open(&args.graph, tenant, users.len() as u64).await?;
+    check_permissions(
         connection.tokens(),
-        &preflight::show_reads(&users, super::auth::methods_readable(&args.graph)),
+        &preflight::show_reads(users, args.graph.methods_readable()),
     )?;
+    Ok(connection)
+}
+
+/// Reads the users (and the tenant's verdicts); then says what the run sent to Graph and stops
+/// the emulator, whether reading succeeded or not.
+async fn read(
+    args: &ShowArgs,
+    mut connection: Connection,
+    users: &[String],
+) -> miette::Result<ShowDocument> {
     let started = Instant::now();
     let shown = async {
         let tenant = connection.identify().await?;
         let mut document = engine::show(
             &connection.client,
-            &users,
+            users,
             args.preferred_method,
             connection.concurrency,
         )
@@ -101,20 +127,16 @@ pub async fn run(args: ShowArgs) -> miette::Result<u8> {
         Ok::<_, miette::Report>(document)
     }
     .await;
-    eprintln!("{}", traffic_line(&connection.client, started.elapsed()));
-    if let Some(emulator) = connection.emulator {
-        emulator.shutdown().await;
-    }
-    let document = shown?;
+    connection.finish(started).await;
+    shown
+}
 
-    output::to_stdout(|stdout| match args.format {
-        OutputFormat::Text => report::render_show_text(&document, stdout),
-        OutputFormat::Json => report::render_show_json(&document, stdout),
-    })?;
+/// 0 when every user was shown; else 1, with the users not shown named on stderr too (with
+/// `--format json` the reason would otherwise be inside the document).
+fn say_missing(document: &ShowDocument) -> u8 {
     if document.all_found() {
-        return Ok(exit::OK);
+        return exit::OK;
     }
-    // Said on stderr too: with --format json the reason would otherwise be inside the document.
     let missing: Vec<String> = document
         .users
         .iter()
@@ -133,5 +155,5 @@ pub async fn run(args: ShowArgs) -> miette::Result<u8> {
         document.summary.users,
         missing.join(", ")
     );
-    Ok(exit::ERROR)
+    exit::ERROR
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::{ManifestArgs, load_manifest};
 use super::exit;
-use super::plan::{ManifestArgs, load_manifest};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -18,7 +18,7 @@ pub struct ValidateArgs {
 
 pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
     let manifest = load_manifest(&args.manifest, &args.reading)?;
-    let count = |f: fn(&crate::manifest::DesiredUser) -> bool| {
+    let count = |f: fn(&mfactl::manifest::DesiredUser) -> bool| {
         manifest.users.iter().filter(|u| f(u)).count()
     };
     println!(
@@ -46,7 +46,7 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
         let names: Vec<String> = selectors
             .groups
             .iter()
-            .map(|g| format!("\"{}\"", crate::text::printable(&g.group)))
+            .map(|g| format!("\"{}\"", mfactl::text::printable(&g.group)))
             .collect();
         println!(
             "groups: {} (members resolved at plan time)",
@@ -81,8 +81,8 @@ pub fn run(args: &ValidateArgs) -> miette::Result<u8> {
 
 /// Each `preferredMethod` fallback list the manifest gives and to how many users (selectors
 /// too), with what the planner does with it: the first method a user has registered is set.
-fn print_fallback_lists(manifest: &crate::manifest::Manifest) {
-    use crate::model::PreferredMethods;
+fn print_fallback_lists(manifest: &mfactl::manifest::Manifest) {
+    use mfactl::model::PreferredMethods;
     let mut lists: Vec<(PreferredMethods, String)> = Vec::new();
     let mut add = |list: Option<PreferredMethods>, who: String| {
         if let Some(list) = list.filter(|list| list.is_list()) {
@@ -109,7 +109,7 @@ fn print_fallback_lists(manifest: &crate::manifest::Manifest) {
     for group in &selectors.groups {
         add(
             group.settings.preferred_method,
-            format!("group \"{}\"", crate::text::printable(&group.group)),
+            format!("group \"{}\"", mfactl::text::printable(&group.group)),
         );
     }
     for (list, who) in lists {

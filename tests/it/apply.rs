@@ -1,7 +1,7 @@
 //! `mfactl apply` against generated tenants, with and without trouble.
 
-use mfactl::emulator::{EmulatorConfig, Tenant};
 use mfactl::model::PerUserMfaState;
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use serde_json::Value;
 
 use crate::support::{

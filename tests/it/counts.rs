@@ -2,8 +2,8 @@
 //! summary, and the markdown and HTML reports give the same counts, and they add up to the
 //! manifest's users, also when blocked users have other fields to write.
 
-use mfactl::emulator::Tenant;
 use mfactl::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use mfactl_emulator::Tenant;
 use serde_json::Value;
 
 use crate::support::{Row, Scenario, manifest_for, stderr, stdout, to_yaml};

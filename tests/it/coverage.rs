@@ -1,7 +1,7 @@
 //! Conditional Access coverage: a plan that disables per-user MFA holds the users no policy
 //! requires MFA for, names the gap, and writes them only when told to.
 
-use mfactl::emulator::{EmulatorConfig, Group, RoleAssignment, Tenant};
+use mfactl_emulator::{EmulatorConfig, Group, RoleAssignment, Tenant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};
@@ -461,7 +461,7 @@ fn guests_are_told_apart_by_one_listing_of_the_users() {
             json!({}),
         )],
     );
-    tenant.users[3].user_type = mfactl::emulator::UserType::Guest;
+    tenant.users[3].user_type = mfactl_emulator::UserType::Guest;
     tenant.users[3].user_principal_name = "u4_fabrikam.com#EXT#@contoso.onmicrosoft.com".into();
     let scenario = Scenario::new(tenant);
     let manifest = scenario.write(
@@ -752,4 +752,40 @@ fn the_preflight_names_policy_read_all_before_anything_is_sent() {
         "{}",
         stdout(&out)
     );
+}
+
+/// A policy a tenant file writes short (Graph's defaults left out) is served in Graph's whole
+/// shape, and mfactl's judge reads what is served as written: nothing unjudged, nothing
+/// narrowing. (The emulator's own tests check the served shape; this one the agreement.)
+#[test]
+fn a_short_file_policy_is_judged_as_written() {
+    let short = json!({
+        "id": "p1", "displayName": "MFA for A", "state": "enabled",
+        "conditions": { "users": { "includeGroups": [GROUP_A] },
+                        "applications": { "includeApplications": ["All"] } },
+        "grantControls": { "builtInControls": ["mfa"],
+                           "authenticationStrength": { "id": "00000000-0000-0000-0000-000000000004" } }
+    });
+    let scenario = Scenario::new(with_policies(tenant(""), vec![short]));
+    let url = format!(
+        "{}/beta/identity/conditionalAccess/policies",
+        scenario.url()
+    );
+    let served: Value = scenario.block_on(async {
+        reqwest::Client::new()
+            .get(&url)
+            .bearer_auth("test-token-not-a-secret")
+            .send()
+            .await
+            .expect("the emulator answers")
+            .json()
+            .await
+            .expect("JSON")
+    });
+    let policies = served["value"].as_array().expect("a list of policies");
+    assert_eq!(policies.len(), 1, "{served}");
+    assert_eq!(policies[0]["conditions"]["clientAppTypes"], json!(["all"]));
+    let policy = mfactl::plan::coverage::CaPolicy::from_json(&policies[0]);
+    assert!(policy.unjudged.is_empty(), "{:?}", policy.unjudged);
+    assert!(policy.narrowing.is_empty(), "{:?}", policy.narrowing);
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mfactl::emulator::Tenant;
 use mfactl::model::PerUserMfaState;
+use mfactl_emulator::Tenant;
 
 use crate::support::{mfactl, stderr, stdout};
 

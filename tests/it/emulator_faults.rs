@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{Emulator, EmulatorConfig, Tenant};
+use mfactl_emulator::{Emulator, EmulatorConfig, Tenant};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 

@@ -4,8 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use mfactl::emulator::{EmulatorConfig, Group, Tenant};
 use mfactl::model::MethodKind;
+use mfactl_emulator::{EmulatorConfig, Group, Tenant};
 
 use crate::support::{Scenario, stderr};
 

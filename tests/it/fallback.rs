@@ -2,8 +2,8 @@
 //! each user gets the first method they have registered, a user with none is blocked with the
 //! list in the reason, and a second plan finds nothing to do.
 
-use mfactl::emulator::Tenant;
 use mfactl::model::{MethodKind, PreferredMethod};
+use mfactl_emulator::Tenant;
 use serde_json::{Value, json};
 
 use crate::support::{Scenario, mfactl, stderr, stdout};
@@ -12,7 +12,7 @@ use crate::support::{Scenario, mfactl, stderr, stdout};
 /// Authenticator and a phone on sms, one with an OATH token on sms; the rest as generated.
 fn scenario() -> Scenario {
     let mut tenant = Tenant::generate(12, 5);
-    let set = |user: &mut mfactl::emulator::TenantUser, methods: Vec<MethodKind>, current| {
+    let set = |user: &mut mfactl_emulator::TenantUser, methods: Vec<MethodKind>, current| {
         user.methods = methods;
         user.sign_in_preferences
             .user_preferred_method_for_secondary_authentication = current;

@@ -745,7 +745,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use std::time::Duration;
 
-    use mfactl::emulator::Tenant;
+    use mfactl_emulator::Tenant;
     use serde_json::Value;
 
     use super::{Action, FaultProxy, RequestHead};

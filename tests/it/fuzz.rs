@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mfactl::emulator::Tenant;
 use mfactl::engine::{Resume, journal_file, rollback::Rollback};
 use mfactl::plan::saved;
+use mfactl_emulator::Tenant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -1,7 +1,7 @@
 //! Blast-radius guards: `protect:` keeps accounts from any write, `maxChanges:` and
 //! `apply --max-changes` refuse a plan bigger than the run may make.
 
-use mfactl::emulator::{Tenant, TenantUser};
+use mfactl_emulator::{Tenant, TenantUser};
 use serde_json::Value;
 
 use crate::support::{Row, Scenario, manifest_changing_everyone, mfactl, stderr, stdout, to_yaml};

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{EmulatorConfig, Tenant};
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

@@ -1,6 +1,6 @@
 //! Bad manifests fail with their location, before any request.
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 
 use crate::support::{Scenario, manifest_for, mfactl, stderr, to_csv};
 

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 use serde_json::json;
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

@@ -1,6 +1,6 @@
 //! `mfactl plan` against generated tenants.
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 use serde_json::Value;
 
 use crate::support::{Scenario, manifest_for, stderr, stdout, to_csv, to_yaml};
@@ -341,7 +341,7 @@ fn a_large_plan_opens_with_its_whole_summary() {
     assert!(expected.blocked > 100, "the manifest blocks many users");
     let scenario = Scenario::with_config(
         tenant,
-        mfactl::emulator::EmulatorConfig {
+        mfactl_emulator::EmulatorConfig {
             throttle: false,
             ..Default::default()
         },

@@ -1,7 +1,7 @@
 //! The manifest's `policy:` section: validation before any request, then plan and apply of the
 //! tenant's authentication methods policy against the emulator.
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 
 use crate::support::{Scenario, mfactl, stderr};
 
@@ -12,7 +12,7 @@ fn tenant() -> Tenant {
     tenant
 }
 
-fn serde_yaml_groups() -> Vec<mfactl::emulator::Group> {
+fn serde_yaml_groups() -> Vec<mfactl_emulator::Group> {
     serde_json::from_value(serde_json::json!([
         { "id": "5d1b6c1e-0000-4000-8000-000000000002", "displayName": "Break-glass admins", "members": [] },
         { "id": "5d1b6c1e-0000-4000-8000-000000000003", "displayName": "Pilot", "members": [] },

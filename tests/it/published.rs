@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use mfactl::emulator::{EmulatorConfig, Group, Tenant};
 use mfactl::graph::Cloud;
+use mfactl_emulator::{EmulatorConfig, Group, Tenant};
 use serde_json::{Value, json};
 
 use crate::support::{Scenario, mfactl, stderr, stdout};

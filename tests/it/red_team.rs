@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mfactl::emulator::Tenant;
 use mfactl::plan::{Plan, Status, saved};
+use mfactl_emulator::Tenant;
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::Tenant;
 use mfactl::model::{MethodKind, PerUserMfaState};
+use mfactl_emulator::Tenant;
 use serde_json::Value;
 
-use crate::support::{Row, Scenario, manifest_for, stderr, to_yaml};
+use crate::support::{Row, Scenario, assert_private, manifest_for, stderr, to_yaml};
 
 /// A spreadsheet formula, as a UPN (no whitespace: a manifest refuses it).
 const FORMULA_UPN: &str = "=cmd|'/C_calc'!A0@contoso.com";
@@ -84,21 +84,6 @@ fn run_with_report(command: &str, name: &str) -> (Scenario, Output, Value, PathB
     let doc: Value = serde_json::from_slice(&out.stdout).expect("the JSON document on stdout");
     assert_private(&report);
     (scenario, out, doc, report)
-}
-
-#[cfg(unix)]
-fn assert_private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
-}
-
-#[cfg(not(unix))]
-fn assert_private(path: &Path) {
-    assert!(path.exists(), "{}", path.display());
 }
 
 fn read(path: &Path) -> String {
@@ -247,31 +232,11 @@ fn html_reports_render_in_headless_chromium() {
     }
 }
 
-/// Whether this run is CI's, where a missing browser must fail the test rather than skip it.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// `chromium` on PATH.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("chromium"))
-        .find(|candidate| candidate.is_file())
-}
-
 /// The page's DOM after its scripts ran, from `chromium --headless=new --dump-dom`; fails on any
 /// console message (a script error, a CSP refusal). `None` (with a note) when Chromium is
 /// missing outside CI.
 fn render_in_chromium(page: &Path, scratch: &Path) -> Option<String> {
-    let Some(chromium) = chromium() else {
-        assert!(
-            !in_ci(),
-            "chromium is not installed: CI must run the HTML report in it (.ci/run installs it)"
-        );
-        eprintln!("note: chromium is not installed; the HTML report was not run in a browser");
-        return None;
-    };
+    let chromium = crate::support::required_tool("chromium", "the HTML report runs in a browser")?;
     let profile = tempfile::tempdir_in(scratch).unwrap();
     let child = Command::new(chromium)
         .args([

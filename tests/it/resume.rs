@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{EmulatorConfig, Tenant};
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use serde_json::Value;
 
 use crate::support::{Scenario, assert_converged, manifest_changing_everyone, stderr, to_yaml};

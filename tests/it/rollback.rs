@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use mfactl::emulator::{EmulatorConfig, Tenant, TenantUser};
 use mfactl::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use mfactl_emulator::{EmulatorConfig, Tenant, TenantUser};
 
 use crate::support::{Row, Scenario, mfactl, stderr, to_yaml};
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use mfactl::emulator::Tenant;
 use mfactl::model::PerUserMfaState;
+use mfactl_emulator::Tenant;
 use serde_json::Value;
 
 use crate::support::{

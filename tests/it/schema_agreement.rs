@@ -1108,7 +1108,7 @@ fn tenant_rows() -> Vec<Row> {
 fn the_tenant_schema_and_the_emulators_loader_agree() {
     let rows = tenant_rows();
     agree("tenant.schema.json", &rows, |_, text| {
-        mfactl::emulator::Tenant::from_yaml_str(text)
+        mfactl_emulator::Tenant::from_yaml_str(text)
             .map(drop)
             .map_err(|e| e.to_string())
     });

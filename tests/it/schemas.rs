@@ -18,6 +18,17 @@ use serde_json::Value;
 
 use crate::support::{mfactl, stderr, stdout};
 
+/// Every committed schema, by file name under `schemas/`: the library's and the emulator's
+/// tenant file's.
+fn all_schemas() -> Vec<(&'static str, Value)> {
+    let mut all = mfactl::schemas::all();
+    all.push((
+        "tenant.schema.json",
+        mfactl_emulator::tenant_file_schema().to_value(),
+    ));
+    all
+}
+
 fn repo(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -26,7 +37,7 @@ fn repo(relative: &str) -> PathBuf {
 fn committed_schemas_match_the_types() {
     let dir = repo("schemas");
     let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
-    for (name, schema) in mfactl::schemas::all() {
+    for (name, schema) in all_schemas() {
         let path = dir.join(name);
         let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
         if update {
@@ -69,7 +80,7 @@ fn patterns(value: &Value, out: &mut Vec<String>) {
 /// `re`, PCRE, Rust's `regex`): the patterns keep to what they all read alike.
 #[test]
 fn schema_patterns_keep_to_syntax_every_validator_reads() {
-    for (name, schema) in mfactl::schemas::all() {
+    for (name, schema) in all_schemas() {
         let mut found = Vec::new();
         patterns(&schema, &mut found);
         for pattern in found {
@@ -166,7 +177,7 @@ fn kind_of(document: &Value) -> Option<&'static str> {
 /// tenant file.
 fn mfactl_reads(schema: &str, path: &Path) -> Result<(), String> {
     if schema == "tenant.schema.json" {
-        return mfactl::emulator::Tenant::load(path)
+        return mfactl_emulator::Tenant::load(path)
             .map(drop)
             .map_err(|e| e.to_string());
     }
@@ -279,11 +290,18 @@ fn every_manifest_and_tenant_file_the_docs_show_validates_and_is_read() {
     let mut shown = 0;
     for doc in documentation() {
         let markdown = std::fs::read_to_string(&doc).unwrap();
-        for (line, text) in fenced(&markdown, "yaml") {
+        // A block of several documents (Kubernetes objects) is checked document by document.
+        let documents = fenced(&markdown, "yaml")
+            .into_iter()
+            .flat_map(|(line, text)| {
+                let parts: Vec<String> = text.split("\n---\n").map(str::to_owned).collect();
+                parts.into_iter().map(move |part| (line, part))
+            });
+        for (line, text) in documents {
             let place = format!("{}:{line}", doc.display());
             let document = yaml_as_json(&text).unwrap_or_else(|| panic!("{place}: not YAML"));
             let Some(kind) = kind_of(&document) else {
-                continue; // a CI workflow, not a file mfactl reads
+                continue; // a CI workflow or a Kubernetes object, not a file mfactl reads
             };
             check(kind, &document).unwrap_or_else(|e| panic!("{place}:\n{e}"));
             let path = scratch.path().join(format!("shown-{line}.yaml"));

@@ -3,7 +3,7 @@
 //! (which the emulator derives from the user's id) are the same on every run; only the
 //! emulator's port and Graph's request-ids change, and are redacted.
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};

@@ -10,11 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
-use mfactl::emulator::token::federated_assertion;
-use mfactl::emulator::{EmulatorConfig, Tenant};
+use mfactl_emulator::token::federated_assertion;
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};
@@ -198,6 +200,7 @@ fn assert_no_token(what: &str, text: &str) {
 }
 
 /// An app token from the emulator's token endpoint, by client credentials (what `az` would hold).
+#[cfg(unix)]
 fn app_token(scenario: &Scenario) -> (String, u64) {
     let url = scenario.emulator().token_url();
     let scope = format!("{}/.default", scenario.url());

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use mfactl::emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use mfactl::model::{MethodKind, PerUserMfaState, PreferredMethod};
+use mfactl_emulator::{Emulator, EmulatorConfig, Stats, Tenant, TenantUser};
 use serde_json::Value;
 
 /// A running emulator plus a scratch directory for manifests, plans and journals.
@@ -215,6 +215,36 @@ pub fn scratch_cwd() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cwd");
     std::fs::create_dir_all(&dir).expect("scratch folder");
     dir
+}
+
+/// A file of the repository (a guide, the Dockerfile, .ci/run), as text.
+pub fn repo_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+/// Whether this run is CI's, where a missing tool (a browser, a shell, groff) must fail the
+/// test that needs it rather than skip it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `name` on PATH; outside CI `None` with a note saying what was not checked (`.ci/run`
+/// installs every tool a test needs, so in CI a missing one fails).
+pub fn required_tool(name: &str, unchecked: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{name} is not installed: CI must check that {unchecked} (.ci/run installs it)"
+        );
+        eprintln!("note: {name} is not installed; not checked: {unchecked}");
+    }
+    found
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -451,6 +481,7 @@ pub fn comparable(mut doc: Value) -> Value {
 }
 
 /// Waits (a minute at most) until the journal at `path` satisfies `ready`.
+#[cfg(unix)]
 pub fn wait_for_journal(path: &Path, ready: impl Fn(&str) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !std::fs::read_to_string(path).is_ok_and(|text| ready(&text)) {
@@ -471,6 +502,7 @@ pub fn interrupt(child: std::process::Child) -> Output {
 }
 
 /// How one child run measured by [`peak_rss`] went.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub struct Measured {
     /// The child's peak resident set (`ru_maxrss` from `wait4`), in KiB.
@@ -536,6 +568,7 @@ pub fn peak_rss(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Measured {
 }
 
 /// Where [`peak_rss`] hands the launcher what to run.
+#[cfg(target_os = "linux")]
 const LAUNCH_ENV: &str = "MFACTL_TEST_LAUNCH";
 
 /// The launcher [`peak_rss`] runs (this test binary, this test only): does nothing unless
@@ -594,3 +627,29 @@ fn launch_for_peak_rss() {
     };
     println!("LAUNCHED {} {exit}", usage.ru_maxrss);
 }
+
+/// Fails unless `path` is a file readable and writable by its owner only (0600; on other
+/// systems: a file).
+#[cfg(unix)]
+pub fn assert_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+}
+
+#[cfg(not(unix))]
+pub fn assert_private(path: &Path) {
+    assert!(path.is_file(), "{}", path.display());
+}
+
+/// The files `apply --tenants` leaves in each tenant's folder it applied.
+pub const APPLIED_TENANT_FILES: [&str; 5] = [
+    "plan.json",
+    "journal.jsonl",
+    "report.json",
+    "report.md",
+    "report.html",
+];

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use mfactl::emulator::{EmulatorConfig, Tenant};
 use mfactl::model::PreferredMethod;
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use serde_json::Value;
 
-use crate::support::{Scenario, mfactl, stderr, stdout};
+use crate::support::{APPLIED_TENANT_FILES, Scenario, assert_private, mfactl, stderr, stdout};
 
 /// The multi-tenant app, registered (with its secret) in the first two tenants only.
 const APP: &str = "7a3c1e55-0000-4000-8000-0000000000aa";
@@ -84,6 +84,21 @@ fn as_app(scenario: &Scenario, args: &[&str]) -> Output {
         .expect("mfactl runs")
 }
 
+/// `mfactl COMMAND MANIFEST --tenants TENANTS EXTRA...` as the multi-tenant app.
+fn across(
+    scenario: &Scenario,
+    command: &str,
+    manifest: &Path,
+    tenants: &Path,
+    extra: &[&str],
+) -> Output {
+    let (manifest, tenants) = (manifest.to_str().unwrap(), tenants.to_str().unwrap());
+    as_app(
+        scenario,
+        &[&[command, manifest, "--tenants", tenants][..], extra].concat(),
+    )
+}
+
 fn summary(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
     serde_json::from_str(&text).expect("summary.json is JSON")
@@ -104,17 +119,12 @@ fn apply_converges_the_consented_tenants_and_fails_the_third_alone() {
     let manifest = scenario.write("standard.yaml", MANIFEST);
     let all = tenants_file(&scenario, "customers.yaml", &[1, 2, 3]);
     let out = scenario.dir.path().join("run");
-    let applied = as_app(
+    let applied = across(
         &scenario,
-        &[
-            "apply",
-            manifest.to_str().unwrap(),
-            "--tenants",
-            all.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-            "--auto-approve",
-        ],
+        "apply",
+        &manifest,
+        &all,
+        &["--out-dir", out.to_str().unwrap(), "--auto-approve"],
     );
     let (text, err) = (stdout(&applied), stderr(&applied));
     assert_eq!(applied.status.code(), Some(1), "{text}\n{err}");
@@ -162,13 +172,7 @@ fn apply_converges_the_consented_tenants_and_fails_the_third_alone() {
     // Each tenant's files are in its folder, private, and the roll-up beside them.
     for n in [1, 2] {
         let folder = out.join(format!("customer{n}.onmicrosoft.com"));
-        for file in [
-            "plan.json",
-            "journal.jsonl",
-            "report.json",
-            "report.md",
-            "report.html",
-        ] {
+        for file in APPLIED_TENANT_FILES {
             assert_private(&folder.join(file));
         }
         let report: Value =
@@ -230,17 +234,12 @@ fn apply_converges_the_consented_tenants_and_fails_the_third_alone() {
     // A second plan over the two converged tenants has nothing to do.
     let two = tenants_file(&scenario, "consented.yaml", &[1, 2]);
     let again = scenario.dir.path().join("again");
-    let planned = as_app(
+    let planned = across(
         &scenario,
-        &[
-            "plan",
-            manifest.to_str().unwrap(),
-            "--tenants",
-            two.to_str().unwrap(),
-            "--out-dir",
-            again.to_str().unwrap(),
-            "--detailed-exitcode",
-        ],
+        "plan",
+        &manifest,
+        &two,
+        &["--out-dir", again.to_str().unwrap(), "--detailed-exitcode"],
     );
     assert_eq!(
         planned.status.code(),
@@ -253,34 +252,18 @@ fn apply_converges_the_consented_tenants_and_fails_the_third_alone() {
     assert_eq!(summary(&again)["totals"]["to_change"], 0);
 }
 
-#[cfg(unix)]
-fn assert_private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
-}
-
-#[cfg(not(unix))]
-fn assert_private(path: &Path) {
-    assert!(path.is_file(), "{}", path.display());
-}
-
 #[test]
 fn plan_exits_with_the_most_severe_code_and_the_app_wide_budget_shows_no_throttling() {
     let scenario = three_customers();
     let manifest = scenario.write("standard.yaml", MANIFEST);
     let two = tenants_file(&scenario, "consented.yaml", &[1, 2]);
     let out = scenario.dir.path().join("plans");
-    let planned = as_app(
+    let planned = across(
         &scenario,
+        "plan",
+        &manifest,
+        &two,
         &[
-            "plan",
-            manifest.to_str().unwrap(),
-            "--tenants",
-            two.to_str().unwrap(),
             "--out-dir",
             out.to_str().unwrap(),
             "--detailed-exitcode",
@@ -398,19 +381,12 @@ fn resume_finishes_each_tenant_from_the_folder_and_rollback_writes_one_undo_per_
     let two = tenants_file(&scenario, "consented.yaml", &[1, 2]);
     let out = scenario.dir.path().join("run");
     let apply = |extra: &[&str]| {
-        as_app(
+        across(
             &scenario,
-            &[
-                &[
-                    "apply",
-                    manifest.to_str().unwrap(),
-                    "--tenants",
-                    two.to_str().unwrap(),
-                    "--auto-approve",
-                ][..],
-                extra,
-            ]
-            .concat(),
+            "apply",
+            &manifest,
+            &two,
+            &[&["--auto-approve"][..], extra].concat(),
         )
     };
     let first = apply(&["--out-dir", out.to_str().unwrap()]);

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mfactl::emulator::{EmulatorConfig, Tenant};
 use mfactl::graph::{BucketShape, GraphClient, Purpose, Transport, TransportConfig};
+use mfactl_emulator::{EmulatorConfig, Tenant};
 use secrecy::SecretString;
 use serde_json::json;
 

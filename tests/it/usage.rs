@@ -1,16 +1,32 @@
 //! Usage errors exit 64 (EX_USAGE), never a code a plan result uses: a mistyped flag in a
-//! scheduled `plan --detailed-exitcode` must not read as drift (2). README's automation recipes
-//! (the GitHub Actions steps, the Azure Automation runbook) are run here as README writes them.
+//! scheduled `plan --detailed-exitcode` must not read as drift (2). The automation recipes of
+//! docs/automation.md and docs/reports.md (the GitHub Actions steps, the Azure Automation runbook,
+//! the cron script) are run here as the guides write them.
 
 use std::path::Path;
 use std::process::Command;
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 
-use crate::support::{INHERITED, Scenario, manifest_for, mfactl, stderr, to_yaml};
+use crate::support::{INHERITED, Scenario, manifest_for, mfactl, repo_file, stderr, to_yaml};
 
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+    repo_file("README.md")
+}
+
+/// The README and the guides, one text.
+fn all_docs() -> String {
+    let mut text = readme();
+    let mut guides: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    guides.sort();
+    for guide in guides {
+        text.push_str(&std::fs::read_to_string(guide).unwrap());
+    }
+    text
 }
 
 #[test]
@@ -80,7 +96,7 @@ fn link(target: &Path, at: &Path) {
     std::fs::copy(target, at).unwrap();
 }
 
-/// A scenario with drift, its manifest saved as README's recipes name it.
+/// A scenario with drift, its manifest saved as the recipes name it.
 fn drifted(manifest: &str) -> Scenario {
     let scenario = Scenario::new(Tenant::generate(12, 8));
     let (rows, expected) = manifest_for(&scenario.tenant(), false);
@@ -89,11 +105,11 @@ fn drifted(manifest: &str) -> Scenario {
     scenario
 }
 
-/// Every README step that tolerates the drift code with `|| test $? -eq 2`, as GitHub Actions
-/// runs it (`bash -e`): it passes on drift and fails on a mistyped flag.
+/// Every step the docs show that tolerates the drift code with `|| test $? -eq 2`, as GitHub
+/// Actions runs it (`bash -e`): it passes on drift and fails on a mistyped flag.
 #[test]
-fn readme_ci_steps_pass_on_drift_and_fail_on_a_typo() {
-    let text = readme();
+fn ci_steps_pass_on_drift_and_fail_on_a_typo() {
+    let text = all_docs();
     let steps: Vec<&str> = text
         .lines()
         .filter(|line| line.contains("|| test $? -eq 2"))
@@ -125,12 +141,12 @@ fn readme_ci_steps_pass_on_drift_and_fail_on_a_typo() {
 
 /// The runbook's `switch ($LASTEXITCODE)`: the case bodies by label (`0`, `2`, `default`).
 fn runbook() -> (Vec<String>, Vec<(String, String)>) {
-    let text = readme();
+    let text = repo_file("docs/automation.md");
     let block = text
         .split("```powershell\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("README has the runbook");
+        .expect("docs/automation.md has the runbook");
     let commands: Vec<String> = block
         .lines()
         .filter_map(|line| line.trim().strip_prefix("& ./mfactl "))
@@ -161,7 +177,7 @@ fn case_for(cases: &[(String, String)], code: i32) -> &str {
 /// The Azure Automation runbook, its commands run as written and its switch followed: drift
 /// is applied, then there is none, and a typo lands on `default`, which throws.
 #[test]
-fn readme_runbook_applies_drift_and_throws_on_a_typo() {
+fn the_runbook_applies_drift_and_throws_on_a_typo() {
     let (commands, cases) = runbook();
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert!(
@@ -198,4 +214,139 @@ fn readme_runbook_applies_drift_and_throws_on_a_typo() {
     let typo = run(&commands[0].replacen("--detailed-exitcode", "--detailed-exitcod", 1));
     assert_eq!(typo.status.code(), Some(64));
     assert_eq!(case_for(&cases, 64), "default");
+}
+
+/// `mfactl --version` names the commit it was built from (build.rs); built outside a git
+/// checkout it says the commit is unknown rather than failing the build.
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = mfactl().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let version = crate::support::stdout(&out);
+    let expected = format!("mfactl {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    let head = Command::new("git")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["rev-parse", "--verify", "HEAD"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success());
+    match head {
+        Some(head) => {
+            let head = String::from_utf8_lossy(&head.stdout);
+            assert!(
+                version.starts_with(&format!("{expected}{}", &head[..12])),
+                "{version} names another commit than {head}"
+            );
+        }
+        None => assert!(version.contains("commit unknown"), "{version}"),
+    }
+    // Every command's --version says the same.
+    let plan = mfactl().args(["plan", "--version"]).output().unwrap();
+    assert!(crate::support::stdout(&plan).ends_with(&version[version.find(" (").unwrap()..]));
+}
+
+/// docs/automation.md's cron script, run by `sh` as cron would, with its credentials file giving
+/// the emulator's address and a test token, and a `mail` on PATH that records what it is given:
+/// drift is mailed with the report, no drift is not mailed, a typo mails the error and fails.
+#[cfg(unix)]
+#[test]
+fn the_cron_script_mails_drift_and_errors_only() {
+    let text = repo_file("docs/automation.md");
+    let script = text
+        .split("```bash\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/automation.md has the cron script");
+    let crontab = text
+        .split("```crontab\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("and its crontab line");
+    let installed = script
+        .lines()
+        .find_map(|line| line.strip_prefix("# "))
+        .and_then(|line| line.split(':').next())
+        .expect("the script says where it is installed");
+    assert!(
+        crontab.lines().any(|line| line.ends_with(installed)),
+        "{crontab}"
+    );
+
+    let scenario = drifted("baseline.yaml");
+    let dir = scenario.dir.path();
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "export MFACTL_GRAPH_URL={} MFACTL_ACCESS_TOKEN=test-token-not-a-secret\n",
+            scenario.url()
+        ),
+    )
+    .unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    link(&assert_cmd::cargo::cargo_bin("mfactl"), &bin.join("mfactl"));
+    let mailbox = dir.join("mailbox");
+    let mail = bin.join("mail");
+    std::fs::write(
+        &mail,
+        format!(
+            "#!/bin/sh\n{{ echo \"$*\"; cat; echo ---; }} >> '{}'\n",
+            mailbox.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script
+        .replace("/var/lib/mfactl", &dir.display().to_string())
+        .replace(
+            "/etc/mfactl/credentials",
+            &credentials.display().to_string(),
+        );
+    let run = |script: &str| {
+        let mut cmd = Command::new("sh");
+        for name in INHERITED {
+            cmd.env_remove(name);
+        }
+        cmd.args(["-c", script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("MFACTL_PLAN_KEY_FILE", crate::support::plan_key_file())
+            .output()
+            .unwrap()
+    };
+    let mailed = || std::fs::read_to_string(&mailbox).unwrap_or_default();
+
+    let drift = run(&script);
+    assert_eq!(drift.status.code(), Some(0), "{}", stderr(&drift));
+    assert!(
+        mailed().starts_with("-s MFA drift identity-team@contoso.com"),
+        "{}",
+        mailed()
+    );
+    assert!(
+        mailed().contains("# mfactl plan"),
+        "the report is the mail's body: {}",
+        mailed()
+    );
+    let apply = scenario.run(&["apply", "baseline.yaml", "--auto-approve"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
+
+    std::fs::remove_file(&mailbox).unwrap();
+    let quiet = run(&script);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(mailed(), "", "no drift, no mail");
+
+    let typo = run(&script.replacen("--detailed-exitcode", "--detailed-exitcod", 1));
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(mailed().starts_with("-s mfactl failed"), "{}", mailed());
+    assert!(mailed().contains("error:"), "{}", mailed());
 }

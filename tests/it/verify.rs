@@ -2,7 +2,7 @@
 //! writes Graph accepted but does not show is `unverified` (exit 3). The emulator's per-user
 //! `forgetsWrites` fault answers PATCHes 204 and keeps nothing.
 
-use mfactl::emulator::Tenant;
+use mfactl_emulator::Tenant;
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{Action, FaultProxy, RequestHead};
@@ -30,6 +30,9 @@ fn apply_json(scenario: &Scenario, extra: &[&str]) -> (i32, Value, String) {
         "json",
         "--journal",
         journal.to_str().unwrap(),
+        // Each endpoint read alone, as these tests count the reads of each.
+        "--read-path",
+        "per-user",
     ];
     args.extend_from_slice(extra);
     let out = scenario.run(&args);
@@ -227,6 +230,8 @@ fn a_halted_run_is_not_verified_and_says_so() {
         .mfactl(&[
             "apply",
             "--no-batch",
+            "--read-path",
+            "per-user",
             yaml.to_str().unwrap(),
             "--auto-approve",
         ])
@@ -270,6 +275,8 @@ fn a_read_back_that_fails_leaves_the_user_applied_with_a_note() {
         .mfactl(&[
             "apply",
             "--no-batch",
+            "--read-path",
+            "per-user",
             yaml.to_str().unwrap(),
             "--auto-approve",
             "--format",

@@ -15,17 +15,17 @@ use super::run::{self, Ended, JOURNAL, PLAN, Run, Setup, folder, relative, say};
 use crate::cli::apply::{
     ApplyArgs, apply_exit_code, check_max_changes, confirm, same_tenant, watch_ctrl_c,
 };
-use crate::cli::args::{Connection, OutputFormat};
+use crate::cli::args::OutputFormat;
+use crate::cli::connection::Connection;
 use crate::cli::exit;
-use crate::engine::tenants::{TenantFiles, TenantOutcome, TenantStatus, for_each};
-use crate::engine::{
+use crate::cli::saved_plan::load_checked;
+use mfactl::engine::tenants::{TenantFiles, TenantOutcome, TenantStatus, for_each};
+use mfactl::engine::{
     self, ApplyOptions, Interrupt, Journal, Resume, RunError, RunInfo, VerifyOptions, journal_file,
     preflight,
 };
-use crate::manifest::tenants::TenantTarget;
-use crate::plan::Plan;
-use crate::plan::saved;
-use crate::plan::seal::PlanKey;
+use mfactl::manifest::tenants::TenantTarget;
+use mfactl::plan::Plan;
 
 /// `apply --tenants`: the named steps.
 pub async fn apply(args: ApplyArgs) -> miette::Result<u8> {
@@ -34,6 +34,7 @@ pub async fn apply(args: ApplyArgs) -> miette::Result<u8> {
         command: "apply",
         manifest: &args.manifest,
         reading: &args.reading,
+        read: &args.read,
         graph: &args.graph,
         many: &args.many,
         resume: args.resume.as_deref(),
@@ -63,9 +64,9 @@ pub async fn apply(args: ApplyArgs) -> miette::Result<u8> {
     if code == exit::INTERRUPTED {
         eprintln!(
             "To finish the run: mfactl apply {} --tenants {} --resume {}",
-            crate::text::printable(&run.manifest_path.display().to_string()),
-            crate::text::printable(&run.tenants_path.display().to_string()),
-            crate::text::printable(&run.out_dir.display().to_string())
+            mfactl::text::printable(&run.manifest_path.display().to_string()),
+            mfactl::text::printable(&run.tenants_path.display().to_string()),
+            mfactl::text::printable(&run.out_dir.display().to_string())
         );
     }
     Ok(code)
@@ -90,7 +91,7 @@ fn refuse_single_tenant_flags(args: &ApplyArgs) -> miette::Result<()> {
             help = "give the manifest: each tenant's plan is made and saved in its folder (a \
                     saved plan is one tenant's: mfactl apply DIR/<tenant>/plan.json)",
             "--tenants applies a manifest, and {} is a saved plan; nothing was sent",
-            crate::text::printable(&args.manifest.display().to_string())
+            mfactl::text::printable(&args.manifest.display().to_string())
         ));
     }
     if !args.auto_approve && !std::io::stdin().is_terminal() {
@@ -147,7 +148,7 @@ impl Stage<'_> {
                 status: TenantStatus::Planned,
                 exit_code: exit::ERROR,
                 plan: Some(&writing.plan),
-                line: Some(crate::report::plan_line(&writing.plan.summary)),
+                line: Some(mfactl::report::plan_line(&writing.plan.summary)),
                 reason: Some("apply cancelled: nothing was changed".to_owned()),
                 files: writing.files.clone(),
                 started: writing.started,
@@ -231,7 +232,7 @@ fn finished_earlier(run: &Run<'_>, target: &TenantTarget) -> TenantOutcome {
                 status: TenantStatus::Finished,
                 exit_code: apply_exit_code(&plan),
                 plan: Some(&plan),
-                line: Some(crate::report::apply_line(&plan)),
+                line: Some(mfactl::report::apply_line(&plan)),
                 reason: None,
                 files,
                 started,
@@ -242,7 +243,7 @@ fn finished_earlier(run: &Run<'_>, target: &TenantTarget) -> TenantOutcome {
             target,
             &miette!(
                 "the earlier run finished here, but its report {} cannot be read: {error}",
-                crate::text::printable(&report.display().to_string())
+                mfactl::text::printable(&report.display().to_string())
             ),
             files,
             started,
@@ -270,7 +271,13 @@ async fn resumed<'r>(
         started,
     };
     let folder = folder(run, target);
-    let plan = load_plan(&folder.join(PLAN), &run.key, max_age).map_err(fail)?;
+    let plan = load_checked(
+        &folder.join(PLAN),
+        Some(&run.key),
+        max_age,
+        "apply without --resume, into a new --out-dir",
+    )
+    .map_err(fail)?;
     let (journal, resume) = reopen(&folder.join(JOURNAL), &plan).map_err(fail)?;
     let connection = run::connect(run, target, plan.summary.users)
         .await
@@ -301,38 +308,10 @@ async fn resumed<'r>(
     })
 }
 
-/// A tenant's saved plan, refused when edited (its seal is checked with the plan key), of
-/// another format, inconsistent, or older than `max_age`.
-fn load_plan(path: &Path, key: &PlanKey, max_age: Duration) -> miette::Result<Plan> {
-    let shown = crate::text::printable(&path.display().to_string()).into_owned();
-    let mut plan = saved::load(path, Some(key)).map_err(|error| {
-        miette!(
-            help = error.help(),
-            "{}; nothing was sent",
-            crate::text::printable(&error.to_string())
-        )
-    })?;
-    saved::check_contents(&plan).map_err(|problems| {
-        miette!(
-            "{shown} is refused:\n  {}\nnothing was sent",
-            problems.join("\n  ")
-        )
-    })?;
-    saved::escape_text(&mut plan);
-    saved::check_age(&plan, jiff::Timestamp::now(), max_age).map_err(|reason| {
-        miette!(
-            help = "make the plans again (apply without --resume, into a new --out-dir), or \
-                    allow an older one with --max-plan-age",
-            "{shown} is refused: {reason}; nothing was sent"
-        )
-    })?;
-    Ok(plan)
-}
-
 /// The journal of `plan`'s earlier run, reopened for appending, and what it says was done.
 fn reopen(path: &Path, plan: &Plan) -> miette::Result<(Journal, Resume)> {
     let read = journal_file::read(path)
-        .map_err(|error| miette!("{}", crate::text::printable(&error.to_string())))?;
+        .map_err(|error| miette!("{}", mfactl::text::printable(&error.to_string())))?;
     let other = read
         .records
         .iter()
@@ -341,7 +320,7 @@ fn reopen(path: &Path, plan: &Plan) -> miette::Result<(Journal, Resume)> {
     if other {
         return Err(miette!(
             "{} records a run of another plan than the one beside it; nothing was sent",
-            crate::text::printable(&path.display().to_string())
+            mfactl::text::printable(&path.display().to_string())
         ));
     }
     let resume = Resume::from_records(&read.records);
@@ -361,8 +340,8 @@ fn approved(args: &ApplyArgs, stages: &[Stage<'_>]) -> miette::Result<bool> {
         if let Stage::Write(w) = stage {
             lines.push(format!(
                 "  {}: {}",
-                crate::text::printable(&w.target.tenant),
-                crate::report::plan_line(&w.plan.summary)
+                mfactl::text::printable(&w.target.tenant),
+                mfactl::report::plan_line(&w.plan.summary)
             ));
         }
     }
@@ -411,7 +390,7 @@ async fn write_changes(
 ) -> miette::Result<Option<RunError>> {
     check_max_changes(&writing.plan, args.max_changes)?;
     let client = &writing.connection.client;
-    crate::cli::auth::check_permissions(
+    crate::cli::sign_in::check_permissions(
         writing.connection.tokens(),
         &preflight::writes(&writing.plan),
     )?;
@@ -458,7 +437,7 @@ async fn write_changes(
         },
     )
     .await;
-    say(writing.target, crate::report::verify_line(&verification));
+    say(writing.target, mfactl::report::verify_line(&verification));
     Ok(halted)
 }
 
@@ -473,11 +452,11 @@ fn end_of_writes(
     writing.plan.summary.applied.get_or_insert(0);
     writing.plan.summary.calls = Some(engine::calls(client));
     writing.plan.finished = Some(jiff::Timestamp::now().to_string());
-    let line = crate::report::apply_line(&writing.plan);
+    let line = mfactl::report::apply_line(&writing.plan);
     say(writing.target, &line);
     say(
         writing.target,
-        crate::cli::args::traffic_line(client, writing.started.elapsed()),
+        crate::cli::connection::traffic_line(client, writing.started.elapsed()),
     );
     match run::write_reports(run, writing.target, &writing.plan) {
         Ok(reports) => writing.files.reports = reports,

@@ -3,7 +3,7 @@
 //!
 //! One app identity (a multi-tenant app's secret, certificate or federated credential) signs in
 //! to each tenant at that tenant's authority; the tenants run side by side, each under its own
-//! budgets and all under the app's ([`crate::graph::AppBudgets`]); a tenant whose sign-in,
+//! budgets and all under the app's ([`mfactl::graph::AppBudgets`]); a tenant whose sign-in,
 //! consent, preflight or Graph fails fails alone. Each tenant's plan, journal and reports go to
 //! `DIR/<tenant>/`, and a roll-up to `DIR/summary.{md,json,html}` and stdout. The exit code is
 //! the most severe of the tenants' ([`run::most_severe`]).

@@ -7,13 +7,15 @@ use std::time::Instant;
 use miette::miette;
 
 use super::run::{self, Ended, Run, Setup, folder, relative, say};
-use crate::cli::args::{Connection, GraphArgs};
+use crate::cli::args::GraphArgs;
+use crate::cli::connection::Connection;
 use crate::cli::output::OutputFile;
-use crate::cli::plan::{PlanArgs, make_plan, plan_exit_code, save, stamp, warn_max_changes};
-use crate::engine::preflight;
-use crate::engine::tenants::{TenantFiles, TenantOutcome, TenantStatus, for_each};
-use crate::manifest::tenants::TenantTarget;
-use crate::plan::Plan;
+use crate::cli::plan::{PlanArgs, make_plan, plan_exit_code, warn_max_changes};
+use crate::cli::saved_plan::{save, stamp};
+use mfactl::engine::preflight;
+use mfactl::engine::tenants::{TenantFiles, TenantOutcome, TenantStatus, for_each};
+use mfactl::manifest::tenants::TenantTarget;
+use mfactl::plan::Plan;
 
 /// `plan --tenants`: the named steps.
 pub async fn plan(args: PlanArgs) -> miette::Result<u8> {
@@ -22,6 +24,7 @@ pub async fn plan(args: PlanArgs) -> miette::Result<u8> {
         command: "plan",
         manifest: &args.manifest,
         reading: &args.reading,
+        read: &args.read,
         graph: &args.graph,
         many: &args.many,
         resume: None,
@@ -70,7 +73,7 @@ impl Planned<'_> {
             status: TenantStatus::Planned,
             exit_code,
             plan: Some(&self.plan),
-            line: Some(crate::report::plan_line(&self.plan.summary)),
+            line: Some(mfactl::report::plan_line(&self.plan.summary)),
             reason: None,
             files: self.files.clone(),
             started: self.started,
@@ -111,17 +114,17 @@ pub(super) async fn plan_tenant<'r>(
         .await
         .map_err(|error| fail(error, TenantFiles::default()))?;
     let planned = async {
-        crate::cli::auth::check_permissions(
+        crate::cli::sign_in::check_permissions(
             connection.tokens(),
-            &preflight::reads(&manifest, crate::cli::auth::methods_readable(run.graph)),
+            &preflight::reads(&manifest, run.graph.methods_readable()),
         )?;
-        let mut plan = make_plan(&connection, &manifest).await?;
+        let mut plan = make_plan(&connection, &manifest, &run.read).await?;
         stamp(&mut plan, run.manifest_path, run.reading)?;
         Ok::<_, miette::Report>(plan)
     }
     .await;
     let plan = planned.map_err(|error| fail(error, TenantFiles::default()))?;
-    say(target, crate::report::plan_line(&plan.summary));
+    say(target, mfactl::report::plan_line(&plan.summary));
     if plan.max_changes.is_some() {
         warn_max_changes(&plan);
     }

@@ -9,21 +9,22 @@ use std::time::Instant;
 
 use miette::miette;
 
-use crate::cli::args::{Connection, GraphArgs, OutputFormat, TenantsArgs};
+use crate::cli::args::{GraphArgs, ManifestArgs, OutputFormat, ReadArgs, TenantsArgs};
+use crate::cli::connection::Connection;
 use crate::cli::exit;
+use crate::cli::journal::shown;
 use crate::cli::output::{self, OutputFile};
-use crate::cli::plan::ManifestArgs;
-use crate::engine::tenants::{
+use mfactl::engine::tenants::{
     ROLLUP_FORMAT_VERSION, Rollup, TenantFiles, TenantOutcome, TenantStatus,
 };
-use crate::graph::auth::{self, SourceKind};
-use crate::graph::{AppBudgets, GraphClient, Transport};
-use crate::manifest::Manifest;
-use crate::manifest::tenants::{self, TenantTarget};
-use crate::plan::Plan;
-use crate::plan::seal::PlanKey;
-use crate::report::{self, ReportKind};
-use crate::text::printable;
+use mfactl::graph::auth::{self, SourceKind};
+use mfactl::graph::{AppBudgets, GraphClient, Transport};
+use mfactl::manifest::Manifest;
+use mfactl::manifest::tenants::{self, TenantTarget};
+use mfactl::plan::Plan;
+use mfactl::plan::seal::PlanKey;
+use mfactl::report::{self, ReportKind};
+use mfactl::text::printable;
 
 /// The journal of a tenant's apply, in its folder.
 pub(super) const JOURNAL: &str = "journal.jsonl";
@@ -43,6 +44,8 @@ pub(super) struct Run<'a> {
     pub tenants: Vec<TenantTarget>,
     pub out_dir: PathBuf,
     pub reading: &'a ManifestArgs,
+    /// How each tenant's live values are read (`--read-path`, `--max-report-age`).
+    pub read: mfactl::engine::ReadOptions,
     pub graph: &'a GraphArgs,
     pub root: String,
     /// The app's ceilings, shared by every tenant's transport.
@@ -58,6 +61,7 @@ pub(super) struct Setup<'a> {
     pub command: &'static str,
     pub manifest: &'a Path,
     pub reading: &'a ManifestArgs,
+    pub read: &'a ReadArgs,
     pub graph: &'a GraphArgs,
     pub many: &'a TenantsArgs,
     /// `apply --resume DIR`: the folder of the run to finish (its journals are expected).
@@ -68,7 +72,7 @@ pub(super) struct Setup<'a> {
 /// the tenants file, the Graph root, the credential source (one that can sign in to any
 /// tenant), and the folders (made now, readable by the owner only). Nothing is sent.
 pub(super) fn prepare<'a>(setup: Setup<'a>) -> miette::Result<Run<'a>> {
-    let manifest = crate::cli::plan::load_manifest(setup.manifest, setup.reading)?;
+    let manifest = crate::cli::args::load_manifest(setup.manifest, setup.reading)?;
     let tenants_path = setup
         .many
         .tenants
@@ -77,7 +81,7 @@ pub(super) fn prepare<'a>(setup: Setup<'a>) -> miette::Result<Run<'a>> {
     let tenants = tenants::load(tenants_path).map_err(miette::Report::new)?;
     let root = setup.graph.graph_root()?;
     check_source(setup.graph, &root, &tenants.tenants[0])?;
-    let key = crate::cli::plan::plan_key()?;
+    let key = crate::cli::saved_plan::plan_key()?;
     let out_dir = out_dir(&setup)?;
     make_folders(&out_dir, &tenants.tenants, setup.resume.is_some())?;
     Ok(Run {
@@ -88,6 +92,7 @@ pub(super) fn prepare<'a>(setup: Setup<'a>) -> miette::Result<Run<'a>> {
         tenants: tenants.tenants,
         out_dir,
         reading: setup.reading,
+        read: setup.read.options(setup.graph.tenant_size),
         graph: setup.graph,
         root,
         app: Arc::new(AppBudgets::documented()),
@@ -166,7 +171,7 @@ fn check_source(graph: &GraphArgs, root: &str, first: &TenantTarget) -> miette::
     let mut settings = graph.auth.settings(graph.cloud, root, None);
     settings.tenant = Some(first.tenant.clone());
     let credential =
-        auth::choose(&settings, graph.auth.auth).map_err(crate::cli::auth::sign_in_error)?;
+        auth::choose(&settings, graph.auth.auth).map_err(crate::cli::sign_in::sign_in_error)?;
     let why = match credential.kind() {
         SourceKind::Secret | SourceKind::Certificate | SourceKind::Workload => return Ok(()),
         SourceKind::Token => "a token given as is (MFACTL_ACCESS_TOKEN, --token-file) is for one \
@@ -262,7 +267,7 @@ fn sign_in_failed(
         )
     );
     if !consent {
-        return crate::cli::auth::sign_in_error(error);
+        return crate::cli::sign_in::sign_in_error(error);
     }
     let authority = settings
         .authority()
@@ -427,10 +432,6 @@ pub(super) fn finish(
         }
     })?;
     Ok(rollup.exit_code)
-}
-
-fn shown(path: &Path) -> String {
-    printable(&path.display().to_string()).into_owned()
 }
 
 #[cfg(test)]
