@@ -56,14 +56,35 @@ fn customer(index: usize, users: usize) -> Tenant {
     tenant
 }
 
-/// CPU seconds (user + system) used so far by this process (`RUSAGE_SELF`: the emulator) or by
-/// its children that ended (`RUSAGE_CHILDREN`: the binary's runs).
-fn cpu_seconds(who: libc::c_int) -> f64 {
+/// Whose CPU time [`cpu_seconds`] counts.
+#[derive(Clone, Copy, Debug)]
+enum Whose {
+    /// This process: the emulator.
+    This,
+    /// Its children that ended: the binary's runs.
+    Children,
+}
+
+/// CPU seconds (user + system) used so far by this process (the emulator) or by its children
+/// that ended (the binary's runs).
+#[cfg(unix)]
+fn cpu_seconds(whose: Whose) -> f64 {
+    let who = match whose {
+        Whose::This => libc::RUSAGE_SELF,
+        Whose::Children => libc::RUSAGE_CHILDREN,
+    };
     // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(who, &mut usage) };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Off Unix there is no rusage: CPU time is not measured (NaN, printed as such); the bench's
+/// figures are wall times, which do not need it.
+#[cfg(not(unix))]
+fn cpu_seconds(_: Whose) -> f64 {
+    f64::NAN
 }
 
 /// What one run of the binary took: wall time, and CPU time of the binary and of the emulator.
@@ -76,10 +97,7 @@ struct Took {
 
 /// Runs `mfactl ARGS` as the app against the emulator; its wall and CPU time.
 async fn mfactl(emulator: &Emulator, dir: &Path, args: &[&str]) -> Took {
-    let (children, own) = (
-        cpu_seconds(libc::RUSAGE_CHILDREN),
-        cpu_seconds(libc::RUSAGE_SELF),
-    );
+    let (children, own) = (cpu_seconds(Whose::Children), cpu_seconds(Whose::This));
     let binary = env!("CARGO_BIN_EXE_mfactl");
     let started = Instant::now();
     let out = tokio::process::Command::new(binary)
@@ -104,8 +122,8 @@ async fn mfactl(emulator: &Emulator, dir: &Path, args: &[&str]) -> Took {
     );
     Took {
         wall,
-        client_cpu: cpu_seconds(libc::RUSAGE_CHILDREN) - children,
-        emulator_cpu: cpu_seconds(libc::RUSAGE_SELF) - own,
+        client_cpu: cpu_seconds(Whose::Children) - children,
+        emulator_cpu: cpu_seconds(Whose::This) - own,
     }
 }
 
